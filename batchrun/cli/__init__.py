@@ -1,0 +1,1 @@
+"""The ``batchrun`` command line."""

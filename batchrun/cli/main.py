@@ -1,0 +1,56 @@
+"""Entry point of the ``batchrun`` command: a click group whose subcommands live in sibling modules.
+
+Subcommands are imported only when invoked, so ``batchrun validate`` never pays for the Azure SDK imports.
+Every :class:`~batchrun.errors.BatchrunError` becomes its message on stderr and its exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from batchrun.errors import BatchrunError
+
+# name -> "module:attribute" of a click.Command; one line per command, owned by the module that defines it.
+COMMANDS: dict[str, str] = {
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module_name), attribute)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BatchrunError as error:
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="batchrun")
+def cli() -> None:
+    """Declarative workload runner for Azure Batch."""
+
+
+def main() -> None:
+    cli(prog_name="batchrun")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Desired state: a fully expanded, validated workload.
+
+Produced by ``batchrun.manifest`` (load -> validate -> expand) and consumed by ``batchrun.plan``. Nothing here
+refers to an SDK type. Batch resource bodies are kept as JSON-like mappings in Batch REST camelCase
+(api-version 2025-06-01) so anything Batch accepts can be expressed; batchrun's own conveniences (storage inputs,
+outputs, package short names, dependency globs, factories) are already resolved into plain fields:
+
+* ``PoolSpec.properties``: the pool body without ``id``; the manifest's ``packages: [name]`` short form is merged
+  into ``applicationPackageReferences`` as ``{"applicationId": id, "version": version}``.
+* ``JobSpec.properties``: the job body without ``id`` and ``tasks``; ``poolInfo`` defaults to the manifest's pool.
+* ``TaskSpec.properties``: the task body without ``id``; ``dependsOn`` is resolved to Batch's
+  ``{"taskIds": [...], "taskIdRanges": [...]}``. Storage ``inputs`` and ``outputs`` stay separate because their
+  URLs carry SAS tokens that are generated at apply time and must never count as a change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+UploadCondition = Literal["tasksuccess", "taskfailure", "taskcompletion"]
+
+
+@dataclass(frozen=True)
+class StorageInput:
+    """Local files uploaded to ``container`` under ``prefix``; tasks reference them by ``name``."""
+
+    name: str
+    source: Path  # absolute path of a file or a directory
+    container: str
+    prefix: str = ""  # blob name prefix: "" or ending in "/"
+
+
+@dataclass(frozen=True)
+class StorageOutputs:
+    """Where task outputs go."""
+
+    container: str
+
+
+@dataclass(frozen=True)
+class PackageSpec:
+    """A Batch application package version built from a local directory or zip file."""
+
+    id: str
+    version: str
+    source: Path  # absolute path of a directory (zipped reproducibly) or a .zip file
+    set_default: bool = False
+    allow_updates: bool = False
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    id: str
+    properties: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class TaskOutput:
+    """Files matching ``pattern`` (relative to the task working directory) uploaded to the outputs container."""
+
+    pattern: str
+    path: str  # blob name for a literal pattern, blob name prefix for a wildcard pattern
+    upload_condition: UploadCondition = "taskcompletion"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    id: str
+    properties: Mapping[str, Any]
+    inputs: tuple[str, ...] = ()  # names of StorageInput downloaded into the working directory
+    outputs: tuple[TaskOutput, ...] = ()
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: str
+    properties: Mapping[str, Any]
+    tasks: tuple[TaskSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One expanded manifest."""
+
+    name: str
+    manifest_path: Path
+    digest: str  # sha256 hex of the canonical JSON of the expanded desired state
+    labels: Mapping[str, str] = field(default_factory=dict)
+    inputs: tuple[StorageInput, ...] = ()
+    outputs: StorageOutputs | None = None
+    packages: tuple[PackageSpec, ...] = ()
+    pool: PoolSpec | None = None
+    job: JobSpec | None = None
