@@ -1,0 +1,169 @@
+"""Azurite, Microsoft's storage emulator: installation on first use and process start/stop.
+
+Azurite is an npm package. It is installed once into ``<tools_dir>/azurite-<version>`` (the local state folder's
+``tools`` by default) and started as a child process serving the blob endpoint on loopback.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from batchrun.errors import LocalTargetError
+
+# 3.35.0 is the newest Azurite that supports Node.js 20; newer ones declare node >= 21.
+AZURITE_VERSION = "3.35.0"
+# Azurite's well-known development account (public, documented by Microsoft; not a secret).
+DEV_ACCOUNT_NAME = "devstoreaccount1"
+DEV_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+@dataclass(frozen=True)
+class AzuriteEndpoint:
+    host: str
+    port: int
+    account_name: str = DEV_ACCOUNT_NAME
+    account_key: str = DEV_ACCOUNT_KEY
+
+    @property
+    def blob_url(self) -> str:
+        return f"http://{self.host}:{self.port}/{self.account_name}"
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={self.account_name};AccountKey={self.account_key};"
+            f"BlobEndpoint={self.blob_url};"
+        )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def ensure_installed(tools_dir: Path) -> Path:
+    """Install Azurite into ``tools_dir`` unless present; return the path of its ``azurite-blob`` launcher.
+
+    Concurrent callers (parallel test workers, two terminals) are serialised with a file lock.
+    """
+    target = tools_dir / f"azurite-{AZURITE_VERSION}"
+    launcher = target / "node_modules" / ".bin" / "azurite-blob"
+    if launcher.exists():
+        return launcher
+    node = shutil.which("node")
+    npm = shutil.which("npm")
+    if node is None or npm is None:
+        raise LocalTargetError(
+            "Node.js and npm are needed for the local storage emulator (Azurite) but were not found on PATH; "
+            "install Node.js 20 or newer (e.g. 'apt-get install nodejs npm') and run the command again"
+        )
+    tools_dir.mkdir(parents=True, exist_ok=True)
+    with open(tools_dir / ".azurite-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if launcher.exists():
+            return launcher
+        staging = tools_dir / f".azurite-{AZURITE_VERSION}.{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        result = subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix", str(staging),
+             f"azurite@{AZURITE_VERSION}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            tail = "\n".join(result.stderr.strip().splitlines()[-5:])
+            raise LocalTargetError(
+                f"installing Azurite {AZURITE_VERSION} with npm failed (exit {result.returncode}):\n{tail}\n"
+                "check that the npm registry is reachable and run the command again"
+            )
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    return launcher
+
+
+def azurite_command(launcher: Path, data_dir: Path, host: str, port: int) -> list[str]:
+    return [
+        str(launcher),
+        "--blobHost", host,
+        "--blobPort", str(port),
+        "--location", str(data_dir),
+        "--silent",
+        "--disableTelemetry",
+        # azure-storage-blob sends an x-ms-version newer than Azurite 3.35 knows.
+        "--skipApiVersionCheck",
+    ]
+
+
+def start_azurite(
+    tools_dir: Path, data_dir: Path, host: str = "127.0.0.1", port: int = 0, log_path: Path | None = None
+) -> tuple[subprocess.Popen[bytes], AzuriteEndpoint]:
+    """Start Azurite's blob service and wait until it accepts connections."""
+    launcher = ensure_installed(tools_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port(host)
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
+    try:
+        process = subprocess.Popen(
+            azurite_command(launcher, data_dir, host, port),
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    finally:
+        if log_path:
+            log.close()  # type: ignore[union-attr]
+    endpoint = AzuriteEndpoint(host, port)
+    wait_for_port(host, port, process, what="Azurite", timeout=30.0, log_path=log_path)
+    return process, endpoint
+
+
+def wait_for_port(
+    host: str,
+    port: int,
+    process: subprocess.Popen[bytes] | None,
+    what: str,
+    timeout: float,
+    log_path: Path | None = None,
+) -> None:
+    """Wait until ``host:port`` accepts TCP connections, failing fast if ``process`` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            hint = f"; see {log_path}" if log_path else ""
+            raise LocalTargetError(f"{what} exited with code {process.returncode} while starting{hint}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    hint = f"; see {log_path}" if log_path else ""
+    raise LocalTargetError(f"{what} did not start listening on {host}:{port} within {timeout:.0f} s{hint}")
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Terminate a child started in its own session, escalating to SIGKILL."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=timeout)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(process.pid, 9)
+        except ProcessLookupError:
+            return
+        process.wait(timeout=timeout)
