@@ -1,0 +1,164 @@
+"""SDK clients built from a :class:`batchrun.target.Target`: Batch data plane, Blob storage, Batch management.
+
+Shared key when the target carries keys, ``DefaultAzureCredential`` otherwise. The local target's management
+plane speaks plain http with a static bearer token, which azure-core's bearer policy refuses over http, so a
+small policy sets that header instead. With ``request_log`` set, every HTTP attempt prints one redacted line
+(method, URL without signatures, status, milliseconds): that is the CLI's ``-v``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.batch import BatchClient
+from azure.core.credentials import AccessToken, AzureNamedKeyCredential
+from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.core.pipeline.policies import HTTPPolicy, SansIOHTTPPolicy
+from azure.storage.blob import BlobServiceClient
+
+from batchrun.redact import redact
+from batchrun.target import Target
+
+RequestLog = Callable[[str], None]
+
+# Parallel task adds and uploads use up to this many threads; the HTTP connection pool must be as large.
+CONNECTION_POOL_SIZE = 32
+
+
+class RequestLogPolicy(HTTPPolicy[Any, Any]):
+    """Report one redacted line per HTTP attempt to ``sink``."""
+
+    def __init__(self, sink: RequestLog, secrets: tuple[str, ...]) -> None:
+        super().__init__()
+        self._sink = sink
+        self._secrets = secrets
+
+    def send(self, request: PipelineRequest[Any]) -> PipelineResponse[Any, Any]:
+        started = time.perf_counter()
+        http_request = request.http_request
+        try:
+            response: PipelineResponse[Any, Any] = self.next.send(request)
+        except Exception as error:
+            elapsed = (time.perf_counter() - started) * 1000
+            line = f"{http_request.method} {http_request.url} -> {type(error).__name__} ({elapsed:.0f} ms)"
+            self._sink(redact(line, *self._secrets))
+            raise
+        elapsed = (time.perf_counter() - started) * 1000
+        status = response.http_response.status_code
+        line = f"{http_request.method} {http_request.url} -> {status} ({elapsed:.0f} ms)"
+        self._sink(redact(line, *self._secrets))
+        return response
+
+
+class StaticBearerPolicy(SansIOHTTPPolicy[Any, Any]):
+    """Authorization: Bearer <token> for the local management plane (plain http on loopback)."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self._token = token
+
+    def on_request(self, request: PipelineRequest[Any]) -> None:
+        request.http_request.headers["Authorization"] = f"Bearer {self._token}"
+
+
+class StaticTokenCredential:
+    """A TokenCredential returning a fixed token (local target only)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken(self._token, int(time.time()) + 3600)
+
+
+def _transport(request_log: RequestLog | None, target: Target) -> dict[str, Any]:
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=CONNECTION_POOL_SIZE)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    options: dict[str, Any] = {"transport": RequestsTransport(session=session, session_owner=True)}
+    if request_log is not None:
+        options["per_retry_policies"] = [RequestLogPolicy(request_log, target.secrets())]
+    return options
+
+
+def default_credential() -> Any:
+    """Entra ID credential chain (environment, managed identity, Azure CLI, ...)."""
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+def build_batch_client(target: Target, request_log: RequestLog | None = None) -> BatchClient:
+    credential: Any
+    if target.batch_key is not None:
+        credential = AzureNamedKeyCredential(target.batch_account, target.batch_key)
+    else:
+        credential = default_credential()
+    return BatchClient(target.batch_url, credential, **_transport(request_log, target))
+
+
+def build_blob_service(target: Target, request_log: RequestLog | None = None) -> BlobServiceClient:
+    credential: Any
+    if target.storage_key is not None:
+        credential = {"account_name": target.storage_account, "account_key": target.storage_key}
+    else:
+        credential = default_credential()
+    return BlobServiceClient(target.blob_url, credential=credential, **_transport(request_log, target))
+
+
+def build_management_client(target: Target, request_log: RequestLog | None = None) -> Any:
+    """BatchManagementClient for application packages; needs subscription, resource group and account name."""
+    from azure.mgmt.batch import BatchManagementClient
+
+    options = _transport(request_log, target)
+    credential: Any
+    if target.management_token is not None:
+        credential = StaticTokenCredential(target.management_token)
+        options["authentication_policy"] = StaticBearerPolicy(target.management_token)
+    else:
+        credential = default_credential()
+    return BatchManagementClient(
+        credential, target.subscription_id or "", base_url=target.management_url, **options
+    )
+
+
+@dataclass
+class Clients:
+    """The clients of one command run; the management client is built on first use."""
+
+    target: Target
+    batch: BatchClient
+    blob: BlobServiceClient
+    request_log: RequestLog | None = None
+    _management: Any = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def management(self) -> Any:
+        with self._lock:
+            if self._management is None:
+                self._management = build_management_client(self.target, self.request_log)
+            return self._management
+
+    def close(self) -> None:
+        self.batch.close()
+        self.blob.close()
+        if self._management is not None:
+            self._management.close()
+
+
+def build_clients(target: Target, request_log: RequestLog | None = None) -> Clients:
+    """Build the Batch and Blob clients for ``target``; ``request_log`` gets one redacted line per request."""
+    return Clients(
+        target=target,
+        batch=build_batch_client(target, request_log),
+        blob=build_blob_service(target, request_log),
+        request_log=request_log,
+    )
