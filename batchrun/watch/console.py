@@ -1,0 +1,64 @@
+"""How batchrun writes for people: rich on terminals, plain text elsewhere, colour only where wanted."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, TextIO
+
+from rich.console import Console
+
+OutputFormat = Literal["text", "json"]
+
+# Width for non-terminals (logs, pipes): wide enough for a summary table without wrapping stderr lines early.
+PLAIN_WIDTH = 120
+
+
+def _stdout() -> TextIO:
+    return sys.stdout
+
+
+def _stderr() -> TextIO:
+    return sys.stderr
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """Where and how a command writes.
+
+    ``terminal`` None means "ask the stream"; ``color`` None means "on terminals, unless NO_COLOR is set".
+    Progress of a JSON run goes to ``progress_stream`` as plain lines so that ``stream`` holds only the JSON.
+    """
+
+    stream: TextIO = field(default_factory=_stdout)
+    format: OutputFormat = "text"
+    terminal: bool | None = None
+    color: bool | None = None
+    progress_stream: TextIO = field(default_factory=_stderr)
+
+    def is_terminal(self) -> bool:
+        if self.terminal is not None:
+            return self.terminal
+        isatty = getattr(self.stream, "isatty", None)
+        return bool(isatty and isatty())
+
+    def use_color(self, environ: Mapping[str, str] | None = None) -> bool:
+        env = os.environ if environ is None else environ
+        if self.color is not None:
+            return self.color and self.is_terminal()
+        return self.is_terminal() and not env.get("NO_COLOR")
+
+    def console(self) -> Console:
+        terminal = self.is_terminal()
+        return Console(
+            file=self.stream,
+            force_terminal=terminal,
+            no_color=not self.use_color(),
+            color_system="auto" if self.use_color() else None,
+            highlight=False,
+            emoji=False,
+            width=None if terminal else PLAIN_WIDTH,
+            soft_wrap=False,
+        )

@@ -1,0 +1,193 @@
+"""The wait loop behind ``batchrun wait`` and ``batchrun apply --wait``.
+
+One poll reads the job (state, pool), its task counts and its pool: three requests whatever the number of
+tasks. The nodes of the pool are listed every ``node_poll_every`` polls (one request per 1,000 nodes). A
+verdict is accepted when two consecutive polls agree, or at once when the job itself has completed; the
+confirming poll also lists the nodes, so a pool failure is never decided from a stale node list.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from batchrun.azure.clients import Clients
+from batchrun.azure.monitor import BatchMonitor
+from batchrun.errors import TargetError
+from batchrun.model import Workload
+from batchrun.watch.console import OutputSettings
+from batchrun.watch.progress import EtaEstimator, ProgressView
+from batchrun.watch.render_live import LiveProgressRenderer
+from batchrun.watch.render_plain import PlainProgressRenderer
+from batchrun.watch.result import WaitResult
+from batchrun.watch.snapshot import FailedTask, JobSnapshot, NodeSummary, PoolSnapshot, TaskCounts
+from batchrun.watch.summary import render_summary
+from batchrun.watch.text import clean
+from batchrun.watch.verdict import Outcome, Verdict, decide
+
+
+class ProgressRenderer(Protocol):
+    def update(self, view: ProgressView) -> None: ...
+
+    def close(self, view: ProgressView | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class WaitSettings:
+    poll_interval: float = 2.0  # seconds between polls
+    node_poll_every: int = 5  # list the pool's nodes every this many polls
+    failed_task_limit: int = 10  # failed tasks shown in the summary (with their stderr tails)
+    stderr_lines: int = 5  # last lines of stderr shown per failed task
+    plain_min_interval: float = 5.0  # minimum seconds between two plain progress lines
+
+
+@dataclass
+class _Observation:
+    job: JobSnapshot
+    counts: TaskCounts
+    pool: PoolSnapshot | None
+
+
+def wait_for_workload(
+    clients: Clients,
+    workload: Workload,
+    *,
+    timeout: float | None,
+    output: OutputSettings,
+    settings: WaitSettings | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> WaitResult:
+    """Wait until the workload's job has an outcome, showing progress; print the summary (or JSON); return it.
+
+    The caller exits with ``result.exit_code``. A manifest without a job has nothing to wait for and succeeds.
+    Raises :class:`~batchrun.errors.TargetError` when the job does not exist (the manifest was not applied).
+    """
+    config = settings or WaitSettings()
+    monitor = BatchMonitor(clients.batch)
+    renderer = _renderer(output, config)
+    started = clock()
+    last_view: ProgressView | None = None
+    try:
+        result = _poll_until_verdict(monitor, workload, timeout, config, renderer, started, clock, sleep)
+        last_view = result[1]
+        wait_result = _finish(monitor, workload, result[0], config, clock() - started)
+    finally:
+        renderer.close(last_view)
+    if output.format == "json":
+        output.stream.write(json.dumps(wait_result.to_json(), indent=2) + "\n")
+        output.stream.flush()
+    else:
+        render_summary(output.console(), wait_result)
+    return wait_result
+
+
+def _renderer(output: OutputSettings, config: WaitSettings) -> ProgressRenderer:
+    if output.format == "json":
+        return PlainProgressRenderer(output.progress_stream, min_interval=config.plain_min_interval)
+    if output.is_terminal():
+        return LiveProgressRenderer(output.console())
+    return PlainProgressRenderer(output.stream, min_interval=config.plain_min_interval)
+
+
+@dataclass
+class _Outcome:
+    verdict: Verdict
+    observation: _Observation
+    nodes: NodeSummary | None
+    polls: int
+
+
+def _poll_until_verdict(
+    monitor: BatchMonitor,
+    workload: Workload,
+    timeout: float | None,
+    config: WaitSettings,
+    renderer: ProgressRenderer,
+    started: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> tuple[_Outcome, ProgressView | None]:
+    if workload.job is None:
+        empty = _Observation(JobSnapshot(id="", exists=False), TaskCounts(), None)
+        return _Outcome(Verdict(Outcome.SUCCEEDED, "the manifest defines no job"), empty, None, 0), None
+    job_id = workload.job.id
+    expected_tasks = len(workload.job.tasks)
+    default_pool = workload.pool.id if workload.pool is not None else None
+    eta = EtaEstimator()
+    nodes: NodeSummary | None = None
+    pending: Verdict | None = None
+    polls = 0
+    view: ProgressView | None = None
+    while True:
+        job = monitor.job(job_id)
+        if not job.exists:
+            raise TargetError(
+                f"job/{job_id} does not exist on the target, so there is nothing to wait for: "
+                f"run `batchrun apply {workload.manifest_path}` first (or check --target)."
+            )
+        counts = monitor.task_counts(job_id)
+        pool_id = job.pool_id or default_pool
+        pool = monitor.pool(pool_id) if pool_id else None
+        if pool is not None and pool.exists and (polls % config.node_poll_every == 0 or pending is not None):
+            nodes = monitor.nodes(pool.id)
+        polls += 1
+        elapsed = clock() - started
+        view = ProgressView(
+            elapsed=elapsed,
+            job=job,
+            counts=counts,
+            pool=pool,
+            nodes=nodes,
+            eta=eta.observe(elapsed, counts.completed, counts.total),
+        )
+        renderer.update(view)
+        verdict = decide(job, counts, pool, nodes, expected_tasks=expected_tasks)
+        observation = _Observation(job, counts, pool)
+        if verdict is not None and (
+            job.state == "completed" or (pending and pending.outcome == verdict.outcome)
+        ):
+            return _Outcome(verdict, observation, nodes, polls), view
+        if timeout is not None and elapsed >= timeout:
+            if verdict is not None:
+                return _Outcome(verdict, observation, nodes, polls), view
+            reason = (
+                f"--timeout {timeout:g}s elapsed with {counts.total - counts.completed} task(s) not completed"
+            )
+            return _Outcome(Verdict(Outcome.TIMEOUT, reason), observation, nodes, polls), view
+        pending = verdict
+        pause = config.poll_interval if pending is None else min(config.poll_interval, 1.0)
+        if timeout is not None:
+            pause = max(0.0, min(pause, timeout - elapsed))
+        sleep(pause)
+
+
+def _finish(
+    monitor: BatchMonitor, workload: Workload, outcome: _Outcome, config: WaitSettings, elapsed: float
+) -> WaitResult:
+    """Add the failed tasks (first few, with stderr tails) to the verdict."""
+    observation = outcome.observation
+    failed: list[FailedTask] = []
+    if observation.counts.failed and observation.job.exists:
+        for task in monitor.failed_tasks(observation.job.id, config.failed_task_limit):
+            tail = monitor.tail(observation.job.id, task.id, "stderr.txt", config.stderr_lines)
+            lines = tuple(clean(line) for line in tail.data.decode("utf-8", errors="replace").splitlines())
+            failed.append(
+                FailedTask(
+                    task.id, task.exit_code, task.failure_code, task.failure_message, stderr_tail=lines
+                )
+            )
+    return WaitResult(
+        workload=workload.name,
+        job=observation.job,
+        counts=observation.counts,
+        pool=observation.pool,
+        nodes=outcome.nodes,
+        verdict=outcome.verdict,
+        elapsed=elapsed,
+        polls=outcome.polls,
+        failed_tasks=tuple(failed),
+    )

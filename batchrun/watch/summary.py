@@ -1,0 +1,77 @@
+"""The end-of-wait summary: a table of the outcome and, for failed tasks, exit codes and stderr tails."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from batchrun.watch.progress import format_duration
+from batchrun.watch.result import WaitResult
+from batchrun.watch.text import clean
+from batchrun.watch.verdict import Outcome
+
+_OUTCOME_STYLE = {
+    Outcome.SUCCEEDED: "bold green",
+    Outcome.TASKS_FAILED: "bold red",
+    Outcome.POOL_FAILED: "bold red",
+    Outcome.TIMEOUT: "bold yellow",
+}
+
+
+def render_summary(console: Console, result: WaitResult) -> None:
+    counts = result.counts
+    table = Table(
+        box=box.SIMPLE, show_header=False, title=f"Workload {result.workload}", title_justify="left"
+    )
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row(
+        "Outcome", Text(f"{result.outcome.value} (exit {result.exit_code})", _OUTCOME_STYLE[result.outcome])
+    )
+    table.add_row("Reason", clean(result.verdict.reason))
+    table.add_row("Job", f"{result.job.id} ({result.job.state or 'unknown'})")
+    table.add_row(
+        "Tasks",
+        f"{counts.total} total: {counts.succeeded} succeeded, {counts.failed} failed, "
+        f"{counts.running} running, {counts.active} active",
+    )
+    if result.pool is not None:
+        nodes = result.nodes
+        node_text = (
+            f"{nodes.ready} ready, {nodes.starting} starting, {nodes.failed} failed"
+            if nodes is not None
+            else f"{result.pool.current_nodes}/{result.pool.target_nodes} nodes"
+        )
+        table.add_row("Pool", f"{result.pool.id}: {node_text}")
+        for error in result.pool.resize_errors:
+            table.add_row("Resize error", clean(f"{error.code}: {error.message}"))
+    table.add_row("Elapsed", format_duration(result.elapsed))
+    console.print(table)
+    if result.failed_tasks:
+        render_failed_tasks(console, result)
+
+
+def render_failed_tasks(console: Console, result: WaitResult) -> None:
+    shown = len(result.failed_tasks)
+    title = (
+        f"Failed tasks ({shown} of {result.counts.failed})"
+        if result.failed_tasks_truncated
+        else "Failed tasks"
+    )
+    table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left")
+    table.add_column("task", no_wrap=True)
+    table.add_column("exit", justify="right")
+    table.add_column("failure")
+    table.add_column("last lines of stderr", overflow="fold")
+    for task in result.failed_tasks:
+        table.add_row(
+            task.id,
+            "" if task.exit_code is None else str(task.exit_code),
+            clean(task.failure_code or ""),
+            clean("\n".join(task.stderr_tail)) or Text("(empty)", style="dim"),
+        )
+    console.print(table)
+    if result.failed_tasks_truncated:
+        console.print(f"... and {result.counts.failed - shown} more; see `batchrun logs FILE --failed`.")
