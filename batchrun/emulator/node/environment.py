@@ -1,0 +1,126 @@
+"""The environment of a task process: host basics, the job's and task's settings, then Batch's AZ_BATCH_* set.
+
+Order (later wins): a few host variables so programs and /bin/sh work (PATH, HOME, LANG, ...), the job's
+``commonEnvironmentSettings``, the task's ``environmentSettings``, application package variables, and the
+AZ_BATCH_* variables that the Batch node agent owns.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from batchrun.emulator.node.layout import JOB_PREPARATION_DIR, job_directory, start_task_directory
+from batchrun.emulator.node.model import EnvironmentSettings, NodeIdentity, TaskLaunch
+
+HOST_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL", "TERM")
+_PACKAGE_NAME_CHARS = re.compile(r"[.\-#]")
+
+
+def settings_to_mapping(settings: EnvironmentSettings | None) -> dict[str, str]:
+    """``[{"name", "value"}]`` (REST shape) or a mapping, as a dict; a missing value is the empty string."""
+    if settings is None:
+        return {}
+    if isinstance(settings, Mapping):
+        return {str(name): str(value) for name, value in settings.items()}
+    result: dict[str, str] = {}
+    for item in settings:
+        name = item.get("name")
+        if isinstance(name, str) and name:
+            value = item.get("value")
+            result[name] = "" if value is None else str(value)
+    return result
+
+
+def package_variable_names(application_id: str, version: str | None) -> list[str]:
+    """Names Batch gives the variable pointing at an extracted package on Linux.
+
+    Linux replaces ``.``, ``-`` and ``#`` with ``_``. Microsoft's docs disagree on the case (the application
+    packages page keeps the application id's case, the environment variables page shows lowercase), so both
+    spellings are set when they differ: scripts written for either convention work.
+    """
+    suffix = application_id if version is None else f"{application_id}_{version}"
+    exact = "AZ_BATCH_APP_PACKAGE_" + _PACKAGE_NAME_CHARS.sub("_", suffix)
+    lower = "AZ_BATCH_APP_PACKAGE_" + _PACKAGE_NAME_CHARS.sub("_", suffix.lower())
+    return [exact] if exact == lower else [exact, lower]
+
+
+def user_identity_name(spec: Mapping[str, Any], kind: str) -> str:
+    """AZ_BATCH_TASK_USER_IDENTITY: ``PoolNonAdmin``, ``TaskAdmin``, ... or the named user account."""
+    identity = spec.get("userIdentity") or {}
+    if isinstance(identity, Mapping):
+        if identity.get("username"):
+            return str(identity["username"])
+        auto = identity.get("autoUser") or {}
+        if isinstance(auto, Mapping):
+            scope = str(auto.get("scope") or "pool")  # Batch's default scope is pool
+            elevation = str(auto.get("elevationLevel") or "nonadmin")
+            return ("Pool" if scope == "pool" else "Task") + ("Admin" if elevation == "admin" else "NonAdmin")
+    return "PoolNonAdmin"
+
+
+def task_environment(
+    identity: NodeIdentity,
+    launch: TaskLaunch,
+    task_dir: Path,
+    package_dirs: Sequence[tuple[str, str | None, Path]],
+    host: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The full environment of the process of ``launch``. ``package_dirs``: (application id, version or None
+    for the default-version form, extracted folder)."""
+    source = os.environ if host is None else host
+    env = {name: source[name] for name in HOST_VARIABLES if name in source}
+    env.setdefault("PATH", os.defpath)
+    if launch.kind != "starttask":
+        env.update(settings_to_mapping(launch.job_environment))
+    env.update(settings_to_mapping(launch.spec.get("environmentSettings")))
+    for application_id, version, folder in package_dirs:
+        for name in package_variable_names(application_id, version):
+            env[name] = str(folder)
+
+    root = identity.root
+    env.update(
+        {
+            "AZ_BATCH_ACCOUNT_NAME": identity.account_name,
+            "AZ_BATCH_ACCOUNT_URL": identity.account_url,
+            "AZ_BATCH_POOL_ID": identity.pool_id,
+            "AZ_BATCH_NODE_ID": identity.node_id,
+            "AZ_BATCH_NODE_IS_DEDICATED": "true" if identity.is_dedicated else "false",
+            "AZ_BATCH_NODE_ROOT_DIR": str(root),
+            "AZ_BATCH_NODE_SHARED_DIR": str(root / "shared"),
+            "AZ_BATCH_NODE_STARTUP_DIR": str(start_task_directory(identity)),
+            "AZ_BATCH_NODE_STARTUP_WORKING_DIR": str(start_task_directory(identity) / "wd"),
+            "AZ_BATCH_NODE_MOUNTS_DIR": str(root / "fsmounts"),
+            "AZ_BATCH_TASK_DIR": str(task_dir),
+            "AZ_BATCH_TASK_WORKING_DIR": str(task_dir / "wd"),
+            "AZ_BATCH_TASK_USER_IDENTITY": user_identity_name(launch.spec, launch.kind),
+            "AZ_BATCH_TASK_USER": _host_user(),
+        }
+    )
+    if launch.kind != "starttask":
+        env["AZ_BATCH_JOB_ID"] = launch.job_id
+        env["AZ_BATCH_TASK_ID"] = launch.task_id
+        prep_dir = job_directory(identity, launch.job_id) / JOB_PREPARATION_DIR
+        # Set for every task of a job that has a preparation task, which has then run on this node first.
+        if launch.kind == "jobpreparation" or prep_dir.is_dir():
+            env["AZ_BATCH_JOB_PREP_DIR"] = str(prep_dir)
+            env["AZ_BATCH_JOB_PREP_WORKING_DIR"] = str(prep_dir / "wd")
+    if launch.kind == "task" and launch.spec.get("multiInstanceSettings") and launch.node_ips:
+        ips = list(launch.node_ips)
+        env["AZ_BATCH_IS_CURRENT_NODE_MASTER"] = "true"
+        env["AZ_BATCH_MASTER_NODE"] = ips[0]
+        env["AZ_BATCH_HOST_LIST"] = ",".join(ips)
+        env["AZ_BATCH_NODE_LIST"] = ";".join(ips)
+        env["AZ_BATCH_TASK_SHARED_DIR"] = str(task_dir)
+    return env
+
+
+def _host_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())

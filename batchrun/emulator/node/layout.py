@@ -1,0 +1,63 @@
+"""The folder layout of a simulated node, as on a Batch Linux node (AZ_BATCH_NODE_ROOT_DIR = ``root``).
+
+root/applications/       extracted application packages
+root/fsmounts/           mount points (AZ_BATCH_NODE_MOUNTS_DIR)
+root/shared/             AZ_BATCH_NODE_SHARED_DIR
+root/startup/            the start task: stdout.txt, stderr.txt, wd/
+root/volatile/           node-agent scratch
+root/workitems/<job>/job-1/<task>/          a task: stdout.txt, stderr.txt, wd/
+root/workitems/<job>/job-1/jobpreparation/  the job preparation task (AZ_BATCH_JOB_PREP_DIR)
+root/workitems/<job>/job-1/jobrelease/      the job release task
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from batchrun.emulator.node.model import NodeIdentity, TaskLaunch
+
+ROOT_DIRECTORIES = ("applications", "fsmounts", "shared", "startup", "volatile", "workitems")
+JOB_PREPARATION_DIR = "jobpreparation"
+JOB_RELEASE_DIR = "jobrelease"
+
+
+def node_root(nodes_dir: Path, pool_id: str, node_id: str) -> Path:
+    """Where the node ``node_id`` of ``pool_id`` keeps its files under the emulator's ``nodes`` folder."""
+    return nodes_dir / _safe_segment(pool_id) / _safe_segment(node_id)
+
+
+def prepare_node(identity: NodeIdentity) -> None:
+    """Create the node's Batch folder layout (idempotent)."""
+    for name in ROOT_DIRECTORIES:
+        (identity.root / name).mkdir(parents=True, exist_ok=True)
+
+
+def job_directory(identity: NodeIdentity, job_id: str) -> Path:
+    return identity.root / "workitems" / _safe_segment(job_id) / "job-1"
+
+
+def task_directory(identity: NodeIdentity, job_id: str, task_id: str) -> Path:
+    """The task's folder (``stdout.txt``, ``stderr.txt``, ``wd/``): ``workitems/<job>/job-1/<task>``."""
+    return job_directory(identity, job_id) / _safe_segment(task_id)
+
+
+def start_task_directory(identity: NodeIdentity) -> Path:
+    return identity.root / "startup"
+
+
+def launch_directory(identity: NodeIdentity, launch: TaskLaunch) -> Path:
+    """The folder of whatever ``launch`` runs: a task, the start task, or the job prep/release task."""
+    if launch.kind == "starttask":
+        return start_task_directory(identity)
+    if launch.kind == "jobpreparation":
+        return job_directory(identity, launch.job_id) / JOB_PREPARATION_DIR
+    if launch.kind == "jobrelease":
+        return job_directory(identity, launch.job_id) / JOB_RELEASE_DIR
+    return task_directory(identity, launch.job_id, launch.task_id)
+
+
+def _safe_segment(name: str) -> str:
+    # Batch ids are [A-Za-z0-9_-]; anything else (or a traversal attempt) must not leave the node root.
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ValueError(f"invalid id for a node folder: {name!r}")
+    return name

@@ -1,0 +1,91 @@
+"""The data exchanged between the emulator service and the node runtime (see docs/architecture.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+TaskKind = Literal["task", "starttask", "jobpreparation", "jobrelease"]
+TaskResult = Literal["success", "failure"]
+# Which stage produced a failure, so the service can pick the matching exitConditions entry:
+# "preprocessing" (the command never ran: resource files, packages, launch), "fileupload" (outputFiles),
+# "execution" (the process ran and exited non-zero or was ended).
+FailureStage = Literal["preprocessing", "fileupload", "execution"]
+FailureInfo = dict[str, Any]
+# Job commonEnvironmentSettings as stored ([{"name", "value"}]) or already as a mapping.
+EnvironmentSettings = Sequence[Mapping[str, Any]] | Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    """One simulated compute node: where its root folder is and what Batch says about it."""
+
+    root: Path
+    account_name: str
+    account_url: str
+    pool_id: str
+    node_id: str
+    is_dedicated: bool = True
+
+
+@dataclass(frozen=True)
+class StorageAccess:
+    """The storage account linked to the Batch account (auto-storage): Azurite locally."""
+
+    blob_endpoint: str
+    account_name: str
+    account_key: str
+
+    def __repr__(self) -> str:  # never show the key in logs or tracebacks
+        return f"StorageAccess(blob_endpoint={self.blob_endpoint!r}, account_name={self.account_name!r})"
+
+
+@dataclass(frozen=True)
+class PackageBlob:
+    """An application package version (a zip) stored in the linked storage account.
+
+    ``version`` is the resolved version; ``referenced_without_version`` is true when the task or pool
+    referenced the application without a version (so the default version was used), which adds Batch's
+    version-less ``AZ_BATCH_APP_PACKAGE_<appid>`` variable. References without a ``version`` in the task's
+    own ``applicationPackageReferences`` are detected from ``TaskLaunch.spec`` as well.
+    """
+
+    application_id: str
+    version: str
+    container: str
+    blob_name: str
+    referenced_without_version: bool = False
+
+
+@dataclass(frozen=True)
+class TaskLaunch:
+    """One run of one task on one node.
+
+    ``spec`` is the task's REST JSON body as stored (camelCase): a task, the pool's ``startTask``, or the
+    job's ``jobPreparationTask`` / ``jobReleaseTask``. ``job_environment`` is the job's
+    ``commonEnvironmentSettings`` (ignored for a start task). ``node_ips`` lists the IPs of the nodes of a
+    multi-instance task (primary first).
+    """
+
+    kind: TaskKind
+    job_id: str
+    task_id: str
+    spec: Mapping[str, Any]
+    job_environment: EnvironmentSettings = ()
+    packages: Sequence[PackageBlob] = ()
+    node_ips: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """How a run ended. ``failure_info`` is in REST shape: ``{"category", "code", "message", "details"}``."""
+
+    exit_code: int | None
+    failure_info: FailureInfo | None
+    start_time: datetime | None
+    end_time: datetime
+    result: TaskResult
+    failure_stage: FailureStage | None = None

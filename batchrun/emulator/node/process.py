@@ -1,0 +1,164 @@
+"""Running one command line as a process group that dies with the emulator.
+
+Batch does not run command lines through a shell: on Linux the line is split like a POSIX shell would split
+words (``shlex``) and executed directly. The child gets its own process group (so ending the task ends
+everything it started) and ``PR_SET_PDEATHSIG = SIGKILL`` (so it dies if the emulator process dies, even
+by SIGKILL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import select
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_PRCTL = _LIBC.prctl
+# Seconds between SIGTERM and SIGKILL when a task is ended.
+TERMINATE_GRACE = 1.0
+_POLL_INTERVAL = 0.05
+
+EndReason = Literal["exited", "cancelled", "timeout"]
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    exit_code: int
+    reason: EndReason
+
+
+class LaunchError(Exception):
+    """The command could not be started: ``code`` is CommandProgramNotFound or CommandLaunchFailed."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def split_command_line(command_line: str) -> list[str]:
+    try:
+        words = shlex.split(command_line, posix=True)
+    except ValueError as error:
+        raise LaunchError("CommandLaunchFailed", f"The command line cannot be parsed: {error}") from None
+    if not words:
+        raise LaunchError("CommandLaunchFailed", "The command line is empty")
+    return words
+
+
+def _child_setup(parent_pid: int) -> Callable[[], None]:
+    def setup() -> None:
+        # Runs in the child between fork and exec: only async-signal-safe work here.
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(137)
+
+    return setup
+
+
+def run_process(
+    command_line: str,
+    working_dir: Path,
+    env: Mapping[str, str],
+    stdout_path: Path,
+    stderr_path: Path,
+    cancel: threading.Event,
+    time_limit: float | None,
+) -> ProcessResult:
+    """Run ``command_line`` to its end, streaming output to files; kill its group on cancel or time limit."""
+    words = split_command_line(command_line)
+    with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
+        try:
+            process = subprocess.Popen(
+                words,
+                cwd=working_dir,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=True,
+                preexec_fn=_child_setup(os.getpid()),
+                close_fds=True,
+            )
+        except FileNotFoundError:
+            raise LaunchError(
+                "CommandProgramNotFound",
+                f"The program '{words[0]}' in the task's command line was not found on the node "
+                "(command lines do not run in a shell; use /bin/sh -c '...' for shell features)",
+            ) from None
+        except PermissionError:
+            raise LaunchError("CommandLaunchFailed", f"The program '{words[0]}' is not executable") from None
+        except OSError as error:
+            raise LaunchError(
+                "CommandLaunchFailed", f"Starting '{words[0]}' failed: {error.strerror}"
+            ) from None
+    return _wait(process, cancel, time_limit)
+
+
+def _wait(
+    process: subprocess.Popen[bytes], cancel: threading.Event, time_limit: float | None
+) -> ProcessResult:
+    deadline = None if time_limit is None else time.monotonic() + time_limit
+    pidfd = _open_pidfd(process.pid)
+    try:
+        while True:
+            if process.poll() is not None:
+                return ProcessResult(_exit_code(process.returncode), "exited")
+            if cancel.is_set():
+                return ProcessResult(_end(process), "cancelled")
+            if deadline is not None and time.monotonic() >= deadline:
+                return ProcessResult(_end(process), "timeout")
+            wait = (
+                _POLL_INTERVAL
+                if deadline is None
+                else max(0.0, min(_POLL_INTERVAL, deadline - time.monotonic()))
+            )
+            if pidfd is not None:
+                select.select([pidfd], [], [], wait)  # wakes at once when the child exits
+            else:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=wait)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def _open_pidfd(pid: int) -> int | None:
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return None
+    try:
+        fd: int = opener(pid)
+        return fd
+    except OSError:
+        return None
+
+
+def _end(process: subprocess.Popen[bytes]) -> int:
+    """SIGTERM the group, then SIGKILL what is left after a short grace period."""
+    _signal_group(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=TERMINATE_GRACE)
+    _signal_group(process.pid, signal.SIGKILL)  # also reaps children that ignored SIGTERM
+    process.wait()
+    return _exit_code(process.returncode)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _exit_code(returncode: int) -> int:
+    # A process killed by a signal reports 128 + signal number, as a shell shows it.
+    return 128 - returncode if returncode < 0 else returncode

@@ -1,0 +1,181 @@
+"""``run_task``: one task on one simulated node, from resource files to output files."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from batchrun.emulator.node.durations import time_limit
+from batchrun.emulator.node.environment import task_environment
+from batchrun.emulator.node.failures import (
+    SERVER_ERROR,
+    USER_ERROR,
+    ended_failure,
+    exit_code_failure,
+    failure_info,
+    unsupported_on_host_failure,
+    wall_clock_failure,
+)
+from batchrun.emulator.node.layout import launch_directory, prepare_node
+from batchrun.emulator.node.model import (
+    FailureInfo,
+    FailureStage,
+    NodeIdentity,
+    StorageAccess,
+    TaskLaunch,
+    TaskOutcome,
+)
+from batchrun.emulator.node.outputs import upload_outputs
+from batchrun.emulator.node.packages import PackageError, install_packages
+from batchrun.emulator.node.process import LaunchError, run_process
+from batchrun.emulator.node.resources import ResourceFileError, download_resource_files
+from batchrun.redact import redact
+
+_LOG = logging.getLogger(__name__)
+# Batch's default maxWallClockTime for a job release task.
+JOB_RELEASE_DEFAULT_LIMIT = 15 * 60.0
+
+
+def run_task(
+    identity: NodeIdentity, launch: TaskLaunch, storage: StorageAccess | None, cancel: threading.Event
+) -> TaskOutcome:
+    """Run ``launch`` on the node and report how it ended. Blocks; setting ``cancel`` ends the process group.
+
+    Never raises for anything the task or its inputs did wrong: those become ``failure_info``.
+    """
+    start = _now()
+    try:
+        return _run(identity, launch, storage, cancel, start)
+    except Exception as error:
+        _LOG.exception("node runtime error for %s/%s", launch.job_id, launch.task_id)
+        info = failure_info(
+            SERVER_ERROR, "NodeRuntimeError", f"The local node could not run the task: {redact(str(error))}"
+        )
+        return _failed(start, None, info, "preprocessing")
+
+
+def _run(
+    identity: NodeIdentity,
+    launch: TaskLaunch,
+    storage: StorageAccess | None,
+    cancel: threading.Event,
+    start: datetime,
+) -> TaskOutcome:
+    spec = launch.spec
+    prepare_node(identity)
+    task_dir = launch_directory(identity, launch)
+    working_dir = task_dir / "wd"
+    working_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("stdout.txt", "stderr.txt"):
+        (task_dir / name).touch()
+
+    if spec.get("containerSettings"):
+        return _failed(
+            start,
+            None,
+            unsupported_on_host_failure(
+                "containerSettings need a container engine, which the local target does not drive; remove "
+                "containerSettings (the command then runs directly on this machine) or run against "
+                "Azure Batch"
+            ),
+            "preprocessing",
+        )
+    command_line = spec.get("commandLine")
+    if not isinstance(command_line, str) or not command_line.strip():
+        return _failed(
+            start,
+            None,
+            failure_info(USER_ERROR, "CommandLaunchFailed", "The command line is empty"),
+            "preprocessing",
+        )
+
+    try:
+        package_dirs = install_packages(identity, launch.packages, storage, spec)
+    except PackageError as error:
+        return _failed(start, None, error.info, "preprocessing")
+    env = task_environment(identity, launch, task_dir, package_dirs)
+
+    try:
+        download_resource_files(_list(spec.get("resourceFiles")), working_dir, storage)
+        multi_instance = spec.get("multiInstanceSettings")
+        if launch.kind == "task" and isinstance(multi_instance, Mapping):
+            download_resource_files(_list(multi_instance.get("commonResourceFiles")), task_dir, storage)
+    except ResourceFileError as error:
+        return _failed(start, None, error.info, "preprocessing")
+
+    if cancel.is_set():
+        return _failed(start, None, ended_failure(), "execution")
+    limit_text, limit = _wall_clock_limit(launch)
+    try:
+        result = run_process(
+            command_line, working_dir, env, task_dir / "stdout.txt", task_dir / "stderr.txt", cancel, limit
+        )
+    except LaunchError as error:
+        return _failed(start, None, failure_info(USER_ERROR, error.code, str(error)), "preprocessing")
+
+    info: FailureInfo | None = None
+    stage: FailureStage | None = None
+    if result.reason == "timeout":
+        info, stage = wall_clock_failure(limit_text), "execution"
+    elif result.reason == "cancelled":
+        info, stage = ended_failure(), "execution"
+    elif result.exit_code != 0:
+        info, stage = exit_code_failure(result.exit_code), "execution"
+
+    outputs = _list(spec.get("outputFiles")) if launch.kind == "task" else []
+    if outputs:
+        report = upload_outputs(outputs, working_dir, task_dir, env, succeeded=info is None)
+        if report.failure is not None and info is None:
+            info, stage = report.failure, "fileupload"
+    return TaskOutcome(
+        exit_code=result.exit_code,
+        failure_info=info,
+        start_time=start,
+        end_time=_now(),
+        result="success" if info is None else "failure",
+        failure_stage=stage,
+    )
+
+
+def _wall_clock_limit(launch: TaskLaunch) -> tuple[str, float | None]:
+    spec = launch.spec
+    if launch.kind == "jobrelease":
+        text = spec.get("maxWallClockTime")
+        if not text:
+            return "PT15M", JOB_RELEASE_DEFAULT_LIMIT
+    elif launch.kind == "starttask":
+        return "", None
+    else:
+        constraints = spec.get("constraints")
+        text = constraints.get("maxWallClockTime") if isinstance(constraints, Mapping) else None
+    try:
+        return str(text or ""), time_limit(text)
+    except ValueError:
+        return str(text), None  # the service validates durations on create; never guess a limit here
+
+
+def _list(value: object) -> Sequence[Mapping[str, Any]]:
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return [item for item in value if isinstance(item, Mapping)]
+    return []
+
+
+def _failed(start: datetime, exit_code: int | None, info: FailureInfo, stage: FailureStage) -> TaskOutcome:
+    return TaskOutcome(
+        exit_code=exit_code,
+        failure_info=info,
+        start_time=start,
+        end_time=_now(),
+        result="failure",
+        failure_stage=stage,
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+__all__ = ["run_task"]
