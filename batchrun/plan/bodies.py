@@ -1,0 +1,113 @@
+"""Desired REST bodies for the pool, the job and each task, with batchrun's ownership marks.
+
+Pools and jobs carry metadata ``batchrun.workload`` (ownership), ``batchrun.digest`` (the manifest's digest
+when batchrun last wrote the resource) and ``batchrun.revision`` (the manifest's git commit). Tasks cannot
+carry metadata, so each carries the environment setting ``BATCHRUN_TASK_DIGEST``: a sha256 of everything that
+defines the task except its constraints (which change in place) and the SAS URLs (which change on every run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from batchrun.model import JobSpec, PoolSpec, TaskSpec, Workload
+from batchrun.plan.actions import InputBinding
+from batchrun.plan.live import DIGEST_KEY, REVISION_KEY, TASK_DIGEST_ENV, WORKLOAD_KEY
+
+OWNERSHIP_KEYS = frozenset({WORKLOAD_KEY, DIGEST_KEY, REVISION_KEY})
+
+
+@dataclass(frozen=True)
+class Ownership:
+    workload: str
+    digest: str
+    revision: str  # "" outside git
+
+    def metadata(self) -> dict[str, str]:
+        items = {WORKLOAD_KEY: self.workload, DIGEST_KEY: self.digest}
+        if self.revision:
+            items[REVISION_KEY] = self.revision
+        return items
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def metadata_list(user: Sequence[Mapping[str, Any]], ownership: Ownership) -> list[dict[str, str]]:
+    """The manifest's metadata items followed by batchrun's (which win on a name clash)."""
+    marks = ownership.metadata()
+    items = [{"name": str(i["name"]), "value": str(i["value"])} for i in user if i["name"] not in marks]
+    items.extend({"name": name, "value": value} for name, value in marks.items())
+    return items
+
+
+def user_metadata(properties: Mapping[str, Any]) -> dict[str, str]:
+    return {str(i["name"]): str(i["value"]) for i in properties.get("metadata", ()) or ()}
+
+
+def pool_body(pool: PoolSpec, ownership: Ownership) -> dict[str, Any]:
+    body = {key: value for key, value in pool.properties.items() if key != "metadata"}
+    body["id"] = pool.id
+    body["metadata"] = metadata_list(pool.properties.get("metadata", ()) or (), ownership)
+    return body
+
+
+def job_body(job: JobSpec, ownership: Ownership) -> dict[str, Any]:
+    """The create body, with ``onAllTasksComplete: noaction`` until the tasks are in (no tasks = complete)."""
+    body = {
+        key: value for key, value in job.properties.items() if key not in ("metadata", "onAllTasksComplete")
+    }
+    body["id"] = job.id
+    body["onAllTasksComplete"] = "noaction"
+    body["metadata"] = metadata_list(job.properties.get("metadata", ()) or (), ownership)
+    return body
+
+
+def task_digest(task: TaskSpec, bindings: Mapping[str, InputBinding], outputs_container: str | None) -> str:
+    """Digest of the task definition: properties but constraints, inputs and where they live, outputs."""
+    properties = {key: value for key, value in task.properties.items() if key != "constraints"}
+    document = {
+        "properties": properties,
+        "inputs": [
+            [name, bindings[name].container, bindings[name].prefix] if name in bindings else [name]
+            for name in task.inputs
+        ],
+        "outputs": [[o.pattern, o.path, o.upload_condition] for o in task.outputs],
+        "outputsContainer": outputs_container if task.outputs else None,
+    }
+    return hashlib.sha256(canonical_json(document).encode()).hexdigest()
+
+
+def task_body(task: TaskSpec, digest: str) -> dict[str, Any]:
+    """The task body without storage URLs (added at apply time from ``inputs``/``outputs``)."""
+    body = dict(task.properties)
+    body["id"] = task.id
+    environment = [
+        dict(item)
+        for item in body.get("environmentSettings", ()) or ()
+        if item.get("name") != TASK_DIGEST_ENV
+    ]
+    environment.append({"name": TASK_DIGEST_ENV, "value": digest})
+    body["environmentSettings"] = environment
+    return body
+
+
+def task_operation_args(task: TaskSpec, digest: str) -> dict[str, Any]:
+    args: dict[str, Any] = {"body": task_body(task, digest)}
+    if task.inputs:
+        args["inputs"] = list(task.inputs)
+    if task.outputs:
+        args["outputs"] = [
+            {"pattern": o.pattern, "path": o.path, "uploadCondition": o.upload_condition}
+            for o in task.outputs
+        ]
+    return args
+
+
+def input_bindings(workload: Workload) -> dict[str, InputBinding]:
+    return {i.name: InputBinding(i.name, i.container, i.prefix) for i in workload.inputs}

@@ -1,0 +1,166 @@
+"""Desired x live -> Plan, for apply and for destroy. Pure: every input is already read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from batchrun.model import Workload
+from batchrun.plan.actions import Action, Change, Operation, Plan, Stage
+from batchrun.plan.bodies import Ownership, input_bindings, job_body, pool_body
+from batchrun.plan.decide import (
+    PlanOptions,
+    decide_job,
+    decide_pool,
+    job_address,
+    ownership_block,
+    pool_address,
+)
+from batchrun.plan.decide_storage import decide_input, decide_package
+from batchrun.plan.decide_tasks import decide_tasks
+from batchrun.plan.diff import duration_seconds
+from batchrun.plan.live import LivePackage, LiveState, PreparedInput, PreparedPackage
+
+DAY = 86400
+DEFAULT_SAS_LIFETIME = 30 * DAY
+ENTRA_SAS_LIMIT = 7 * DAY  # a user delegation key lives at most 7 days
+
+
+def sas_lifetime_seconds(workload: Workload, uses_entra_id: bool) -> int:
+    """The job's maxWallClockTime plus a day, else 30 days; at most 7 days with Entra ID."""
+    seconds = DEFAULT_SAS_LIFETIME
+    if workload.job is not None:
+        limit = (workload.job.properties.get("constraints") or {}).get("maxWallClockTime")
+        parsed = duration_seconds(limit) if isinstance(limit, str) else None
+        if parsed is not None:
+            seconds = int(parsed) + DAY
+    return min(seconds, ENTRA_SAS_LIMIT) if uses_entra_id else seconds
+
+
+def make_plan(
+    workload: Workload,
+    live: LiveState,
+    inputs: Sequence[PreparedInput],
+    packages: Sequence[PreparedPackage],
+    ownership: Ownership,
+    options: PlanOptions,
+    target_line: str,
+    uses_entra_id: bool = False,
+) -> Plan:
+    changes: list[Change] = [
+        decide_input(prepared, live.inputs.get(prepared.name), options.prune) for prepared in inputs
+    ]
+    for package in packages:
+        key = f"{package.id}@{package.version}"
+        observed = live.packages.get(key) or LivePackage(package.id, package.version, False, False)
+        changes.append(decide_package(package, observed))
+    if workload.pool is not None:
+        changes.append(decide_pool(pool_body(workload.pool, ownership), live.pool, ownership, options))
+    bindings = input_bindings(workload)
+    outputs = workload.outputs.container if workload.outputs else None
+    if workload.job is not None:
+        job = workload.job
+        tasks = decide_tasks(
+            job.id, job.tasks, bindings, outputs, live.tasks, live.job is None, options.prune
+        )
+        final = str(job.properties.get("onAllTasksComplete", "noaction"))
+        decision = decide_job(
+            job_body(job, ownership), final, live.job, ownership, options, tasks.any_change, tasks.any_run
+        )
+        changes.append(decision.change)
+        if decision.change.action is Action.BLOCKED:
+            changes.extend(
+                Change(
+                    c.address, Action.BLOCKED, reason="its job is blocked", unblock=decision.change.unblock
+                )
+                if c.action is not Action.NOOP
+                else c
+                for c in tasks.changes
+            )
+        else:
+            if decision.fresh and live.job is not None:
+                tasks = decide_tasks(job.id, job.tasks, bindings, outputs, live.tasks, True, options.prune)
+            changes.extend(tasks.changes)
+    return Plan(
+        workload=workload.name,
+        target=target_line,
+        changes=tuple(changes),
+        inputs=tuple(bindings.values()),
+        outputs_container=outputs,
+        sas_expiry_seconds=sas_lifetime_seconds(workload, uses_entra_id),
+        job_id=workload.job.id if workload.job else None,
+    )
+
+
+def make_destroy_plan(
+    workload: Workload,
+    live: LiveState,
+    options: PlanOptions,
+    target_line: str,
+    containers: bool = False,
+) -> Plan:
+    """Delete the job and the pool when this workload owns them; containers only when asked."""
+    changes: list[Change] = []
+    if workload.job is not None:
+        address = job_address(workload.job.id)
+        if live.job is None:
+            changes.append(Change(address, Action.NOOP, reason="already gone"))
+        else:
+            blocked = ownership_block(address, live.job.metadata, workload.name, adopt=False)
+            busy = live.job.active_tasks + live.job.running_tasks
+            if blocked is not None:
+                changes.append(_left_alone(blocked))
+            elif busy and not options.confirm_replace:
+                changes.append(
+                    Change(
+                        address,
+                        Action.BLOCKED,
+                        reason=f"deleting would interrupt {busy} active or running task(s)",
+                        unblock="--confirm-replace (or answer yes when asked)",
+                    )
+                )
+            else:
+                operation = Operation(Stage.JOB_DELETE, "job.delete", {"id": workload.job.id})
+                changes.append(Change(address, Action.DELETE, operations=(operation,)))
+    if workload.pool is not None:
+        address = pool_address(workload.pool.id)
+        if live.pool is None:
+            changes.append(Change(address, Action.NOOP, reason="already gone"))
+        else:
+            blocked = ownership_block(address, live.pool.metadata, workload.name, adopt=False)
+            if blocked is not None:
+                changes.append(_left_alone(blocked))
+            elif live.pool.running_nodes and not options.confirm_replace:
+                changes.append(
+                    Change(
+                        address,
+                        Action.BLOCKED,
+                        reason=f"deleting would interrupt {live.pool.running_nodes} node(s) running tasks",
+                        unblock="--confirm-replace (or answer yes when asked)",
+                    )
+                )
+            else:
+                operation = Operation(Stage.POOL_DELETE, "pool.delete", {"id": workload.pool.id})
+                changes.append(Change(address, Action.DELETE, operations=(operation,)))
+    if containers:
+        changes.extend(_container_deletes(workload, live.inputs))
+    return Plan(workload=workload.name, target=target_line, changes=tuple(changes), job_id=None)
+
+
+def _left_alone(blocked: Change) -> Change:
+    return Change(
+        blocked.address, Action.NOOP, reason=blocked.reason.replace("; batchrun never", "; batchrun will not")
+    )
+
+
+def _container_deletes(workload: Workload, inputs: Mapping[str, object]) -> list[Change]:
+    names = sorted(
+        {i.container for i in workload.inputs} | ({workload.outputs.container} if workload.outputs else set())
+    )
+    return [
+        Change(
+            f"storage.container/{name}",
+            Action.DELETE,
+            operations=(Operation(Stage.CONTAINER_DELETE, "storage.delete_container", {"container": name}),),
+        )
+        for name in names
+    ]

@@ -1,0 +1,164 @@
+"""Field-level comparison of a desired REST body with the live one, seeing only what the manifest sets.
+
+Live resources carry computed fields and service defaults the manifest never wrote; those are not drift. So:
+
+* only keys present in the desired body are compared (recursively, lists element by element);
+* a key missing from the live body equals the desired value when that value is the service default;
+* ISO-8601 durations compare by length (``PT15M`` == ``PT15M00S`` == ``PT900S``);
+* enum-like fields and ``vmSize`` compare case-insensitively; ``1`` equals ``1.0``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from batchrun.plan.actions import FieldChange
+
+UNLIMITED_DURATION = "P10675199DT2H48M5.4775807S"
+
+# Service defaults, by the last one or two segments of a field path (list indices removed).
+DEFAULTS: Mapping[str, Any] = {
+    "constraints.maxTaskRetryCount": 0,
+    "constraints.maxWallClockTime": UNLIMITED_DURATION,
+    "constraints.retentionTime": "P7D",
+    "startTask.maxTaskRetryCount": 0,
+    "startTask.waitForSuccess": True,
+    "taskSlotsPerNode": 1,
+    "enableInterNodeCommunication": False,
+    "targetDedicatedNodes": 0,
+    "targetLowPriorityNodes": 0,
+    "enableAutoScale": False,
+    "resizeTimeout": "PT15M",
+    "autoScaleEvaluationInterval": "PT15M",
+    "taskSchedulingPolicy.nodeFillType": "spread",
+    "priority": 0,
+    "maxParallelTasks": -1,
+    "allowTaskPreemption": False,
+    "onAllTasksComplete": "noaction",
+    "onTaskFailure": "noaction",
+    "usesTaskDependencies": False,
+    "requiredSlots": 1,
+    "elevationLevel": "nonadmin",
+    "scope": "pool",
+}
+
+# Values the service may return in another case than the manifest wrote.
+CASE_INSENSITIVE_KEYS = frozenset(
+    {
+        "vmSize",
+        "onAllTasksComplete",
+        "onTaskFailure",
+        "elevationLevel",
+        "scope",
+        "nodeFillType",
+        "jobAction",
+        "dependencyAction",
+        "uploadCondition",
+        "storageAccountType",
+        "caching",
+        "placement",
+        "policy",
+        "nodeDeallocationOption",
+        "sku",
+        "publisher",
+        "offer",
+        "nodeAgentSKUId",
+        "mode",
+    }
+)
+
+_DURATION = re.compile(
+    r"^P(?:(?P<years>\d+(?:\.\d+)?)Y)?(?:(?P<months>\d+(?:\.\d+)?)M)?(?:(?P<weeks>\d+(?:\.\d+)?)W)?"
+    r"(?:(?P<days>\d+(?:\.\d+)?)D)?(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?(?:(?P<minutes>\d+(?:\.\d+)?)M)?"
+    r"(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
+)
+_SECONDS = {
+    "years": 365 * 86400,
+    "months": 30 * 86400,
+    "weeks": 7 * 86400,
+    "days": 86400,
+    "hours": 3600,
+    "minutes": 60,
+    "seconds": 1,
+}
+
+
+def duration_seconds(value: str) -> float | None:
+    """Length of an ISO-8601 duration in seconds, or None when ``value`` is not one."""
+    match = _DURATION.match(value)
+    if match is None or value == "PT":
+        return None
+    return sum(float(amount) * _SECONDS[unit] for unit, amount in match.groupdict().items() if amount)
+
+
+def _default_for(path: str) -> Any:
+    segments = [s for s in re.sub(r"\[\d+\]", "", path).split(".") if s]
+    if len(segments) >= 2:
+        two = ".".join(segments[-2:])
+        if two in DEFAULTS:
+            return DEFAULTS[two]
+    return DEFAULTS.get(segments[-1], _NO_DEFAULT) if segments else _NO_DEFAULT
+
+
+_NO_DEFAULT = object()
+_MISSING = object()
+
+
+def scalars_equal(key: str, desired: Any, live: Any) -> bool:
+    if isinstance(desired, bool) or isinstance(live, bool):
+        return desired is live or (desired == live and type(desired) is type(live))
+    if isinstance(desired, (int, float)) and isinstance(live, (int, float)):
+        return float(desired) == float(live)
+    if isinstance(desired, str) and isinstance(live, str):
+        if desired == live:
+            return True
+        if desired.startswith("P") and live.startswith("P"):
+            left, right = duration_seconds(desired), duration_seconds(live)
+            if left is not None and right is not None:
+                return abs(left - right) < 0.001
+        if key in CASE_INSENSITIVE_KEYS:
+            return desired.lower() == live.lower()
+        return False
+    return bool(desired == live)
+
+
+def _key_of(path: str) -> str:
+    last = path.rsplit(".", 1)[-1]
+    return re.sub(r"\[\d+\]$", "", last)
+
+
+def diff_subset(desired: Any, live: Any, path: str = "") -> list[FieldChange]:
+    """Where ``live`` does not hold what ``desired`` sets; keys absent from ``desired`` are ignored."""
+    if live is _MISSING or live is None:
+        default = _default_for(path)
+        if default is not _NO_DEFAULT and scalars_equal(_key_of(path), desired, default):
+            return []
+        if desired in ({}, []) and live is None:
+            return []
+        if isinstance(desired, Mapping) and all(
+            not diff_subset(value, _MISSING, f"{path}.{key}" if path else key)
+            for key, value in desired.items()
+        ):
+            return []
+        return [FieldChange(path, None, desired)]
+    if isinstance(desired, Mapping):
+        if not isinstance(live, Mapping):
+            return [FieldChange(path, live, desired)]
+        changes: list[FieldChange] = []
+        for key, value in desired.items():
+            child = f"{path}.{key}" if path else key
+            changes.extend(diff_subset(value, live.get(key, _MISSING), child))
+        return changes
+    if isinstance(desired, Sequence) and not isinstance(desired, str):
+        if not isinstance(live, Sequence) or isinstance(live, str) or len(live) != len(desired):
+            return [FieldChange(path, live, desired)]
+        for index, (want, have) in enumerate(zip(desired, live, strict=True)):
+            if diff_subset(want, have, f"{path}[{index}]"):
+                # Show a list as one change: element-wise paths of reordered lists would mislead.
+                return [FieldChange(path, list(live), list(desired))]
+        return []
+    if scalars_equal(_key_of(path), desired, live):
+        return []
+    return [FieldChange(path, live, desired)]

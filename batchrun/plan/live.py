@@ -1,0 +1,109 @@
+"""Live state as read from Batch and Storage: plain data, no SDK types (built by ``batchrun.azure.read``).
+
+Pool and job ``properties`` are the REST JSON (camelCase) the service returned, so the diff compares like with
+like. Tasks are kept as small tuples (``LiveTask``) because a job can hold 100,000 of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+WORKLOAD_KEY = "batchrun.workload"
+DIGEST_KEY = "batchrun.digest"
+REVISION_KEY = "batchrun.revision"
+TASK_DIGEST_ENV = "BATCHRUN_TASK_DIGEST"
+BLOB_WORKLOAD_KEY = "batchrun_workload"  # blob metadata names must be C# identifiers: no dots
+PACKAGE_HASH_KEY = "batchrun_sha256"
+
+
+@dataclass(frozen=True)
+class LiveInput:
+    """Blobs under an input's prefix: name -> (base64 Content-MD5 or "", owned by this workload)."""
+
+    name: str
+    container_exists: bool
+    blobs: Mapping[str, tuple[str, bool]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A file to upload: blob name, absolute local path, base64 MD5 and size."""
+
+    blob: str
+    path: str
+    md5: str
+    size: int
+
+
+@dataclass(frozen=True)
+class LivePackage:
+    """An application package version as the management plane reports it."""
+
+    id: str
+    version: str
+    application_exists: bool
+    version_exists: bool
+    state: str = ""  # Pending | Active
+    content_sha256: str = ""  # recorded in the package blob's metadata by batchrun; "" when unknown
+    allow_updates: bool = False
+    default_version: str = ""
+
+
+@dataclass(frozen=True)
+class LivePool:
+    id: str
+    properties: Mapping[str, Any]
+    metadata: Mapping[str, str]
+    state: str  # active | deleting
+    allocation_state: str  # steady | resizing | stopping
+    running_nodes: int = 0  # nodes running a task: replacing or deleting the pool interrupts work
+
+
+@dataclass(frozen=True)
+class LiveJob:
+    id: str
+    properties: Mapping[str, Any]
+    metadata: Mapping[str, str]
+    state: str  # active | disabling | disabled | enabling | terminating | completed | deleting
+    pool_id: str
+    active_tasks: int = 0
+    running_tasks: int = 0
+
+
+class LiveTask(NamedTuple):
+    digest: str  # "" when the task carries no BATCHRUN_TASK_DIGEST
+    state: str
+    constraints: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class LiveState:
+    inputs: Mapping[str, LiveInput] = field(default_factory=dict)
+    packages: Mapping[str, LivePackage] = field(default_factory=dict)  # key: "<id>@<version>"
+    pool: LivePool | None = None
+    job: LiveJob | None = None
+    tasks: Mapping[str, LiveTask] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PreparedInput:
+    """A storage input's local files with their MD5s (read from disk at plan time)."""
+
+    name: str
+    container: str
+    prefix: str
+    files: tuple[LocalFile, ...]
+
+
+@dataclass(frozen=True)
+class PreparedPackage:
+    """A package version's reproducible zip: its sha256 and base64 MD5 (built at plan time)."""
+
+    id: str
+    version: str
+    source: str
+    sha256: str
+    set_default: bool = False
+    allow_updates: bool = False

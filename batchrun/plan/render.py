@@ -1,0 +1,130 @@
+"""The plan as text (Terraform-style symbols) and as JSON, both from the same :class:`Plan`.
+
+Tasks are summarised per action with the first few addresses, so a 100,000-task plan stays readable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from batchrun.plan.actions import Action, Change, Plan, plan_to_json
+from batchrun.redact import redact
+
+SYMBOLS = {
+    Action.CREATE: "+",
+    Action.UPDATE: "~",
+    Action.REPLACE: "-/+",
+    Action.DELETE: "-",
+    Action.BLOCKED: "!",
+    Action.NOOP: " ",
+}
+VERBS = {
+    Action.CREATE: "created",
+    Action.UPDATE: "updated in place",
+    Action.REPLACE: "replaced",
+    Action.DELETE: "deleted",
+    Action.BLOCKED: "BLOCKED",
+}
+TASKS_SHOWN_PER_ACTION = 5
+VALUE_WIDTH = 100
+
+
+def _value(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    if len(text) > VALUE_WIDTH:
+        text = text[: VALUE_WIDTH - 3] + "..."
+    return redact(text)
+
+
+def render_change(change: Change) -> list[str]:
+    symbol = SYMBOLS[change.action]
+    header = f"{symbol:>3} {change.address} will be {VERBS[change.action]}"
+    if change.action is Action.BLOCKED:
+        header = f"{symbol:>3} {change.address} is BLOCKED: {change.reason}"
+    elif change.reason and change.action is not Action.UPDATE:
+        header += f" ({change.reason})"
+    lines = [header]
+    for item in change.fields:
+        line = f"        ~ {item.path}: {_value(item.before)} -> {_value(item.after)}"
+        if item.forces_replacement:
+            line += "  # forces replacement"
+        lines.append(line)
+    if change.action is Action.BLOCKED and change.unblock:
+        lines.append(f"        to proceed: {change.unblock}")
+    return lines
+
+
+def _summarise_tasks(changes: list[Change]) -> list[str]:
+    by_action: dict[Action, list[Change]] = {}
+    for change in changes:
+        by_action.setdefault(change.action, []).append(change)
+    job = changes[0].address.split("/")[1]
+    parts = [
+        f"{len(by_action.get(action, []))} to {word}"
+        for action, word in (
+            (Action.CREATE, "add"),
+            (Action.REPLACE, "replace"),
+            (Action.UPDATE, "update"),
+            (Action.DELETE, "delete"),
+        )
+    ]
+    unchanged = len(by_action.get(Action.NOOP, []))
+    blocked = len(by_action.get(Action.BLOCKED, []))
+    extra_kept = sum(1 for c in by_action.get(Action.NOOP, []) if "--prune" in c.reason)
+    line = f"    tasks of job/{job}: " + ", ".join(parts) + f", {unchanged} unchanged"
+    if blocked:
+        line += f", {blocked} blocked"
+    lines = [line]
+    if extra_kept:
+        lines.append(f"    {extra_kept} task(s) not in the manifest are kept (--prune deletes them)")
+    for action in (Action.CREATE, Action.REPLACE, Action.UPDATE, Action.DELETE):
+        items = by_action.get(action, [])
+        for change in items[:TASKS_SHOWN_PER_ACTION]:
+            lines.extend("  " + text for text in render_change(change))
+        if len(items) > TASKS_SHOWN_PER_ACTION:
+            lines.append(
+                f"      ... and {len(items) - TASKS_SHOWN_PER_ACTION} more to {VERBS[action].split()[0]}"
+            )
+    return lines
+
+
+def summary_line(plan: Plan) -> str:
+    counts = plan.counts()
+    if not plan.has_changes:
+        return "No changes. Live state matches the manifest."
+    text = (
+        f"Plan: {counts['create']} to create, {counts['update']} to update, {counts['replace']} to replace, "
+        f"{counts['delete']} to delete"
+    )
+    if counts["blocked"]:
+        text += f", {counts['blocked']} blocked"
+    return text + f" ({counts['no-op']} unchanged)."
+
+
+def render_text(plan: Plan, destroy: bool = False) -> str:
+    lines: list[str] = []
+    tasks: list[Change] = []
+    for change in plan.changes:
+        if change.kind == "task":
+            tasks.append(change)
+        elif change.action is not Action.NOOP or (destroy and change.reason):
+            lines.extend(
+                render_change(change)
+                if change.action is not Action.NOOP
+                else [f"    {change.address}: {change.reason}"]
+            )
+    if tasks and any(c.action is not Action.NOOP or "--prune" in c.reason for c in tasks):
+        lines.extend(_summarise_tasks(tasks))
+    lines.append("")
+    lines.append(summary_line(plan))
+    return "\n".join(lines)
+
+
+def render_json(plan: Plan) -> str:
+    return redact(json.dumps(plan_to_json(plan), indent=2, default=str))
+
+
+def blocked_lines(changes: Iterable[Change]) -> list[str]:
+    return [f"{c.address}: {c.reason}; to proceed: {c.unblock}" for c in changes]
