@@ -16,6 +16,10 @@ from batchrun.errors import BatchrunError
 
 # name -> "module:attribute" of a click.Command; one line per command, owned by the module that defines it.
 COMMANDS: dict[str, str] = {
+    "wait": "batchrun.cli.operate:wait_command",
+    "status": "batchrun.cli.operate:status_command",
+    "logs": "batchrun.cli.operate:logs_command",
+    "outputs": "batchrun.cli.operate:outputs_command",
 }
 
 

@@ -6,9 +6,17 @@
 
 from __future__ import annotations
 
-from batchrun.watch.console import OutputSettings
+from batchrun.watch.console import OutputSettings, output_settings
 from batchrun.watch.loop import WaitSettings, wait_for_workload
 from batchrun.watch.result import WaitResult
 from batchrun.watch.verdict import Outcome, Verdict
 
-__all__ = ["Outcome", "OutputSettings", "Verdict", "WaitResult", "WaitSettings", "wait_for_workload"]
+__all__ = [
+    "Outcome",
+    "OutputSettings",
+    "Verdict",
+    "WaitResult",
+    "WaitSettings",
+    "output_settings",
+    "wait_for_workload",
+]

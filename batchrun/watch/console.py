@@ -62,3 +62,12 @@ class OutputSettings:
             width=None if terminal else PLAIN_WIDTH,
             soft_wrap=False,
         )
+
+
+def output_settings(output_format: str, no_color: bool, stream: TextIO | None = None) -> OutputSettings:
+    """Settings from the CLI's ``-o`` and ``--no-color`` (NO_COLOR is honoured by :meth:`use_color`)."""
+    return OutputSettings(
+        stream=stream or sys.stdout,
+        format="json" if output_format == "json" else "text",
+        color=False if no_color else None,
+    )

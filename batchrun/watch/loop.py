@@ -19,13 +19,13 @@ from batchrun.azure.monitor import BatchMonitor
 from batchrun.errors import TargetError
 from batchrun.model import Workload
 from batchrun.watch.console import OutputSettings
+from batchrun.watch.logs import failed_task_tails
 from batchrun.watch.progress import EtaEstimator, ProgressView
 from batchrun.watch.render_live import LiveProgressRenderer
 from batchrun.watch.render_plain import PlainProgressRenderer
 from batchrun.watch.result import WaitResult
 from batchrun.watch.snapshot import FailedTask, JobSnapshot, NodeSummary, PoolSnapshot, TaskCounts
 from batchrun.watch.summary import render_summary
-from batchrun.watch.text import clean
 from batchrun.watch.verdict import Outcome, Verdict, decide
 
 
@@ -172,14 +172,9 @@ def _finish(
     observation = outcome.observation
     failed: list[FailedTask] = []
     if observation.counts.failed and observation.job.exists:
-        for task in monitor.failed_tasks(observation.job.id, config.failed_task_limit):
-            tail = monitor.tail(observation.job.id, task.id, "stderr.txt", config.stderr_lines)
-            lines = tuple(clean(line) for line in tail.data.decode("utf-8", errors="replace").splitlines())
-            failed.append(
-                FailedTask(
-                    task.id, task.exit_code, task.failure_code, task.failure_message, stderr_tail=lines
-                )
-            )
+        failed = failed_task_tails(
+            monitor, observation.job.id, "stderr.txt", config.stderr_lines, config.failed_task_limit
+        )
     return WaitResult(
         workload=workload.name,
         job=observation.job,

@@ -1,0 +1,386 @@
+"""Commands for operating an applied workload: ``wait``, ``status``, ``logs`` and ``outputs``.
+
+Each reads the manifest (for the ids and the digest), resolves the target, and reads live state; none writes
+to Batch. ``-o json`` prints one JSON document on stdout (fields documented in docs/operate.md); progress
+and the target line go to stderr so stdout stays parseable.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from batchrun.cli.options import manifest_argument, output_option, variable_options
+from batchrun.errors import ConfigurationError, Diagnostic, ManifestError
+from batchrun.model import Workload
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?$")
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in ``90``, ``90s``, ``15m`` or ``1h30m``; None when ``text`` is not such a duration."""
+    cleaned = text.strip().lower()
+    match = _DURATION.match(cleaned)
+    if not cleaned or match is None or not any(match.groups()):
+        return None
+    hours, minutes, seconds = match.groups()
+    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
+
+
+def _duration_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    seconds = parse_duration(value)
+    if seconds is None or seconds <= 0:
+        raise click.BadParameter(f"{value!r} is not a positive duration; write e.g. 90s, 15m or 1h30m")
+    return seconds
+
+
+def read_options(function: F) -> F:
+    """Manifest, variables, ``-o``, ``--target``, ``-v`` and ``--no-color``: what every read command takes."""
+    function = click.option("--no-color", is_flag=True, help="No colour even on a terminal (also NO_COLOR).")(
+        function
+    )
+    function = click.option(
+        "-v", "--verbose", is_flag=True, help="Print each request (method, URL, status) on stderr, redacted."
+    )(function)
+    function = click.option(
+        "--target",
+        "target_kind",
+        type=click.Choice(["local", "azure"]),
+        default=None,
+        help="Where the workload runs (default: azure when AZURE_BATCH_ENDPOINT is set, else local).",
+    )(function)
+    function = output_option(("text", "json"))(function)
+    function = variable_options(function)
+    return manifest_argument(function)
+
+
+def _note(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def load(manifest: Path, variables: dict[str, str], var_files: tuple[Path, ...], max_tasks: int) -> Workload:
+    from batchrun.manifest import load_workload
+
+    workload: Workload = load_workload(manifest, variables, var_files, max_tasks)
+    return workload
+
+
+@contextmanager
+def connected(target_kind: str | None, verbose: bool) -> Iterator[Any]:
+    """The target's SDK clients (``batchrun.azure.clients.Clients``), closed on exit."""
+    from batchrun.azure.clients import build_clients
+    from batchrun.target import resolve_target
+
+    target = resolve_target(target_kind, announce=_note)
+    _note(target.describe())
+    clients = build_clients(target, _note if verbose else None)
+    try:
+        yield clients
+    finally:
+        clients.close()
+
+
+@click.command("wait")
+@read_options
+@click.option(
+    "--timeout",
+    callback=_duration_callback,
+    default=None,
+    metavar="DURATION",
+    help="Give up after this long (e.g. 90s, 30m, 1h30m); exit 5.",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0.1),
+    default=2.0,
+    show_default=True,
+    help="Seconds between two polls (each poll is three requests whatever the job's size).",
+)
+@click.pass_context
+def wait_command(
+    ctx: click.Context,
+    manifest: Path,
+    variables: dict[str, str],
+    var_files: tuple[Path, ...],
+    max_tasks: int,
+    output: str,
+    target_kind: str | None,
+    verbose: bool,
+    no_color: bool,
+    timeout: float | None,
+    poll_interval: float,
+) -> None:
+    """Wait for an applied workload's job to finish, with live progress; exit 0 only if every task succeeded.
+
+    Exit codes: 0 all tasks succeeded, 3 tasks failed, 4 the pool cannot get usable nodes, 5 --timeout
+    elapsed.
+    """
+    from batchrun.watch import WaitSettings, output_settings, wait_for_workload
+
+    workload = load(manifest, variables, var_files, max_tasks)
+    with connected(target_kind, verbose) as clients:
+        result = wait_for_workload(
+            clients,
+            workload,
+            timeout=timeout,
+            output=output_settings(output, no_color),
+            settings=WaitSettings(poll_interval=poll_interval),
+        )
+    ctx.exit(result.exit_code)
+
+
+@click.command("status")
+@read_options
+def status_command(
+    manifest: Path,
+    variables: dict[str, str],
+    var_files: tuple[Path, ...],
+    max_tasks: int,
+    output: str,
+    target_kind: str | None,
+    verbose: bool,
+    no_color: bool,
+) -> None:
+    """Show what is live for a manifest: pool, nodes, job, task counts, revision, and whether live differs."""
+    from batchrun.azure.monitor import BatchMonitor
+    from batchrun.watch import output_settings
+    from batchrun.watch.status import read_status, render_status
+
+    workload = load(manifest, variables, var_files, max_tasks)
+    with connected(target_kind, verbose) as clients:
+        status = read_status(BatchMonitor(clients.batch), workload)
+    if output == "json":
+        click.echo(json.dumps(status.to_json(), indent=2))
+    else:
+        render_status(output_settings(output, no_color).console(), status)
+
+
+def _require_job(workload: Workload) -> str:
+    if workload.job is None:
+        raise ManifestError(
+            [
+                Diagnostic(
+                    file=str(workload.manifest_path),
+                    line=0,
+                    column=0,
+                    message="the manifest defines no job, so it has no task logs",
+                    hint="add a job with tasks to the manifest",
+                )
+            ]
+        )
+    return workload.job.id
+
+
+class _TextSink:
+    """Decodes task output incrementally (multi-byte characters may straddle reads) and prints it redacted."""
+
+    def __init__(self, secrets: tuple[str, ...]) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._secrets = secrets
+        self.parts: list[str] = []
+
+    def decode(self, data: bytes) -> str:
+        from batchrun.redact import redact
+
+        return redact(self._decoder.decode(data), *self._secrets)
+
+    def echo(self, data: bytes) -> None:
+        sys.stdout.write(self.decode(data))
+        sys.stdout.flush()
+
+    def collect(self, data: bytes) -> None:
+        self.parts.append(self.decode(data))
+
+
+@click.command("logs")
+@read_options
+@click.argument("task", required=False)
+@click.option("--stderr", "use_stderr", is_flag=True, help="Show stderr.txt instead of stdout.txt.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing what the task writes until it completes.")
+@click.option("--tail", "tail_lines", type=click.IntRange(min=0), default=None, help="Only the last N lines.")
+@click.option("--failed", is_flag=True, help="The stderr tail of every failed task (first --limit of them).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1, max=1000),
+    default=100,
+    show_default=True,
+    help="With --failed: at most this many tasks.",
+)
+def logs_command(
+    manifest: Path,
+    variables: dict[str, str],
+    var_files: tuple[Path, ...],
+    max_tasks: int,
+    output: str,
+    target_kind: str | None,
+    verbose: bool,
+    no_color: bool,
+    task: str | None,
+    use_stderr: bool,
+    follow: bool,
+    tail_lines: int | None,
+    failed: bool,
+    limit: int,
+) -> None:
+    """Print a task's stdout (or --stderr), optionally following it; --failed: every failed task's tail."""
+    from batchrun.azure.monitor import BatchMonitor
+    from batchrun.watch import logs
+
+    if failed == (task is not None):
+        raise ConfigurationError(
+            "Give either a TASK id or --failed (not both): e.g. `batchrun logs FILE t1`."
+        )
+    if follow and (failed or output == "json"):
+        raise ConfigurationError(
+            "--follow prints text as it arrives; it cannot be combined with --failed or -o json."
+        )
+    workload = load(manifest, variables, var_files, max_tasks)
+    job_id = _require_job(workload)
+    name = "stderr.txt" if use_stderr or failed else "stdout.txt"
+    with connected(target_kind, verbose) as clients:
+        monitor = BatchMonitor(clients.batch)
+        if failed:
+            _print_failed(monitor, job_id, name, 20 if tail_lines is None else tail_lines, limit, output)
+            return
+        assert task is not None
+        detail = logs.require_task(monitor, job_id, task)
+        sink = _TextSink(clients.target.secrets())
+        write = sink.collect if output == "json" else sink.echo
+        size = monitor.file_size(job_id, task, name)
+        offset = 0
+        if size is not None and tail_lines is not None:
+            part = monitor.tail(job_id, task, name, tail_lines)
+            write(part.data)
+            offset = part.size
+        elif size is not None:
+            offset = logs.read_range(monitor, job_id, task, name, 0, size, write)
+        if follow:
+            detail = logs.follow(monitor, job_id, task, name, offset, write)
+        elif size is None and output != "json":
+            _note(f"task/{job_id}/{task} has not written {name} yet (state: {detail.state}); try --follow.")
+    if output == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "job": job_id,
+                    "task": task,
+                    "file": name,
+                    "exists": size is not None,
+                    "size": size,
+                    "state": detail.state or None,
+                    "exitCode": detail.exit_code,
+                    "result": detail.result,
+                    "content": "".join(sink.parts),
+                },
+                indent=2,
+            )
+        )
+
+
+def _print_failed(monitor: Any, job_id: str, name: str, lines: int, limit: int, output: str) -> None:
+    from batchrun.watch.logs import failed_task_tails
+
+    counts = monitor.task_counts(job_id)
+    tails = failed_task_tails(monitor, job_id, name, lines, limit)
+    if output == "json":
+        document = {
+            "job": job_id,
+            "file": name,
+            "failedTotal": counts.failed,
+            "truncated": counts.failed > len(tails),
+            "tasks": [
+                {
+                    "id": t.id,
+                    "exitCode": t.exit_code,
+                    "failureCode": t.failure_code,
+                    "failureMessage": t.failure_message,
+                    "lines": list(t.stderr_tail),
+                }
+                for t in tails
+            ],
+        }
+        click.echo(json.dumps(document, indent=2))
+        return
+    if not tails:
+        click.echo(f"No failed tasks in job/{job_id}.")
+        return
+    for index, t in enumerate(tails):
+        if index:
+            click.echo("")
+        exit_text = "" if t.exit_code is None else f"exit {t.exit_code}, "
+        click.echo(
+            f"==> task {t.id} ({exit_text}{t.failure_code or 'failed'}): last {lines} lines of {name} <=="
+        )
+        for line in t.stderr_tail:
+            click.echo(line)
+    if counts.failed > len(tails):
+        click.echo(f"\n... {counts.failed - len(tails)} more failed task(s); raise --limit to see more.")
+
+
+@click.command("outputs")
+@read_options
+@click.option(
+    "-d",
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Folder to download into (default: outputs/<workload name>).",
+)
+def outputs_command(
+    manifest: Path,
+    variables: dict[str, str],
+    var_files: tuple[Path, ...],
+    max_tasks: int,
+    output: str,
+    target_kind: str | None,
+    verbose: bool,
+    no_color: bool,
+    directory: Path | None,
+) -> None:
+    """Download the workload's outputs container, skipping files already present with the same content."""
+    from batchrun.azure.monitor import OutputStore
+    from batchrun.watch.outputs import download_outputs
+
+    workload = load(manifest, variables, var_files, max_tasks)
+    if workload.outputs is None:
+        raise ManifestError(
+            [
+                Diagnostic(
+                    file=str(workload.manifest_path),
+                    line=0,
+                    column=0,
+                    message="the manifest declares no outputs container, so there is nothing to download",
+                    hint="add `outputs: {container: NAME}` and task outputs to the manifest",
+                )
+            ]
+        )
+    target_dir = directory if directory is not None else Path("outputs") / workload.name
+    with connected(target_kind, verbose) as clients:
+        result = download_outputs(OutputStore(clients.blob), workload.outputs.container, target_dir)
+    if output == "json":
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    if not result.container_exists:
+        click.echo(f"No outputs yet: container {result.container} does not exist (no task has uploaded).")
+        return
+    for file in result.files:
+        where = file.path if file.path is not None else "(refused: the name leaves the folder)"
+        click.echo(f"  {file.action:<10} {file.blob} -> {where} ({file.size} bytes)")
+    click.echo(
+        f"{result.count('downloaded')} downloaded, {result.count('unchanged')} unchanged"
+        + (f", {result.count('refused')} refused" if result.count("refused") else "")
+        + f" in {result.directory.resolve()}"
+    )

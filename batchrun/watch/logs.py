@@ -1,0 +1,84 @@
+"""Reading task output files: whole, the last lines, following a running task, and failed tasks' tails."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from batchrun.azure.monitor import BatchMonitor
+from batchrun.errors import TargetError
+from batchrun.watch.snapshot import FailedTask, TaskDetail
+from batchrun.watch.text import clean
+
+CHUNK_BYTES = 4 * 1024 * 1024  # ranged reads of a whole file
+
+
+def require_task(monitor: BatchMonitor, job_id: str, task_id: str) -> TaskDetail:
+    task = monitor.task(job_id, task_id)
+    if not task.exists:
+        job = monitor.job(job_id)
+        if not job.exists:
+            raise TargetError(
+                f"job/{job_id} does not exist on the target: apply the manifest first (batchrun apply FILE)."
+            )
+        raise TargetError(
+            f"task/{job_id}/{task_id} does not exist: check the task id (tasks are listed by `batchrun plan` "
+            "and in the manifest)."
+        )
+    return task
+
+
+def read_range(
+    monitor: BatchMonitor,
+    job_id: str,
+    task_id: str,
+    name: str,
+    start: int,
+    size: int,
+    write: Callable[[bytes], None],
+) -> int:
+    """Write bytes ``start .. size-1`` of a task file through ``write`` in bounded chunks; return ``size``."""
+    offset = start
+    while offset < size:
+        end = min(size, offset + CHUNK_BYTES)
+        write(monitor.read_file(job_id, task_id, name, offset, end))
+        offset = end
+    return size
+
+
+def follow(
+    monitor: BatchMonitor,
+    job_id: str,
+    task_id: str,
+    name: str,
+    offset: int,
+    write: Callable[[bytes], None],
+    *,
+    interval: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> TaskDetail:
+    """Write what the task appends to ``name`` from ``offset`` on until the task has completed.
+
+    Each round costs two requests (task state, file size) plus one ranged read when the file grew. The task
+    state is read before the size so the bytes written before completion are never missed.
+    """
+    while True:
+        task = monitor.task(job_id, task_id)
+        size = monitor.file_size(job_id, task_id, name) or 0
+        if size > offset:
+            offset = read_range(monitor, job_id, task_id, name, offset, size, write)
+        if not task.exists or task.state == "completed":
+            return task
+        sleep(interval)
+
+
+def failed_task_tails(
+    monitor: BatchMonitor, job_id: str, name: str, lines: int, limit: int
+) -> list[FailedTask]:
+    """The first ``limit`` failed tasks with the last ``lines`` lines of ``name`` (cleaned for printing)."""
+    tails: list[FailedTask] = []
+    for task in monitor.failed_tasks(job_id, limit):
+        tail = monitor.tail(job_id, task.id, name, lines)
+        text = tuple(clean(line) for line in tail.data.decode("utf-8", errors="replace").splitlines())
+        tails.append(FailedTask(task.id, task.exit_code, task.failure_code, task.failure_message, text))
+    return tails

@@ -1,0 +1,167 @@
+"""``batchrun status``: what is live for a manifest, and whether it is what the manifest describes.
+
+Live revision and digest come from the ownership metadata batchrun writes on the pool and the job
+(``batchrun.workload``, ``batchrun.revision``, ``batchrun.digest``). Comparing the live digest with the
+manifest's is enough to say "live differs"; ``batchrun plan`` shows how.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from batchrun.azure.monitor import BatchMonitor
+from batchrun.model import Workload
+from batchrun.watch.result import counts_json, job_json, pool_json
+from batchrun.watch.snapshot import JobSnapshot, NodeSummary, PoolSnapshot, TaskCounts
+from batchrun.watch.text import clean
+
+WORKLOAD_KEY = "batchrun.workload"
+REVISION_KEY = "batchrun.revision"
+DIGEST_KEY = "batchrun.digest"
+
+
+@dataclass(frozen=True)
+class WorkloadStatus:
+    workload: Workload
+    pool: PoolSnapshot | None  # None when the manifest has no pool
+    nodes: NodeSummary | None
+    job: JobSnapshot | None  # None when the manifest has no job
+    counts: TaskCounts
+
+    def _resources(self) -> list[tuple[str, bool, dict[str, str]]]:
+        found: list[tuple[str, bool, dict[str, str]]] = []
+        if self.pool is not None:
+            found.append((f"pool/{self.pool.id}", self.pool.exists, dict(self.pool.metadata)))
+        if self.job is not None:
+            found.append((f"job/{self.job.id}", self.job.exists, dict(self.job.metadata)))
+        return found
+
+    @property
+    def live_revision(self) -> str | None:
+        """The newest revision found on the job, else on the pool."""
+        for _address, exists, metadata in reversed(self._resources()):
+            if exists and metadata.get(REVISION_KEY):
+                return metadata[REVISION_KEY]
+        return None
+
+    @property
+    def live_digest(self) -> str | None:
+        for _address, exists, metadata in reversed(self._resources()):
+            if exists and metadata.get(DIGEST_KEY):
+                return metadata[DIGEST_KEY]
+        return None
+
+    @property
+    def applied(self) -> bool:
+        """Something of this manifest exists live."""
+        return any(exists for _address, exists, _metadata in self._resources())
+
+    def differences(self) -> list[str]:
+        """Why live is not what the manifest describes (empty when in sync)."""
+        reasons: list[str] = []
+        for address, exists, metadata in self._resources():
+            if not exists:
+                reasons.append(f"{address} does not exist")
+            elif not metadata.get(DIGEST_KEY):
+                reasons.append(f"{address} carries no batchrun digest (not applied by batchrun)")
+            elif metadata[DIGEST_KEY] != self.workload.digest:
+                live = metadata[DIGEST_KEY][:12]
+                reasons.append(f"{address} was applied from a different manifest (digest {live})")
+        return reasons
+
+    def to_json(self) -> dict[str, Any]:
+        job = None
+        if self.job is not None:
+            job = job_json(self.job) | {
+                "tasks": counts_json(self.counts) if self.job.exists else None,
+                "metadata": _ownership(self.job.metadata),
+            }
+        pool = None
+        if self.pool is not None:
+            pool = (pool_json(self.pool, self.nodes) or {}) | {"metadata": _ownership(self.pool.metadata)}
+        differences = self.differences()
+        return {
+            "workload": self.workload.name,
+            "manifest": str(self.workload.manifest_path),
+            "manifestDigest": self.workload.digest,
+            "liveRevision": self.live_revision,
+            "liveDigest": self.live_digest,
+            "applied": self.applied,
+            "inSync": not differences,
+            "differences": differences,
+            "pool": pool,
+            "job": job,
+        }
+
+
+def _ownership(metadata: Any) -> dict[str, str]:
+    return {key: value for key, value in dict(metadata).items() if key.startswith("batchrun.")}
+
+
+def read_status(monitor: BatchMonitor, workload: Workload) -> WorkloadStatus:
+    """Three to five requests: pool, its nodes, job, its task counts."""
+    pool = monitor.pool(workload.pool.id) if workload.pool is not None else None
+    nodes = monitor.nodes(pool.id) if pool is not None and pool.exists else None
+    job = monitor.job(workload.job.id) if workload.job is not None else None
+    counts = monitor.task_counts(job.id) if job is not None and job.exists else TaskCounts()
+    return WorkloadStatus(workload=workload, pool=pool, nodes=nodes, job=job, counts=counts)
+
+
+def render_status(console: Console, status: WorkloadStatus) -> None:
+    table = Table(
+        box=box.SIMPLE, show_header=False, title=f"Workload {status.workload.name}", title_justify="left"
+    )
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    differences = status.differences()
+    if differences:
+        sync = Text("live differs from the manifest: " + "; ".join(differences), style="yellow")
+        sync.append("  (run `batchrun plan` for details)", style="dim")
+    else:
+        sync = Text("live matches the manifest", style="green")
+    table.add_row("Revision", status.live_revision or "-")
+    table.add_row("Sync", sync)
+    if status.pool is not None:
+        _pool_rows(table, status.pool, status.nodes)
+    if status.job is not None:
+        _job_rows(table, status.job, status.counts)
+    console.print(table)
+
+
+def _pool_rows(table: Table, pool: PoolSnapshot, nodes: NodeSummary | None) -> None:
+    if not pool.exists:
+        table.add_row(f"Pool {pool.id}", Text("not found", style="red"))
+        return
+    table.add_row(
+        f"Pool {pool.id}",
+        f"{pool.state}, allocation {pool.allocation_state}, {pool.current_nodes}/{pool.target_nodes} nodes"
+        + (" (autoscale)" if pool.auto_scale else ""),
+    )
+    if nodes is not None:
+        by_state = ", ".join(f"{count} {state}" for state, count in sorted(nodes.by_state.items())) or "none"
+        table.add_row("Nodes", by_state)
+    for error in pool.resize_errors:
+        table.add_row("Resize error", Text(clean(f"{error.code}: {error.message}"), style="red"))
+
+
+def _job_rows(table: Table, job: JobSnapshot, counts: TaskCounts) -> None:
+    if not job.exists:
+        table.add_row(f"Job {job.id}", Text("not found", style="red"))
+        return
+    state = job.state + (f" ({job.terminate_reason})" if job.terminate_reason else "")
+    table.add_row(f"Job {job.id}", state)
+    table.add_row(
+        "Tasks",
+        f"{counts.total} total: {counts.active} active, {counts.running} running, "
+        f"{counts.succeeded} succeeded, {counts.failed} failed",
+    )
+    table.add_row("Started", job.start_time or "-")
+    table.add_row("Ended", job.end_time or "-")
+    if job.scheduling_error:
+        table.add_row("Scheduling error", Text(clean(job.scheduling_error), style="red"))
