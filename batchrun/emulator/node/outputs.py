@@ -149,14 +149,13 @@ def _upload(container_url: str, blob_name: str, path: Path, headers: object) -> 
                 content[_CONTENT_HEADERS[name.lower()]] = value
             else:
                 extra[name] = value
+    options: dict[str, Any] = {}
+    if content:
+        options["content_settings"] = ContentSettings(**content)
+    if extra:
+        options["headers"] = extra
     with container_from_url(container_url) as container, open(path, "rb") as data:
-        container.upload_blob(
-            blob_name,
-            data,
-            overwrite=True,
-            content_settings=ContentSettings(**content) if content else None,
-            headers=extra or None,
-        )
+        container.upload_blob(blob_name, data, overwrite=True, **options)
 
 
 def _failure(reason: str, pattern: str) -> FailureInfo:
