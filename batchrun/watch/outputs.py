@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Literal
 
 from batchrun.azure.monitor import OutputBlob, OutputStore
@@ -68,12 +68,15 @@ class OutputsResult:
 
 
 def local_path(directory: Path, blob_name: str) -> Path | None:
-    """Where ``blob_name`` goes under ``directory``; None when the name would escape it or names no file."""
-    pure = PurePosixPath(blob_name)
-    parts = pure.parts
-    if not parts or pure.is_absolute() or blob_name.endswith("/") or any(p in ("..", ".", "") for p in parts):
+    """Where ``blob_name`` goes under ``directory``; None when the name would escape it or names no file.
+
+    Names are split on ``/`` without normalising, so ``a//b`` or ``a/./b`` (which would collide with ``a/b``)
+    are refused rather than silently merged.
+    """
+    parts = blob_name.split("/")
+    if any(part in ("", ".", "..") for part in parts) or "\\" in blob_name or "\x00" in blob_name:
         return None
-    if "\\" in blob_name or parts[0] == STATE_FILE:
+    if parts == [STATE_FILE]:
         return None
     return directory.joinpath(*parts)
 

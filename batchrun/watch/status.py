@@ -52,10 +52,11 @@ class WorkloadStatus:
 
     @property
     def live_digest(self) -> str | None:
-        for _address, exists, metadata in reversed(self._resources()):
-            if exists and metadata.get(DIGEST_KEY):
-                return metadata[DIGEST_KEY]
-        return None
+        """The manifest's digest when a live resource carries it, else the job's (or the pool's) digest."""
+        digests = [m.get(DIGEST_KEY) for _address, exists, m in reversed(self._resources()) if exists]
+        if self.workload.digest in digests:
+            return self.workload.digest
+        return next((d for d in digests if d), None)
 
     @property
     def applied(self) -> bool:
@@ -63,16 +64,24 @@ class WorkloadStatus:
         return any(exists for _address, exists, _metadata in self._resources())
 
     def differences(self) -> list[str]:
-        """Why live is not what the manifest describes (empty when in sync)."""
+        """Why live is not what the manifest describes (empty when in sync).
+
+        An apply stamps the digest only on what it writes, so a pool untouched by the last apply keeps an
+        older digest: live is in sync when every resource exists, is batchrun's, and one of them carries the
+        manifest's digest.
+        """
         reasons: list[str] = []
         for address, exists, metadata in self._resources():
             if not exists:
                 reasons.append(f"{address} does not exist")
             elif not metadata.get(DIGEST_KEY):
                 reasons.append(f"{address} carries no batchrun digest (not applied by batchrun)")
-            elif metadata[DIGEST_KEY] != self.workload.digest:
-                live = metadata[DIGEST_KEY][:12]
-                reasons.append(f"{address} was applied from a different manifest (digest {live})")
+        live = self.live_digest
+        if not reasons and live is not None and live != self.workload.digest:
+            reasons.append(
+                f"live was applied from a different manifest (digest {live[:12]}, "
+                f"manifest {self.workload.digest[:12]})"
+            )
         return reasons
 
     def to_json(self) -> dict[str, Any]:
