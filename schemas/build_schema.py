@@ -186,6 +186,12 @@ def build() -> dict[str, Any]:
                 ),
             },
             **pool_base["properties"],
+            # In the 2025-06-01 REST examples but not modelled by azure-batch 15.1.
+            "targetNodeCommunicationMode": {
+                "type": "string",
+                "enum": ["default", "classic", "simplified"],
+                "description": "The desired node communication mode for the pool.",
+            },
         },
     }
     job = {

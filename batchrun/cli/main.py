@@ -16,6 +16,8 @@ from batchrun.errors import BatchrunError
 
 # name -> "module:attribute" of a click.Command; one line per command, owned by the module that defines it.
 COMMANDS: dict[str, str] = {
+    "validate": "batchrun.cli.validate:validate_command",
+    "render": "batchrun.cli.validate:render_command",
     "wait": "batchrun.cli.operate:wait_command",
     "status": "batchrun.cli.operate:status_command",
     "logs": "batchrun.cli.operate:logs_command",

@@ -1,0 +1,129 @@
+"""Task factory axes (``foreach``): their values, their count before expansion, and their combinations."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from batchrun.model import StorageInput
+
+
+@dataclass(frozen=True)
+class FileItem:
+    """One file of a storage input, as the value of a ``{files: <input>}`` axis.
+
+    ``${f}`` is ``path``; ``${f.name}``, ``${f.stem}``, ``${f.suffix}``, ``${f.parent}``, ``${f.blob}`` and
+    ``${f.index}`` give the rest.
+    """
+
+    ATTRIBUTES = ("path", "name", "stem", "suffix", "parent", "blob", "index")
+
+    path: str  # relative to the input's source folder, with '/' separators
+    blob: str  # blob name in the input's container (prefix + path)
+    index: int  # 0-based position in the sorted file list
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.path).name
+
+    @property
+    def stem(self) -> str:
+        return PurePosixPath(self.path).stem
+
+    @property
+    def suffix(self) -> str:
+        return PurePosixPath(self.path).suffix
+
+    @property
+    def parent(self) -> str:
+        parent = str(PurePosixPath(self.path).parent)
+        return "" if parent == "." else parent
+
+    def __str__(self) -> str:
+        return self.path
+
+    def __format__(self, spec: str) -> str:
+        return format(self.path, spec)
+
+
+def input_files(storage_input: StorageInput) -> list[str]:
+    """Sorted ``/``-separated relative paths of the files an input uploads; a file source gives its name."""
+    source = storage_input.source
+    if source.is_file():
+        return [source.name]
+    found: list[str] = []
+    for folder, directories, files in os.walk(source):
+        directories.sort()
+        relative = Path(folder).relative_to(source)
+        for file_name in files:
+            found.append((relative / file_name).as_posix())
+    return sorted(found)
+
+
+class AxisError(Exception):
+    def __init__(self, name: str, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.name = name
+        self.message = message
+        self.hint = hint
+
+
+def axis_values(name: str, spec: Any, inputs: Mapping[str, StorageInput]) -> Sequence[Any]:
+    """The values of one axis (a ``range`` object for ranges, so counting costs nothing)."""
+    if isinstance(spec, list):
+        if not spec:
+            raise AxisError(name, f"axis {name!r} is an empty list", "give it at least one value")
+        return spec
+    if isinstance(spec, dict) and "range" in spec:
+        bounds = spec["range"]
+        if not isinstance(bounds, list) or not all(
+            isinstance(b, int) and not isinstance(b, bool) for b in bounds
+        ):
+            raise AxisError(name, f"axis {name!r}: range bounds must be integers", "write {range: [1, 10]}")
+        if len(bounds) not in (2, 3):
+            raise AxisError(name, f"axis {name!r}: a range is [start, end] or [start, end, step]")
+        start, end = bounds[0], bounds[1]
+        step = bounds[2] if len(bounds) == 3 else 1
+        if step == 0:
+            raise AxisError(name, f"axis {name!r}: the range step is 0", "use a positive or negative step")
+        values = range(start, end + (1 if step > 0 else -1), step)
+        if len(values) == 0:
+            raise AxisError(
+                name,
+                f"axis {name!r}: range [{start}, {end}] with step {step} is empty",
+                "swap start and end, or use a negative step",
+            )
+        return values
+    if isinstance(spec, dict) and "files" in spec:
+        input_name = spec["files"]
+        storage_input = inputs.get(str(input_name))
+        if storage_input is None:
+            raise AxisError(
+                name,
+                f"axis {name!r}: no storage input named {input_name!r}",
+                f"storage inputs: {', '.join(inputs) or 'none'}",
+            )
+        paths = input_files(storage_input)
+        if not paths:
+            raise AxisError(name, f"axis {name!r}: storage input {input_name!r} has no files", "add files")
+        return [FileItem(path, storage_input.prefix + path, index) for index, path in enumerate(paths)]
+    raise AxisError(name, f"axis {name!r} is not a list, a range or a files axis")
+
+
+def combination_count(axes: Mapping[str, Sequence[Any]], zipped: bool) -> int:
+    lengths = [len(values) for values in axes.values()]
+    if not lengths:
+        return 1
+    return min(lengths) if zipped else math.prod(lengths)
+
+
+def combinations(axes: Mapping[str, Sequence[Any]], zipped: bool) -> Iterator[dict[str, Any]]:
+    names = list(axes)
+    rows = zip(*axes.values(), strict=False) if zipped else itertools.product(*axes.values())
+    for row in rows:
+        yield dict(zip(names, row, strict=True))

@@ -1,0 +1,210 @@
+"""load -> variables -> substitution -> schema -> semantic checks -> expansion -> Workload.
+
+Every stage collects its problems; the manifest is rejected with all of them at once. The schema sees each
+task template once, rendered with the first combination of its axes (so typed ``${axis}`` values are checked
+as the values they become); 100,000 expanded tasks never go through jsonschema.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from batchrun.errors import Diagnostic, ManifestError
+from batchrun.manifest.dependencies import resolve_dependencies
+from batchrun.manifest.expand import TaskTemplate, expand_tasks
+from batchrun.manifest.factories import AxisError, axis_values, combination_count, combinations
+from batchrun.manifest.load import Document, load_document
+from batchrun.manifest.render import canonical_digest, desired_document
+from batchrun.manifest.resources import Resources, resolve_resources, resolve_storage
+from batchrun.manifest.template import Compiled, Compiler, SubstitutionError
+from batchrun.manifest.validate import SchemaChecker
+from batchrun.manifest.variables import resolve_variables
+from batchrun.model import JobSpec, StorageInput, TaskSpec, Workload
+
+DEFAULT_MAX_TASKS = 100_000
+
+
+class _Unresolved:
+    """Stands in for an axis whose values are unknown (the axis is invalid) while checking the schema."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __format__(self, spec: str) -> str:
+        return f"${{{self.name}}}"
+
+    def __str__(self) -> str:
+        return f"${{{self.name}}}"
+
+
+def _substitution_problems(document: Document, compiler: Compiler) -> list[Diagnostic]:
+    return [document.diagnostic(error.path, error.message, error.hint) for error in compiler.errors]
+
+
+def _inputs_for_axes(document: Document, data: Mapping[str, Any]) -> dict[str, StorageInput]:
+    """Storage inputs as far as they can be resolved before validation (for ``{files: ...}`` axes)."""
+    storage = data.get("storage")
+    if not isinstance(storage, dict):
+        return {}
+    entries = storage.get("inputs")
+    if not isinstance(entries, list):
+        return {}
+    usable = [
+        entry
+        for entry in entries
+        if isinstance(entry, dict)
+        and all(isinstance(entry.get(key), str) for key in ("name", "source", "container"))
+        and isinstance(entry.get("prefix", ""), str)
+    ]
+    result = Resources()
+    resolve_storage(document, {"inputs": usable}, result, [])
+    return result.inputs
+
+
+def _templates(
+    document: Document,
+    raw_tasks: list[Any],
+    variables: Mapping[str, Any],
+    inputs: Mapping[str, StorageInput],
+    problems: list[Diagnostic],
+) -> tuple[list[TaskTemplate], list[Any]]:
+    """Compiled templates, and each template rendered once for the schema check."""
+    templates: list[TaskTemplate] = []
+    views: list[Any] = []
+    for index, raw in enumerate(raw_tasks):
+        path = ("job", "tasks", index)
+        if not isinstance(raw, dict):
+            templates.append(TaskTemplate(index, Compiled(raw)))
+            views.append(raw)
+            continue
+        foreach = raw.get("foreach")
+        axis_names = frozenset(foreach) if isinstance(foreach, dict) else frozenset()
+        axes_compiler = Compiler(variables)
+        axes_spec = (
+            axes_compiler.compile(foreach, (*path, "foreach")).constant if foreach is not None else None
+        )
+        problems.extend(_substitution_problems(document, axes_compiler))
+        body_compiler = Compiler(variables, axis_names)
+        body = body_compiler.compile({key: value for key, value in raw.items() if key != "foreach"}, path)
+        problems.extend(_substitution_problems(document, body_compiler))
+        axes: dict[str, Any] = {}
+        axes_ok = True
+        if isinstance(axes_spec, dict):
+            for name, spec in axes_spec.items():
+                try:
+                    axes[name] = axis_values(name, spec, inputs)
+                except AxisError as error:
+                    axes_ok = False
+                    problems.append(document.diagnostic((*path, "foreach", name), error.message, error.hint))
+        zipped = raw.get("zip") is True
+        if zipped and axes_ok and len({len(values) for values in axes.values()}) > 1:
+            lengths = ", ".join(f"{name}: {len(values)}" for name, values in axes.items())
+            problems.append(
+                document.diagnostic(
+                    (*path, "zip"),
+                    f"zipped axes have different lengths ({lengths})",
+                    "give every axis the same number of values, or drop zip: true",
+                )
+            )
+            axes_ok = False
+        if axes_ok:
+            template = TaskTemplate(index, body, axes, zipped)
+            first = next(combinations(axes, zipped), {})
+        else:
+            template = TaskTemplate(index, body, {name: [] for name in axis_names})
+            first = {name: _Unresolved(name) for name in axis_names}
+        try:
+            view = dict(body.value(first))
+        except SubstitutionError as error:
+            problems.append(document.diagnostic(error.path, error.message, error.hint))
+            view = {key: value for key, value in raw.items() if key != "foreach"}
+        if foreach is not None:
+            view["foreach"] = axes_spec
+        templates.append(template)
+        views.append(view)
+    return templates, views
+
+
+def load_workload(
+    path: Path,
+    variables: Mapping[str, str] = {},
+    var_files: Sequence[Path] = (),
+    max_tasks: int = DEFAULT_MAX_TASKS,
+) -> Workload:
+    """Load, validate and expand one manifest. Raises ManifestError holding every problem found."""
+    document = load_document(Path(path))
+    problems: list[Diagnostic] = []
+    values = resolve_variables(document, variables, var_files, problems)
+    data: dict[str, Any] = document.data
+    job = data.get("job")
+    raw_tasks = job.get("tasks") if isinstance(job, dict) else None
+    skeleton = {key: value for key, value in data.items() if key != "variables"}
+    if isinstance(job, dict) and "tasks" in job:
+        skeleton["job"] = {key: value for key, value in job.items() if key != "tasks"}
+    compiler = Compiler(values)
+    resolved: dict[str, Any] = compiler.compile(skeleton, ()).constant
+    problems.extend(_substitution_problems(document, compiler))
+
+    templates: list[TaskTemplate] = []
+    view = dict(resolved)
+    if "variables" in data:
+        view["variables"] = data["variables"]
+    if isinstance(raw_tasks, list):
+        inputs = _inputs_for_axes(document, resolved)
+        templates, task_views = _templates(document, raw_tasks, values, inputs, problems)
+        view["job"] = {**resolved["job"], "tasks": task_views}
+    elif isinstance(job, dict) and "tasks" in job:
+        view["job"] = {**resolved["job"], "tasks": raw_tasks}
+    problems.extend(SchemaChecker().check(document, view))
+    if problems:
+        raise ManifestError(problems)
+
+    resources = resolve_resources(document, resolved, problems)
+    total = sum(combination_count(template.axes, template.zipped) for template in templates)
+    if total > max_tasks:
+        problems.append(
+            document.diagnostic(
+                ("job", "tasks"),
+                f"the job expands to {total:,} tasks, more than the limit of {max_tasks:,}",
+                "reduce the factory axes, or raise the limit with --max-tasks N (or BATCHRUN_MAX_TASKS)",
+            )
+        )
+        raise ManifestError(problems)
+    tasks = expand_tasks(document, templates, resources, problems)
+    uses_dependencies = resolve_dependencies(document, tasks, problems)
+    job_spec: JobSpec | None = None
+    if resources.job_id is not None:
+        properties = resources.job_properties
+        if uses_dependencies:
+            if properties.get("usesTaskDependencies") is False:
+                problems.append(
+                    document.diagnostic(
+                        ("job", "usesTaskDependencies"),
+                        "tasks have dependencies but usesTaskDependencies is false",
+                        "remove usesTaskDependencies (batchrun sets it when tasks have dependencies)",
+                    )
+                )
+            properties["usesTaskDependencies"] = True
+        job_spec = JobSpec(
+            id=resources.job_id,
+            properties=properties,
+            tasks=tuple(TaskSpec(task.id, task.properties, task.inputs, task.outputs) for task in tasks),
+        )
+    if problems:
+        raise ManifestError(problems)
+    metadata = resolved["metadata"]
+    workload = Workload(
+        name=metadata["name"],
+        manifest_path=document.path,
+        digest="",
+        labels=dict(metadata.get("labels", {})),
+        inputs=tuple(resources.inputs.values()),
+        outputs=resources.outputs,
+        packages=resources.packages,
+        pool=resources.pool,
+        job=job_spec,
+    )
+    return dataclasses.replace(workload, digest=canonical_digest(desired_document(workload)))
