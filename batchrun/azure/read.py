@@ -1,0 +1,115 @@
+"""Live state: SDK objects -> :mod:`batchrun.plan.live` data. Nothing SDK-typed is returned.
+
+Tasks are read with ``$select=id,state,environmentSettings,constraints`` in 1,000-task pages and reduced at
+once to ``LiveTask`` tuples (SDK objects are dropped page by page), so memory stays bounded at 100,000 tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from azure.batch import BatchClient
+from azure.core.exceptions import ResourceNotFoundError
+
+from batchrun.azure.clients import Clients
+from batchrun.azure.failures import translated
+from batchrun.azure.packages import read_package
+from batchrun.azure.storage import read_input
+from batchrun.model import Workload
+from batchrun.plan.live import (
+    TASK_DIGEST_ENV,
+    LiveJob,
+    LivePool,
+    LiveState,
+    LiveTask,
+    PreparedInput,
+    PreparedPackage,
+)
+
+TASK_PAGE_SIZE = 1000
+TASK_FIELDS = ["id", "state", "environmentSettings", "constraints"]
+
+
+def _metadata(items: Sequence[Mapping[str, Any]] | None) -> dict[str, str]:
+    return {str(i.get("name")): str(i.get("value", "")) for i in items or ()}
+
+
+def read_pool(batch: BatchClient, pool_id: str) -> LivePool | None:
+    with translated(f"reading pool/{pool_id}"):
+        try:
+            pool = batch.get_pool(pool_id).as_dict()
+        except ResourceNotFoundError:
+            return None
+        running = 0
+        if pool.get("state", "active") != "deleting":
+            for node in batch.list_nodes(pool_id, select=["id", "state"], max_results=TASK_PAGE_SIZE):
+                if str(node.as_dict().get("state", "")).lower() == "running":
+                    running += 1
+    return LivePool(
+        id=str(pool.get("id", pool_id)),
+        properties=pool,
+        metadata=_metadata(pool.get("metadata")),
+        state=str(pool.get("state", "active")),
+        allocation_state=str(pool.get("allocationState", "steady")),
+        running_nodes=running,
+    )
+
+
+def read_job(batch: BatchClient, job_id: str) -> LiveJob | None:
+    with translated(f"reading job/{job_id}"):
+        try:
+            job = batch.get_job(job_id).as_dict()
+        except ResourceNotFoundError:
+            return None
+        active = running = 0
+        state = str(job.get("state", "active"))
+        if state not in ("deleting", "completed"):
+            counts = batch.get_job_task_counts(job_id).as_dict().get("taskCounts", {})
+            active, running = int(counts.get("active", 0)), int(counts.get("running", 0))
+    return LiveJob(
+        id=str(job.get("id", job_id)),
+        properties=job,
+        metadata=_metadata(job.get("metadata")),
+        state=state,
+        pool_id=str((job.get("poolInfo") or {}).get("poolId", "")),
+        active_tasks=active,
+        running_tasks=running,
+    )
+
+
+def read_tasks(batch: BatchClient, job_id: str) -> dict[str, LiveTask]:
+    """Every task of the job by lower-cased id, reduced to (digest, state, constraints)."""
+    tasks: dict[str, LiveTask] = {}
+    with translated(f"listing the tasks of job/{job_id}"):
+        try:
+            for task in batch.list_tasks(job_id, select=TASK_FIELDS, max_results=TASK_PAGE_SIZE):
+                data = task.as_dict()
+                digest = ""
+                for setting in data.get("environmentSettings") or ():
+                    if setting.get("name") == TASK_DIGEST_ENV:
+                        digest = str(setting.get("value", ""))
+                tasks[str(data["id"]).lower()] = LiveTask(
+                    digest, str(data.get("state", "")), dict(data.get("constraints") or {})
+                )
+        except ResourceNotFoundError:
+            return {}
+    return tasks
+
+
+def read_live(
+    clients: Clients,
+    workload: Workload,
+    inputs: Sequence[PreparedInput],
+    packages: Sequence[PreparedPackage],
+    with_tasks: bool = True,
+) -> LiveState:
+    """Everything the manifest names, as it is now."""
+    live_inputs = {p.name: read_input(clients.blob, p, workload.name) for p in inputs}
+    live_packages = {f"{p.id}@{p.version}": read_package(clients, p) for p in packages}
+    pool = read_pool(clients.batch, workload.pool.id) if workload.pool else None
+    job = read_job(clients.batch, workload.job.id) if workload.job else None
+    tasks: dict[str, LiveTask] = {}
+    if job is not None and with_tasks and job.state != "deleting":
+        tasks = read_tasks(clients.batch, job.id)
+    return LiveState(inputs=live_inputs, packages=live_packages, pool=pool, job=job, tasks=tasks)

@@ -1,0 +1,173 @@
+"""Storage inputs: local files by MD5, live blobs by Content-MD5, parallel uploads, and SAS URLs for tasks.
+
+Uploads set Content-MD5 from the local file (streamed, never by mtime), so the next run compares hashes only.
+Blobs batchrun uploads carry metadata ``batchrun_workload`` so pruning never deletes somebody else's blob.
+SAS: read+list on input containers, create+write on the outputs container; signed by the account key, or by a
+user delegation key when the target uses Entra ID.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import (
+    BlobServiceClient,
+    ContainerSasPermissions,
+    ContentSettings,
+    generate_container_sas,
+)
+
+from batchrun.azure.failures import translated
+from batchrun.errors import ApplyError
+from batchrun.model import StorageInput
+from batchrun.plan.live import BLOB_WORKLOAD_KEY, LiveInput, LocalFile, PreparedInput
+from batchrun.target import Target
+
+CHUNK = 1024 * 1024
+UPLOAD_THREADS = 8
+
+
+def file_md5(path: Path) -> str:
+    """Base64 MD5 of a file, read in chunks (the form Content-MD5 uses)."""
+    digest = hashlib.md5()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return base64.b64encode(digest.digest()).decode()
+
+
+def local_files(source: Path, prefix: str) -> list[LocalFile]:
+    """Files of an input: one file, or every file under a folder (blob names keep the relative path)."""
+    if source.is_file():
+        pairs = [(source, source.name)]
+    else:
+        pairs = [(p, p.relative_to(source).as_posix()) for p in sorted(source.rglob("*")) if p.is_file()]
+    return [LocalFile(prefix + name, str(path), file_md5(path), path.stat().st_size) for path, name in pairs]
+
+
+def prepare_input(spec: StorageInput) -> PreparedInput:
+    return PreparedInput(spec.name, spec.container, spec.prefix, tuple(local_files(spec.source, spec.prefix)))
+
+
+def read_input(service: BlobServiceClient, prepared: PreparedInput, workload: str) -> LiveInput:
+    """Blobs under the input's prefix with their Content-MD5 and whether this workload uploaded them."""
+    container = service.get_container_client(prepared.container)
+    blobs: dict[str, tuple[str, bool]] = {}
+    with translated(f"listing blobs of storage.input/{prepared.name}"):
+        try:
+            for blob in container.list_blobs(name_starts_with=prepared.prefix or None, include=["metadata"]):
+                md5 = blob.content_settings.content_md5
+                encoded = base64.b64encode(bytes(md5)).decode() if md5 else ""
+                owned = (blob.metadata or {}).get(BLOB_WORKLOAD_KEY) == workload
+                blobs[blob.name] = (encoded, owned)
+        except ResourceNotFoundError:
+            return LiveInput(prepared.name, container_exists=False)
+    return LiveInput(prepared.name, container_exists=True, blobs=blobs)
+
+
+def create_container(service: BlobServiceClient, name: str) -> None:
+    # Exists: created by an earlier interrupted run or a concurrent one, which is the goal.
+    with translated(f"creating container {name}"), suppress(ResourceExistsError):
+        service.create_container(name)
+
+
+def upload_files(
+    service: BlobServiceClient,
+    container: str,
+    files: Sequence[Mapping[str, Any]],
+    workload: str,
+    progress: Callable[[str], None] = lambda _blob: None,
+) -> None:
+    """Upload in parallel; each blob gets its Content-MD5 and the workload's mark."""
+    client = service.get_container_client(container)
+
+    def upload(item: Mapping[str, Any]) -> None:
+        path = Path(str(item["path"]))
+        if file_md5(path) != item["md5"]:
+            raise ApplyError(
+                f"{path} changed after the plan was made; run the plan again so it uploads what you see now."
+            )
+        with translated(f"uploading {item['blob']} to container {container}"), path.open("rb") as handle:
+            client.upload_blob(
+                str(item["blob"]),
+                handle,
+                overwrite=True,
+                length=int(item["size"]),
+                content_settings=ContentSettings(content_md5=bytearray(base64.b64decode(str(item["md5"])))),
+                metadata={BLOB_WORKLOAD_KEY: workload},
+                max_concurrency=2,
+            )
+        progress(str(item["blob"]))
+
+    with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
+        for future in [pool.submit(upload, item) for item in files]:
+            future.result()
+
+
+def delete_blobs(service: BlobServiceClient, container: str, names: Iterable[str]) -> None:
+    client = service.get_container_client(container)
+    for name in names:
+        with translated(f"deleting blob {name} from container {container}"), suppress(ResourceNotFoundError):
+            client.delete_blob(name)
+
+
+def delete_container(service: BlobServiceClient, name: str) -> None:
+    with translated(f"deleting container {name}"), suppress(ResourceNotFoundError):
+        service.delete_container(name)
+
+
+@dataclass
+class SasSigner:
+    """Container SAS URLs for one apply; the user delegation key is fetched once, on first use."""
+
+    service: BlobServiceClient
+    target: Target
+    lifetime: timedelta
+    _delegation_key: Any = None
+    _expiry: datetime | None = None
+
+    def _times(self) -> tuple[datetime, datetime]:
+        if self._expiry is None:
+            self._expiry = datetime.now(timezone.utc) + self.lifetime
+        # A few minutes of slack for clock skew between this machine and the service.
+        return datetime.now(timezone.utc) - timedelta(minutes=5), self._expiry
+
+    def container_url(self, container: str, permission: ContainerSasPermissions) -> str:
+        start, expiry = self._times()
+        if self.target.storage_key is not None:
+            token = generate_container_sas(
+                self.target.storage_account,
+                container,
+                account_key=self.target.storage_key,
+                permission=permission,
+                expiry=expiry,
+                start=start,
+            )
+        else:
+            if self._delegation_key is None:
+                with translated("getting a user delegation key for SAS URLs"):
+                    self._delegation_key = self.service.get_user_delegation_key(start, expiry)
+            token = generate_container_sas(
+                self.target.storage_account,
+                container,
+                user_delegation_key=self._delegation_key,
+                permission=permission,
+                expiry=expiry,
+                start=start,
+            )
+        return f"{self.target.blob_url.rstrip('/')}/{container}?{token}"
+
+    def input_url(self, container: str) -> str:
+        return self.container_url(container, ContainerSasPermissions(read=True, list=True))
+
+    def output_url(self, container: str) -> str:
+        return self.container_url(container, ContainerSasPermissions(write=True, create=True))

@@ -1,0 +1,300 @@
+"""Batch writes: REST bodies from the plan -> SDK calls, each made safe to repeat.
+
+* A create answered 409 (possibly after the SDK retried a request that had in fact succeeded) is checked
+  against what is live: it is fine when the resource is this workload's, an error otherwise.
+* Deletes treat 404 as done and wait until the resource is really gone (a pool or job being deleted keeps
+  its id until then).
+* Tasks are added 100 per ``addtaskcollection`` request, requests in parallel; per-task ``servererror`` is
+  resubmitted, ``TaskExists`` is accepted when the live task has the same digest, a body too large is split.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
+
+from azure.batch import BatchClient
+from azure.batch import models as batch_models
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+
+from batchrun.azure.failures import error_code, translated
+from batchrun.errors import ApplyError
+from batchrun.plan.live import TASK_DIGEST_ENV, WORKLOAD_KEY
+
+TASKS_PER_REQUEST = 100
+TASK_THREADS = 8
+SERVER_ERROR_RETRIES = 5
+WAIT_TIMEOUT_SECONDS = 30 * 60
+
+
+def _metadata(items: Any) -> dict[str, str]:
+    return {str(i.get("name")): str(i.get("value", "")) for i in items or ()}
+
+
+@dataclass
+class BatchWriter:
+    batch: BatchClient
+    workload: str
+    poll_seconds: int = 1
+    wait_timeout: float = WAIT_TIMEOUT_SECONDS
+
+    # -- waiting ---------------------------------------------------------------------------------------
+
+    def _finish(self, what: str, poller: Any) -> None:
+        """Wait for an SDK long-running operation (it polls every ``poll_seconds``)."""
+        poller.result(timeout=self.wait_timeout)
+        if not poller.done():
+            raise ApplyError(
+                f"{what} did not finish within {self.wait_timeout:.0f} s; run apply again later."
+            )
+
+    def _wait(self, what: str, done: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + self.wait_timeout
+        while not done():
+            if time.monotonic() > deadline:
+                raise ApplyError(
+                    f"{what} did not finish within {self.wait_timeout:.0f} s; run apply again later."
+                )
+            time.sleep(self.poll_seconds)
+
+    def _pool_gone(self, pool_id: str) -> bool:
+        try:
+            self.batch.get_pool(pool_id, select=["id", "state"])
+        except ResourceNotFoundError:
+            return True
+        return False
+
+    def _job_gone(self, job_id: str) -> bool:
+        try:
+            self.batch.get_job(job_id, select=["id", "state"])
+        except ResourceNotFoundError:
+            return True
+        return False
+
+    def _pool_steady(self, pool_id: str) -> bool:
+        pool = self.batch.get_pool(pool_id, select=["id", "allocationState"]).as_dict()
+        return str(pool.get("allocationState", "steady")).lower() == "steady"
+
+    def _job_state_is(self, job_id: str, states: tuple[str, ...]) -> bool:
+        job = self.batch.get_job(job_id, select=["id", "state"]).as_dict()
+        return str(job.get("state", "")).lower() in states
+
+    # -- pool ------------------------------------------------------------------------------------------
+
+    def create_pool(self, body: Mapping[str, Any]) -> None:
+        pool_id = str(body["id"])
+        with translated(f"creating pool/{pool_id}"):
+            try:
+                self.batch.create_pool(batch_models.BatchPoolCreateOptions(dict(body)))
+            except ResourceExistsError:
+                live = self.batch.get_pool(pool_id, select=["id", "metadata"]).as_dict()
+                if _metadata(live.get("metadata")).get(WORKLOAD_KEY) != self.workload:
+                    raise ApplyError(
+                        f"pool/{pool_id}: a pool with this id appeared that batchrun did not create; "
+                        "run plan again to see it."
+                    ) from None
+
+    def delete_pool(self, pool_id: str) -> None:
+        with translated(f"deleting pool/{pool_id}"):
+            try:
+                poller = self.batch.begin_delete_pool(pool_id, polling_interval=self.poll_seconds)
+            except ResourceNotFoundError:
+                return
+            self._finish(f"deleting pool/{pool_id}", poller)
+
+    def wait_pool_deleted(self, pool_id: str) -> None:
+        with translated(f"waiting for pool/{pool_id} to be deleted"):
+            self._wait(f"deleting pool/{pool_id}", lambda: self._pool_gone(pool_id))
+
+    def patch_pool(self, pool_id: str, body: Mapping[str, Any]) -> None:
+        with translated(f"updating pool/{pool_id}"):
+            self.batch.update_pool(pool_id, batch_models.BatchPoolUpdateOptions(dict(body)))
+
+    def stop_resize(self, pool_id: str) -> None:
+        with translated(f"stopping the resize of pool/{pool_id}"):
+            try:
+                poller = self.batch.begin_stop_pool_resize(pool_id, polling_interval=self.poll_seconds)
+            except ResourceExistsError:
+                pass  # 409: not resizing any more
+            else:
+                self._finish(f"stopping the resize of pool/{pool_id}", poller)
+            self._wait(f"stopping the resize of pool/{pool_id}", lambda: self._pool_steady(pool_id))
+
+    def resize(self, pool_id: str, args: Mapping[str, Any]) -> None:
+        with translated(f"resizing pool/{pool_id}"):
+            self._wait(
+                f"pool/{pool_id} to reach a steady allocation state", lambda: self._pool_steady(pool_id)
+            )
+            options = batch_models.BatchPoolResizeOptions(dict(args))
+            poller = self.batch.begin_resize_pool(pool_id, options, polling_interval=self.poll_seconds)
+            self._finish(f"resizing pool/{pool_id}", poller)
+
+    def enable_autoscale(self, pool_id: str, args: Mapping[str, Any]) -> None:
+        with translated(f"enabling autoscale on pool/{pool_id}"):
+            self._wait(
+                f"pool/{pool_id} to reach a steady allocation state", lambda: self._pool_steady(pool_id)
+            )
+            self.batch.enable_pool_auto_scale(
+                pool_id, batch_models.BatchPoolEnableAutoScaleOptions(dict(args))
+            )
+
+    def disable_autoscale(self, pool_id: str) -> None:
+        with translated(f"disabling autoscale on pool/{pool_id}"):
+            self.batch.disable_pool_auto_scale(pool_id)
+
+    # -- job -------------------------------------------------------------------------------------------
+
+    def create_job(self, body: Mapping[str, Any]) -> None:
+        job_id = str(body["id"])
+        with translated(f"creating job/{job_id}"):
+            try:
+                self.batch.create_job(batch_models.BatchJobCreateOptions(dict(body)))
+            except ResourceExistsError:
+                live = self.batch.get_job(job_id, select=["id", "metadata"]).as_dict()
+                if _metadata(live.get("metadata")).get(WORKLOAD_KEY) != self.workload:
+                    raise ApplyError(
+                        f"job/{job_id}: a job with this id appeared that batchrun did not create; "
+                        "run plan again to see it."
+                    ) from None
+
+    def delete_job(self, job_id: str) -> None:
+        with translated(f"deleting job/{job_id}"):
+            try:
+                poller = self.batch.begin_delete_job(job_id, polling_interval=self.poll_seconds)
+            except ResourceNotFoundError:
+                return
+            self._finish(f"deleting job/{job_id}", poller)
+
+    def wait_job_deleted(self, job_id: str) -> None:
+        with translated(f"waiting for job/{job_id} to be deleted"):
+            self._wait(f"deleting job/{job_id}", lambda: self._job_gone(job_id))
+
+    def patch_job(self, job_id: str, body: Mapping[str, Any]) -> None:
+        with translated(f"updating job/{job_id}"):
+            self.batch.update_job(job_id, batch_models.BatchJobUpdateOptions(dict(body)))
+
+    def disable_job(self, job_id: str) -> None:
+        with translated(f"disabling job/{job_id}"):
+            options = batch_models.BatchJobDisableOptions({"disableTasks": "requeue"})
+            try:
+                poller = self.batch.begin_disable_job(job_id, options, polling_interval=self.poll_seconds)
+                self._finish(f"disabling job/{job_id}", poller)
+            except ResourceExistsError as error:
+                if "disabl" not in str(error).lower():
+                    raise
+            self._wait(f"disabling job/{job_id}", lambda: self._job_state_is(job_id, ("disabled",)))
+
+    def enable_job(self, job_id: str) -> None:
+        with translated(f"enabling job/{job_id}"):
+            try:
+                poller = self.batch.begin_enable_job(job_id, polling_interval=self.poll_seconds)
+                self._finish(f"enabling job/{job_id}", poller)
+            except ResourceExistsError as error:
+                if "enabl" not in str(error).lower() and "active" not in str(error).lower():
+                    raise
+            self._wait(f"enabling job/{job_id}", lambda: self._job_state_is(job_id, ("active",)))
+
+    # -- tasks -----------------------------------------------------------------------------------------
+
+    def delete_tasks(self, job_id: str, task_ids: Sequence[str], progress: Callable[[int], None]) -> None:
+        def delete(task_id: str) -> None:
+            with translated(f"deleting task/{job_id}/{task_id}"), suppress(ResourceNotFoundError):
+                self.batch.delete_task(job_id, task_id)
+            progress(1)
+
+        with ThreadPoolExecutor(max_workers=TASK_THREADS) as pool:
+            for future in [pool.submit(delete, task_id) for task_id in task_ids]:
+                future.result()
+
+    def update_constraints(self, job_id: str, task_id: str, constraints: Mapping[str, Any]) -> None:
+        with translated(f"updating the constraints of task/{job_id}/{task_id}"):
+            self.batch.replace_task(
+                job_id, task_id, batch_models.BatchTask({"constraints": dict(constraints)})
+            )
+
+    def add_tasks(
+        self, job_id: str, bodies: Sequence[Mapping[str, Any]], progress: Callable[[int], None]
+    ) -> None:
+        """Add ``bodies`` 100 per request with parallel requests; raise ApplyError naming failed tasks."""
+        chunks = [bodies[i : i + TASKS_PER_REQUEST] for i in range(0, len(bodies), TASKS_PER_REQUEST)]
+        failures: list[str] = []
+        with ThreadPoolExecutor(max_workers=TASK_THREADS) as pool:
+            for future in [pool.submit(self._add_chunk, job_id, chunk, progress) for chunk in chunks]:
+                failures.extend(future.result())
+        if failures:
+            shown = "\n  ".join(failures[:10])
+            more = f"\n  ... and {len(failures) - 10} more" if len(failures) > 10 else ""
+            raise ApplyError(
+                f"{len(failures)} task(s) of job/{job_id} could not be added:\n  {shown}{more}\n"
+                "Fix the manifest and run apply again; tasks already added are kept."
+            )
+
+    def _add_chunk(
+        self, job_id: str, chunk: Sequence[Mapping[str, Any]], progress: Callable[[int], None]
+    ) -> list[str]:
+        pending = list(chunk)
+        failures: list[str] = []
+        for attempt in range(SERVER_ERROR_RETRIES + 1):
+            if not pending:
+                break
+            if attempt:
+                time.sleep(min(2**attempt * 0.5, 10))
+            by_id = {str(body["id"]).lower(): body for body in pending}
+            try:
+                with translated(f"adding tasks to job/{job_id}"):
+                    result = self.batch.create_task_collection(
+                        job_id, batch_models.BatchTaskGroup({"value": [dict(b) for b in pending]})
+                    )
+            except HttpResponseError as error:
+                if error_code(error) == "RequestBodyTooLarge" and len(pending) > 1:
+                    half = len(pending) // 2
+                    return self._add_chunk(job_id, pending[:half], progress) + self._add_chunk(
+                        job_id, pending[half:], progress
+                    )
+                raise
+            retry: list[Mapping[str, Any]] = []
+            for item in result.as_dict().get("value", []):
+                task_id = str(item.get("taskId", ""))
+                status = str(item.get("status", "")).lower()
+                code = str((item.get("error") or {}).get("code", ""))
+                body = by_id.get(task_id.lower())
+                if body is None:
+                    continue
+                if status == "success":
+                    progress(1)
+                elif status == "servererror":
+                    retry.append(body)
+                elif code == "TaskExists" and self._same_task(job_id, body):
+                    progress(1)
+                else:
+                    message = str(((item.get("error") or {}).get("message") or {}).get("value", ""))
+                    failures.append(f"task/{job_id}/{task_id}: {code} {message}".strip())
+            pending = retry
+        failures.extend(f"task/{job_id}/{body['id']}: server error after retries" for body in pending)
+        return failures
+
+    def _same_task(self, job_id: str, body: Mapping[str, Any]) -> bool:
+        """A TaskExists answer is success when the live task is the one we meant to add (same digest)."""
+        wanted = next(
+            (s.get("value") for s in body.get("environmentSettings", ()) if s.get("name") == TASK_DIGEST_ENV),
+            None,
+        )
+        try:
+            live = self.batch.get_task(
+                job_id, str(body["id"]), select=["id", "environmentSettings"]
+            ).as_dict()
+        except ResourceNotFoundError:
+            return False
+        digest = next(
+            (
+                s.get("value")
+                for s in live.get("environmentSettings") or ()
+                if s.get("name") == TASK_DIGEST_ENV
+            ),
+            None,
+        )
+        return wanted is not None and digest == wanted
