@@ -8,6 +8,7 @@ plus one ranged GET. Results are the SDK-free snapshots of :mod:`batchrun.watch.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -55,6 +56,17 @@ _POOL_FIELDS = [
 FAILED_TASK_FILTER = "executionInfo/result eq 'failure'"
 
 
+class _QuietFailsafeDeserialization(logging.Filter):
+    """Drop the SDK's traceback for error responses without a body (every HEAD 404, e.g. a task file that does
+    not exist yet): the SDK already turns them into ResourceNotFoundError, which is handled here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "failsafe deserialization" not in record.getMessage()
+
+
+logging.getLogger("azure.batch._utils.model_base").addFilter(_QuietFailsafeDeserialization())
+
+
 @contextmanager
 def _reading(what: str) -> Iterator[None]:
     """Turn SDK errors other than 404 into batchrun errors that name what was being read."""
@@ -87,6 +99,13 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _text(value: Any) -> str:
+    """An SDK enum member's wire value (``str()`` of one is ``BatchJobState.ACTIVE``), or the text."""
+    if value is None:
+        return ""
+    return str(getattr(value, "value", value))
+
+
 def _metadata(items: Any) -> dict[str, str]:
     return {item.name: item.value for item in items or ()}
 
@@ -117,9 +136,9 @@ class BatchMonitor:
         return JobSnapshot(
             id=job_id,
             exists=True,
-            state=str(job.state or ""),
+            state=_text(job.state),
             pool_id=pool_id,
-            on_all_tasks_complete=str(job.all_tasks_complete_mode or ""),
+            on_all_tasks_complete=_text(job.all_tasks_complete_mode),
             start_time=_iso(info.start_time) if info else None,
             end_time=_iso(info.end_time) if info else None,
             terminate_reason=info.termination_reason if info else None,
@@ -153,14 +172,13 @@ class BatchMonitor:
         return PoolSnapshot(
             id=pool_id,
             exists=True,
-            state=str(pool.state or ""),
-            allocation_state=str(pool.allocation_state or ""),
+            state=_text(pool.state),
+            allocation_state=_text(pool.allocation_state),
             current_nodes=(pool.current_dedicated_nodes or 0) + (pool.current_low_priority_nodes or 0),
             target_nodes=(pool.target_dedicated_nodes or 0) + (pool.target_low_priority_nodes or 0),
             auto_scale=bool(pool.enable_auto_scale),
             resize_errors=tuple(
-                ResizeProblem(code=str(e.code or ""), message=str(e.message or ""))
-                for e in pool.resize_errors or ()
+                ResizeProblem(code=_text(e.code), message=_text(e.message)) for e in pool.resize_errors or ()
             ),
             metadata=_metadata(pool.metadata),
         )
@@ -171,7 +189,7 @@ class BatchMonitor:
         with _reading(f"the nodes of pool/{pool_id}"):
             try:
                 for node in self._batch.list_nodes(pool_id, select=["id", "state"]):
-                    state = str(node.state or "unknown")
+                    state = _text(node.state) or "unknown"
                     by_state[state] = by_state.get(state, 0) + 1
             except ResourceNotFoundError:
                 return None
@@ -217,9 +235,9 @@ class BatchMonitor:
         return TaskDetail(
             id=task_id,
             exists=True,
-            state=str(task.state or ""),
+            state=_text(task.state),
             exit_code=info.exit_code if info else None,
-            result=str(info.result) if info and info.result else None,
+            result=_text(info.result) if info and info.result else None,
             failure_code=failure.code if failure else None,
         )
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from batchrun.azure.monitor import BatchMonitor
 from batchrun.errors import TargetError
 from batchrun.watch.snapshot import FailedTask, TaskDetail
 from batchrun.watch.text import clean
+
+if TYPE_CHECKING:  # the SDK-facing readers import this package's snapshots: no import cycle
+    from batchrun.azure.monitor import BatchMonitor
 
 CHUNK_BYTES = 4 * 1024 * 1024  # ranged reads of a whole file
 

@@ -12,10 +12,8 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from batchrun.azure.clients import Clients
-from batchrun.azure.monitor import BatchMonitor
 from batchrun.errors import TargetError
 from batchrun.model import Workload
 from batchrun.watch.console import OutputSettings
@@ -27,6 +25,10 @@ from batchrun.watch.result import WaitResult
 from batchrun.watch.snapshot import FailedTask, JobSnapshot, NodeSummary, PoolSnapshot, TaskCounts
 from batchrun.watch.summary import render_summary
 from batchrun.watch.verdict import Outcome, Verdict, decide
+
+if TYPE_CHECKING:  # the SDK-facing readers import this package's snapshots: no import cycle
+    from batchrun.azure.clients import Clients
+    from batchrun.azure.monitor import BatchMonitor
 
 
 class ProgressRenderer(Protocol):
@@ -66,6 +68,8 @@ def wait_for_workload(
     The caller exits with ``result.exit_code``. A manifest without a job has nothing to wait for and succeeds.
     Raises :class:`~batchrun.errors.TargetError` when the job does not exist (the manifest was not applied).
     """
+    from batchrun.azure.monitor import BatchMonitor
+
     config = settings or WaitSettings()
     monitor = BatchMonitor(clients.batch)
     renderer = _renderer(output, config)

@@ -19,10 +19,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from batchrun.azure.monitor import OutputBlob, OutputStore
 from batchrun.errors import BatchrunError, TargetError
+
+if TYPE_CHECKING:  # the SDK-facing readers import this package's snapshots: no import cycle
+    from batchrun.azure.monitor import OutputBlob, OutputStore
 
 STATE_FILE = ".batchrun-outputs.json"
 

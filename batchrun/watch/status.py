@@ -8,18 +8,20 @@ manifest's is enough to say "live differs"; ``batchrun plan`` shows how.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from batchrun.azure.monitor import BatchMonitor
 from batchrun.model import Workload
 from batchrun.watch.result import counts_json, job_json, pool_json
 from batchrun.watch.snapshot import JobSnapshot, NodeSummary, PoolSnapshot, TaskCounts
 from batchrun.watch.text import clean
+
+if TYPE_CHECKING:  # the SDK-facing readers import this package's snapshots: no import cycle
+    from batchrun.azure.monitor import BatchMonitor
 
 WORKLOAD_KEY = "batchrun.workload"
 REVISION_KEY = "batchrun.revision"
