@@ -1,0 +1,196 @@
+"""Carry out a Plan: walk its operations stage by stage and make each call. Nothing here decides anything.
+
+Within a stage, operations keep the plan's order; task deletes and task adds are batched (parallel requests,
+100 tasks per add request). Task bodies get their storage URLs here: the plan names inputs and the outputs
+container, and this module signs one SAS URL per container for the whole apply.
+
+An interrupted apply leaves a state the next plan reads and converges from: every call is idempotent
+(409 on create is checked against the live resource, 404 on delete is success).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from batchrun.apply.hooks import ApplyHooks, SilentHooks
+from batchrun.azure.clients import Clients
+from batchrun.azure.packages import set_default_version, upload_package
+from batchrun.azure.storage import SasSigner, create_container, delete_blobs, delete_container, upload_files
+from batchrun.azure.write import BatchWriter
+from batchrun.errors import ApplyError
+from batchrun.plan.actions import Change, Operation, Plan, Stage
+
+
+class _Counter:
+    """Thread-safe progress counter reporting through the hooks."""
+
+    def __init__(self, report: Callable[[int, int], None], total: int) -> None:
+        self._lock = threading.Lock()
+        self._done = 0
+        self._total = total
+        self._report = report
+        self._step = max(1, total // 20)
+
+    def add(self, count: int) -> None:
+        with self._lock:
+            before = self._done
+            self._done += count
+            if self._done // self._step != before // self._step or self._done == self._total:
+                self._report(self._done, self._total)
+
+
+class Executor:
+    def __init__(self, plan: Plan, clients: Clients, hooks: ApplyHooks | None = None, poll_seconds: int = 1):
+        self.plan = plan
+        self.clients = clients
+        self.hooks: ApplyHooks = hooks or SilentHooks()
+        self.writer = BatchWriter(clients.batch, plan.workload, poll_seconds=poll_seconds)
+        self.signer = SasSigner(
+            clients.blob, clients.target, timedelta(seconds=plan.sas_expiry_seconds or 86400)
+        )
+        self._sas_cache: dict[tuple[str, str], str] = {}
+        self._bindings = {b.name: b for b in plan.inputs}
+
+    def run(self) -> None:
+        steps: list[tuple[int, int, Change, Operation]] = []
+        for index, change in enumerate(self.plan.changes):
+            for op in change.operations:
+                steps.append((int(op.stage), index, change, op))
+        steps.sort(key=lambda step: (step[0], step[1]))
+        for stage in sorted({step[0] for step in steps}):
+            in_stage = [(change, op) for s, _i, change, op in steps if s == stage]
+            if stage == Stage.TASK_DELETE:
+                self._delete_tasks(in_stage)
+            elif stage == Stage.TASKS:
+                self._task_stage(in_stage)
+            else:
+                for change, op in in_stage:
+                    self._one(change.address, op)
+
+    # -- single operations ----------------------------------------------------------------------------
+
+    def _one(self, address: str, op: Operation) -> None:
+        self.hooks.step_started(address, op.name)
+        handler = self._handlers().get(op.name)
+        if handler is None:
+            raise ApplyError(
+                f"{address}: the plan has an unknown operation {op.name!r}; make the plan again."
+            )
+        handler(dict(op.args))
+        self.hooks.step_finished(address, op.name)
+
+    def _handlers(self) -> dict[str, Callable[[dict[str, Any]], None]]:
+        writer, blob = self.writer, self.clients.blob
+        workload = self.plan.workload
+        return {
+            "storage.create_container": lambda a: create_container(blob, a["container"]),
+            "storage.upload": lambda a: upload_files(blob, a["container"], a["files"], workload),
+            "storage.delete_blobs": lambda a: delete_blobs(blob, a["container"], a["blobs"]),
+            "storage.delete_container": lambda a: delete_container(blob, a["container"]),
+            "package.upload": lambda a: upload_package(self.clients, a),
+            "package.set_default": lambda a: set_default_version(self.clients, a),
+            "pool.create": lambda a: writer.create_pool(a["body"]),
+            "pool.delete": lambda a: writer.delete_pool(a["id"]),
+            "pool.wait_deleted": lambda a: writer.wait_pool_deleted(a["id"]),
+            "pool.patch": lambda a: writer.patch_pool(a["id"], a["body"]),
+            "pool.stop_resize": lambda a: writer.stop_resize(self._pool_id()),
+            "pool.resize": lambda a: writer.resize(self._pool_id(), a),
+            "pool.enable_autoscale": lambda a: writer.enable_autoscale(self._pool_id(), a),
+            "pool.disable_autoscale": lambda a: writer.disable_autoscale(self._pool_id()),
+            "job.create": lambda a: writer.create_job(a["body"]),
+            "job.delete": lambda a: writer.delete_job(a["id"]),
+            "job.wait_deleted": lambda a: writer.wait_job_deleted(a["id"]),
+            "job.patch": lambda a: writer.patch_job(a["id"], a["body"]),
+            "job.disable": lambda a: writer.disable_job(a["id"]),
+            "job.enable": lambda a: writer.enable_job(a["id"]),
+        }
+
+    def _pool_id(self) -> str:
+        for change in self.plan.changes:
+            if change.kind == "pool":
+                return change.address.split("/", 1)[1]
+        raise ApplyError("the plan resizes a pool it does not name; make the plan again.")
+
+    # -- tasks ----------------------------------------------------------------------------------------
+
+    def _delete_tasks(self, steps: Sequence[tuple[Change, Operation]]) -> None:
+        by_job: dict[str, list[str]] = {}
+        for _change, op in steps:
+            by_job.setdefault(str(op.args["job"]), []).append(str(op.args["id"]))
+        for job_id, ids in by_job.items():
+            self.hooks.step_started(f"job/{job_id}", f"delete {len(ids)} task(s)")
+            counter = _Counter(self._progress(job_id, "deleted"), len(ids))
+            self.writer.delete_tasks(job_id, ids, counter.add)
+            self.hooks.step_finished(f"job/{job_id}", f"delete {len(ids)} task(s)")
+
+    def _progress(self, job_id: str, verb: str) -> Callable[[int, int], None]:
+        def report(done: int, total: int) -> None:
+            self.hooks.tasks_progress(job_id, verb, done, total)
+
+        return report
+
+    def _task_stage(self, steps: Sequence[tuple[Change, Operation]]) -> None:
+        job_id = self.plan.job_id or ""
+        bodies: list[dict[str, Any]] = []
+        for change, op in steps:
+            if op.name == "task.update_constraints":
+                self._one(change.address, op)
+            elif op.name == "task.add":
+                bodies.append(self.task_body(op.args))
+            else:
+                raise ApplyError(
+                    f"{change.address}: unknown task operation {op.name!r}; make the plan again."
+                )
+        if bodies:
+            self.hooks.step_started(f"job/{job_id}", f"add {len(bodies)} task(s)")
+            counter = _Counter(
+                lambda done, total: self.hooks.tasks_progress(job_id, "added", done, total), len(bodies)
+            )
+            self.writer.add_tasks(job_id, bodies, counter.add)
+            self.hooks.step_finished(f"job/{job_id}", f"add {len(bodies)} task(s)")
+
+    def _sas(self, container: str, kind: str) -> str:
+        key = (container, kind)
+        if key not in self._sas_cache:
+            sign = self.signer.input_url if kind == "input" else self.signer.output_url
+            self._sas_cache[key] = sign(container)
+        return self._sas_cache[key]
+
+    def task_body(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """The task body with resource files for its inputs and output files for its outputs (SAS URLs)."""
+        body = dict(args["body"])
+        inputs = args.get("inputs") or ()
+        if inputs:
+            files = list(body.get("resourceFiles") or ())
+            for name in inputs:
+                binding = self._bindings.get(name)
+                if binding is None:
+                    raise ApplyError(
+                        f"task/{self.plan.job_id}/{body['id']}: unknown input {name!r} in the plan."
+                    )
+                entry: dict[str, Any] = {"storageContainerUrl": self._sas(binding.container, "input")}
+                if binding.prefix:
+                    entry["blobPrefix"] = binding.prefix
+                files.append(entry)
+            body["resourceFiles"] = files
+        outputs = args.get("outputs") or ()
+        if outputs:
+            if not self.plan.outputs_container:
+                raise ApplyError(
+                    f"task/{self.plan.job_id}/{body['id']}: outputs need storage.outputs.container."
+                )
+            url = self._sas(self.plan.outputs_container, "output")
+            files = list(body.get("outputFiles") or ())
+            for output in outputs:
+                files.append(
+                    {
+                        "filePattern": output["pattern"],
+                        "destination": {"container": {"containerUrl": url, "path": output["path"]}},
+                        "uploadOptions": {"uploadCondition": output["uploadCondition"]},
+                    }
+                )
+            body["outputFiles"] = files
+        return body
