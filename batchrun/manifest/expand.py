@@ -54,22 +54,31 @@ class Reporter:
     def __init__(self, document: Document, problems: list[Diagnostic]) -> None:
         self.document = document
         self.problems = problems
-        self.counts: dict[int, int] = {}
+        self.counts: dict[int, int] = {}  # hidden problems per template
+        self.shown: dict[int, int] = {}
+        self.seen: set[tuple[Any, ...]] = set()
 
     def report(self, template: TaskTemplate, field_path: PathKey, message: str, hint: str = "") -> None:
-        count = self.counts.get(template.index, 0) + 1
-        self.counts[template.index] = count
-        if count <= MAX_PROBLEMS_PER_TEMPLATE:
-            self.problems.append(self.document.diagnostic((*template.path, *field_path), message, hint))
+        """Record a problem; the same kind of problem at the same place is shown once per template."""
+        kind = (template.index, field_path, hint)
+        if kind in self.seen:
+            self.counts[template.index] = self.counts.get(template.index, 0) + 1
+            return
+        shown = self.shown.get(template.index, 0)
+        if shown >= MAX_PROBLEMS_PER_TEMPLATE:
+            self.counts[template.index] = self.counts.get(template.index, 0) + 1
+            return
+        self.seen.add(kind)
+        self.shown[template.index] = shown + 1
+        self.problems.append(self.document.diagnostic((*template.path, *field_path), message, hint))
 
     def finish(self) -> None:
-        for index, count in self.counts.items():
-            hidden = count - MAX_PROBLEMS_PER_TEMPLATE
+        for index, hidden in self.counts.items():
             if hidden > 0:
                 self.problems.append(
                     self.document.diagnostic(
                         ("job", "tasks", index),
-                        f"... and {hidden} more problems in the tasks made by this entry",
+                        f"... and {hidden} more similar problems in the tasks made by this entry",
                         "fix the ones above first",
                     )
                 )

@@ -128,7 +128,7 @@ class _Builder:
             return node.value  # timestamps stay text: manifests carry them to Batch as strings
         # Call the tag's constructor directly: construct_object would cache every node for the whole load.
         value = self.scalars.yaml_constructors[node.tag](self.scalars, node)
-        if node.style is None:
+        if not node.style:  # plain: None from the Python parser, "" from libyaml
             self.document.plain_scalars[path] = node.value
         if isinstance(value, float) and value != value:  # NaN compares unequal to itself
             self.problem(node, "'.nan' is not a usable value", path, "quote it if you mean the text")

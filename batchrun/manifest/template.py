@@ -57,10 +57,15 @@ def text_of(value: Any) -> str:
     return str(value)
 
 
+def plain(value: Any) -> Any:
+    """Values with attributes (files of a files axis) stand for their text when used whole."""
+    return str(value) if hasattr(value, "ATTRIBUTES") else value
+
+
 def lookup(reference: Reference, context: Mapping[str, Any], path: PathKey) -> Any:
     value = context[reference.name]
     if reference.attribute is None:
-        return value
+        return plain(value)
     if isinstance(value, Mapping) and reference.attribute in value:
         return value[reference.attribute]
     attributes = getattr(value, "ATTRIBUTES", ())
@@ -76,7 +81,7 @@ def lookup(reference: Reference, context: Mapping[str, Any], path: PathKey) -> A
 
 def format_reference(reference: Reference, context: Mapping[str, Any], path: PathKey) -> str:
     value = lookup(reference, context, path)
-    if reference.spec is None:
+    if not reference.spec:
         return text_of(value)
     try:
         return format(value, reference.spec)
@@ -148,9 +153,16 @@ class Compiled:
 class Compiler:
     """Compiles values against known ``variables``; names in ``deferred`` are resolved later by ``render``."""
 
-    def __init__(self, variables: Mapping[str, Any], deferred: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        variables: Mapping[str, Any],
+        deferred: frozenset[str] = frozenset(),
+        text_only: Callable[[PathKey], bool] = lambda path: False,
+    ) -> None:
         self.variables = variables
         self.deferred = deferred
+        # Where the schema accepts only text, a lone ${name} is written as text instead of keeping its type.
+        self.text_only = text_only
         self.errors: list[SubstitutionError] = []
 
     def compile(self, value: Any, path: PathKey) -> Compiled:
@@ -176,6 +188,9 @@ class Compiler:
             return Compiled(text)
         if parts is None:
             return Compiled(text)
+        if len(parts) == 1 and isinstance(parts[0], Reference) and self.text_only(path):
+            only = parts[0]
+            parts = [Reference(only.name, only.attribute, only.spec if only.spec is not None else "", only.text)]
         resolved: list[Part] = []
         for part in parts:
             if isinstance(part, Reference):
@@ -232,7 +247,7 @@ def _string_renderer(parts: list[Part], path: PathKey) -> Render:
         only = parts[0]
         if only.attribute is None:
             name = only.name
-            return lambda context: context[name]
+            return lambda context: plain(context[name])
         return lambda context: lookup(only, context, path)
 
     def render(context: Mapping[str, Any]) -> str:

@@ -174,3 +174,41 @@ class SchemaChecker:
             f"{shown(error.instance)} does not have any of the accepted forms ({', '.join(titles)})",
             str(description),
         )
+
+
+class SchemaPaths:
+    """Answers "does the schema accept only text here?" for a path, so ``"${n}"`` becomes ``"3"`` there."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self.cache: dict[tuple[Any, ...], bool] = {}
+
+    def _resolve(self, node: Any) -> Any:
+        while isinstance(node, dict) and "$ref" in node:
+            reference = str(node["$ref"])
+            if not reference.startswith("#/$defs/"):
+                return None
+            node = self.schema["$defs"].get(reference[len("#/$defs/") :])
+        return node
+
+    def subschema(self, path: PathKey) -> Any:
+        node = self._resolve(self.schema)
+        for part in path:
+            if not isinstance(node, dict):
+                return None
+            if isinstance(part, int):
+                node = self._resolve(node.get("items"))
+            else:
+                properties = node.get("properties", {})
+                node = self._resolve(properties[part] if part in properties else node.get("additionalProperties"))
+        return node
+
+    def text_only(self, path: PathKey) -> bool:
+        # Cache by the path without list indexes: every task of a factory shares the answer.
+        key = tuple("[]" if isinstance(part, int) else part for part in path)
+        found = self.cache.get(key)
+        if found is None:
+            node = self.subschema(path)
+            found = isinstance(node, dict) and node.get("type") == "string"
+            self.cache[key] = found
+        return found

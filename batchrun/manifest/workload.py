@@ -20,7 +20,7 @@ from batchrun.manifest.load import Document, load_document
 from batchrun.manifest.render import canonical_digest, desired_document
 from batchrun.manifest.resources import Resources, resolve_resources, resolve_storage
 from batchrun.manifest.template import Compiled, Compiler, SubstitutionError
-from batchrun.manifest.validate import SchemaChecker
+from batchrun.manifest.validate import SchemaChecker, SchemaPaths
 from batchrun.manifest.variables import resolve_variables
 from batchrun.model import JobSpec, StorageInput, TaskSpec, Workload
 
@@ -66,6 +66,7 @@ def _inputs_for_axes(document: Document, data: Mapping[str, Any]) -> dict[str, S
 
 def _templates(
     document: Document,
+    paths: SchemaPaths,
     raw_tasks: list[Any],
     variables: Mapping[str, Any],
     inputs: Mapping[str, StorageInput],
@@ -82,12 +83,12 @@ def _templates(
             continue
         foreach = raw.get("foreach")
         axis_names = frozenset(foreach) if isinstance(foreach, dict) else frozenset()
-        axes_compiler = Compiler(variables)
+        axes_compiler = Compiler(variables, text_only=paths.text_only)
         axes_spec = (
             axes_compiler.compile(foreach, (*path, "foreach")).constant if foreach is not None else None
         )
         problems.extend(_substitution_problems(document, axes_compiler))
-        body_compiler = Compiler(variables, axis_names)
+        body_compiler = Compiler(variables, axis_names, paths.text_only)
         body = body_compiler.compile({key: value for key, value in raw.items() if key != "foreach"}, path)
         problems.extend(_substitution_problems(document, body_compiler))
         axes: dict[str, Any] = {}
@@ -144,7 +145,9 @@ def load_workload(
     skeleton = {key: value for key, value in data.items() if key != "variables"}
     if isinstance(job, dict) and "tasks" in job:
         skeleton["job"] = {key: value for key, value in job.items() if key != "tasks"}
-    compiler = Compiler(values)
+    checker = SchemaChecker()
+    paths = SchemaPaths(checker.schema)
+    compiler = Compiler(values, text_only=paths.text_only)
     resolved: dict[str, Any] = compiler.compile(skeleton, ()).constant
     problems.extend(_substitution_problems(document, compiler))
 
@@ -154,11 +157,11 @@ def load_workload(
         view["variables"] = data["variables"]
     if isinstance(raw_tasks, list):
         inputs = _inputs_for_axes(document, resolved)
-        templates, task_views = _templates(document, raw_tasks, values, inputs, problems)
+        templates, task_views = _templates(document, paths, raw_tasks, values, inputs, problems)
         view["job"] = {**resolved["job"], "tasks": task_views}
     elif isinstance(job, dict) and "tasks" in job:
         view["job"] = {**resolved["job"], "tasks": raw_tasks}
-    problems.extend(SchemaChecker().check(document, view))
+    problems.extend(checker.check(document, view))
     if problems:
         raise ManifestError(problems)
 
