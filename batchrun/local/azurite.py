@@ -1,7 +1,7 @@
 """Azurite, Microsoft's storage emulator: installation on first use and process start/stop.
 
-Azurite is an npm package. It is installed once into ``<tools_dir>/azurite-<version>`` (the local state folder's
-``tools`` by default) and started as a child process serving the blob endpoint on loopback.
+Azurite is an npm package. It is installed once into ``<tools_dir>/azurite-<version>`` (the local state
+folder's ``tools`` by default) and started as a child process serving the blob endpoint on loopback.
 """
 
 from __future__ import annotations
@@ -51,6 +51,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+NODE_MISSING = (
+    "Node.js and npm are needed for the local storage emulator (Azurite) but were not found on PATH; "
+    "install Node.js 20 or newer (e.g. 'apt-get install nodejs npm') and run the command again"
+)
+
+
+def require_node() -> None:
+    """Fail with the fix when Node.js is missing: Azurite's launcher needs it even once installed."""
+    if shutil.which("node") is None:
+        raise LocalTargetError(NODE_MISSING)
+
+
 def ensure_installed(tools_dir: Path) -> Path:
     """Install Azurite into ``tools_dir`` unless present; return the path of its ``azurite-blob`` launcher.
 
@@ -63,10 +75,7 @@ def ensure_installed(tools_dir: Path) -> Path:
     node = shutil.which("node")
     npm = shutil.which("npm")
     if node is None or npm is None:
-        raise LocalTargetError(
-            "Node.js and npm are needed for the local storage emulator (Azurite) but were not found on PATH; "
-            "install Node.js 20 or newer (e.g. 'apt-get install nodejs npm') and run the command again"
-        )
+        raise LocalTargetError(NODE_MISSING)
     tools_dir.mkdir(parents=True, exist_ok=True)
     with open(tools_dir / ".azurite-install.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -111,6 +120,7 @@ def start_azurite(
     tools_dir: Path, data_dir: Path, host: str = "127.0.0.1", port: int = 0, log_path: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], AzuriteEndpoint]:
     """Start Azurite's blob service and wait until it accepts connections."""
+    require_node()
     launcher = ensure_installed(tools_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port(host)
