@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "status": "batchrun.cli.operate:status_command",
     "logs": "batchrun.cli.operate:logs_command",
     "outputs": "batchrun.cli.operate:outputs_command",
+    "local": "batchrun.cli.local:local_command",
 }
 
 
