@@ -1,4 +1,4 @@
-"""Fixtures for the node runtime tests: a real Azurite per test session (per xdist worker) and a fresh node."""
+"""Node runtime test fixtures: a real Azurite per session (per xdist worker) and a fresh node."""
 
 from __future__ import annotations
 
