@@ -5,6 +5,7 @@ The public Python API is re-exported here; see the README's "Python API" section
 
 from __future__ import annotations
 
+from batchrun.api import apply, destroy, load, plan, render_plan
 from batchrun.errors import (
     AbortedError,
     ApplyError,
@@ -32,4 +33,9 @@ __all__ = [
     "PlanError",
     "TargetError",
     "__version__",
+    "apply",
+    "destroy",
+    "load",
+    "plan",
+    "render_plan",
 ]

@@ -23,6 +23,9 @@ COMMANDS: dict[str, str] = {
     "logs": "batchrun.cli.operate:logs_command",
     "outputs": "batchrun.cli.operate:outputs_command",
     "local": "batchrun.cli.local:local_command",
+    "plan": "batchrun.cli.reconcile:plan_command",
+    "apply": "batchrun.cli.reconcile:apply_command",
+    "destroy": "batchrun.cli.reconcile:destroy_command",
 }
 
 

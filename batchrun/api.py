@@ -1,0 +1,197 @@
+"""The Python API: ``plan``, ``apply`` and ``destroy``, the same verbs as the CLI.
+
+    import batchrun
+    plan = batchrun.plan("workloads/hello.yaml", variables={"count": "5"})
+    print(batchrun.render_plan(plan))
+    batchrun.apply(plan)                  # carries out exactly this plan
+    batchrun.apply("workloads/hello.yaml")  # plans and applies in one go
+    batchrun.destroy("workloads/hello.yaml")
+
+Every function resolves the target like the CLI (local by default, Azure when configured, or ``target=``),
+raises :class:`~batchrun.errors.BatchrunError` subclasses, and never prints unless given ``announce``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from batchrun.apply.hooks import ApplyHooks
+from batchrun.errors import PlanError
+from batchrun.model import Workload
+from batchrun.plan.actions import Action, Plan
+from batchrun.plan.decide import PlanOptions
+from batchrun.plan.render import blocked_lines, render_text
+from batchrun.target import Target, resolve_target
+
+if TYPE_CHECKING:
+    from batchrun.azure.clients import Clients
+
+ManifestSource = str | Path | Workload
+Announce = Callable[[str], None]
+
+
+def _quiet(_line: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Session:
+    """A resolved target and its SDK clients (opaque outside ``batchrun.azure``)."""
+
+    target: Target
+    clients: Clients
+
+
+@contextmanager
+def open_session(
+    target: str | Target | None = None,
+    announce: Announce = _quiet,
+    request_log: Callable[[str], None] | None = None,
+) -> Iterator[Session]:
+    from batchrun.azure.clients import build_clients
+
+    resolved = target if isinstance(target, Target) else resolve_target(target, announce=announce)
+    announce(resolved.describe())
+    clients = build_clients(resolved, request_log)
+    try:
+        yield Session(resolved, clients)
+    finally:
+        clients.close()
+
+
+def load(
+    manifest: ManifestSource,
+    variables: Mapping[str, str] | None = None,
+    var_files: Sequence[Path] = (),
+    max_tasks: int | None = None,
+) -> Workload:
+    """Load, validate and expand a manifest (a ``Workload`` passes through unchanged)."""
+    if isinstance(manifest, Workload):
+        return manifest
+    from batchrun.manifest import DEFAULT_MAX_TASKS, load_workload
+
+    return load_workload(
+        Path(manifest), dict(variables or {}), tuple(var_files), max_tasks or DEFAULT_MAX_TASKS
+    )
+
+
+def plan_with(session: Session, workload: Workload, options: PlanOptions) -> Plan:
+    """Read live state through ``session`` and decide the plan."""
+    from batchrun.azure.ownership import ownership_of
+    from batchrun.azure.packages import prepare_package
+    from batchrun.azure.read import read_live
+    from batchrun.azure.storage import prepare_input
+    from batchrun.plan.build import make_plan
+
+    inputs = [prepare_input(spec) for spec in workload.inputs]
+    packages = [prepare_package(spec) for spec in workload.packages]
+    live = read_live(session.clients, workload, inputs, packages)
+    return make_plan(
+        workload,
+        live,
+        inputs,
+        packages,
+        ownership_of(workload),
+        options,
+        session.target.describe(),
+        session.target.uses_entra_id,
+    )
+
+
+def destroy_plan_with(session: Session, workload: Workload, options: PlanOptions, containers: bool) -> Plan:
+    from batchrun.azure.read import read_live
+    from batchrun.plan.build import make_destroy_plan
+
+    live = read_live(session.clients, workload, [], [], with_tasks=False)
+    return make_destroy_plan(workload, live, options, session.target.describe(), containers)
+
+
+def execute(session: Session, plan: Plan, hooks: ApplyHooks | None = None) -> None:
+    """Carry out ``plan`` exactly; refuses a plan with blocked changes or made against another target."""
+    from batchrun.apply.executor import Executor
+
+    if plan.target != session.target.describe():
+        raise PlanError(
+            f"this plan was made against '{plan.target}' but the target now is "
+            f"'{session.target.describe()}'; make the plan again."
+        )
+    if plan.blocked:
+        raise PlanError(
+            "the plan has blocked changes, so nothing was applied:\n  "
+            + "\n  ".join(blocked_lines(plan.blocked))
+        )
+    poll = 1 if session.target.kind == "local" else 5
+    Executor(plan, session.clients, hooks, poll_seconds=poll).run()
+
+
+def plan(
+    manifest: ManifestSource,
+    *,
+    variables: Mapping[str, str] | None = None,
+    var_files: Sequence[Path] = (),
+    target: str | Target | None = None,
+    prune: bool = False,
+    adopt: bool = False,
+    confirm_replace: bool = False,
+    announce: Announce = _quiet,
+) -> Plan:
+    """The plan that would make live state match the manifest."""
+    workload = load(manifest, variables, var_files)
+    with open_session(target, announce) as session:
+        return plan_with(session, workload, PlanOptions(prune, adopt, confirm_replace))
+
+
+def apply(
+    manifest_or_plan: ManifestSource | Plan,
+    *,
+    variables: Mapping[str, str] | None = None,
+    var_files: Sequence[Path] = (),
+    target: str | Target | None = None,
+    prune: bool = False,
+    adopt: bool = False,
+    confirm_replace: bool = False,
+    hooks: ApplyHooks | None = None,
+    announce: Announce = _quiet,
+) -> Plan:
+    """Apply a plan from :func:`plan`, or plan a manifest and apply it. Returns the applied plan."""
+    with open_session(target, announce) as session:
+        if isinstance(manifest_or_plan, Plan):
+            chosen = manifest_or_plan
+        else:
+            workload = load(manifest_or_plan, variables, var_files)
+            chosen = plan_with(session, workload, PlanOptions(prune, adopt, confirm_replace))
+        execute(session, chosen, hooks)
+        return chosen
+
+
+def destroy(
+    manifest: ManifestSource,
+    *,
+    variables: Mapping[str, str] | None = None,
+    var_files: Sequence[Path] = (),
+    target: str | Target | None = None,
+    containers: bool = False,
+    confirm_replace: bool = False,
+    hooks: ApplyHooks | None = None,
+    announce: Announce = _quiet,
+) -> Plan:
+    """Delete the job and pool the manifest owns (and its containers when asked); returns what was done."""
+    workload = load(manifest, variables, var_files)
+    with open_session(target, announce) as session:
+        chosen = destroy_plan_with(
+            session, workload, PlanOptions(confirm_replace=confirm_replace), containers
+        )
+        execute(session, chosen, hooks)
+        return chosen
+
+
+def render_plan(plan: Plan) -> str:
+    """The plan as text, as ``batchrun plan`` prints it."""
+    return render_text(plan)
+
+
+__all__ = ["Action", "Plan", "apply", "destroy", "load", "plan", "render_plan"]

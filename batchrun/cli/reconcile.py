@@ -1,0 +1,237 @@
+"""``batchrun plan``, ``batchrun apply`` and ``batchrun destroy``.
+
+The target line and progress go to stderr; the plan (text or ``-o json``) goes to stdout. ``plan
+--detailed-exitcode`` exits 0 without changes, 2 with changes, 1 on error. ``apply`` shows the plan and asks
+before changing anything unless ``--auto-approve``; blocked changes that only need a confirmation
+(replacing or deleting a pool or job with work in progress) are asked about on a terminal, else need
+``--confirm-replace``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from batchrun.api import Session, destroy_plan_with, execute, load, open_session, plan_with
+from batchrun.cli import exit_codes
+from batchrun.cli.options import manifest_argument, output_option, variable_options
+from batchrun.errors import AbortedError, PlanError
+from batchrun.plan.actions import Plan
+from batchrun.plan.decide import CONFIRM_FLAG, PlanOptions
+from batchrun.plan.render import blocked_lines, render_json, render_text
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _note(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def common_options(function: F) -> F:
+    function = click.option(
+        "-v", "--verbose", is_flag=True, help="Print each request (method, URL, status) on stderr, redacted."
+    )(function)
+    function = click.option(
+        "--target",
+        "target_kind",
+        type=click.Choice(["local", "azure"]),
+        default=None,
+        help="Where the workload runs (default: azure when AZURE_BATCH_ENDPOINT is set, else local).",
+    )(function)
+    function = click.option(
+        "--confirm-replace",
+        is_flag=True,
+        help="Allow replacing or deleting a pool or job that has active or running tasks.",
+    )(function)
+    return function
+
+
+def plan_options(function: F) -> F:
+    function = click.option(
+        "--adopt", is_flag=True, help="Take over a pool or job with the same id not made by this workload."
+    )(function)
+    function = click.option(
+        "--prune", is_flag=True, help="Delete tasks and uploaded blobs no longer in the manifest."
+    )(function)
+    return function
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+class _Progress:
+    """Prints apply progress on stderr."""
+
+    def step_started(self, address: str, operation: str) -> None:
+        _note(f"  {address}: {operation} ...")
+
+    def step_finished(self, address: str, operation: str) -> None:
+        _note(f"  {address}: {operation} done")
+
+    def tasks_progress(self, job_id: str, verb: str, done: int, total: int) -> None:
+        _note(f"  job/{job_id}: {done}/{total} tasks {verb}")
+
+
+def _needs_only_confirmation(plan: Plan) -> bool:
+    return bool(plan.blocked) and all(CONFIRM_FLAG in change.unblock for change in plan.blocked)
+
+
+def _resolve_blocked(plan: Plan, replan: Callable[[], Plan], auto_approve: bool) -> Plan:
+    """Ask about confirmation-only blocks on a terminal; any other block is an error."""
+    if not plan.blocked:
+        return plan
+    if _needs_only_confirmation(plan) and _interactive() and not auto_approve:
+        click.echo("")
+        for line in blocked_lines(plan.blocked):
+            click.echo(f"  {line}")
+        answer = click.prompt(
+            "Replace or delete these anyway? Only 'yes' is accepted", default="", show_default=False
+        )
+        if answer.strip() != "yes":
+            raise AbortedError("Nothing was changed.")
+        return replan()
+    raise PlanError(
+        "the plan has blocked changes, so nothing was applied:\n  " + "\n  ".join(blocked_lines(plan.blocked))
+    )
+
+
+def _approve(auto_approve: bool, question: str) -> None:
+    if auto_approve:
+        return
+    if not _interactive():
+        raise AbortedError(
+            "Not a terminal, so nobody can approve: run again with --auto-approve (e.g. in CI)."
+        )
+    answer = click.prompt(f"{question} Only 'yes' is accepted", default="", show_default=False)
+    if answer.strip() != "yes":
+        raise AbortedError("Nothing was changed.")
+
+
+@click.command("plan")
+@manifest_argument
+@variable_options
+@output_option(("text", "json"))
+@common_options
+@plan_options
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 without changes, 2 with changes, 1 on error.")
+def plan_command(
+    manifest: Path,
+    variables: dict[str, str],
+    var_files: tuple[Path, ...],
+    max_tasks: int,
+    output: str,
+    target_kind: str | None,
+    verbose: bool,
+    confirm_replace: bool,
+    prune: bool,
+    adopt: bool,
+    detailed_exitcode: bool,
+) -> None:
+    """Show what apply would change, Terraform-style (+ create, ~ update, -/+ replace, - delete)."""
+    workload = load(manifest, variables, var_files, max_tasks)
+    with open_session(target_kind, _note, _note if verbose else None) as session:
+        plan = plan_with(session, workload, PlanOptions(prune, adopt, confirm_replace))
+    click.echo(render_json(plan) if output == "json" else render_text(plan))
+    if detailed_exitcode and plan.has_changes:
+        sys.exit(exit_codes.CHANGES_PRESENT)
+
+
+@click.command("apply")
+@manifest_argument
+@variable_options
+@common_options
+@plan_options
+@click.option("--auto-approve", is_flag=True, help="Apply without asking (for CI).")
+@click.option(
+    "--wait", "wait_for_job", is_flag=True, help="After applying, wait for the job like `batchrun wait`."
+)
+@click.option("--no-color", is_flag=True, help="No colour in --wait progress (also NO_COLOR).")
+def apply_command(
+    manifest: Path,
+    variables: dict[str, str],
+    var_files: tuple[Path, ...],
+    max_tasks: int,
+    target_kind: str | None,
+    verbose: bool,
+    confirm_replace: bool,
+    prune: bool,
+    adopt: bool,
+    auto_approve: bool,
+    wait_for_job: bool,
+    no_color: bool,
+) -> None:
+    """Make Batch and Storage match the manifest: storage, packages, pool, job, tasks; deletes in reverse."""
+    workload = load(manifest, variables, var_files, max_tasks)
+    with open_session(target_kind, _note, _note if verbose else None) as session:
+        plan = plan_with(session, workload, PlanOptions(prune, adopt, confirm_replace))
+        click.echo(render_text(plan))
+        plan = _resolve_blocked(
+            plan, lambda: plan_with(session, workload, PlanOptions(prune, adopt, True)), auto_approve
+        )
+        if plan.has_changes:
+            _approve(auto_approve, "Apply these changes?")
+            _note("Applying ...")
+            execute(session, plan, _Progress())
+            _note("Apply complete: " + _done_line(plan))
+        else:
+            _note("Nothing to apply.")
+        if wait_for_job:
+            _wait(session, workload, no_color)
+
+
+def _done_line(plan: Plan) -> str:
+    counts = plan.counts()
+    return (
+        f"{counts['create']} created, {counts['update']} updated, {counts['replace']} replaced, "
+        f"{counts['delete']} deleted."
+    )
+
+
+def _wait(session: Session, workload: Any, no_color: bool) -> None:
+    from batchrun.watch import output_settings, wait_for_workload
+
+    result = wait_for_workload(
+        session.clients, workload, timeout=None, output=output_settings("text", no_color)
+    )
+    if result.exit_code:
+        sys.exit(result.exit_code)
+
+
+@click.command("destroy")
+@manifest_argument
+@variable_options
+@common_options
+@click.option("--auto-approve", is_flag=True, help="Delete without asking (for CI).")
+@click.option("--containers", is_flag=True, help="Also delete the manifest's storage containers.")
+def destroy_command(
+    manifest: Path,
+    variables: dict[str, str],
+    var_files: tuple[Path, ...],
+    max_tasks: int,
+    target_kind: str | None,
+    verbose: bool,
+    confirm_replace: bool,
+    auto_approve: bool,
+    containers: bool,
+) -> None:
+    """Delete what the manifest owns: the job (with its tasks) and the pool; containers with --containers."""
+    workload = load(manifest, variables, var_files, max_tasks)
+    with open_session(target_kind, _note, _note if verbose else None) as session:
+        plan = destroy_plan_with(session, workload, PlanOptions(confirm_replace=confirm_replace), containers)
+        click.echo(render_text(plan, destroy=True))
+        plan = _resolve_blocked(
+            plan,
+            lambda: destroy_plan_with(session, workload, PlanOptions(confirm_replace=True), containers),
+            auto_approve,
+        )
+        if not plan.has_changes:
+            _note("Nothing to destroy.")
+            return
+        _approve(auto_approve, "Delete these resources?")
+        execute(session, plan, _Progress())
+        _note("Destroy complete: " + _done_line(plan))
