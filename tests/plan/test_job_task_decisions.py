@@ -1,0 +1,345 @@
+"""Job and task decisions as data cases, plus whole-plan cases through make_plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchrun.model import JobSpec, PoolSpec, StorageInput, StorageOutputs, TaskOutput, TaskSpec, Workload
+from batchrun.plan.actions import Action, Plan, plan_from_json, plan_to_json
+from batchrun.plan.bodies import Ownership, input_bindings, job_body, metadata_list, task_digest
+from batchrun.plan.build import make_plan
+from batchrun.plan.decide import PlanOptions, decide_job
+from batchrun.plan.live import LiveJob, LivePool, LiveState, LiveTask
+from batchrun.plan.render import render_text
+
+OWNER = Ownership("demo", "d1", "")
+
+
+def job_spec(**props: Any) -> JobSpec:
+    properties: dict[str, Any] = {"poolInfo": {"poolId": "p1"}, "priority": 0}
+    properties.update(props)
+    return JobSpec("j1", properties)
+
+
+def live_job(
+    state: str = "active", owner: str | None = "demo", active: int = 0, running: int = 0, **props: Any
+) -> LiveJob:
+    properties: dict[str, Any] = {
+        "id": "j1",
+        "state": state,
+        "poolInfo": {"poolId": "p1"},
+        "priority": 0,
+        "maxParallelTasks": -1,
+        "allowTaskPreemption": False,
+        "onAllTasksComplete": "noaction",
+        "onTaskFailure": "noaction",
+        "usesTaskDependencies": False,
+        "constraints": {"maxWallClockTime": "P10675199DT2H48M5.4775807S", "maxTaskRetryCount": 0},
+        "executionInfo": {"startTime": "2026-11-21T10:00:00Z", "poolId": "p1"},
+    }
+    properties.update(props)
+    metadata = {"batchrun.workload": owner} if owner else {}
+    return LiveJob("j1", properties, metadata, state, "p1", active, running)
+
+
+@dataclass
+class JobCase:
+    name: str
+    spec: JobSpec
+    live: LiveJob | None
+    action: Action
+    operations: list[str] = field(default_factory=list)
+    final: str = "noaction"
+    tasks_change: bool = False
+    tasks_run: bool = False
+    options: PlanOptions = field(default_factory=PlanOptions)
+
+
+JOB_CASES = [
+    JobCase(
+        "absent -> create then final patch",
+        job_spec(),
+        None,
+        Action.CREATE,
+        ["job.create", "job.patch"],
+        final="terminatejob",
+    ),
+    JobCase("live defaults are not drift", job_spec(maxParallelTasks=-1), live_job(), Action.NOOP),
+    JobCase(
+        "priority -> PATCH", job_spec(priority=10), live_job(), Action.UPDATE, ["job.patch", "job.patch"]
+    ),
+    JobCase(
+        "constraints -> PATCH",
+        job_spec(constraints={"maxTaskRetryCount": 2}),
+        live_job(),
+        Action.UPDATE,
+        ["job.patch", "job.patch"],
+    ),
+    JobCase(
+        "pool change -> disable, patch, enable",
+        job_spec(poolInfo={"poolId": "p2"}),
+        live_job(),
+        Action.UPDATE,
+        ["job.disable", "job.patch", "job.enable", "job.patch"],
+    ),
+    JobCase(
+        "onAllTasksComplete -> patched after tasks",
+        job_spec(),
+        live_job(),
+        Action.UPDATE,
+        ["job.patch"],
+        final="terminatejob",
+    ),
+    JobCase(
+        "terminatejob -> noaction cannot be patched: replace",
+        job_spec(),
+        live_job(onAllTasksComplete="terminatejob"),
+        Action.REPLACE,
+        ["job.delete", "job.create", "job.patch"],
+    ),
+    JobCase(
+        "create-only field -> replace",
+        job_spec(displayName="new"),
+        live_job(displayName="old"),
+        Action.REPLACE,
+        ["job.delete", "job.create", "job.patch"],
+    ),
+    JobCase(
+        "create-only field with active tasks -> blocked",
+        job_spec(displayName="new"),
+        live_job(displayName="old", active=3),
+        Action.BLOCKED,
+    ),
+    JobCase(
+        "completed job with new tasks -> replace",
+        job_spec(),
+        live_job(state="completed"),
+        Action.REPLACE,
+        ["job.delete", "job.create", "job.patch"],
+        tasks_change=True,
+        tasks_run=True,
+    ),
+    JobCase("completed job, nothing to run -> no-op", job_spec(), live_job(state="completed"), Action.NOOP),
+    JobCase(
+        "completed job, only a prune -> no replace",
+        job_spec(),
+        live_job(state="completed"),
+        Action.NOOP,
+        ["job.patch"],
+        tasks_change=True,
+    ),
+    JobCase(
+        "only tasks change -> job no-op with metadata refresh",
+        job_spec(),
+        live_job(),
+        Action.NOOP,
+        ["job.patch"],
+        tasks_change=True,
+        tasks_run=True,
+    ),
+    JobCase("unowned -> blocked", job_spec(), live_job(owner=None), Action.BLOCKED),
+    JobCase(
+        "unowned with --adopt -> update",
+        job_spec(),
+        live_job(owner=None),
+        Action.UPDATE,
+        ["job.patch", "job.patch"],
+        options=PlanOptions(adopt=True),
+    ),
+    JobCase(
+        "being deleted -> wait, create",
+        job_spec(),
+        live_job(state="deleting"),
+        Action.CREATE,
+        ["job.wait_deleted", "job.create", "job.patch"],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", JOB_CASES, ids=[c.name for c in JOB_CASES])
+def test_job_decision(case: JobCase) -> None:
+    body = job_body(case.spec, OWNER)
+    decision = decide_job(body, case.final, case.live, OWNER, case.options, case.tasks_change, case.tasks_run)
+    assert decision.change.action is case.action, decision.change
+    assert [op.name for op in decision.change.operations] == case.operations
+
+
+def test_job_is_created_with_noaction_and_patched_to_the_requested_value() -> None:
+    body = job_body(job_spec(onAllTasksComplete="terminatejob"), OWNER)
+    decision = decide_job(body, "terminatejob", None, OWNER, PlanOptions(), True, True)
+    create, final = decision.change.operations
+    assert create.args["body"]["onAllTasksComplete"] == "noaction"
+    assert final.args["body"]["onAllTasksComplete"] == "terminatejob"
+    assert final.stage > create.stage
+
+
+# -- whole plans: tasks, storage, prune ---------------------------------------------------------------------
+
+
+def workload(tasks: list[TaskSpec], **job_props: Any) -> Workload:
+    return Workload(
+        name="demo",
+        manifest_path=Path("/nowhere/demo.yaml"),
+        digest="d1",
+        inputs=(StorageInput("data", Path("/nowhere/data"), "demo-in", "data/"),),
+        outputs=StorageOutputs("demo-out"),
+        pool=PoolSpec("p1", {"vmSize": "standard_d2s_v3", "targetDedicatedNodes": 1}),
+        job=JobSpec("j1", {"poolInfo": {"poolId": "p1"}, **job_props}, tuple(tasks)),
+    )
+
+
+def task(index: int, command: str = "echo hi", **props: Any) -> TaskSpec:
+    return TaskSpec(
+        f"t{index}",
+        {"commandLine": command, **props},
+        inputs=("data",),
+        outputs=(TaskOutput("out.txt", f"t{index}/out.txt"),),
+    )
+
+
+def live_for(wl: Workload, state: str = "completed") -> LiveState:
+    """The live state right after applying ``wl``: what a second plan sees."""
+    assert wl.job is not None and wl.pool is not None
+    bindings = input_bindings(wl)
+    tasks = {
+        t.id.lower(): LiveTask(
+            task_digest(t, bindings, "demo-out"),
+            state,
+            {
+                "maxWallClockTime": "P10675199DT2H48M5.4775807S",
+                "retentionTime": "P7D",
+                "maxTaskRetryCount": 0,
+            },
+        )
+        for t in wl.job.tasks
+    }
+    pool_props = {
+        "id": "p1",
+        "vmSize": "STANDARD_D2S_V3",
+        "targetDedicatedNodes": 1,
+        "allocationState": "steady",
+        "metadata": metadata_list([], OWNER),
+    }
+    job_props = {
+        "id": "j1",
+        "poolInfo": {"poolId": "p1"},
+        "onAllTasksComplete": "noaction",
+        "state": "active",
+    }
+    return LiveState(
+        pool=LivePool("p1", pool_props, {"batchrun.workload": "demo"}, "active", "steady"),
+        job=LiveJob("j1", job_props, {"batchrun.workload": "demo"}, "active", "p1"),
+        tasks=tasks,
+    )
+
+
+def make(wl: Workload, live: LiveState, options: PlanOptions | None = None) -> Plan:
+    return make_plan(wl, live, [], [], OWNER, options or PlanOptions(), "Target: test")
+
+
+def actions(plan: Plan, kind: str) -> dict[str, str]:
+    return {c.address: c.action.value for c in plan.changes if c.kind == kind}
+
+
+def test_second_plan_is_all_noop() -> None:
+    wl = workload([task(i) for i in range(3)])
+    plan = make(wl, live_for(wl))
+    assert not plan.has_changes, render_text(plan)
+    assert all(not c.operations for c in plan.changes)
+
+
+def test_sas_rotation_is_not_drift() -> None:
+    """Digests exclude SAS URLs: the plan holds none, so a new signature can never differ."""
+    wl = workload([task(1)])
+    plan = make(wl, live_for(wl))
+    assert "sig=" not in str(plan_to_json(plan))
+    fresh = make(wl, LiveState())
+    add = next(c for c in fresh.changes if c.kind == "task").operations[0]
+    assert add.args["inputs"] == ["data"] and "resourceFiles" not in add.args["body"]
+
+
+def test_changed_command_replaces_only_that_task() -> None:
+    wl = workload([task(i) for i in range(3)])
+    live = live_for(wl)
+    edited = replace(wl, job=replace(wl.job, tasks=(task(0), task(1, "echo changed"), task(2))))
+    plan = make(edited, live)
+    assert actions(plan, "task") == {"task/j1/t0": "no-op", "task/j1/t1": "replace", "task/j1/t2": "no-op"}
+    assert actions(plan, "job") == {"job/j1": "no-op"}
+
+
+def test_completed_job_with_a_changed_task_is_replaced_with_all_its_tasks() -> None:
+    wl = workload([task(i) for i in range(3)], onAllTasksComplete="terminatejob")
+    live = live_for(wl)
+    live = replace(live, job=replace(live.job, state="completed"))
+    edited = replace(wl, job=replace(wl.job, tasks=(task(0), task(1, "echo changed"), task(2))))
+    plan = make(edited, live)
+    assert actions(plan, "job") == {"job/j1": "replace"}
+    assert set(actions(plan, "task").values()) == {"create"}
+
+
+def test_changed_command_on_active_job_replaces_task_in_place() -> None:
+    wl = workload([task(i) for i in range(3)])
+    live = live_for(wl, state="active")
+    edited = replace(wl, job=replace(wl.job, tasks=(task(0), task(1, "echo changed"), task(2))))
+    plan = make(edited, live)
+    assert actions(plan, "job") == {"job/j1": "no-op"}
+    replaced = next(c for c in plan.changes if c.address == "task/j1/t1")
+    assert [op.name for op in replaced.operations] == ["task.delete", "task.add"]
+
+
+def test_constraints_change_in_place() -> None:
+    wl = workload([task(1)])
+    live = live_for(wl, state="active")
+    edited = replace(wl, job=replace(wl.job, tasks=(task(1, constraints={"maxTaskRetryCount": 3}),)))
+    plan = make(edited, live)
+    change = next(c for c in plan.changes if c.kind == "task")
+    assert change.action is Action.UPDATE
+    assert change.operations[0].name == "task.update_constraints"
+    assert change.operations[0].args["constraints"]["maxTaskRetryCount"] == 3
+
+
+def test_new_tasks_are_added_and_extra_tasks_kept_without_prune() -> None:
+    wl = workload([task(i) for i in range(3)])
+    live = live_for(wl, state="active")
+    edited = replace(wl, job=replace(wl.job, tasks=(task(1), task(2), task(3))))
+    plan = make(edited, live)
+    assert actions(plan, "task") == {
+        "task/j1/t1": "no-op",
+        "task/j1/t2": "no-op",
+        "task/j1/t3": "create",
+        "task/j1/t0": "no-op",
+    }
+    assert "--prune" in render_text(plan)
+    pruned = make(edited, live, PlanOptions(prune=True))
+    assert actions(pruned, "task")["task/j1/t0"] == "delete"
+
+
+def test_blocked_job_blocks_its_task_changes() -> None:
+    wl = workload([task(1)])
+    live = live_for(wl)
+    unowned = LiveState(pool=live.pool, job=replace(live.job, metadata={}), tasks={})
+    plan = make(wl, unowned)
+    assert {c.action for c in plan.changes if c.kind in ("job", "task")} == {Action.BLOCKED}
+
+
+def test_plan_json_round_trip() -> None:
+    wl = workload([task(i) for i in range(2)], onAllTasksComplete="terminatejob")
+    plan = make(wl, LiveState())
+    assert plan_from_json(plan_to_json(plan)) == plan
+
+
+def test_many_tasks_render_as_a_summary() -> None:
+    wl = workload([task(i) for i in range(500)])
+    text = render_text(make(wl, LiveState()))
+    assert "500 to add" in text
+    assert "... and 495 more" in text
+    assert len(text.splitlines()) < 40
+
+
+def test_sas_lifetime_follows_job_wall_clock() -> None:
+    wl = workload([task(1)], constraints={"maxWallClockTime": "PT2H"})
+    assert make(wl, LiveState()).sas_expiry_seconds == 2 * 3600 + 86400
