@@ -361,6 +361,9 @@ def _listening(host: str, port: object) -> bool:
 def _reuse_port(host: str, previous: object, avoid: int = 0) -> int:
     if isinstance(previous, int) and previous > 0 and previous != avoid:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # Like the servers themselves (Node and asyncio set SO_REUSEADDR): a port whose old connections
+            # linger in TIME_WAIT is free to listen on again.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((host, previous))
                 return previous
