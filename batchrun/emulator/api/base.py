@@ -1,0 +1,246 @@
+"""What every route shares: authentication, request accounting, conditional headers, JSON I/O, validation."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from batchrun.emulator import auth
+from batchrun.emulator.config import EmulatorConfig
+from batchrun.emulator.errors import (
+    BatchApiError,
+    condition_not_met,
+    invalid_query,
+    invalid_value,
+    missing_property,
+    unsupported_property,
+)
+from batchrun.emulator.model import Body, Model
+from batchrun.emulator.timefmt import parse_http_date, parse_iso, rfc1123
+
+if TYPE_CHECKING:
+    from batchrun.emulator.scheduler.core import Scheduler
+
+JSON_TYPE = "application/json;odata=minimalmetadata"
+# Versions current clients send: azure-batch 15.x (2025-06-01, 2024-07-01.20.0) and older SDKs.
+SUPPORTED_API_VERSIONS = frozenset({
+    "2025-06-01", "2024-07-01.20.0", "2024-02-01.19.0", "2023-11-01.18.0", "2023-05-01.17.0",
+})
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_BODY_BYTES = 1024 * 1024
+
+
+@dataclass
+class RequestAccounting:
+    """Counts of authenticated requests, by templated route (``GET /jobs/{jobId}``)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    total: int = 0
+    writes: int = 0
+    by_route: Counter[str] = field(default_factory=Counter)
+
+    def record(self, method: str, template: str) -> None:
+        with self.lock:
+            self.total += 1
+            if method not in ("GET", "HEAD"):
+                self.writes += 1
+            self.by_route[f"{method} {template}"] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {"total": self.total, "writes": self.writes, "by_route": dict(sorted(self.by_route.items()))}
+
+    def reset(self) -> None:
+        with self.lock:
+            self.total = 0
+            self.writes = 0
+            self.by_route.clear()
+
+
+@dataclass
+class Api:
+    """Everything a handler may use; passed explicitly, no globals."""
+
+    config: EmulatorConfig
+    model: Model
+    scheduler: Scheduler
+    accounting: RequestAccounting
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, str]
+    query: dict[str, str]
+    headers: Mapping[str, str]
+    body: Any
+    raw_body: bytes
+    base_url: str
+
+    def option(self, name: str) -> str | None:
+        return self.query.get(name)
+
+
+Handler = Callable[[Api, Call], Response]
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")), status_code=status, media_type=JSON_TYPE,
+                    headers=headers)
+
+
+def empty(status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, headers=headers)
+
+
+def resource_headers(body: Body, url: str | None = None) -> dict[str, str]:
+    headers = {"ETag": body["eTag"], "Last-Modified": rfc1123(body["lastModified"])}
+    if url is not None:
+        headers["DataServiceId"] = url
+    return headers
+
+
+def check_conditions(call: Call, body: Body, read: bool) -> None:
+    """If-Match / If-None-Match (quotes stripped) and If-(Un)Modified-Since against a resource's ETag."""
+    etag = body.get("eTag", "")
+    if_match = call.headers.get("if-match")
+    if if_match is not None:
+        wanted = {value.strip().strip('"') for value in if_match.split(",")}
+        if "*" not in wanted and etag not in wanted:
+            raise condition_not_met(read=False)
+    if_none_match = call.headers.get("if-none-match")
+    if if_none_match is not None:
+        unwanted = {value.strip().strip('"') for value in if_none_match.split(",")}
+        if "*" in unwanted or etag in unwanted:
+            raise condition_not_met(read=read)
+    modified = parse_iso(body["lastModified"]).replace(microsecond=0) if "lastModified" in body else None
+    since = call.headers.get("if-modified-since")
+    if since and modified is not None:
+        moment = parse_http_date(since)
+        if moment is not None and modified <= moment:
+            raise condition_not_met(read=read)
+    unmodified = call.headers.get("if-unmodified-since")
+    if unmodified and modified is not None:
+        moment = parse_http_date(unmodified)
+        if moment is not None and modified > moment:
+            raise condition_not_met(read=False)
+
+
+# ---- body validation
+def require_object(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise invalid_value(name, value, f"'{name}' must be a JSON object")
+    return value
+
+
+def check_keys(body: Mapping[str, Any], allowed: Iterable[str], prefix: str = "") -> None:
+    allowed_set = set(allowed)
+    for key in body:
+        if key not in allowed_set:
+            raise unsupported_property(prefix + key)
+
+
+def require(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...] = str, prefix: str = "") -> Any:
+    if name not in body or body[name] is None:
+        raise missing_property(prefix + name)
+    value = body[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise invalid_value(prefix + name, value, f"'{prefix + name}' has the wrong type")
+    return value
+
+
+def optional(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...], prefix: str = "") -> Any:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise invalid_value(prefix + name, value, f"'{prefix + name}' has the wrong type")
+    return value
+
+
+def check_id(value: str, name: str = "id") -> str:
+    if not ID_PATTERN.match(value):
+        raise invalid_value(name, value, "ids contain only letters, digits, hyphens and underscores, "
+                                         "at most 64 characters")
+    return value
+
+
+def check_enum(body: Mapping[str, Any], name: str, allowed: Iterable[str], prefix: str = "") -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if value not in set(allowed):
+        raise invalid_value(prefix + name, value, f"'{prefix + name}' must be one of {', '.join(allowed)}")
+    return str(value)
+
+
+def check_int_range(body: Mapping[str, Any], name: str, low: int, high: int, prefix: str = "") -> int | None:
+    value = optional(body, name, int, prefix)
+    if value is not None and not low <= value <= high:
+        raise invalid_value(prefix + name, value, f"'{prefix + name}' must be between {low} and {high}")
+    return value  # type: ignore[no-any-return]
+
+
+# ---- routing
+def endpoint(api: Api, method: str, template: str, handler: Handler, plane: str = "data") -> Route:
+    """A Starlette route running ``handler`` after authentication, with Batch-shaped errors."""
+    starlette_path = template.replace("{filePath}", "{filePath:path}")
+
+    async def run(request: Request) -> Response:
+        head = request.method == "HEAD"
+        try:
+            headers = request.headers
+            raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+            raw_path = raw_path.split("?", 1)[0]
+            query_string = request.scope.get("query_string", b"").decode("latin-1")
+            auth.check_request(request.method, headers, raw_path, query_string, api.config.account_name,
+                               api.config.account_key_bytes, api.config.token)
+            if plane != "emulator":  # reading the counters must not change them
+                api.accounting.record(request.method, template)
+            query = {key: value for key, value in request.query_params.items()}
+            if plane == "data":
+                version = query.get("api-version")
+                if version is None:
+                    raise BatchApiError(400, "MissingRequiredQueryParameter",
+                                        "A query parameter that's mandatory for this request is not specified.",
+                                        {"QueryParameterName": "api-version"})
+                if version not in SUPPORTED_API_VERSIONS:
+                    raise invalid_query("api-version", version,
+                                        f"supported versions: {', '.join(sorted(SUPPORTED_API_VERSIONS))}")
+            raw_body = await request.body()
+            if len(raw_body) > MAX_BODY_BYTES:
+                raise BatchApiError(413, "RequestBodyTooLarge", "The request body is too large and exceeds the "
+                                    "maximum permissible limit.", {"MaxLimit": str(MAX_BODY_BYTES)})
+            body: Any = None
+            if raw_body.strip():
+                try:
+                    body = json.loads(raw_body)
+                except json.JSONDecodeError as error:
+                    raise BatchApiError(400, "InvalidRequestBody", f"The request body is not valid JSON: "
+                                        f"{error.msg} at line {error.lineno} column {error.colno}.") from None
+            call = Call(request.method, dict(request.path_params), query, headers, body, raw_body,
+                        str(request.base_url).rstrip("/"))
+            response = handler(api, call)
+        except BatchApiError as error:
+            if plane == "management":
+                return Response(json.dumps({"error": {"code": error.code, "message": error.message}}),
+                                status_code=error.status, media_type="application/json")
+            response = error.response(head=head)
+        request_id = str(uuid.uuid4())
+        response.headers["request-id"] = request_id
+        client_request_id = request.headers.get("client-request-id")
+        if client_request_id:
+            response.headers["client-request-id"] = client_request_id
+        return response
+
+    return Route(starlette_path, run, methods=[method])

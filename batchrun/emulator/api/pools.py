@@ -1,0 +1,402 @@
+"""Pool routes: create, get, list, exists, update, replace properties, delete, resize, autoscale."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from starlette.responses import Response
+from starlette.routing import Route
+
+from batchrun.emulator import odata
+from batchrun.emulator.api.base import (
+    Api,
+    Call,
+    check_conditions,
+    check_enum,
+    check_id,
+    check_int_range,
+    check_keys,
+    empty,
+    endpoint,
+    json_response,
+    optional,
+    require,
+    require_object,
+    resource_headers,
+)
+from batchrun.emulator.errors import BatchApiError, conflict, exists, invalid_value, not_found
+from batchrun.emulator.model import Body, internal, public, touch
+from batchrun.emulator.packages import UnresolvedPackage, resolve
+from batchrun.emulator.scheduler import autoscale
+from batchrun.emulator.timefmt import now_iso, parse_duration
+
+CREATE_KEYS = (
+    "id", "displayName", "vmSize", "virtualMachineConfiguration", "resizeTimeout", "targetDedicatedNodes",
+    "targetLowPriorityNodes", "enableAutoScale", "autoScaleFormula", "autoScaleEvaluationInterval",
+    "enableInterNodeCommunication", "networkConfiguration", "startTask", "applicationPackageReferences",
+    "taskSlotsPerNode", "taskSchedulingPolicy", "userAccounts", "metadata", "mountConfiguration", "upgradePolicy",
+)
+PATCH_KEYS = (
+    "displayName", "vmSize", "enableInterNodeCommunication", "startTask", "applicationPackageReferences",
+    "metadata", "virtualMachineConfiguration", "taskSlotsPerNode", "taskSchedulingPolicy", "networkConfiguration",
+    "userAccounts", "mountConfiguration", "upgradePolicy",
+)
+EMPTY_POOL_ONLY = (
+    "displayName", "vmSize", "virtualMachineConfiguration", "enableInterNodeCommunication", "networkConfiguration",
+    "taskSlotsPerNode", "taskSchedulingPolicy", "userAccounts", "mountConfiguration", "upgradePolicy",
+)
+START_TASK_KEYS = ("commandLine", "containerSettings", "resourceFiles", "environmentSettings", "userIdentity",
+                   "maxTaskRetryCount", "waitForSuccess")
+VM_KEYS = ("imageReference", "nodeAgentSKUId", "windowsConfiguration", "dataDisks", "licenseType",
+           "containerConfiguration", "diskEncryptionConfiguration", "nodePlacementConfiguration", "extensions",
+           "osDisk", "securityProfile", "serviceArtifactReference")
+DEALLOCATION = ("requeue", "terminate", "taskcompletion", "retaineddata")
+FILTER_FIELDS = ("id", "state", "allocationState", "vmSize", "displayName", "enableAutoScale")
+DEFAULT_INTERVAL = autoscale.DEFAULT_INTERVAL
+
+
+def pool_url(call: Call, pool_id: str) -> str:
+    return f"{call.base_url}/pools/{pool_id}"
+
+
+def render(api: Api, call: Call, pool: Body) -> Body:
+    body = public(pool)
+    nodes = api.model.nodes.get(pool["id"], {}).values()
+    body["currentDedicatedNodes"] = sum(1 for node in nodes if node.get("isDedicated"))
+    body["currentLowPriorityNodes"] = sum(1 for node in nodes if not node.get("isDedicated"))
+    body["url"] = pool_url(call, pool["id"])
+    return body
+
+
+def get_pool(api: Api, pool_id: str) -> Body:
+    pool = api.model.pools.get(pool_id)
+    if pool is None:
+        raise not_found("Pool", pool_id)
+    return pool
+
+
+def writable_pool(api: Api, call: Call, pool_id: str) -> Body:
+    pool = get_pool(api, pool_id)
+    check_conditions(call, pool, read=False)
+    if pool["state"] == "deleting":
+        raise conflict("PoolBeingDeleted", "The specified pool has been marked for deletion and is being "
+                       "reclaimed.", {"PoolId": pool_id})
+    return pool
+
+
+def validate_start_task(value: Any) -> None:
+    start_task = require_object(value, "startTask")
+    check_keys(start_task, START_TASK_KEYS, "startTask.")
+    require(start_task, "commandLine", str, "startTask.")
+    check_int_range(start_task, "maxTaskRetryCount", -1, 100, "startTask.")
+    optional(start_task, "waitForSuccess", bool, "startTask.")
+
+
+def validate_packages(api: Api, references: Any) -> None:
+    if not isinstance(references, list):
+        raise invalid_value("applicationPackageReferences", references, "must be a list")
+    if len(references) > 10:
+        raise invalid_value("applicationPackageReferences", len(references), "at most 10 references per pool")
+    for reference in references:
+        if not isinstance(reference, dict) or not reference.get("applicationId"):
+            raise invalid_value("applicationPackageReferences", reference, "each needs an applicationId")
+        try:
+            resolve(api.model, reference)
+        except UnresolvedPackage as error:
+            raise conflict("InvalidApplicationPackageReferences", f"One or more of the specified application "
+                           f"package references are invalid: {error}.",
+                           {"ApplicationId": str(reference.get("applicationId"))}) from None
+
+
+def validate_duration(body: dict[str, Any], name: str, minimum_seconds: float = 0) -> None:
+    value = body.get(name)
+    if value is None:
+        return
+    parsed = parse_duration(str(value))
+    if parsed is None:
+        raise invalid_value(name, value, f"'{name}' must be an ISO-8601 duration such as PT15M")
+    if parsed.total_seconds() < minimum_seconds:
+        raise invalid_value(name, value, f"'{name}' must be at least {minimum_seconds:.0f} seconds")
+
+
+def run_autoscale(api: Api, pool: Body, formula: str) -> tuple[Body, tuple[int, int, str] | None]:
+    """Evaluate ``formula`` for ``pool``: (autoScaleRun body, targets or None when the formula failed)."""
+    try:
+        results = autoscale.evaluate(formula, autoscale.task_metrics(api.model, pool["id"]))
+        chosen = autoscale.targets(results, pool.get("targetDedicatedNodes", 0),
+                                   pool.get("targetLowPriorityNodes", 0))
+    except autoscale.FormulaError as error:
+        raise BatchApiError(400, "InvalidAutoScaleFormula", f"The autoscale formula is not supported by the "
+                            f"local Batch emulator: {error}.", {"autoScaleFormula": formula}) from None
+    return {"timestamp": now_iso(), "results": autoscale.results_text(results)}, chosen
+
+
+def apply_targets(pool: Body, dedicated: int, low_priority: int, deallocation: str) -> None:
+    if pool.get("targetDedicatedNodes") != dedicated or pool.get("targetLowPriorityNodes") != low_priority:
+        pool["targetDedicatedNodes"] = dedicated
+        pool["targetLowPriorityNodes"] = low_priority
+        internal(pool)["deallocation"] = deallocation
+        set_allocation_state(pool, "resizing")
+
+
+def set_allocation_state(pool: Body, state: str) -> None:
+    if pool.get("allocationState") != state:
+        pool["allocationState"] = state
+        pool["allocationStateTransitionTime"] = now_iso()
+
+
+# ---- handlers
+def create_pool(api: Api, call: Call) -> Response:
+    body = require_object(call.body, "pool")
+    check_keys(body, CREATE_KEYS)
+    pool_id = check_id(require(body, "id"))
+    require(body, "vmSize")
+    vm = require_object(require(body, "virtualMachineConfiguration", dict), "virtualMachineConfiguration")
+    check_keys(vm, VM_KEYS, "virtualMachineConfiguration.")
+    require(vm, "nodeAgentSKUId", str, "virtualMachineConfiguration.")
+    require(vm, "imageReference", dict, "virtualMachineConfiguration.")
+    auto = optional(body, "enableAutoScale", bool) or False
+    if auto:
+        require(body, "autoScaleFormula")
+        for name in ("targetDedicatedNodes", "targetLowPriorityNodes"):
+            if body.get(name) is not None:
+                raise invalid_value(name, body[name], f"'{name}' must not be set when enableAutoScale is true")
+    dedicated = check_int_range(body, "targetDedicatedNodes", 0, 1000) or 0
+    low_priority = check_int_range(body, "targetLowPriorityNodes", 0, 1000) or 0
+    slots = check_int_range(body, "taskSlotsPerNode", 1, 256) or 1
+    validate_duration(body, "resizeTimeout", 300)
+    validate_duration(body, "autoScaleEvaluationInterval", 300)
+    policy = optional(body, "taskSchedulingPolicy", dict) or {"nodeFillType": "spread"}
+    check_keys(policy, ("nodeFillType",), "taskSchedulingPolicy.")
+    check_enum(policy, "nodeFillType", ("spread", "pack"), "taskSchedulingPolicy.")
+    if "startTask" in body:
+        validate_start_task(body["startTask"])
+    with api.model.lock:
+        if pool_id in api.model.pools:
+            existing = api.model.pools[pool_id]
+            if existing["state"] == "deleting":
+                raise conflict("PoolBeingDeleted", "The specified pool has been marked for deletion and is "
+                               "being reclaimed.", {"PoolId": pool_id})
+            raise exists("Pool", pool_id)
+        if "applicationPackageReferences" in body:
+            validate_packages(api, body["applicationPackageReferences"])
+        moment = now_iso()
+        pool: Body = copy.deepcopy(body)
+        pool.update({
+            "creationTime": moment, "state": "active", "stateTransitionTime": moment,
+            "allocationState": "steady", "allocationStateTransitionTime": moment,
+            "resizeTimeout": body.get("resizeTimeout", "PT15M"), "targetDedicatedNodes": dedicated,
+            "targetLowPriorityNodes": low_priority, "enableAutoScale": auto,
+            "enableInterNodeCommunication": body.get("enableInterNodeCommunication", False),
+            "taskSlotsPerNode": slots, "taskSchedulingPolicy": {"nodeFillType": policy.get("nodeFillType", "spread")},
+        })
+        touch(pool)
+        if auto:
+            pool["autoScaleEvaluationInterval"] = body.get("autoScaleEvaluationInterval", DEFAULT_INTERVAL)
+            run, chosen = run_autoscale(api, pool, body["autoScaleFormula"])
+            pool["autoScaleRun"] = run
+            pool["targetDedicatedNodes"], pool["targetLowPriorityNodes"] = 0, 0
+            if chosen:
+                apply_targets(pool, *chosen)
+            internal(pool)["nextAutoScale"] = autoscale.next_evaluation(pool)
+        elif dedicated or low_priority:
+            set_allocation_state(pool, "resizing")
+        api.model.pools[pool_id] = pool
+        api.model.nodes[pool_id] = {}
+        api.model.save_pool(pool)
+        api.model.notify()
+        return empty(201, resource_headers(pool, pool_url(call, pool_id)))
+
+
+def list_pools(api: Api, call: Call) -> Response:
+    predicate = odata.parse_filter(call.option("$filter"), FILTER_FIELDS)
+    select = odata.parse_select(call.option("$select"))
+    limit = odata.parse_max_results(call.option("maxresults"))
+    marker = call.option("$skiptoken")
+    with api.model.lock:
+        ordered = sorted((key, value) for key, value in api.model.pools.items() if marker is None or key > marker)
+        page = odata.paginate(iter(ordered), predicate, limit)
+        result: dict[str, Any] = {"value": [odata.apply_select(render(api, call, pool), select)
+                                            for pool in page.items]}
+    if page.next_marker is not None:
+        result["odata.nextLink"] = odata.next_link(call.base_url, "/pools", call.query, page.next_marker)
+    return json_response(result)
+
+
+def get_pool_route(api: Api, call: Call) -> Response:
+    select = odata.parse_select(call.option("$select"))
+    with api.model.lock:
+        pool = get_pool(api, call.params["poolId"])
+        check_conditions(call, pool, read=True)
+        body = odata.apply_select(render(api, call, pool), select)
+        headers = resource_headers(pool, pool_url(call, pool["id"]))
+    return json_response(body, headers=headers)
+
+
+def pool_exists(api: Api, call: Call) -> Response:
+    with api.model.lock:
+        pool = get_pool(api, call.params["poolId"])
+        check_conditions(call, pool, read=True)
+        return empty(200, resource_headers(pool))
+
+
+def update_pool(api: Api, call: Call) -> Response:
+    body = require_object(call.body, "pool")
+    check_keys(body, PATCH_KEYS)
+    if "startTask" in body and body["startTask"] is not None:
+        validate_start_task(body["startTask"])
+    with api.model.lock:
+        pool = writable_pool(api, call, call.params["poolId"])
+        nodes = api.model.nodes.get(pool["id"], {})
+        for name in EMPTY_POOL_ONLY:
+            if name in body and body[name] != pool.get(name) and nodes:
+                raise conflict("PoolNotEmpty", f"The property '{name}' can only be changed while the pool has no "
+                               "compute nodes; resize the pool to 0 nodes first.", {"PropertyName": name})
+        if "applicationPackageReferences" in body:
+            validate_packages(api, body["applicationPackageReferences"])
+        for name, value in body.items():
+            pool[name] = value
+        touch(pool)
+        api.model.save_pool(pool)
+        return empty(200, resource_headers(pool, pool_url(call, pool["id"])))
+
+
+def replace_pool_properties(api: Api, call: Call) -> Response:
+    body = require_object(call.body, "pool")
+    check_keys(body, ("startTask", "applicationPackageReferences", "metadata"))
+    require(body, "applicationPackageReferences", list)
+    require(body, "metadata", list)
+    if body.get("startTask") is not None:
+        validate_start_task(body["startTask"])
+    with api.model.lock:
+        pool = writable_pool(api, call, call.params["poolId"])
+        validate_packages(api, body["applicationPackageReferences"])
+        pool["applicationPackageReferences"] = body["applicationPackageReferences"]
+        pool["metadata"] = body["metadata"]
+        if body.get("startTask") is not None:
+            pool["startTask"] = body["startTask"]
+        else:
+            pool.pop("startTask", None)
+        touch(pool)
+        api.model.save_pool(pool)
+        return empty(204, resource_headers(pool, pool_url(call, pool["id"])))
+
+
+def delete_pool(api: Api, call: Call) -> Response:
+    with api.model.lock:
+        pool = get_pool(api, call.params["poolId"])
+        check_conditions(call, pool, read=False)
+        if pool["state"] != "deleting":
+            pool["state"] = "deleting"
+            pool["stateTransitionTime"] = now_iso()
+            touch(pool)
+            api.model.save_pool(pool)
+            api.model.notify()
+    return empty(202)
+
+
+def resize_pool(api: Api, call: Call) -> Response:
+    body = require_object(call.body or {}, "resizeOptions")
+    check_keys(body, ("targetDedicatedNodes", "targetLowPriorityNodes", "resizeTimeout", "nodeDeallocationOption"))
+    dedicated = check_int_range(body, "targetDedicatedNodes", 0, 1000)
+    low_priority = check_int_range(body, "targetLowPriorityNodes", 0, 1000)
+    option = check_enum(body, "nodeDeallocationOption", DEALLOCATION) or "requeue"
+    validate_duration(body, "resizeTimeout", 300)
+    with api.model.lock:
+        pool = writable_pool(api, call, call.params["poolId"])
+        if pool.get("enableAutoScale"):
+            raise conflict("AutoScalingEnabled", "The pool has autoscale enabled; disable autoscale before "
+                           "resizing it.", {"PoolId": pool["id"]})
+        if pool["allocationState"] != "steady":
+            raise conflict("PoolNotSteady", "The pool is being resized; stop the resize or wait until "
+                           "allocationState is steady.", {"PoolId": pool["id"]})
+        apply_targets(pool, pool.get("targetDedicatedNodes", 0) if dedicated is None else dedicated,
+                      pool.get("targetLowPriorityNodes", 0) if low_priority is None else low_priority, option)
+        if "resizeTimeout" in body:
+            pool["resizeTimeout"] = body["resizeTimeout"]
+        touch(pool)
+        api.model.save_pool(pool)
+        api.model.notify()
+        return empty(202, resource_headers(pool, pool_url(call, pool["id"])))
+
+
+def stop_resize(api: Api, call: Call) -> Response:
+    with api.model.lock:
+        pool = writable_pool(api, call, call.params["poolId"])
+        if pool["allocationState"] == "resizing":
+            set_allocation_state(pool, "stopping")
+            touch(pool)
+            api.model.save_pool(pool)
+            api.model.notify()
+        return empty(202, resource_headers(pool, pool_url(call, pool["id"])))
+
+
+def enable_autoscale(api: Api, call: Call) -> Response:
+    body = require_object(call.body or {}, "parameters")
+    check_keys(body, ("autoScaleFormula", "autoScaleEvaluationInterval"))
+    validate_duration(body, "autoScaleEvaluationInterval", 300)
+    with api.model.lock:
+        pool = writable_pool(api, call, call.params["poolId"])
+        if pool["allocationState"] != "steady" and not pool.get("enableAutoScale"):
+            raise conflict("PoolNotSteady", "Autoscale cannot be enabled while the pool is resizing.",
+                           {"PoolId": pool["id"]})
+        formula = body.get("autoScaleFormula") or pool.get("autoScaleFormula")
+        if not formula:
+            raise BatchApiError(400, "MissingRequiredProperty", "A required property was not specified in the "
+                                "request body.", {"PropertyName": "autoScaleFormula"})
+        pool["autoScaleFormula"] = formula
+        pool["autoScaleEvaluationInterval"] = body.get(
+            "autoScaleEvaluationInterval", pool.get("autoScaleEvaluationInterval", DEFAULT_INTERVAL))
+        run, chosen = run_autoscale(api, pool, formula)
+        pool["enableAutoScale"] = True
+        pool["autoScaleRun"] = run
+        if chosen:
+            apply_targets(pool, *chosen)
+        internal(pool)["nextAutoScale"] = autoscale.next_evaluation(pool)
+        touch(pool)
+        api.model.save_pool(pool)
+        api.model.notify()
+        return empty(200, resource_headers(pool, pool_url(call, pool["id"])))
+
+
+def disable_autoscale(api: Api, call: Call) -> Response:
+    with api.model.lock:
+        pool = writable_pool(api, call, call.params["poolId"])
+        pool["enableAutoScale"] = False
+        for name in ("autoScaleFormula", "autoScaleEvaluationInterval", "autoScaleRun"):
+            pool.pop(name, None)
+        internal(pool).pop("nextAutoScale", None)
+        touch(pool)
+        api.model.save_pool(pool)
+        return empty(200, resource_headers(pool, pool_url(call, pool["id"])))
+
+
+def evaluate_autoscale(api: Api, call: Call) -> Response:
+    body = require_object(call.body or {}, "parameters")
+    check_keys(body, ("autoScaleFormula",))
+    formula = require(body, "autoScaleFormula")
+    with api.model.lock:
+        pool = writable_pool(api, call, call.params["poolId"])
+        if not pool.get("enableAutoScale"):
+            raise conflict("AutoScaleNotEnabled", "Autoscale is not enabled on this pool; enable it before "
+                           "evaluating a formula.", {"PoolId": pool["id"]})
+        run, _ = run_autoscale(api, pool, formula)
+        return json_response(run, headers=resource_headers(pool, pool_url(call, pool["id"])))
+
+
+def routes(api: Api) -> list[Route]:
+    return [
+        endpoint(api, "POST", "/pools", create_pool),
+        endpoint(api, "GET", "/pools", list_pools),
+        endpoint(api, "HEAD", "/pools/{poolId}", pool_exists),
+        endpoint(api, "GET", "/pools/{poolId}", get_pool_route),
+        endpoint(api, "PATCH", "/pools/{poolId}", update_pool),
+        endpoint(api, "DELETE", "/pools/{poolId}", delete_pool),
+        endpoint(api, "POST", "/pools/{poolId}/updateproperties", replace_pool_properties),
+        endpoint(api, "POST", "/pools/{poolId}/resize", resize_pool),
+        endpoint(api, "POST", "/pools/{poolId}/stopresize", stop_resize),
+        endpoint(api, "POST", "/pools/{poolId}/enableautoscale", enable_autoscale),
+        endpoint(api, "POST", "/pools/{poolId}/disableautoscale", disable_autoscale),
+        endpoint(api, "POST", "/pools/{poolId}/evaluateautoscale", evaluate_autoscale),
+    ]

@@ -1,0 +1,3 @@
+"""Scheduling: node allocation and states, task dispatch, retries, job completion, autoscale, recovery."""
+
+from __future__ import annotations

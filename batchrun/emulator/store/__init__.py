@@ -1,0 +1,7 @@
+"""Durable state of the emulator in SQLite (WAL): one JSON document per resource, keyed by its parents and id."""
+
+from __future__ import annotations
+
+from batchrun.emulator.store.db import Store, Table
+
+__all__ = ["Store", "Table"]

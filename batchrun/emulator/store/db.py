@@ -1,0 +1,93 @@
+"""The SQLite store. Each table holds ``(parent, id) -> JSON`` rows; writes are grouped in transactions.
+
+The in-memory model (:mod:`batchrun.emulator.model`) is authoritative while running; every mutation is written
+here and committed before the API answers, so a restart rebuilds exactly what was acknowledged.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+class Table(enum.Enum):
+    POOLS = "pools"
+    NODES = "nodes"
+    JOBS = "jobs"
+    TASKS = "tasks"
+    APPLICATIONS = "applications"
+    PACKAGES = "packages"
+
+
+SCHEMA_VERSION = 1
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._lock = threading.RLock()
+        self._depth = 0
+        with self._lock:
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a crash of this process (the kill -9 case) without an fsync per commit.
+            self._connection.execute("PRAGMA synchronous=NORMAL")
+            self._connection.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            for table in Table:
+                # The primary key doubles as the (parent, id) index listing relies on.
+                self._connection.execute(
+                    f"CREATE TABLE IF NOT EXISTS {table.value} (parent TEXT NOT NULL, id TEXT NOT NULL, "
+                    "body TEXT NOT NULL, PRIMARY KEY (parent, id)) WITHOUT ROWID"
+                )
+            self._connection.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes; nested use joins the outer transaction. Commits when the outermost block ends."""
+        with self._lock:
+            if self._depth == 0:
+                self._connection.execute("BEGIN")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._connection.execute("ROLLBACK")
+                raise
+            self._depth -= 1
+            if self._depth == 0:
+                self._connection.execute("COMMIT")
+
+    def put(self, table: Table, parent: str, key: str, body: dict[str, Any]) -> None:
+        with self.transaction():
+            self._connection.execute(
+                f"INSERT OR REPLACE INTO {table.value} (parent, id, body) VALUES (?, ?, ?)",
+                (parent, key, json.dumps(body, separators=(",", ":"))),
+            )
+
+    def delete(self, table: Table, parent: str, key: str) -> None:
+        with self.transaction():
+            self._connection.execute(f"DELETE FROM {table.value} WHERE parent = ? AND id = ?", (parent, key))
+
+    def delete_children(self, table: Table, parent: str) -> None:
+        with self.transaction():
+            self._connection.execute(f"DELETE FROM {table.value} WHERE parent = ?", (parent,))
+
+    def load(self, table: Table) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        with self._lock:
+            rows = self._connection.execute(f"SELECT parent, id, body FROM {table.value} ORDER BY parent, id")
+            for parent, key, body in rows.fetchall():
+                yield parent, key, json.loads(body)
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
