@@ -61,7 +61,13 @@ def validate_command(
             continue
         tasks = len(workload.job.tasks) if workload.job is not None else 0
         results.append(
-            {"file": str(manifest), "valid": True, "name": workload.name, "tasks": tasks, "digest": workload.digest}
+            {
+                "file": str(manifest),
+                "valid": True,
+                "name": workload.name,
+                "tasks": tasks,
+                "digest": workload.digest,
+            }
         )
         if output == "text":
             click.echo(f"ok       {manifest}: {_summary(workload)}")

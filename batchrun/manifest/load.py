@@ -169,9 +169,13 @@ class _Builder:
             key_path: PathKey = (*path, key)
             self.document.key_positions[key_path] = _mark(key_node)
             result[key] = self.build(value_node, key_path)
+        if not merges:
+            return result
+        merged: dict[str, Any] = {}
         for merge_node in merges:
-            self.merge(merge_node, path, result)
-        return result
+            self.merge(merge_node, path, merged)
+        merged.update(result)  # explicit keys win over merged ones
+        return merged
 
     def merge(self, node: yaml.Node, path: PathKey, into: dict[str, Any]) -> None:
         sources = node.value if isinstance(node, yaml.SequenceNode) else [node]

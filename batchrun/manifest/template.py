@@ -93,11 +93,13 @@ def format_reference(reference: Reference, context: Mapping[str, Any], path: Pat
         ) from None
 
 
-def parse(text: str, path: PathKey) -> list[Part] | None:
-    """Split ``text`` into literal text and references; None when there is nothing to substitute."""
+def parse(text: str, path: PathKey) -> tuple[list[Part] | None, list[SubstitutionError]]:
+    """Split ``text`` into literal text and references (None when there is nothing to substitute), with every
+    syntax problem found."""
     if "$" not in text:
-        return None
+        return None, []
     parts: list[Part] = []
+    errors: list[SubstitutionError] = []
     position = 0
     found = False
     for match in _TOKEN.finditer(text):
@@ -110,20 +112,25 @@ def parse(text: str, path: PathKey) -> list[Part] | None:
             parts.append("$")
             continue
         if token == "${":
-            raise SubstitutionError(
-                path, f"unclosed '${{' in {text!r}", "close it with '}' or write '$${' for a literal"
+            errors.append(
+                SubstitutionError(
+                    path, f"unclosed '${{' in {text!r}", "close it with '}' or write '$${' for a literal"
+                )
             )
-        body = match.group(1)
-        reference = _REFERENCE.match(body)
+            continue
+        reference = _REFERENCE.match(match.group(1))
         if reference is None:
-            raise SubstitutionError(
-                path,
-                f"{token!r} is not a valid reference",
-                "write ${name}, ${name.attribute} or ${name:format}; write $$ for a literal $",
+            errors.append(
+                SubstitutionError(
+                    path,
+                    f"{token!r} is not a valid reference",
+                    "write ${name}, ${name.attribute} or ${name:format}; write $$ for a literal $",
+                )
             )
+            continue
         parts.append(Reference(reference.group(1), reference.group(2), reference.group(3), token))
     if not found:
-        return None
+        return None, []
     if position < len(text):
         parts.append(text[position:])
     merged: list[Part] = []
@@ -132,7 +139,7 @@ def parse(text: str, path: PathKey) -> list[Part] | None:
             merged[-1] += part
         else:
             merged.append(part)
-    return merged
+    return merged, errors
 
 
 @dataclass(frozen=True)
@@ -181,38 +188,33 @@ class Compiler:
         return Compiled(value)
 
     def compile_string(self, text: str, path: PathKey) -> Compiled:
-        try:
-            parts = parse(text, path)
-        except SubstitutionError as error:
-            self.errors.append(error)
-            return Compiled(text)
+        parts, errors = parse(text, path)
         if parts is None:
             return Compiled(text)
         if len(parts) == 1 and isinstance(parts[0], Reference) and self.text_only(path):
             only = parts[0]
-            parts = [Reference(only.name, only.attribute, only.spec if only.spec is not None else "", only.text)]
+            spec = only.spec if only.spec is not None else ""  # "" formats as text: no type is kept
+            parts = [Reference(only.name, only.attribute, spec, only.text)]
         resolved: list[Part] = []
         for part in parts:
-            if isinstance(part, Reference):
-                if part.name in self.deferred:
-                    resolved.append(part)
-                    continue
-                if part.name not in self.variables:
-                    self.errors.append(self.unknown(part, path))
-                    return Compiled(text)
-                if len(parts) == 1 and part.spec is None:
-                    try:
-                        return Compiled(lookup(part, self.variables, path))
-                    except SubstitutionError as error:
-                        self.errors.append(error)
-                        return Compiled(text)
-                try:
-                    resolved.append(format_reference(part, self.variables, path))
-                except SubstitutionError as error:
-                    self.errors.append(error)
-                    return Compiled(text)
-            else:
+            if not isinstance(part, Reference) or part.name in self.deferred:
                 resolved.append(part)
+                continue
+            if part.name not in self.variables:
+                errors.append(self.unknown(part, path))
+                continue
+            try:
+                if len(parts) == 1 and part.spec is None:
+                    if not errors:
+                        return Compiled(lookup(part, self.variables, path))
+                    lookup(part, self.variables, path)
+                    continue
+                resolved.append(format_reference(part, self.variables, path))
+            except SubstitutionError as error:
+                errors.append(error)
+        if errors:
+            self.errors.extend(errors)
+            return Compiled(text)
         if all(isinstance(part, str) for part in resolved):
             return Compiled("".join(part for part in resolved if isinstance(part, str)))
         return Compiled(render=_string_renderer(resolved, path))

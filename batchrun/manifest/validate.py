@@ -200,7 +200,8 @@ class SchemaPaths:
                 node = self._resolve(node.get("items"))
             else:
                 properties = node.get("properties", {})
-                node = self._resolve(properties[part] if part in properties else node.get("additionalProperties"))
+                child = properties[part] if part in properties else node.get("additionalProperties")
+                node = self._resolve(child)
         return node
 
     def text_only(self, path: PathKey) -> bool:
