@@ -9,6 +9,8 @@ them and misspellings are caught. Run after changing this file or upgrading azur
 This is a development tool; batchrun itself only reads the generated JSON file.
 """
 
+# ruff: noqa: E501  (the schema's prose descriptions read better unwrapped than split mid-sentence)
+
 from __future__ import annotations
 
 import datetime
@@ -111,7 +113,9 @@ class BatchDefinitions:
     def object_schema(self, model: type, skip: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
         model()  # computes the model's rest field table
         hints = typing.get_type_hints(
-            model, globalns=vars(batch_models_module), localns={"_models": batch_models, "_enums": batch_enums}
+            model,
+            globalns=vars(batch_models_module),
+            localns={"_models": batch_models, "_enums": batch_enums},
         )
         descriptions = ivar_descriptions(model)
         properties: dict[str, Any] = {}
@@ -129,7 +133,9 @@ class BatchDefinitions:
                 schema["description"] = description
             properties[rest_name] = schema
             annotation = hints[attribute]
-            optional = typing.get_origin(annotation) is typing.Union and type(None) in typing.get_args(annotation)
+            optional = typing.get_origin(annotation) is typing.Union and type(None) in typing.get_args(
+                annotation
+            )
             if not optional and rest_name not in NOT_REQUIRED_IN_MANIFEST.get(model.__name__, set()):
                 required.append(rest_name)
         result: dict[str, Any] = {
@@ -348,7 +354,11 @@ def build() -> dict[str, Any]:
             "required": ["name", "source", "container"],
             "additionalProperties": False,
             "properties": {
-                "name": {"$ref": "#/$defs/batchId", "title": "Input name", "description": "Referenced by tasks."},
+                "name": {
+                    "$ref": "#/$defs/batchId",
+                    "title": "Input name",
+                    "description": "Referenced by tasks.",
+                },
                 "source": {
                     "type": "string",
                     "minLength": 1,
@@ -407,7 +417,7 @@ def build() -> dict[str, Any]:
                     "pattern": r"^[A-Za-z0-9_.-]{1,64}$",
                     "title": "Version",
                     "description": (
-                        "Package version: letters, digits, `.`, `-`, `_`. Quote it in YAML (`\"1.10\"`), "
+                        'Package version: letters, digits, `.`, `-`, `_`. Quote it in YAML (`"1.10"`), '
                         "otherwise YAML reads it as a number."
                     ),
                     "x-hint": "use letters, digits, '.', '-' and '_' only",
@@ -512,8 +522,8 @@ def build() -> dict[str, Any]:
                 "path": {
                     "type": "string",
                     "description": (
-                        "Blob name for a literal pattern, or blob name prefix for a wildcard pattern (default: "
-                        "`<job id>/<task id>/`)."
+                        "Blob name for a literal pattern, or blob name prefix for a wildcard pattern. Default: "
+                        "`<job id>/<task id>/<pattern>` for a literal pattern, `<job id>/<task id>/` for a wildcard."
                     ),
                 },
                 "uploadCondition": {
@@ -527,7 +537,7 @@ def build() -> dict[str, Any]:
             "title": "Task dependencies",
             "description": (
                 "Tasks that must succeed first. `tasks`: ids or globs (`*`, `?`, `[...]`) over the job's expanded "
-                "task ids; `ranges`: `[[start, end], ...]` of integer task ids. Batch's own `taskIds` and "
+                "task ids (a glob never matches the task itself); `ranges`: `[[start, end], ...]` of integer task ids. Batch's own `taskIds` and "
                 "`taskIdRanges` are accepted too. The job gets `usesTaskDependencies: true` automatically."
             ),
             "type": "object",

@@ -64,7 +64,8 @@ def test_var_overrides_take_the_declared_type(write: Callable[[str], Path], tmp_
         HEADER
         + "variables: {n: 2, who: a}\n"
         + POOL
-        + "job:\n  id: j\n  tasks:\n    - {id: 't-${i}', foreach: {i: {range: [1, '${n}']}}, commandLine: 'echo ${who}'}\n"
+        + "job:\n  id: j\n  tasks:\n"
+        + "    - {id: 't-${i}', foreach: {i: {range: [1, '${n}']}}, commandLine: 'echo ${who}'}\n"
     )
     var_file = tmp_path / "vars.yaml"
     var_file.write_text("n: 4\nwho: file\n")
@@ -111,7 +112,8 @@ def test_files_axis_gives_paths_and_derived_names(write: Callable[[str], Path], 
     (tmp_path / "in" / "sub" / "a.tar.gz").write_text("a")
     path = write(
         HEADER
-        + "storage:\n  inputs: [{name: raw, source: in, container: raw-in, prefix: up}]\n  outputs: {container: o-ut}\n"
+        + "storage:\n  inputs: [{name: raw, source: in, container: raw-in, prefix: up}]\n"
+        + "  outputs: {container: o-ut}\n"
         + POOL
         + "job:\n  id: j\n  tasks:\n"
         + "    - id: 'f-${f.index}'\n      foreach: {f: {files: raw}}\n      inputs: [raw]\n"
