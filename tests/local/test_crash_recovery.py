@@ -1,4 +1,4 @@
-"""SIGKILL of the emulator daemon in the middle of a 100-task job, then a restart: nothing lost or duplicated."""
+"""SIGKILL of the emulator daemon in the middle of a 100-task job, then a restart: nothing lost or doubled."""
 
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ def wait(condition: object, timeout: float, what: str) -> None:
 
 
 def test_sigkill_mid_job_then_restart_completes_everything(target: LocalTarget) -> None:
-    outputs = BlobServiceClient.from_connection_string(target.connection_string).create_container("crash-outputs")
+    blobs = BlobServiceClient.from_connection_string(target.connection_string)
+    outputs = blobs.create_container("crash-outputs")
     token = generate_container_sas(
         target.storage_account_name, "crash-outputs", account_key=target.storage_account_key,
         permission=ContainerSasPermissions(write=True, create=True),
