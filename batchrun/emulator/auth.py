@@ -13,15 +13,25 @@ from urllib.parse import parse_qs
 from batchrun.emulator.errors import BatchApiError
 
 SIGNED_HEADERS = (
-    "content-encoding", "content-language", "content-length", "content-md5", "content-type", "date",
-    "if-modified-since", "if-match", "if-none-match", "if-unmodified-since", "range",
+    "content-encoding",
+    "content-language",
+    "content-length",
+    "content-md5",
+    "content-type",
+    "date",
+    "if-modified-since",
+    "if-match",
+    "if-none-match",
+    "if-unmodified-since",
+    "range",
 )
 MAX_CLOCK_SKEW = timedelta(minutes=15)
 
 
 def authentication_failed(reason: str) -> BatchApiError:
     return BatchApiError(
-        403, "AuthenticationFailed",
+        403,
+        "AuthenticationFailed",
         "Server failed to authenticate the request. Make sure the value of Authorization header is formed "
         "correctly including the signature.",
         {"AuthenticationErrorDetail": reason},
@@ -29,7 +39,11 @@ def authentication_failed(reason: str) -> BatchApiError:
 
 
 def string_to_sign(
-    method: str, headers: Mapping[str, str], raw_path: str, query_string: str, account_name: str,
+    method: str,
+    headers: Mapping[str, str],
+    raw_path: str,
+    query_string: str,
+    account_name: str,
     content_length_override: str | None = None,
 ) -> str:
     """The canonical string the azure-batch SDK signs (azure/batch/_patch.py BatchSharedKeyAuthPolicy)."""
@@ -55,8 +69,14 @@ def sign(key: bytes, text: str) -> str:
 
 
 def check_request(
-    method: str, headers: Mapping[str, str], raw_path: str, query_string: str,
-    account_name: str, account_key: bytes, token: str, now: datetime | None = None,
+    method: str,
+    headers: Mapping[str, str],
+    raw_path: str,
+    query_string: str,
+    account_name: str,
+    account_key: bytes,
+    token: str,
+    now: datetime | None = None,
 ) -> None:
     """Raise a 403 AuthenticationFailed unless the request carries a valid SharedKey or the local token."""
     authorization = headers.get("authorization", "")
@@ -91,5 +111,6 @@ def check_request(
     for text in candidates:
         if hmac.compare_digest(sign(account_key, text), signature):
             return
-    raise authentication_failed("The MAC signature found in the HTTP request is not the same as any computed "
-                                "signature.")
+    raise authentication_failed(
+        "The MAC signature found in the HTTP request is not the same as any computed signature."
+    )

@@ -59,9 +59,11 @@ class EmulatorConfig:
     def from_dict(cls, data: dict[str, Any], source: str = "emulator config") -> EmulatorConfig:
         def need(mapping: dict[str, Any], key: str, kind: type, where: str) -> Any:
             if key not in mapping:
-                raise ConfigurationError(f"{source}: '{where}{key}' is missing; add it to the configuration file")
+                raise ConfigurationError(
+                    f"{source}: '{where}{key}' is missing; add it to the configuration file"
+                )
             value = mapping[key]
-            if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+            if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
                 raise ConfigurationError(
                     f"{source}: '{where}{key}' must be a {kind.__name__}, got {type(value).__name__}"
                 )
@@ -88,7 +90,7 @@ class EmulatorConfig:
             base64.b64decode(config.account_key, validate=True)
         except (binascii.Error, ValueError):
             raise ConfigurationError(
-                f"{source}: 'account_key' is not valid base64; use a key like Azure's (base64 of random bytes)"
+                f"{source}: 'account_key' is not valid base64; use a base64 key like Azure's"
             ) from None
         if not config.token:
             raise ConfigurationError(f"{source}: 'token' must not be empty")

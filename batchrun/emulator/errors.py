@@ -12,9 +12,7 @@ from starlette.responses import Response
 
 
 class BatchApiError(Exception):
-    def __init__(
-        self, status: int, code: str, message: str, values: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, status: int, code: str, message: str, values: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -43,40 +41,62 @@ class BatchApiError(Exception):
 
 def not_found(kind: str, resource_id: str) -> BatchApiError:
     """404 with Batch's code for the resource kind (PoolNotFound, JobNotFound, TaskNotFound, ...)."""
-    return BatchApiError(404, f"{kind}NotFound", f"The specified {kind.lower()} does not exist.",
-                         {f"{kind}Id": resource_id} if kind != "File" else {"FilePath": resource_id})
+    return BatchApiError(
+        404,
+        f"{kind}NotFound",
+        f"The specified {kind.lower()} does not exist.",
+        {f"{kind}Id": resource_id} if kind != "File" else {"FilePath": resource_id},
+    )
 
 
 def exists(kind: str, resource_id: str) -> BatchApiError:
-    return BatchApiError(409, f"{kind}Exists", f"The specified {kind.lower()} already exists.",
-                         {f"{kind}Id": resource_id})
+    return BatchApiError(
+        409, f"{kind}Exists", f"The specified {kind.lower()} already exists.", {f"{kind}Id": resource_id}
+    )
 
 
 def invalid_value(name: str, value: object, reason: str) -> BatchApiError:
-    return BatchApiError(400, "InvalidPropertyValue", f"The value provided for one of the properties in the "
-                         f"request body is invalid: {reason}", {"PropertyName": name, "PropertyValue": str(value)})
+    return BatchApiError(
+        400,
+        "InvalidPropertyValue",
+        f"The value provided for one of the properties in the request body is invalid: {reason}",
+        {"PropertyName": name, "PropertyValue": str(value)},
+    )
 
 
 def missing_property(name: str) -> BatchApiError:
-    return BatchApiError(400, "MissingRequiredProperty",
-                         "A required property was not specified in the request body.", {"PropertyName": name})
+    return BatchApiError(
+        400,
+        "MissingRequiredProperty",
+        "A required property was not specified in the request body.",
+        {"PropertyName": name},
+    )
 
 
 def unsupported_property(name: str) -> BatchApiError:
-    return BatchApiError(400, "UnsupportedProperty",
-                         "The specified property is not supported by this version of the Batch service.",
-                         {"PropertyName": name})
+    return BatchApiError(
+        400,
+        "UnsupportedProperty",
+        "The specified property is not supported by this version of the Batch service.",
+        {"PropertyName": name},
+    )
 
 
 def invalid_query(name: str, value: str, reason: str) -> BatchApiError:
-    return BatchApiError(400, "InvalidQueryParameterValue",
-                         f"Value for one of the query parameters specified in the request URI is invalid: {reason}",
-                         {"QueryParameterName": name, "QueryParameterValue": value, "Reason": reason})
+    return BatchApiError(
+        400,
+        "InvalidQueryParameterValue",
+        f"Value for one of the query parameters specified in the request URI is invalid: {reason}",
+        {"QueryParameterName": name, "QueryParameterValue": value, "Reason": reason},
+    )
 
 
 def condition_not_met(read: bool) -> BatchApiError:
-    return BatchApiError(304 if read else 412, "ConditionNotMet",
-                         "The condition specified using HTTP conditional header(s) is not met.")
+    return BatchApiError(
+        304 if read else 412,
+        "ConditionNotMet",
+        "The condition specified using HTTP conditional header(s) is not met.",
+    )
 
 
 def conflict(code: str, message: str, values: dict[str, str] | None = None) -> BatchApiError:

@@ -1,8 +1,8 @@
 """The in-memory model of every resource, guarded by one lock and written through to the SQLite store.
 
 Bodies are the REST JSON shapes (camelCase) exactly as served, plus an ``_x`` dict of emulator-internal fields
-that :func:`public` strips. The API handlers and the scheduler mutate bodies only through this module's helpers,
-so ETags, timestamps, counters and persistence stay consistent.
+that :func:`public` strips. The API handlers and the scheduler mutate bodies only through this module's
+helpers, so ETags, timestamps, counters and persistence stay consistent.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def transition(body: Body, state: str, moment: str | None = None) -> None:
 
 @dataclass
 class JobTasks:
-    """The tasks of one job: lookup by id, id order for listing, creation order of the active ones, counters."""
+    """The tasks of one job: by id, in id order (listing), active ones in creation order, counters."""
 
     by_id: dict[str, Body] = field(default_factory=dict)
     sorted_ids: list[str] = field(default_factory=list)
@@ -66,7 +66,9 @@ class JobTasks:
         self.counts[state] += sign
         self.slot_counts[state] += sign * slots
         if state == "completed":
-            outcome = self.succeeded if task.get("executionInfo", {}).get("result") == "success" else self.failed
+            outcome = (
+                self.succeeded if task.get("executionInfo", {}).get("result") == "success" else self.failed
+            )
             outcome[0] += sign
             outcome[1] += sign * slots
         if state == "active":

@@ -1,7 +1,8 @@
 """OData query options Batch supports on list operations: ``$filter``, ``$select``, ``maxresults`` and paging.
 
-``$filter`` forms understood: ``<field> eq|ne '<value>'`` (strings, numbers, true/false), ``startswith(<field>,
-'<prefix>')``, combined with ``and`` / ``or`` and parentheses. ``<field>`` is a property path like ``state`` or
+``$filter`` forms understood: ``<field> eq|ne '<value>'`` (strings, numbers, true/false),
+``startswith(<field>, '<prefix>')``, combined with ``and`` / ``or`` and parentheses. ``<field>`` is a property
+path like ``state`` or
 ``executionInfo/result``, restricted per resource kind. Anything else is a 400 naming the clause.
 """
 
@@ -29,7 +30,7 @@ def _tokens(text: str) -> list[str]:
         if match is None or match.end() == position:
             if text[position:].strip() == "":
                 break
-            raise invalid_query("$filter", text, f"unexpected text at '{text[position:position + 20]}'")
+            raise invalid_query("$filter", text, f"unexpected text at '{text[position : position + 20]}'")
         tokens.append(match.group(match.lastgroup or "word"))
         position = match.end()
     return tokens
@@ -92,7 +93,9 @@ class _Parser:
     def field(self) -> str:
         name = self.take()
         if name not in self.fields:
-            raise self.fail(f"filtering on '{name}' is not supported here (supported: {', '.join(sorted(self.fields))})")
+            raise self.fail(
+                f"filtering on '{name}' is not supported here (supported: {', '.join(sorted(self.fields))})"
+            )
         return name
 
     def literal(self) -> Any:
@@ -173,10 +176,8 @@ class Page:
     next_marker: str | None
 
 
-def paginate(
-    ordered: Iterator[tuple[str, dict[str, Any]]], predicate: Predicate | None, limit: int
-) -> Page:
-    """Take up to ``limit`` matching items from ``(key, body)`` pairs in key order; the marker is the last key."""
+def paginate(ordered: Iterator[tuple[str, dict[str, Any]]], predicate: Predicate | None, limit: int) -> Page:
+    """Take up to ``limit`` matching items from ``(key, body)`` pairs; the marker is the last key."""
     items: list[dict[str, Any]] = []
     last_key: str | None = None
     for key, body in ordered:

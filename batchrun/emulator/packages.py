@@ -14,7 +14,7 @@ def application_name(application_id: str) -> str:
     marker = "/applications/"
     lowered = application_id.lower()
     if marker in lowered:
-        return application_id[lowered.rindex(marker) + len(marker):].strip("/")
+        return application_id[lowered.rindex(marker) + len(marker) :].strip("/")
     return application_id
 
 

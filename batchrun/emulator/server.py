@@ -41,20 +41,29 @@ def build_app(api: Api) -> Starlette:
     async def unknown(request: Request, error: Exception) -> Response:
         status = error.status_code if isinstance(error, HTTPException) else 500
         if status == 405:
-            failure = BatchApiError(405, "UnsupportedHttpVerb", f"The resource doesn't support the specified HTTP "
-                                    f"verb {request.method}.", {"HttpVerb": request.method})
+            failure = BatchApiError(
+                405,
+                "UnsupportedHttpVerb",
+                f"The resource doesn't support the specified HTTP verb {request.method}.",
+                {"HttpVerb": request.method},
+            )
         elif status == 404:
-            failure = BatchApiError(404, "InvalidUri", "The requested URI does not represent any resource on the "
-                                    "server (or is not supported by the local Batch emulator).",
-                                    {"UriPath": request.url.path})
+            failure = BatchApiError(
+                404,
+                "InvalidUri",
+                "The requested URI does not represent any resource on the "
+                "server (or is not supported by the local Batch emulator).",
+                {"UriPath": request.url.path},
+            )
         else:
             failure = BatchApiError(status, "InternalError", "The server encountered an internal error.")
         return failure.response(head=request.method == "HEAD")
 
     async def crashed(request: Request, error: Exception) -> Response:
         _LOG.exception("unhandled error serving %s %s", request.method, request.url.path)
-        return BatchApiError(500, "InternalError", "The local Batch emulator hit an internal error; see its "
-                             "log.").response()
+        return BatchApiError(
+            500, "InternalError", "The local Batch emulator hit an internal error; see its log."
+        ).response()
 
     return Starlette(routes=routes, exception_handlers={HTTPException: unknown, Exception: crashed})
 
@@ -84,20 +93,25 @@ class EmulatorServer:
         api = Api(config, self.model, self.scheduler, RequestAccounting())
         app = build_app(api)
         try:
-            listener = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET, socket.SOCK_STREAM)
+            listener = socket.socket(
+                socket.AF_INET6 if ":" in config.host else socket.AF_INET, socket.SOCK_STREAM
+            )
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             listener.bind((config.host, config.port))
         except OSError as error:
             self.store.close()
-            raise LocalTargetError(f"the local Batch emulator cannot listen on {config.host}:{config.port}: "
-                                   f"{error.strerror}; choose another port (or 0 for any free port)") from None
+            raise LocalTargetError(
+                f"the local Batch emulator cannot listen on {config.host}:{config.port}: "
+                f"{error.strerror}; choose another port (or 0 for any free port)"
+            ) from None
         listener.listen(512)
         self._socket = listener
         port = listener.getsockname()[1]
         host = f"[{config.host}]" if ":" in config.host else config.host
         self.url = f"http://{host}:{port}"
-        server_config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
-                                       timeout_graceful_shutdown=5)
+        server_config = uvicorn.Config(
+            app, log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=5
+        )
         self._server = uvicorn.Server(server_config)
         started = threading.Event()
         server = self._server
@@ -109,7 +123,9 @@ class EmulatorServer:
         self._thread.start()
         while not server.started:
             if not self._thread.is_alive():
-                raise LocalTargetError("the local Batch emulator's HTTP server stopped while starting; see its log")
+                raise LocalTargetError(
+                    "the local Batch emulator's HTTP server stopped while starting; see its log"
+                )
             started.wait(0.01)
         self.scheduler.start(self.url)
         _LOG.info("local Batch emulator for account %s listening on %s", config.account_name, self.url)

@@ -18,8 +18,9 @@ def render(api: Api, application: Body) -> Body:
     return {
         "id": application["name"],
         "displayName": application["properties"].get("displayName") or application["name"],
-        "versions": sorted(name for name, package in versions.items()
-                           if package["properties"].get("state") == "Active"),
+        "versions": sorted(
+            name for name, package in versions.items() if package["properties"].get("state") == "Active"
+        ),
     }
 
 
@@ -27,12 +28,17 @@ def list_applications(api: Api, call: Call) -> Response:
     limit = odata.parse_max_results(call.option("maxresults"))
     marker = call.option("$skiptoken")
     with api.model.lock:
-        ordered = sorted((key, render(api, app)) for key, app in api.model.applications.items()
-                         if marker is None or key > marker)
+        ordered = sorted(
+            (key, render(api, app))
+            for key, app in api.model.applications.items()
+            if marker is None or key > marker
+        )
     page = odata.paginate(iter(ordered), None, limit)
     result: dict[str, Any] = {"value": page.items}
     if page.next_marker is not None:
-        result["odata.nextLink"] = odata.next_link(call.base_url, "/applications", call.query, page.next_marker)
+        result["odata.nextLink"] = odata.next_link(
+            call.base_url, "/applications", call.query, page.next_marker
+        )
     return json_response(result)
 
 
@@ -40,8 +46,12 @@ def get_application(api: Api, call: Call) -> Response:
     with api.model.lock:
         application = api.model.applications.get(call.params["applicationId"].lower())
         if application is None:
-            raise BatchApiError(404, "ApplicationNotFound", "The specified application does not exist.",
-                                {"ApplicationId": call.params["applicationId"]})
+            raise BatchApiError(
+                404,
+                "ApplicationNotFound",
+                "The specified application does not exist.",
+                {"ApplicationId": call.params["applicationId"]},
+            )
         return json_response(render(api, application))
 
 

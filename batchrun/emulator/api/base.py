@@ -33,9 +33,15 @@ if TYPE_CHECKING:
 
 JSON_TYPE = "application/json;odata=minimalmetadata"
 # Versions current clients send: azure-batch 15.x (2025-06-01, 2024-07-01.20.0) and older SDKs.
-SUPPORTED_API_VERSIONS = frozenset({
-    "2025-06-01", "2024-07-01.20.0", "2024-02-01.19.0", "2023-11-01.18.0", "2023-05-01.17.0",
-})
+SUPPORTED_API_VERSIONS = frozenset(
+    {
+        "2025-06-01",
+        "2024-07-01.20.0",
+        "2024-02-01.19.0",
+        "2023-11-01.18.0",
+        "2023-05-01.17.0",
+    }
+)
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -58,7 +64,11 @@ class RequestAccounting:
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
-            return {"total": self.total, "writes": self.writes, "by_route": dict(sorted(self.by_route.items()))}
+            return {
+                "total": self.total,
+                "writes": self.writes,
+                "by_route": dict(sorted(self.by_route.items())),
+            }
 
     def reset(self) -> None:
         with self.lock:
@@ -95,8 +105,9 @@ Handler = Callable[[Api, Call], Response]
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body, separators=(",", ":")), status_code=status, media_type=JSON_TYPE,
-                    headers=headers)
+    return Response(
+        json.dumps(body, separators=(",", ":")), status_code=status, media_type=JSON_TYPE, headers=headers
+    )
 
 
 def empty(status: int, headers: dict[str, str] | None = None) -> Response:
@@ -170,8 +181,9 @@ def optional(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...], 
 
 def check_id(value: str, name: str = "id") -> str:
     if not ID_PATTERN.match(value):
-        raise invalid_value(name, value, "ids contain only letters, digits, hyphens and underscores, "
-                                         "at most 64 characters")
+        raise invalid_value(
+            name, value, "ids contain only letters, digits, hyphens and underscores, at most 64 characters"
+        )
     return value
 
 
@@ -203,38 +215,69 @@ def endpoint(api: Api, method: str, template: str, handler: Handler, plane: str 
             raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
             raw_path = raw_path.split("?", 1)[0]
             query_string = request.scope.get("query_string", b"").decode("latin-1")
-            auth.check_request(request.method, headers, raw_path, query_string, api.config.account_name,
-                               api.config.account_key_bytes, api.config.token)
+            auth.check_request(
+                request.method,
+                headers,
+                raw_path,
+                query_string,
+                api.config.account_name,
+                api.config.account_key_bytes,
+                api.config.token,
+            )
             if plane != "emulator":  # reading the counters must not change them
                 api.accounting.record(request.method, template)
             query = {key: value for key, value in request.query_params.items()}
             if plane == "data":
                 version = query.get("api-version")
                 if version is None:
-                    raise BatchApiError(400, "MissingRequiredQueryParameter",
-                                        "A query parameter that's mandatory for this request is not specified.",
-                                        {"QueryParameterName": "api-version"})
+                    raise BatchApiError(
+                        400,
+                        "MissingRequiredQueryParameter",
+                        "A query parameter that's mandatory for this request is not specified.",
+                        {"QueryParameterName": "api-version"},
+                    )
                 if version not in SUPPORTED_API_VERSIONS:
-                    raise invalid_query("api-version", version,
-                                        f"supported versions: {', '.join(sorted(SUPPORTED_API_VERSIONS))}")
+                    raise invalid_query(
+                        "api-version",
+                        version,
+                        f"supported versions: {', '.join(sorted(SUPPORTED_API_VERSIONS))}",
+                    )
             raw_body = await request.body()
             if len(raw_body) > MAX_BODY_BYTES:
-                raise BatchApiError(413, "RequestBodyTooLarge", "The request body is too large and exceeds the "
-                                    "maximum permissible limit.", {"MaxLimit": str(MAX_BODY_BYTES)})
+                raise BatchApiError(
+                    413,
+                    "RequestBodyTooLarge",
+                    "The request body is too large and exceeds the maximum permissible limit.",
+                    {"MaxLimit": str(MAX_BODY_BYTES)},
+                )
             body: Any = None
             if raw_body.strip():
                 try:
                     body = json.loads(raw_body)
                 except json.JSONDecodeError as error:
-                    raise BatchApiError(400, "InvalidRequestBody", f"The request body is not valid JSON: "
-                                        f"{error.msg} at line {error.lineno} column {error.colno}.") from None
-            call = Call(request.method, dict(request.path_params), query, headers, body, raw_body,
-                        str(request.base_url).rstrip("/"))
+                    raise BatchApiError(
+                        400,
+                        "InvalidRequestBody",
+                        f"The request body is not valid JSON: "
+                        f"{error.msg} at line {error.lineno} column {error.colno}.",
+                    ) from None
+            call = Call(
+                request.method,
+                dict(request.path_params),
+                query,
+                headers,
+                body,
+                raw_body,
+                str(request.base_url).rstrip("/"),
+            )
             response = handler(api, call)
         except BatchApiError as error:
             if plane == "management":
-                return Response(json.dumps({"error": {"code": error.code, "message": error.message}}),
-                                status_code=error.status, media_type="application/json")
+                return Response(
+                    json.dumps({"error": {"code": error.code, "message": error.message}}),
+                    status_code=error.status,
+                    media_type="application/json",
+                )
             response = error.response(head=head)
         request_id = str(uuid.uuid4())
         response.headers["request-id"] = request_id

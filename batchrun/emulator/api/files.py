@@ -36,16 +36,26 @@ def _task_folder(api: Api, call: Call) -> Path | None:
         node = api.model.nodes.get(pool_id, {}).get(node_id, {"id": node_id})
         who = identity(api.config, call.base_url, pool_id, node)
     if not who.root.exists():
-        who = type(who)(node_root(api.config.nodes_dir, pool_id, node_id), who.account_name, who.account_url,
-                        pool_id, node_id)
+        who = type(who)(
+            node_root(api.config.nodes_dir, pool_id, node_id),
+            who.account_name,
+            who.account_url,
+            pool_id,
+            node_id,
+        )
     return task_directory(who, job_id, task_id)
 
 
 def _properties(path: Path, info: os.stat_result) -> dict[str, Any]:
     created = datetime.fromtimestamp(info.st_ctime, timezone.utc)
     modified = datetime.fromtimestamp(info.st_mtime, timezone.utc)
-    return {"creationTime": iso(created), "lastModified": iso(modified), "contentLength": str(info.st_size),
-            "contentType": "application/octet-stream", "fileMode": f"0{stat.S_IMODE(info.st_mode):o}"}
+    return {
+        "creationTime": iso(created),
+        "lastModified": iso(modified),
+        "contentLength": str(info.st_size),
+        "contentType": "application/octet-stream",
+        "fileMode": f"0{stat.S_IMODE(info.st_mode):o}",
+    }
 
 
 def list_task_files(api: Api, call: Call) -> Response:
@@ -64,8 +74,12 @@ def list_task_files(api: Api, call: Call) -> Response:
             except OSError:
                 continue
             name = path.relative_to(folder).as_posix()
-            entry = {"name": name, "url": base + quote(name, safe=""), "isDirectory": path.is_dir(),
-                     "properties": _properties(path, info)}
+            entry = {
+                "name": name,
+                "url": base + quote(name, safe=""),
+                "isDirectory": path.is_dir(),
+                "properties": _properties(path, info),
+            }
             if predicate is None or predicate(entry):
                 entries.append(entry)
     return json_response({"value": entries})
@@ -87,10 +101,14 @@ def _resolve_file(api: Api, call: Call) -> tuple[Path, os.stat_result]:
 
 
 def _file_headers(call: Call, path: Path, info: os.stat_result) -> dict[str, str]:
-    url = (f"{call.base_url}/jobs/{call.params['jobId']}/tasks/{call.params['taskId']}/files/"
-           f"{quote(call.params['filePath'], safe='')}")
+    url = (
+        f"{call.base_url}/jobs/{call.params['jobId']}/tasks/{call.params['taskId']}/files/"
+        f"{quote(call.params['filePath'], safe='')}"
+    )
     return {
-        "ocp-creation-time": format_datetime(datetime.fromtimestamp(info.st_ctime, timezone.utc), usegmt=True),
+        "ocp-creation-time": format_datetime(
+            datetime.fromtimestamp(info.st_ctime, timezone.utc), usegmt=True
+        ),
         "ocp-batch-file-isdirectory": "true" if path.is_dir() else "false",
         "ocp-batch-file-url": url,
         "ocp-batch-file-mode": f"0{stat.S_IMODE(info.st_mode):o}",
@@ -109,21 +127,29 @@ def get_file_properties(api: Api, call: Call) -> Response:
 def get_file(api: Api, call: Call) -> Response:
     path, info = _resolve_file(api, call)
     if path.is_dir():
-        raise BatchApiError(400, "InvalidOperation", "The path names a directory, not a file.",
-                            {"FilePath": call.params["filePath"]})
+        raise BatchApiError(
+            400,
+            "InvalidOperation",
+            "The path names a directory, not a file.",
+            {"FilePath": call.params["filePath"]},
+        )
     data = path.read_bytes()
     requested = call.headers.get("ocp-range")
     if requested:
         match = _RANGE.match(requested.strip())
         if match is None or (not match.group(1) and not match.group(2)):
-            raise BatchApiError(400, "InvalidHeaderValue", "The value for one of the HTTP headers is not in the "
-                                "correct format.", {"HeaderName": "ocp-range", "HeaderValue": requested})
+            raise BatchApiError(
+                400,
+                "InvalidHeaderValue",
+                "The value for one of the HTTP headers is not in the correct format.",
+                {"HeaderName": "ocp-range", "HeaderValue": requested},
+            )
         if match.group(1):
             start = int(match.group(1))
             end = int(match.group(2)) if match.group(2) else len(data) - 1
         else:  # bytes=-N: the last N bytes
             start, end = max(0, len(data) - int(match.group(2))), len(data) - 1
-        data = data[start:end + 1]
+        data = data[start : end + 1]
     headers = _file_headers(call, path, info)
     return Response(data, status_code=200, headers=headers, media_type="application/octet-stream")
 

@@ -1,4 +1,4 @@
-"""Job routes: create, get, list, update (PATCH), replace (PUT), delete, disable, enable, terminate, task counts."""
+"""Job routes: create, get, list, PATCH, PUT, delete, disable, enable, terminate, task counts."""
 
 from __future__ import annotations
 
@@ -30,22 +30,76 @@ from batchrun.emulator.model import Body, JobTasks, public, touch
 from batchrun.emulator.timefmt import FOREVER, now_iso, parse_duration
 
 CREATE_KEYS = (
-    "id", "displayName", "usesTaskDependencies", "priority", "allowTaskPreemption", "maxParallelTasks",
-    "constraints", "jobManagerTask", "jobPreparationTask", "jobReleaseTask", "commonEnvironmentSettings",
-    "poolInfo", "onAllTasksComplete", "onTaskFailure", "networkConfiguration", "metadata",
+    "id",
+    "displayName",
+    "usesTaskDependencies",
+    "priority",
+    "allowTaskPreemption",
+    "maxParallelTasks",
+    "constraints",
+    "jobManagerTask",
+    "jobPreparationTask",
+    "jobReleaseTask",
+    "commonEnvironmentSettings",
+    "poolInfo",
+    "onAllTasksComplete",
+    "onTaskFailure",
+    "networkConfiguration",
+    "metadata",
 )
-PATCH_KEYS = ("priority", "allowTaskPreemption", "maxParallelTasks", "constraints", "poolInfo",
-              "onAllTasksComplete", "metadata", "networkConfiguration")
-# PUT carries a whole BatchJob; the SDK strips read-only fields but the model has more keys than PUT may change.
-PUT_KEYS = PATCH_KEYS + (
-    "id", "displayName", "usesTaskDependencies", "url", "eTag", "lastModified", "creationTime", "state",
-    "stateTransitionTime", "previousState", "previousStateTransitionTime", "jobManagerTask", "jobPreparationTask",
-    "jobReleaseTask", "commonEnvironmentSettings", "onTaskFailure", "executionInfo", "stats",
+PATCH_KEYS = (
+    "priority",
+    "allowTaskPreemption",
+    "maxParallelTasks",
+    "constraints",
+    "poolInfo",
+    "onAllTasksComplete",
+    "metadata",
+    "networkConfiguration",
 )
-PREP_KEYS = ("id", "commandLine", "containerSettings", "resourceFiles", "environmentSettings", "constraints",
-             "waitForSuccess", "userIdentity", "rerunOnNodeRebootAfterSuccess")
-RELEASE_KEYS = ("id", "commandLine", "containerSettings", "resourceFiles", "environmentSettings",
-                "maxWallClockTime", "retentionTime", "userIdentity")
+# PUT carries a whole BatchJob; the SDK strips read-only fields, the model has more keys than PUT changes.
+PUT_KEYS = (
+    *PATCH_KEYS,
+    "id",
+    "displayName",
+    "usesTaskDependencies",
+    "url",
+    "eTag",
+    "lastModified",
+    "creationTime",
+    "state",
+    "stateTransitionTime",
+    "previousState",
+    "previousStateTransitionTime",
+    "jobManagerTask",
+    "jobPreparationTask",
+    "jobReleaseTask",
+    "commonEnvironmentSettings",
+    "onTaskFailure",
+    "executionInfo",
+    "stats",
+)
+PREP_KEYS = (
+    "id",
+    "commandLine",
+    "containerSettings",
+    "resourceFiles",
+    "environmentSettings",
+    "constraints",
+    "waitForSuccess",
+    "userIdentity",
+    "rerunOnNodeRebootAfterSuccess",
+)
+RELEASE_KEYS = (
+    "id",
+    "commandLine",
+    "containerSettings",
+    "resourceFiles",
+    "environmentSettings",
+    "maxWallClockTime",
+    "retentionTime",
+    "userIdentity",
+)
 FILTER_FIELDS = ("id", "state", "displayName", "priority", "executionInfo/poolId", "poolInfo/poolId")
 DEFAULT_CONSTRAINTS = {"maxWallClockTime": FOREVER, "maxTaskRetryCount": 0}
 
@@ -71,8 +125,11 @@ def writable_job(api: Api, call: Call, job_id: str) -> Body:
     job = get_job(api, job_id)
     check_conditions(call, job, read=False)
     if job["state"] == "deleting":
-        raise conflict("JobBeingDeleted", "The specified job has been marked for deletion and is being "
-                       "garbage collected.", {"JobId": job_id})
+        raise conflict(
+            "JobBeingDeleted",
+            "The specified job has been marked for deletion and is being garbage collected.",
+            {"JobId": job_id},
+        )
     return job
 
 
@@ -90,9 +147,13 @@ def validate_pool_info(value: Any) -> dict[str, Any]:
     pool_info = require_object(value, "poolInfo")
     check_keys(pool_info, ("poolId", "autoPoolSpecification"), "poolInfo.")
     if "autoPoolSpecification" in pool_info:
-        raise BatchApiError(400, "UnsupportedProperty", "Auto pools are not supported by the local Batch "
-                            "emulator; create a pool and reference it with poolInfo.poolId.",
-                            {"PropertyName": "poolInfo.autoPoolSpecification"})
+        raise BatchApiError(
+            400,
+            "UnsupportedProperty",
+            "Auto pools are not supported by the local Batch "
+            "emulator; create a pool and reference it with poolInfo.poolId.",
+            {"PropertyName": "poolInfo.autoPoolSpecification"},
+        )
     require(pool_info, "poolId", str, "poolInfo.")
     return pool_info
 
@@ -115,8 +176,13 @@ def create_job(api: Api, call: Call) -> Response:
     check_enum(body, "onTaskFailure", ("noaction", "performexitoptionsjobaction"))
     optional(body, "usesTaskDependencies", bool)
     if body.get("jobManagerTask") is not None:
-        raise BatchApiError(400, "UnsupportedProperty", "Job manager tasks are not supported by the local Batch "
-                            "emulator; add the work as ordinary tasks.", {"PropertyName": "jobManagerTask"})
+        raise BatchApiError(
+            400,
+            "UnsupportedProperty",
+            "Job manager tasks are not supported by the local Batch "
+            "emulator; add the work as ordinary tasks.",
+            {"PropertyName": "jobManagerTask"},
+        )
     constraints = validate_constraints(body.get("constraints") or {})
     prep = body.get("jobPreparationTask")
     if prep is not None:
@@ -134,23 +200,36 @@ def create_job(api: Api, call: Call) -> Response:
         if job_id in api.model.jobs:
             existing = api.model.jobs[job_id]
             if existing["state"] == "deleting":
-                raise conflict("JobBeingDeleted", "The specified job has been marked for deletion and is being "
-                               "garbage collected.", {"JobId": job_id})
+                raise conflict(
+                    "JobBeingDeleted",
+                    "The specified job has been marked for deletion and is being garbage collected.",
+                    {"JobId": job_id},
+                )
             raise exists("Job", job_id)
         moment = now_iso()
         job: Body = copy.deepcopy(body)
-        job.update({
-            "usesTaskDependencies": body.get("usesTaskDependencies", False), "creationTime": moment,
-            "state": "active", "stateTransitionTime": moment, "priority": body.get("priority", 0),
-            "maxParallelTasks": body.get("maxParallelTasks", -1),
-            "allowTaskPreemption": body.get("allowTaskPreemption", False), "constraints": constraints,
-            "onAllTasksComplete": body.get("onAllTasksComplete", "noaction"),
-            "onTaskFailure": body.get("onTaskFailure", "noaction"),
-            "executionInfo": {"startTime": moment, "poolId": body["poolInfo"]["poolId"]},
-        })
+        job.update(
+            {
+                "usesTaskDependencies": body.get("usesTaskDependencies", False),
+                "creationTime": moment,
+                "state": "active",
+                "stateTransitionTime": moment,
+                "priority": body.get("priority", 0),
+                "maxParallelTasks": body.get("maxParallelTasks", -1),
+                "allowTaskPreemption": body.get("allowTaskPreemption", False),
+                "constraints": constraints,
+                "onAllTasksComplete": body.get("onAllTasksComplete", "noaction"),
+                "onTaskFailure": body.get("onTaskFailure", "noaction"),
+                "executionInfo": {"startTime": moment, "poolId": body["poolInfo"]["poolId"]},
+            }
+        )
         if prep is not None:
-            job["jobPreparationTask"] = {"id": "jobpreparation", "waitForSuccess": True,
-                                         "rerunOnNodeRebootAfterSuccess": True, **prep}
+            job["jobPreparationTask"] = {
+                "id": "jobpreparation",
+                "waitForSuccess": True,
+                "rerunOnNodeRebootAfterSuccess": True,
+                **prep,
+            }
         if release is not None:
             job["jobReleaseTask"] = {"id": "jobrelease", **release}
         touch(job)
@@ -169,7 +248,9 @@ def list_jobs(api: Api, call: Call) -> Response:
     with api.model.lock:
         ordered = sorted((key, job) for key, job in api.model.jobs.items() if marker is None or key > marker)
         page = odata.paginate(iter(ordered), predicate, limit)
-        result: dict[str, Any] = {"value": [odata.apply_select(render(call, job), select) for job in page.items]}
+        result: dict[str, Any] = {
+            "value": [odata.apply_select(render(call, job), select) for job in page.items]
+        }
     if page.next_marker is not None:
         result["odata.nextLink"] = odata.next_link(call.base_url, "/jobs", call.query, page.next_marker)
     return json_response(result)
@@ -180,28 +261,43 @@ def get_job_route(api: Api, call: Call) -> Response:
     with api.model.lock:
         job = get_job(api, call.params["jobId"])
         check_conditions(call, job, read=True)
-        return json_response(odata.apply_select(render(call, job), select),
-                             headers=resource_headers(job, job_url(call, job["id"])))
+        return json_response(
+            odata.apply_select(render(call, job), select),
+            headers=resource_headers(job, job_url(call, job["id"])),
+        )
 
 
 def _apply_changes(api: Api, job: Body, changes: dict[str, Any], replace: bool) -> None:
     validate_settings(changes)
     if job["state"] == "completed":
-        raise conflict("JobCompleted", "The specified job is already in a completed state.", {"JobId": job["id"]})
+        raise conflict(
+            "JobCompleted", "The specified job is already in a completed state.", {"JobId": job["id"]}
+        )
     if "constraints" in changes:
         changes["constraints"] = validate_constraints(changes["constraints"] or {})
     if "poolInfo" in changes:
         pool_info = validate_pool_info(changes["poolInfo"])
         if pool_info.get("poolId") != job["poolInfo"].get("poolId") and job["state"] != "disabled":
-            raise conflict("JobNotDisabled", "The pool of a job can only be changed while the job is disabled; "
-                           "disable the job first.", {"JobId": job["id"]})
-    if job.get("onAllTasksComplete") == "terminatejob" and changes.get("onAllTasksComplete", 
-                                                                      "noaction" if replace else None) == "noaction":
-        raise invalid_value("onAllTasksComplete", "noaction", "onAllTasksComplete cannot change from "
-                            "terminatejob to noaction")
+            raise conflict(
+                "JobNotDisabled",
+                "The pool of a job can only be changed while the job is disabled; disable the job first.",
+                {"JobId": job["id"]},
+            )
+    if (
+        job.get("onAllTasksComplete") == "terminatejob"
+        and changes.get("onAllTasksComplete", "noaction" if replace else None) == "noaction"
+    ):
+        raise invalid_value(
+            "onAllTasksComplete", "noaction", "onAllTasksComplete cannot change from terminatejob to noaction"
+        )
     if replace:
-        defaults: dict[str, Any] = {"priority": 0, "allowTaskPreemption": False, "maxParallelTasks": -1,
-                                    "constraints": dict(DEFAULT_CONSTRAINTS), "onAllTasksComplete": "noaction"}
+        defaults: dict[str, Any] = {
+            "priority": 0,
+            "allowTaskPreemption": False,
+            "maxParallelTasks": -1,
+            "constraints": dict(DEFAULT_CONSTRAINTS),
+            "onAllTasksComplete": "noaction",
+        }
         for name, value in defaults.items():
             job[name] = changes.get(name, value)
         job["poolInfo"] = changes["poolInfo"]
@@ -253,8 +349,11 @@ def disable_job(api: Api, call: Call) -> Response:
     with api.model.lock:
         job = writable_job(api, call, call.params["jobId"])
         if job["state"] not in ("active", "disabling", "disabled"):
-            raise conflict("JobNotActive", f"The job is {job['state']}; only an active job can be disabled.",
-                           {"JobId": job["id"]})
+            raise conflict(
+                "JobNotActive",
+                f"The job is {job['state']}; only an active job can be disabled.",
+                {"JobId": job["id"]},
+            )
         api.scheduler.jobs.disable(job, str(option))
         touch(job)
         api.model.save_job(job)
@@ -265,8 +364,11 @@ def enable_job(api: Api, call: Call) -> Response:
     with api.model.lock:
         job = writable_job(api, call, call.params["jobId"])
         if job["state"] not in ("disabled", "disabling", "enabling", "active"):
-            raise conflict("JobNotDisabled", f"The job is {job['state']}; only a disabled job can be enabled.",
-                           {"JobId": job["id"]})
+            raise conflict(
+                "JobNotDisabled",
+                f"The job is {job['state']}; only a disabled job can be enabled.",
+                {"JobId": job["id"]},
+            )
         api.scheduler.jobs.enable(job)
         touch(job)
         api.model.save_job(job)
@@ -280,8 +382,9 @@ def terminate_job(api: Api, call: Call) -> Response:
     with api.model.lock:
         job = writable_job(api, call, call.params["jobId"])
         if job["state"] == "completed":
-            raise conflict("JobCompleted", "The specified job is already in a completed state.",
-                           {"JobId": job["id"]})
+            raise conflict(
+                "JobCompleted", "The specified job is already in a completed state.", {"JobId": job["id"]}
+            )
         api.scheduler.jobs.terminate(job, reason)
         touch(job)
         api.model.save_job(job)
@@ -295,12 +398,20 @@ def task_counts(api: Api, call: Call) -> Response:
         counts, slots = tasks.counts, tasks.slot_counts
         body = {
             # Batch reports preparing tasks as running.
-            "taskCounts": {"active": counts["active"], "running": counts["running"] + counts["preparing"],
-                           "completed": counts["completed"], "succeeded": tasks.succeeded[0],
-                           "failed": tasks.failed[0]},
-            "taskSlotCounts": {"active": slots["active"], "running": slots["running"] + slots["preparing"],
-                               "completed": slots["completed"], "succeeded": tasks.succeeded[1],
-                               "failed": tasks.failed[1]},
+            "taskCounts": {
+                "active": counts["active"],
+                "running": counts["running"] + counts["preparing"],
+                "completed": counts["completed"],
+                "succeeded": tasks.succeeded[0],
+                "failed": tasks.failed[0],
+            },
+            "taskSlotCounts": {
+                "active": slots["active"],
+                "running": slots["running"] + slots["preparing"],
+                "completed": slots["completed"],
+                "succeeded": tasks.succeeded[1],
+                "failed": tasks.failed[1],
+            },
         }
         return json_response(body, headers=resource_headers(job))
 

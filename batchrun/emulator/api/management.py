@@ -23,8 +23,10 @@ from batchrun.emulator.store import Table
 from batchrun.emulator.timefmt import iso, new_etag, now, now_iso
 from batchrun.redact import redact
 
-ACCOUNT = ("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Batch/"
-           "batchAccounts/{accountName}")
+ACCOUNT = (
+    "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Batch/"
+    "batchAccounts/{accountName}"
+)
 APPLICATIONS = ACCOUNT + "/applications"
 APPLICATION = APPLICATIONS + "/{applicationName}"
 VERSIONS = APPLICATION + "/versions"
@@ -40,37 +42,60 @@ def arm_error(status: int, code: str, message: str) -> BatchApiError:
 
 def account_id(api: Api) -> str:
     config = api.config
-    return (f"/subscriptions/{config.subscription_id}/resourceGroups/{config.resource_group}/providers/"
-            f"Microsoft.Batch/batchAccounts/{config.account_name}")
+    return (
+        f"/subscriptions/{config.subscription_id}/resourceGroups/{config.resource_group}/providers/"
+        f"Microsoft.Batch/batchAccounts/{config.account_name}"
+    )
 
 
 def check_account(api: Api, call: Call) -> None:
     config = api.config
-    given = (call.params["subscriptionId"], call.params["resourceGroupName"].lower(),
-             call.params["accountName"].lower())
+    given = (
+        call.params["subscriptionId"],
+        call.params["resourceGroupName"].lower(),
+        call.params["accountName"].lower(),
+    )
     if given != (config.subscription_id, config.resource_group.lower(), config.account_name.lower()):
-        raise arm_error(404, "ResourceNotFound", f"The Batch account '{call.params['accountName']}' in resource "
-                        f"group '{call.params['resourceGroupName']}' was not found.")
+        raise arm_error(
+            404,
+            "ResourceNotFound",
+            f"The Batch account '{call.params['accountName']}' in resource "
+            f"group '{call.params['resourceGroupName']}' was not found.",
+        )
 
 
 def get_account(api: Api, call: Call) -> Response:
     check_account(api, call)
     config = api.config
-    storage_id = (f"/subscriptions/{config.subscription_id}/resourceGroups/{config.resource_group}/providers/"
-                  f"Microsoft.Storage/storageAccounts/{config.storage.account_name}")
+    storage_id = (
+        f"/subscriptions/{config.subscription_id}/resourceGroups/{config.resource_group}/providers/"
+        f"Microsoft.Storage/storageAccounts/{config.storage.account_name}"
+    )
     host = call.base_url.split("://", 1)[-1]
-    return json_response({
-        "id": account_id(api), "name": config.account_name, "type": "Microsoft.Batch/batchAccounts",
-        "location": "local",
-        "properties": {
-            "accountEndpoint": host, "provisioningState": "Succeeded", "poolAllocationMode": "BatchService",
-            "autoStorage": {"storageAccountId": storage_id, "authenticationMode": "StorageKeys",
-                            "lastKeySync": now_iso()},
-            "publicNetworkAccess": "Enabled", "dedicatedCoreQuota": 10000, "lowPriorityCoreQuota": 10000,
-            "poolQuota": 1000, "activeJobAndJobScheduleQuota": 10000,
-            "allowedAuthenticationModes": ["SharedKey", "AAD"],
-        },
-    })
+    return json_response(
+        {
+            "id": account_id(api),
+            "name": config.account_name,
+            "type": "Microsoft.Batch/batchAccounts",
+            "location": "local",
+            "properties": {
+                "accountEndpoint": host,
+                "provisioningState": "Succeeded",
+                "poolAllocationMode": "BatchService",
+                "autoStorage": {
+                    "storageAccountId": storage_id,
+                    "authenticationMode": "StorageKeys",
+                    "lastKeySync": now_iso(),
+                },
+                "publicNetworkAccess": "Enabled",
+                "dedicatedCoreQuota": 10000,
+                "lowPriorityCoreQuota": 10000,
+                "poolQuota": 1000,
+                "activeJobAndJobScheduleQuota": 10000,
+                "allowedAuthenticationModes": ["SharedKey", "AAD"],
+            },
+        }
+    )
 
 
 # ---- applications
@@ -82,8 +107,11 @@ def find_application(api: Api, call: Call) -> Body:
     check_account(api, call)
     application = api.model.applications.get(call.params["applicationName"].lower())
     if application is None:
-        raise arm_error(404, "ApplicationNotFound", f"The application '{call.params['applicationName']}' does not "
-                        "exist in this account.")
+        raise arm_error(
+            404,
+            "ApplicationNotFound",
+            f"The application '{call.params['applicationName']}' does not exist in this account.",
+        )
     return application
 
 
@@ -102,12 +130,22 @@ def create_application(api: Api, call: Call) -> Response:
     with api.model.lock:
         existing = api.model.applications.get(name.lower())
         merged = {"allowUpdates": True, **(existing or {}).get("properties", {}), **properties}
-        if merged.get("defaultVersion") and merged["defaultVersion"] not in api.model.packages.get(name.lower(), {}):
-            raise arm_error(400, "InvalidDefaultVersion", f"The default version '{merged['defaultVersion']}' does "
-                            f"not exist; create the version before making it the default.")
-        application = {"id": f"{account_id(api)}/applications/{name}", "name": name,
-                       "type": "Microsoft.Batch/batchAccounts/applications", "etag": f'W/"{new_etag()}"',
-                       "properties": merged}
+        if merged.get("defaultVersion") and merged["defaultVersion"] not in api.model.packages.get(
+            name.lower(), {}
+        ):
+            raise arm_error(
+                400,
+                "InvalidDefaultVersion",
+                f"The default version '{merged['defaultVersion']}' does "
+                f"not exist; create the version before making it the default.",
+            )
+        application = {
+            "id": f"{account_id(api)}/applications/{name}",
+            "name": name,
+            "type": "Microsoft.Batch/batchAccounts/applications",
+            "etag": f'W/"{new_etag()}"',
+            "properties": merged,
+        }
         api.model.applications[name.lower()] = application
         api.model.save_application(application)
         return json_response(render_application(api, application))
@@ -131,8 +169,12 @@ def update_application(api: Api, call: Call) -> Response:
         application = find_application(api, call)
         default = properties.get("defaultVersion")
         if default and default not in api.model.packages.get(application["name"].lower(), {}):
-            raise arm_error(400, "InvalidDefaultVersion", f"The default version '{default}' does not exist; create "
-                            "the version before making it the default.")
+            raise arm_error(
+                400,
+                "InvalidDefaultVersion",
+                f"The default version '{default}' does not exist; create "
+                "the version before making it the default.",
+            )
         application["properties"].update(properties)
         application["etag"] = f'W/"{new_etag()}"'
         api.model.save_application(application)
@@ -147,8 +189,11 @@ def delete_application(api: Api, call: Call) -> Response:
         if application is None:
             return empty(204)
         if api.model.packages.get(name):
-            raise arm_error(409, "ApplicationPackagesExist", "The application still has package versions; delete "
-                            "them first.")
+            raise arm_error(
+                409,
+                "ApplicationPackagesExist",
+                "The application still has package versions; delete them first.",
+            )
         del api.model.applications[name]
         api.model.packages.pop(name, None)
         api.model.store.delete(Table.APPLICATIONS, "", name)
@@ -158,9 +203,11 @@ def delete_application(api: Api, call: Call) -> Response:
 # ---- package versions
 def _service(api: Api) -> BlobServiceClient:
     storage = api.config.storage
-    return BlobServiceClient(storage.blob_endpoint, credential={"account_name": storage.account_name,
-                                                                 "account_key": storage.account_key},
-                             api_version=STORAGE_API_VERSION)
+    return BlobServiceClient(
+        storage.blob_endpoint,
+        credential={"account_name": storage.account_name, "account_key": storage.account_key},
+        api_version=STORAGE_API_VERSION,
+    )
 
 
 def _write_url(api: Api, application: str, version: str) -> tuple[str, str]:
@@ -173,12 +220,20 @@ def _write_url(api: Api, application: str, version: str) -> tuple[str, str]:
             if not container.exists():
                 container.create_container()
     except AzureError as error:
-        raise arm_error(503, "StorageUnavailable", f"The linked storage account at {storage.blob_endpoint} could "
-                        f"not be reached: {redact(str(error).splitlines()[0])}") from None
-    token = generate_blob_sas(storage.account_name, PACKAGE_CONTAINER, blob_name,
-                              account_key=storage.account_key,
-                              permission=BlobSasPermissions(read=True, add=True, create=True, write=True),
-                              expiry=expiry)
+        raise arm_error(
+            503,
+            "StorageUnavailable",
+            f"The linked storage account at {storage.blob_endpoint} could "
+            f"not be reached: {redact(str(error).splitlines()[0])}",
+        ) from None
+    token = generate_blob_sas(
+        storage.account_name,
+        PACKAGE_CONTAINER,
+        blob_name,
+        account_key=storage.account_key,
+        permission=BlobSasPermissions(read=True, add=True, create=True, write=True),
+        expiry=expiry,
+    )
     return f"{storage.blob_endpoint.rstrip('/')}/{PACKAGE_CONTAINER}/{blob_name}?{token}", iso(expiry)
 
 
@@ -193,8 +248,11 @@ def find_package(api: Api, call: Call) -> tuple[Body, Body]:
     application = find_application(api, call)
     package = api.model.packages.get(application["name"].lower(), {}).get(call.params["versionName"])
     if package is None:
-        raise arm_error(404, "ApplicationPackageNotFound", f"Version '{call.params['versionName']}' of application "
-                        f"'{application['name']}' does not exist.")
+        raise arm_error(
+            404,
+            "ApplicationPackageNotFound",
+            f"Version '{call.params['versionName']}' of application '{application['name']}' does not exist.",
+        )
     return application, package
 
 
@@ -207,11 +265,17 @@ def create_package(api: Api, call: Call) -> Response:
         versions = api.model.packages.setdefault(application["name"].lower(), {})
         existing = versions.get(version)
         if existing is not None and not application["properties"].get("allowUpdates", True):
-            raise arm_error(409, "ApplicationPackageUpdatesNotAllowed", f"Application '{application['name']}' does "
-                            f"not allow updates; version '{version}' already exists.")
+            raise arm_error(
+                409,
+                "ApplicationPackageUpdatesNotAllowed",
+                f"Application '{application['name']}' does "
+                f"not allow updates; version '{version}' already exists.",
+            )
         package = existing or {
-            "id": f"{application['id']}/versions/{version}", "name": version,
-            "type": "Microsoft.Batch/batchAccounts/applications/versions", "properties": {"state": "Pending"},
+            "id": f"{application['id']}/versions/{version}",
+            "name": version,
+            "type": "Microsoft.Batch/batchAccounts/applications/versions",
+            "properties": {"state": "Pending"},
         }
         package["etag"] = f'W/"{new_etag()}"'
         versions[version] = package
@@ -230,8 +294,14 @@ def list_packages(api: Api, call: Call) -> Response:
     with api.model.lock:
         application = find_application(api, call)
         versions = api.model.packages.get(application["name"].lower(), {})
-        return json_response({"value": [render_package(api, application["name"], package)
-                                        for _, package in sorted(versions.items())]})
+        return json_response(
+            {
+                "value": [
+                    render_package(api, application["name"], package)
+                    for _, package in sorted(versions.items())
+                ]
+            }
+        )
 
 
 def activate_package(api: Api, call: Call) -> Response:
@@ -246,11 +316,18 @@ def activate_package(api: Api, call: Call) -> Response:
             with _service(api) as service:
                 found = service.get_blob_client(PACKAGE_CONTAINER, blob_name).exists()
         except AzureError as error:
-            raise arm_error(503, "StorageUnavailable", f"The linked storage account could not be reached: "
-                            f"{redact(str(error).splitlines()[0])}") from None
+            raise arm_error(
+                503,
+                "StorageUnavailable",
+                f"The linked storage account could not be reached: {redact(str(error).splitlines()[0])}",
+            ) from None
         if not found:
-            raise arm_error(409, "ApplicationPackageBlobNotFound", f"No package was uploaded for version "
-                            f"'{package['name']}' of '{application['name']}'; upload the zip to storageUrl first.")
+            raise arm_error(
+                409,
+                "ApplicationPackageBlobNotFound",
+                f"No package was uploaded for version "
+                f"'{package['name']}' of '{application['name']}'; upload the zip to storageUrl first.",
+            )
         package["properties"].update({"state": "Active", "format": "zip", "lastActivationTime": now_iso()})
         package["etag"] = f'W/"{new_etag()}"'
         api.model.save_package(application["name"].lower(), package)
@@ -265,8 +342,11 @@ def delete_package(api: Api, call: Call) -> Response:
         if package is None:
             return empty(204)
         if not application["properties"].get("allowUpdates", True):
-            raise arm_error(409, "ApplicationPackageUpdatesNotAllowed", f"Application '{application['name']}' does "
-                            "not allow updates or deletes of its versions.")
+            raise arm_error(
+                409,
+                "ApplicationPackageUpdatesNotAllowed",
+                f"Application '{application['name']}' does not allow updates or deletes of its versions.",
+            )
         if application["properties"].get("defaultVersion") == package["name"]:
             application["properties"].pop("defaultVersion")
             api.model.save_application(application)

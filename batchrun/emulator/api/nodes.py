@@ -30,14 +30,19 @@ def list_nodes(api: Api, call: Call) -> Response:
     marker = call.option("$skiptoken")
     with api.model.lock:
         get_pool(api, pool_id)
-        ordered = sorted((key, node) for key, node in api.model.nodes.get(pool_id, {}).items()
-                         if marker is None or key > marker)
+        ordered = sorted(
+            (key, node)
+            for key, node in api.model.nodes.get(pool_id, {}).items()
+            if marker is None or key > marker
+        )
         page = odata.paginate(iter(ordered), predicate, limit)
-        result: dict[str, Any] = {"value": [odata.apply_select(render(call, pool_id, node), select)
-                                            for node in page.items]}
+        result: dict[str, Any] = {
+            "value": [odata.apply_select(render(call, pool_id, node), select) for node in page.items]
+        }
     if page.next_marker is not None:
-        result["odata.nextLink"] = odata.next_link(call.base_url, f"/pools/{pool_id}/nodes", call.query,
-                                                   page.next_marker)
+        result["odata.nextLink"] = odata.next_link(
+            call.base_url, f"/pools/{pool_id}/nodes", call.query, page.next_marker
+        )
     return json_response(result)
 
 

@@ -32,25 +32,80 @@ from batchrun.emulator.scheduler import autoscale
 from batchrun.emulator.timefmt import now_iso, parse_duration
 
 CREATE_KEYS = (
-    "id", "displayName", "vmSize", "virtualMachineConfiguration", "resizeTimeout", "targetDedicatedNodes",
-    "targetLowPriorityNodes", "enableAutoScale", "autoScaleFormula", "autoScaleEvaluationInterval",
-    "enableInterNodeCommunication", "networkConfiguration", "startTask", "applicationPackageReferences",
-    "taskSlotsPerNode", "taskSchedulingPolicy", "userAccounts", "metadata", "mountConfiguration", "upgradePolicy",
+    "id",
+    "displayName",
+    "vmSize",
+    "virtualMachineConfiguration",
+    "resizeTimeout",
+    "targetDedicatedNodes",
+    "targetLowPriorityNodes",
+    "enableAutoScale",
+    "autoScaleFormula",
+    "autoScaleEvaluationInterval",
+    "enableInterNodeCommunication",
+    "networkConfiguration",
+    "startTask",
+    "applicationPackageReferences",
+    "taskSlotsPerNode",
+    "taskSchedulingPolicy",
+    "userAccounts",
+    "metadata",
+    "mountConfiguration",
+    "upgradePolicy",
+    # In the 2025-06-01 REST samples though azure-batch 15.1 no longer models it.
+    "targetNodeCommunicationMode",
 )
 PATCH_KEYS = (
-    "displayName", "vmSize", "enableInterNodeCommunication", "startTask", "applicationPackageReferences",
-    "metadata", "virtualMachineConfiguration", "taskSlotsPerNode", "taskSchedulingPolicy", "networkConfiguration",
-    "userAccounts", "mountConfiguration", "upgradePolicy",
+    "displayName",
+    "vmSize",
+    "enableInterNodeCommunication",
+    "startTask",
+    "applicationPackageReferences",
+    "metadata",
+    "virtualMachineConfiguration",
+    "taskSlotsPerNode",
+    "taskSchedulingPolicy",
+    "networkConfiguration",
+    "userAccounts",
+    "mountConfiguration",
+    "upgradePolicy",
+    "targetNodeCommunicationMode",
 )
 EMPTY_POOL_ONLY = (
-    "displayName", "vmSize", "virtualMachineConfiguration", "enableInterNodeCommunication", "networkConfiguration",
-    "taskSlotsPerNode", "taskSchedulingPolicy", "userAccounts", "mountConfiguration", "upgradePolicy",
+    "displayName",
+    "vmSize",
+    "virtualMachineConfiguration",
+    "enableInterNodeCommunication",
+    "networkConfiguration",
+    "taskSlotsPerNode",
+    "taskSchedulingPolicy",
+    "userAccounts",
+    "mountConfiguration",
+    "upgradePolicy",
 )
-START_TASK_KEYS = ("commandLine", "containerSettings", "resourceFiles", "environmentSettings", "userIdentity",
-                   "maxTaskRetryCount", "waitForSuccess")
-VM_KEYS = ("imageReference", "nodeAgentSKUId", "windowsConfiguration", "dataDisks", "licenseType",
-           "containerConfiguration", "diskEncryptionConfiguration", "nodePlacementConfiguration", "extensions",
-           "osDisk", "securityProfile", "serviceArtifactReference")
+START_TASK_KEYS = (
+    "commandLine",
+    "containerSettings",
+    "resourceFiles",
+    "environmentSettings",
+    "userIdentity",
+    "maxTaskRetryCount",
+    "waitForSuccess",
+)
+VM_KEYS = (
+    "imageReference",
+    "nodeAgentSKUId",
+    "windowsConfiguration",
+    "dataDisks",
+    "licenseType",
+    "containerConfiguration",
+    "diskEncryptionConfiguration",
+    "nodePlacementConfiguration",
+    "extensions",
+    "osDisk",
+    "securityProfile",
+    "serviceArtifactReference",
+)
 DEALLOCATION = ("requeue", "terminate", "taskcompletion", "retaineddata")
 FILTER_FIELDS = ("id", "state", "allocationState", "vmSize", "displayName", "enableAutoScale")
 DEFAULT_INTERVAL = autoscale.DEFAULT_INTERVAL
@@ -80,8 +135,11 @@ def writable_pool(api: Api, call: Call, pool_id: str) -> Body:
     pool = get_pool(api, pool_id)
     check_conditions(call, pool, read=False)
     if pool["state"] == "deleting":
-        raise conflict("PoolBeingDeleted", "The specified pool has been marked for deletion and is being "
-                       "reclaimed.", {"PoolId": pool_id})
+        raise conflict(
+            "PoolBeingDeleted",
+            "The specified pool has been marked for deletion and is being reclaimed.",
+            {"PoolId": pool_id},
+        )
     return pool
 
 
@@ -104,9 +162,11 @@ def validate_packages(api: Api, references: Any) -> None:
         try:
             resolve(api.model, reference)
         except UnresolvedPackage as error:
-            raise conflict("InvalidApplicationPackageReferences", f"One or more of the specified application "
-                           f"package references are invalid: {error}.",
-                           {"ApplicationId": str(reference.get("applicationId"))}) from None
+            raise conflict(
+                "InvalidApplicationPackageReferences",
+                f"One or more of the specified application package references are invalid: {error}.",
+                {"ApplicationId": str(reference.get("applicationId"))},
+            ) from None
 
 
 def validate_duration(body: dict[str, Any], name: str, minimum_seconds: float = 0) -> None:
@@ -124,11 +184,16 @@ def run_autoscale(api: Api, pool: Body, formula: str) -> tuple[Body, tuple[int, 
     """Evaluate ``formula`` for ``pool``: (autoScaleRun body, targets or None when the formula failed)."""
     try:
         results = autoscale.evaluate(formula, autoscale.task_metrics(api.model, pool["id"]))
-        chosen = autoscale.targets(results, pool.get("targetDedicatedNodes", 0),
-                                   pool.get("targetLowPriorityNodes", 0))
+        chosen = autoscale.targets(
+            results, pool.get("targetDedicatedNodes", 0), pool.get("targetLowPriorityNodes", 0)
+        )
     except autoscale.FormulaError as error:
-        raise BatchApiError(400, "InvalidAutoScaleFormula", f"The autoscale formula is not supported by the "
-                            f"local Batch emulator: {error}.", {"autoScaleFormula": formula}) from None
+        raise BatchApiError(
+            400,
+            "InvalidAutoScaleFormula",
+            f"The autoscale formula is not supported by the local Batch emulator: {error}.",
+            {"autoScaleFormula": formula},
+        ) from None
     return {"timestamp": now_iso(), "results": autoscale.results_text(results)}, chosen
 
 
@@ -161,7 +226,9 @@ def create_pool(api: Api, call: Call) -> Response:
         require(body, "autoScaleFormula")
         for name in ("targetDedicatedNodes", "targetLowPriorityNodes"):
             if body.get(name) is not None:
-                raise invalid_value(name, body[name], f"'{name}' must not be set when enableAutoScale is true")
+                raise invalid_value(
+                    name, body[name], f"'{name}' must not be set when enableAutoScale is true"
+                )
     dedicated = check_int_range(body, "targetDedicatedNodes", 0, 1000) or 0
     low_priority = check_int_range(body, "targetLowPriorityNodes", 0, 1000) or 0
     slots = check_int_range(body, "taskSlotsPerNode", 1, 256) or 1
@@ -176,21 +243,32 @@ def create_pool(api: Api, call: Call) -> Response:
         if pool_id in api.model.pools:
             existing = api.model.pools[pool_id]
             if existing["state"] == "deleting":
-                raise conflict("PoolBeingDeleted", "The specified pool has been marked for deletion and is "
-                               "being reclaimed.", {"PoolId": pool_id})
+                raise conflict(
+                    "PoolBeingDeleted",
+                    "The specified pool has been marked for deletion and is being reclaimed.",
+                    {"PoolId": pool_id},
+                )
             raise exists("Pool", pool_id)
         if "applicationPackageReferences" in body:
             validate_packages(api, body["applicationPackageReferences"])
         moment = now_iso()
         pool: Body = copy.deepcopy(body)
-        pool.update({
-            "creationTime": moment, "state": "active", "stateTransitionTime": moment,
-            "allocationState": "steady", "allocationStateTransitionTime": moment,
-            "resizeTimeout": body.get("resizeTimeout", "PT15M"), "targetDedicatedNodes": dedicated,
-            "targetLowPriorityNodes": low_priority, "enableAutoScale": auto,
-            "enableInterNodeCommunication": body.get("enableInterNodeCommunication", False),
-            "taskSlotsPerNode": slots, "taskSchedulingPolicy": {"nodeFillType": policy.get("nodeFillType", "spread")},
-        })
+        pool.update(
+            {
+                "creationTime": moment,
+                "state": "active",
+                "stateTransitionTime": moment,
+                "allocationState": "steady",
+                "allocationStateTransitionTime": moment,
+                "resizeTimeout": body.get("resizeTimeout", "PT15M"),
+                "targetDedicatedNodes": dedicated,
+                "targetLowPriorityNodes": low_priority,
+                "enableAutoScale": auto,
+                "enableInterNodeCommunication": body.get("enableInterNodeCommunication", False),
+                "taskSlotsPerNode": slots,
+                "taskSchedulingPolicy": {"nodeFillType": policy.get("nodeFillType", "spread")},
+            }
+        )
         touch(pool)
         if auto:
             pool["autoScaleEvaluationInterval"] = body.get("autoScaleEvaluationInterval", DEFAULT_INTERVAL)
@@ -215,10 +293,13 @@ def list_pools(api: Api, call: Call) -> Response:
     limit = odata.parse_max_results(call.option("maxresults"))
     marker = call.option("$skiptoken")
     with api.model.lock:
-        ordered = sorted((key, value) for key, value in api.model.pools.items() if marker is None or key > marker)
+        ordered = sorted(
+            (key, value) for key, value in api.model.pools.items() if marker is None or key > marker
+        )
         page = odata.paginate(iter(ordered), predicate, limit)
-        result: dict[str, Any] = {"value": [odata.apply_select(render(api, call, pool), select)
-                                            for pool in page.items]}
+        result: dict[str, Any] = {
+            "value": [odata.apply_select(render(api, call, pool), select) for pool in page.items]
+        }
     if page.next_marker is not None:
         result["odata.nextLink"] = odata.next_link(call.base_url, "/pools", call.query, page.next_marker)
     return json_response(result)
@@ -251,8 +332,12 @@ def update_pool(api: Api, call: Call) -> Response:
         nodes = api.model.nodes.get(pool["id"], {})
         for name in EMPTY_POOL_ONLY:
             if name in body and body[name] != pool.get(name) and nodes:
-                raise conflict("PoolNotEmpty", f"The property '{name}' can only be changed while the pool has no "
-                               "compute nodes; resize the pool to 0 nodes first.", {"PropertyName": name})
+                raise conflict(
+                    "PoolNotEmpty",
+                    f"The property '{name}' can only be changed while the pool has no "
+                    "compute nodes; resize the pool to 0 nodes first.",
+                    {"PropertyName": name},
+                )
         if "applicationPackageReferences" in body:
             validate_packages(api, body["applicationPackageReferences"])
         for name, value in body.items():
@@ -298,7 +383,9 @@ def delete_pool(api: Api, call: Call) -> Response:
 
 def resize_pool(api: Api, call: Call) -> Response:
     body = require_object(call.body or {}, "resizeOptions")
-    check_keys(body, ("targetDedicatedNodes", "targetLowPriorityNodes", "resizeTimeout", "nodeDeallocationOption"))
+    check_keys(
+        body, ("targetDedicatedNodes", "targetLowPriorityNodes", "resizeTimeout", "nodeDeallocationOption")
+    )
     dedicated = check_int_range(body, "targetDedicatedNodes", 0, 1000)
     low_priority = check_int_range(body, "targetLowPriorityNodes", 0, 1000)
     option = check_enum(body, "nodeDeallocationOption", DEALLOCATION) or "requeue"
@@ -306,13 +393,23 @@ def resize_pool(api: Api, call: Call) -> Response:
     with api.model.lock:
         pool = writable_pool(api, call, call.params["poolId"])
         if pool.get("enableAutoScale"):
-            raise conflict("AutoScalingEnabled", "The pool has autoscale enabled; disable autoscale before "
-                           "resizing it.", {"PoolId": pool["id"]})
+            raise conflict(
+                "AutoScalingEnabled",
+                "The pool has autoscale enabled; disable autoscale before resizing it.",
+                {"PoolId": pool["id"]},
+            )
         if pool["allocationState"] != "steady":
-            raise conflict("PoolNotSteady", "The pool is being resized; stop the resize or wait until "
-                           "allocationState is steady.", {"PoolId": pool["id"]})
-        apply_targets(pool, pool.get("targetDedicatedNodes", 0) if dedicated is None else dedicated,
-                      pool.get("targetLowPriorityNodes", 0) if low_priority is None else low_priority, option)
+            raise conflict(
+                "PoolNotSteady",
+                "The pool is being resized; stop the resize or wait until allocationState is steady.",
+                {"PoolId": pool["id"]},
+            )
+        apply_targets(
+            pool,
+            pool.get("targetDedicatedNodes", 0) if dedicated is None else dedicated,
+            pool.get("targetLowPriorityNodes", 0) if low_priority is None else low_priority,
+            option,
+        )
         if "resizeTimeout" in body:
             pool["resizeTimeout"] = body["resizeTimeout"]
         touch(pool)
@@ -339,15 +436,23 @@ def enable_autoscale(api: Api, call: Call) -> Response:
     with api.model.lock:
         pool = writable_pool(api, call, call.params["poolId"])
         if pool["allocationState"] != "steady" and not pool.get("enableAutoScale"):
-            raise conflict("PoolNotSteady", "Autoscale cannot be enabled while the pool is resizing.",
-                           {"PoolId": pool["id"]})
+            raise conflict(
+                "PoolNotSteady",
+                "Autoscale cannot be enabled while the pool is resizing.",
+                {"PoolId": pool["id"]},
+            )
         formula = body.get("autoScaleFormula") or pool.get("autoScaleFormula")
         if not formula:
-            raise BatchApiError(400, "MissingRequiredProperty", "A required property was not specified in the "
-                                "request body.", {"PropertyName": "autoScaleFormula"})
+            raise BatchApiError(
+                400,
+                "MissingRequiredProperty",
+                "A required property was not specified in the request body.",
+                {"PropertyName": "autoScaleFormula"},
+            )
         pool["autoScaleFormula"] = formula
         pool["autoScaleEvaluationInterval"] = body.get(
-            "autoScaleEvaluationInterval", pool.get("autoScaleEvaluationInterval", DEFAULT_INTERVAL))
+            "autoScaleEvaluationInterval", pool.get("autoScaleEvaluationInterval", DEFAULT_INTERVAL)
+        )
         run, chosen = run_autoscale(api, pool, formula)
         pool["enableAutoScale"] = True
         pool["autoScaleRun"] = run
@@ -379,8 +484,11 @@ def evaluate_autoscale(api: Api, call: Call) -> Response:
     with api.model.lock:
         pool = writable_pool(api, call, call.params["poolId"])
         if not pool.get("enableAutoScale"):
-            raise conflict("AutoScaleNotEnabled", "Autoscale is not enabled on this pool; enable it before "
-                           "evaluating a formula.", {"PoolId": pool["id"]})
+            raise conflict(
+                "AutoScaleNotEnabled",
+                "Autoscale is not enabled on this pool; enable it before evaluating a formula.",
+                {"PoolId": pool["id"]},
+            )
         run, _ = run_autoscale(api, pool, formula)
         return json_response(run, headers=resource_headers(pool, pool_url(call, pool["id"])))
 

@@ -1,4 +1,4 @@
-"""Task routes: create, add collection, list, get, replace (constraints), delete, terminate, reactivate, subtasks."""
+"""Task routes: create, add collection, list, get, PUT, delete, terminate, reactivate, subtasks."""
 
 from __future__ import annotations
 
@@ -31,17 +31,46 @@ from batchrun.emulator.store import Table
 from batchrun.emulator.timefmt import FOREVER, now_iso, parse_duration
 
 CREATE_KEYS = (
-    "id", "displayName", "exitConditions", "commandLine", "containerSettings", "resourceFiles", "outputFiles",
-    "environmentSettings", "affinityInfo", "constraints", "requiredSlots", "userIdentity", "multiInstanceSettings",
-    "dependsOn", "applicationPackageReferences",
+    "id",
+    "displayName",
+    "exitConditions",
+    "commandLine",
+    "containerSettings",
+    "resourceFiles",
+    "outputFiles",
+    "environmentSettings",
+    "affinityInfo",
+    "constraints",
+    "requiredSlots",
+    "userIdentity",
+    "multiInstanceSettings",
+    "dependsOn",
+    "applicationPackageReferences",
 )
 # A PUT carries a BatchTask; only constraints may change.
-PUT_KEYS = CREATE_KEYS + (
-    "url", "eTag", "lastModified", "creationTime", "state", "stateTransitionTime", "previousState",
-    "previousStateTransitionTime", "executionInfo", "nodeInfo", "stats",
+PUT_KEYS = (
+    *CREATE_KEYS,
+    "url",
+    "eTag",
+    "lastModified",
+    "creationTime",
+    "state",
+    "stateTransitionTime",
+    "previousState",
+    "previousStateTransitionTime",
+    "executionInfo",
+    "nodeInfo",
+    "stats",
 )
-FILTER_FIELDS = ("id", "state", "displayName", "executionInfo/result", "executionInfo/exitCode",
-                 "nodeInfo/nodeId", "nodeInfo/poolId")
+FILTER_FIELDS = (
+    "id",
+    "state",
+    "displayName",
+    "executionInfo/result",
+    "executionInfo/exitCode",
+    "nodeInfo/nodeId",
+    "nodeInfo/poolId",
+)
 MAX_COLLECTION = 100
 MAX_DEPENDENCY_CHARS = 64000
 
@@ -78,8 +107,9 @@ def validate_constraints(value: Any, job: Body) -> dict[str, Any]:
     return {
         "maxWallClockTime": constraints.get("maxWallClockTime") or FOREVER,
         "retentionTime": constraints.get("retentionTime") or "P7D",
-        "maxTaskRetryCount": constraints.get("maxTaskRetryCount",
-                                             job.get("constraints", {}).get("maxTaskRetryCount", 0)),
+        "maxTaskRetryCount": constraints.get(
+            "maxTaskRetryCount", job.get("constraints", {}).get("maxTaskRetryCount", 0)
+        ),
     }
 
 
@@ -88,24 +118,39 @@ def _check_exit_options(options: Any, name: str, job: Body) -> None:
     check_keys(options, ("jobAction", "dependencyAction"), name + ".")
     check_enum(options, "jobAction", ("none", "disable", "terminate"), name + ".")
     check_enum(options, "dependencyAction", ("satisfy", "block"), name + ".")
-    if options.get("jobAction") not in (None, "none") and job.get("onTaskFailure") != "performexitoptionsjobaction":
-        raise invalid_value(f"{name}.jobAction", options["jobAction"], "jobAction needs the job's onTaskFailure to "
-                            "be performexitoptionsjobaction")
+    if (
+        options.get("jobAction") not in (None, "none")
+        and job.get("onTaskFailure") != "performexitoptionsjobaction"
+    ):
+        raise invalid_value(
+            f"{name}.jobAction",
+            options["jobAction"],
+            "jobAction needs the job's onTaskFailure to be performexitoptionsjobaction",
+        )
 
 
 def validate_exit_conditions(value: Any, job: Body) -> None:
     conditions = require_object(value, "exitConditions")
-    check_keys(conditions, ("exitCodes", "exitCodeRanges", "preProcessingError", "fileUploadError", "default"),
-               "exitConditions.")
+    check_keys(
+        conditions,
+        ("exitCodes", "exitCodeRanges", "preProcessingError", "fileUploadError", "default"),
+        "exitConditions.",
+    )
     for index, mapping in enumerate(conditions.get("exitCodes") or []):
         require(mapping, "code", int, f"exitConditions.exitCodes[{index}].")
-        _check_exit_options(require(mapping, "exitOptions", dict, f"exitConditions.exitCodes[{index}]."),
-                            f"exitConditions.exitCodes[{index}].exitOptions", job)
+        _check_exit_options(
+            require(mapping, "exitOptions", dict, f"exitConditions.exitCodes[{index}]."),
+            f"exitConditions.exitCodes[{index}].exitOptions",
+            job,
+        )
     for index, mapping in enumerate(conditions.get("exitCodeRanges") or []):
         require(mapping, "start", int, f"exitConditions.exitCodeRanges[{index}].")
         require(mapping, "end", int, f"exitConditions.exitCodeRanges[{index}].")
-        _check_exit_options(require(mapping, "exitOptions", dict, f"exitConditions.exitCodeRanges[{index}]."),
-                            f"exitConditions.exitCodeRanges[{index}].exitOptions", job)
+        _check_exit_options(
+            require(mapping, "exitOptions", dict, f"exitConditions.exitCodeRanges[{index}]."),
+            f"exitConditions.exitCodeRanges[{index}].exitOptions",
+            job,
+        )
     for name in ("preProcessingError", "fileUploadError", "default"):
         if conditions.get(name) is not None:
             _check_exit_options(conditions[name], f"exitConditions.{name}", job)
@@ -113,16 +158,25 @@ def validate_exit_conditions(value: Any, job: Body) -> None:
 
 def validate_dependencies(value: Any, job: Body) -> None:
     if not job.get("usesTaskDependencies"):
-        raise BatchApiError(400, "TaskDependenciesNotSpecifiedOnJob", "The task declares dependencies but its job "
-                            "was not created with usesTaskDependencies set to true.", {"JobId": job["id"]})
+        raise BatchApiError(
+            400,
+            "TaskDependenciesNotSpecifiedOnJob",
+            "The task declares dependencies but its job "
+            "was not created with usesTaskDependencies set to true.",
+            {"JobId": job["id"]},
+        )
     depends = require_object(value, "dependsOn")
     check_keys(depends, ("taskIds", "taskIdRanges"), "dependsOn.")
     ids = depends.get("taskIds") or []
     if not isinstance(ids, list) or not all(isinstance(item, str) for item in ids):
         raise invalid_value("dependsOn.taskIds", ids, "must be a list of task ids")
     if sum(len(item) for item in ids) > MAX_DEPENDENCY_CHARS:
-        raise BatchApiError(400, "TaskDependencyListTooLong", "The task depends on too many task ids; use "
-                            "taskIdRanges instead.", {"MaxLength": str(MAX_DEPENDENCY_CHARS)})
+        raise BatchApiError(
+            400,
+            "TaskDependencyListTooLong",
+            "The task depends on too many task ids; use taskIdRanges instead.",
+            {"MaxLength": str(MAX_DEPENDENCY_CHARS)},
+        )
     for index, id_range in enumerate(depends.get("taskIdRanges") or []):
         start = require(id_range, "start", int, f"dependsOn.taskIdRanges[{index}].")
         end = require(id_range, "end", int, f"dependsOn.taskIdRanges[{index}].")
@@ -134,12 +188,16 @@ def build_task(api: Api, job: Body, body: Any) -> Body:
     """Validate a task create body and return the stored task (not yet added)."""
     body = require_object(body, "task")
     check_keys(body, CREATE_KEYS)
-    task_id = check_id(require(body, "id"))
+    check_id(require(body, "id"))
     require(body, "commandLine")
     if body.get("multiInstanceSettings") is not None:
-        raise BatchApiError(400, "UnsupportedProperty", "Multi-instance tasks are not supported by the local Batch "
-                            "emulator (it simulates independent nodes on one machine).",
-                            {"PropertyName": "multiInstanceSettings"})
+        raise BatchApiError(
+            400,
+            "UnsupportedProperty",
+            "Multi-instance tasks are not supported by the local Batch "
+            "emulator (it simulates independent nodes on one machine).",
+            {"PropertyName": "multiInstanceSettings"},
+        )
     slots = check_int_range(body, "requiredSlots", 1, 256) or 1
     constraints = validate_constraints(body.get("constraints") or {}, job)
     if body.get("exitConditions") is not None:
@@ -151,9 +209,16 @@ def build_task(api: Api, job: Body, body: Any) -> Body:
             raise invalid_value(name, body[name], f"'{name}' must be a list")
     moment = now_iso()
     task: Body = copy.deepcopy(body)
-    task.update({"creationTime": moment, "state": "active", "stateTransitionTime": moment,
-                 "constraints": constraints, "requiredSlots": slots,
-                 "executionInfo": {"retryCount": 0, "requeueCount": 0}})
+    task.update(
+        {
+            "creationTime": moment,
+            "state": "active",
+            "stateTransitionTime": moment,
+            "constraints": constraints,
+            "requiredSlots": slots,
+            "executionInfo": {"retryCount": 0, "requeueCount": 0},
+        }
+    )
     touch(task)
     internal(task)["seq"] = api.model.next_sequence()
     return task
@@ -161,13 +226,19 @@ def build_task(api: Api, job: Body, body: Any) -> Body:
 
 def check_job_accepts_tasks(job: Body) -> None:
     if job["state"] == "completed":
-        raise conflict("JobCompleted", "The specified job is already in a completed state.", {"JobId": job["id"]})
+        raise conflict(
+            "JobCompleted", "The specified job is already in a completed state.", {"JobId": job["id"]}
+        )
     if job["state"] == "deleting":
-        raise conflict("JobBeingDeleted", "The specified job has been marked for deletion and is being garbage "
-                       "collected.", {"JobId": job["id"]})
+        raise conflict(
+            "JobBeingDeleted",
+            "The specified job has been marked for deletion and is being garbage collected.",
+            {"JobId": job["id"]},
+        )
     if job["state"] == "terminating":
-        raise conflict("JobNotActive", "The specified job is terminating and accepts no new tasks.",
-                       {"JobId": job["id"]})
+        raise conflict(
+            "JobNotActive", "The specified job is terminating and accepts no new tasks.", {"JobId": job["id"]}
+        )
 
 
 def create_task(api: Api, call: Call) -> Response:
@@ -191,8 +262,12 @@ def add_task_collection(api: Api, call: Call) -> Response:
     check_keys(body, ("value",))
     tasks = require(body, "value", list)
     if len(tasks) > MAX_COLLECTION:
-        raise BatchApiError(413, "RequestBodyTooLarge", f"The request holds {len(tasks)} tasks; at most "
-                            f"{MAX_COLLECTION} can be added per request.", {"MaxLimit": str(MAX_COLLECTION)})
+        raise BatchApiError(
+            413,
+            "RequestBodyTooLarge",
+            f"The request holds {len(tasks)} tasks; at most {MAX_COLLECTION} can be added per request.",
+            {"MaxLimit": str(MAX_COLLECTION)},
+        )
     results: list[dict[str, Any]] = []
     with api.model.lock, api.model.store.transaction():
         job = get_job(api, job_id)
@@ -208,13 +283,22 @@ def add_task_collection(api: Api, call: Call) -> Response:
                 error_body = error.body()
                 error_body.pop("values", None)
                 if error.values:
-                    error_body["values"] = [{"key": key, "value": value} for key, value in error.values.items()]
+                    error_body["values"] = [
+                        {"key": key, "value": value} for key, value in error.values.items()
+                    ]
                 results.append({"taskId": raw_id, "status": "clienterror", "error": error_body})
                 continue
             job_tasks.add(task)
             api.model.save_task(job_id, task)
-            results.append({"taskId": task["id"], "status": "success", "eTag": task["eTag"],
-                            "lastModified": task["lastModified"], "location": task_url(call, job_id, task["id"])})
+            results.append(
+                {
+                    "taskId": task["id"],
+                    "status": "success",
+                    "eTag": task["eTag"],
+                    "lastModified": task["lastModified"],
+                    "location": task_url(call, job_id, task["id"]),
+                }
+            )
         api.model.notify()
     return json_response({"value": results})
 
@@ -230,8 +314,9 @@ def list_tasks(api: Api, call: Call) -> Response:
         rendered = [odata.apply_select(render(call, job_id, task), select) for task in page.items]
     result: dict[str, Any] = {"value": rendered}
     if page.next_marker is not None:
-        result["odata.nextLink"] = odata.next_link(call.base_url, f"/jobs/{job_id}/tasks", call.query,
-                                                   page.next_marker)
+        result["odata.nextLink"] = odata.next_link(
+            call.base_url, f"/jobs/{job_id}/tasks", call.query, page.next_marker
+        )
     return json_response(result)
 
 
@@ -242,8 +327,9 @@ def get_task_route(api: Api, call: Call) -> Response:
         task = get_task(api, job_id, call.params["taskId"])
         check_conditions(call, task, read=True)
         url = task_url(call, job_id, task["id"])
-        return json_response(odata.apply_select(render(call, job_id, task), select),
-                             headers=resource_headers(task, url))
+        return json_response(
+            odata.apply_select(render(call, job_id, task), select), headers=resource_headers(task, url)
+        )
 
 
 def replace_task(api: Api, call: Call) -> Response:
@@ -278,15 +364,26 @@ def terminate_task(api: Api, call: Call) -> Response:
         task = get_task(api, job_id, call.params["taskId"])
         check_conditions(call, task, read=False)
         if task["state"] == "completed":
-            raise conflict("TaskCompleted", "The specified task is already completed.", {"TaskId": task["id"]})
+            raise conflict(
+                "TaskCompleted", "The specified task is already completed.", {"TaskId": task["id"]}
+            )
         if not api.scheduler.cancel(job_id, task["id"], "terminate"):
             job_tasks = api.model.tasks[job_id]
             job_tasks.begin_change(task)
             moment = now_iso()
             info = task.setdefault("executionInfo", {"retryCount": 0, "requeueCount": 0})
-            info.update({"endTime": moment, "result": "failure", "failureInfo": {
-                "category": "usererror", "code": "TaskEnded", "message": "Task Was Ended by User Request",
-                "details": []}})
+            info.update(
+                {
+                    "endTime": moment,
+                    "result": "failure",
+                    "failureInfo": {
+                        "category": "usererror",
+                        "code": "TaskEnded",
+                        "message": "Task Was Ended by User Request",
+                        "details": [],
+                    },
+                }
+            )
             transition(task, "completed", moment)
             job_tasks.end_change(task)
             internal(task)["dependencyAction"] = "block"
@@ -303,12 +400,18 @@ def reactivate_task(api: Api, call: Call) -> Response:
         task = get_task(api, job_id, call.params["taskId"])
         check_conditions(call, task, read=False)
         if job["state"] in ("completed", "terminating", "deleting"):
-            raise conflict("JobNotActive", f"The job is {job['state']}; tasks of such a job cannot be "
-                           "reactivated.", {"JobId": job_id})
+            raise conflict(
+                "JobNotActive",
+                f"The job is {job['state']}; tasks of such a job cannot be reactivated.",
+                {"JobId": job_id},
+            )
         info = task.get("executionInfo", {})
         if task["state"] != "completed" or info.get("result") != "failure":
-            raise conflict("TaskNotFailed", "Only a completed task that failed can be reactivated.",
-                           {"TaskId": task["id"]})
+            raise conflict(
+                "TaskNotFailed",
+                "Only a completed task that failed can be reactivated.",
+                {"TaskId": task["id"]},
+            )
         job_tasks = api.model.tasks[job_id]
         job_tasks.begin_change(task)
         info["retryCount"] = 0
@@ -342,4 +445,3 @@ def routes(api: Api) -> list[Route]:
         endpoint(api, "POST", "/jobs/{jobId}/tasks/{taskId}/reactivate", reactivate_task),
         endpoint(api, "GET", "/jobs/{jobId}/tasks/{taskId}/subtasksinfo", list_subtasks),
     ]
-

@@ -19,17 +19,25 @@ from batchrun.emulator.model import Body, Model
 from batchrun.emulator.timefmt import iso, now, parse_duration
 
 OUTPUTS = ("$TargetDedicatedNodes", "$TargetLowPriorityNodes", "$NodeDeallocationOption")
+# Older names Batch still accepts in formulas (and its own REST samples use).
+ALIASES = {"$TargetDedicated": "$TargetDedicatedNodes", "$TargetLowPriority": "$TargetLowPriorityNodes"}
 METRICS = ("$PendingTasks", "$ActiveTasks", "$RunningTasks")
 DEALLOCATION_OPTIONS = ("requeue", "terminate", "taskcompletion", "retaineddata")
 FUNCTIONS: dict[str, Callable[[list[float]], float]] = {
-    "min": min, "max": max, "sum": sum, "avg": lambda values: sum(values) / len(values),
-    "ceil": lambda values: float(math.ceil(values[0])), "floor": lambda values: float(math.floor(values[0])),
+    "min": min,
+    "max": max,
+    "sum": sum,
+    "avg": lambda values: sum(values) / len(values),
+    "ceil": lambda values: float(math.ceil(values[0])),
+    "floor": lambda values: float(math.floor(values[0])),
     "round": lambda values: float(round(values[0])),
 }
 ONE_ARGUMENT = ("ceil", "floor", "round")
 
-_TOKEN = re.compile(r"\s*(?:(?P<number>\d+(?:\.\d*)?|\.\d+)|(?P<name>\$?[A-Za-z_][A-Za-z0-9_]*)"
-                    r"|(?P<punct>[-+*/(),;=.]))")
+_TOKEN = re.compile(
+    r"\s*(?:(?P<number>\d+(?:\.\d*)?|\.\d+)|(?P<name>\$?[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<punct>[-+*/(),;=.]))"
+)
 
 
 class FormulaError(Exception):
@@ -53,9 +61,11 @@ def _tokenize(text: str) -> list[str]:
         match = _TOKEN.match(text, position)
         if match is None:
             snippet = text[position:].strip()[:20]
-            raise FormulaError(f"unsupported syntax at '{snippet}' (supported: assignments, numbers, + - * /, "
-                               "parentheses, min/max/avg/sum/ceil/floor/round, task metrics)")
-        if "\n" in text[position:match.start(match.lastgroup or 0)]:
+            raise FormulaError(
+                f"unsupported syntax at '{snippet}' (supported: assignments, numbers, + - * /, "
+                "parentheses, min/max/avg/sum/ceil/floor/round, task metrics)"
+            )
+        if "\n" in text[position : match.start(match.lastgroup or 0)]:
             tokens.append(";")
         tokens.append(match.group(match.lastgroup or 0))
         position = match.end()
@@ -85,6 +95,7 @@ class _Evaluator:
                 self.take()
                 continue
             name = self.take()
+            name = ALIASES.get(name, name)
             if not re.fullmatch(r"\$?[A-Za-z_][A-Za-z0-9_]*", name):
                 raise FormulaError(f"expected a variable name at the start of a statement, found '{name}'")
             if name.startswith("$") and name not in OUTPUTS:
@@ -94,7 +105,9 @@ class _Evaluator:
             if name == "$NodeDeallocationOption":
                 option = self.take()
                 if option not in DEALLOCATION_OPTIONS:
-                    raise FormulaError(f"$NodeDeallocationOption must be one of {', '.join(DEALLOCATION_OPTIONS)}")
+                    raise FormulaError(
+                        f"$NodeDeallocationOption must be one of {', '.join(DEALLOCATION_OPTIONS)}"
+                    )
                 self.variables[name] = option
             else:
                 self.variables[name] = self.expression()
@@ -153,14 +166,16 @@ class _Evaluator:
                 if self.take() != ")":
                     raise FormulaError("missing ')' after GetSample(...)")
             return value
+        token = ALIASES.get(token, token)
         if token in self.variables:
             variable = self.variables[token]
             if isinstance(variable, str):
                 raise FormulaError(f"'{token}' is not a number")
             return variable
         if token.startswith("$"):
-            raise FormulaError(f"'{token}' is not supported by the local emulator (supported inputs: "
-                               f"{', '.join(METRICS)})")
+            raise FormulaError(
+                f"'{token}' is not supported by the local emulator (supported inputs: {', '.join(METRICS)})"
+            )
         raise FormulaError(f"'{token}' is not defined before use (unsupported function or variable)")
 
     def call(self, name: str) -> float:
@@ -185,7 +200,8 @@ def evaluate(formula: str, metrics: Mapping[str, float]) -> dict[str, Value]:
 
 
 def targets(results: Mapping[str, Value], current_dedicated: int, current_low: int) -> tuple[int, int, str]:
-    """(dedicated, low-priority, deallocation option) from evaluated results; unassigned targets keep their value."""
+    """(dedicated, low-priority, deallocation option) from results; unassigned targets keep their value."""
+
     def whole(name: str, default: int) -> int:
         value = results.get(name, default)
         if isinstance(value, str):
@@ -193,12 +209,16 @@ def targets(results: Mapping[str, Value], current_dedicated: int, current_low: i
         return max(0, int(value))
 
     option = results.get("$NodeDeallocationOption", "requeue")
-    return (whole("$TargetDedicatedNodes", current_dedicated), whole("$TargetLowPriorityNodes", current_low),
-            str(option))
+    return (
+        whole("$TargetDedicatedNodes", current_dedicated),
+        whole("$TargetLowPriorityNodes", current_low),
+        str(option),
+    )
 
 
 def results_text(results: Mapping[str, Value]) -> str:
     """Batch's ``autoScaleRun.results`` form: ``$Name=value;...``."""
+
     def show(value: Value) -> str:
         if isinstance(value, str):
             return value
@@ -211,7 +231,7 @@ DEFAULT_INTERVAL = "PT15M"
 
 
 def task_metrics(model: Model, pool_id: str) -> dict[str, float]:
-    """Current task numbers of the jobs on ``pool_id`` (lock held): the formula inputs the emulator supports."""
+    """Task numbers of the jobs on ``pool_id`` (lock held): the formula inputs the emulator supports."""
     active = running = 0
     for job_id, job in model.jobs.items():
         if job.get("poolInfo", {}).get("poolId") != pool_id or job["state"] not in ("active", "disabling"):

@@ -7,6 +7,7 @@ finishing workers call ``model.notify()``, so dispatch never polls. All model ac
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -35,8 +36,10 @@ from batchrun.emulator.store import Table
 from batchrun.emulator.timefmt import iso, now, now_iso, parse_iso
 
 _LOG = logging.getLogger("batchrun.emulator.scheduler")
-WINDOWS_REASON = ("Windows pools cannot run on the local target (the task would need cmd.exe); use a Linux "
-                  "image (nodeAgentSKUId 'batch.node.ubuntu ...') or run against Azure Batch")
+WINDOWS_REASON = (
+    "Windows pools cannot run on the local target (the task would need cmd.exe); use a Linux "
+    "image (nodeAgentSKUId 'batch.node.ubuntu ...') or run against Azure Batch"
+)
 
 
 @dataclass
@@ -56,8 +59,9 @@ class Scheduler:
         self.model = model
         self.cap = config.effective_max_running_tasks
         self.account_url = ""
-        self.storage = StorageAccess(config.storage.blob_endpoint, config.storage.account_name,
-                                     config.storage.account_key)
+        self.storage = StorageAccess(
+            config.storage.blob_endpoint, config.storage.account_name, config.storage.account_key
+        )
         self.running: dict[tuple[str, str], RunningTask] = {}
         self._helpers: dict[int, threading.Event] = {}  # start / prep / release runs, by thread id
         self._booting: set[tuple[str, str]] = set()
@@ -167,8 +171,11 @@ class Scheduler:
         for node in list(pool_nodes.values()):
             if node["state"] in nodes.BOOTING and (pool_id, node["id"]) not in self._booting:
                 self._boot(pool, node)
-            if node["state"] == "leavingpool" and node["runningTasksCount"] == 0 \
-                    and (pool_id, node["id"]) not in self._booting:
+            if (
+                node["state"] == "leavingpool"
+                and node["runningTasksCount"] == 0
+                and (pool_id, node["id"]) not in self._booting
+            ):
                 del pool_nodes[node["id"]]
                 self.model.store.delete(Table.NODES, pool_id, node["id"])
         if pool["allocationState"] == "stopping":
@@ -188,8 +195,11 @@ class Scheduler:
     def _resize(self, pool: Body, pool_nodes: dict[str, Body]) -> None:
         option = str(internal(pool).get("deallocation", "requeue"))
         for dedicated, target_name in ((True, "targetDedicatedNodes"), (False, "targetLowPriorityNodes")):
-            live = [n for n in pool_nodes.values()
-                    if n["state"] != "leavingpool" and bool(n.get("isDedicated")) == dedicated]
+            live = [
+                n
+                for n in pool_nodes.values()
+                if n["state"] != "leavingpool" and bool(n.get("isDedicated")) == dedicated
+            ]
             target = int(pool.get(target_name, 0))
             for _ in range(target - len(live)):
                 node = nodes.new_node(pool, dedicated)
@@ -201,7 +211,7 @@ class Scheduler:
                 for node in ordered[: len(live) - target]:
                     self._retire_node(pool, node, option)
         self.model.save_pool(pool)
-        settled = all(n["state"] not in nodes.BOOTING + ("leavingpool",) for n in pool_nodes.values())
+        settled = all(n["state"] not in (*nodes.BOOTING, "leavingpool") for n in pool_nodes.values())
         if settled:
             self._set_allocation(pool, "steady")
 
@@ -224,8 +234,9 @@ class Scheduler:
         formula = str(pool.get("autoScaleFormula", ""))
         try:
             results = autoscale.evaluate(formula, autoscale.task_metrics(self.model, pool["id"]))
-            dedicated, low, option = autoscale.targets(results, pool.get("targetDedicatedNodes", 0),
-                                                       pool.get("targetLowPriorityNodes", 0))
+            dedicated, low, option = autoscale.targets(
+                results, pool.get("targetDedicatedNodes", 0), pool.get("targetLowPriorityNodes", 0)
+            )
             pool["autoScaleRun"] = {"timestamp": now_iso(), "results": autoscale.results_text(results)}
             if (dedicated, low) != (pool.get("targetDedicatedNodes"), pool.get("targetLowPriorityNodes")):
                 pool["targetDedicatedNodes"], pool["targetLowPriorityNodes"] = dedicated, low
@@ -234,8 +245,10 @@ class Scheduler:
                     pool["allocationState"] = "resizing"
                     pool["allocationStateTransitionTime"] = now_iso()
         except autoscale.FormulaError as error:
-            pool["autoScaleRun"] = {"timestamp": now_iso(), "error": {
-                "code": "InvalidAutoScaleFormula", "message": str(error), "values": []}}
+            pool["autoScaleRun"] = {
+                "timestamp": now_iso(),
+                "error": {"code": "InvalidAutoScaleFormula", "message": str(error), "values": []},
+            }
         extra["nextAutoScale"] = autoscale.next_evaluation(pool)
         self.model.save_pool(pool)
 
@@ -275,7 +288,9 @@ class Scheduler:
                 if nodes.is_windows(pool):
                     outcome = immediate_failure(unsupported_on_host_failure(WINDOWS_REASON))
                 elif isinstance(packages, str):
-                    outcome = immediate_failure(failure_info("usererror", "ApplicationPackageError", packages))
+                    outcome = immediate_failure(
+                        failure_info("usererror", "ApplicationPackageError", packages)
+                    )
                 else:
                     launch = TaskLaunch("starttask", "", "", start_task, packages=packages)
                     outcome = run_task(identity, launch, self.storage, cancel)
@@ -286,8 +301,13 @@ class Scheduler:
             with self.model.lock:
                 if cancel.is_set() and self._stopping:
                     return  # interrupted by shutdown: the node boots again on restart
-                info: Body = {"state": "completed", "startTime": iso(outcome.start_time or outcome.end_time),
-                              "endTime": iso(outcome.end_time), "retryCount": attempts, "result": outcome.result}
+                info: Body = {
+                    "state": "completed",
+                    "startTime": iso(outcome.start_time or outcome.end_time),
+                    "endTime": iso(outcome.end_time),
+                    "retryCount": attempts,
+                    "result": outcome.result,
+                }
                 if outcome.exit_code is not None:
                     info["exitCode"] = outcome.exit_code
                 if outcome.failure_info:
@@ -326,8 +346,15 @@ class Scheduler:
                 name, version, _ = resolve(self.model, reference)
             except UnresolvedPackage as error:
                 return str(error)
-            blobs.append(PackageBlob(name, version, PACKAGE_CONTAINER, package_blob_name(name, version),
-                                     referenced_without_version=not reference.get("version")))
+            blobs.append(
+                PackageBlob(
+                    name,
+                    version,
+                    PACKAGE_CONTAINER,
+                    package_blob_name(name, version),
+                    referenced_without_version=not reference.get("version"),
+                )
+            )
         return blobs
 
     # ---- dispatch
@@ -350,9 +377,13 @@ class Scheduler:
         if not job_tasks.pending:
             return 0
         slots_per_node = int(pool.get("taskSlotsPerNode", 1))
-        candidates = [node for node in self.model.nodes[pool["id"]].values()
-                      if node["state"] in nodes.SCHEDULABLE and node["schedulingState"] == "enabled"
-                      and internal(node).get("jobPrep", {}).get(job["id"]) not in ("running", "failed")]
+        candidates = [
+            node
+            for node in self.model.nodes[pool["id"]].values()
+            if node["state"] in nodes.SCHEDULABLE
+            and node["schedulingState"] == "enabled"
+            and internal(node).get("jobPrep", {}).get(job["id"]) not in ("running", "failed")
+        ]
         free = {node["id"]: slots_per_node - int(node["runningTaskSlotsCount"]) for node in candidates}
         if not free or max(free.values()) <= 0:
             return 0
@@ -379,7 +410,11 @@ class Scheduler:
             else:
                 node_id = max(fitting, key=lambda n: (free[n], n))
             free[node_id] -= need
-            if needs_prep and node_id in free and by_id[node_id]["_x"].get("jobPrep", {}).get(job["id"]) is None:
+            if (
+                needs_prep
+                and node_id in free
+                and by_id[node_id]["_x"].get("jobPrep", {}).get(job["id"]) is None
+            ):
                 free.pop(node_id)  # the job preparation task runs there first; no other task of this job yet
             chosen.append((task, by_id[node_id]))
         for task, node in chosen:
@@ -401,9 +436,14 @@ class Scheduler:
             info.pop(name, None)
         node_url = f"{self.account_url}/pools/{pool['id']}/nodes/{node['id']}"
         task_dir = f"workitems/{job['id']}/job-1/{task['id']}"
-        task["nodeInfo"] = {"affinityId": node["affinityId"], "nodeUrl": node_url, "poolId": pool["id"],
-                            "nodeId": node["id"], "taskRootDirectory": task_dir,
-                            "taskRootDirectoryUrl": f"{node_url}/files/{task_dir}"}
+        task["nodeInfo"] = {
+            "affinityId": node["affinityId"],
+            "nodeUrl": node_url,
+            "poolId": pool["id"],
+            "nodeId": node["id"],
+            "taskRootDirectory": task_dir,
+            "taskRootDirectoryUrl": f"{node_url}/files/{task_dir}",
+        }
         node["runningTasksCount"] += 1
         node["runningTaskSlotsCount"] += slots
         node["totalTasksRun"] += 1
@@ -436,21 +476,34 @@ class Scheduler:
         self._spawn(work, f"task-{job['id']}-{task['id']}")
 
     def _task_worker(
-        self, run: RunningTask, identity: Any, spec: Body, environment: list[Body],
-        packages: list[PackageBlob] | str, prep_spec: Body | None, windows: bool,
+        self,
+        run: RunningTask,
+        identity: Any,
+        spec: Body,
+        environment: list[Body],
+        packages: list[PackageBlob] | str,
+        prep_spec: Body | None,
+        windows: bool,
     ) -> None:
         try:
             if windows:
                 outcome = immediate_failure(unsupported_on_host_failure(WINDOWS_REASON))
             elif isinstance(packages, str):
-                outcome = immediate_failure(failure_info("usererror", "ApplicationPackageError",
-                                                         f"An application package could not be used: {packages}"))
+                outcome = immediate_failure(
+                    failure_info(
+                        "usererror",
+                        "ApplicationPackageError",
+                        f"An application package could not be used: {packages}",
+                    )
+                )
             else:
-                if prep_spec is not None and not self._run_preparation(run, identity, prep_spec, environment,
-                                                                        packages):
+                if prep_spec is not None and not self._run_preparation(
+                    run, identity, prep_spec, environment, packages
+                ):
                     return
-                launch = TaskLaunch("task", run.job_id, run.task_id, spec, environment, packages,
-                                    [identity_ip(identity)])
+                launch = TaskLaunch(
+                    "task", run.job_id, run.task_id, spec, environment, packages, [identity_ip(identity)]
+                )
                 outcome = run_task(identity, launch, self.storage, run.cancel)
         except Exception as error:  # never leave a task stuck in running because of a bug
             _LOG.exception("task %s/%s failed in the emulator", run.job_id, run.task_id)
@@ -458,11 +511,23 @@ class Scheduler:
         with self.model.lock:
             self._complete(run, outcome)
 
-    def _run_preparation(self, run: RunningTask, identity: Any, prep_spec: Body, environment: list[Body],
-                         packages: list[PackageBlob]) -> bool:
+    def _run_preparation(
+        self,
+        run: RunningTask,
+        identity: Any,
+        prep_spec: Body,
+        environment: list[Body],
+        packages: list[PackageBlob],
+    ) -> bool:
         """Run the job preparation task on the node first; False when the task must not run there."""
-        launch = TaskLaunch("jobpreparation", run.job_id, str(prep_spec.get("id", "jobpreparation")), prep_spec,
-                            environment, packages)
+        launch = TaskLaunch(
+            "jobpreparation",
+            run.job_id,
+            str(prep_spec.get("id", "jobpreparation")),
+            prep_spec,
+            environment,
+            packages,
+        )
         outcome = run_task(identity, launch, self.storage, run.cancel)
         with self.model.lock:
             node = self.model.nodes.get(run.pool_id, {}).get(run.node_id)
@@ -547,7 +612,9 @@ class Scheduler:
 
     def _after_completion(self, job_id: str, task: Body, outcome: TaskOutcome) -> None:
         succeeded = task["executionInfo"]["result"] == "success"
-        decision = exit_decision(task, succeeded, task["executionInfo"].get("exitCode"), outcome.failure_stage)
+        decision = exit_decision(
+            task, succeeded, task["executionInfo"].get("exitCode"), outcome.failure_stage
+        )
         internal(task)["dependencyAction"] = decision.dependency_action
         self.model.save_task(job_id, task)
         job = self.model.jobs.get(job_id)
@@ -581,16 +648,23 @@ class Scheduler:
                 if not release or self._stopping:
                     continue
                 identity = nodes.identity(self.config, self.account_url, pool_id, node)
-                launch = TaskLaunch("jobrelease", job["id"], str(release.get("id", "jobrelease")), release,
-                                    job.get("commonEnvironmentSettings") or [])
-                self._spawn(lambda i=identity, l=launch: self._helper_run(i, l), f"release-{job['id']}")
+                launch = TaskLaunch(
+                    "jobrelease",
+                    job["id"],
+                    str(release.get("id", "jobrelease")),
+                    release,
+                    job.get("commonEnvironmentSettings") or [],
+                )
+                self._spawn(functools.partial(self._helper_run, identity, launch), f"release-{job['id']}")
 
     def _helper_run(self, identity: Any, launch: TaskLaunch) -> None:
         cancel = threading.Event()
         self._helpers[threading.get_ident()] = cancel
         try:
             outcome = run_task(identity, launch, self.storage, cancel)
-            _LOG.info("job release task of %s on %s ended: %s", launch.job_id, identity.node_id, outcome.result)
+            _LOG.info(
+                "job release task of %s on %s ended: %s", launch.job_id, identity.node_id, outcome.result
+            )
         finally:
             self._helpers.pop(threading.get_ident(), None)
 
@@ -626,6 +700,11 @@ def identity_ip(identity: Any) -> str:
 
 def immediate_failure(info: Body) -> TaskOutcome:
     moment: datetime = now()
-    return TaskOutcome(exit_code=None, failure_info=info, start_time=moment, end_time=moment, result="failure",
-                       failure_stage="preprocessing")
-
+    return TaskOutcome(
+        exit_code=None,
+        failure_info=info,
+        start_time=moment,
+        end_time=moment,
+        result="failure",
+        failure_stage="preprocessing",
+    )

@@ -1,7 +1,8 @@
 """Job state transitions: terminate, disable, enable, delete, completion and the job's wall-clock limit.
 
-Transitions that must wait for running tasks (terminating, disabling, deleting) are started here and finished by
-:meth:`JobTransitions.reconcile` once the job has no running task left. All methods run with the model lock held.
+Transitions that must wait for running tasks (terminating, disabling, deleting) are started here and
+finished by :meth:`JobTransitions.reconcile` once the job has no running task left. All methods run with the
+model lock held.
 """
 
 from __future__ import annotations
@@ -94,7 +95,10 @@ class JobTransitions:
                 transition(job, "active")
                 self.model.save_job(job)
             elif state == "active":
-                if job.get("onAllTasksComplete") == "terminatejob" and self.model.tasks[job_id].unfinished == 0:
+                if (
+                    job.get("onAllTasksComplete") == "terminatejob"
+                    and self.model.tasks[job_id].unfinished == 0
+                ):
                     self.terminate(job, "AllTasksComplete")
                     if not self._running_of(job_id):
                         self._complete(job)
@@ -110,9 +114,18 @@ class JobTransitions:
             task = job_tasks.by_id[task_id]
             job_tasks.begin_change(task)
             info = task.setdefault("executionInfo", {"retryCount": 0, "requeueCount": 0})
-            info.update({"endTime": moment, "result": "failure", "failureInfo": {
-                "category": "usererror", "code": "TaskEnded", "message": "Task Was Ended by User Request",
-                "details": []}})
+            info.update(
+                {
+                    "endTime": moment,
+                    "result": "failure",
+                    "failureInfo": {
+                        "category": "usererror",
+                        "code": "TaskEnded",
+                        "message": "Task Was Ended by User Request",
+                        "details": [],
+                    },
+                }
+            )
             transition(task, "completed", moment)
             job_tasks.end_change(task)
             self.model.save_task(job["id"], task)

@@ -13,8 +13,15 @@ from batchrun.emulator.timefmt import now_iso
 SCHEDULABLE = ("idle", "running")
 BOOTING = ("creating", "starting", "waitingforstarttask")
 # Preferred order for removal when a pool shrinks: nodes doing nothing useful go first.
-REMOVAL_ORDER = {"unusable": 0, "starttaskfailed": 1, "creating": 2, "starting": 3, "waitingforstarttask": 4,
-                 "idle": 5, "running": 6}
+REMOVAL_ORDER = {
+    "unusable": 0,
+    "starttaskfailed": 1,
+    "creating": 2,
+    "starting": 3,
+    "waitingforstarttask": 4,
+    "idle": 5,
+    "running": 6,
+}
 
 
 def new_node(pool: Body, dedicated: bool) -> Body:

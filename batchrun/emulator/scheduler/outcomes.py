@@ -62,8 +62,12 @@ def dependency_ids(job_tasks: JobTasks, task: Body) -> list[str]:
             for number in range(start, end + 1):
                 ids.extend(job_tasks.numeric.get(number, ()))
         else:
-            ids.extend(task_id for number, names in job_tasks.numeric.items() if start <= number <= end
-                       for task_id in names)
+            ids.extend(
+                task_id
+                for number, names in job_tasks.numeric.items()
+                if start <= number <= end
+                for task_id in names
+            )
     return ids
 
 

@@ -1,4 +1,4 @@
-"""Durable state of the emulator in SQLite (WAL): one JSON document per resource, keyed by its parents and id."""
+"""Durable state of the emulator in SQLite (WAL): one JSON document per resource, keyed by parent and id."""
 
 from __future__ import annotations
 

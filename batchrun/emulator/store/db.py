@@ -36,9 +36,11 @@ class Store:
         self._depth = 0
         with self._lock:
             self._connection.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode survives a crash of this process (the kill -9 case) without an fsync per commit.
+            # NORMAL in WAL mode survives a crash of this process (kill -9) without an fsync per commit.
             self._connection.execute("PRAGMA synchronous=NORMAL")
-            self._connection.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self._connection.execute(
+                "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
             for table in Table:
                 # The primary key doubles as the (parent, id) index listing relies on.
                 self._connection.execute(
