@@ -14,13 +14,16 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from batchrun.cli.options import manifest_argument, output_option, variable_options
 from batchrun.errors import ConfigurationError, Diagnostic, ManifestError
 from batchrun.model import Workload
+
+if TYPE_CHECKING:
+    from batchrun.azure.clients import Clients
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,25 +74,18 @@ def _note(line: str) -> None:
 
 
 def load(manifest: Path, variables: dict[str, str], var_files: tuple[Path, ...], max_tasks: int) -> Workload:
-    from batchrun.manifest import load_workload
+    from batchrun.api import load as load_manifest
 
-    workload: Workload = load_workload(manifest, variables, var_files, max_tasks)
-    return workload
+    return load_manifest(manifest, variables, var_files, max_tasks)
 
 
 @contextmanager
-def connected(target_kind: str | None, verbose: bool) -> Iterator[Any]:
-    """The target's SDK clients (``batchrun.azure.clients.Clients``), closed on exit."""
-    from batchrun.azure.clients import build_clients
-    from batchrun.target import resolve_target
+def connected(target_kind: str | None, verbose: bool) -> Iterator[Clients]:
+    """The target's SDK clients, closed on exit; the target line and ``-v`` request lines go to stderr."""
+    from batchrun.api import open_session
 
-    target = resolve_target(target_kind, announce=_note)
-    _note(target.describe())
-    clients = build_clients(target, _note if verbose else None)
-    try:
-        yield clients
-    finally:
-        clients.close()
+    with open_session(target_kind, _note, _note if verbose else None) as session:
+        yield session.clients
 
 
 @click.command("wait")
