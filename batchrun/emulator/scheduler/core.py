@@ -396,7 +396,7 @@ class Scheduler:
         for task_id in job_tasks.pending:
             if len(chosen) >= budget or (limit != -1 and running + len(chosen) >= limit):
                 break
-            if max(free.values()) <= 0:
+            if not free or max(free.values()) <= 0:
                 break
             task = job_tasks.by_id[task_id]
             if not dependencies_ready(job_tasks, task):
