@@ -1,4 +1,4 @@
-"""Running the batchrun CLI as a user would: a subprocess, with stdout a pipe or a terminal (via script(1))."""
+"""Running the batchrun CLI as a user would: a subprocess, stdout a pipe or a terminal (script(1))."""
 
 from __future__ import annotations
 
