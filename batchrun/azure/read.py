@@ -15,7 +15,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from batchrun.azure.clients import Clients
 from batchrun.azure.failures import translated
 from batchrun.azure.packages import read_package
-from batchrun.azure.storage import read_input
+from batchrun.azure.storage import container_exists, read_input
 from batchrun.model import Workload
 from batchrun.plan.live import (
     TASK_DIGEST_ENV,
@@ -112,4 +112,12 @@ def read_live(
     tasks: dict[str, LiveTask] = {}
     if job is not None and with_tasks and job.state != "deleting":
         tasks = read_tasks(clients.batch, job.id)
-    return LiveState(inputs=live_inputs, packages=live_packages, pool=pool, job=job, tasks=tasks)
+    outputs_exist = container_exists(clients.blob, workload.outputs.container) if workload.outputs else True
+    return LiveState(
+        inputs=live_inputs,
+        packages=live_packages,
+        pool=pool,
+        job=job,
+        tasks=tasks,
+        outputs_container_exists=outputs_exist,
+    )

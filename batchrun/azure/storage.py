@@ -74,6 +74,15 @@ def read_input(service: BlobServiceClient, prepared: PreparedInput, workload: st
     return LiveInput(prepared.name, container_exists=True, blobs=blobs)
 
 
+def container_exists(service: BlobServiceClient, name: str) -> bool:
+    with translated(f"reading container {name}"):
+        try:
+            service.get_container_client(name).get_container_properties()
+        except ResourceNotFoundError:
+            return False
+    return True
+
+
 def create_container(service: BlobServiceClient, name: str) -> None:
     # Exists: created by an earlier interrupted run or a concurrent one, which is the goal.
     with translated(f"creating container {name}"), suppress(ResourceExistsError):

@@ -15,7 +15,7 @@ from batchrun.plan.decide import (
     ownership_block,
     pool_address,
 )
-from batchrun.plan.decide_storage import decide_input, decide_package
+from batchrun.plan.decide_storage import decide_input, decide_outputs, decide_package
 from batchrun.plan.decide_tasks import decide_tasks
 from batchrun.plan.diff import duration_seconds
 from batchrun.plan.live import LivePackage, LiveState, PreparedInput, PreparedPackage
@@ -49,6 +49,8 @@ def make_plan(
     changes: list[Change] = [
         decide_input(prepared, live.inputs.get(prepared.name), options.prune) for prepared in inputs
     ]
+    if workload.outputs is not None:
+        changes.append(decide_outputs(workload.outputs.container, live.outputs_container_exists))
     for package in packages:
         key = f"{package.id}@{package.version}"
         observed = live.packages.get(key) or LivePackage(package.id, package.version, False, False)
@@ -59,8 +61,9 @@ def make_plan(
     outputs = workload.outputs.container if workload.outputs else None
     if workload.job is not None:
         job = workload.job
+        limits = job.properties.get("constraints") or {}
         tasks = decide_tasks(
-            job.id, job.tasks, bindings, outputs, live.tasks, live.job is None, options.prune
+            job.id, job.tasks, bindings, outputs, live.tasks, live.job is None, options.prune, limits
         )
         final = str(job.properties.get("onAllTasksComplete", "noaction"))
         decision = decide_job(
@@ -78,7 +81,9 @@ def make_plan(
             )
         else:
             if decision.fresh and live.job is not None:
-                tasks = decide_tasks(job.id, job.tasks, bindings, outputs, live.tasks, True, options.prune)
+                tasks = decide_tasks(
+                    job.id, job.tasks, bindings, outputs, live.tasks, True, options.prune, limits
+                )
             changes.extend(tasks.changes)
     return Plan(
         workload=workload.name,

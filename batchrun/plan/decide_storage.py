@@ -64,6 +64,15 @@ def decide_input(desired: PreparedInput, live: LiveInput | None, prune: bool) ->
     )
 
 
+def decide_outputs(container: str, exists: bool) -> Change:
+    """The outputs container must exist before tasks upload into it (Batch does not create it)."""
+    address = f"storage.outputs/{container}"
+    if exists:
+        return Change(address, Action.NOOP)
+    create = Operation(Stage.STORAGE, "storage.create_container", {"container": container})
+    return Change(address, Action.CREATE, operations=(create,))
+
+
 def decide_package(desired: PreparedPackage, live: LivePackage) -> Change:
     """Same content: no-op. Different content: blocked unless the application allows updates."""
     address = package_address(desired.id, desired.version)

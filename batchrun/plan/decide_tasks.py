@@ -24,9 +24,15 @@ def task_address(job_id: str, task_id: str) -> str:
     return f"task/{job_id}/{task_id}"
 
 
-def full_constraints(constraints: Mapping[str, Any] | None) -> dict[str, Any]:
+def full_constraints(
+    constraints: Mapping[str, Any] | None, job_constraints: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The task's constraints with what Batch fills in: maxTaskRetryCount defaults to the job's."""
     given = dict(constraints or {})
-    return {key: given.get(key, DEFAULTS[f"constraints.{key}"]) for key in CONSTRAINT_KEYS}
+    defaults = {key: DEFAULTS[f"constraints.{key}"] for key in CONSTRAINT_KEYS}
+    if job_constraints and "maxTaskRetryCount" in job_constraints:
+        defaults["maxTaskRetryCount"] = job_constraints["maxTaskRetryCount"]
+    return {key: given.get(key, defaults[key]) for key in CONSTRAINT_KEYS}
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,14 @@ class TaskDecisions:
     any_run: bool  # some task is added or replaced, so it must run
 
 
-def decide_task(job_id: str, task: TaskSpec, digest: str, live: LiveTask | None, fresh: bool) -> Change:
+def decide_task(
+    job_id: str,
+    task: TaskSpec,
+    digest: str,
+    live: LiveTask | None,
+    fresh: bool,
+    job_constraints: Mapping[str, Any] | None = None,
+) -> Change:
     address = task_address(job_id, task.id)
     add = Operation(Stage.TASKS, "task.add", task_operation_args(task, digest))
     if live is None or fresh:
@@ -50,8 +63,8 @@ def decide_task(job_id: str, task: TaskSpec, digest: str, live: LiveTask | None,
             reason="the definition changed; only constraints change in place, so the task runs again",
             operations=(Operation(Stage.TASK_DELETE, "task.delete", {"job": job_id, "id": task.id}), add),
         )
-    desired = full_constraints(task.properties.get("constraints"))
-    fields = diff_subset(desired, full_constraints(live.constraints), "constraints")
+    desired = full_constraints(task.properties.get("constraints"), job_constraints)
+    fields = diff_subset(desired, full_constraints(live.constraints, job_constraints), "constraints")
     if not fields:
         return Change(address, Action.NOOP)
     return Change(
@@ -74,6 +87,7 @@ def decide_tasks(
     live: Mapping[str, LiveTask],
     fresh: bool,
     prune: bool,
+    job_constraints: Mapping[str, Any] | None = None,
 ) -> TaskDecisions:
     """``live`` is keyed by lower-cased task id (Batch task ids are case-insensitive)."""
     changes: list[Change] = []
@@ -82,7 +96,7 @@ def decide_tasks(
         key = task.id.lower()
         seen.add(key)
         digest = task_digest(task, bindings, outputs_container)
-        changes.append(decide_task(job_id, task, digest, live.get(key), fresh))
+        changes.append(decide_task(job_id, task, digest, live.get(key), fresh, job_constraints))
     if not fresh:
         for key in sorted(set(live) - seen):
             address = task_address(job_id, key)

@@ -85,6 +85,7 @@ class LiveState:
     pool: LivePool | None = None
     job: LiveJob | None = None
     tasks: Mapping[str, LiveTask] = field(default_factory=dict)
+    outputs_container_exists: bool = True
 
 
 @dataclass(frozen=True)
