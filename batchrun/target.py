@@ -12,9 +12,12 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from batchrun.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from batchrun.local.target import LocalTarget
 
 TargetKind = Literal["local", "azure"]
 
@@ -94,9 +97,13 @@ def resolve_target(
 def start_local_target(home: Path, announce: Callable[[str], None]) -> Target:
     """Start (or reuse) the local emulator + Azurite under ``home`` and describe it as a :class:`Target`."""
     # The local target's lifecycle is owned by batchrun.local.
-    from batchrun.local.target import ensure_running  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    from batchrun.local.target import ensure_running
 
-    local = ensure_running(home, announce)
+    return target_from_local(ensure_running(home, announce))
+
+
+def target_from_local(local: LocalTarget) -> Target:
+    """A :class:`Target` from a running ``batchrun.local.target.LocalTarget``."""
     return Target(
         kind="local",
         batch_url=local.batch_url,
