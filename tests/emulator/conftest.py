@@ -1,4 +1,4 @@
-"""Fixtures for the emulator service tests: Azurite per worker, an in-process emulator per module, SDK clients."""
+"""Fixtures for the emulator tests: Azurite per worker, an in-process emulator per module, SDK clients."""
 
 from __future__ import annotations
 
@@ -53,7 +53,9 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteEndpoin
 
 @pytest.fixture(scope="session")
 def blob_service(azurite: AzuriteEndpoint) -> BlobServiceClient:
-    return BlobServiceClient.from_connection_string(azurite.connection_string, api_version=STORAGE_API_VERSION)
+    return BlobServiceClient.from_connection_string(
+        azurite.connection_string, api_version=STORAGE_API_VERSION
+    )
 
 
 @dataclass
@@ -71,7 +73,11 @@ class Emulator:
 
 def emulator_config(state_dir: Path, azurite: AzuriteEndpoint, max_running_tasks: int = 4) -> EmulatorConfig:
     return EmulatorConfig(
-        state_dir=state_dir, account_name=ACCOUNT, account_key=KEY, token=TOKEN, subscription_id="sub-local",
+        state_dir=state_dir,
+        account_name=ACCOUNT,
+        account_key=KEY,
+        token=TOKEN,
+        subscription_id="sub-local",
         resource_group="rg-local",
         storage=StorageConfig(azurite.blob_url, azurite.account_name, azurite.account_key),
         max_running_tasks=max_running_tasks,

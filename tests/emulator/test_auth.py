@@ -17,7 +17,9 @@ from batchrun.emulator import auth
 from tests.emulator.conftest import ACCOUNT, KEY, TOKEN, Emulator
 
 
-def signed_get(emulator: Emulator, path: str, key: str = KEY, date: datetime | None = None) -> requests.Response:
+def signed_get(
+    emulator: Emulator, path: str, key: str = KEY, date: datetime | None = None
+) -> requests.Response:
     stamp = format_datetime(date or datetime.now(timezone.utc), usegmt=True)
     headers = {"ocp-date": stamp}
     query = "api-version=2025-06-01"
@@ -27,7 +29,9 @@ def signed_get(emulator: Emulator, path: str, key: str = KEY, date: datetime | N
 
 
 def test_wrong_shared_key_gets_403(emulator: Emulator) -> None:
-    wrong = BatchClient(emulator.url, AzureNamedKeyCredential(ACCOUNT, base64.b64encode(b"wrong" * 8).decode()))
+    wrong = BatchClient(
+        emulator.url, AzureNamedKeyCredential(ACCOUNT, base64.b64encode(b"wrong" * 8).decode())
+    )
     with pytest.raises(HttpResponseError) as raised:
         list(wrong.list_pools())
     assert raised.value.status_code == 403
@@ -44,17 +48,25 @@ def test_missing_and_stale_signatures_get_403(emulator: Emulator) -> None:
     assert signed_get(emulator, "/pools", date=stale).status_code == 403
     # Management routes and the emulator's own routes need credentials too.
     assert requests.get(f"{emulator.url}/_emulator/requests", timeout=10).status_code == 403
-    arm = f"{emulator.url}/subscriptions/sub-local/resourceGroups/rg-local/providers/Microsoft.Batch/batchAccounts/" \
-          f"{ACCOUNT}?api-version=2024-07-01"
+    arm = (
+        f"{emulator.url}/subscriptions/sub-local/resourceGroups/rg-local/providers/Microsoft.Batch/batchAccounts/"
+        f"{ACCOUNT}?api-version=2024-07-01"
+    )
     assert requests.get(arm, timeout=10).status_code == 403
 
 
 def test_bearer_token_only_when_it_matches(emulator: Emulator) -> None:
-    good = requests.get(f"{emulator.url}/pools?api-version=2025-06-01",
-                        headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    good = requests.get(
+        f"{emulator.url}/pools?api-version=2025-06-01",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    )
     assert good.status_code == 200
-    bad = requests.get(f"{emulator.url}/pools?api-version=2025-06-01",
-                       headers={"Authorization": "Bearer something-else"}, timeout=10)
+    bad = requests.get(
+        f"{emulator.url}/pools?api-version=2025-06-01",
+        headers={"Authorization": "Bearer something-else"},
+        timeout=10,
+    )
     assert bad.status_code == 403
 
 
@@ -79,5 +91,7 @@ def test_listens_on_loopback_only(emulator: Emulator) -> None:
                 listening.append(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
     assert listening == ["127.0.0.1"]
     with open("/proc/net/tcp6") as table:
-        assert not any(int(line.split()[1].split(":")[1], 16) == port and line.split()[3] == "0A"
-                       for line in table.readlines()[1:])
+        assert not any(
+            int(line.split()[1].split(":")[1], 16) == port and line.split()[3] == "0A"
+            for line in table.readlines()[1:]
+        )

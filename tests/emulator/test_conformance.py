@@ -3,6 +3,7 @@ deserialize into the SDK's models, and status/error codes follow Batch."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,12 @@ def sample_body(name: str) -> Any:
 def raw(client: BatchClient, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None):
     separator = "&" if "?" in path else "?"
     if isinstance(body, bytes):
-        request = HttpRequest(method, f"{path}{separator}{API}", content=body,
-                              headers={"Content-Type": "application/json", **(headers or {})})
+        request = HttpRequest(
+            method,
+            f"{path}{separator}{API}",
+            content=body,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
     else:
         request = HttpRequest(method, f"{path}{separator}{API}", json=body, headers=headers or {})
     try:
@@ -48,15 +53,13 @@ def raw(client: BatchClient, method: str, path: str, body: Any = None, headers: 
 
 
 def rest_names(model: type) -> set[str]:
-    try:
+    with contextlib.suppress(TypeError):
         model()
-    except TypeError:
-        pass
     return {field._rest_name for field in model._attr_to_rest_field.values()}
 
 
 def assert_shape(ours: Any, golden: Any, where: str = "$") -> None:
-    """Same JSON types for every key both have, recursively (lists compared element-wise on the first item)."""
+    """Same JSON types for every key both have, recursively (lists: compared on their first items)."""
     if isinstance(golden, dict):
         assert isinstance(ours, dict), f"{where}: expected an object"
         for key in ours.keys() & golden.keys():
@@ -79,22 +82,50 @@ def assert_known_fields(body: dict[str, Any], model: type, where: str = "$") -> 
 
 
 def vm() -> dict[str, Any]:
-    return {"imageReference": {"publisher": "canonical", "offer": "ubuntu", "sku": "24_04"},
-            "nodeAgentSKUId": "batch.node.ubuntu 24.04"}
+    return {
+        "imageReference": {"publisher": "canonical", "offer": "ubuntu", "sku": "24_04"},
+        "nodeAgentSKUId": "batch.node.ubuntu 24.04",
+    }
 
 
 @pytest.fixture(scope="module")
 def finished(client: BatchClient) -> dict[str, Any]:
     """A pool with one node, a job and one completed task that wrote a file in wd."""
-    assert raw(client, "POST", "/pools", {"id": "cf-pool", "vmSize": "standard_d2", "virtualMachineConfiguration":
-                                          vm(), "targetDedicatedNodes": 1,
-                                          "startTask": {"commandLine": "/bin/true"}}).status_code == 201
-    assert raw(client, "POST", "/jobs", {"id": "cf-job", "poolInfo": {"poolId": "cf-pool"}}).status_code == 201
-    assert raw(client, "POST", "/jobs/cf-job/tasks", {
-        "id": "cf-task", "commandLine": "/bin/sh -c 'mkdir -p sub; printf 0123456789 > \"sub/a b.txt\"; echo out'"},
-    ).status_code == 201
-    wait_until(lambda: client.get_task("cf-job", "cf-task").state == models.BatchTaskState.COMPLETED, 60,
-               "the conformance task")
+    assert (
+        raw(
+            client,
+            "POST",
+            "/pools",
+            {
+                "id": "cf-pool",
+                "vmSize": "standard_d2",
+                "virtualMachineConfiguration": vm(),
+                "targetDedicatedNodes": 1,
+                "startTask": {"commandLine": "/bin/true"},
+            },
+        ).status_code
+        == 201
+    )
+    assert (
+        raw(client, "POST", "/jobs", {"id": "cf-job", "poolInfo": {"poolId": "cf-pool"}}).status_code == 201
+    )
+    assert (
+        raw(
+            client,
+            "POST",
+            "/jobs/cf-job/tasks",
+            {
+                "id": "cf-task",
+                "commandLine": "/bin/sh -c 'mkdir -p sub; printf 0123456789 > \"sub/a b.txt\"; echo out'",
+            },
+        ).status_code
+        == 201
+    )
+    wait_until(
+        lambda: client.get_task("cf-job", "cf-task").state == models.BatchTaskState.COMPLETED,
+        60,
+        "the conformance task",
+    )
     return {"pool": "cf-pool", "job": "cf-job", "task": "cf-task"}
 
 
@@ -118,7 +149,9 @@ def test_sample_pool_operations(client: BatchClient, finished: dict[str, Any]) -
     assert client.get_pool("cf-pool").start_task.command_line == "/bin/bash -c 'echo start task'"
     resize = sample("Pools_ResizePool")["parameters"]["resizeOptions"]
     assert raw(client, "POST", "/pools/cf-pool/resize", resize).status_code == 202
-    wait_until(lambda: client.get_pool("cf-pool").allocation_state == models.AllocationState.STEADY, 30, "steady")
+    wait_until(
+        lambda: client.get_pool("cf-pool").allocation_state == models.AllocationState.STEADY, 30, "steady"
+    )
 
 
 def test_sample_job_and_task_requests(client: BatchClient, finished: dict[str, Any]) -> None:
@@ -158,8 +191,12 @@ def test_sample_job_and_task_requests(client: BatchClient, finished: dict[str, A
 
 
 def test_sample_enable_autoscale(client: BatchClient) -> None:
-    assert raw(client, "POST", "/pools", {"id": "cf-auto", "vmSize": "s", "virtualMachineConfiguration": vm()}
-               ).status_code == 201
+    assert (
+        raw(
+            client, "POST", "/pools", {"id": "cf-auto", "vmSize": "s", "virtualMachineConfiguration": vm()}
+        ).status_code
+        == 201
+    )
     body = sample("Pools_EnablePoolAutoscale")["parameters"]["enableAutoScaleOptions"]
     assert raw(client, "POST", "/pools/cf-auto/enableautoscale", body).status_code == 200
     pool = client.get_pool("cf-auto")
@@ -190,7 +227,10 @@ def test_node_shapes(client: BatchClient, finished: dict[str, Any]) -> None:
     assert_shape(body, golden)
     assert_known_fields(body, sdk_models.BatchNode)
     assert set(golden) - set(body) == set()
-    assert client.get_node("cf-pool", node_id).state in (models.BatchNodeState.IDLE, models.BatchNodeState.RUNNING)
+    assert client.get_node("cf-pool", node_id).state in (
+        models.BatchNodeState.IDLE,
+        models.BatchNodeState.RUNNING,
+    )
 
 
 def test_job_shapes(client: BatchClient, finished: dict[str, Any]) -> None:
@@ -232,7 +272,8 @@ def test_task_file_shapes_and_range(client: BatchClient, finished: dict[str, Any
     assert head.headers["Content-Length"] == "10"
     assert head.headers["ocp-batch-file-isdirectory"] == "false"
     assert {"ocp-creation-time", "ocp-batch-file-url", "ocp-batch-file-mode", "last-modified"} <= {
-        name.lower() for name in head.headers}
+        name.lower() for name in head.headers
+    }
     part = b"".join(client.download_task_file("cf-job", "cf-task", "wd/sub/a b.txt", ocp_range="bytes=2-5"))
     assert part == b"2345"
     with pytest.raises(ResourceNotFoundError):
@@ -261,16 +302,24 @@ def test_not_found_and_exists_codes(client: BatchClient, finished: dict[str, Any
     assert error_of(raw(client, "GET", "/jobs/none")) == (404, "JobNotFound")
     assert error_of(raw(client, "GET", "/jobs/cf-job/tasks/none")) == (404, "TaskNotFound")
     assert error_of(raw(client, "GET", "/pools/cf-pool/nodes/none")) == (404, "NodeNotFound")
-    assert error_of(raw(client, "POST", "/pools", {"id": "cf-pool", "vmSize": "s",
-                                                   "virtualMachineConfiguration": vm()})) == (409, "PoolExists")
-    assert error_of(raw(client, "POST", "/jobs", {"id": "cf-job", "poolInfo": {"poolId": "x"}})) == (409, "JobExists")
+    assert error_of(
+        raw(client, "POST", "/pools", {"id": "cf-pool", "vmSize": "s", "virtualMachineConfiguration": vm()})
+    ) == (409, "PoolExists")
+    assert error_of(raw(client, "POST", "/jobs", {"id": "cf-job", "poolInfo": {"poolId": "x"}})) == (
+        409,
+        "JobExists",
+    )
     assert error_of(raw(client, "POST", "/jobs/cf-job/tasks", {"id": "cf-task", "commandLine": "x"})) == (
-        409, "TaskExists")
+        409,
+        "TaskExists",
+    )
     with pytest.raises(ResourceNotFoundError):
         client.pool_exists("none")  # the SDK raises on 404 rather than returning False
     assert client.pool_exists("cf-pool") is True
     with pytest.raises(ResourceExistsError):
-        client.create_job(models.BatchJobCreateOptions(id="cf-job", pool_info=models.BatchPoolInfo(pool_id="x")))
+        client.create_job(
+            models.BatchJobCreateOptions(id="cf-job", pool_info=models.BatchPoolInfo(pool_id="x"))
+        )
 
 
 def test_validation_errors_name_the_property(client: BatchClient, finished: dict[str, Any]) -> None:
@@ -281,28 +330,48 @@ def test_validation_errors_name_the_property(client: BatchClient, finished: dict
     assert error_of(response) == (400, "MissingRequiredProperty")
     assert {"key": "PropertyName", "value": "commandLine"} in response.json()["values"]
     assert error_of(raw(client, "POST", "/jobs/cf-job/tasks", {"id": "bad id!", "commandLine": "x"})) == (
-        400, "InvalidPropertyValue")
-    response = raw(client, "POST", "/jobs/cf-job/tasks", {"id": "v3", "commandLine": "x",
-                                                          "dependsOn": {"taskIds": ["cf-task"]}})
+        400,
+        "InvalidPropertyValue",
+    )
+    response = raw(
+        client,
+        "POST",
+        "/jobs/cf-job/tasks",
+        {"id": "v3", "commandLine": "x", "dependsOn": {"taskIds": ["cf-task"]}},
+    )
     assert error_of(response) == (400, "TaskDependenciesNotSpecifiedOnJob")
-    response = raw(client, "POST", "/jobs/cf-job/addtaskcollection",
-                   {"value": [{"id": f"many{i}", "commandLine": "x"} for i in range(101)]})
+    response = raw(
+        client,
+        "POST",
+        "/jobs/cf-job/addtaskcollection",
+        {"value": [{"id": f"many{i}", "commandLine": "x"} for i in range(101)]},
+    )
     assert error_of(response) == (413, "RequestBodyTooLarge")
     assert error_of(raw(client, "POST", "/jobs", b"{not json")) == (400, "InvalidRequestBody")
     with pytest.raises(HttpResponseError) as raised:
-        client.create_task("cf-job", models.BatchTaskCreateOptions(id="v4", command_line="x", required_slots=0))
+        client.create_task(
+            "cf-job", models.BatchTaskCreateOptions(id="v4", command_line="x", required_slots=0)
+        )
     assert raised.value.status_code == 400
 
 
-def test_addtaskcollection_reports_task_exists_as_clienterror(client: BatchClient, finished: dict[str, Any]) -> None:
-    response = raw(client, "POST", "/jobs/cf-job/addtaskcollection",
-                   {"value": [{"id": "cf-task", "commandLine": "x"}, {"id": "cf-new", "commandLine": "/bin/true"}]})
+def test_addtaskcollection_reports_task_exists_as_clienterror(
+    client: BatchClient, finished: dict[str, Any]
+) -> None:
+    response = raw(
+        client,
+        "POST",
+        "/jobs/cf-job/addtaskcollection",
+        {"value": [{"id": "cf-task", "commandLine": "x"}, {"id": "cf-new", "commandLine": "/bin/true"}]},
+    )
     results = {entry["taskId"]: entry for entry in response.json()["value"]}
     assert results["cf-task"]["status"] == "clienterror"
     assert results["cf-task"]["error"]["code"] == "TaskExists"
     assert results["cf-new"]["status"] == "success"
     # create_tasks treats TaskExists as success, so re-submitting is idempotent.
-    again = client.create_tasks("cf-job", [models.BatchTaskCreateOptions(id="cf-new", command_line="/bin/true")])
+    again = client.create_tasks(
+        "cf-job", [models.BatchTaskCreateOptions(id="cf-new", command_line="/bin/true")]
+    )
     assert again.result_values[0].status == models.BatchTaskAddStatus.CLIENT_ERROR
 
 
@@ -310,23 +379,39 @@ def test_immutable_pool_property_on_non_empty_pool(client: BatchClient, finished
     response = raw(client, "PATCH", "/pools/cf-pool", {"vmSize": "standard_d64"})
     assert response.status_code == 409
     assert {"key": "PropertyName", "value": "vmSize"} in response.json()["values"]
-    assert raw(client, "PATCH", "/pools/cf-pool", {"metadata": [{"name": "a", "value": "b"}]}).status_code == 200
+    assert (
+        raw(client, "PATCH", "/pools/cf-pool", {"metadata": [{"name": "a", "value": "b"}]}).status_code == 200
+    )
     assert client.get_pool("cf-pool").metadata[0].name == "a"
 
 
 def test_resize_conflicts_and_job_rules(client: BatchClient, finished: dict[str, Any]) -> None:
     assert error_of(raw(client, "POST", "/pools/cf-auto/resize", {"targetDedicatedNodes": 1}))[0] == 409
-    response = raw(client, "POST", "/jobs", {"id": "rules", "poolInfo": {"poolId": "cf-pool"},
-                                             "onAllTasksComplete": "noaction"})
+    response = raw(
+        client,
+        "POST",
+        "/jobs",
+        {"id": "rules", "poolInfo": {"poolId": "cf-pool"}, "onAllTasksComplete": "noaction"},
+    )
     assert response.status_code == 201
-    assert raw(client, "POST", "/jobs/rules/tasks", {"id": "a", "commandLine": "/bin/sleep 30"}).status_code == 201
+    assert (
+        raw(client, "POST", "/jobs/rules/tasks", {"id": "a", "commandLine": "/bin/sleep 30"}).status_code
+        == 201
+    )
     assert raw(client, "PATCH", "/jobs/rules", {"onAllTasksComplete": "terminatejob"}).status_code == 200
     assert error_of(raw(client, "PATCH", "/jobs/rules", {"onAllTasksComplete": "noaction"})) == (
-        400, "InvalidPropertyValue")
+        400,
+        "InvalidPropertyValue",
+    )
     assert error_of(raw(client, "PATCH", "/jobs/rules", {"poolInfo": {"poolId": "other"}}))[0] == 409
-    assert error_of(raw(client, "POST", "/jobs/rules/tasks", {
-        "id": "b", "commandLine": "x", "exitConditions": {"default": {"jobAction": "terminate"}}})) == (
-        400, "InvalidPropertyValue")
+    assert error_of(
+        raw(
+            client,
+            "POST",
+            "/jobs/rules/tasks",
+            {"id": "b", "commandLine": "x", "exitConditions": {"default": {"jobAction": "terminate"}}},
+        )
+    ) == (400, "InvalidPropertyValue")
     assert raw(client, "DELETE", "/jobs/rules").status_code == 202
     wait_until(lambda: raw(client, "GET", "/jobs/rules").status_code == 404, 30, "the job to be deleted")
 
@@ -336,24 +421,41 @@ def test_etags_and_conditional_requests(client: BatchClient, finished: dict[str,
     etag = response.headers["ETag"]
     assert response.json()["eTag"] == etag
     assert raw(client, "GET", "/jobs/cf-job", headers={"If-None-Match": f'"{etag}"'}).status_code == 304
-    assert raw(client, "PATCH", "/jobs/cf-job", {"priority": 5}, headers={"If-Match": '"0x1"'}).status_code == 412
-    assert raw(client, "PATCH", "/jobs/cf-job", {"priority": 5}, headers={"If-Match": f'"{etag}"'}).status_code == 200
+    assert (
+        raw(client, "PATCH", "/jobs/cf-job", {"priority": 5}, headers={"If-Match": '"0x1"'}).status_code
+        == 412
+    )
+    assert (
+        raw(client, "PATCH", "/jobs/cf-job", {"priority": 5}, headers={"If-Match": f'"{etag}"'}).status_code
+        == 200
+    )
     assert raw(client, "GET", "/jobs/cf-job").headers["ETag"] != etag
     with pytest.raises(ResourceModifiedError):
-        client.update_job("cf-job", models.BatchJobUpdateOptions(priority=6), etag=etag,
-                          match_condition=MatchConditions.IfNotModified)
+        client.update_job(
+            "cf-job",
+            models.BatchJobUpdateOptions(priority=6),
+            etag=etag,
+            match_condition=MatchConditions.IfNotModified,
+        )
 
 
 def test_paging_select_and_filters(client: BatchClient, finished: dict[str, Any]) -> None:
-    client.create_job(models.BatchJobCreateOptions(id="paging", pool_info=models.BatchPoolInfo(pool_id="nowhere")))
-    client.create_tasks("paging", [models.BatchTaskCreateOptions(id=f"p{index:02d}", command_line="x")
-                                   for index in range(25)])
+    client.create_job(
+        models.BatchJobCreateOptions(id="paging", pool_info=models.BatchPoolInfo(pool_id="nowhere"))
+    )
+    client.create_tasks(
+        "paging", [models.BatchTaskCreateOptions(id=f"p{index:02d}", command_line="x") for index in range(25)]
+    )
     first = raw(client, "GET", "/jobs/paging/tasks?maxresults=10").json()
     assert len(first["value"]) == 10 and "odata.nextLink" in first
-    assert [task.id for task in client.list_tasks("paging", max_results=10)] == [f"p{i:02d}" for i in range(25)]
+    assert [task.id for task in client.list_tasks("paging", max_results=10)] == [
+        f"p{i:02d}" for i in range(25)
+    ]
     selected = raw(client, "GET", "/jobs/paging/tasks?$select=id,state&maxresults=2").json()["value"]
     assert selected == [{"id": "p00", "state": "active"}, {"id": "p01", "state": "active"}]
-    found = [task.id for task in client.list_tasks("paging", filter="startswith(id,'p1') and state eq 'active'")]
+    found = [
+        task.id for task in client.list_tasks("paging", filter="startswith(id,'p1') and state eq 'active'")
+    ]
     assert found == [f"p1{i}" for i in range(10)]
     either = [task.id for task in client.list_tasks("paging", filter="id eq 'p01' or id eq 'p22'")]
     assert either == ["p01", "p22"]
@@ -362,7 +464,10 @@ def test_paging_select_and_filters(client: BatchClient, finished: dict[str, Any]
     response = raw(client, "GET", "/jobs/paging/tasks?$filter=commandLine%20gt%20'x'")
     assert error_of(response) == (400, "InvalidQueryParameterValue")
     assert "commandLine" in json.dumps(response.json()["values"])
-    assert error_of(raw(client, "GET", "/jobs/paging/tasks?maxresults=1001")) == (400, "InvalidQueryParameterValue")
+    assert error_of(raw(client, "GET", "/jobs/paging/tasks?maxresults=1001")) == (
+        400,
+        "InvalidQueryParameterValue",
+    )
     jobs = [job.id for job in client.list_jobs(filter="state eq 'active' and startswith(id, 'pag')")]
     assert jobs == ["paging"]
 
@@ -384,7 +489,10 @@ def test_request_accounting(emulator: Emulator, client: BatchClient, finished: d
     client.get_job_task_counts("cf-job")
     raw(client, "PATCH", "/jobs/cf-job", {"priority": 1})
     counts = client.send_request(HttpRequest("GET", "/_emulator/requests")).json()
-    assert counts == {"total": 3, "writes": 1, "by_route": {"GET /jobs/{jobId}/taskcounts": 2,
-                                                              "PATCH /jobs/{jobId}": 1}}
+    assert counts == {
+        "total": 3,
+        "writes": 1,
+        "by_route": {"GET /jobs/{jobId}/taskcounts": 2, "PATCH /jobs/{jobId}": 1},
+    }
     status = client.send_request(HttpRequest("GET", "/_emulator/status")).json()
     assert status["maxRunningTasks"] == emulator.config.max_running_tasks

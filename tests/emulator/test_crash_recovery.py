@@ -26,13 +26,26 @@ class Daemon:
     def __init__(self, state_dir: Path, azurite: AzuriteEndpoint) -> None:
         self.state_dir = state_dir
         self.config_path = state_dir / "config.json"
-        self.config_path.write_text(json.dumps({
-            "state_dir": str(state_dir), "host": "127.0.0.1", "port": 0, "account_name": ACCOUNT,
-            "account_key": KEY, "token": TOKEN, "subscription_id": "sub", "resource_group": "rg",
-            "storage": {"blob_endpoint": azurite.blob_url, "account_name": azurite.account_name,
-                        "account_key": azurite.account_key},
-            "max_running_tasks": 4,
-        }))
+        self.config_path.write_text(
+            json.dumps(
+                {
+                    "state_dir": str(state_dir),
+                    "host": "127.0.0.1",
+                    "port": 0,
+                    "account_name": ACCOUNT,
+                    "account_key": KEY,
+                    "token": TOKEN,
+                    "subscription_id": "sub",
+                    "resource_group": "rg",
+                    "storage": {
+                        "blob_endpoint": azurite.blob_url,
+                        "account_name": azurite.account_name,
+                        "account_key": azurite.account_key,
+                    },
+                    "max_running_tasks": 4,
+                }
+            )
+        )
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> str:
@@ -41,11 +54,17 @@ class Daemon:
         log = open(self.state_dir / "emulator.log", "ab")  # noqa: SIM115 - owned by the child
         self.process = subprocess.Popen(
             [sys.executable, "-m", "batchrun.emulator", "--config", str(self.config_path)],
-            stdout=log, stderr=log, cwd=REPO, start_new_session=True,
+            stdout=log,
+            stderr=log,
+            cwd=REPO,
+            start_new_session=True,
         )
         log.close()
-        info = wait_until(lambda: discovery.exists() and json.loads(discovery.read_text()), 30,
-                          "the emulator to write emulator.json")
+        info = wait_until(
+            lambda: discovery.exists() and json.loads(discovery.read_text()),
+            30,
+            "the emulator to write emulator.json",
+        )
         assert info["pid"] == self.process.pid
         return str(info["url"])
 
@@ -78,31 +97,60 @@ def test_sigkill_mid_job_then_restart_completes_everything(
     container = "crash-outputs"
     blob_service.create_container(container)
     credential = blob_service.credential
-    sas = generate_container_sas(credential.account_name, container, account_key=credential.account_key,
-                                 permission=ContainerSasPermissions(write=True, create=True),
-                                 expiry=datetime.now(timezone.utc) + timedelta(hours=1))
+    sas = generate_container_sas(
+        credential.account_name,
+        container,
+        account_key=credential.account_key,
+        permission=ContainerSasPermissions(write=True, create=True),
+        expiry=datetime.now(timezone.utc) + timedelta(hours=1),
+    )
     outputs_url = f"{blob_service.url.rstrip('/')}/{container}?{sas}"
 
     url = daemon.start()
     client = BatchClient(url, AzureNamedKeyCredential(ACCOUNT, KEY))
-    client.create_pool(models.BatchPoolCreateOptions(
-        id="crash-pool", vm_size="standard_d2", target_dedicated_nodes=2, task_slots_per_node=2,
-        virtual_machine_configuration=models.VirtualMachineConfiguration(
-            image_reference=models.BatchVmImageReference(publisher="canonical", offer="ubuntu", sku="24_04"),
-            node_agent_sku_id="batch.node.ubuntu 24.04")))
-    client.create_job(models.BatchJobCreateOptions(id="crash-job",
-                                                   pool_info=models.BatchPoolInfo(pool_id="crash-pool")))
-    client.create_tasks("crash-job", [models.BatchTaskCreateOptions(
-        id=f"k{index:03d}",
-        command_line="/bin/sh -c 'sleep 0.4; echo \"$AZ_BATCH_TASK_ID\" > out.txt'",
-        output_files=[models.OutputFile(
-            file_pattern="out.txt",
-            destination=models.OutputFileDestination(container=models.OutputFileBlobContainerDestination(
-                container_url=outputs_url, path=f"out/k{index:03d}.txt")),
-            upload_options=models.OutputFileUploadConfiguration(
-                upload_condition=models.OutputFileUploadCondition.TASK_SUCCESS))],
-    ) for index in range(TASKS)])
-    wait_until(lambda: client.get_job_task_counts("crash-job").task_counts.completed >= 20, 60, "20 tasks done")
+    client.create_pool(
+        models.BatchPoolCreateOptions(
+            id="crash-pool",
+            vm_size="standard_d2",
+            target_dedicated_nodes=2,
+            task_slots_per_node=2,
+            virtual_machine_configuration=models.VirtualMachineConfiguration(
+                image_reference=models.BatchVmImageReference(
+                    publisher="canonical", offer="ubuntu", sku="24_04"
+                ),
+                node_agent_sku_id="batch.node.ubuntu 24.04",
+            ),
+        )
+    )
+    client.create_job(
+        models.BatchJobCreateOptions(id="crash-job", pool_info=models.BatchPoolInfo(pool_id="crash-pool"))
+    )
+    client.create_tasks(
+        "crash-job",
+        [
+            models.BatchTaskCreateOptions(
+                id=f"k{index:03d}",
+                command_line="/bin/sh -c 'sleep 0.4; echo \"$AZ_BATCH_TASK_ID\" > out.txt'",
+                output_files=[
+                    models.OutputFile(
+                        file_pattern="out.txt",
+                        destination=models.OutputFileDestination(
+                            container=models.OutputFileBlobContainerDestination(
+                                container_url=outputs_url, path=f"out/k{index:03d}.txt"
+                            )
+                        ),
+                        upload_options=models.OutputFileUploadConfiguration(
+                            upload_condition=models.OutputFileUploadCondition.TASK_SUCCESS
+                        ),
+                    )
+                ],
+            )
+            for index in range(TASKS)
+        ],
+    )
+    wait_until(
+        lambda: client.get_job_task_counts("crash-job").task_counts.completed >= 20, 60, "20 tasks done"
+    )
     running = {task.id for task in client.list_tasks("crash-job", filter="state eq 'running'")}
     killed_at = datetime.now(timezone.utc)
     daemon.kill()
@@ -110,8 +158,11 @@ def test_sigkill_mid_job_then_restart_completes_everything(
 
     url = daemon.start()
     client = BatchClient(url, AzureNamedKeyCredential(ACCOUNT, KEY))
-    wait_until(lambda: client.get_job_task_counts("crash-job").task_counts.completed == TASKS, 120,
-               "all tasks to complete after the restart")
+    wait_until(
+        lambda: client.get_job_task_counts("crash-job").task_counts.completed == TASKS,
+        120,
+        "all tasks to complete after the restart",
+    )
     tasks = list(client.list_tasks("crash-job"))
     assert sorted(task.id for task in tasks) == [f"k{index:03d}" for index in range(TASKS)]
     assert all(task.execution_info.result == models.BatchTaskExecutionResult.SUCCESS for task in tasks)

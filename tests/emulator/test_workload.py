@@ -34,7 +34,9 @@ def image() -> models.VirtualMachineConfiguration:
 def sas_container_url(blob_service: BlobServiceClient, container: str, permission: str) -> str:
     credential = blob_service.credential
     token = generate_container_sas(
-        credential.account_name, container, account_key=credential.account_key,
+        credential.account_name,
+        container,
+        account_key=credential.account_key,
         permission=ContainerSasPermissions.from_string(permission),
         expiry=datetime.now(timezone.utc) + timedelta(hours=1),
     )
@@ -57,68 +59,101 @@ def workload(emulator: Emulator, client: BatchClient, blob_service: BlobServiceC
     blob_service.get_container_client("wl-outputs").create_container()
     credential = blob_service.credential
     single_blob = generate_blob_sas(
-        credential.account_name, "wl-inputs", "data/one.txt", account_key=credential.account_key,
-        permission="r", expiry=datetime.now(timezone.utc) + timedelta(hours=1),
+        credential.account_name,
+        "wl-inputs",
+        "data/one.txt",
+        account_key=credential.account_key,
+        permission="r",
+        expiry=datetime.now(timezone.utc) + timedelta(hours=1),
     )
     inputs_url = sas_container_url(blob_service, "wl-inputs", "rl")
     outputs_url = sas_container_url(blob_service, "wl-outputs", "rwc")
 
-    client.create_pool(models.BatchPoolCreateOptions(
-        id=POOL, vm_size="standard_d2s_v3", virtual_machine_configuration=image(), target_dedicated_nodes=2,
-        task_slots_per_node=2,
-        start_task=models.BatchStartTask(
-            command_line="/bin/sh -c 'echo booted > $AZ_BATCH_NODE_SHARED_DIR/booted'", wait_for_success=True,
-        ),
-    ))
-    client.create_job(models.BatchJobCreateOptions(
-        id=JOB, pool_info=models.BatchPoolInfo(pool_id=POOL), uses_task_dependencies=True,
-        common_environment_settings=[models.EnvironmentSetting(name="GREETING", value="hello")],
-    ))
+    client.create_pool(
+        models.BatchPoolCreateOptions(
+            id=POOL,
+            vm_size="standard_d2s_v3",
+            virtual_machine_configuration=image(),
+            target_dedicated_nodes=2,
+            task_slots_per_node=2,
+            start_task=models.BatchStartTask(
+                command_line="/bin/sh -c 'echo booted > $AZ_BATCH_NODE_SHARED_DIR/booted'",
+                wait_for_success=True,
+            ),
+        )
+    )
+    client.create_job(
+        models.BatchJobCreateOptions(
+            id=JOB,
+            pool_info=models.BatchPoolInfo(pool_id=POOL),
+            uses_task_dependencies=True,
+            common_environment_settings=[models.EnvironmentSetting(name="GREETING", value="hello")],
+        )
+    )
 
     def output_to(path: str) -> list[models.OutputFile]:
-        return [models.OutputFile(
-            file_pattern="result.txt",
-            destination=models.OutputFileDestination(
-                container=models.OutputFileBlobContainerDestination(container_url=outputs_url, path=path)),
-            upload_options=models.OutputFileUploadConfiguration(
-                upload_condition=models.OutputFileUploadCondition.TASK_SUCCESS),
-        )]
+        return [
+            models.OutputFile(
+                file_pattern="result.txt",
+                destination=models.OutputFileDestination(
+                    container=models.OutputFileBlobContainerDestination(container_url=outputs_url, path=path)
+                ),
+                upload_options=models.OutputFileUploadConfiguration(
+                    upload_condition=models.OutputFileUploadCondition.TASK_SUCCESS
+                ),
+            )
+        ]
 
-    bulk = [models.BatchTaskCreateOptions(
-        id=f"t{index:03d}",
-        command_line=f"/bin/sh -c 'echo \"$GREETING {index}\"; echo {index * index} > result.txt'",
-        output_files=output_to(f"results/t{index:03d}.txt"),
-    ) for index in range(TASKS)]
+    bulk = [
+        models.BatchTaskCreateOptions(
+            id=f"t{index:03d}",
+            command_line=f"/bin/sh -c 'echo \"$GREETING {index}\"; echo {index * index} > result.txt'",
+            output_files=output_to(f"results/t{index:03d}.txt"),
+        )
+        for index in range(TASKS)
+    ]
     result = client.create_tasks(JOB, bulk, max_concurrency=2)
     extra = [
         models.BatchTaskCreateOptions(
-            id="inputs", command_line="/bin/sh -c 'cat one.txt; cat data/one.txt data/two.txt'",
+            id="inputs",
+            command_line="/bin/sh -c 'cat one.txt; cat data/one.txt data/two.txt'",
             resource_files=[
                 models.ResourceFile(
                     http_url=f"{blob_service.url.rstrip('/')}/wl-inputs/data/one.txt?{single_blob}",
-                    file_path="one.txt"),
+                    file_path="one.txt",
+                ),
                 models.ResourceFile(storage_container_url=inputs_url, blob_prefix="data/"),
             ],
         ),
         models.BatchTaskCreateOptions(
-            id="flaky", command_line="/bin/sh -c 'echo run >> $AZ_BATCH_NODE_SHARED_DIR/flaky-runs; exit 3'",
+            id="flaky",
+            command_line="/bin/sh -c 'echo run >> $AZ_BATCH_NODE_SHARED_DIR/flaky-runs; exit 3'",
             constraints=models.BatchTaskConstraints(max_task_retry_count=2),
         ),
         models.BatchTaskCreateOptions(id="chain-1", command_line="/bin/sh -c 'sleep 0.2; echo one'"),
         models.BatchTaskCreateOptions(
-            id="chain-2", command_line="/bin/sh -c 'echo two'",
-            depends_on=models.BatchTaskDependencies(task_ids=["chain-1"])),
+            id="chain-2",
+            command_line="/bin/sh -c 'echo two'",
+            depends_on=models.BatchTaskDependencies(task_ids=["chain-1"]),
+        ),
         models.BatchTaskCreateOptions(
-            id="chain-3", command_line="/bin/sh -c 'echo three'",
-            depends_on=models.BatchTaskDependencies(task_ids=["chain-2"])),
+            id="chain-3",
+            command_line="/bin/sh -c 'echo three'",
+            depends_on=models.BatchTaskDependencies(task_ids=["chain-2"]),
+        ),
     ]
     for task in extra:
         client.create_task(JOB, task)
     # A job with no tasks counts as complete, so switch to terminatejob only after adding them (Batch's rule).
-    client.update_job(JOB, models.BatchJobUpdateOptions(
-        all_tasks_complete_mode=models.BatchAllTasksCompleteMode.TERMINATE_JOB))
-    job = wait_until(lambda: (j := client.get_job(JOB)).state == models.BatchJobState.COMPLETED and j,
-                     timeout=180, what="the job to complete")
+    client.update_job(
+        JOB,
+        models.BatchJobUpdateOptions(all_tasks_complete_mode=models.BatchAllTasksCompleteMode.TERMINATE_JOB),
+    )
+    job = wait_until(
+        lambda: (j := client.get_job(JOB)).state == models.BatchJobState.COMPLETED and j,
+        timeout=180,
+        what="the job to complete",
+    )
     tasks = {task.id: task for task in client.list_tasks(JOB)}
     return {"created": result, "job": job, "tasks": tasks}
 
@@ -148,8 +183,9 @@ def test_task_counts(client: BatchClient, workload: dict[str, object]) -> None:
     assert counts.task_slot_counts.completed == total
 
 
-def test_stdout_on_disk_and_through_the_api(emulator: Emulator, client: BatchClient,
-                                            workload: dict[str, object]) -> None:
+def test_stdout_on_disk_and_through_the_api(
+    emulator: Emulator, client: BatchClient, workload: dict[str, object]
+) -> None:
     tasks = workload["tasks"]
     assert isinstance(tasks, dict)
     for index in (0, 57, TASKS - 1):
@@ -164,8 +200,9 @@ def test_stdout_on_disk_and_through_the_api(emulator: Emulator, client: BatchCli
     assert {"stdout.txt", "stderr.txt", "wd", "wd/result.txt"} <= names
 
 
-def test_tasks_spread_over_two_nodes_with_two_slots(emulator: Emulator, client: BatchClient,
-                                                    workload: dict[str, object]) -> None:
+def test_tasks_spread_over_two_nodes_with_two_slots(
+    emulator: Emulator, client: BatchClient, workload: dict[str, object]
+) -> None:
     nodes = list(client.list_nodes(POOL))
     assert len(nodes) == 2
     assert all(node.state == models.BatchNodeState.IDLE for node in nodes)
@@ -204,7 +241,10 @@ def test_failing_task_retried_then_failed(emulator: Emulator, workload: dict[str
     assert info.result == models.BatchTaskExecutionResult.FAILURE
     assert info.failure_info.code == "FailureExitCode"
     assert info.failure_info.category == models.BatchErrorSourceCategory.USER_ERROR
-    runs = sum(path.read_text().count("run") for path in emulator.config.nodes_dir.glob(f"{POOL}/*/shared/flaky-runs"))
+    runs = sum(
+        path.read_text().count("run")
+        for path in emulator.config.nodes_dir.glob(f"{POOL}/*/shared/flaky-runs")
+    )
     assert runs == 3
 
 
