@@ -16,7 +16,7 @@ from batchrun.manifest.factories import combinations
 from batchrun.manifest.load import Document, PathKey
 from batchrun.manifest.resources import Resources, package_references
 from batchrun.manifest.suggest import did_you_mean
-from batchrun.manifest.template import Compiled, SubstitutionError
+from batchrun.manifest.template import Compiled, Context, SubstitutionError
 from batchrun.model import TaskOutput
 
 ID_RULE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -101,7 +101,7 @@ def expand_tasks(
         described = bool(template.axes)
         for context in combinations(template.axes, template.zipped):
             try:
-                body = dict(template.body.value(context))  # shallow copy: constant bodies are shared
+                body = dict(template.body.value(Context(context)))  # shallow copy: constant bodies are shared
             except SubstitutionError as error:
                 reporter.report(template, error.path[len(template.path) :], error.message, error.hint)
                 continue

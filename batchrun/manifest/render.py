@@ -1,7 +1,8 @@
 """The fully expanded desired state as one document: what `batchrun render` prints and what the digest covers.
 
-Keys come in a stable order (``id`` first, then alphabetical) so renders diff cleanly in review. Source paths
-are written relative to the manifest's folder, so the digest does not depend on where the repository lives.
+Keys come in a stable order (sections in manifest order, ``id`` first, then alphabetical) so that renders
+diff cleanly in review. Source paths are written relative to the manifest's folder, so the digest does not
+depend on where the repository is cloned.
 """
 
 from __future__ import annotations
@@ -12,49 +13,38 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
+from batchrun.manifest.emit import Ordered, to_json, to_yaml
 from batchrun.model import Workload
-
-_BaseDumper: type[Any] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-
-class _Dumper(_BaseDumper):  # type: ignore[misc]
-    """Writes repeated (shared) values in full: anchors and aliases would make renders hard to review."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def _sorted(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _sorted(value[key]) for key in sorted(value, key=lambda key: (key != "id", key))}
-    if isinstance(value, list):
-        return [_sorted(item) for item in value]
-    return value
 
 
 def _relative(path: Path, folder: Path) -> str:
     return Path(os.path.relpath(path, folder)).as_posix()
 
 
-def desired_document(workload: Workload) -> dict[str, Any]:
-    """The expanded desired state as plain data, keys ordered for review."""
+def _resource(resource_id: str, properties: Any) -> Ordered:
+    document = Ordered(id=resource_id)
+    for key in sorted(properties):
+        document[key] = properties[key]
+    return document
+
+
+def desired_document(workload: Workload) -> Ordered:
+    """The expanded desired state as plain data. Shares the workload's values: read it, do not change it."""
     folder = workload.manifest_path.parent
-    document: dict[str, Any] = {"apiVersion": "batchrun/v1", "kind": "Workload"}
-    document["metadata"] = {
-        "name": workload.name,
-        **({"labels": dict(workload.labels)} if workload.labels else {}),
-    }
-    storage: dict[str, Any] = {}
+    document = Ordered(apiVersion="batchrun/v1", kind="Workload")
+    metadata = Ordered(name=workload.name)
+    if workload.labels:
+        metadata["labels"] = dict(workload.labels)
+    document["metadata"] = metadata
+    storage = Ordered()
     if workload.inputs:
         storage["inputs"] = [
-            {
-                "name": item.name,
-                "source": _relative(item.source, folder),
-                "container": item.container,
-                "prefix": item.prefix,
-            }
+            Ordered(
+                name=item.name,
+                source=_relative(item.source, folder),
+                container=item.container,
+                prefix=item.prefix,
+            )
             for item in workload.inputs
         ]
     if workload.outputs is not None:
@@ -63,34 +53,32 @@ def desired_document(workload: Workload) -> dict[str, Any]:
         document["storage"] = storage
     if workload.packages:
         document["packages"] = [
-            {
-                "id": package.id,
-                "version": package.version,
-                "source": _relative(package.source, folder),
-                "setDefault": package.set_default,
-                "allowUpdates": package.allow_updates,
-            }
+            Ordered(
+                id=package.id,
+                version=package.version,
+                source=_relative(package.source, folder),
+                setDefault=package.set_default,
+                allowUpdates=package.allow_updates,
+            )
             for package in workload.packages
         ]
     if workload.pool is not None:
-        document["pool"] = {"id": workload.pool.id, **_sorted(dict(workload.pool.properties))}
+        document["pool"] = _resource(workload.pool.id, workload.pool.properties)
     if workload.job is not None:
         tasks = []
         for task in workload.job.tasks:
-            rendered: dict[str, Any] = {"id": task.id, **_sorted(dict(task.properties))}
+            rendered = _resource(task.id, task.properties)
             if task.inputs:
                 rendered["inputs"] = list(task.inputs)
             if task.outputs:
                 rendered["outputs"] = [
-                    {
-                        "pattern": output.pattern,
-                        "path": output.path,
-                        "uploadCondition": output.upload_condition,
-                    }
+                    Ordered(pattern=output.pattern, path=output.path, uploadCondition=output.upload_condition)
                     for output in task.outputs
                 ]
             tasks.append(rendered)
-        document["job"] = {"id": workload.job.id, **_sorted(dict(workload.job.properties)), "tasks": tasks}
+        job = _resource(workload.job.id, workload.job.properties)
+        job["tasks"] = tasks
+        document["job"] = job
     return document
 
 
@@ -104,8 +92,7 @@ def render_workload(workload: Workload, fmt: Literal["yaml", "json"] = "yaml") -
     """The fully expanded desired state as YAML or JSON text."""
     document = desired_document(workload)
     if fmt == "json":
-        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+        return to_json(document)
     if fmt == "yaml":
-        text: str = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
-        return text
+        return to_yaml(document)
     raise ValueError(f"unknown render format {fmt!r}")

@@ -244,6 +244,32 @@ def _list_renderer(items: list[Compiled]) -> Render:
     return render
 
 
+class Context(dict[str, Any]):
+    """One factory combination: axis name -> value, plus ``text``, the same values as they read inside a
+    string (booleans as true/false, lists as JSON), ready for ``str.format_map``."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        super().__init__(values)
+        self.text = {
+            name: text_of(value) if value is None or isinstance(value, (bool, list, dict)) else value
+            for name, value in values.items()
+        }
+
+
+def _format_template(parts: list[Part]) -> str | None:
+    """``parts`` as a ``str.format`` template, or None when a format spec cannot be carried over."""
+    pieces: list[str] = []
+    for part in parts:
+        if isinstance(part, str):
+            pieces.append(part.replace("{", "{{").replace("}", "}}"))
+            continue
+        if part.spec and ("{" in part.spec or "}" in part.spec):
+            return None
+        field = part.name if part.attribute is None else f"{part.name}.{part.attribute}"
+        pieces.append("{" + field + (f":{part.spec}" if part.spec else "") + "}")
+    return "".join(pieces)
+
+
 def _string_renderer(parts: list[Part], path: PathKey) -> Render:
     if len(parts) == 1 and isinstance(parts[0], Reference) and parts[0].spec is None:
         only = parts[0]
@@ -252,9 +278,25 @@ def _string_renderer(parts: list[Part], path: PathKey) -> Render:
             return lambda context: plain(context[name])
         return lambda context: lookup(only, context, path)
 
-    def render(context: Mapping[str, Any]) -> str:
+    def render_slowly(context: Mapping[str, Any]) -> str:
         return "".join(
             part if isinstance(part, str) else format_reference(part, context, path) for part in parts
         )
+
+    template = _format_template(parts)
+    if template is None:
+        return render_slowly
+    format_map = template.format_map
+
+    def render(context: Mapping[str, Any]) -> str:
+        # str.format_map does the whole string in C; anything unusual (a bad spec, a missing attribute) takes
+        # the slow path, which either renders it or raises a SubstitutionError that says what is wrong.
+        text = context.text if type(context) is Context else None
+        if text is not None:
+            try:
+                return format_map(text)
+            except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+                pass
+        return render_slowly(context)
 
     return render
