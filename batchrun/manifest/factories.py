@@ -92,7 +92,7 @@ def axis_values(name: str, spec: Any, inputs: Mapping[str, StorageInput]) -> Seq
         if step == 0:
             raise AxisError(name, f"axis {name!r}: the range step is 0", "use a positive or negative step")
         values = range(start, end + (1 if step > 0 else -1), step)
-        if len(values) == 0:
+        if axis_length(values) == 0:
             raise AxisError(
                 name,
                 f"axis {name!r}: range [{start}, {end}] with step {step} is empty",
@@ -115,8 +115,17 @@ def axis_values(name: str, spec: Any, inputs: Mapping[str, StorageInput]) -> Seq
     raise AxisError(name, f"axis {name!r} is not a list, a range or a files axis")
 
 
+def axis_length(values: Sequence[Any]) -> int:
+    """len(), also for ranges too long for len() (more than sys.maxsize values)."""
+    if isinstance(values, range):
+        if values.step > 0:
+            return max(0, (values.stop - values.start + values.step - 1) // values.step)
+        return max(0, (values.start - values.stop - values.step - 1) // -values.step)
+    return len(values)
+
+
 def combination_count(axes: Mapping[str, Sequence[Any]], zipped: bool) -> int:
-    lengths = [len(values) for values in axes.values()]
+    lengths = [axis_length(values) for values in axes.values()]
     if not lengths:
         return 1
     return min(lengths) if zipped else math.prod(lengths)

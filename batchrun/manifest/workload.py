@@ -15,7 +15,7 @@ from typing import Any
 from batchrun.errors import Diagnostic, ManifestError
 from batchrun.manifest.dependencies import resolve_dependencies
 from batchrun.manifest.expand import TaskTemplate, expand_tasks
-from batchrun.manifest.factories import AxisError, axis_values, combination_count, combinations
+from batchrun.manifest.factories import AxisError, axis_length, axis_values, combination_count, combinations
 from batchrun.manifest.load import Document, load_document
 from batchrun.manifest.render import canonical_digest, desired_document
 from batchrun.manifest.resources import Resources, resolve_resources, resolve_storage
@@ -101,8 +101,8 @@ def _templates(
                     axes_ok = False
                     problems.append(document.diagnostic((*path, "foreach", name), error.message, error.hint))
         zipped = raw.get("zip") is True
-        if zipped and axes_ok and len({len(values) for values in axes.values()}) > 1:
-            lengths = ", ".join(f"{name}: {len(values)}" for name, values in axes.items())
+        if zipped and axes_ok and len({axis_length(values) for values in axes.values()}) > 1:
+            lengths = ", ".join(f"{name}: {axis_length(values)}" for name, values in axes.items())
             problems.append(
                 document.diagnostic(
                     (*path, "zip"),
@@ -136,7 +136,18 @@ def load_workload(
     max_tasks: int = DEFAULT_MAX_TASKS,
 ) -> Workload:
     """Load, validate and expand one manifest. Raises ManifestError holding every problem found."""
-    document = load_document(Path(path))
+    try:
+        return _load_workload(Path(path), variables, var_files, max_tasks)
+    except RecursionError:
+        raise ManifestError(
+            [Diagnostic(str(path), 0, 0, "the manifest is nested too deeply", "", "flatten the document")]
+        ) from None
+
+
+def _load_workload(
+    path: Path, variables: Mapping[str, str], var_files: Sequence[Path], max_tasks: int
+) -> Workload:
+    document = load_document(path)
     problems: list[Diagnostic] = []
     values = resolve_variables(document, variables, var_files, problems)
     data: dict[str, Any] = document.data

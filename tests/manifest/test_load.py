@@ -114,3 +114,8 @@ def test_merge_keys_work(write: Callable[[str], Path]) -> None:
     workload = load_workload(path)
     assert workload.job is not None
     assert workload.job.tasks[0].properties["commandLine"] == 'echo {"a":1,"b":2}'
+
+
+def test_deep_nesting_is_refused_cleanly(write: Callable[[str], Path]) -> None:
+    path = write(HEADER + "variables:\n  x: " + "[" * 3000 + "]" * 3000 + "\n")
+    find(problems_of(path), "nested too deeply")
