@@ -61,7 +61,7 @@ def ivar_descriptions(model: type) -> dict[str, str]:
 
 
 def is_model(value: Any) -> bool:
-    return isinstance(value, type) and issubclass(value, batch_models_module._Model)
+    return isinstance(value, type) and issubclass(value, batch_models_module.__dict__["_Model"])
 
 
 def is_enum(value: Any) -> bool:
@@ -120,7 +120,7 @@ class BatchDefinitions:
         descriptions = ivar_descriptions(model)
         properties: dict[str, Any] = {}
         required: list[str] = []
-        for attribute, field in model._attr_to_rest_field.items():
+        for attribute, field in model.__dict__["_attr_to_rest_field"].items():
             visibility = field._visibility
             if visibility is not None and "create" not in visibility:
                 continue
