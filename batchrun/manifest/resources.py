@@ -257,12 +257,24 @@ def check_scale(document: Document, pool: Mapping[str, Any], problems: list[Diag
                 )
 
 
-def resolve_resources(document: Document, data: Mapping[str, Any], problems: list[Diagnostic]) -> Resources:
-    """Resolve storage, packages, pool and job (without tasks); append every problem to ``problems``."""
+def resolve_resources(
+    document: Document,
+    data: Mapping[str, Any],
+    problems: list[Diagnostic],
+    skip: frozenset[str] = frozenset(),
+) -> Resources:
+    """Resolve storage, packages, pool and job (without tasks); append every problem to ``problems``.
+
+    Sections named in ``skip`` (they failed the schema) are left out, with the sections that depend on them.
+    """
     result = Resources()
-    resolve_storage(document, data.get("storage") or {}, result, problems)
-    resolve_packages(document, data.get("packages") or [], result, problems)
+    if "storage" not in skip:
+        resolve_storage(document, data.get("storage") or {}, result, problems)
+    if "packages" not in skip:
+        resolve_packages(document, data.get("packages") or [], result, problems)
     pool = data.get("pool")
+    if "pool" in skip or ("packages" in skip and isinstance(pool, dict) and "packages" in pool):
+        return result  # the job's checks need the pool
     if pool is not None:
         check_scale(document, pool, problems)
         properties = {key: value for key, value in pool.items() if key not in ("id", "packages")}
@@ -277,7 +289,7 @@ def resolve_resources(document: Document, data: Mapping[str, Any], problems: lis
             )
         result.pool = PoolSpec(id=pool["id"], properties=properties)
     job = data.get("job")
-    if job is not None:
+    if job is not None and "job" not in skip:
         result.job_id = job["id"]
         properties = {key: value for key, value in job.items() if key not in ("id", "tasks")}
         pool_info = properties.get("poolInfo")

@@ -8,6 +8,7 @@ as the values they become); 100,000 expanded tasks never go through jsonschema.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,18 @@ def _templates(
     return templates, views
 
 
+def _broken_sections(document: Document, problems: list[Diagnostic]) -> frozenset[str] | None:
+    """Top-level sections with problems so far, or None when a problem spoils everything (a variable, the
+    document's root)."""
+    sections: set[str] = set()
+    for problem in problems:
+        match = re.match(r"[A-Za-z_]+", problem.path)
+        if problem.file != document.file or match is None or match.group(0) == "variables":
+            return None
+        sections.add(match.group(0))
+    return frozenset(sections)
+
+
 def load_workload(
     path: Path,
     variables: Mapping[str, str] = {},
@@ -173,10 +186,13 @@ def _load_workload(
     elif isinstance(job, dict) and "tasks" in job:
         view["job"] = {**resolved["job"], "tasks": raw_tasks}
     problems.extend(checker.check(document, view))
-    if problems:
+    broken = _broken_sections(document, problems)
+    if broken is None:
         raise ManifestError(problems)
-
-    resources = resolve_resources(document, resolved, problems)
+    # Check what the broken sections do not spoil, so that one run reports as much as it can.
+    resources = resolve_resources(document, resolved, problems, broken)
+    if broken & {"job", "pool", "storage", "packages"}:
+        raise ManifestError(problems)
     total = sum(combination_count(template.axes, template.zipped) for template in templates)
     if total > max_tasks:
         problems.append(

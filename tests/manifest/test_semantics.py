@@ -217,3 +217,17 @@ def test_problems_of_every_stage_are_reported_together(write: Callable[[str], Pa
     find(diagnostics, "cannot be combined")
     find(diagnostics, "unknown task 'zz'")
     find(diagnostics, "duplicate task id 'a'")
+
+
+def test_sections_without_schema_errors_are_still_checked(write: Callable[[str], Path]) -> None:
+    path = write(
+        HEADER
+        + "storage:\n  inputs: [{name: d, source: ./nope, container: d-in}]\n"
+        + "packages: [{id: tools, version: 1.10, source: .}]\n"
+        + POOL
+        + "  enableAutoScale: true\n  autoScaleFormula: x\n"
+    )
+    diagnostics = problems_of(path)
+    find(diagnostics, "expected text, found the number 1.1")
+    assert find(diagnostics, "'./nope' does not exist").line == 5
+    assert find(diagnostics, "targetDedicatedNodes cannot be combined").line == 10
