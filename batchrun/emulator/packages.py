@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from batchrun.emulator.model import Body, Model
+from batchrun.emulator.node import PackageBlob
 
 PACKAGE_CONTAINER = "app-packages"
 
@@ -42,3 +43,23 @@ def resolve(model: Model, reference: dict[str, Any]) -> tuple[str, str, Body]:
     if package["properties"].get("state") != "Active":
         raise UnresolvedPackage(f"version '{version}' of application '{name}' is not activated yet")
     return application["name"], str(version), package
+
+
+def resolve_packages(model: Model, references: list[dict[str, Any]]) -> list[PackageBlob] | str:
+    """The package blobs for ``references`` (lock held), or why one of them cannot be resolved."""
+    blobs: list[PackageBlob] = []
+    for reference in references:
+        try:
+            name, version, _ = resolve(model, reference)
+        except UnresolvedPackage as error:
+            return str(error)
+        blobs.append(
+            PackageBlob(
+                name,
+                version,
+                PACKAGE_CONTAINER,
+                package_blob_name(name, version),
+                referenced_without_version=not reference.get("version"),
+            )
+        )
+    return blobs

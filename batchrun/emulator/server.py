@@ -21,7 +21,17 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from batchrun.emulator.api import applications, emulator_routes, files, jobs, management, nodes, pools, tasks
+from batchrun.emulator.api import (
+    applications,
+    autoscale,
+    emulator_routes,
+    files,
+    jobs,
+    management,
+    nodes,
+    pools,
+    tasks,
+)
 from batchrun.emulator.api.base import Api, RequestAccounting
 from batchrun.emulator.config import EmulatorConfig
 from batchrun.emulator.errors import BatchApiError
@@ -35,7 +45,7 @@ _LOG = logging.getLogger("batchrun.emulator")
 
 def build_app(api: Api) -> Starlette:
     routes = []
-    for module in (pools, nodes, jobs, tasks, files, applications, management, emulator_routes):
+    for module in (pools, autoscale, nodes, jobs, tasks, files, applications, management, emulator_routes):
         routes.extend(module.routes(api))
 
     async def unknown(request: Request, error: Exception) -> Response:

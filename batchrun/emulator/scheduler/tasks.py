@@ -1,0 +1,346 @@
+"""Task dispatch and completion: choosing nodes and slots, running a task (and the job preparation task) in a
+worker thread, and recording the outcome (retries, requeues, exit conditions, job actions).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from batchrun.emulator.model import Body, internal, transition
+from batchrun.emulator.node import (
+    PackageBlob,
+    TaskLaunch,
+    TaskOutcome,
+    run_task,
+    unsupported_on_host_failure,
+)
+from batchrun.emulator.node.failures import failure_info
+from batchrun.emulator.packages import resolve_packages
+from batchrun.emulator.scheduler import nodes
+from batchrun.emulator.scheduler.outcomes import dependencies_ready, exit_decision, should_retry
+from batchrun.emulator.timefmt import iso, now, now_iso
+
+if TYPE_CHECKING:
+    from batchrun.emulator.scheduler.core import Scheduler
+
+_LOG = logging.getLogger("batchrun.emulator.scheduler")
+LOCAL_IP = "127.0.0.1"  # every simulated node lives on this machine
+WINDOWS_REASON = (
+    "Windows pools cannot run on the local target (the task would need cmd.exe); use a Linux "
+    "image (nodeAgentSKUId 'batch.node.ubuntu ...') or run against Azure Batch"
+)
+
+
+@dataclass
+class RunningTask:
+    job_id: str
+    task_id: str
+    pool_id: str
+    node_id: str
+    slots: int
+    cancel: threading.Event = field(default_factory=threading.Event)
+    reason: str | None = None  # why it was cancelled: requeue | terminate | delete | shutdown | prepfailed
+
+
+class TaskRunner:
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+        self.model = scheduler.model
+        self.config = scheduler.config
+
+    def dispatch(self) -> None:
+        budget = self.scheduler.cap - len(self.scheduler.running)
+        if budget <= 0 or self.scheduler.stopping:
+            return
+        active_jobs = [job for job in self.model.jobs.values() if job["state"] == "active"]
+        active_jobs.sort(key=lambda job: (-int(job.get("priority", 0)), job["creationTime"]))
+        for job in active_jobs:
+            if budget <= 0:
+                return
+            pool = self.model.pools.get(job.get("poolInfo", {}).get("poolId", ""))
+            if pool is None or pool["state"] != "active":
+                continue
+            budget -= self._dispatch_job(job, pool, budget)
+
+    def _dispatch_job(self, job: Body, pool: Body, budget: int) -> int:
+        job_tasks = self.model.tasks[job["id"]]
+        if not job_tasks.pending:
+            return 0
+        slots_per_node = int(pool.get("taskSlotsPerNode", 1))
+        candidates = [
+            node
+            for node in self.model.nodes[pool["id"]].values()
+            if node["state"] in nodes.SCHEDULABLE
+            and node["schedulingState"] == "enabled"
+            and internal(node).get("jobPrep", {}).get(job["id"]) not in ("running", "failed")
+        ]
+        free = {node["id"]: slots_per_node - int(node["runningTaskSlotsCount"]) for node in candidates}
+        if not free or max(free.values()) <= 0:
+            return 0
+        limit = int(job.get("maxParallelTasks", -1))
+        running = job_tasks.counts["running"] + job_tasks.counts["preparing"]
+        pack = pool.get("taskSchedulingPolicy", {}).get("nodeFillType") == "pack"
+        chosen: list[tuple[Body, Body]] = []
+        by_id = {node["id"]: node for node in candidates}
+        needs_prep = bool(job.get("jobPreparationTask"))
+        for task_id in job_tasks.pending:
+            if len(chosen) >= budget or (limit != -1 and running + len(chosen) >= limit):
+                break
+            if not free or max(free.values()) <= 0:
+                break
+            task = job_tasks.by_id[task_id]
+            if not dependencies_ready(job_tasks, task):
+                continue
+            need = int(task.get("requiredSlots", 1))
+            fitting = [node_id for node_id, slots in free.items() if slots >= need]
+            if not fitting:
+                continue
+            if pack:
+                node_id = min(fitting, key=lambda n: (free[n], n))
+            else:
+                node_id = max(fitting, key=lambda n: (free[n], n))
+            free[node_id] -= need
+            if (
+                needs_prep
+                and node_id in free
+                and by_id[node_id]["_x"].get("jobPrep", {}).get(job["id"]) is None
+            ):
+                free.pop(node_id)  # the job preparation task runs there first; no other task of this job yet
+            chosen.append((task, by_id[node_id]))
+        for task, node in chosen:
+            self._launch(job, pool, task, node)
+        return len(chosen)
+
+    def _launch(self, job: Body, pool: Body, task: Body, node: Body) -> None:
+        job_tasks = self.model.tasks[job["id"]]
+        slots = int(task.get("requiredSlots", 1))
+        prep_state = internal(node).setdefault("jobPrep", {}).get(job["id"])
+        run_prep = bool(job.get("jobPreparationTask")) and prep_state is None
+        moment = now_iso()
+        job_tasks.begin_change(task)
+        transition_task(task, "preparing" if run_prep else "running", moment)
+        job_tasks.end_change(task)
+        info = task.setdefault("executionInfo", {"retryCount": 0, "requeueCount": 0})
+        info["startTime"] = moment
+        for name in ("endTime", "exitCode", "failureInfo", "result"):
+            info.pop(name, None)
+        node_url = f"{self.scheduler.account_url}/pools/{pool['id']}/nodes/{node['id']}"
+        task_dir = f"workitems/{job['id']}/job-1/{task['id']}"
+        task["nodeInfo"] = {
+            "affinityId": node["affinityId"],
+            "nodeUrl": node_url,
+            "poolId": pool["id"],
+            "nodeId": node["id"],
+            "taskRootDirectory": task_dir,
+            "taskRootDirectoryUrl": f"{node_url}/files/{task_dir}",
+        }
+        node["runningTasksCount"] += 1
+        node["runningTaskSlotsCount"] += slots
+        node["totalTasksRun"] += 1
+        if run_prep:
+            internal(node)["jobPrep"][job["id"]] = "running"
+        if node["state"] == "idle":
+            nodes.set_node_state(node, "running")
+        with self.model.store.transaction():
+            self.model.save_task(job["id"], task)
+            self.model.save_node(pool["id"], node)
+        run = RunningTask(job["id"], task["id"], pool["id"], node["id"], slots)
+        self.scheduler.running[(job["id"], task["id"])] = run
+        identity = nodes.identity(self.config, self.scheduler.account_url, pool["id"], node)
+        prep_spec = job.get("jobPreparationTask") if run_prep else None
+        environment = job.get("commonEnvironmentSettings") or []
+        packages: list[PackageBlob] | str
+        pool_packages = resolve_packages(self.model, pool.get("applicationPackageReferences") or [])
+        task_packages = resolve_packages(self.model, task.get("applicationPackageReferences") or [])
+        if isinstance(pool_packages, str) or isinstance(task_packages, str):
+            packages = pool_packages if isinstance(pool_packages, str) else str(task_packages)
+        else:
+            packages = pool_packages + task_packages
+        windows = nodes.is_windows(pool)
+        spec = dict(task)
+        spec.pop("_x", None)
+
+        def work() -> None:
+            self._task_worker(run, identity, spec, environment, packages, prep_spec, windows)
+
+        self.scheduler.spawn(work, f"task-{job['id']}-{task['id']}")
+
+    def _task_worker(
+        self,
+        run: RunningTask,
+        identity: Any,
+        spec: Body,
+        environment: list[Body],
+        packages: list[PackageBlob] | str,
+        prep_spec: Body | None,
+        windows: bool,
+    ) -> None:
+        try:
+            if windows:
+                outcome = immediate_failure(unsupported_on_host_failure(WINDOWS_REASON))
+            elif isinstance(packages, str):
+                outcome = immediate_failure(
+                    failure_info(
+                        "usererror",
+                        "ApplicationPackageError",
+                        f"An application package could not be used: {packages}",
+                    )
+                )
+            else:
+                if prep_spec is not None and not self._run_preparation(
+                    run, identity, prep_spec, environment, packages
+                ):
+                    return
+                launch = TaskLaunch("task", run.job_id, run.task_id, spec, environment, packages, [LOCAL_IP])
+                outcome = run_task(identity, launch, self.scheduler.storage, run.cancel)
+        except Exception as error:  # never leave a task stuck in running because of a bug
+            _LOG.exception("task %s/%s failed in the emulator", run.job_id, run.task_id)
+            outcome = immediate_failure(failure_info("servererror", "NodeRuntimeError", str(error)))
+        with self.model.lock:
+            self._complete(run, outcome)
+
+    def _run_preparation(
+        self,
+        run: RunningTask,
+        identity: Any,
+        prep_spec: Body,
+        environment: list[Body],
+        packages: list[PackageBlob],
+    ) -> bool:
+        """Run the job preparation task on the node first; False when the task must not run there."""
+        launch = TaskLaunch(
+            "jobpreparation",
+            run.job_id,
+            str(prep_spec.get("id", "jobpreparation")),
+            prep_spec,
+            environment,
+            packages,
+        )
+        outcome = run_task(identity, launch, self.scheduler.storage, run.cancel)
+        with self.model.lock:
+            node = self.model.nodes.get(run.pool_id, {}).get(run.node_id)
+            ok = outcome.result == "success" or not prep_spec.get("waitForSuccess", True)
+            if node is not None:
+                internal(node).setdefault("jobPrep", {})[run.job_id] = "succeeded" if ok else "failed"
+                self.model.save_node(run.pool_id, node)
+            job_tasks = self.model.tasks.get(run.job_id)
+            task = job_tasks.by_id.get(run.task_id) if job_tasks else None
+            if ok and run.reason is None and task is not None and task["state"] == "preparing":
+                job_tasks.begin_change(task)  # type: ignore[union-attr]
+                transition_task(task, "running")
+                job_tasks.end_change(task)  # type: ignore[union-attr]
+                self.model.save_task(run.job_id, task)
+                return True
+            if ok and run.reason is None:
+                return True
+            # Batch does not run this job's tasks on a node whose preparation task failed: back to the queue.
+            if run.reason is None:
+                run.reason = "prepfailed"
+            self._complete(run, outcome)
+            return False
+
+    def _complete(self, run: RunningTask, outcome: TaskOutcome) -> None:
+        """Record how a task run ended (lock held)."""
+        self.scheduler.running.pop((run.job_id, run.task_id), None)
+        node = self.model.nodes.get(run.pool_id, {}).get(run.node_id)
+        job_tasks = self.model.tasks.get(run.job_id)
+        task = job_tasks.by_id.get(run.task_id) if job_tasks else None
+        with self.model.store.transaction():
+            if node is not None:
+                node["runningTasksCount"] = max(0, node["runningTasksCount"] - 1)
+                node["runningTaskSlotsCount"] = max(0, node["runningTaskSlotsCount"] - run.slots)
+                if outcome.result == "success" and run.reason is None:
+                    node["totalTasksSucceeded"] += 1
+                if node["state"] == "running" and node["runningTasksCount"] == 0:
+                    nodes.set_node_state(node, "idle")
+                self.model.save_node(run.pool_id, node)
+            if task is not None and job_tasks is not None and run.reason != "delete":
+                job_tasks.begin_change(task)
+                self._record_outcome(run, task, outcome)
+                job_tasks.end_change(task)
+                self.model.save_task(run.job_id, task)
+                if task["state"] == "completed":
+                    self._after_completion(run.job_id, task, outcome)
+        self.model.notify()
+
+    def _record_outcome(self, run: RunningTask, task: Body, outcome: TaskOutcome) -> None:
+        info = task.setdefault("executionInfo", {"retryCount": 0, "requeueCount": 0})
+        moment = now_iso()
+        if run.reason in ("requeue", "shutdown", "prepfailed"):
+            if run.reason == "prepfailed":
+                for name in ("startTime", "endTime", "exitCode", "failureInfo", "result"):
+                    info.pop(name, None)
+                transition_task(task, "active", moment)
+            else:
+                requeue(task, moment)
+            return
+        failure = outcome.failure_info
+        if run.reason == "terminate" and failure is None:
+            failure = failure_info("usererror", "TaskEnded", "Task Was Ended by User Request")
+        if run.reason is None and should_retry(task, failure, outcome.failure_stage):
+            info["retryCount"] = int(info.get("retryCount", 0)) + 1
+            info["lastRetryTime"] = moment
+            for name in ("endTime", "exitCode", "failureInfo", "result"):
+                info.pop(name, None)
+            transition_task(task, "active", moment)
+            return
+        if outcome.start_time is not None:
+            info["startTime"] = iso(outcome.start_time)
+        info["endTime"] = iso(outcome.end_time)
+        if outcome.exit_code is not None:
+            info["exitCode"] = outcome.exit_code
+        else:
+            info.pop("exitCode", None)
+        if failure is not None:
+            info["failureInfo"] = failure
+        else:
+            info.pop("failureInfo", None)
+        info["result"] = "success" if failure is None else "failure"
+        transition_task(task, "completed", moment)
+
+    def _after_completion(self, job_id: str, task: Body, outcome: TaskOutcome) -> None:
+        succeeded = task["executionInfo"]["result"] == "success"
+        decision = exit_decision(
+            task, succeeded, task["executionInfo"].get("exitCode"), outcome.failure_stage
+        )
+        internal(task)["dependencyAction"] = decision.dependency_action
+        self.model.save_task(job_id, task)
+        job = self.model.jobs.get(job_id)
+        if job is None or job.get("onTaskFailure") != "performexitoptionsjobaction" or succeeded:
+            return
+        if decision.job_action == "terminate":
+            self.scheduler.jobs.terminate(job, "TaskFailed")
+        elif decision.job_action == "disable":
+            self.scheduler.jobs.disable(job, "requeue")
+
+    # ---- cancellation (lock held)
+
+
+def transition_task(task: Body, state: str, moment: str | None = None) -> None:
+    transition(task, state, moment)
+
+
+def requeue(task: Body, moment: str) -> None:
+    info = task.setdefault("executionInfo", {"retryCount": 0, "requeueCount": 0})
+    info["requeueCount"] = int(info.get("requeueCount", 0)) + 1
+    info["lastRequeueTime"] = moment
+    for name in ("startTime", "endTime", "exitCode", "failureInfo", "result"):
+        info.pop(name, None)
+    task.pop("nodeInfo", None)
+    transition_task(task, "active", moment)
+
+
+def immediate_failure(info: Body) -> TaskOutcome:
+    moment: datetime = now()
+    return TaskOutcome(
+        exit_code=None,
+        failure_info=info,
+        start_time=moment,
+        end_time=moment,
+        result="failure",
+        failure_stage="preprocessing",
+    )
