@@ -177,3 +177,38 @@ def test_sigkill_mid_job_then_restart_completes_everything(
     names = {blob.name for blob in blob_service.get_container_client(container).list_blobs()}
     assert names == {f"out/k{index:03d}.txt" for index in range(TASKS)}
     assert blob_service.get_blob_client(container, "out/k042.txt").download_blob().readall() == b"k042\n"
+
+
+def test_sigterm_stops_gracefully_and_requeues_running_tasks(daemon: Daemon) -> None:
+    url = daemon.start()
+    client = BatchClient(url, AzureNamedKeyCredential(ACCOUNT, KEY))
+    client.create_pool(
+        models.BatchPoolCreateOptions(
+            id="term-pool",
+            vm_size="standard_d2",
+            target_dedicated_nodes=1,
+            virtual_machine_configuration=models.VirtualMachineConfiguration(
+                image_reference=models.BatchVmImageReference(
+                    publisher="canonical", offer="ubuntu", sku="24_04"
+                ),
+                node_agent_sku_id="batch.node.ubuntu 24.04",
+            ),
+        )
+    )
+    client.create_job(
+        models.BatchJobCreateOptions(id="term-job", pool_info=models.BatchPoolInfo(pool_id="term-pool"))
+    )
+    client.create_task("term-job", models.BatchTaskCreateOptions(id="sleeper", command_line="/bin/sleep 60"))
+    wait_until(
+        lambda: client.get_task("term-job", "sleeper").state == models.BatchTaskState.RUNNING, 30, "running"
+    )
+    assert daemon.process is not None
+    daemon.process.terminate()
+    assert daemon.process.wait(20) == 0
+    assert not (daemon.state_dir / "emulator.json").exists()
+
+    url = daemon.start()
+    client = BatchClient(url, AzureNamedKeyCredential(ACCOUNT, KEY))
+    sleeper = client.get_task("term-job", "sleeper")
+    assert sleeper.execution_info.requeue_count == 1
+    assert sleeper.state in (models.BatchTaskState.ACTIVE, models.BatchTaskState.RUNNING)
