@@ -29,6 +29,7 @@ from azure.storage.blob import BlobServiceClient
 from batchrun.errors import AuthenticationError, TargetError
 from batchrun.redact import redact
 from batchrun.watch.snapshot import (
+    FailedNode,
     FailedTask,
     JobSnapshot,
     NodeSummary,
@@ -54,6 +55,7 @@ _POOL_FIELDS = [
     "metadata",
 ]
 FAILED_TASK_FILTER = "executionInfo/result eq 'failure'"
+FAILED_NODE_FILTER = "state eq 'starttaskfailed' or state eq 'unusable'"
 
 
 class _QuietFailsafeDeserialization(logging.Filter):
@@ -194,6 +196,36 @@ class BatchMonitor:
             except ResourceNotFoundError:
                 return None
         return NodeSummary(by_state=by_state)
+
+    def failed_nodes(self, pool_id: str, limit: int) -> list[FailedNode]:
+        """The first ``limit`` nodes in ``starttaskfailed`` or ``unusable`` (one filtered page)."""
+        failed: list[FailedNode] = []
+        with _reading(f"the nodes of pool/{pool_id}"):
+            pages = self._batch.list_nodes(
+                pool_id,
+                filter=FAILED_NODE_FILTER,
+                select=["id", "state", "startTaskInfo", "errors"],
+                max_results=limit,
+            ).by_page()
+            try:
+                first_page = next(pages)
+            except (StopIteration, ResourceNotFoundError):
+                return []
+            for node in first_page:
+                info = node.start_task_info
+                failure = info.failure_info if info else None
+                failed.append(
+                    FailedNode(
+                        id=node.id,
+                        state=_text(node.state),
+                        start_task_exit_code=info.exit_code if info else None,
+                        start_task_failure=f"{failure.code}: {failure.message}" if failure else None,
+                        errors=tuple(f"{e.code}: {e.message}" for e in node.errors or ()),
+                    )
+                )
+                if len(failed) >= limit:
+                    break
+        return failed
 
     def failed_tasks(self, job_id: str, limit: int) -> list[FailedTask]:
         """The first ``limit`` failed tasks (one request: a single filtered page), without stderr."""

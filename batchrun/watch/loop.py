@@ -22,7 +22,7 @@ from batchrun.watch.progress import EtaEstimator, ProgressView
 from batchrun.watch.render_live import LiveProgressRenderer
 from batchrun.watch.render_plain import PlainProgressRenderer
 from batchrun.watch.result import WaitResult
-from batchrun.watch.snapshot import FailedTask, JobSnapshot, NodeSummary, PoolSnapshot, TaskCounts
+from batchrun.watch.snapshot import FailedNode, FailedTask, JobSnapshot, NodeSummary, PoolSnapshot, TaskCounts
 from batchrun.watch.summary import render_summary
 from batchrun.watch.verdict import Outcome, Verdict, decide
 
@@ -43,6 +43,7 @@ class WaitSettings:
     node_poll_every: int = 5  # list the pool's nodes every this many polls
     failed_task_limit: int = 10  # failed tasks shown in the summary (with their stderr tails)
     stderr_lines: int = 5  # last lines of stderr shown per failed task
+    failed_node_limit: int = 3  # failed nodes shown (with their start task's outcome) when the pool failed
     plain_min_interval: float = 5.0  # minimum seconds between two plain progress lines
 
 
@@ -179,6 +180,10 @@ def _finish(
         failed = failed_task_tails(
             monitor, observation.job.id, "stderr.txt", config.stderr_lines, config.failed_task_limit
         )
+    failed_nodes: list[FailedNode] = []
+    pool = observation.pool
+    if outcome.verdict.outcome is Outcome.POOL_FAILED and pool is not None and pool.exists:
+        failed_nodes = monitor.failed_nodes(pool.id, config.failed_node_limit)
     return WaitResult(
         workload=workload.name,
         job=observation.job,
@@ -189,4 +194,5 @@ def _finish(
         elapsed=elapsed,
         polls=outcome.polls,
         failed_tasks=tuple(failed),
+        failed_nodes=tuple(failed_nodes),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from batchrun.watch.snapshot import FailedTask, JobSnapshot, NodeSummary, PoolSnapshot, TaskCounts
+from batchrun.watch.snapshot import FailedNode, FailedTask, JobSnapshot, NodeSummary, PoolSnapshot, TaskCounts
 from batchrun.watch.verdict import Outcome, Verdict
 
 
@@ -20,6 +20,7 @@ class WaitResult:
     elapsed: float  # seconds
     polls: int
     failed_tasks: tuple[FailedTask, ...] = ()  # the first ones only; see failed_tasks_truncated
+    failed_nodes: tuple[FailedNode, ...] = ()  # the first few, when the pool failed
 
     @property
     def exit_code(self) -> int:
@@ -46,6 +47,7 @@ class WaitResult:
             "pool": pool_json(self.pool, self.nodes),
             "failedTasks": [failed_task_json(task) for task in self.failed_tasks],
             "failedTasksTruncated": self.failed_tasks_truncated,
+            "failedNodes": [failed_node_json(node) for node in self.failed_nodes],
         }
 
 
@@ -94,6 +96,16 @@ def pool_json(pool: PoolSnapshot | None, nodes: NodeSummary | None) -> dict[str,
             "byState": dict(sorted(nodes.by_state.items())),
         },
         "resizeErrors": [{"code": e.code, "message": e.message} for e in pool.resize_errors],
+    }
+
+
+def failed_node_json(node: FailedNode) -> dict[str, Any]:
+    return {
+        "id": node.id,
+        "state": node.state,
+        "startTaskExitCode": node.start_task_exit_code,
+        "startTaskFailure": node.start_task_failure,
+        "errors": list(node.errors),
     }
 
 

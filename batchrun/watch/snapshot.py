@@ -111,6 +111,17 @@ class FailedTask:
 
 
 @dataclass(frozen=True)
+class FailedNode:
+    """A node that cannot run tasks, with why: its start task's outcome and the node's own errors."""
+
+    id: str
+    state: str
+    start_task_exit_code: int | None = None
+    start_task_failure: str | None = None  # "code: message" of the start task's failureInfo
+    errors: tuple[str, ...] = ()  # "code: message" of each node error
+
+
+@dataclass(frozen=True)
 class TaskDetail:
     """What ``logs`` needs to know about one task."""
 

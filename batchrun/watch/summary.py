@@ -9,6 +9,7 @@ from rich.text import Text
 
 from batchrun.watch.progress import format_duration
 from batchrun.watch.result import WaitResult
+from batchrun.watch.snapshot import FailedNode
 from batchrun.watch.text import clean
 from batchrun.watch.verdict import Outcome
 
@@ -47,10 +48,22 @@ def render_summary(console: Console, result: WaitResult) -> None:
         table.add_row("Pool", f"{result.pool.id}: {node_text}")
         for error in result.pool.resize_errors:
             table.add_row("Resize error", clean(f"{error.code}: {error.message}"))
+    for node in result.failed_nodes:
+        table.add_row("Failed node", clean(f"{node.id}: {_node_problem(node)}"))
     table.add_row("Elapsed", format_duration(result.elapsed))
     console.print(table)
     if result.failed_tasks:
         render_failed_tasks(console, result)
+
+
+def _node_problem(node: FailedNode) -> str:
+    parts = [node.state]
+    if node.start_task_exit_code is not None:
+        parts.append(f"start task exit code {node.start_task_exit_code}")
+    if node.start_task_failure:
+        parts.append(node.start_task_failure)
+    parts.extend(node.errors)
+    return "; ".join(parts)
 
 
 def render_failed_tasks(console: Console, result: WaitResult) -> None:

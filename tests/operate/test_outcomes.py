@@ -68,8 +68,13 @@ def test_a_start_task_failing_on_every_node_exits_pool_failed(
     run = batchrun(["wait", str(path), "--poll-interval", "0.3", "--timeout", "60s"], local_target_env)
     assert run.code == exit_codes.POOL_FAILED, run.stdout + run.stderr
     assert "pool op-poolfail-pool cannot run tasks: nodes failed: 1 starttaskfailed" in run.stdout
+    node_line = r"Failed node\s+\S+: starttaskfailed; start task exit code 1; FailureExitCode"
+    assert re.search(node_line, run.stdout), run.stdout
     result = json.loads(batchrun(["wait", str(path), "-o", "json"], local_target_env).stdout)
     assert result["outcome"] == "pool_failed" and result["pool"]["nodes"]["byState"] == {"starttaskfailed": 1}
+    [node] = result["failedNodes"]
+    assert (node["state"], node["startTaskExitCode"]) == ("starttaskfailed", 1)
+    assert node["startTaskFailure"].startswith("FailureExitCode: ")
 
 
 def test_timeout_exits_timeout_while_the_job_keeps_running(
@@ -82,8 +87,11 @@ def test_timeout_exits_timeout_while_the_job_keeps_running(
     )
     destroy_after.append(path)
     assert batchrun(["apply", str(path), "--auto-approve"], local_target_env).code == 0
-    run = batchrun(["wait", str(path), "--timeout", "2s", "--poll-interval", "0.5", "-o", "json"],
-                   local_target_env, timeout=60)
+    run = batchrun(
+        ["wait", str(path), "--timeout", "2s", "--poll-interval", "0.5", "-o", "json"],
+        local_target_env,
+        timeout=60,
+    )
     assert run.code == exit_codes.TIMEOUT
     result = json.loads(run.stdout)
     assert result["outcome"] == "timeout" and "--timeout 2s elapsed" in result["reason"]
