@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -35,15 +35,15 @@ class Target:
     kind: TargetKind
     batch_url: str
     batch_account: str
-    batch_key: str | None
+    batch_key: str | None = field(repr=False)
     blob_url: str
     storage_account: str
-    storage_key: str | None
+    storage_key: str | None = field(repr=False)
     subscription_id: str | None = None
     resource_group: str | None = None
     management_account: str | None = None  # Batch account name for the management plane
     management_url: str = ARM_ENDPOINT
-    management_token: str | None = None
+    management_token: str | None = field(default=None, repr=False)
 
     @property
     def uses_entra_id(self) -> bool:

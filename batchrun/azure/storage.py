@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -27,6 +26,7 @@ from azure.storage.blob import (
 )
 
 from batchrun.azure.failures import translated
+from batchrun.azure.parallel import run_parallel
 from batchrun.errors import ApplyError
 from batchrun.model import StorageInput
 from batchrun.plan.live import BLOB_WORKLOAD_KEY, LiveInput, LocalFile, PreparedInput
@@ -117,9 +117,7 @@ def upload_files(
             )
         progress(str(item["blob"]))
 
-    with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
-        for future in [pool.submit(upload, item) for item in files]:
-            future.result()
+    run_parallel(upload, files, UPLOAD_THREADS)
 
 
 def delete_blobs(service: BlobServiceClient, container: str, names: Iterable[str]) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from azure.batch import models as batch_models
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
 from batchrun.azure.failures import error_code, translated
+from batchrun.azure.parallel import run_parallel
 from batchrun.errors import ApplyError
 from batchrun.plan.live import TASK_DIGEST_ENV, WORKLOAD_KEY
 
@@ -206,9 +206,7 @@ class BatchWriter:
                 self.batch.delete_task(job_id, task_id)
             progress(1)
 
-        with ThreadPoolExecutor(max_workers=TASK_THREADS) as pool:
-            for future in [pool.submit(delete, task_id) for task_id in task_ids]:
-                future.result()
+        run_parallel(delete, task_ids, TASK_THREADS)
 
     def update_constraints(self, job_id: str, task_id: str, constraints: Mapping[str, Any]) -> None:
         with translated(f"updating the constraints of task/{job_id}/{task_id}"):
@@ -221,10 +219,8 @@ class BatchWriter:
     ) -> None:
         """Add ``bodies`` 100 per request with parallel requests; raise ApplyError naming failed tasks."""
         chunks = [bodies[i : i + TASKS_PER_REQUEST] for i in range(0, len(bodies), TASKS_PER_REQUEST)]
-        failures: list[str] = []
-        with ThreadPoolExecutor(max_workers=TASK_THREADS) as pool:
-            for future in [pool.submit(self._add_chunk, job_id, chunk, progress) for chunk in chunks]:
-                failures.extend(future.result())
+        results = run_parallel(lambda chunk: self._add_chunk(job_id, chunk, progress), chunks, TASK_THREADS)
+        failures = [failure for result in results for failure in result]
         if failures:
             shown = "\n  ".join(failures[:10])
             more = f"\n  ... and {len(failures) - 10} more" if len(failures) > 10 else ""

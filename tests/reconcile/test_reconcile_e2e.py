@@ -1,0 +1,225 @@
+"""End-to-end reconciliation through the Python API against the local target (real SDKs, real emulator)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import batchrun
+from batchrun.errors import PlanError
+from batchrun.model import JobSpec, PoolSpec, StorageInput, TaskSpec, Workload
+from batchrun.plan.actions import Action, Plan
+from tests.reconcile.conftest import RequestCounter
+
+if TYPE_CHECKING:
+    from azure.batch import BatchClient
+
+    from batchrun.target import Target
+
+IMAGE = {
+    "imageReference": {
+        "publisher": "canonical",
+        "offer": "ubuntu-24_04-lts",
+        "sku": "server",
+        "version": "latest",
+    },
+    "nodeAgentSKUId": "batch.node.ubuntu 24.04",
+}
+
+
+def make_workload(
+    name: str, tasks: list[TaskSpec], nodes: int = 0, vm_size: str = "standard_d2s_v3", **job: Any
+) -> Workload:
+    return Workload(
+        name=name,
+        manifest_path=Path("/nonexistent") / f"{name}.yaml",
+        digest=f"{name}-{len(tasks)}",
+        pool=PoolSpec(
+            f"{name}-pool",
+            {"vmSize": vm_size, "virtualMachineConfiguration": IMAGE, "targetDedicatedNodes": nodes},
+        ),
+        job=JobSpec(f"{name}-job", {"poolInfo": {"poolId": f"{name}-pool"}, **job}, tuple(tasks)),
+    )
+
+
+def tasks(count: int, command: str = "/bin/true", start: int = 0) -> list[TaskSpec]:
+    return [TaskSpec(f"t{i:05d}", {"commandLine": command}) for i in range(start, start + count)]
+
+
+def by_action(plan: Plan, kind: str = "task") -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for change in plan.changes:
+        if change.kind == kind:
+            counts[change.action.value] = counts.get(change.action.value, 0) + 1
+    return counts
+
+
+def creation_times(batch_client: BatchClient, job_id: str) -> dict[str, Any]:
+    return {t.id: t.creation_time for t in batch_client.list_tasks(job_id, select=["id", "creationTime"])}
+
+
+def test_edit_one_command_line_replaces_only_that_task(target: Target, batch_client: BatchClient) -> None:
+    workload = make_workload("e2e-edit", tasks(5))
+    batchrun.apply(workload, target=target)
+    before = creation_times(batch_client, "e2e-edit-job")
+    edited_tasks = tasks(5)
+    edited_tasks[2] = TaskSpec("t00002", {"commandLine": "/bin/echo changed"})
+    edited = replace(workload, job=replace(workload.job, tasks=tuple(edited_tasks)))
+    plan = batchrun.plan(edited, target=target)
+    assert by_action(plan) == {"no-op": 4, "replace": 1}
+    time.sleep(0.01)
+    batchrun.apply(plan, target=target)
+    after = creation_times(batch_client, "e2e-edit-job")
+    assert set(after) == set(before)
+    assert [t for t in after if after[t] != before[t]] == ["t00002"]
+    assert batch_client.get_task("e2e-edit-job", "t00002").command_line == "/bin/echo changed"
+    assert not batchrun.plan(edited, target=target).has_changes
+    batchrun.destroy(edited, target=target, confirm_replace=True)
+
+
+def test_ten_more_tasks_on_a_thousand_adds_exactly_ten(
+    target: Target, batch_client: BatchClient, requests_counter: RequestCounter
+) -> None:
+    workload = make_workload("e2e-add", tasks(1000))  # a pool without nodes: tasks wait, nothing runs
+    batchrun.apply(workload, target=target)
+    grown = replace(workload, job=replace(workload.job, tasks=tuple(tasks(1010))))
+    requests_counter.reset()
+    plan = batchrun.plan(grown, target=target)
+    planning = requests_counter.snapshot()
+    assert planning["writes"] == 0 and planning["total"] < 30, planning
+    assert by_action(plan) == {"no-op": 1000, "create": 10}
+    requests_counter.reset()
+    batchrun.apply(plan, target=target)
+    applying = requests_counter.snapshot()["by_route"]
+    adds = {
+        route: n
+        for route, n in applying.items()
+        if "addtaskcollection" in route or route.startswith("POST /jobs/{jobId}/tasks")
+    }
+    assert sum(adds.values()) == 1, applying
+    assert len(creation_times(batch_client, "e2e-add-job")) == 1010
+    batchrun.destroy(grown, target=target, confirm_replace=True)
+
+
+def test_vm_size_change_replaces_the_pool_only_after_confirmation(
+    target: Target, batch_client: BatchClient
+) -> None:
+    workload = make_workload("e2e-vm", [TaskSpec("sleeper", {"commandLine": "/bin/sleep 60"})], nodes=1)
+    batchrun.apply(workload, target=target)
+    deadline = time.monotonic() + 60
+    while batch_client.get_task("e2e-vm-job", "sleeper").state != "running":
+        assert time.monotonic() < deadline, "the task never started"
+        time.sleep(0.5)
+    old = batch_client.get_pool("e2e-vm-pool")
+    bigger = replace(
+        workload,
+        pool=replace(workload.pool, properties={**workload.pool.properties, "vmSize": "standard_d4s_v3"}),
+    )
+    blocked = batchrun.plan(bigger, target=target)
+    change = next(c for c in blocked.changes if c.kind == "pool")
+    assert change.action is Action.BLOCKED and "--confirm-replace" in change.unblock
+    with pytest.raises(PlanError, match="blocked"):
+        batchrun.apply(blocked, target=target)
+    assert batch_client.get_pool("e2e-vm-pool").creation_time == old.creation_time
+
+    confirmed = batchrun.plan(bigger, target=target, confirm_replace=True)
+    change = next(c for c in confirmed.changes if c.kind == "pool")
+    assert change.action is Action.REPLACE
+    assert [f.path for f in change.fields if f.forces_replacement] == ["vmSize"]
+    batchrun.apply(confirmed, target=target)
+    new = batch_client.get_pool("e2e-vm-pool")
+    assert new.vm_size.lower() == "standard_d4s_v3" and new.creation_time != old.creation_time
+    batchrun.destroy(bigger, target=target, confirm_replace=True)
+
+
+class InterruptAfter:
+    """Hooks that stop an apply part-way, as a Ctrl-C or a crash would."""
+
+    def __init__(self, added: int) -> None:
+        self.added = added
+
+    def step_started(self, address: str, operation: str) -> None:
+        return None
+
+    def step_finished(self, address: str, operation: str) -> None:
+        return None
+
+    def tasks_progress(self, job_id: str, verb: str, done: int, total: int) -> None:
+        if verb == "added" and done >= self.added:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_apply_converges_on_rerun(target: Target, batch_client: BatchClient) -> None:
+    total = 2000  # 20 add requests: more than the threads, so an interruption leaves some unsent
+    workload = make_workload("e2e-stop", tasks(total), onAllTasksComplete="terminatejob")
+    with pytest.raises(KeyboardInterrupt):
+        batchrun.apply(workload, target=target, hooks=InterruptAfter(100))
+    partial = len(creation_times(batch_client, "e2e-stop-job"))
+    assert 0 < partial < total
+    job = batch_client.get_job("e2e-stop-job").as_dict()
+    assert job["onAllTasksComplete"] == "noaction"  # never switched before all tasks are in
+    resumed = batchrun.plan(workload, target=target)
+    assert by_action(resumed).get("create", 0) == total - partial
+    batchrun.apply(resumed, target=target)
+    assert len(creation_times(batch_client, "e2e-stop-job")) == total
+    assert batch_client.get_job("e2e-stop-job").as_dict()["onAllTasksComplete"] == "terminatejob"
+    assert not batchrun.plan(workload, target=target).has_changes
+    batchrun.destroy(workload, target=target, confirm_replace=True)
+
+
+def test_unowned_job_is_blocked_until_adopted(target: Target, batch_client: BatchClient) -> None:
+    from azure.batch import models
+
+    batch_client.create_job(
+        models.BatchJobCreateOptions({"id": "e2e-own-job", "poolInfo": {"poolId": "e2e-own-pool"}})
+    )
+    workload = make_workload("e2e-own", tasks(2))
+    plan = batchrun.plan(workload, target=target)
+    assert next(c for c in plan.changes if c.kind == "job").action is Action.BLOCKED
+    assert (
+        batchrun.destroy(workload, target=target).counts()["delete"] == 0
+    )  # no pool yet; the job is not ours
+    batch_client.get_job("e2e-own-job")  # destroy left the unowned job alone
+    adopted = batchrun.plan(workload, target=target, adopt=True)
+    assert next(c for c in adopted.changes if c.kind == "job").action is Action.UPDATE
+    batchrun.apply(adopted, target=target)
+    assert not batchrun.plan(workload, target=target).has_changes
+    batchrun.destroy(workload, target=target, confirm_replace=True)
+
+
+def test_storage_uploads_by_content_hash_not_mtime(target: Target, tmp_path: Path, blob_service: Any) -> None:
+    source = tmp_path / "data"
+    source.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (source / name).write_text(f"content of {name}\n")
+    workload = Workload(
+        name="e2e-store",
+        manifest_path=tmp_path / "m.yaml",
+        digest="x",
+        inputs=(StorageInput("data", source, "e2e-store-in", "in/"),),
+    )
+    first = batchrun.apply(workload, target=target)
+    assert by_action(first, "storage.input") == {"create": 1}
+    (source / "a.txt").write_text("new content\n")
+    later = time.time() + 100
+    import os
+
+    os.utime(source / "b.txt", (later, later))  # newer mtime, same content: not a change
+    plan = batchrun.plan(workload, target=target)
+    upload = next(op for c in plan.changes for op in c.operations if op.name == "storage.upload")
+    assert [f["blob"] for f in upload.args["files"]] == ["in/a.txt"]
+    batchrun.apply(plan, target=target)
+    assert not batchrun.plan(workload, target=target).has_changes
+    container = blob_service.get_container_client("e2e-store-in")
+    assert container.download_blob("in/a.txt").readall() == b"new content\n"
+    (source / "c.txt").unlink()
+    kept = batchrun.plan(workload, target=target)
+    assert not kept.has_changes  # the extra blob stays without --prune
+    pruned = batchrun.apply(workload, target=target, prune=True)
+    assert by_action(pruned, "storage.input") == {"update": 1}
+    assert sorted(b.name for b in container.list_blobs()) == ["in/a.txt", "in/b.txt"]
+    batchrun.destroy(workload, target=target, containers=True)
