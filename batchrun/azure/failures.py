@@ -45,7 +45,10 @@ def translate(error: AzureError, doing: str) -> BatchrunError:
         )
     if isinstance(error, HttpResponseError):
         code = error_code(error)
-        return TargetError(f"{doing}: HTTP {status_of(error)} {code}: {message}")
+        details = getattr(getattr(error, "error", None), "details", None) or []
+        extra = "; ".join(f"{d.code}: {d.message}" for d in details if getattr(d, "code", None))
+        suffix = f" ({redact(extra)})" if extra else ""
+        return TargetError(f"{doing}: HTTP {status_of(error)} {code}: {message}{suffix}")
     return TargetError(f"{doing}: {message}")
 
 

@@ -34,8 +34,12 @@ class Ownership:
         return items
 
 
+# One encoder for every digest: json.dumps with options builds a new encoder per call (slow at 100,000 tasks).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL.encode(value)
 
 
 def metadata_list(user: Sequence[Mapping[str, Any]], ownership: Ownership) -> list[dict[str, str]]:

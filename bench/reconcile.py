@@ -1,0 +1,155 @@
+"""Reconciler benchmark against a fresh local target, each figure side by side with a raw-SDK baseline.
+
+1. Fresh apply of N tasks (default 10,000) with batchrun, vs the raw SDK's ``create_tasks`` of the same task
+   bodies into another job (same parallelism). Target: batchrun within 1.25x.
+2. No-change plan of that job, vs a raw SDK listing of its tasks (``list_tasks`` with 1,000-task pages).
+   Target: within 1.5x and under 30 requests.
+
+The pool has no nodes, so no task runs and the emulator only stores them. Usage:
+
+    .venv/bin/python bench/reconcile.py [--tasks 10000] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import batchrun  # noqa: E402
+from batchrun.model import JobSpec, PoolSpec, TaskSpec, Workload  # noqa: E402
+from batchrun.plan.bodies import task_body, task_digest  # noqa: E402
+
+THREADS = 8
+IMAGE = {
+    "imageReference": {
+        "publisher": "canonical",
+        "offer": "ubuntu-24_04-lts",
+        "sku": "server",
+        "version": "latest",
+    },
+    "nodeAgentSKUId": "batch.node.ubuntu 24.04",
+}
+
+
+def requests_snapshot(client: Any) -> dict[str, Any]:
+    from azure.core.rest import HttpRequest
+
+    response = client.send_request(HttpRequest("GET", "/_emulator/requests"))
+    response.raise_for_status()
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def reset_requests(client: Any) -> None:
+    from azure.core.rest import HttpRequest
+
+    client.send_request(HttpRequest("POST", "/_emulator/requests/reset")).raise_for_status()
+
+
+def workload(name: str, count: int) -> Workload:
+    tasks = tuple(
+        TaskSpec(f"task-{i:06d}", {"commandLine": f"/bin/echo {i}", "constraints": {"maxTaskRetryCount": 1}})
+        for i in range(count)
+    )
+    return Workload(
+        name=name,
+        manifest_path=Path(tempfile.gettempdir()) / f"{name}.yaml",
+        digest=name,
+        pool=PoolSpec(
+            f"{name}-pool",
+            {"vmSize": "standard_d2s_v3", "virtualMachineConfiguration": IMAGE, "targetDedicatedNodes": 0},
+        ),
+        job=JobSpec(f"{name}-job", {"poolInfo": {"poolId": f"{name}-pool"}}, tasks),
+    )
+
+
+def raw_create(client: Any, wl: Workload, job_id: str) -> float:
+    """The baseline: the SDK's create_tasks with the same bodies batchrun sends."""
+    from azure.batch import models
+
+    assert wl.job is not None and wl.pool is not None
+    client.create_job(models.BatchJobCreateOptions({"id": job_id, "poolInfo": {"poolId": wl.pool.id}}))
+    bodies = [models.BatchTaskCreateOptions(task_body(t, task_digest(t, {}, None))) for t in wl.job.tasks]
+    started = time.perf_counter()
+    client.create_tasks(job_id, bodies, max_concurrency=THREADS)
+    return time.perf_counter() - started
+
+
+def raw_list(client: Any, job_id: str) -> tuple[float, int]:
+    started = time.perf_counter()
+    count = sum(1 for _ in client.list_tasks(job_id, max_results=1000))
+    return time.perf_counter() - started, count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+
+    from azure.batch import BatchClient
+    from azure.core.credentials import AzureNamedKeyCredential
+
+    from batchrun.local.target import start, stop
+    from batchrun.target import target_from_local
+
+    home = Path(tempfile.mkdtemp(prefix="batchrun-bench-"))
+    tools = Path(os.environ.get("BATCHRUN_TOOLS_DIR") or REPO / ".cache" / "tools")
+    local = start(home, tools_dir=tools)
+    try:
+        target = target_from_local(local)
+        client = BatchClient(local.batch_url, AzureNamedKeyCredential(local.account_name, local.account_key))
+        apply_times, raw_times, plan_times, list_times, plan_requests = [], [], [], [], []
+        for round_number in range(args.rounds):
+            wl = workload(f"bench{round_number}", args.tasks)
+            raw_times.append(raw_create(client, wl, f"bench{round_number}-raw"))
+
+            started = time.perf_counter()
+            batchrun.apply(wl, target=target)
+            apply_times.append(time.perf_counter() - started)
+
+            reset_requests(client)
+            started = time.perf_counter()
+            plan = batchrun.plan(wl, target=target)
+            plan_times.append(time.perf_counter() - started)
+            plan_requests.append(requests_snapshot(client)["total"])
+            assert not plan.has_changes, "a fresh apply must converge"
+
+            elapsed, count = raw_list(client, f"{wl.job.id}" if wl.job else "")
+            assert count == args.tasks
+            list_times.append(elapsed)
+            batchrun.destroy(replace(wl), target=target, confirm_replace=True)
+            client.begin_delete_job(f"bench{round_number}-raw", polling_interval=1).result()
+
+        def show(label: str, ours: list[float], base: list[float], target_ratio: float) -> None:
+            mine, theirs = statistics.median(ours), statistics.median(base)
+            ratio = mine / theirs
+            verdict = "OK" if ratio <= target_ratio else "over target"
+            print(
+                f"{label}: batchrun {mine:.2f} s vs baseline {theirs:.2f} s -> {ratio:.2f}x "
+                f"(target <= {target_ratio}x: {verdict})"
+            )
+
+        print(f"tasks: {args.tasks}, rounds: {args.rounds}, threads: {THREADS}")
+        show("fresh apply vs raw create_tasks", apply_times, raw_times, 1.25)
+        show("no-change plan vs raw list_tasks", plan_times, list_times, 1.5)
+        print(f"no-change plan requests: {max(plan_requests)} (target < 30)")
+        client.close()
+    finally:
+        stop(home)
+
+
+if __name__ == "__main__":
+    main()
