@@ -1,0 +1,108 @@
+"""The plan/apply/destroy commands: exit codes, approval, JSON, the request log, configuration errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from batchrun.plan.actions import plan_from_json
+
+if TYPE_CHECKING:
+    from batchrun.local.target import LocalTarget
+
+REPO = Path(__file__).resolve().parents[2]
+
+MANIFEST = """\
+apiVersion: batchrun/v1
+kind: Workload
+metadata: {name: cli-demo}
+storage:
+  inputs:
+    - {name: data, source: ./data, container: cli-demo-in}
+pool:
+  id: cli-demo-pool
+  vmSize: standard_d2s_v3
+  virtualMachineConfiguration:
+    imageReference: {publisher: canonical, offer: ubuntu-24_04-lts, sku: server, version: latest}
+    nodeAgentSKUId: batch.node.ubuntu 24.04
+  targetDedicatedNodes: 0
+job:
+  id: cli-demo-job
+  tasks:
+    - id: t1
+      commandLine: /bin/true
+      inputs: [data]
+"""
+
+
+def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "batchrun", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def test_plan_apply_destroy_through_the_cli(
+    tmp_path: Path, local_target_env: dict[str, str], local_target: LocalTarget
+) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "input.txt").write_text("hello\n")
+    manifest = tmp_path / "demo.yaml"
+    manifest.write_text(MANIFEST)
+
+    changes = run(local_target_env, "plan", str(manifest), "--detailed-exitcode")
+    assert changes.returncode == 2, changes.stderr
+    assert "+ pool/cli-demo-pool will be created" in changes.stdout
+    assert changes.stdout.rstrip().endswith("(0 unchanged).")
+
+    as_json = run(local_target_env, "plan", str(manifest), "-o", "json")
+    plan = plan_from_json(json.loads(as_json.stdout))
+    assert {c.address for c in plan.changes} >= {
+        "pool/cli-demo-pool",
+        "job/cli-demo-job",
+        "task/cli-demo-job/t1",
+    }
+
+    unapproved = run(local_target_env, "apply", str(manifest))
+    assert unapproved.returncode == 1
+    assert "--auto-approve" in unapproved.stderr and "Traceback" not in unapproved.stderr
+    assert (
+        run(local_target_env, "plan", str(manifest), "--detailed-exitcode").returncode == 2
+    )  # nothing applied
+
+    applied = run(local_target_env, "apply", str(manifest), "--auto-approve", "-v")
+    assert applied.returncode == 0, applied.stderr
+    assert "POST http://127.0.0.1" in applied.stderr  # the -v request log
+    assert "sig=" not in applied.stderr.replace("sig=REDACTED", "")
+    for secret in (local_target.account_key, local_target.storage_account_key, local_target.token):
+        assert secret not in applied.stderr and secret not in applied.stdout
+
+    assert run(local_target_env, "plan", str(manifest), "--detailed-exitcode").returncode == 0
+
+    destroyed = run(local_target_env, "destroy", str(manifest), "--auto-approve", "--confirm-replace")
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert "- pool/cli-demo-pool will be deleted" in destroyed.stdout
+    after = run(local_target_env, "plan", str(manifest), "--detailed-exitcode")
+    assert after.returncode == 2 and "+ job/cli-demo-job will be created" in after.stdout
+
+
+def test_azure_target_without_configuration_names_the_missing_variables(tmp_path: Path) -> None:
+    manifest = tmp_path / "demo.yaml"
+    manifest.write_text(MANIFEST)
+    (tmp_path / "data").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
+    env["BATCHRUN_HOME"] = str(tmp_path / "home")
+    result = run(env, "plan", str(manifest), "--target", "azure")
+    assert result.returncode == 1
+    assert "AZURE_BATCH_ENDPOINT" in result.stderr and "AZURE_BATCH_ACCOUNT" in result.stderr
+    assert "Traceback" not in result.stderr
