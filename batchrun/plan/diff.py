@@ -135,8 +135,8 @@ def diff_subset(desired: Any, live: Any, path: str = "") -> list[FieldChange]:
         default = _default_for(path)
         if default is not _NO_DEFAULT and scalars_equal(_key_of(path), desired, default):
             return []
-        if desired in ({}, []) and live is None:
-            return []
+        if isinstance(desired, (Mapping, list, tuple)) and not desired:
+            return []  # an empty list or object is what an absent one means
         if isinstance(desired, Mapping) and all(
             not diff_subset(value, _MISSING, f"{path}.{key}" if path else key)
             for key, value in desired.items()
