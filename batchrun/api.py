@@ -98,7 +98,7 @@ def plan_with(session: Session, workload: Workload, options: PlanOptions) -> Pla
         ownership_of(workload),
         options,
         session.target.describe(),
-        session.target.uses_entra_id,
+        session.target.signs_with_user_delegation,
     )
 
 

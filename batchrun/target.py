@@ -50,6 +50,11 @@ class Target:
         return self.batch_key is None
 
     @property
+    def signs_with_user_delegation(self) -> bool:
+        """SAS URLs are signed with a user delegation key (no storage account key)."""
+        return self.storage_key is None
+
+    @property
     def has_management(self) -> bool:
         return bool(self.subscription_id and self.resource_group and self.management_account)
 

@@ -25,7 +25,7 @@ DEFAULT_SAS_LIFETIME = 30 * DAY
 ENTRA_SAS_LIMIT = 7 * DAY  # a user delegation key lives at most 7 days
 
 
-def sas_lifetime_seconds(workload: Workload, uses_entra_id: bool) -> int:
+def sas_lifetime_seconds(workload: Workload, user_delegation_sas: bool) -> int:
     """The job's maxWallClockTime plus a day, else 30 days; at most 7 days with Entra ID."""
     seconds = DEFAULT_SAS_LIFETIME
     if workload.job is not None:
@@ -33,7 +33,7 @@ def sas_lifetime_seconds(workload: Workload, uses_entra_id: bool) -> int:
         parsed = duration_seconds(limit) if isinstance(limit, str) else None
         if parsed is not None:
             seconds = int(parsed) + DAY
-    return min(seconds, ENTRA_SAS_LIMIT) if uses_entra_id else seconds
+    return min(seconds, ENTRA_SAS_LIMIT) if user_delegation_sas else seconds
 
 
 def make_plan(
@@ -44,7 +44,7 @@ def make_plan(
     ownership: Ownership,
     options: PlanOptions,
     target_line: str,
-    uses_entra_id: bool = False,
+    user_delegation_sas: bool = False,
 ) -> Plan:
     changes: list[Change] = [
         decide_input(prepared, live.inputs.get(prepared.name), options.prune) for prepared in inputs
@@ -91,7 +91,7 @@ def make_plan(
         changes=tuple(changes),
         inputs=tuple(bindings.values()),
         outputs_container=outputs,
-        sas_expiry_seconds=sas_lifetime_seconds(workload, uses_entra_id),
+        sas_expiry_seconds=sas_lifetime_seconds(workload, user_delegation_sas),
         job_id=workload.job.id if workload.job else None,
     )
 
