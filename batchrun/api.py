@@ -83,14 +83,15 @@ def plan_with(session: Session, workload: Workload, options: PlanOptions) -> Pla
     """Read live state through ``session`` and decide the plan."""
     from batchrun.azure.ownership import ownership_of
     from batchrun.azure.packages import prepare_package
-    from batchrun.azure.read import read_live
+    from batchrun.azure.read import read_live, read_task_bodies
     from batchrun.azure.storage import prepare_input
     from batchrun.plan.build import make_plan
+    from batchrun.plan.explain import explain, tasks_to_explain
 
     inputs = [prepare_input(spec) for spec in workload.inputs]
     packages = [prepare_package(spec) for spec in workload.packages]
     live = read_live(session.clients, workload, inputs, packages)
-    return make_plan(
+    decided = make_plan(
         workload,
         live,
         inputs,
@@ -100,6 +101,11 @@ def plan_with(session: Session, workload: Workload, options: PlanOptions) -> Pla
         session.target.describe(),
         session.target.signs_with_user_delegation,
     )
+    shown = tasks_to_explain(decided)
+    if not shown or workload.job is None:
+        return decided
+    bodies = read_task_bodies(session.clients.batch, workload.job.id, shown)
+    return explain(decided, {t.id.lower(): t for t in workload.job.tasks}, bodies)
 
 
 def destroy_plan_with(session: Session, workload: Workload, options: PlanOptions, containers: bool) -> Plan:

@@ -97,6 +97,18 @@ def read_tasks(batch: BatchClient, job_id: str) -> dict[str, LiveTask]:
     return tasks
 
 
+def read_task_bodies(batch: BatchClient, job_id: str, task_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Full REST bodies of a few tasks, by lower-cased id (for showing what changed)."""
+    bodies: dict[str, dict[str, Any]] = {}
+    for task_id in task_ids:
+        with translated(f"reading task/{job_id}/{task_id}"):
+            try:
+                bodies[task_id.lower()] = dict(batch.get_task(job_id, task_id).as_dict())
+            except ResourceNotFoundError:
+                continue
+    return bodies
+
+
 def read_live(
     clients: Clients,
     workload: Workload,

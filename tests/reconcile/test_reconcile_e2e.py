@@ -71,6 +71,10 @@ def test_edit_one_command_line_replaces_only_that_task(target: Target, batch_cli
     edited = replace(workload, job=replace(workload.job, tasks=tuple(edited_tasks)))
     plan = batchrun.plan(edited, target=target)
     assert by_action(plan) == {"no-op": 4, "replace": 1}
+    replaced = next(c for c in plan.changes if c.action is Action.REPLACE)
+    assert [(f.path, f.before, f.after) for f in replaced.fields] == [
+        ("commandLine", "/bin/true", "/bin/echo changed")
+    ]
     time.sleep(0.01)
     batchrun.apply(plan, target=target)
     after = creation_times(batch_client, "e2e-edit-job")
