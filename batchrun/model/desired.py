@@ -2,14 +2,18 @@
 
 Produced by ``batchrun.manifest`` (load -> validate -> expand) and consumed by ``batchrun.plan``. Nothing here
 refers to an SDK type. Batch resource bodies are kept as JSON-like mappings in Batch REST camelCase
-(api-version 2025-06-01) so anything Batch accepts can be expressed; batchrun's own conveniences (storage inputs,
+(api-version 2025-06-01) so anything Batch accepts can be expressed; batchrun's own conveniences (storage
+inputs,
 outputs, package short names, dependency globs, factories) are already resolved into plain fields:
 
-* ``PoolSpec.properties``: the pool body without ``id``; the manifest's ``packages: [name]`` short form is merged
+* ``PoolSpec.properties``: the pool body without ``id``; the manifest's ``packages: [name]`` short form is
+  merged
   into ``applicationPackageReferences`` as ``{"applicationId": id, "version": version}``.
-* ``JobSpec.properties``: the job body without ``id`` and ``tasks``; ``poolInfo`` defaults to the manifest's pool.
+* ``JobSpec.properties``: the job body without ``id`` and ``tasks``; ``poolInfo`` defaults to the manifest's
+  pool.
 * ``TaskSpec.properties``: the task body without ``id``; ``dependsOn`` is resolved to Batch's
-  ``{"taskIds": [...], "taskIdRanges": [...]}``. Storage ``inputs`` and ``outputs`` stay separate because their
+  ``{"taskIds": [...], "taskIdRanges": [...]}``. Storage ``inputs`` and ``outputs`` stay separate because
+  their
   URLs carry SAS tokens that are generated at apply time and must never count as a change.
 """
 
@@ -59,7 +63,8 @@ class PoolSpec:
 
 @dataclass(frozen=True)
 class TaskOutput:
-    """Files matching ``pattern`` (relative to the task working directory) uploaded to the outputs container."""
+    """Files matching ``pattern`` (relative to the task working directory) uploaded to the outputs
+    container."""
 
     pattern: str
     path: str  # blob name for a literal pattern, blob name prefix for a wildcard pattern
