@@ -2,10 +2,9 @@
 
 Every error a user can meet derives from :class:`BatchrunError`. Each carries a message that says where the
 problem is, what is wrong and how to fix it, and an ``exit_code`` the CLI returns. The CLI prints
-``str(error)``
-and never a traceback for these. Messages must never contain secrets (keys, SAS signatures, tokens): build
-them
-from names and addresses, and pass anything that might hold a URL through :func:`batchrun.redact.redact`.
+``str(error)`` and never a traceback for these. Messages must never contain secrets (keys, SAS signatures,
+tokens): build them from names and addresses, and pass anything that might hold a URL through
+:func:`batchrun.redact.redact`.
 
     BatchrunError                   exit 1
     ├── ManifestError               the manifest is malformed or invalid (carries every Diagnostic at once)
@@ -15,8 +14,7 @@ from names and addresses, and pass anything that might hold a URL through :func:
     │   └── AuthenticationError     credentials were rejected
     ├── PlanError                   live state cannot be reconciled (e.g. an unowned resource without --adopt)
     ├── ApplyError                  a step of an apply failed; the message names the resource address
-    └── AbortedError                the user declined a confirmation (exit 1, nothing changed after that
-    point)
+    └── AbortedError                the user declined a confirmation (nothing changed after that point)
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Entry point of the ``batchrun`` command: a click group whose subcommands live in sibling modules.
 
 Subcommands are imported only when invoked, so ``batchrun validate`` never pays for the Azure SDK imports.
-Every :class:`~batchrun.errors.BatchrunError` becomes its message on stderr and its exit code, never a
-traceback.
+Every :class:`~batchrun.errors.BatchrunError` becomes its message on stderr and its exit code, never
+a traceback.
 """
 
 from __future__ import annotations

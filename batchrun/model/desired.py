@@ -3,18 +3,17 @@
 Produced by ``batchrun.manifest`` (load -> validate -> expand) and consumed by ``batchrun.plan``. Nothing here
 refers to an SDK type. Batch resource bodies are kept as JSON-like mappings in Batch REST camelCase
 (api-version 2025-06-01) so anything Batch accepts can be expressed; batchrun's own conveniences (storage
-inputs,
-outputs, package short names, dependency globs, factories) are already resolved into plain fields:
+inputs, outputs, package short names, dependency globs, factories) are already resolved into plain fields:
 
 * ``PoolSpec.properties``: the pool body without ``id``; the manifest's ``packages: [name]`` short form is
-  merged
-  into ``applicationPackageReferences`` as ``{"applicationId": id, "version": version}``.
-* ``JobSpec.properties``: the job body without ``id`` and ``tasks``; ``poolInfo`` defaults to the manifest's
-  pool.
+  merged into ``applicationPackageReferences`` as ``{"applicationId": id, "version": version}``.
+* ``JobSpec.properties``: the job body without ``id`` and ``tasks``; ``poolInfo`` defaults to the
+  manifest's pool.
 * ``TaskSpec.properties``: the task body without ``id``; ``dependsOn`` is resolved to Batch's
   ``{"taskIds": [...], "taskIdRanges": [...]}``. Storage ``inputs`` and ``outputs`` stay separate because
-  their
-  URLs carry SAS tokens that are generated at apply time and must never count as a change.
+  their URLs carry SAS tokens that are generated at apply time and must never count as a change.
+
+Properties mappings may be shared between tasks of one factory: treat them as read-only.
 """
 
 from __future__ import annotations
@@ -63,8 +62,7 @@ class PoolSpec:
 
 @dataclass(frozen=True)
 class TaskOutput:
-    """Files matching ``pattern`` (relative to the task working directory) uploaded to the outputs
-    container."""
+    """Files matching ``pattern`` (relative to the working directory), uploaded to the outputs container."""
 
     pattern: str
     path: str  # blob name for a literal pattern, blob name prefix for a wildcard pattern
