@@ -147,6 +147,11 @@ def test_logs_prints_stdout_stderr_tails_and_json(
         0,
         18,
     )
+    terminal = batchrun_in_terminal(["logs", str(ok_manifest), "t2"], local_target_env)
+    shown = terminal.stdout.replace("\r\n", "\n")  # a terminal shows stderr (the target line) and stdout
+    assert (
+        terminal.code == 0 and shown.startswith("Target: local") and shown.endswith("\nline1\nline2\nline3\n")
+    )
     none_failed = batchrun(["logs", str(ok_manifest), "--failed"], local_target_env)
     assert none_failed.code == 0 and "No failed tasks in job/op-ok-job." in none_failed.stdout
 
@@ -178,6 +183,8 @@ def test_outputs_downloads_then_skips_unchanged_and_refuses_escaping_names(
         blob_service.get_blob_client("op-ok-out", "a//double.txt").delete_blob()
     assert (second["downloaded"], second["unchanged"], second["refused"]) == (0, 1, 1)
     assert not (target / "a" / "double.txt").exists()
+    terminal = batchrun_in_terminal(["outputs", str(ok_manifest), "-d", str(target)], local_target_env)
+    assert terminal.code == 0 and "0 downloaded, 1 unchanged in" in terminal.stdout
     (target / "res" / "r1.txt").write_text("edited locally\n")
     third = json.loads(
         batchrun(["outputs", str(ok_manifest), "-d", str(target), "-o", "json"], local_target_env).stdout

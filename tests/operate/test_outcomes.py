@@ -97,3 +97,18 @@ def test_timeout_exits_timeout_while_the_job_keeps_running(
     assert result["outcome"] == "timeout" and "--timeout 2s elapsed" in result["reason"]
     assert 2 <= result["elapsedSeconds"] < 10
     assert result["tasks"]["completed"] == 0
+
+
+def test_logs_follow_prints_a_running_task_output_until_it_completes(
+    local_target_env: dict[str, str], tmp_path: Path, destroy_after: list[Path]
+) -> None:
+    path = manifest(
+        tmp_path,
+        "op-follow",
+        "job:\n  id: op-follow-job\n  tasks:\n"
+        '    - {id: ticker, commandLine: /bin/sh -c "echo first; sleep 3; echo second"}\n',
+    )
+    destroy_after.append(path)
+    assert batchrun(["apply", str(path), "--auto-approve"], local_target_env).code == 0
+    run = batchrun(["logs", str(path), "ticker", "--follow"], local_target_env, timeout=60)
+    assert (run.code, run.stdout) == (0, "first\nsecond\n"), run.stderr
