@@ -242,9 +242,10 @@ class BatchWriter:
             by_id = {str(body["id"]).lower(): body for body in pending}
             try:
                 with translated(f"adding tasks to job/{job_id}"):
-                    result = self.batch.create_task_collection(
-                        job_id, batch_models.BatchTaskGroup({"value": [dict(b) for b in pending]})
-                    )
+                    # A plain JSON body: the SDK serialises it as is, while building a BatchTaskGroup model
+                    # of 100 tasks costs ~10 ms of CPU (a second per 10,000 tasks).
+                    group: Any = {"value": [dict(b) for b in pending]}
+                    result = self.batch.create_task_collection(job_id, group)
             except HttpResponseError as error:
                 if error_code(error) == "RequestBodyTooLarge" and len(pending) > 1:
                     half = len(pending) // 2
@@ -253,7 +254,7 @@ class BatchWriter:
                     )
                 raise
             retry: list[Mapping[str, Any]] = []
-            for item in result.as_dict().get("value", []):
+            for item in result.get("value") or []:  # mapping access: as_dict() is slow per chunk
                 task_id = str(item.get("taskId", ""))
                 status = str(item.get("status", "")).lower()
                 code = str((item.get("error") or {}).get("code", ""))
