@@ -77,9 +77,9 @@ def wait_for_workload(
     started = clock()
     last_view: ProgressView | None = None
     try:
-        result = _poll_until_verdict(monitor, workload, timeout, config, renderer, started, clock, sleep)
-        last_view = result[1]
-        wait_result = _finish(monitor, workload, result[0], config, clock() - started)
+        outcome = _poll_until_verdict(monitor, workload, timeout, config, renderer, started, clock, sleep)
+        last_view = outcome.view
+        wait_result = _finish(monitor, workload, outcome, config, clock() - started)
     finally:
         renderer.close(last_view)
     if output.format == "json":
@@ -104,6 +104,7 @@ class _Outcome:
     observation: _Observation
     nodes: NodeSummary | None
     polls: int
+    view: ProgressView | None  # the last progress drawn
 
 
 def _poll_until_verdict(
@@ -115,10 +116,10 @@ def _poll_until_verdict(
     started: float,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
-) -> tuple[_Outcome, ProgressView | None]:
+) -> _Outcome:
     if workload.job is None:
         empty = _Observation(JobSnapshot(id="", exists=False), TaskCounts(), None)
-        return _Outcome(Verdict(Outcome.SUCCEEDED, "the manifest defines no job"), empty, None, 0), None
+        return _Outcome(Verdict(Outcome.SUCCEEDED, "the manifest defines no job"), empty, None, 0, None)
     job_id = workload.job.id
     expected_tasks = len(workload.job.tasks)
     default_pool = workload.pool.id if workload.pool is not None else None
@@ -155,14 +156,14 @@ def _poll_until_verdict(
         if verdict is not None and (
             job.state == "completed" or (pending and pending.outcome == verdict.outcome)
         ):
-            return _Outcome(verdict, observation, nodes, polls), view
+            return _Outcome(verdict, observation, nodes, polls, view)
         if timeout is not None and elapsed >= timeout:
             if verdict is not None:
-                return _Outcome(verdict, observation, nodes, polls), view
+                return _Outcome(verdict, observation, nodes, polls, view)
             reason = (
                 f"--timeout {timeout:g}s elapsed with {counts.total - counts.completed} task(s) not completed"
             )
-            return _Outcome(Verdict(Outcome.TIMEOUT, reason), observation, nodes, polls), view
+            return _Outcome(Verdict(Outcome.TIMEOUT, reason), observation, nodes, polls, view)
         pending = verdict
         pause = config.poll_interval if pending is None else min(config.poll_interval, 1.0)
         if timeout is not None:
