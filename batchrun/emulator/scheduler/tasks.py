@@ -265,6 +265,8 @@ class TaskRunner:
                 self.model.save_task(run.job_id, task)
                 if task["state"] == "completed":
                     self._after_completion(run.job_id, task, outcome)
+        # Fill the freed slot from this thread right away instead of waiting for the scheduler thread's pass.
+        self.dispatch()
         self.model.notify()
 
     def _record_outcome(self, run: RunningTask, task: Body, outcome: TaskOutcome) -> None:
