@@ -496,3 +496,34 @@ def test_request_accounting(emulator: Emulator, client: BatchClient, finished: d
     }
     status = client.send_request(HttpRequest("GET", "/_emulator/status")).json()
     assert status["maxRunningTasks"] == emulator.config.max_running_tasks
+
+
+def test_replace_job_resets_omitted_properties(client: BatchClient, finished: dict[str, Any]) -> None:
+    client.create_job(
+        models.BatchJobCreateOptions(
+            id="put-job",
+            pool_info=models.BatchPoolInfo(pool_id="cf-pool"),
+            priority=300,
+            max_parallel_tasks=2,
+            metadata=[models.BatchMetadataItem(name="owner", value="me")],
+        )
+    )
+    job = client.get_job("put-job")
+    job.priority = 7
+    job.metadata = None
+    job.max_parallel_tasks = None
+    client.replace_job("put-job", job)
+    replaced = client.get_job("put-job")
+    assert replaced.priority == 7
+    assert replaced.max_parallel_tasks == -1  # omitted in a PUT means reset to the default
+    assert not replaced.metadata
+    assert replaced.etag != job.etag
+
+
+def test_sdk_file_properties(client: BatchClient, finished: dict[str, Any]) -> None:
+    properties = client.get_task_file_properties("cf-job", "cf-task", "stdout.txt")
+    assert properties.content_length == len("out\n")
+    assert properties.is_directory is False
+    assert properties.url.endswith("/files/stdout.txt")
+    assert properties.creation_time is not None and properties.last_modified is not None
+    assert properties.file_mode.startswith("0")
