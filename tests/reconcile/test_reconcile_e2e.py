@@ -227,3 +227,32 @@ def test_storage_uploads_by_content_hash_not_mtime(target: Target, tmp_path: Pat
     assert by_action(pruned, "storage.input") == {"update": 1}
     assert sorted(b.name for b in container.list_blobs()) == ["in/a.txt", "in/b.txt"]
     batchrun.destroy(workload, target=target, containers=True)
+
+
+def test_job_pool_change_and_autoscale_round_trip(target: Target) -> None:
+    workload = make_workload("e2e-move", tasks(3))
+    batchrun.apply(workload, target=target)
+    moved = replace(
+        workload,
+        pool=replace(workload.pool, id="e2e-move-pool2"),
+        job=replace(workload.job, properties={"poolInfo": {"poolId": "e2e-move-pool2"}}),
+    )
+    plan = batchrun.plan(moved, target=target)
+    job_change = next(c for c in plan.changes if c.kind == "job")
+    assert [op.name for op in job_change.operations][:3] == ["job.disable", "job.patch", "job.enable"]
+    batchrun.apply(plan, target=target)
+    assert not batchrun.plan(moved, target=target).has_changes
+
+    fixed_props = {k: v for k, v in moved.pool.properties.items() if k != "targetDedicatedNodes"}
+    auto_props = {**fixed_props, "enableAutoScale": True, "autoScaleFormula": "$TargetDedicatedNodes=1;"}
+    autoscaled = replace(moved, pool=replace(moved.pool, properties=auto_props))
+    batchrun.apply(autoscaled, target=target)
+    assert not batchrun.plan(autoscaled, target=target).has_changes
+    back = replace(moved, pool=replace(moved.pool, properties={**fixed_props, "targetDedicatedNodes": 0}))
+    plan = batchrun.plan(back, target=target)
+    pool_change = next(c for c in plan.changes if c.kind == "pool")
+    assert [op.name for op in pool_change.operations] == ["pool.disable_autoscale", "pool.resize"]
+    batchrun.apply(plan, target=target)
+    assert not batchrun.plan(back, target=target).has_changes
+    batchrun.destroy(back, target=target, confirm_replace=True)
+    batchrun.destroy(workload, target=target, confirm_replace=True)  # the first pool, still owned
