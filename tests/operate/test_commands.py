@@ -192,6 +192,34 @@ def test_outputs_downloads_then_skips_unchanged_and_refuses_escaping_names(
     assert third["downloaded"] == 1 and (target / "res" / "r1.txt").read_text() == "result\n"
 
 
+def test_outputs_without_content_md5_are_skipped_by_the_recorded_etag(
+    ok_manifest: Path, local_target_env: dict[str, str], local_target: LocalTarget, tmp_path: Path
+) -> None:
+    from azure.storage.blob import BlobClient
+
+    # Block uploads (here forced by tiny sizes) get no Content-MD5, like large task outputs.
+    blob = BlobClient.from_connection_string(
+        local_target.connection_string, "op-ok-out", "blocks.txt", max_single_put_size=4, max_block_size=4
+    )
+    blob.upload_blob(b"uploaded in blocks\n", overwrite=True)
+    try:
+        assert blob.get_blob_properties().content_settings.content_md5 is None
+        target = tmp_path / "out"
+        runs = [
+            json.loads(
+                batchrun(
+                    ["outputs", str(ok_manifest), "-d", str(target), "-o", "json"], local_target_env
+                ).stdout
+            )
+            for _ in range(2)
+        ]
+    finally:
+        blob.delete_blob()
+    actions = [{f["blob"]: f["action"] for f in run["files"]}["blocks.txt"] for run in runs]
+    assert actions == ["downloaded", "unchanged"]
+    assert (target / "blocks.txt").read_bytes() == b"uploaded in blocks\n"
+
+
 def test_verbose_prints_each_request_in_one_redacted_line(
     ok_manifest: Path, local_target_env: dict[str, str], local_target: LocalTarget
 ) -> None:
