@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -348,3 +349,26 @@ def test_job_priority_orders_dispatch(client: BatchClient) -> None:
     first_low = min(low[f"l{i}"].execution_info.start_time for i in range(3))
     assert last_high <= first_low
     client.begin_delete_pool("prio-pool", polling_interval=1).result()
+
+
+def test_deleting_a_pool_ends_a_running_start_task(client: BatchClient) -> None:
+    client.create_pool(
+        pool_options(
+            "slowstart-pool",
+            target_dedicated_nodes=1,
+            start_task=models.BatchStartTask(command_line="/bin/sleep 120", wait_for_success=True),
+        )
+    )
+    wait_until(
+        lambda: any(
+            n.state == models.BatchNodeState.WAITING_FOR_START_TASK
+            for n in client.list_nodes("slowstart-pool")
+        ),
+        30,
+        "the node to wait for its start task",
+    )
+    started = time.monotonic()
+    client.begin_delete_pool("slowstart-pool", polling_interval=1).result()
+    assert time.monotonic() - started < 20
+    with pytest.raises(ResourceNotFoundError):
+        client.get_pool("slowstart-pool")

@@ -36,7 +36,7 @@ class Scheduler:
             config.storage.blob_endpoint, config.storage.account_name, config.storage.account_key
         )
         self.running: dict[tuple[str, str], RunningTask] = {}
-        self.helpers: dict[int, threading.Event] = {}  # start / prep / release runs, by thread id
+        self.helpers: dict[int, threading.Event] = {}  # job release runs, by thread id
         self.booting: set[tuple[str, str]] = set()
         self.stopping = False
         self._thread: threading.Thread | None = None
@@ -84,7 +84,7 @@ class Scheduler:
                 if run.reason is None:
                     run.reason = "shutdown"
                 run.cancel.set()
-            for event in self.helpers.values():
+            for event in [*self.helpers.values(), *self.pools.boot_cancels.values()]:
                 event.set()
             self.model.changed.notify_all()
         if self._thread is not None:

@@ -35,6 +35,7 @@ class PoolManager:
         self.scheduler = scheduler
         self.model = scheduler.model
         self.config = scheduler.config
+        self.boot_cancels: dict[tuple[str, str], threading.Event] = {}
 
     def reconcile(self, pool: Body) -> float:
         pool_id = pool["id"]
@@ -105,6 +106,9 @@ class PoolManager:
             self._set_allocation(pool, "steady")
 
     def _retire_node(self, pool: Body, node: Body, option: str) -> None:
+        boot = self.boot_cancels.get((pool["id"], node["id"]))
+        if boot is not None:
+            boot.set()  # a start task still running must not keep the node (or a deleted pool) alive
         if node["state"] != "leavingpool":
             nodes.set_node_state(node, "leavingpool")
             node["schedulingState"] = "disabled"
@@ -144,11 +148,11 @@ class PoolManager:
     def _boot(self, pool: Body, node: Body) -> None:
         key = (pool["id"], node["id"])
         self.scheduler.booting.add(key)
-        self.scheduler.spawn(lambda: self._boot_worker(pool["id"], node["id"]), f"boot-{node['id']}")
-
-    def _boot_worker(self, pool_id: str, node_id: str) -> None:
         cancel = threading.Event()
-        self.scheduler.helpers[threading.get_ident()] = cancel
+        self.boot_cancels[key] = cancel
+        self.scheduler.spawn(lambda: self._boot_worker(pool["id"], node["id"], cancel), f"boot-{node['id']}")
+
+    def _boot_worker(self, pool_id: str, node_id: str, cancel: threading.Event) -> None:
         try:
             with self.model.lock:
                 pool = self.model.pools.get(pool_id)
@@ -225,5 +229,5 @@ class PoolManager:
         finally:
             with self.model.lock:
                 self.scheduler.booting.discard((pool_id, node_id))
-                self.scheduler.helpers.pop(threading.get_ident(), None)
+                self.boot_cancels.pop((pool_id, node_id), None)
                 self.model.notify()
