@@ -16,6 +16,18 @@ from batchrun.plan.decide import PlanOptions, decide_job
 from batchrun.plan.live import LiveJob, LivePool, LiveState, LiveTask
 from batchrun.plan.render import render_text
 
+
+def job_of(state: Any) -> Any:
+    """The job of a Workload or LiveState, known to be there."""
+    assert state.job is not None
+    return state.job
+
+
+def pool_of(state: Any) -> Any:
+    assert state.pool is not None
+    return state.pool
+
+
 OWNER = Ownership("demo", "d1", "")
 
 
@@ -265,7 +277,7 @@ def test_sas_rotation_is_not_drift() -> None:
 def test_changed_command_replaces_only_that_task() -> None:
     wl = workload([task(i) for i in range(3)])
     live = live_for(wl)
-    edited = replace(wl, job=replace(wl.job, tasks=(task(0), task(1, "echo changed"), task(2))))
+    edited = replace(wl, job=replace(job_of(wl), tasks=(task(0), task(1, "echo changed"), task(2))))
     plan = make(edited, live)
     assert actions(plan, "task") == {"task/j1/t0": "no-op", "task/j1/t1": "replace", "task/j1/t2": "no-op"}
     assert actions(plan, "job") == {"job/j1": "no-op"}
@@ -274,8 +286,8 @@ def test_changed_command_replaces_only_that_task() -> None:
 def test_completed_job_with_a_changed_task_is_replaced_with_all_its_tasks() -> None:
     wl = workload([task(i) for i in range(3)], onAllTasksComplete="terminatejob")
     live = live_for(wl)
-    live = replace(live, job=replace(live.job, state="completed"))
-    edited = replace(wl, job=replace(wl.job, tasks=(task(0), task(1, "echo changed"), task(2))))
+    live = replace(live, job=replace(job_of(live), state="completed"))
+    edited = replace(wl, job=replace(job_of(wl), tasks=(task(0), task(1, "echo changed"), task(2))))
     plan = make(edited, live)
     assert actions(plan, "job") == {"job/j1": "replace"}
     assert set(actions(plan, "task").values()) == {"create"}
@@ -284,7 +296,7 @@ def test_completed_job_with_a_changed_task_is_replaced_with_all_its_tasks() -> N
 def test_changed_command_on_active_job_replaces_task_in_place() -> None:
     wl = workload([task(i) for i in range(3)])
     live = live_for(wl, state="active")
-    edited = replace(wl, job=replace(wl.job, tasks=(task(0), task(1, "echo changed"), task(2))))
+    edited = replace(wl, job=replace(job_of(wl), tasks=(task(0), task(1, "echo changed"), task(2))))
     plan = make(edited, live)
     assert actions(plan, "job") == {"job/j1": "no-op"}
     replaced = next(c for c in plan.changes if c.address == "task/j1/t1")
@@ -294,7 +306,7 @@ def test_changed_command_on_active_job_replaces_task_in_place() -> None:
 def test_constraints_change_in_place() -> None:
     wl = workload([task(1)])
     live = live_for(wl, state="active")
-    edited = replace(wl, job=replace(wl.job, tasks=(task(1, constraints={"maxTaskRetryCount": 3}),)))
+    edited = replace(wl, job=replace(job_of(wl), tasks=(task(1, constraints={"maxTaskRetryCount": 3}),)))
     plan = make(edited, live)
     change = next(c for c in plan.changes if c.kind == "task")
     assert change.action is Action.UPDATE
@@ -305,7 +317,7 @@ def test_constraints_change_in_place() -> None:
 def test_new_tasks_are_added_and_extra_tasks_kept_without_prune() -> None:
     wl = workload([task(i) for i in range(3)])
     live = live_for(wl, state="active")
-    edited = replace(wl, job=replace(wl.job, tasks=(task(1), task(2), task(3))))
+    edited = replace(wl, job=replace(job_of(wl), tasks=(task(1), task(2), task(3))))
     plan = make(edited, live)
     assert actions(plan, "task") == {
         "task/j1/t1": "no-op",
@@ -321,7 +333,7 @@ def test_new_tasks_are_added_and_extra_tasks_kept_without_prune() -> None:
 def test_blocked_job_blocks_its_task_changes() -> None:
     wl = workload([task(1)])
     live = live_for(wl)
-    unowned = LiveState(pool=live.pool, job=replace(live.job, metadata={}), tasks={})
+    unowned = LiveState(pool=live.pool, job=replace(job_of(live), metadata={}), tasks={})
     plan = make(wl, unowned)
     assert {c.action for c in plan.changes if c.kind in ("job", "task")} == {Action.BLOCKED}
 

@@ -15,6 +15,18 @@ from batchrun.model import JobSpec, PoolSpec, StorageInput, TaskSpec, Workload
 from batchrun.plan.actions import Action, Plan
 from tests.reconcile.conftest import RequestCounter
 
+
+def job_of(state: Any) -> Any:
+    """The job of a Workload or LiveState, known to be there."""
+    assert state.job is not None
+    return state.job
+
+
+def pool_of(state: Any) -> Any:
+    assert state.pool is not None
+    return state.pool
+
+
 if TYPE_CHECKING:
     from azure.batch import BatchClient
 
@@ -68,7 +80,7 @@ def test_edit_one_command_line_replaces_only_that_task(target: Target, batch_cli
     before = creation_times(batch_client, "e2e-edit-job")
     edited_tasks = tasks(5)
     edited_tasks[2] = TaskSpec("t00002", {"commandLine": "/bin/echo changed"})
-    edited = replace(workload, job=replace(workload.job, tasks=tuple(edited_tasks)))
+    edited = replace(workload, job=replace(job_of(workload), tasks=tuple(edited_tasks)))
     plan = batchrun.plan(edited, target=target)
     assert by_action(plan) == {"no-op": 4, "replace": 1}
     replaced = next(c for c in plan.changes if c.action is Action.REPLACE)
@@ -90,7 +102,7 @@ def test_ten_more_tasks_on_a_thousand_adds_exactly_ten(
 ) -> None:
     workload = make_workload("e2e-add", tasks(1000))  # a pool without nodes: tasks wait, nothing runs
     batchrun.apply(workload, target=target)
-    grown = replace(workload, job=replace(workload.job, tasks=tuple(tasks(1010))))
+    grown = replace(workload, job=replace(job_of(workload), tasks=tuple(tasks(1010))))
     requests_counter.reset()
     plan = batchrun.plan(grown, target=target)
     planning = requests_counter.snapshot()
@@ -121,7 +133,9 @@ def test_vm_size_change_replaces_the_pool_only_after_confirmation(
     old = batch_client.get_pool("e2e-vm-pool")
     bigger = replace(
         workload,
-        pool=replace(workload.pool, properties={**workload.pool.properties, "vmSize": "standard_d4s_v3"}),
+        pool=replace(
+            pool_of(workload), properties={**pool_of(workload).properties, "vmSize": "standard_d4s_v3"}
+        ),
     )
     blocked = batchrun.plan(bigger, target=target)
     change = next(c for c in blocked.changes if c.kind == "pool")
@@ -234,8 +248,8 @@ def test_job_pool_change_and_autoscale_round_trip(target: Target) -> None:
     batchrun.apply(workload, target=target)
     moved = replace(
         workload,
-        pool=replace(workload.pool, id="e2e-move-pool2"),
-        job=replace(workload.job, properties={"poolInfo": {"poolId": "e2e-move-pool2"}}),
+        pool=replace(pool_of(workload), id="e2e-move-pool2"),
+        job=replace(job_of(workload), properties={"poolInfo": {"poolId": "e2e-move-pool2"}}),
     )
     plan = batchrun.plan(moved, target=target)
     job_change = next(c for c in plan.changes if c.kind == "job")
@@ -243,12 +257,12 @@ def test_job_pool_change_and_autoscale_round_trip(target: Target) -> None:
     batchrun.apply(plan, target=target)
     assert not batchrun.plan(moved, target=target).has_changes
 
-    fixed_props = {k: v for k, v in moved.pool.properties.items() if k != "targetDedicatedNodes"}
+    fixed_props = {k: v for k, v in pool_of(moved).properties.items() if k != "targetDedicatedNodes"}
     auto_props = {**fixed_props, "enableAutoScale": True, "autoScaleFormula": "$TargetDedicatedNodes=1;"}
-    autoscaled = replace(moved, pool=replace(moved.pool, properties=auto_props))
+    autoscaled = replace(moved, pool=replace(pool_of(moved), properties=auto_props))
     batchrun.apply(autoscaled, target=target)
     assert not batchrun.plan(autoscaled, target=target).has_changes
-    back = replace(moved, pool=replace(moved.pool, properties={**fixed_props, "targetDedicatedNodes": 0}))
+    back = replace(moved, pool=replace(pool_of(moved), properties={**fixed_props, "targetDedicatedNodes": 0}))
     plan = batchrun.plan(back, target=target)
     pool_change = next(c for c in plan.changes if c.kind == "pool")
     assert [op.name for op in pool_change.operations] == ["pool.disable_autoscale", "pool.resize"]
