@@ -12,6 +12,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from batchrun.emulator.config import EmulatorConfig
@@ -41,6 +42,8 @@ class Scheduler:
         self.stopping = False
         self._thread: threading.Thread | None = None
         self._workers: set[threading.Thread] = set()
+        # Task runs reuse pooled threads: starting a thread per task under the model lock was a bottleneck.
+        self.task_threads = ThreadPoolExecutor(max_workers=self.cap, thread_name_prefix="batch-task")
         self.jobs = JobTransitions(model, self)
         self.pools = PoolManager(self)
         self.tasks = TaskRunner(self)
@@ -91,6 +94,7 @@ class Scheduler:
             self._thread.join(timeout)
         for worker in list(self._workers):
             worker.join(timeout)
+        self.task_threads.shutdown(wait=True)
 
     def status(self) -> dict[str, Any]:
         with self.model.lock:

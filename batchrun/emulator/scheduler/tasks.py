@@ -167,7 +167,7 @@ class TaskRunner:
         def work() -> None:
             self._task_worker(run, identity, spec, environment, packages, prep_spec, windows)
 
-        self.scheduler.spawn(work, f"task-{job['id']}-{task['id']}")
+        self.scheduler.task_threads.submit(work)
 
     def _task_worker(
         self,
