@@ -106,3 +106,20 @@ def test_azure_target_without_configuration_names_the_missing_variables(tmp_path
     assert result.returncode == 1
     assert "AZURE_BATCH_ENDPOINT" in result.stderr and "AZURE_BATCH_ACCOUNT" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_apply_wait_reports_the_job_outcome(tmp_path: Path, local_target_env: dict[str, str]) -> None:
+    manifest = tmp_path / "wait.yaml"
+    manifest.write_text(
+        MANIFEST.replace("cli-demo", "cli-wait")
+        .replace("targetDedicatedNodes: 0", "targetDedicatedNodes: 1")
+        .replace("      inputs: [data]\n", "")
+        .replace("  inputs:\n    - {name: data, source: ./data, container: cli-wait-in}\n", "")
+        .replace("storage:\n", "")
+        .replace("  id: cli-wait-job\n", "  id: cli-wait-job\n  onAllTasksComplete: terminatejob\n")
+    )
+    applied = run(local_target_env, "apply", str(manifest), "--auto-approve", "--wait")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "succeeded" in applied.stdout + applied.stderr
+    destroyed = run(local_target_env, "destroy", str(manifest), "--auto-approve")
+    assert destroyed.returncode == 0, destroyed.stderr
