@@ -307,6 +307,7 @@ def _apply_changes(api: Api, job: Body, changes: dict[str, Any], replace: bool) 
             job.pop("metadata", None)
     else:
         job.update(changes)
+    job.setdefault("executionInfo", {})["poolId"] = job["poolInfo"]["poolId"]
     touch(job)
     api.model.save_job(job)
     api.model.notify()
