@@ -3,6 +3,7 @@
 The revision is the git commit of the repository holding the manifest, with ``+dirty`` appended when the
 manifest file itself has uncommitted changes (other files of the repository do not matter: they do not change
 what the manifest asks for). Outside git the revision is empty and no ``batchrun.revision`` item is written.
+The manifest's labels are recorded as ``batchrun.labels`` (compact JSON).
 """
 
 from __future__ import annotations
@@ -42,5 +43,8 @@ def manifest_revision(manifest: Path) -> str:
 
 def ownership_of(workload: Workload) -> Ownership:
     return Ownership(
-        workload=workload.name, digest=workload.digest, revision=manifest_revision(workload.manifest_path)
+        workload=workload.name,
+        digest=workload.digest,
+        revision=manifest_revision(workload.manifest_path),
+        labels=tuple(sorted(workload.labels.items())),
     )

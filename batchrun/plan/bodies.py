@@ -16,9 +16,9 @@ from typing import Any
 
 from batchrun.model import JobSpec, PoolSpec, TaskSpec, Workload
 from batchrun.plan.actions import InputBinding
-from batchrun.plan.live import DIGEST_KEY, REVISION_KEY, TASK_DIGEST_ENV, WORKLOAD_KEY
+from batchrun.plan.live import DIGEST_KEY, LABELS_KEY, REVISION_KEY, TASK_DIGEST_ENV, WORKLOAD_KEY
 
-OWNERSHIP_KEYS = frozenset({WORKLOAD_KEY, DIGEST_KEY, REVISION_KEY})
+OWNERSHIP_KEYS = frozenset({WORKLOAD_KEY, DIGEST_KEY, REVISION_KEY, LABELS_KEY})
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,14 @@ class Ownership:
     workload: str
     digest: str
     revision: str  # "" outside git
+    labels: tuple[tuple[str, str], ...] = ()
 
     def metadata(self) -> dict[str, str]:
         items = {WORKLOAD_KEY: self.workload, DIGEST_KEY: self.digest}
         if self.revision:
             items[REVISION_KEY] = self.revision
+        if self.labels:
+            items[LABELS_KEY] = canonical_json(dict(self.labels))
         return items
 
 

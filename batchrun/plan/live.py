@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 WORKLOAD_KEY = "batchrun.workload"
 DIGEST_KEY = "batchrun.digest"
 REVISION_KEY = "batchrun.revision"
+LABELS_KEY = "batchrun.labels"  # the manifest's metadata.labels as compact JSON
 TASK_DIGEST_ENV = "BATCHRUN_TASK_DIGEST"
 BLOB_WORKLOAD_KEY = "batchrun_workload"  # blob metadata names must be C# identifiers: no dots
 PACKAGE_HASH_KEY = "batchrun_sha256"

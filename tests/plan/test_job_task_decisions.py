@@ -355,3 +355,11 @@ def test_many_tasks_render_as_a_summary() -> None:
 def test_sas_lifetime_follows_job_wall_clock() -> None:
     wl = workload([task(1)], constraints={"maxWallClockTime": "PT2H"})
     assert make(wl, LiveState()).sas_expiry_seconds == 2 * 3600 + 86400
+
+
+def test_labels_are_recorded_but_never_drift() -> None:
+    labelled = Ownership("demo", "d2", "abc", (("team", "viz"),))
+    assert labelled.metadata()["batchrun.labels"] == '{"team":"viz"}'
+    body = job_body(job_spec(), labelled)
+    decision = decide_job(body, "noaction", live_job(), labelled, PlanOptions(), False, False)
+    assert decision.change.action is Action.NOOP  # live has no labels or digest: marks are not drift
