@@ -348,7 +348,7 @@ def test_many_tasks_render_as_a_summary() -> None:
     wl = workload([task(i) for i in range(500)])
     text = render_text(make(wl, LiveState()))
     assert "500 to add" in text
-    assert "... and 495 more" in text
+    assert "... and 495 more to create" in text
     assert len(text.splitlines()) < 40
 
 
