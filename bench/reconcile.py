@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -165,6 +166,7 @@ def main() -> None:
         client.close()
     finally:
         stop(home)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":
