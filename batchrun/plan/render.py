@@ -84,9 +84,7 @@ def _summarise_tasks(changes: list[Change]) -> list[str]:
         for change in items[:TASKS_SHOWN_PER_ACTION]:
             lines.extend("  " + text for text in render_change(change))
         if len(items) > TASKS_SHOWN_PER_ACTION:
-            lines.append(
-                f"      ... and {len(items) - TASKS_SHOWN_PER_ACTION} more to {action.value}"
-            )
+            lines.append(f"      ... and {len(items) - TASKS_SHOWN_PER_ACTION} more to {action.value}")
     return lines
 
 
