@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from batchrun.plan.actions import plan_from_json
 
 if TYPE_CHECKING:
+    from azure.batch import BatchClient
+
     from batchrun.local.target import LocalTarget
 
 REPO = Path(__file__).resolve().parents[2]
@@ -123,3 +125,64 @@ def test_apply_wait_reports_the_job_outcome(tmp_path: Path, local_target_env: di
     assert "succeeded" in applied.stdout + applied.stderr
     destroyed = run(local_target_env, "destroy", str(manifest), "--auto-approve")
     assert destroyed.returncode == 0, destroyed.stderr
+
+
+def run_on_terminal(env: dict[str, str], answers: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI with a pseudo-terminal as stdin, typing ``answers`` (stdout/stderr still captured)."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "batchrun", *args],
+            env=env,
+            cwd=REPO,
+            stdin=slave,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.write(master, answers.encode())
+        try:
+            stdout, stderr = process.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    finally:
+        os.close(master)
+        os.close(slave)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def test_replacing_a_busy_pool_asks_on_a_terminal(
+    tmp_path: Path, local_target_env: dict[str, str], batch_client: BatchClient
+) -> None:
+    import time
+
+    manifest = tmp_path / "busy.yaml"
+    text = (
+        MANIFEST.replace("cli-demo", "cli-busy")
+        .replace("targetDedicatedNodes: 0", "targetDedicatedNodes: 1")
+        .replace("/bin/true", "/bin/sleep 60")
+        .replace("      inputs: [data]\n", "")
+        .replace("storage:\n  inputs:\n    - {name: data, source: ./data, container: cli-busy-in}\n", "")
+    )
+    manifest.write_text(text)
+    assert run(local_target_env, "apply", str(manifest), "--auto-approve").returncode == 0
+    deadline = time.monotonic() + 60
+    while batch_client.get_task("cli-busy-job", "t1").state != "running":
+        assert time.monotonic() < deadline, "the task never started"
+        time.sleep(0.5)
+    manifest.write_text(text.replace("standard_d2s_v3", "standard_d4s_v3"))
+
+    declined = run_on_terminal(local_target_env, "no\n", "apply", str(manifest))
+    assert declined.returncode == 1 and "Nothing was changed" in declined.stderr
+    assert "forces replacement" in declined.stdout and "Replace or delete these anyway?" in declined.stdout
+    assert batch_client.get_pool("cli-busy-pool").vm_size.lower() == "standard_d2s_v3"
+
+    accepted = run_on_terminal(local_target_env, "yes\nyes\n", "apply", str(manifest))
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert batch_client.get_pool("cli-busy-pool").vm_size.lower() == "standard_d4s_v3"
+    assert (
+        run(local_target_env, "destroy", str(manifest), "--auto-approve", "--confirm-replace").returncode == 0
+    )
