@@ -4,6 +4,10 @@ Batch does not run command lines through a shell: on Linux the line is split lik
 words (``shlex``) and executed directly. The child gets its own process group (so ending the task ends
 everything it started) and ``PR_SET_PDEATHSIG = SIGKILL`` (so it dies if the emulator process dies, even
 by SIGKILL).
+
+The death signal is set by util-linux's ``setpriv --pdeathsig`` in front of the command where available:
+a Python ``preexec_fn`` would force a full fork of the (large, threaded) emulator process for every task,
+about 9 ms a spawn against 1 ms for the vfork path ``subprocess`` takes without one.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ import ctypes
 import os
 import select
 import shlex
+import shutil
 import signal
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -56,6 +62,35 @@ def split_command_line(command_line: str) -> list[str]:
     return words
 
 
+def resolve_program(program: str, env: Mapping[str, str], working_dir: Path) -> str:
+    """The path of the program a command line starts, searched on the task's PATH like exec does."""
+    if "/" in program:
+        candidate = program if os.path.isabs(program) else str(working_dir / program)
+        if not os.path.exists(candidate):
+            raise _program_not_found(program)
+        if os.path.isdir(candidate) or not os.access(candidate, os.X_OK):
+            raise LaunchError("CommandLaunchFailed", f"The program '{program}' is not executable")
+        return candidate
+    found = shutil.which(program, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise _program_not_found(program)
+    return found
+
+
+def _program_not_found(program: str) -> LaunchError:
+    return LaunchError(
+        "CommandProgramNotFound",
+        f"The program '{program}' in the task's command line was not found on the node "
+        "(command lines do not run in a shell; use /bin/sh -c '...' for shell features)",
+    )
+
+
+@cache
+def _setpriv() -> str | None:
+    """util-linux's setpriv, when it can set a parent-death signal on this host."""
+    return shutil.which("setpriv")
+
+
 def _child_setup(parent_pid: int) -> Callable[[], None]:
     def setup() -> None:
         # Runs in the child between fork and exec: only async-signal-safe work here.
@@ -77,25 +112,29 @@ def run_process(
 ) -> ProcessResult:
     """Run ``command_line`` to its end, streaming output to files; kill its group on cancel or time limit."""
     words = split_command_line(command_line)
+    program = resolve_program(words[0], env, working_dir)
+    setpriv = _setpriv()
+    if setpriv is not None:
+        argv = [setpriv, "--pdeathsig", "KILL", "--", program, *words[1:]]
+        child_setup = None
+    else:
+        argv = [program, *words[1:]]
+        child_setup = _child_setup(os.getpid())
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
         try:
             process = subprocess.Popen(
-                words,
+                argv,
                 cwd=working_dir,
                 env=dict(env),
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,
                 stderr=stderr,
                 start_new_session=True,
-                preexec_fn=_child_setup(os.getpid()),
+                preexec_fn=child_setup,
                 close_fds=True,
             )
         except FileNotFoundError:
-            raise LaunchError(
-                "CommandProgramNotFound",
-                f"The program '{words[0]}' in the task's command line was not found on the node "
-                "(command lines do not run in a shell; use /bin/sh -c '...' for shell features)",
-            ) from None
+            raise _program_not_found(words[0]) from None
         except PermissionError:
             raise LaunchError("CommandLaunchFailed", f"The program '{words[0]}' is not executable") from None
         except OSError as error:
