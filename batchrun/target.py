@@ -1,9 +1,12 @@
 """Which Batch account and storage account a command talks to: the local target or Azure.
 
 Local is the default. Azure is chosen with ``--target azure`` or, without a flag, when
-``AZURE_BATCH_ENDPOINT`` (or ``AZURE_BATCH_ACCOUNT_URL``) is set. The resolved :class:`Target` holds plain
-strings only; the SDK clients are built from it by :mod:`batchrun.azure.clients`. :meth:`Target.describe` is
-the one line every command prints first: it names endpoints and accounts, never a key or token.
+``AZURE_BATCH_ENDPOINT`` (or ``AZURE_BATCH_ACCOUNT_URL``) is set and is not the endpoint of the running local
+target (``batchrun local up`` prints those variables for people's own SDK scripts; exporting them must not
+turn batchrun's view of the local target into a half-configured Azure one). The resolved :class:`Target`
+holds plain strings only; the SDK clients are built from it by :mod:`batchrun.azure.clients`.
+:meth:`Target.describe` is the one line every command prints first: it names endpoints and accounts, never a
+key or token.
 """
 
 from __future__ import annotations
@@ -93,10 +96,19 @@ def resolve_target(
     env = os.environ if environ is None else environ
     if kind not in (None, "local", "azure"):
         raise ConfigurationError(f"--target {kind!r} is not a target; use --target local or --target azure.")
-    chosen = kind or ("azure" if _batch_endpoint(env) else "local")
+    endpoint = _batch_endpoint(env)
+    chosen = kind or ("azure" if endpoint and not _is_local_endpoint(endpoint, env) else "local")
     if chosen == "azure":
         return azure_target_from_environment(env)
     return (start_local or start_local_target)(batchrun_home(env), announce)
+
+
+def _is_local_endpoint(endpoint: str, env: Mapping[str, str]) -> bool:
+    """Whether ``endpoint`` is the Batch URL of the local target running under this state folder."""
+    from batchrun.local.target import running_target
+
+    local = running_target(batchrun_home(env))
+    return local is not None and local.batch_url.rstrip("/") == endpoint.rstrip("/")
 
 
 def start_local_target(home: Path, announce: Callable[[str], None]) -> Target:

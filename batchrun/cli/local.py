@@ -102,8 +102,7 @@ def _connection_details(target: LocalTarget) -> str:
         f"  export AZURE_BATCH_ACCOUNT={target.account_name}",
         f"  export AZURE_BATCH_ACCESS_KEY={target.account_key}",
         f"  export AZURE_STORAGE_CONNECTION_STRING='{target.connection_string}'",
-        "(with these set, batchrun too reaches the local target through its Azure settings; unset them to go",
-        "back to the default.)",
+        "(batchrun recognises this endpoint as the local target, so exporting these changes nothing for it.)",
     ])
 
 

@@ -110,6 +110,27 @@ def test_azure_target_without_configuration_names_the_missing_variables(tmp_path
     assert "Traceback" not in result.stderr
 
 
+def test_exported_local_endpoint_still_means_the_local_target(
+    tmp_path: Path, local_target_env: dict[str, str], local_target: LocalTarget
+) -> None:
+    # `batchrun local up` prints these exports for people's own SDK scripts; batchrun must stay on the full
+    # local target (with its management plane for packages), not switch to a half-configured Azure one.
+    manifest = tmp_path / "demo.yaml"
+    manifest.write_text(MANIFEST)
+    (tmp_path / "data").mkdir()
+    env = dict(local_target_env)
+    env["AZURE_BATCH_ENDPOINT"] = local_target.batch_url
+    env["AZURE_BATCH_ACCOUNT"] = local_target.account_name
+    env["AZURE_BATCH_ACCESS_KEY"] = local_target.account_key
+    result = run(env, "plan", str(manifest))
+    assert result.returncode == 0, result.stderr
+    assert "Target: local" in result.stderr
+    other = dict(env, AZURE_BATCH_ENDPOINT="https://elsewhere.example.batch.azure.com")
+    elsewhere = run(other, "plan", str(manifest))
+    assert elsewhere.returncode == 1
+    assert "AZURE_STORAGE_CONNECTION_STRING" in elsewhere.stderr
+
+
 def test_apply_wait_reports_the_job_outcome(tmp_path: Path, local_target_env: dict[str, str]) -> None:
     manifest = tmp_path / "wait.yaml"
     manifest.write_text(
