@@ -65,8 +65,11 @@ def status_command(output: str, show_secrets: bool) -> None:
     if output == "json":
         data = state.to_json()
         if target is not None:
-            data.update(accountKey=target.account_key, storageAccountKey=target.storage_account_key,
-                        connectionString=target.connection_string)
+            data.update(
+                accountKey=target.account_key,
+                storageAccountKey=target.storage_account_key,
+                connectionString=target.connection_string,
+            )
         click.echo(json.dumps(data, indent=2))
         return
     click.echo(_status_text(state))
@@ -89,21 +92,23 @@ def reset_command(yes: bool) -> None:
 
 
 def _connection_details(target: LocalTarget) -> str:
-    return "\n".join([
-        f"  Batch endpoint:     {target.batch_url}",
-        f"  Batch account:      {target.account_name}",
-        f"  Batch account key:  {target.account_key}",
-        f"  Storage endpoint:   {target.blob_endpoint}",
-        f"  Storage account:    {target.storage_account_name}",
-        f"  Storage key:        {target.storage_account_key}",
-        "",
-        "batchrun commands use this target by default. To point your own Azure SDK scripts at it:",
-        f"  export AZURE_BATCH_ENDPOINT={target.batch_url}",
-        f"  export AZURE_BATCH_ACCOUNT={target.account_name}",
-        f"  export AZURE_BATCH_ACCESS_KEY={target.account_key}",
-        f"  export AZURE_STORAGE_CONNECTION_STRING='{target.connection_string}'",
-        "(batchrun recognises this endpoint as the local target, so exporting these changes nothing for it.)",
-    ])
+    return "\n".join(
+        [
+            f"  Batch endpoint:     {target.batch_url}",
+            f"  Batch account:      {target.account_name}",
+            f"  Batch account key:  {target.account_key}",
+            f"  Storage endpoint:   {target.blob_endpoint}",
+            f"  Storage account:    {target.storage_account_name}",
+            f"  Storage key:        {target.storage_account_key}",
+            "",
+            "batchrun commands use this target by default. To point your own Azure SDK scripts at it:",
+            f"  export AZURE_BATCH_ENDPOINT={target.batch_url}",
+            f"  export AZURE_BATCH_ACCOUNT={target.account_name}",
+            f"  export AZURE_BATCH_ACCESS_KEY={target.account_key}",
+            f"  export AZURE_STORAGE_CONNECTION_STRING='{target.connection_string}'",
+            "(batchrun recognises this endpoint as its local target: these change nothing for it.)",
+        ]
+    )
 
 
 def _status_text(state: LocalStatus) -> str:

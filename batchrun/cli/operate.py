@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import json
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from batchrun.cli.options import manifest_argument, output_option, variable_options
+from batchrun.cli.options import manifest_argument, output_option, timeout_option, variable_options
 from batchrun.errors import ConfigurationError, Diagnostic, ManifestError
 from batchrun.model import Workload
 
@@ -26,27 +25,6 @@ if TYPE_CHECKING:
     from batchrun.azure.clients import Clients
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?$")
-
-
-def parse_duration(text: str) -> float | None:
-    """Seconds in ``90``, ``90s``, ``15m`` or ``1h30m``; None when ``text`` is not such a duration."""
-    cleaned = text.strip().lower()
-    match = _DURATION.match(cleaned)
-    if not cleaned or match is None or not any(match.groups()):
-        return None
-    hours, minutes, seconds = match.groups()
-    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
-
-
-def _duration_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    if value is None:
-        return None
-    seconds = parse_duration(value)
-    if seconds is None or seconds <= 0:
-        raise click.BadParameter(f"{value!r} is not a positive duration; write e.g. 90s, 15m or 1h30m")
-    return seconds
 
 
 def read_options(function: F) -> F:
@@ -90,13 +68,7 @@ def connected(target_kind: str | None, verbose: bool) -> Iterator[Clients]:
 
 @click.command("wait")
 @read_options
-@click.option(
-    "--timeout",
-    callback=_duration_callback,
-    default=None,
-    metavar="DURATION",
-    help="Give up after this long (e.g. 90s, 30m, 1h30m); exit 5.",
-)
+@timeout_option
 @click.option(
     "--poll-interval",
     type=click.FloatRange(min=0.1),

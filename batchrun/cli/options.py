@@ -19,6 +19,7 @@ A malformed ``--var`` raises :class:`~batchrun.errors.ManifestError` too, so eve
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -123,3 +124,36 @@ def output_option(
         )(function)
 
     return decorate
+
+
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?$")
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in ``90``, ``90s``, ``15m`` or ``1h30m``; None when ``text`` is not such a duration."""
+    cleaned = text.strip().lower()
+    match = _DURATION.match(cleaned)
+    if not cleaned or match is None or not any(match.groups()):
+        return None
+    hours, minutes, seconds = match.groups()
+    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
+
+
+def _duration_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    seconds = parse_duration(value)
+    if seconds is None or seconds <= 0:
+        raise click.BadParameter(f"{value!r} is not a positive duration; write e.g. 90s, 15m or 1h30m")
+    return seconds
+
+
+def timeout_option(function: F) -> F:
+    """``--timeout DURATION`` for commands that wait for a job (exit code TIMEOUT when it elapses)."""
+    return click.option(
+        "--timeout",
+        callback=_duration_callback,
+        default=None,
+        metavar="DURATION",
+        help="Give up waiting after this long (e.g. 90s, 30m, 1h30m); exit 5.",
+    )(function)

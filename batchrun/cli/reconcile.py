@@ -18,7 +18,7 @@ import click
 
 from batchrun.api import Session, destroy_plan_with, execute, load, open_session, plan_with
 from batchrun.cli import exit_codes
-from batchrun.cli.options import manifest_argument, output_option, variable_options
+from batchrun.cli.options import manifest_argument, output_option, timeout_option, variable_options
 from batchrun.errors import AbortedError, PlanError
 from batchrun.plan.actions import Plan
 from batchrun.plan.decide import CONFIRM_FLAG, PlanOptions
@@ -150,6 +150,7 @@ def plan_command(
 @click.option(
     "--wait", "wait_for_job", is_flag=True, help="After applying, wait for the job like `batchrun wait`."
 )
+@timeout_option
 @click.option("--no-color", is_flag=True, help="No colour in --wait progress (also NO_COLOR).")
 def apply_command(
     manifest: Path,
@@ -163,6 +164,7 @@ def apply_command(
     adopt: bool,
     auto_approve: bool,
     wait_for_job: bool,
+    timeout: float | None,
     no_color: bool,
 ) -> None:
     """Make Batch and Storage match the manifest: storage, packages, pool, job, tasks; deletes in reverse."""
@@ -181,7 +183,7 @@ def apply_command(
         else:
             _note("Nothing to apply.")
         if wait_for_job:
-            _wait(session, workload, no_color)
+            _wait(session, workload, timeout, no_color)
 
 
 def _done_line(plan: Plan) -> str:
@@ -192,11 +194,11 @@ def _done_line(plan: Plan) -> str:
     )
 
 
-def _wait(session: Session, workload: Any, no_color: bool) -> None:
+def _wait(session: Session, workload: Any, timeout: float | None, no_color: bool) -> None:
     from batchrun.watch import output_settings, wait_for_workload
 
     result = wait_for_workload(
-        session.clients, workload, timeout=None, output=output_settings("text", no_color)
+        session.clients, workload, timeout=timeout, output=output_settings("text", no_color)
     )
     if result.exit_code:
         sys.exit(result.exit_code)

@@ -85,8 +85,16 @@ def ensure_installed(tools_dir: Path) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         result = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix", str(staging),
-             f"azurite@{AZURITE_VERSION}"],
+            [
+                npm,
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "--prefix",
+                str(staging),
+                f"azurite@{AZURITE_VERSION}",
+            ],
             capture_output=True,
             text=True,
             check=False,
@@ -106,9 +114,12 @@ def ensure_installed(tools_dir: Path) -> Path:
 def azurite_command(launcher: Path, data_dir: Path, host: str, port: int) -> list[str]:
     return [
         str(launcher),
-        "--blobHost", host,
-        "--blobPort", str(port),
-        "--location", str(data_dir),
+        "--blobHost",
+        host,
+        "--blobPort",
+        str(port),
+        "--location",
+        str(data_dir),
         "--silent",
         "--disableTelemetry",
         # azure-storage-blob sends an x-ms-version newer than Azurite 3.35 knows.

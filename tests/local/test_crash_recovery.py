@@ -45,35 +45,57 @@ def test_sigkill_mid_job_then_restart_completes_everything(target: LocalTarget) 
     blobs = BlobServiceClient.from_connection_string(target.connection_string)
     outputs = blobs.create_container("crash-outputs")
     token = generate_container_sas(
-        target.storage_account_name, "crash-outputs", account_key=target.storage_account_key,
+        target.storage_account_name,
+        "crash-outputs",
+        account_key=target.storage_account_key,
         permission=ContainerSasPermissions(write=True, create=True),
         expiry=datetime.now(timezone.utc) + timedelta(hours=1),
     )
     with client_for(target) as client:
-        client.create_pool(models.BatchPoolCreateOptions(
-            id="crash-pool", vm_size="standard_d2s_v3", target_dedicated_nodes=2, task_slots_per_node=2,
-            virtual_machine_configuration=models.VirtualMachineConfiguration(
-                image_reference=models.BatchVmImageReference(
-                    publisher="canonical", offer="ubuntu-24_04-lts", sku="server", version="latest"),
-                node_agent_sku_id="batch.node.ubuntu 24.04",
-            ),
-        ))
-        client.create_job(models.BatchJobCreateOptions(
-            id="crash-job", pool_info=models.BatchPoolInfo(pool_id="crash-pool")))
-        tasks = [models.BatchTaskCreateOptions(
-            id=f"t{index:03d}",
-            command_line=f"/bin/sh -c 'sleep 0.2; echo {index} > out.txt'",
-            output_files=[models.OutputFile(
-                file_pattern="out.txt",
-                destination=models.OutputFileDestination(container=models.OutputFileBlobContainerDestination(
-                    container_url=f"{outputs.url}?{token}", path=f"out/t{index:03d}.txt")),
-                upload_options=models.OutputFileUploadConfiguration(
-                    upload_condition=models.OutputFileUploadCondition.TASK_SUCCESS),
-            )],
-        ) for index in range(TASKS)]
+        client.create_pool(
+            models.BatchPoolCreateOptions(
+                id="crash-pool",
+                vm_size="standard_d2s_v3",
+                target_dedicated_nodes=2,
+                task_slots_per_node=2,
+                virtual_machine_configuration=models.VirtualMachineConfiguration(
+                    image_reference=models.BatchVmImageReference(
+                        publisher="canonical", offer="ubuntu-24_04-lts", sku="server", version="latest"
+                    ),
+                    node_agent_sku_id="batch.node.ubuntu 24.04",
+                ),
+            )
+        )
+        client.create_job(
+            models.BatchJobCreateOptions(id="crash-job", pool_info=models.BatchPoolInfo(pool_id="crash-pool"))
+        )
+        tasks = [
+            models.BatchTaskCreateOptions(
+                id=f"t{index:03d}",
+                command_line=f"/bin/sh -c 'sleep 0.2; echo {index} > out.txt'",
+                output_files=[
+                    models.OutputFile(
+                        file_pattern="out.txt",
+                        destination=models.OutputFileDestination(
+                            container=models.OutputFileBlobContainerDestination(
+                                container_url=f"{outputs.url}?{token}", path=f"out/t{index:03d}.txt"
+                            )
+                        ),
+                        upload_options=models.OutputFileUploadConfiguration(
+                            upload_condition=models.OutputFileUploadCondition.TASK_SUCCESS
+                        ),
+                    )
+                ],
+            )
+            for index in range(TASKS)
+        ]
         client.create_tasks("crash-job", tasks)
-        client.update_job("crash-job", models.BatchJobUpdateOptions(
-            all_tasks_complete_mode=models.BatchAllTasksCompleteMode.TERMINATE_JOB))
+        client.update_job(
+            "crash-job",
+            models.BatchJobUpdateOptions(
+                all_tasks_complete_mode=models.BatchAllTasksCompleteMode.TERMINATE_JOB
+            ),
+        )
 
         def some_done_some_running() -> bool:
             counts = client.get_job_task_counts("crash-job").task_counts
@@ -91,8 +113,11 @@ def test_sigkill_mid_job_then_restart_completes_everything(target: LocalTarget) 
     restarted = ensure_running(target.home, announced.append, tools_dir=tools_dir())
     assert len(announced) == 1 and restarted.batch_url == target.batch_url
     with client_for(restarted) as client:
-        wait(lambda: client.get_job("crash-job").state == models.BatchJobState.COMPLETED, 180,
-             "the job to complete after the restart")
+        wait(
+            lambda: client.get_job("crash-job").state == models.BatchJobState.COMPLETED,
+            180,
+            "the job to complete after the restart",
+        )
         listed = list(client.list_tasks("crash-job"))
     assert sorted(task.id for task in listed) == [f"t{index:03d}" for index in range(TASKS)]
     assert all(task.state == models.BatchTaskState.COMPLETED for task in listed)

@@ -34,7 +34,11 @@ def cli(
     if path is not None:
         env["PATH"] = path
     return subprocess.run(
-        [sys.executable, "-m", "batchrun", *args], env=env, capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "batchrun", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         check=False,
     )
 

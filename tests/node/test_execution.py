@@ -57,8 +57,12 @@ def test_start_task_and_job_preparation(node: NodeIdentity) -> None:
     assert "AZ_BATCH_JOB_ID" not in env and "AZ_BATCH_TASK_ID" not in env
     assert env["AZ_BATCH_TASK_WORKING_DIR"] == str(node.root / "startup" / "wd")
 
-    prep = run(node, {"id": "jobpreparation", "commandLine": "/bin/sh -c 'echo ready > prep.txt'"},
-               kind="jobpreparation", task_id="jobpreparation")
+    prep = run(
+        node,
+        {"id": "jobpreparation", "commandLine": "/bin/sh -c 'echo ready > prep.txt'"},
+        kind="jobpreparation",
+        task_id="jobpreparation",
+    )
     assert prep.result == "success"
     prep_dir = node.root / "workitems" / "job1" / "job-1" / "jobpreparation"
     assert (prep_dir / "wd" / "prep.txt").read_text() == "ready\n"
@@ -97,10 +101,13 @@ def test_missing_program_is_a_failure_not_a_crash(node: NodeIdentity) -> None:
 def test_wall_clock_limit_kills_the_process_group(node: NodeIdentity, tmp_path: Path) -> None:
     marker = tmp_path / "survivor"
     began = time.monotonic()
-    outcome = run(node, {
-        "commandLine": f"/bin/sh -c 'sleep 30 & sleep 1.5; touch {marker}; wait'",
-        "constraints": {"maxWallClockTime": "PT1S"},
-    })
+    outcome = run(
+        node,
+        {
+            "commandLine": f"/bin/sh -c 'sleep 30 & sleep 1.5; touch {marker}; wait'",
+            "constraints": {"maxWallClockTime": "PT1S"},
+        },
+    )
     assert time.monotonic() - began < 5
     assert outcome.result == "failure" and outcome.exit_code is not None and outcome.exit_code > 128
     assert outcome.failure_info is not None and outcome.failure_info["code"] == "TaskEnded"

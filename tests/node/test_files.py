@@ -33,14 +33,18 @@ def test_resource_files_of_all_three_kinds(
     container.upload_blob("other/c.txt", b"C")
     read_sas = container_sas_url(azurite, container.container_name, "rl")
     base, query = read_sas.split("?", 1)
-    outcome = run(node, {
-        "commandLine": "/bin/sh -c 'find . -type f | sort'",
-        "resourceFiles": [
-            {"httpUrl": f"{base}/single.txt?{query}", "filePath": "in/renamed.txt", "fileMode": "0755"},
-            {"storageContainerUrl": read_sas, "blobPrefix": "data/", "filePath": "fromsas"},
-            {"autoStorageContainerName": container.container_name, "blobPrefix": "other/"},
-        ],
-    }, storage)
+    outcome = run(
+        node,
+        {
+            "commandLine": "/bin/sh -c 'find . -type f | sort'",
+            "resourceFiles": [
+                {"httpUrl": f"{base}/single.txt?{query}", "filePath": "in/renamed.txt", "fileMode": "0755"},
+                {"storageContainerUrl": read_sas, "blobPrefix": "data/", "filePath": "fromsas"},
+                {"autoStorageContainerName": container.container_name, "blobPrefix": "other/"},
+            ],
+        },
+        storage,
+    )
     assert outcome.result == "success", outcome.failure_info
     wd = task_directory(node, "job1", "task1") / "wd"
     assert (wd / "in" / "renamed.txt").read_bytes() == b"one"
@@ -56,10 +60,14 @@ def test_resource_download_failure_means_the_task_does_not_run(
     node: NodeIdentity, storage: StorageAccess, azurite: AzuriteEndpoint, container: ContainerClient
 ) -> None:
     base, query = container_sas_url(azurite, container.container_name, "r").split("?", 1)
-    outcome = run(node, {
-        "commandLine": "/bin/sh -c 'touch ran'",
-        "resourceFiles": [{"httpUrl": f"{base}/missing.txt?{query}", "filePath": "x.txt"}],
-    }, storage)
+    outcome = run(
+        node,
+        {
+            "commandLine": "/bin/sh -c 'touch ran'",
+            "resourceFiles": [{"httpUrl": f"{base}/missing.txt?{query}", "filePath": "x.txt"}],
+        },
+        storage,
+    )
     assert outcome.result == "failure" and outcome.exit_code is None
     assert outcome.failure_stage == "preprocessing"
     info = outcome.failure_info
@@ -72,10 +80,16 @@ def test_resource_file_path_cannot_escape_the_working_directory(
     node: NodeIdentity, storage: StorageAccess, container: ContainerClient
 ) -> None:
     container.upload_blob("f.txt", b"x")
-    outcome = run(node, {
-        "commandLine": "true",
-        "resourceFiles": [{"autoStorageContainerName": container.container_name, "filePath": "../../escape"}],
-    }, storage)
+    outcome = run(
+        node,
+        {
+            "commandLine": "true",
+            "resourceFiles": [
+                {"autoStorageContainerName": container.container_name, "filePath": "../../escape"}
+            ],
+        },
+        storage,
+    )
     assert outcome.result == "failure" and outcome.failure_info is not None
     assert ".." in outcome.failure_info["message"]
     assert not (node.root / "workitems" / "job1" / "escape").exists()
@@ -85,8 +99,11 @@ def _outputs(sas: str, condition: str, pattern: str, path: str = "") -> dict[str
     destination: dict[str, object] = {"containerUrl": sas}
     if path:
         destination["path"] = path
-    return {"filePattern": pattern, "destination": {"container": destination},
-            "uploadOptions": {"uploadCondition": condition}}
+    return {
+        "filePattern": pattern,
+        "destination": {"container": destination},
+        "uploadOptions": {"uploadCondition": condition},
+    }
 
 
 def _run_with_outputs(node: NodeIdentity, command: str, outputs: list[dict[str, object]]) -> TaskOutcome:
@@ -111,8 +128,11 @@ def test_output_upload_conditions(
     for blob in list(names):
         container.delete_blob(blob)
 
-    bad = run(node, {"commandLine": "/bin/sh -c 'echo bad > out.txt; exit 2'", "outputFiles": outputs},
-              task_id="task2")
+    bad = run(
+        node,
+        {"commandLine": "/bin/sh -c 'echo bad > out.txt; exit 2'", "outputFiles": outputs},
+        task_id="task2",
+    )
     assert bad.result == "failure" and bad.exit_code == 2
     assert bad.failure_info is not None and bad.failure_info["code"] == "FailureExitCode"
     names = {blob.name for blob in container.list_blobs()}
@@ -126,24 +146,39 @@ def test_output_wildcards_paths_and_variables(
     node: NodeIdentity, azurite: AzuriteEndpoint, container: ContainerClient
 ) -> None:
     sas = container_sas_url(azurite, container.container_name, "rwl")
-    outcome = run(node, {
-        "commandLine": "/bin/sh -c 'mkdir -p res/a/b && echo 1 > res/x.csv && echo 2 > res/a/b/y.csv && "
-                       "echo 3 > res/a/z.txt && echo 4 > single.dat'",
-        "environmentSettings": [{"name": "KIND", "value": "csv"}],
-        "outputFiles": [
-            _outputs(sas, "taskcompletion", "res/**/*.$KIND", "results/${AZ_BATCH_TASK_ID}"),
-            _outputs(sas, "taskcompletion", "res/a/?.txt"),
-            _outputs(sas, "taskcompletion", "single.dat"),
-            {**_outputs(sas, "taskcompletion", "single.dat", "typed.json"),
-             "destination": {"container": {"containerUrl": sas, "path": "typed.json",
-                                           "uploadHeaders": [{"name": "Content-Type",
-                                                              "value": "application/json"}]}}},
-        ],
-    }, None)
+    outcome = run(
+        node,
+        {
+            "commandLine": "/bin/sh -c 'mkdir -p res/a/b && echo 1 > res/x.csv && echo 2 > res/a/b/y.csv && "
+            "echo 3 > res/a/z.txt && echo 4 > single.dat'",
+            "environmentSettings": [{"name": "KIND", "value": "csv"}],
+            "outputFiles": [
+                _outputs(sas, "taskcompletion", "res/**/*.$KIND", "results/${AZ_BATCH_TASK_ID}"),
+                _outputs(sas, "taskcompletion", "res/a/?.txt"),
+                _outputs(sas, "taskcompletion", "single.dat"),
+                {
+                    **_outputs(sas, "taskcompletion", "single.dat", "typed.json"),
+                    "destination": {
+                        "container": {
+                            "containerUrl": sas,
+                            "path": "typed.json",
+                            "uploadHeaders": [{"name": "Content-Type", "value": "application/json"}],
+                        }
+                    },
+                },
+            ],
+        },
+        None,
+    )
     assert outcome.result == "success", outcome.failure_info
     names = {blob.name for blob in container.list_blobs()}
-    assert names == {"results/${AZ_BATCH_TASK_ID}/x.csv", "results/${AZ_BATCH_TASK_ID}/a/b/y.csv",
-                     "z.txt", "single.dat", "typed.json"}
+    assert names == {
+        "results/${AZ_BATCH_TASK_ID}/x.csv",
+        "results/${AZ_BATCH_TASK_ID}/a/b/y.csv",
+        "z.txt",
+        "single.dat",
+        "typed.json",
+    }
     properties = container.get_blob_client("typed.json").get_blob_properties()
     assert properties.content_settings.content_type == "application/json"
 
@@ -181,8 +216,9 @@ def test_application_package_extracted_once_with_variables(
     }
     outcomes: list[TaskOutcome] = []
     threads = [
-        threading.Thread(target=lambda i=i: outcomes.append(
-            run(node, spec, storage, task_id=f"t{i}", packages=(package,))))
+        threading.Thread(
+            target=lambda i=i: outcomes.append(run(node, spec, storage, task_id=f"t{i}", packages=(package,)))
+        )
         for i in range(3)
     ]
     for thread in threads:

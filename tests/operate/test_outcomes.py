@@ -86,7 +86,8 @@ def test_timeout_exits_timeout_while_the_job_keeps_running(
         "job:\n  id: op-slow-job\n  tasks:\n    - {id: sleepy, commandLine: /bin/sleep 60}\n",
     )
     destroy_after.append(path)
-    assert batchrun(["apply", str(path), "--auto-approve"], local_target_env).code == 0
+    applied = batchrun(["apply", str(path), "--auto-approve", "--wait", "--timeout", "2s"], local_target_env)
+    assert applied.code == exit_codes.TIMEOUT, applied.stdout + applied.stderr
     run = batchrun(
         ["wait", str(path), "--timeout", "2s", "--poll-interval", "0.5", "-o", "json"],
         local_target_env,

@@ -6,7 +6,7 @@ import io
 import re
 from pathlib import Path
 
-from batchrun.cli.operate import parse_duration
+from batchrun.cli.options import parse_duration
 from batchrun.watch.outputs import local_path
 from batchrun.watch.progress import EtaEstimator, ProgressView, format_duration
 from batchrun.watch.render_plain import PlainProgressRenderer, progress_line
