@@ -111,7 +111,12 @@ def build_blob_service(target: Target, request_log: RequestLog | None = None) ->
         credential = {"account_name": target.storage_account, "account_key": target.storage_key}
     else:
         credential = default_credential()
-    return BlobServiceClient(target.blob_url, credential=credential, **_transport(request_log, target))
+    options = _transport(request_log, target)
+    if "per_retry_policies" in options:
+        # azure-storage-blob builds its own pipeline and ignores per_retry_policies; this (private but
+        # long-standing) hook appends policies after its retry policy, so each attempt is still one line.
+        options["_additional_pipeline_policies"] = options.pop("per_retry_policies")
+    return BlobServiceClient(target.blob_url, credential=credential, **options)
 
 
 def build_management_client(target: Target, request_log: RequestLog | None = None) -> Any:

@@ -221,7 +221,7 @@ def test_outputs_without_content_md5_are_skipped_by_the_recorded_etag(
 
 
 def test_verbose_prints_each_request_in_one_redacted_line(
-    ok_manifest: Path, local_target_env: dict[str, str], local_target: LocalTarget
+    ok_manifest: Path, local_target_env: dict[str, str], local_target: LocalTarget, tmp_path: Path
 ) -> None:
     run = batchrun(["status", str(ok_manifest), "-v"], local_target_env)
     assert run.code == 0
@@ -231,6 +231,11 @@ def test_verbose_prints_each_request_in_one_redacted_line(
         for line in lines
     ), run.stderr
     assert local_target.account_key not in run.stderr
+    # Storage requests go through azure-storage-blob's own pipeline; they are logged too.
+    downloads = batchrun(["outputs", str(ok_manifest), "-d", str(tmp_path / "out"), "-v"], local_target_env)
+    assert downloads.code == 0
+    assert re.search(r"^GET http://127\.0\.0\.1:\d+/devstoreaccount1/\S+ -> 20\d", downloads.stderr, re.M)
+    assert local_target.storage_account_key not in downloads.stderr
 
 
 def test_wait_on_a_manifest_never_applied_says_to_apply_first(
