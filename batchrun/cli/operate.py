@@ -238,6 +238,8 @@ def logs_command(
             detail = logs.follow(monitor, job_id, task, name, offset, write)
         elif size is None and output != "json":
             _note(f"task/{job_id}/{task} has not written {name} yet (state: {detail.state}); try --follow.")
+        elif size == 0 and output != "json":
+            _note(f"task/{job_id}/{task} wrote nothing to {name} (state: {detail.state}).")
     if output == "json":
         click.echo(
             json.dumps(

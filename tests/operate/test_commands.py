@@ -134,6 +134,9 @@ def test_logs_prints_stdout_stderr_tails_and_json(
     stdout = batchrun(["logs", str(ok_manifest), "t1"], local_target_env)
     assert (stdout.code, stdout.stdout) == (0, "out-one\n")
     assert batchrun(["logs", str(ok_manifest), "t1", "--stderr"], local_target_env).stdout == "err-one\n"
+    empty = batchrun(["logs", str(ok_manifest), "t2", "--stderr"], local_target_env)
+    assert (empty.code, empty.stdout) == (0, "")
+    assert "task/op-ok-job/t2 wrote nothing to stderr.txt (state: completed)" in empty.stderr
     assert (
         batchrun(["logs", str(ok_manifest), "t2", "--tail", "2"], local_target_env).stdout == "line2\nline3\n"
     )
