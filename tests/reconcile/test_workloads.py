@@ -1,5 +1,6 @@
-"""Every workload in workloads/ applies through the CLI; a second plan finds nothing and a second apply writes
-nothing; destroy removes what the workload owns."""
+"""Every workload in workloads/ applies through the CLI with --wait (the failing one exits with the task
+failure code and shows the task's stderr) and has its outputs downloaded; a second plan finds nothing and a
+second apply writes nothing; destroy removes what the workload owns."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from batchrun.cli import exit_codes
 from tests.reconcile.conftest import RequestCounter
 
 if TYPE_CHECKING:
@@ -49,11 +51,20 @@ def test_workload_applies_converges_and_destroys(
     local_target_env: dict[str, str],
     requests_counter: RequestCounter,
     batch_client: BatchClient,
+    tmp_path: Path,
 ) -> None:
     relative = str(manifest.relative_to(REPO))
-    first = batchrun(local_target_env, "apply", relative, "--auto-approve")
-    assert first.returncode == 0, first.stdout + first.stderr
+    first = batchrun(local_target_env, "apply", relative, "--auto-approve", "--wait", "--timeout", "4m")
     assert first.stderr.splitlines()[0].startswith("Target: local"), first.stderr
+    if manifest.stem == "fails":  # fails on purpose: the verdict and the failing task's stderr are shown
+        assert first.returncode == exit_codes.TASKS_FAILED, first.stdout + first.stderr
+        assert "broken: failing on purpose" in first.stdout + first.stderr
+    else:
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "succeeded (exit 0)" in first.stdout + first.stderr
+        outputs = batchrun(local_target_env, "outputs", relative, "-d", str(tmp_path / "out"), "-o", "json")
+        assert outputs.returncode == 0, outputs.stderr
+        assert [p for p in (tmp_path / "out").rglob("*") if p.is_file()], outputs.stdout
 
     second = batchrun(local_target_env, "plan", relative, "--detailed-exitcode")
     assert second.returncode == 0, second.stdout + second.stderr
