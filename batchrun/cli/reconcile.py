@@ -10,7 +10,8 @@ before changing anything unless ``--auto-approve``; blocked changes that only ne
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -178,12 +179,26 @@ def apply_command(
         if plan.has_changes:
             _approve(auto_approve, "Apply these changes?")
             _note("Applying ...")
-            execute(session, plan, _Progress())
+            with _rerun_hint_on_interrupt("apply"):
+                execute(session, plan, _Progress())
             _note("Apply complete: " + _done_line(plan))
         else:
             _note("Nothing to apply.")
         if wait_for_job:
             _wait(session, workload, timeout, no_color)
+
+
+@contextmanager
+def _rerun_hint_on_interrupt(verb: str) -> Iterator[None]:
+    """Ctrl-C stops after the requests in flight; say that what was sent is kept and a re-run finishes."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        _note(
+            f"{verb.capitalize()} interrupted: the steps done so far are kept. "
+            f"Run `batchrun {verb}` again with the same manifest to finish (it does only what is left)."
+        )
+        raise
 
 
 def _done_line(plan: Plan) -> str:
@@ -235,5 +250,6 @@ def destroy_command(
             _note("Nothing to destroy.")
             return
         _approve(auto_approve, "Delete these resources?")
-        execute(session, plan, _Progress())
+        with _rerun_hint_on_interrupt("destroy"):
+            execute(session, plan, _Progress())
         _note("Destroy complete: " + _done_line(plan))

@@ -84,7 +84,22 @@ class WorkloadStatus:
                 f"live was applied from a different manifest (digest {live[:12]}, "
                 f"manifest {self.workload.digest[:12]})"
             )
+        reasons.extend(self._missing_tasks())
         return reasons
+
+    def _missing_tasks(self) -> list[str]:
+        """The job's digest is stamped when it is created, before its tasks are added: an apply interrupted
+        while adding tasks leaves a job with the right digest and too few tasks (Batch's task counts may lag
+        a few seconds behind a fresh apply on Azure)."""
+        if self.job is None or not self.job.exists or self.workload.job is None:
+            return []
+        wanted = len(self.workload.job.tasks)
+        if self.counts.total >= wanted:
+            return []
+        return [
+            f"job/{self.job.id} has {self.counts.total} of the manifest's {wanted} tasks "
+            "(an interrupted apply? run `batchrun apply` again)"
+        ]
 
     def to_json(self) -> dict[str, Any]:
         job = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -207,3 +208,76 @@ def test_replacing_a_busy_pool_asks_on_a_terminal(
     assert (
         run(local_target_env, "destroy", str(manifest), "--auto-approve", "--confirm-replace").returncode == 0
     )
+
+
+INTERRUPTED = """\
+apiVersion: batchrun/v1
+kind: Workload
+metadata: {name: cli-sigint}
+pool:
+  id: cli-sigint-pool
+  vmSize: standard_d2s_v3
+  virtualMachineConfiguration:
+    imageReference: {publisher: canonical, offer: ubuntu-24_04-lts, sku: server, version: latest}
+    nodeAgentSKUId: batch.node.ubuntu 24.04
+  targetDedicatedNodes: 0
+job:
+  id: cli-sigint-job
+  onAllTasksComplete: terminatejob
+  tasks:
+    - {id: "t-${i}", foreach: {i: {range: [1, 4000]}}, commandLine: /bin/true}
+"""
+
+# The test runner may start workers with SIGINT ignored, which a child Python would inherit: restore Ctrl-C.
+WITH_CTRL_C = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from batchrun.cli.main import main; main()"
+)
+
+
+def test_ctrl_c_during_task_adds_is_reported_and_a_rerun_converges(
+    tmp_path: Path, local_target_env: dict[str, str]
+) -> None:
+    path = tmp_path / "sigint.yaml"
+    path.write_text(INTERRUPTED)
+    process = subprocess.Popen(
+        [sys.executable, "-c", WITH_CTRL_C, "apply", str(path), "--auto-approve"],
+        env=local_target_env,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        seen = ""
+        for line in process.stderr:  # 40 add requests, 8 in flight: the first progress line is early
+            seen += line
+            if "tasks added" in line:
+                process.send_signal(signal.SIGINT)
+                break
+        _, rest = process.communicate(timeout=120)
+        stderr = seen + rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    try:
+        assert process.returncode == 130, stderr
+        assert "Apply interrupted" in stderr and "batchrun apply" in stderr
+        assert "Traceback" not in stderr and "Apply complete" not in stderr
+
+        status = run(local_target_env, "status", str(path), "-o", "json")
+        document = json.loads(status.stdout)
+        assert document["inSync"] is False
+        assert any("of the manifest's 4000 tasks" in reason for reason in document["differences"])
+
+        again = run(local_target_env, "apply", str(path), "--auto-approve")
+        assert again.returncode == 0, again.stderr
+        assert "Apply complete" in again.stderr
+        assert run(local_target_env, "plan", str(path), "--detailed-exitcode").returncode == 0
+        status = run(local_target_env, "status", str(path), "-o", "json")
+        assert json.loads(status.stdout)["inSync"] is True
+    finally:
+        run(local_target_env, "destroy", str(path), "--auto-approve", "--confirm-replace")
