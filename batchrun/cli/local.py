@@ -115,9 +115,9 @@ def _status_text(state: LocalStatus) -> str:
     if state.running:
         head = f"Local target running since {state.started_at} (state in {state.home / 'local'})."
     elif state.emulator_running or state.azurite_running:
-        alive = "emulator" if state.emulator_running else "Azurite"
+        alive = "the emulator" if state.emulator_running else "Azurite"
         head = (
-            f"Local target is not healthy: only the {alive} runs; run 'batchrun local up' to restart it "
+            f"Local target is not healthy: only {alive} runs; run 'batchrun local up' to restart it "
             "(or 'batchrun local down')."
         )
     else:

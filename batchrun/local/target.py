@@ -117,8 +117,27 @@ class LocalStatus:
 
 def start(home: Path, host: str = "127.0.0.1", tools_dir: Path | None = None) -> LocalTarget:
     """Start the local target under ``home`` (or return the running one)."""
-    with _lifecycle_lock(home):
+    with _lifecycle_lock(home, tools_dir):
         return _start_locked(LocalPaths(home), host, tools_dir)
+
+
+@contextmanager
+def _folder_errors(home: Path, tools_dir: Path | None = None) -> Iterator[None]:
+    """A state or tools folder that cannot be created or written (a file in the way, no permission, disk full)
+    is a configuration problem: name the folder and the variable that moves it, not a traceback."""
+    try:
+        yield
+    except OSError as error:
+        where = Path(error.filename) if error.filename else home
+        tools = tools_dir or default_tools_dir(home)
+        variable, now = (
+            ("BATCHRUN_TOOLS_DIR", tools) if where.is_relative_to(tools) else ("BATCHRUN_HOME", home)
+        )
+        problem = "a file is in the way" if isinstance(error, (FileExistsError, NotADirectoryError)) else None
+        raise LocalTargetError(
+            f"the local target cannot use {where}: {problem or error.strerror or error}; "
+            f"set {variable} to a writable folder (now {now})"
+        ) from error
 
 
 def ensure_running(home: Path, announce: Callable[[str], None], tools_dir: Path | None = None) -> LocalTarget:
@@ -127,7 +146,7 @@ def ensure_running(home: Path, announce: Callable[[str], None], tools_dir: Path 
     running = _running_target(paths)
     if running is not None:
         return running
-    with _lifecycle_lock(home):
+    with _lifecycle_lock(home, tools_dir):
         running = _running_target(paths)
         if running is not None:
             return running
@@ -206,14 +225,15 @@ def max_running_tasks() -> int:
 
 
 @contextmanager
-def _lifecycle_lock(home: Path) -> Iterator[None]:
-    home.mkdir(parents=True, exist_ok=True)
-    with open(LocalPaths(home).lock_file, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _lifecycle_lock(home: Path, tools_dir: Path | None = None) -> Iterator[None]:
+    with _folder_errors(home, tools_dir):
+        home.mkdir(parents=True, exist_ok=True)
+        with open(LocalPaths(home).lock_file, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _start_locked(paths: LocalPaths, host: str, tools_dir: Path | None) -> LocalTarget:

@@ -243,3 +243,25 @@ def _cmdline(pid: int) -> str:
             return handle.read().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def test_state_or_tools_folder_blocked_by_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    for args in (("local", "up"), ("local", "down"), ("local", "reset", "--yes")):
+        result = cli(blocker, *args)
+        assert result.returncode == 1, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert f"cannot use {blocker}: a file is in the way; set BATCHRUN_HOME" in result.stderr
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AZURE_")}
+    env.update(BATCHRUN_HOME=str(tmp_path / "home"), BATCHRUN_TOOLS_DIR=str(blocker / "tools"))
+    fresh = subprocess.run(
+        [sys.executable, "-m", "batchrun", "local", "up"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert fresh.returncode == 1 and "Traceback" not in fresh.stderr
+    assert "a file is in the way; set BATCHRUN_TOOLS_DIR" in fresh.stderr
