@@ -18,7 +18,7 @@ from azure.batch import BatchClient
 from azure.core.credentials import AccessToken, AzureNamedKeyCredential
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import HTTPPolicy, SansIOHTTPPolicy
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
 from batchrun.redact import redact
 from batchrun.target import Target
@@ -105,6 +105,18 @@ def build_batch_client(target: Target, request_log: RequestLog | None = None) ->
     return BatchClient(target.batch_url, credential, **_transport(request_log, target))
 
 
+def storage_retry_policy() -> ExponentialRetry:
+    """Storage retries that give up on an unreachable endpoint in ~10 s instead of the SDK's ~85 s.
+
+    The SDK default waits 18 s, 24 s and 42 s (+-3 s) between attempts, so a stopped Azurite or a mistyped
+    account URL left a command silent for a minute and a half. Here: 4 s, 6 s, 10 s, 18 s (+-1 s), at most
+    two retries of a refused connection, four of a throttled (503) or failed request.
+    """
+    return ExponentialRetry(
+        initial_backoff=2, increment_base=2, retry_total=4, retry_connect=2, random_jitter_range=1
+    )
+
+
 def build_blob_service(target: Target, request_log: RequestLog | None = None) -> BlobServiceClient:
     credential: Any
     if target.storage_key is not None:
@@ -112,6 +124,7 @@ def build_blob_service(target: Target, request_log: RequestLog | None = None) ->
     else:
         credential = default_credential()
     options = _transport(request_log, target)
+    options["retry_policy"] = storage_retry_policy()
     if "per_retry_policies" in options:
         # azure-storage-blob builds its own pipeline and ignores per_retry_policies; this (private but
         # long-standing) hook appends policies after its retry policy, so each attempt is still one line.

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -109,6 +111,42 @@ def test_azure_target_without_configuration_names_the_missing_variables(tmp_path
     assert result.returncode == 1
     assert "AZURE_BATCH_ENDPOINT" in result.stderr and "AZURE_BATCH_ACCOUNT" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_unreachable_target_fails_fast_with_a_clear_error_and_no_secret(tmp_path: Path) -> None:
+    manifest = tmp_path / "demo.yaml"
+    manifest.write_text(MANIFEST)
+    (tmp_path / "data").mkdir()
+    port = _closed_port()
+    key = "c2VjcmV0LWJhdGNoLWtleS1mb3ItdGVzdHM="
+    storage_key = "c3RvcmFnZS1rZXktdGhhdC1tdXN0LW5vdC1sZWFr"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
+    env.update(
+        BATCHRUN_HOME=str(tmp_path / "home"),
+        AZURE_BATCH_ENDPOINT=f"http://127.0.0.1:{port}",
+        AZURE_BATCH_ACCOUNT="acct",
+        AZURE_BATCH_ACCESS_KEY=key,
+        AZURE_STORAGE_CONNECTION_STRING=(
+            f"DefaultEndpointsProtocol=http;AccountName=acct;AccountKey={storage_key};"
+            f"BlobEndpoint=http://127.0.0.1:{port}/acct;"
+        ),
+    )
+    for args in (("plan", str(manifest), "-v"), ("status", str(manifest))):  # storage, then Batch
+        began = time.monotonic()
+        result = run(env, *args)
+        elapsed = time.monotonic() - began
+        assert result.returncode == 1, (args, result.stderr)
+        assert "cannot reach" in result.stderr or "Could not reach" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+        assert key not in result.stderr and storage_key not in result.stderr
+        # The storage SDK's default retries kept a refused connection silent for ~85 s.
+        assert elapsed < 40, (args, elapsed)
 
 
 def test_exported_local_endpoint_still_means_the_local_target(
