@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from batchrun.cli.options import manifest_argument, output_option, timeout_option, variable_options
+from batchrun.cli.options import output_option, timeout_option
+from batchrun.cli.session import ManifestInput, TargetChoice, manifest_input, note, target_options
 from batchrun.errors import ConfigurationError, Diagnostic, ManifestError
 from batchrun.model import Workload
 
@@ -32,37 +33,13 @@ def read_options(function: F) -> F:
     function = click.option("--no-color", is_flag=True, help="No colour even on a terminal (also NO_COLOR).")(
         function
     )
-    function = click.option(
-        "-v", "--verbose", is_flag=True, help="Print each request (method, URL, status) on stderr, redacted."
-    )(function)
-    function = click.option(
-        "--target",
-        "target_kind",
-        type=click.Choice(["local", "azure"]),
-        default=None,
-        help="Where the workload runs (default: azure when AZURE_BATCH_ENDPOINT is set, else local).",
-    )(function)
-    function = output_option(("text", "json"))(function)
-    function = variable_options(function)
-    return manifest_argument(function)
-
-
-def _note(line: str) -> None:
-    click.echo(line, err=True)
-
-
-def load(manifest: Path, variables: dict[str, str], var_files: tuple[Path, ...], max_tasks: int) -> Workload:
-    from batchrun.api import load as load_manifest
-
-    return load_manifest(manifest, variables, var_files, max_tasks)
+    return manifest_input(output_option(("text", "json"))(target_options(function)))
 
 
 @contextmanager
-def connected(target_kind: str | None, verbose: bool) -> Iterator[Clients]:
+def connected(target: TargetChoice) -> Iterator[Clients]:
     """The target's SDK clients, closed on exit; the target line and ``-v`` request lines go to stderr."""
-    from batchrun.api import open_session
-
-    with open_session(target_kind, _note, _note if verbose else None) as session:
+    with target.session() as session:
         yield session.clients
 
 
@@ -79,13 +56,9 @@ def connected(target_kind: str | None, verbose: bool) -> Iterator[Clients]:
 @click.pass_context
 def wait_command(
     ctx: click.Context,
-    manifest: Path,
-    variables: dict[str, str],
-    var_files: tuple[Path, ...],
-    max_tasks: int,
+    source: ManifestInput,
     output: str,
-    target_kind: str | None,
-    verbose: bool,
+    target: TargetChoice,
     no_color: bool,
     timeout: float | None,
     poll_interval: float,
@@ -97,8 +70,8 @@ def wait_command(
     """
     from batchrun.watch import WaitSettings, output_settings, wait_for_workload
 
-    workload = load(manifest, variables, var_files, max_tasks)
-    with connected(target_kind, verbose) as clients:
+    workload = source.load()
+    with connected(target) as clients:
         result = wait_for_workload(
             clients,
             workload,
@@ -112,13 +85,9 @@ def wait_command(
 @click.command("status")
 @read_options
 def status_command(
-    manifest: Path,
-    variables: dict[str, str],
-    var_files: tuple[Path, ...],
-    max_tasks: int,
+    source: ManifestInput,
     output: str,
-    target_kind: str | None,
-    verbose: bool,
+    target: TargetChoice,
     no_color: bool,
 ) -> None:
     """Show what is live for a manifest: pool, nodes, job, task counts, revision, and whether live differs."""
@@ -126,8 +95,8 @@ def status_command(
     from batchrun.watch import output_settings
     from batchrun.watch.status import read_status, render_status
 
-    workload = load(manifest, variables, var_files, max_tasks)
-    with connected(target_kind, verbose) as clients:
+    workload = source.load()
+    with connected(target) as clients:
         status = read_status(BatchMonitor(clients.batch), workload)
     if output == "json":
         click.echo(json.dumps(status.to_json(), indent=2))
@@ -187,13 +156,9 @@ class _TextSink:
     help="With --failed: at most this many tasks.",
 )
 def logs_command(
-    manifest: Path,
-    variables: dict[str, str],
-    var_files: tuple[Path, ...],
-    max_tasks: int,
+    source: ManifestInput,
     output: str,
-    target_kind: str | None,
-    verbose: bool,
+    target: TargetChoice,
     no_color: bool,
     task: str | None,
     use_stderr: bool,
@@ -214,10 +179,10 @@ def logs_command(
         raise ConfigurationError(
             "--follow prints text as it arrives; it cannot be combined with --failed or -o json."
         )
-    workload = load(manifest, variables, var_files, max_tasks)
+    workload = source.load()
     job_id = _require_job(workload)
     name = "stderr.txt" if use_stderr or failed else "stdout.txt"
-    with connected(target_kind, verbose) as clients:
+    with connected(target) as clients:
         monitor = BatchMonitor(clients.batch)
         if failed:
             _print_failed(monitor, job_id, name, 20 if tail_lines is None else tail_lines, limit, output)
@@ -237,9 +202,9 @@ def logs_command(
         if follow:
             detail = logs.follow(monitor, job_id, task, name, offset, write)
         elif size is None and output != "json":
-            _note(f"task/{job_id}/{task} has not written {name} yet (state: {detail.state}); try --follow.")
+            note(f"task/{job_id}/{task} has not written {name} yet (state: {detail.state}); try --follow.")
         elif size == 0 and output != "json":
-            _note(f"task/{job_id}/{task} wrote nothing to {name} (state: {detail.state}).")
+            note(f"task/{job_id}/{task} wrote nothing to {name} (state: {detail.state}).")
     if output == "json":
         click.echo(
             json.dumps(
@@ -310,13 +275,9 @@ def _print_failed(monitor: Any, job_id: str, name: str, lines: int, limit: int, 
     help="Folder to download into (default: outputs/<workload name>).",
 )
 def outputs_command(
-    manifest: Path,
-    variables: dict[str, str],
-    var_files: tuple[Path, ...],
-    max_tasks: int,
+    source: ManifestInput,
     output: str,
-    target_kind: str | None,
-    verbose: bool,
+    target: TargetChoice,
     no_color: bool,
     directory: Path | None,
 ) -> None:
@@ -324,7 +285,7 @@ def outputs_command(
     from batchrun.azure.monitor import OutputStore
     from batchrun.watch.outputs import download_outputs
 
-    workload = load(manifest, variables, var_files, max_tasks)
+    workload = source.load()
     if workload.outputs is None:
         raise ManifestError(
             [
@@ -338,7 +299,7 @@ def outputs_command(
             ]
         )
     target_dir = directory if directory is not None else Path("outputs") / workload.name
-    with connected(target_kind, verbose) as clients:
+    with connected(target) as clients:
         result = download_outputs(OutputStore(clients.blob), workload.outputs.container, target_dir)
     if output == "json":
         click.echo(json.dumps(result.to_json(), indent=2))

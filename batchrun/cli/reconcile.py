@@ -12,14 +12,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from batchrun.api import Session, destroy_plan_with, execute, load, open_session, plan_with
+from batchrun.api import Session, destroy_plan_with, execute, plan_with
 from batchrun.cli import exit_codes
-from batchrun.cli.options import manifest_argument, output_option, timeout_option, variable_options
+from batchrun.cli.options import output_option, timeout_option
+from batchrun.cli.session import ManifestInput, TargetChoice, manifest_input, note, target_options
 from batchrun.errors import AbortedError, PlanError
 from batchrun.plan.actions import Plan
 from batchrun.plan.decide import CONFIRM_FLAG, PlanOptions
@@ -28,27 +28,14 @@ from batchrun.plan.render import blocked_lines, render_json, render_text
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _note(line: str) -> None:
-    click.echo(line, err=True)
-
-
 def common_options(function: F) -> F:
-    function = click.option(
-        "-v", "--verbose", is_flag=True, help="Print each request (method, URL, status) on stderr, redacted."
-    )(function)
-    function = click.option(
-        "--target",
-        "target_kind",
-        type=click.Choice(["local", "azure"]),
-        default=None,
-        help="Where the workload runs (default: azure when AZURE_BATCH_ENDPOINT is set, else local).",
-    )(function)
+    """MANIFEST, variables, ``--target``, ``-v`` and ``--confirm-replace``: what every write command takes."""
     function = click.option(
         "--confirm-replace",
         is_flag=True,
         help="Allow replacing or deleting a pool or job that has active or running tasks.",
     )(function)
-    return function
+    return manifest_input(target_options(function))
 
 
 def plan_options(function: F) -> F:
@@ -69,13 +56,13 @@ class _Progress:
     """Prints apply progress on stderr."""
 
     def step_started(self, address: str, operation: str) -> None:
-        _note(f"  {address}: {operation} ...")
+        note(f"  {address}: {operation} ...")
 
     def step_finished(self, address: str, operation: str) -> None:
-        _note(f"  {address}: {operation} done")
+        note(f"  {address}: {operation} done")
 
     def tasks_progress(self, job_id: str, verb: str, done: int, total: int) -> None:
-        _note(f"  job/{job_id}: {done}/{total} tasks {verb}")
+        note(f"  job/{job_id}: {done}/{total} tasks {verb}")
 
 
 def _needs_only_confirmation(plan: Plan) -> bool:
@@ -114,28 +101,22 @@ def _approve(auto_approve: bool, question: str) -> None:
 
 
 @click.command("plan")
-@manifest_argument
-@variable_options
-@output_option(("text", "json"))
 @common_options
+@output_option(("text", "json"))
 @plan_options
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 without changes, 2 with changes, 1 on error.")
 def plan_command(
-    manifest: Path,
-    variables: dict[str, str],
-    var_files: tuple[Path, ...],
-    max_tasks: int,
+    source: ManifestInput,
     output: str,
-    target_kind: str | None,
-    verbose: bool,
+    target: TargetChoice,
     confirm_replace: bool,
     prune: bool,
     adopt: bool,
     detailed_exitcode: bool,
 ) -> None:
     """Show what apply would change, Terraform-style (+ create, ~ update, -/+ replace, - delete)."""
-    workload = load(manifest, variables, var_files, max_tasks)
-    with open_session(target_kind, _note, _note if verbose else None) as session:
+    workload = source.load()
+    with target.session() as session:
         plan = plan_with(session, workload, PlanOptions(prune, adopt, confirm_replace))
     click.echo(render_json(plan) if output == "json" else render_text(plan))
     if detailed_exitcode and plan.has_changes:
@@ -143,8 +124,6 @@ def plan_command(
 
 
 @click.command("apply")
-@manifest_argument
-@variable_options
 @common_options
 @plan_options
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (for CI).")
@@ -154,12 +133,8 @@ def plan_command(
 @timeout_option
 @click.option("--no-color", is_flag=True, help="No colour in --wait progress (also NO_COLOR).")
 def apply_command(
-    manifest: Path,
-    variables: dict[str, str],
-    var_files: tuple[Path, ...],
-    max_tasks: int,
-    target_kind: str | None,
-    verbose: bool,
+    source: ManifestInput,
+    target: TargetChoice,
     confirm_replace: bool,
     prune: bool,
     adopt: bool,
@@ -169,8 +144,8 @@ def apply_command(
     no_color: bool,
 ) -> None:
     """Make Batch and Storage match the manifest: storage, packages, pool, job, tasks; deletes in reverse."""
-    workload = load(manifest, variables, var_files, max_tasks)
-    with open_session(target_kind, _note, _note if verbose else None) as session:
+    workload = source.load()
+    with target.session() as session:
         plan = plan_with(session, workload, PlanOptions(prune, adopt, confirm_replace))
         click.echo(render_text(plan))
         plan = _resolve_blocked(
@@ -178,12 +153,12 @@ def apply_command(
         )
         if plan.has_changes:
             _approve(auto_approve, "Apply these changes?")
-            _note("Applying ...")
+            note("Applying ...")
             with _rerun_hint_on_interrupt("apply"):
                 execute(session, plan, _Progress())
-            _note("Apply complete: " + _done_line(plan))
+            note("Apply complete: " + _done_line(plan))
         else:
-            _note("Nothing to apply.")
+            note("Nothing to apply.")
         if wait_for_job:
             _wait(session, workload, timeout, no_color)
 
@@ -194,7 +169,7 @@ def _rerun_hint_on_interrupt(verb: str) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        _note(
+        note(
             f"{verb.capitalize()} interrupted: the steps done so far are kept. "
             f"Run `batchrun {verb}` again with the same manifest to finish (it does only what is left)."
         )
@@ -220,25 +195,19 @@ def _wait(session: Session, workload: Any, timeout: float | None, no_color: bool
 
 
 @click.command("destroy")
-@manifest_argument
-@variable_options
 @common_options
 @click.option("--auto-approve", is_flag=True, help="Delete without asking (for CI).")
 @click.option("--containers", is_flag=True, help="Also delete the manifest's storage containers.")
 def destroy_command(
-    manifest: Path,
-    variables: dict[str, str],
-    var_files: tuple[Path, ...],
-    max_tasks: int,
-    target_kind: str | None,
-    verbose: bool,
+    source: ManifestInput,
+    target: TargetChoice,
     confirm_replace: bool,
     auto_approve: bool,
     containers: bool,
 ) -> None:
     """Delete what the manifest owns: the job (with its tasks) and the pool; containers with --containers."""
-    workload = load(manifest, variables, var_files, max_tasks)
-    with open_session(target_kind, _note, _note if verbose else None) as session:
+    workload = source.load()
+    with target.session() as session:
         plan = destroy_plan_with(session, workload, PlanOptions(confirm_replace=confirm_replace), containers)
         click.echo(render_text(plan, destroy=True))
         plan = _resolve_blocked(
@@ -247,9 +216,9 @@ def destroy_command(
             auto_approve,
         )
         if not plan.has_changes:
-            _note("Nothing to destroy.")
+            note("Nothing to destroy.")
             return
         _approve(auto_approve, "Delete these resources?")
         with _rerun_hint_on_interrupt("destroy"):
             execute(session, plan, _Progress())
-        _note("Destroy complete: " + _done_line(plan))
+        note("Destroy complete: " + _done_line(plan))

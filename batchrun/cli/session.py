@@ -1,0 +1,97 @@
+"""What every command that talks to Batch shares: the manifest it reads, the target it talks to, and where its
+notes go (stderr, so stdout stays the command's answer).
+
+``manifest_input`` adds MANIFEST, ``--var``, ``--var-file`` and ``--max-tasks`` and passes them to the command
+as one ``source: ManifestInput``; ``target_options`` adds ``--target`` and ``-v`` and passes
+``target: TargetChoice``, whose :meth:`TargetChoice.session` prints the target line (and, with ``-v``, one
+redacted line per request) on stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import click
+
+from batchrun.cli.options import manifest_argument, variable_options
+
+if TYPE_CHECKING:
+    from batchrun.api import Session
+    from batchrun.model import Workload
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def note(line: str) -> None:
+    """A progress or status line on stderr."""
+    click.echo(line, err=True)
+
+
+@dataclass(frozen=True)
+class ManifestInput:
+    """The manifest a command reads, with its variable overrides and expansion limit."""
+
+    path: Path
+    variables: Mapping[str, str]
+    var_files: tuple[Path, ...]
+    max_tasks: int
+
+    def load(self) -> Workload:
+        from batchrun.api import load
+
+        return load(self.path, self.variables, self.var_files, self.max_tasks)
+
+
+@dataclass(frozen=True)
+class TargetChoice:
+    """``--target`` (None: decided by the environment) and ``-v``."""
+
+    kind: str | None
+    verbose: bool
+
+    def session(self) -> AbstractContextManager[Session]:
+        from batchrun.api import open_session
+
+        return open_session(self.kind, note, note if self.verbose else None)
+
+
+def manifest_input(function: F) -> F:
+    """MANIFEST, ``--var``, ``--var-file`` and ``--max-tasks``, passed as ``source: ManifestInput``."""
+
+    @functools.wraps(function)
+    def command(
+        *args: Any,
+        manifest: Path,
+        variables: dict[str, str],
+        var_files: tuple[Path, ...],
+        max_tasks: int,
+        **kwargs: Any,
+    ) -> Any:
+        return function(*args, source=ManifestInput(manifest, variables, var_files, max_tasks), **kwargs)
+
+    return manifest_argument(variable_options(cast(F, command)))
+
+
+def target_options(function: F) -> F:
+    """``--target`` and ``-v/--verbose``, passed as ``target: TargetChoice``."""
+
+    @functools.wraps(function)
+    def command(*args: Any, target_kind: str | None, verbose: bool, **kwargs: Any) -> Any:
+        return function(*args, target=TargetChoice(target_kind, verbose), **kwargs)
+
+    decorated = click.option(
+        "-v", "--verbose", is_flag=True, help="Print each request (method, URL, status) on stderr, redacted."
+    )(command)
+    decorated = click.option(
+        "--target",
+        "target_kind",
+        type=click.Choice(["local", "azure"]),
+        default=None,
+        help="Where the workload runs (default: azure when AZURE_BATCH_ENDPOINT is set, else local).",
+    )(decorated)
+    return cast(F, decorated)
