@@ -7,7 +7,6 @@ than a schema: sources on disk, references between sections, fixed scale xor aut
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,29 +16,7 @@ from batchrun.errors import Diagnostic
 from batchrun.manifest.load import Document, PathKey
 from batchrun.manifest.suggest import did_you_mean
 from batchrun.model import PackageSpec, PoolSpec, StorageInput, StorageOutputs
-
-_DURATION = re.compile(
-    r"^P(?:(?P<years>\d+(?:\.\d+)?)Y)?(?:(?P<months>\d+(?:\.\d+)?)M)?(?:(?P<weeks>\d+(?:\.\d+)?)W)?"
-    r"(?:(?P<days>\d+(?:\.\d+)?)D)?(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?(?:(?P<minutes>\d+(?:\.\d+)?)M)?"
-    r"(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
-)
-_SECONDS = {
-    "years": 365 * 86400,
-    "months": 30 * 86400,
-    "weeks": 7 * 86400,
-    "days": 86400,
-    "hours": 3600,
-    "minutes": 60,
-    "seconds": 1,
-}
-
-
-def duration_seconds(text: str) -> float | None:
-    """Seconds in an ISO-8601 duration (years and months approximated), or None when it is not one."""
-    match = _DURATION.match(text)
-    if match is None:
-        return None
-    return sum(float(value) * _SECONDS[unit] for unit, value in match.groupdict().items() if value)
+from batchrun.model.durations import duration_seconds
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from batchrun.model import Workload
+from batchrun.model.durations import duration_seconds
 from batchrun.plan.actions import Action, Change, Operation, Plan, Stage
 from batchrun.plan.bodies import Ownership, input_bindings, job_body, pool_body
 from batchrun.plan.decide import (
@@ -17,7 +18,6 @@ from batchrun.plan.decide import (
 )
 from batchrun.plan.decide_storage import decide_input, decide_outputs, decide_package
 from batchrun.plan.decide_tasks import decide_tasks
-from batchrun.plan.diff import duration_seconds
 from batchrun.plan.live import LivePackage, LiveState, PreparedInput, PreparedPackage
 
 DAY = 86400

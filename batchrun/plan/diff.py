@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from batchrun.model.durations import duration_seconds
 from batchrun.plan.actions import FieldChange
 
 UNLIMITED_DURATION = "P10675199DT2H48M5.4775807S"
@@ -68,29 +69,6 @@ CASE_INSENSITIVE_KEYS = frozenset(
         "mode",
     }
 )
-
-_DURATION = re.compile(
-    r"^P(?:(?P<years>\d+(?:\.\d+)?)Y)?(?:(?P<months>\d+(?:\.\d+)?)M)?(?:(?P<weeks>\d+(?:\.\d+)?)W)?"
-    r"(?:(?P<days>\d+(?:\.\d+)?)D)?(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?(?:(?P<minutes>\d+(?:\.\d+)?)M)?"
-    r"(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
-)
-_SECONDS = {
-    "years": 365 * 86400,
-    "months": 30 * 86400,
-    "weeks": 7 * 86400,
-    "days": 86400,
-    "hours": 3600,
-    "minutes": 60,
-    "seconds": 1,
-}
-
-
-def duration_seconds(value: str) -> float | None:
-    """Length of an ISO-8601 duration in seconds, or None when ``value`` is not one."""
-    match = _DURATION.match(value)
-    if match is None or value == "PT":
-        return None
-    return sum(float(amount) * _SECONDS[unit] for unit, amount in match.groupdict().items() if amount)
 
 
 def _default_for(path: str) -> Any:
