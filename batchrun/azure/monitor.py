@@ -8,6 +8,7 @@ plus one ranged GET. Results are the SDK-free snapshots of :mod:`batchrun.watch.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -95,6 +96,37 @@ def _or_none(read: Callable[[], T]) -> T | None:
         return read()
     except ResourceNotFoundError:
         return None
+
+
+def _first_page(pages: Iterator[Iterator[T]], limit: int) -> list[T]:
+    """Up to ``limit`` items of the first page of a listing ([] when there is none or its parent is gone)."""
+    try:
+        return list(itertools.islice(next(pages), limit))
+    except (StopIteration, ResourceNotFoundError):
+        return []
+
+
+def _failed_node(node: Any) -> FailedNode:
+    info = node.start_task_info
+    failure = info.failure_info if info else None
+    return FailedNode(
+        id=node.id,
+        state=_text(node.state),
+        start_task_exit_code=info.exit_code if info else None,
+        start_task_failure=f"{failure.code}: {failure.message}" if failure else None,
+        errors=tuple(f"{e.code}: {e.message}" for e in node.errors or ()),
+    )
+
+
+def _failed_task(task: Any) -> FailedTask:
+    info = task.execution_info
+    failure = info.failure_info if info else None
+    return FailedTask(
+        id=task.id,
+        exit_code=info.exit_code if info else None,
+        failure_code=failure.code if failure else None,
+        failure_message=failure.message if failure else None,
+    )
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -199,61 +231,30 @@ class BatchMonitor:
 
     def failed_nodes(self, pool_id: str, limit: int) -> list[FailedNode]:
         """The first ``limit`` nodes in ``starttaskfailed`` or ``unusable`` (one filtered page)."""
-        failed: list[FailedNode] = []
         with _reading(f"the nodes of pool/{pool_id}"):
-            pages = self._batch.list_nodes(
-                pool_id,
-                filter=FAILED_NODE_FILTER,
-                select=["id", "state", "startTaskInfo", "errors"],
-                max_results=limit,
-            ).by_page()
-            try:
-                first_page = next(pages)
-            except (StopIteration, ResourceNotFoundError):
-                return []
-            for node in first_page:
-                info = node.start_task_info
-                failure = info.failure_info if info else None
-                failed.append(
-                    FailedNode(
-                        id=node.id,
-                        state=_text(node.state),
-                        start_task_exit_code=info.exit_code if info else None,
-                        start_task_failure=f"{failure.code}: {failure.message}" if failure else None,
-                        errors=tuple(f"{e.code}: {e.message}" for e in node.errors or ()),
-                    )
-                )
-                if len(failed) >= limit:
-                    break
-        return failed
+            nodes = _first_page(
+                self._batch.list_nodes(
+                    pool_id,
+                    filter=FAILED_NODE_FILTER,
+                    select=["id", "state", "startTaskInfo", "errors"],
+                    max_results=limit,
+                ).by_page(),
+                limit,
+            )
+        return [_failed_node(node) for node in nodes]
 
     def failed_tasks(self, job_id: str, limit: int) -> list[FailedTask]:
         """The first ``limit`` failed tasks (one request: a single filtered page), without stderr."""
         if limit <= 0:
             return []
-        failed: list[FailedTask] = []
         with _reading(f"the failed tasks of job/{job_id}"):
-            pages = self._batch.list_tasks(
-                job_id, filter=FAILED_TASK_FILTER, select=["id", "executionInfo"], max_results=limit
-            ).by_page()
-            try:
-                first_page = next(pages)
-            except (StopIteration, ResourceNotFoundError):
-                return []
-            for task in first_page:
-                info = task.execution_info
-                failure = info.failure_info if info else None
-                failed.append(
-                    FailedTask(
-                        id=task.id,
-                        exit_code=info.exit_code if info else None,
-                        failure_code=failure.code if failure else None,
-                        failure_message=failure.message if failure else None,
-                    )
-                )
-                if len(failed) >= limit:
-                    break
-        return failed
+            tasks = _first_page(
+                self._batch.list_tasks(
+                    job_id, filter=FAILED_TASK_FILTER, select=["id", "executionInfo"], max_results=limit
+                ).by_page(),
+                limit,
+            )
+        return [_failed_task(task) for task in tasks]
 
     def task(self, job_id: str, task_id: str) -> TaskDetail:
         with _reading(f"task/{job_id}/{task_id}"):
