@@ -23,13 +23,13 @@ from starlette.responses import Response
 
 from batchrun.emulator.api import (
     applications,
-    autoscale,
     emulator_routes,
     files,
     jobs,
     management,
     nodes,
     pools,
+    sizing,
     tasks,
 )
 from batchrun.emulator.api.base import Api, RequestAccounting
@@ -45,7 +45,7 @@ _LOG = logging.getLogger("batchrun.emulator")
 
 def build_app(api: Api) -> Starlette:
     routes = []
-    for module in (pools, autoscale, nodes, jobs, tasks, files, applications, management, emulator_routes):
+    for module in (pools, sizing, nodes, jobs, tasks, files, applications, management, emulator_routes):
         routes.extend(module.routes(api))
 
     async def unknown(request: Request, error: Exception) -> Response:

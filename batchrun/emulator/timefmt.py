@@ -56,10 +56,22 @@ _DURATION = re.compile(
 FOREVER = "P10675199DT2H48M5.4775807S"
 
 
-def parse_duration(text: str) -> timedelta | None:
-    """ISO-8601 duration (days/hours/minutes/seconds; the SDK writes ``PT15M00S``, ``P7D``, ``P``)."""
+# timedelta's own limit; durations beyond it (Batch's "unlimited" is about 29,000 years) are clamped to it.
+_MAX_TIMEDELTA_SECONDS = 999_999_999 * 86400.0
+
+
+def duration_seconds(text: str) -> float | None:
+    """Seconds in an ISO-8601 duration of days, hours, minutes, seconds (``PT15M00S``, ``P7D``, ``P``)."""
     match = _DURATION.match(text)
     if match is None or text.endswith("T"):
         return None
-    parts = {name: float(value) for name, value in match.groupdict().items() if value}
-    return timedelta(**parts)
+    units = {"days": 86400.0, "hours": 3600.0, "minutes": 60.0, "seconds": 1.0}
+    return sum(float(value) * units[name] for name, value in match.groupdict().items() if value)
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """:func:`duration_seconds` as a timedelta (clamped to the largest one), or None when malformed."""
+    seconds = duration_seconds(text)
+    if seconds is None:
+        return None
+    return timedelta(seconds=min(seconds, _MAX_TIMEDELTA_SECONDS))

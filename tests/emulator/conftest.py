@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from azure.batch import BatchClient
 from azure.core.credentials import AzureNamedKeyCredential
+from azure.core.exceptions import HttpResponseError
+from azure.core.rest import HttpRequest, HttpResponse
 from azure.storage.blob import BlobServiceClient
 
 from batchrun.emulator.config import EmulatorConfig, StorageConfig
@@ -25,6 +27,7 @@ KEY = base64.b64encode(b"emulator-test-key-0123456789abcdef").decode()
 TOKEN = "local-test-token"
 # Azurite 3.35 knows storage versions up to this one.
 STORAGE_API_VERSION = "2025-11-05"
+API = "api-version=2025-06-01"
 
 
 def tools_dir() -> Path:
@@ -98,3 +101,30 @@ def emulator(tmp_path_factory: pytest.TempPathFactory, azurite: AzuriteEndpoint)
 @pytest.fixture(scope="module")
 def client(emulator: Emulator) -> BatchClient:
     return emulator.client()
+
+
+def raw(
+    client: BatchClient, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> HttpResponse:
+    """A signed request through the SDK's pipeline; returns the response whatever its status."""
+    separator = "&" if "?" in path else "?"
+    if isinstance(body, bytes):
+        request = HttpRequest(
+            method,
+            f"{path}{separator}{API}",
+            content=body,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+    else:
+        request = HttpRequest(method, f"{path}{separator}{API}", json=body, headers=headers or {})
+    try:
+        return client.send_request(request)
+    except HttpResponseError as error:  # the SDK's policy raises on any non-2xx, even for send_request
+        return error.response
+
+
+def vm() -> dict[str, Any]:
+    return {
+        "imageReference": {"publisher": "canonical", "offer": "ubuntu", "sku": "24_04"},
+        "nodeAgentSKUId": "batch.node.ubuntu 24.04",
+    }

@@ -20,10 +20,9 @@ from azure.core.exceptions import (
 )
 from azure.core.rest import HttpRequest
 
-from tests.emulator.conftest import Emulator, wait_until
+from tests.emulator.conftest import Emulator, raw, vm, wait_until
 
 SAMPLES = Path("/work/shared/batch-api-examples")
-API = "api-version=2025-06-01"
 
 
 def sample(name: str) -> dict[str, Any]:
@@ -33,23 +32,6 @@ def sample(name: str) -> dict[str, Any]:
 
 def sample_body(name: str) -> Any:
     return next(iter(sample(name)["responses"].values())).get("body")
-
-
-def raw(client: BatchClient, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None):
-    separator = "&" if "?" in path else "?"
-    if isinstance(body, bytes):
-        request = HttpRequest(
-            method,
-            f"{path}{separator}{API}",
-            content=body,
-            headers={"Content-Type": "application/json", **(headers or {})},
-        )
-    else:
-        request = HttpRequest(method, f"{path}{separator}{API}", json=body, headers=headers or {})
-    try:
-        return client.send_request(request)
-    except HttpResponseError as error:  # the SDK's policy raises on any non-2xx, even for send_request
-        return error.response
 
 
 def rest_names(model: type) -> set[str]:
@@ -79,13 +61,6 @@ def assert_shape(ours: Any, golden: Any, where: str = "$") -> None:
 def assert_known_fields(body: dict[str, Any], model: type, where: str = "$") -> None:
     unknown = set(body) - rest_names(model)
     assert not unknown, f"{where}: fields the SDK model {model.__name__} does not know: {unknown}"
-
-
-def vm() -> dict[str, Any]:
-    return {
-        "imageReference": {"publisher": "canonical", "offer": "ubuntu", "sku": "24_04"},
-        "nodeAgentSKUId": "batch.node.ubuntu 24.04",
-    }
 
 
 @pytest.fixture(scope="module")
@@ -386,7 +361,17 @@ def test_immutable_pool_property_on_non_empty_pool(client: BatchClient, finished
 
 
 def test_resize_conflicts_and_job_rules(client: BatchClient, finished: dict[str, Any]) -> None:
-    assert error_of(raw(client, "POST", "/pools/cf-auto/resize", {"targetDedicatedNodes": 1}))[0] == 409
+    # Its own autoscaled pool: under xdist the module's tests may run on different workers (own emulators).
+    autoscaled = {
+        "id": "cf-resize-auto",
+        "vmSize": "s",
+        "virtualMachineConfiguration": vm(),
+        "enableAutoScale": True,
+        "autoScaleFormula": "$TargetDedicatedNodes = 0;",
+    }
+    assert raw(client, "POST", "/pools", autoscaled).status_code == 201
+    resize = raw(client, "POST", "/pools/cf-resize-auto/resize", {"targetDedicatedNodes": 1})
+    assert error_of(resize) == (409, "AutoScalingEnabled")
     response = raw(
         client,
         "POST",

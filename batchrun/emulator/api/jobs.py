@@ -25,9 +25,15 @@ from batchrun.emulator.api.base import (
     require_object,
     resource_headers,
 )
+from batchrun.emulator.api.specs import (
+    check_command_spec,
+    check_duration,
+    check_name_values,
+    check_task_constraints,
+)
 from batchrun.emulator.errors import BatchApiError, conflict, exists, invalid_value, not_found
 from batchrun.emulator.model import Body, JobTasks, public, touch
-from batchrun.emulator.timefmt import FOREVER, now_iso, parse_duration
+from batchrun.emulator.timefmt import FOREVER, now_iso
 
 CREATE_KEYS = (
     "id",
@@ -137,9 +143,7 @@ def validate_constraints(value: Any) -> dict[str, Any]:
     constraints = require_object(value, "constraints")
     check_keys(constraints, ("maxWallClockTime", "maxTaskRetryCount"), "constraints.")
     check_int_range(constraints, "maxTaskRetryCount", -1, 100, "constraints.")
-    wall = constraints.get("maxWallClockTime")
-    if wall is not None and parse_duration(str(wall)) is None:
-        raise invalid_value("constraints.maxWallClockTime", wall, "must be an ISO-8601 duration such as PT1H")
+    check_duration(constraints, "maxWallClockTime", "constraints.")
     return {**DEFAULT_CONSTRAINTS, **constraints}
 
 
@@ -165,6 +169,34 @@ def validate_settings(body: dict[str, Any]) -> None:
         raise invalid_value("maxParallelTasks", maximum, "must be -1 (no limit) or at least 1")
     optional(body, "allowTaskPreemption", bool)
     check_enum(body, "onAllTasksComplete", ("noaction", "terminatejob"))
+    optional(body, "networkConfiguration", dict)
+    if body.get("metadata") is not None:
+        check_name_values(body["metadata"], "metadata")
+
+
+def validate_prep_and_release(body: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The job preparation and release tasks of a create body, checked like any task."""
+    prep = body.get("jobPreparationTask")
+    if prep is not None:
+        prep = require_object(prep, "jobPreparationTask")
+        check_keys(prep, PREP_KEYS, "jobPreparationTask.")
+        check_command_spec(prep, "jobPreparationTask.")
+        optional(prep, "id", str, "jobPreparationTask.")
+        for name in ("waitForSuccess", "rerunOnNodeRebootAfterSuccess"):
+            optional(prep, name, bool, "jobPreparationTask.")
+        if prep.get("constraints") is not None:
+            check_task_constraints(prep["constraints"], "jobPreparationTask.constraints")
+    release = body.get("jobReleaseTask")
+    if release is not None:
+        release = require_object(release, "jobReleaseTask")
+        check_keys(release, RELEASE_KEYS, "jobReleaseTask.")
+        check_command_spec(release, "jobReleaseTask.")
+        optional(release, "id", str, "jobReleaseTask.")
+        for name in ("maxWallClockTime", "retentionTime"):
+            check_duration(release, name, "jobReleaseTask.")
+        if prep is None:
+            raise invalid_value("jobReleaseTask", "", "a job release task needs a job preparation task")
+    return prep, release
 
 
 def create_job(api: Api, call: Call) -> Response:
@@ -184,18 +216,10 @@ def create_job(api: Api, call: Call) -> Response:
             {"PropertyName": "jobManagerTask"},
         )
     constraints = validate_constraints(body.get("constraints") or {})
-    prep = body.get("jobPreparationTask")
-    if prep is not None:
-        prep = require_object(prep, "jobPreparationTask")
-        check_keys(prep, PREP_KEYS, "jobPreparationTask.")
-        require(prep, "commandLine", str, "jobPreparationTask.")
-    release = body.get("jobReleaseTask")
-    if release is not None:
-        release = require_object(release, "jobReleaseTask")
-        check_keys(release, RELEASE_KEYS, "jobReleaseTask.")
-        require(release, "commandLine", str, "jobReleaseTask.")
-        if prep is None:
-            raise invalid_value("jobReleaseTask", "", "a job release task needs a job preparation task")
+    optional(body, "displayName", str)
+    if body.get("commonEnvironmentSettings") is not None:
+        check_name_values(body["commonEnvironmentSettings"], "commonEnvironmentSettings")
+    prep, release = validate_prep_and_release(body)
     with api.model.lock:
         if job_id in api.model.jobs:
             existing = api.model.jobs[job_id]

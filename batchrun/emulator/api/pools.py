@@ -1,4 +1,4 @@
-"""Pool routes: create, get, list, exists, update, replace properties, delete, resize, autoscale."""
+"""Pool routes: create, get, list, exists, update, replace properties, delete (sizing is in ``sizing``)."""
 
 from __future__ import annotations
 
@@ -25,11 +25,18 @@ from batchrun.emulator.api.base import (
     require_object,
     resource_headers,
 )
+from batchrun.emulator.api.specs import (
+    AUTOSCALE_INTERVAL_MAX,
+    check_command_spec,
+    check_duration,
+    check_name_values,
+    check_package_references,
+)
 from batchrun.emulator.errors import BatchApiError, conflict, exists, invalid_value, not_found
 from batchrun.emulator.model import Body, internal, public, touch
 from batchrun.emulator.packages import UnresolvedPackage, resolve
 from batchrun.emulator.scheduler import autoscale
-from batchrun.emulator.timefmt import now_iso, parse_duration
+from batchrun.emulator.timefmt import now_iso
 
 CREATE_KEYS = (
     "id",
@@ -106,7 +113,6 @@ VM_KEYS = (
     "securityProfile",
     "serviceArtifactReference",
 )
-DEALLOCATION = ("requeue", "terminate", "taskcompletion", "retaineddata")
 FILTER_FIELDS = ("id", "state", "allocationState", "vmSize", "displayName", "enableAutoScale")
 DEFAULT_INTERVAL = autoscale.DEFAULT_INTERVAL
 
@@ -146,19 +152,42 @@ def writable_pool(api: Api, call: Call, pool_id: str) -> Body:
 def validate_start_task(value: Any) -> None:
     start_task = require_object(value, "startTask")
     check_keys(start_task, START_TASK_KEYS, "startTask.")
-    require(start_task, "commandLine", str, "startTask.")
+    check_command_spec(start_task, "startTask.")
     check_int_range(start_task, "maxTaskRetryCount", -1, 100, "startTask.")
     optional(start_task, "waitForSuccess", bool, "startTask.")
 
 
+def validate_properties(body: dict[str, Any]) -> None:
+    """Types and shapes of the properties a create or PATCH may carry (only those present)."""
+    for name in ("displayName", "vmSize"):
+        optional(body, name, str)
+    optional(body, "enableInterNodeCommunication", bool)
+    check_int_range(body, "taskSlotsPerNode", 1, 256)
+    check_enum(body, "targetNodeCommunicationMode", ("default", "classic", "simplified"))
+    vm = optional(body, "virtualMachineConfiguration", dict)
+    if vm is not None:
+        check_keys(vm, VM_KEYS, "virtualMachineConfiguration.")
+        require(vm, "nodeAgentSKUId", str, "virtualMachineConfiguration.")
+        require(vm, "imageReference", dict, "virtualMachineConfiguration.")
+    policy = optional(body, "taskSchedulingPolicy", dict)
+    if policy is not None:
+        check_keys(policy, ("nodeFillType",), "taskSchedulingPolicy.")
+        check_enum(policy, "nodeFillType", ("spread", "pack"), "taskSchedulingPolicy.")
+    for name in ("networkConfiguration", "upgradePolicy"):
+        optional(body, name, dict)
+    for name in ("userAccounts", "mountConfiguration"):
+        optional(body, name, list)
+    if body.get("metadata") is not None:
+        check_name_values(body["metadata"], "metadata")
+    if body.get("startTask") is not None:
+        validate_start_task(body["startTask"])
+
+
 def validate_packages(api: Api, references: Any) -> None:
-    if not isinstance(references, list):
-        raise invalid_value("applicationPackageReferences", references, "must be a list")
+    check_package_references(references, "applicationPackageReferences")
     if len(references) > 10:
         raise invalid_value("applicationPackageReferences", len(references), "at most 10 references per pool")
     for reference in references:
-        if not isinstance(reference, dict) or not reference.get("applicationId"):
-            raise invalid_value("applicationPackageReferences", reference, "each needs an applicationId")
         try:
             resolve(api.model, reference)
         except UnresolvedPackage as error:
@@ -167,17 +196,6 @@ def validate_packages(api: Api, references: Any) -> None:
                 f"One or more of the specified application package references are invalid: {error}.",
                 {"ApplicationId": str(reference.get("applicationId"))},
             ) from None
-
-
-def validate_duration(body: dict[str, Any], name: str, minimum_seconds: float = 0) -> None:
-    value = body.get(name)
-    if value is None:
-        return
-    parsed = parse_duration(str(value))
-    if parsed is None:
-        raise invalid_value(name, value, f"'{name}' must be an ISO-8601 duration such as PT15M")
-    if parsed.total_seconds() < minimum_seconds:
-        raise invalid_value(name, value, f"'{name}' must be at least {minimum_seconds:.0f} seconds")
 
 
 def run_autoscale(api: Api, pool: Body, formula: str) -> tuple[Body, tuple[int, int, str] | None]:
@@ -217,10 +235,8 @@ def create_pool(api: Api, call: Call) -> Response:
     check_keys(body, CREATE_KEYS)
     pool_id = check_id(require(body, "id"))
     require(body, "vmSize")
-    vm = require_object(require(body, "virtualMachineConfiguration", dict), "virtualMachineConfiguration")
-    check_keys(vm, VM_KEYS, "virtualMachineConfiguration.")
-    require(vm, "nodeAgentSKUId", str, "virtualMachineConfiguration.")
-    require(vm, "imageReference", dict, "virtualMachineConfiguration.")
+    require(body, "virtualMachineConfiguration", dict)
+    validate_properties(body)
     auto = optional(body, "enableAutoScale", bool) or False
     if auto:
         require(body, "autoScaleFormula")
@@ -232,13 +248,12 @@ def create_pool(api: Api, call: Call) -> Response:
     dedicated = check_int_range(body, "targetDedicatedNodes", 0, 1000) or 0
     low_priority = check_int_range(body, "targetLowPriorityNodes", 0, 1000) or 0
     slots = check_int_range(body, "taskSlotsPerNode", 1, 256) or 1
-    validate_duration(body, "resizeTimeout", 300)
-    validate_duration(body, "autoScaleEvaluationInterval", 300)
+    check_duration(body, "resizeTimeout", minimum_seconds=300)
+    check_duration(
+        body, "autoScaleEvaluationInterval", minimum_seconds=300, maximum_seconds=AUTOSCALE_INTERVAL_MAX
+    )
+    optional(body, "autoScaleFormula", str)
     policy = optional(body, "taskSchedulingPolicy", dict) or {"nodeFillType": "spread"}
-    check_keys(policy, ("nodeFillType",), "taskSchedulingPolicy.")
-    check_enum(policy, "nodeFillType", ("spread", "pack"), "taskSchedulingPolicy.")
-    if "startTask" in body:
-        validate_start_task(body["startTask"])
     with api.model.lock:
         if pool_id in api.model.pools:
             existing = api.model.pools[pool_id]
@@ -325,8 +340,7 @@ def pool_exists(api: Api, call: Call) -> Response:
 def update_pool(api: Api, call: Call) -> Response:
     body = require_object(call.body, "pool")
     check_keys(body, PATCH_KEYS)
-    if "startTask" in body and body["startTask"] is not None:
-        validate_start_task(body["startTask"])
+    validate_properties(body)
     with api.model.lock:
         pool = writable_pool(api, call, call.params["poolId"])
         nodes = api.model.nodes.get(pool["id"], {})
@@ -352,8 +366,7 @@ def replace_pool_properties(api: Api, call: Call) -> Response:
     check_keys(body, ("startTask", "applicationPackageReferences", "metadata"))
     require(body, "applicationPackageReferences", list)
     require(body, "metadata", list)
-    if body.get("startTask") is not None:
-        validate_start_task(body["startTask"])
+    validate_properties(body)
     with api.model.lock:
         pool = writable_pool(api, call, call.params["poolId"])
         validate_packages(api, body["applicationPackageReferences"])
@@ -381,54 +394,6 @@ def delete_pool(api: Api, call: Call) -> Response:
     return empty(202)
 
 
-def resize_pool(api: Api, call: Call) -> Response:
-    body = require_object(call.body or {}, "resizeOptions")
-    check_keys(
-        body, ("targetDedicatedNodes", "targetLowPriorityNodes", "resizeTimeout", "nodeDeallocationOption")
-    )
-    dedicated = check_int_range(body, "targetDedicatedNodes", 0, 1000)
-    low_priority = check_int_range(body, "targetLowPriorityNodes", 0, 1000)
-    option = check_enum(body, "nodeDeallocationOption", DEALLOCATION) or "requeue"
-    validate_duration(body, "resizeTimeout", 300)
-    with api.model.lock:
-        pool = writable_pool(api, call, call.params["poolId"])
-        if pool.get("enableAutoScale"):
-            raise conflict(
-                "AutoScalingEnabled",
-                "The pool has autoscale enabled; disable autoscale before resizing it.",
-                {"PoolId": pool["id"]},
-            )
-        if pool["allocationState"] != "steady":
-            raise conflict(
-                "PoolNotSteady",
-                "The pool is being resized; stop the resize or wait until allocationState is steady.",
-                {"PoolId": pool["id"]},
-            )
-        apply_targets(
-            pool,
-            pool.get("targetDedicatedNodes", 0) if dedicated is None else dedicated,
-            pool.get("targetLowPriorityNodes", 0) if low_priority is None else low_priority,
-            option,
-        )
-        if "resizeTimeout" in body:
-            pool["resizeTimeout"] = body["resizeTimeout"]
-        touch(pool)
-        api.model.save_pool(pool)
-        api.model.notify()
-        return empty(202, resource_headers(pool, pool_url(call, pool["id"])))
-
-
-def stop_resize(api: Api, call: Call) -> Response:
-    with api.model.lock:
-        pool = writable_pool(api, call, call.params["poolId"])
-        if pool["allocationState"] == "resizing":
-            set_allocation_state(pool, "stopping")
-            touch(pool)
-            api.model.save_pool(pool)
-            api.model.notify()
-        return empty(202, resource_headers(pool, pool_url(call, pool["id"])))
-
-
 def routes(api: Api) -> list[Route]:
     return [
         endpoint(api, "POST", "/pools", create_pool),
@@ -438,6 +403,4 @@ def routes(api: Api) -> list[Route]:
         endpoint(api, "PATCH", "/pools/{poolId}", update_pool),
         endpoint(api, "DELETE", "/pools/{poolId}", delete_pool),
         endpoint(api, "POST", "/pools/{poolId}/updateproperties", replace_pool_properties),
-        endpoint(api, "POST", "/pools/{poolId}/resize", resize_pool),
-        endpoint(api, "POST", "/pools/{poolId}/stopresize", stop_resize),
     ]

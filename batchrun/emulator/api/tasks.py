@@ -20,15 +20,18 @@ from batchrun.emulator.api.base import (
     empty,
     endpoint,
     json_response,
+    optional,
     require,
     require_object,
     resource_headers,
 )
 from batchrun.emulator.api.jobs import get_job
+from batchrun.emulator.api.specs import check_command_spec, check_task_constraints, require_list
 from batchrun.emulator.errors import BatchApiError, conflict, exists, invalid_value, not_found
 from batchrun.emulator.model import Body, JobTasks, internal, public, touch, transition
+from batchrun.emulator.scheduler.outcomes import end_unrun_task
 from batchrun.emulator.store import Table
-from batchrun.emulator.timefmt import FOREVER, now_iso, parse_duration
+from batchrun.emulator.timefmt import FOREVER, now_iso
 
 CREATE_KEYS = (
     "id",
@@ -98,12 +101,7 @@ def get_task(api: Api, job_id: str, task_id: str) -> Body:
 
 
 def validate_constraints(value: Any, job: Body) -> dict[str, Any]:
-    constraints = require_object(value, "constraints")
-    check_keys(constraints, ("maxWallClockTime", "retentionTime", "maxTaskRetryCount"), "constraints.")
-    check_int_range(constraints, "maxTaskRetryCount", -1, 100, "constraints.")
-    for name in ("maxWallClockTime", "retentionTime"):
-        if constraints.get(name) is not None and parse_duration(str(constraints[name])) is None:
-            raise invalid_value(f"constraints.{name}", constraints[name], "must be an ISO-8601 duration")
+    constraints = check_task_constraints(value, "constraints")
     return {
         "maxWallClockTime": constraints.get("maxWallClockTime") or FOREVER,
         "retentionTime": constraints.get("retentionTime") or "P7D",
@@ -136,14 +134,21 @@ def validate_exit_conditions(value: Any, job: Body) -> None:
         ("exitCodes", "exitCodeRanges", "preProcessingError", "fileUploadError", "default"),
         "exitConditions.",
     )
-    for index, mapping in enumerate(conditions.get("exitCodes") or []):
+    for index, mapping in enumerate(
+        require_list(conditions.get("exitCodes", []), "exitConditions.exitCodes")
+    ):
+        mapping = require_object(mapping, f"exitConditions.exitCodes[{index}]")
+        check_keys(mapping, ("code", "exitOptions"), f"exitConditions.exitCodes[{index}].")
         require(mapping, "code", int, f"exitConditions.exitCodes[{index}].")
         _check_exit_options(
             require(mapping, "exitOptions", dict, f"exitConditions.exitCodes[{index}]."),
             f"exitConditions.exitCodes[{index}].exitOptions",
             job,
         )
-    for index, mapping in enumerate(conditions.get("exitCodeRanges") or []):
+    ranges = require_list(conditions.get("exitCodeRanges", []), "exitConditions.exitCodeRanges")
+    for index, mapping in enumerate(ranges):
+        mapping = require_object(mapping, f"exitConditions.exitCodeRanges[{index}]")
+        check_keys(mapping, ("start", "end", "exitOptions"), f"exitConditions.exitCodeRanges[{index}].")
         require(mapping, "start", int, f"exitConditions.exitCodeRanges[{index}].")
         require(mapping, "end", int, f"exitConditions.exitCodeRanges[{index}].")
         _check_exit_options(
@@ -177,7 +182,9 @@ def validate_dependencies(value: Any, job: Body) -> None:
             "The task depends on too many task ids; use taskIdRanges instead.",
             {"MaxLength": str(MAX_DEPENDENCY_CHARS)},
         )
-    for index, id_range in enumerate(depends.get("taskIdRanges") or []):
+    for index, id_range in enumerate(require_list(depends.get("taskIdRanges", []), "dependsOn.taskIdRanges")):
+        id_range = require_object(id_range, f"dependsOn.taskIdRanges[{index}]")
+        check_keys(id_range, ("start", "end"), f"dependsOn.taskIdRanges[{index}].")
         start = require(id_range, "start", int, f"dependsOn.taskIdRanges[{index}].")
         end = require(id_range, "end", int, f"dependsOn.taskIdRanges[{index}].")
         if end < start:
@@ -204,9 +211,12 @@ def build_task(api: Api, job: Body, body: Any) -> Body:
         validate_exit_conditions(body["exitConditions"], job)
     if body.get("dependsOn") is not None:
         validate_dependencies(body["dependsOn"], job)
-    for name in ("resourceFiles", "outputFiles", "environmentSettings", "applicationPackageReferences"):
-        if body.get(name) is not None and not isinstance(body[name], list):
-            raise invalid_value(name, body[name], f"'{name}' must be a list")
+    check_command_spec(body)
+    optional(body, "displayName", str)
+    affinity = optional(body, "affinityInfo", dict)
+    if affinity is not None:
+        check_keys(affinity, ("affinityId",), "affinityInfo.")
+        require(affinity, "affinityId", str, "affinityInfo.")
     moment = now_iso()
     task: Body = copy.deepcopy(body)
     task.update(
@@ -368,25 +378,7 @@ def terminate_task(api: Api, call: Call) -> Response:
                 "TaskCompleted", "The specified task is already completed.", {"TaskId": task["id"]}
             )
         if not api.scheduler.cancel(job_id, task["id"], "terminate"):
-            job_tasks = api.model.tasks[job_id]
-            job_tasks.begin_change(task)
-            moment = now_iso()
-            info = task.setdefault("executionInfo", {"retryCount": 0, "requeueCount": 0})
-            info.update(
-                {
-                    "endTime": moment,
-                    "result": "failure",
-                    "failureInfo": {
-                        "category": "usererror",
-                        "code": "TaskEnded",
-                        "message": "Task Was Ended by User Request",
-                        "details": [],
-                    },
-                }
-            )
-            transition(task, "completed", moment)
-            job_tasks.end_change(task)
-            internal(task)["dependencyAction"] = "block"
+            end_unrun_task(api.model.tasks[job_id], task, now_iso())
         touch(task)
         api.model.save_task(job_id, task)
         api.model.notify()

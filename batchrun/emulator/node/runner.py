@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from batchrun.emulator.node.durations import time_limit
 from batchrun.emulator.node.environment import task_environment
 from batchrun.emulator.node.failures import (
     SERVER_ERROR,
@@ -32,11 +31,14 @@ from batchrun.emulator.node.outputs import upload_outputs
 from batchrun.emulator.node.packages import PackageError, install_packages
 from batchrun.emulator.node.process import LaunchError, run_process
 from batchrun.emulator.node.resources import ResourceFileError, download_resource_files
+from batchrun.emulator.timefmt import duration_seconds
 from batchrun.redact import redact
 
 _LOG = logging.getLogger(__name__)
 # Batch's default maxWallClockTime for a job release task.
 JOB_RELEASE_DEFAULT_LIMIT = 15 * 60.0
+# Batch reports "unlimited" as TimeSpan.MaxValue (about 29,000 years); anything beyond a century is no limit.
+UNLIMITED_SECONDS = 100 * 365 * 86400.0
 
 
 def run_task(
@@ -151,10 +153,18 @@ def _wall_clock_limit(launch: TaskLaunch) -> tuple[str, float | None]:
     else:
         constraints = spec.get("constraints")
         text = constraints.get("maxWallClockTime") if isinstance(constraints, Mapping) else None
-    try:
-        return str(text or ""), time_limit(text)
-    except ValueError:
-        return str(text), None  # the service validates durations on create; never guess a limit here
+    return str(text or ""), time_limit(text)
+
+
+def time_limit(text: object) -> float | None:
+    """The limit in seconds for a ``maxWallClockTime`` value; None when absent, unlimited or malformed.
+
+    The service validates durations on create, so a malformed one never gets a guessed limit here.
+    """
+    if not isinstance(text, str) or not text:
+        return None
+    seconds = duration_seconds(text)
+    return None if seconds is None or seconds >= UNLIMITED_SECONDS else seconds
 
 
 def _list(value: object) -> Sequence[Mapping[str, Any]]:

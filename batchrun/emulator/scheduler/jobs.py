@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from batchrun.emulator.model import Body, Model, internal, transition
+from batchrun.emulator.scheduler.outcomes import end_unrun_task
 from batchrun.emulator.store import Table
 from batchrun.emulator.timefmt import FOREVER, now, now_iso, parse_duration, parse_iso
 
@@ -112,22 +113,7 @@ class JobTransitions:
         moment = now_iso()
         for task_id in list(job_tasks.pending):
             task = job_tasks.by_id[task_id]
-            job_tasks.begin_change(task)
-            info = task.setdefault("executionInfo", {"retryCount": 0, "requeueCount": 0})
-            info.update(
-                {
-                    "endTime": moment,
-                    "result": "failure",
-                    "failureInfo": {
-                        "category": "usererror",
-                        "code": "TaskEnded",
-                        "message": "Task Was Ended by User Request",
-                        "details": [],
-                    },
-                }
-            )
-            transition(task, "completed", moment)
-            job_tasks.end_change(task)
+            end_unrun_task(job_tasks, task, moment)
             self.model.save_task(job["id"], task)
 
     def _wall_clock(self, job: Body) -> float:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from batchrun.emulator.model import Body, JobTasks, internal
+from batchrun.emulator.model import Body, JobTasks, internal, transition
+from batchrun.emulator.node.failures import ended_failure
 
 
 @dataclass(frozen=True)
@@ -82,3 +83,13 @@ def dependencies_ready(job_tasks: JobTasks, task: Body) -> bool:
         if internal(dependency).get("dependencyAction", "satisfy") != "satisfy":
             return False
     return True
+
+
+def end_unrun_task(job_tasks: JobTasks, task: Body, moment: str) -> None:
+    """Complete a task that is not running as ended by request: failureInfo TaskEnded, dependents blocked."""
+    job_tasks.begin_change(task)
+    info = task.setdefault("executionInfo", {"retryCount": 0, "requeueCount": 0})
+    info.update({"endTime": moment, "result": "failure", "failureInfo": ended_failure()})
+    transition(task, "completed", moment)
+    job_tasks.end_change(task)
+    internal(task)["dependencyAction"] = "block"

@@ -18,7 +18,7 @@ from batchrun.emulator.node import (
     run_task,
     unsupported_on_host_failure,
 )
-from batchrun.emulator.node.failures import failure_info
+from batchrun.emulator.node.failures import ended_failure, failure_info
 from batchrun.emulator.packages import resolve_packages
 from batchrun.emulator.scheduler import nodes
 from batchrun.emulator.scheduler.outcomes import dependencies_ready, exit_decision, should_retry
@@ -282,7 +282,7 @@ class TaskRunner:
             return
         failure = outcome.failure_info
         if run.reason == "terminate" and failure is None:
-            failure = failure_info("usererror", "TaskEnded", "Task Was Ended by User Request")
+            failure = ended_failure()
         if run.reason is None and should_retry(task, failure, outcome.failure_stage):
             info["retryCount"] = int(info.get("retryCount", 0)) + 1
             info["lastRetryTime"] = moment
