@@ -106,49 +106,53 @@ def make_destroy_plan(
     """Delete the job and the pool when this workload owns them; containers only when asked."""
     changes: list[Change] = []
     if workload.job is not None:
-        address = job_address(workload.job.id)
-        if live.job is None:
-            changes.append(Change(address, Action.NOOP, reason="already gone"))
-        else:
-            blocked = ownership_block(address, live.job.metadata, workload.name, adopt=False)
-            busy = live.job.active_tasks + live.job.running_tasks
-            if blocked is not None:
-                changes.append(_left_alone(blocked))
-            elif busy and not options.confirm_replace:
-                changes.append(
-                    Change(
-                        address,
-                        Action.BLOCKED,
-                        reason=f"deleting would interrupt {busy} active or running task(s)",
-                        unblock="--confirm-replace (or answer yes when asked)",
-                    )
-                )
-            else:
-                operation = Operation(Stage.JOB_DELETE, "job.delete", {"id": workload.job.id})
-                changes.append(Change(address, Action.DELETE, operations=(operation,)))
+        busy = live.job.active_tasks + live.job.running_tasks if live.job is not None else 0
+        changes.append(
+            _delete(
+                job_address(workload.job.id),
+                None if live.job is None else live.job.metadata,
+                workload.name,
+                f"{busy} active or running task(s)" if busy and not options.confirm_replace else None,
+                Operation(Stage.JOB_DELETE, "job.delete", {"id": workload.job.id}),
+            )
+        )
     if workload.pool is not None:
-        address = pool_address(workload.pool.id)
-        if live.pool is None:
-            changes.append(Change(address, Action.NOOP, reason="already gone"))
-        else:
-            blocked = ownership_block(address, live.pool.metadata, workload.name, adopt=False)
-            if blocked is not None:
-                changes.append(_left_alone(blocked))
-            elif live.pool.running_nodes and not options.confirm_replace:
-                changes.append(
-                    Change(
-                        address,
-                        Action.BLOCKED,
-                        reason=f"deleting would interrupt {live.pool.running_nodes} node(s) running tasks",
-                        unblock="--confirm-replace (or answer yes when asked)",
-                    )
-                )
-            else:
-                operation = Operation(Stage.POOL_DELETE, "pool.delete", {"id": workload.pool.id})
-                changes.append(Change(address, Action.DELETE, operations=(operation,)))
+        running = live.pool.running_nodes if live.pool is not None else 0
+        changes.append(
+            _delete(
+                pool_address(workload.pool.id),
+                None if live.pool is None else live.pool.metadata,
+                workload.name,
+                f"{running} node(s) running tasks" if running and not options.confirm_replace else None,
+                Operation(Stage.POOL_DELETE, "pool.delete", {"id": workload.pool.id}),
+            )
+        )
     if containers:
         changes.extend(_container_deletes(workload, live.inputs))
     return Plan(workload=workload.name, target=target_line, changes=tuple(changes), job_id=None)
+
+
+def _delete(
+    address: str,
+    live_metadata: Mapping[str, str] | None,
+    workload_name: str,
+    would_interrupt: str | None,
+    operation: Operation,
+) -> Change:
+    """Delete a live pool or job this workload owns; blocked while it has work that would be interrupted."""
+    if live_metadata is None:
+        return Change(address, Action.NOOP, reason="already gone")
+    blocked = ownership_block(address, live_metadata, workload_name, adopt=False)
+    if blocked is not None:
+        return _left_alone(blocked)
+    if would_interrupt is not None:
+        return Change(
+            address,
+            Action.BLOCKED,
+            reason=f"deleting would interrupt {would_interrupt}",
+            unblock="--confirm-replace (or answer yes when asked)",
+        )
+    return Change(address, Action.DELETE, operations=(operation,))
 
 
 def _left_alone(blocked: Change) -> Change:
