@@ -11,9 +11,7 @@ import fcntl
 import json
 import os
 import shutil
-import socket
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,20 +26,28 @@ from batchrun.local.azurite import (
     DEV_ACCOUNT_NAME,
     azurite_command,
     ensure_installed,
-    free_port,
     require_node,
     wait_for_port,
 )
 from batchrun.local.credentials import load_or_create, write_private
+from batchrun.local.daemons import (
+    azurite_alive,
+    emulator_alive,
+    emulator_marker,
+    listening,
+    port_of,
+    read_record,
+    reuse_port,
+    wait_for_discovery,
+    write_record,
+)
 from batchrun.local.paths import LocalPaths, default_home, default_tools_dir
-from batchrun.local.processes import is_alive, spawn_detached, stop_daemon
-from batchrun.redact import redact
+from batchrun.local.processes import spawn_detached, stop_daemon
 
 ACCOUNT_NAME = "local"
 SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
 RESOURCE_GROUP = "local"
 EMULATOR_MODULE = "batchrun.emulator"
-START_TIMEOUT = 60.0
 
 __all__ = [
     "LocalStatus",
@@ -167,12 +173,12 @@ def stop(home: Path) -> bool:
 
 def status(home: Path) -> LocalStatus:
     paths = LocalPaths(home)
-    record = _read_record(paths)
+    record = read_record(paths)
     emulator = record.get("emulator", {})
     azurite = record.get("azurite", {})
-    emulator_up = _emulator_alive(paths, emulator)
-    azurite_up = _azurite_alive(paths, azurite)
-    running = emulator_up and azurite_up and _listening(record.get("host", "127.0.0.1"), emulator.get("port"))
+    emulator_up = emulator_alive(paths, emulator)
+    azurite_up = azurite_alive(paths, azurite)
+    running = emulator_up and azurite_up and listening(record.get("host", "127.0.0.1"), emulator.get("port"))
     return LocalStatus(
         home=home,
         running=running,
@@ -247,9 +253,9 @@ def _start_locked(paths: LocalPaths, host: str, tools_dir: Path | None) -> Local
     for folder in (paths.state_dir, paths.logs_dir, paths.azurite_dir, paths.nodes_dir):
         folder.mkdir(parents=True, exist_ok=True)
     credentials = load_or_create(paths.credentials_file)
-    previous = _read_record(paths)
-    azurite_port = _reuse_port(host, previous.get("azurite", {}).get("port"))
-    emulator_port = _reuse_port(host, previous.get("emulator", {}).get("port"), avoid=azurite_port)
+    previous = read_record(paths)
+    azurite_port = reuse_port(host, previous.get("azurite", {}).get("port"))
+    emulator_port = reuse_port(host, previous.get("emulator", {}).get("port"), avoid=azurite_port)
     blob_endpoint = f"http://{host}:{azurite_port}/{DEV_ACCOUNT_NAME}"
 
     # Task processes of a previous emulator that died must not keep writing into node folders.
@@ -285,7 +291,7 @@ def _start_locked(paths: LocalPaths, host: str, tools_dir: Path | None) -> Local
         "azurite": {"pid": azurite_pid, "pgid": azurite_pgid, "port": azurite_port},
         "emulator": {"port": emulator_port},
     }
-    _write_record(paths, record)  # so that 'stop' finds Azurite even if the emulator fails to start
+    write_record(paths, record)  # so that 'stop' finds Azurite even if the emulator fails to start
     try:
         # Azurite is ready in under a second; the emulator only needs storage once work arrives.
         emulator_pid, emulator_pgid = spawn_detached(
@@ -294,26 +300,26 @@ def _start_locked(paths: LocalPaths, host: str, tools_dir: Path | None) -> Local
             cwd=paths.state_dir,
         )
         record["emulator"] = {"pid": emulator_pid, "pgid": emulator_pgid, "port": emulator_port}
-        _write_record(paths, record)
+        write_record(paths, record)
         wait_for_port(host, azurite_port, None, what="Azurite", timeout=30.0, log_path=azurite_log)
-        url = _wait_for_discovery(paths, emulator_pid, (credentials.account_key, credentials.token))
+        url = wait_for_discovery(paths, emulator_pid, (credentials.account_key, credentials.token))
     except BaseException:
         _stop_locked(paths)
         raise
     record["batch_url"] = url
-    record["emulator"]["port"] = _port_of(url, emulator_port)
+    record["emulator"]["port"] = port_of(url, emulator_port)
     record["started_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    _write_record(paths, record)
+    write_record(paths, record)
     return _target(paths, record, credentials.account_key, credentials.token)
 
 
 def _stop_locked(paths: LocalPaths) -> bool:
-    record = _read_record(paths)
+    record = read_record(paths)
     emulator = record.get("emulator", {})
     azurite = record.get("azurite", {})
     stopped = False
     if emulator.get("pid"):
-        stopped |= stop_daemon(int(emulator["pid"]), int(emulator.get("pgid", 0)), _emulator_marker(paths))
+        stopped |= stop_daemon(int(emulator["pid"]), int(emulator.get("pgid", 0)), emulator_marker(paths))
     if azurite.get("pid"):
         stopped |= stop_daemon(int(azurite["pid"]), int(azurite.get("pgid", 0)), str(paths.azurite_dir))
     if paths.nodes_dir.exists():
@@ -323,21 +329,20 @@ def _stop_locked(paths: LocalPaths) -> bool:
         kept = {key: value for key, value in record.items() if key not in ("batch_url", "started_at")}
         kept["emulator"] = {"port": emulator.get("port")} if emulator.get("port") else {}
         kept["azurite"] = {"port": azurite.get("port")} if azurite.get("port") else {}
-        _write_record(paths, kept)
+        write_record(paths, kept)
     paths.discovery_file.unlink(missing_ok=True)
     return stopped
 
 
 def _running_target(paths: LocalPaths) -> LocalTarget | None:
-    record = _read_record(paths)
+    record = read_record(paths)
     if not record.get("batch_url"):
         return None
     if not (
-        _emulator_alive(paths, record.get("emulator", {}))
-        and _azurite_alive(paths, record.get("azurite", {}))
+        emulator_alive(paths, record.get("emulator", {})) and azurite_alive(paths, record.get("azurite", {}))
     ):
         return None
-    if not _listening(record.get("host", "127.0.0.1"), record.get("emulator", {}).get("port")):
+    if not listening(record.get("host", "127.0.0.1"), record.get("emulator", {}).get("port")):
         return None
     credentials = load_or_create(paths.credentials_file)
     return _target(paths, record, credentials.account_key, credentials.token)
@@ -354,91 +359,3 @@ def _target(paths: LocalPaths, record: dict[str, Any], account_key: str, token: 
         storage_account_key=DEV_ACCOUNT_KEY,
         token=token,
     )
-
-
-def _emulator_marker(paths: LocalPaths) -> str:
-    return str(paths.emulator_config_file)
-
-
-def _emulator_alive(paths: LocalPaths, entry: dict[str, Any]) -> bool:
-    return bool(entry.get("pid")) and is_alive(int(entry["pid"]), _emulator_marker(paths))
-
-
-def _azurite_alive(paths: LocalPaths, entry: dict[str, Any]) -> bool:
-    return bool(entry.get("pid")) and is_alive(int(entry["pid"]), str(paths.azurite_dir))
-
-
-def _listening(host: str, port: object) -> bool:
-    if not isinstance(port, int) or port <= 0:
-        return False
-    try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-def _reuse_port(host: str, previous: object, avoid: int = 0) -> int:
-    if isinstance(previous, int) and previous > 0 and previous != avoid:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            # Like the servers themselves (Node and asyncio set SO_REUSEADDR): a port whose old connections
-            # linger in TIME_WAIT is free to listen on again.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((host, previous))
-                return previous
-            except OSError:
-                pass
-    while True:
-        port = free_port(host)
-        if port != avoid:
-            return port
-
-
-def _wait_for_discovery(paths: LocalPaths, pid: int, secrets: tuple[str, ...]) -> str:
-    log = paths.logs_dir / "emulator.log"
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if paths.discovery_file.exists():
-            try:
-                data = json.loads(paths.discovery_file.read_text())
-            except ValueError:
-                data = {}  # being written
-            if data.get("pid") == pid and data.get("url"):
-                return str(data["url"])
-        if not is_alive(pid):
-            raise LocalTargetError(
-                f"the local Batch emulator exited while starting; last lines of {log}:\n{_tail(log, secrets)}"
-            )
-        time.sleep(0.02)
-    raise LocalTargetError(f"the local Batch emulator did not start within {START_TIMEOUT:.0f} s; see {log}")
-
-
-def _port_of(url: str, default: int) -> int:
-    try:
-        return int(url.rsplit(":", 1)[1].split("/", 1)[0])
-    except (IndexError, ValueError):
-        return default
-
-
-def _tail(path: Path, secrets: tuple[str, ...], lines: int = 8) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return redact("\n".join(text.strip().splitlines()[-lines:]), *secrets)
-
-
-def _read_record(paths: LocalPaths) -> dict[str, Any]:
-    try:
-        data = json.loads(paths.target_file.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_record(paths: LocalPaths, record: dict[str, Any]) -> None:
-    paths.state_dir.mkdir(parents=True, exist_ok=True)
-    partial = paths.target_file.with_name(f".target.json.{os.getpid()}")
-    partial.write_text(json.dumps(record, indent=2))
-    os.replace(partial, paths.target_file)
