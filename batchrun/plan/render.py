@@ -88,10 +88,14 @@ def _summarise_tasks(changes: list[Change]) -> list[str]:
     return lines
 
 
-def summary_line(plan: Plan) -> str:
+def summary_line(plan: Plan, destroy: bool = False) -> str:
     counts = plan.counts()
     if not plan.has_changes:
-        return "No changes. Live state matches the manifest."
+        return (
+            "No changes. Nothing of this manifest is left to delete."
+            if destroy
+            else "No changes. Live state matches the manifest."
+        )
     text = (
         f"Plan: {counts['create']} to create, {counts['update']} to update, {counts['replace']} to replace, "
         f"{counts['delete']} to delete"
@@ -116,7 +120,7 @@ def render_text(plan: Plan, destroy: bool = False) -> str:
     if tasks and any(c.action is not Action.NOOP or "--prune" in c.reason for c in tasks):
         lines.extend(_summarise_tasks(tasks))
     lines.append("")
-    lines.append(summary_line(plan))
+    lines.append(summary_line(plan, destroy))
     return "\n".join(lines)
 
 

@@ -99,6 +99,9 @@ def test_plan_apply_destroy_through_the_cli(
     assert "- pool/cli-demo-pool will be deleted" in destroyed.stdout
     after = run(local_target_env, "plan", str(manifest), "--detailed-exitcode")
     assert after.returncode == 2 and "+ job/cli-demo-job will be created" in after.stdout
+    again = run(local_target_env, "destroy", str(manifest), "--auto-approve")
+    assert again.returncode == 0 and "Nothing of this manifest is left to delete." in again.stdout
+    assert "Live state matches" not in again.stdout and "Nothing to destroy." in again.stderr
 
 
 def test_azure_target_without_configuration_names_the_missing_variables(tmp_path: Path) -> None:
