@@ -44,6 +44,24 @@ TASK_OWN_KEYS = {"id", "dependsOn"}
 # Batch requires these in its REST body; batchrun fills them in.
 NOT_REQUIRED_IN_MANIFEST = {"BatchJobCreateOptions": {"poolInfo"}}
 
+# Bounds Batch documents in prose but the SDK models do not carry: caught at validate time instead of as an
+# HTTP 400 halfway through an apply. (definition, property) -> JSON Schema bounds.
+RETRY_COUNT = {"minimum": -1}  # -1: retry without limit
+BOUNDS: dict[tuple[str, str], dict[str, int]] = {
+    **{
+        (definition, name): {"minimum": 0}
+        for definition in ("pool", "batch.BatchPoolSpecification")
+        for name in ("targetDedicatedNodes", "targetLowPriorityNodes")
+    },
+    ("pool", "taskSlotsPerNode"): {"minimum": 1, "maximum": 256},
+    ("batch.BatchPoolSpecification", "taskSlotsPerNode"): {"minimum": 1, "maximum": 256},
+    ("job", "priority"): {"minimum": -1000, "maximum": 1000},
+    ("job", "maxParallelTasks"): {"minimum": -1},
+    ("batch.BatchJobConstraints", "maxTaskRetryCount"): RETRY_COUNT,
+    ("batch.BatchTaskConstraints", "maxTaskRetryCount"): RETRY_COUNT,
+    ("batch.BatchStartTask", "maxTaskRetryCount"): RETRY_COUNT,
+}
+
 
 def clean_description(text: str) -> str:
     text = re.sub(r"`([^`<]+?)\s*<([^>]+)>`_", r"\2", text)
@@ -565,6 +583,8 @@ def build() -> dict[str, Any]:
         "task": task,
     }
     definitions.update(sorted(batch.definitions.items()))
+    for (definition, name), bounds in BOUNDS.items():
+        definitions[definition]["properties"][name].update(bounds)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,

@@ -142,6 +142,14 @@ class SchemaChecker:
                         key=True,
                     )
             return
+        if validator in ("minimum", "maximum") and isinstance(schema, dict):
+            low, high = schema.get("minimum"), schema.get("maximum")
+            if low is not None and high is not None:
+                limits = f"from {low} to {high}"
+            else:
+                limits = f"at least {low}" if low is not None else f"at most {high}"
+            yield document.diagnostic(path, f"{shown(instance)} is out of range", f"use a value {limits}")
+            return
         if validator in ("oneOf", "anyOf"):
             yield from self.explain_alternatives(document, error, path, base)
             return

@@ -120,3 +120,20 @@ def test_range_axis_error_is_explained_in_its_own_terms(write: Callable[[str], P
     assert (
         "too long" in diagnostic.message or "is not valid" in diagnostic.message or "4" in diagnostic.message
     )
+
+
+def test_counts_batch_rejects_are_out_of_range_before_any_request(write: Callable[[str], Path]) -> None:
+    pool = POOL.replace("targetDedicatedNodes: 1", "targetDedicatedNodes: -1")
+    path = write(
+        HEADER + pool + "  taskSlotsPerNode: 0\n"
+        "job:\n  id: j\n  priority: 2000\n  constraints: {maxTaskRetryCount: -2}\n"
+        "  tasks:\n    - {id: t, commandLine: echo, constraints: {maxTaskRetryCount: -1}}\n"
+    )
+    diagnostics = problems_of(path)
+    nodes = find(diagnostics, "(at pool.targetDedicatedNodes)")
+    assert nodes.line == 7 and "-1 is out of range" in nodes.message
+    assert nodes.hint == "use a value at least 0"
+    assert find(diagnostics, "(at pool.taskSlotsPerNode)").hint == "use a value from 1 to 256"
+    assert find(diagnostics, "(at job.priority)").hint == "use a value from -1000 to 1000"
+    assert find(diagnostics, "(at job.constraints.maxTaskRetryCount)").hint == "use a value at least -1"
+    assert len(diagnostics) == 4  # -1 retries (unlimited) is valid
