@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,15 @@ def transition(body: Body, state: str, moment: str | None = None) -> None:
     body["stateTransitionTime"] = moment
 
 
+def find_by_id(items: Mapping[str, Body], resource_id: str) -> Body | None:
+    """Batch ids are case-preserving and case-insensitive (SDK model docstrings); exact match first."""
+    found = items.get(resource_id)
+    if found is None:
+        lowered = resource_id.lower()
+        found = next((item for key, item in items.items() if key.lower() == lowered), None)
+    return found
+
+
 @dataclass
 class JobTasks:
     """The tasks of one job: by id, in id order (listing), active ones in creation order, counters."""
@@ -59,6 +68,14 @@ class JobTasks:
     succeeded: list[int] = field(default_factory=lambda: [0, 0])  # tasks, slots
     failed: list[int] = field(default_factory=lambda: [0, 0])
     numeric: dict[int, list[str]] = field(default_factory=dict)  # integer-valued ids, for taskIdRanges
+    lowered: dict[str, str] = field(default_factory=dict)  # lower-cased id -> id (ids are case-insensitive)
+
+    def find(self, task_id: str) -> Body | None:
+        """The task with this id, compared without case as Batch does."""
+        task = self.by_id.get(task_id)
+        if task is None and task_id.lower() in self.lowered:
+            task = self.by_id.get(self.lowered[task_id.lower()])
+        return task
 
     def _account(self, task: Body, sign: int) -> None:
         state = task["state"]
@@ -79,6 +96,7 @@ class JobTasks:
 
     def add(self, task: Body) -> None:
         self.by_id[task["id"]] = task
+        self.lowered[task["id"].lower()] = task["id"]
         bisect.insort(self.sorted_ids, task["id"])
         if task["id"].isdigit():
             self.numeric.setdefault(int(task["id"]), []).append(task["id"])
@@ -87,6 +105,7 @@ class JobTasks:
     def remove(self, task_id: str) -> Body | None:
         task = self.by_id.pop(task_id, None)
         if task is not None:
+            self.lowered.pop(task_id.lower(), None)
             self._account(task, -1)
             if task_id.isdigit():
                 names = self.numeric.get(int(task_id), [])

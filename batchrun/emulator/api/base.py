@@ -25,7 +25,7 @@ from batchrun.emulator.errors import (
     missing_property,
     unsupported_property,
 )
-from batchrun.emulator.model import Body, Model
+from batchrun.emulator.model import Body, Model, find_by_id
 from batchrun.emulator.timefmt import parse_http_date, parse_iso, rfc1123
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ SUPPORTED_API_VERSIONS = frozenset(
 )
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_BODY_BYTES = 1024 * 1024
+CONDITIONAL_HEADERS = ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
 
 
 @dataclass
@@ -122,7 +123,23 @@ def resource_headers(body: Body, url: str | None = None) -> dict[str, str]:
 
 
 def check_conditions(call: Call, body: Body, read: bool) -> None:
-    """If-Match / If-None-Match (quotes stripped) and If-(Un)Modified-Since against a resource's ETag."""
+    """If-Match / If-None-Match (quotes stripped) and If-(Un)Modified-Since against a resource's ETag.
+
+    Batch's rules ("Specifying conditional headers", REST docs): If-None-Match wins over If-Modified-Since,
+    If-Match over If-Unmodified-Since; any other combination of conditional headers is a 400.
+    """
+    present = {name for name in CONDITIONAL_HEADERS if call.headers.get(name) is not None}
+    if present in ({"if-none-match", "if-modified-since"}, {"if-match", "if-unmodified-since"}):
+        present -= {"if-modified-since", "if-unmodified-since"}
+    elif len(present) > 1:
+        raise BatchApiError(
+            400,
+            "MultipleConditionHeadersNotSupported",
+            "Multiple condition headers are not supported: send one of If-Match, If-None-Match, "
+            "If-Modified-Since, If-Unmodified-Since (or If-Match with If-Unmodified-Since, "
+            "If-None-Match with If-Modified-Since).",
+            {"HeaderNames": ", ".join(sorted(present))},
+        )
     etag = body.get("eTag", "")
     if_match = call.headers.get("if-match")
     if if_match is not None:
@@ -136,12 +153,12 @@ def check_conditions(call: Call, body: Body, read: bool) -> None:
             raise condition_not_met(read=read)
     modified = parse_iso(body["lastModified"]).replace(microsecond=0) if "lastModified" in body else None
     since = call.headers.get("if-modified-since")
-    if since and modified is not None:
+    if since and modified is not None and "if-modified-since" in present:
         moment = parse_http_date(since)
         if moment is not None and modified <= moment:
             raise condition_not_met(read=read)
     unmodified = call.headers.get("if-unmodified-since")
-    if unmodified and modified is not None:
+    if unmodified and modified is not None and "if-unmodified-since" in present:
         moment = parse_http_date(unmodified)
         if moment is not None and modified > moment:
             raise condition_not_met(read=False)
@@ -213,6 +230,24 @@ def check_int_range(body: Mapping[str, Any], name: str, low: int, high: int, pre
 
 
 # ---- routing
+def canonical_ids(model: Model, params: dict[str, str]) -> dict[str, str]:
+    """Path ids in their stored spelling: Batch ids are case-preserving but compared without case."""
+    with model.lock:
+        if "poolId" in params:
+            pool = find_by_id(model.pools, params["poolId"])
+            if pool is not None:
+                params["poolId"] = pool["id"]
+        if "jobId" in params:
+            job = find_by_id(model.jobs, params["jobId"])
+            if job is not None:
+                params["jobId"] = job["id"]
+                job_tasks = model.tasks.get(job["id"])
+                task = job_tasks.find(params["taskId"]) if job_tasks and "taskId" in params else None
+                if task is not None:
+                    params["taskId"] = task["id"]
+    return params
+
+
 def endpoint(api: Api, method: str, template: str, handler: Handler, plane: str = "data") -> Route:
     """A Starlette route running ``handler`` after authentication, with Batch-shaped errors."""
     starlette_path = template.replace("{filePath}", "{filePath:path}")
@@ -272,7 +307,9 @@ def endpoint(api: Api, method: str, template: str, handler: Handler, plane: str 
                     ) from None
             call = Call(
                 request.method,
-                dict(request.path_params),
+                canonical_ids(api.model, dict(request.path_params))
+                if plane == "data"
+                else dict(request.path_params),
                 query,
                 headers,
                 body,

@@ -32,7 +32,7 @@ from batchrun.emulator.api.specs import (
     check_task_constraints,
 )
 from batchrun.emulator.errors import BatchApiError, conflict, exists, invalid_value, not_found
-from batchrun.emulator.model import Body, JobTasks, public, touch
+from batchrun.emulator.model import Body, JobTasks, find_by_id, public, touch
 from batchrun.emulator.timefmt import FOREVER, now_iso
 
 CREATE_KEYS = (
@@ -121,7 +121,7 @@ def render(call: Call, job: Body) -> Body:
 
 
 def get_job(api: Api, job_id: str) -> Body:
-    job = api.model.jobs.get(job_id)
+    job = find_by_id(api.model.jobs, job_id)
     if job is None:
         raise not_found("Job", job_id)
     return job
@@ -221,8 +221,8 @@ def create_job(api: Api, call: Call) -> Response:
         check_name_values(body["commonEnvironmentSettings"], "commonEnvironmentSettings")
     prep, release = validate_prep_and_release(body)
     with api.model.lock:
-        if job_id in api.model.jobs:
-            existing = api.model.jobs[job_id]
+        existing = find_by_id(api.model.jobs, job_id)
+        if existing is not None:
             if existing["state"] == "deleting":
                 raise conflict(
                     "JobBeingDeleted",

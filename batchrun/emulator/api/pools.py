@@ -33,7 +33,7 @@ from batchrun.emulator.api.specs import (
     check_package_references,
 )
 from batchrun.emulator.errors import BatchApiError, conflict, exists, invalid_value, not_found
-from batchrun.emulator.model import Body, internal, public, touch
+from batchrun.emulator.model import Body, find_by_id, internal, public, touch
 from batchrun.emulator.packages import UnresolvedPackage, resolve
 from batchrun.emulator.scheduler import autoscale
 from batchrun.emulator.timefmt import now_iso
@@ -131,7 +131,7 @@ def render(api: Api, call: Call, pool: Body) -> Body:
 
 
 def get_pool(api: Api, pool_id: str) -> Body:
-    pool = api.model.pools.get(pool_id)
+    pool = find_by_id(api.model.pools, pool_id)
     if pool is None:
         raise not_found("Pool", pool_id)
     return pool
@@ -255,8 +255,8 @@ def create_pool(api: Api, call: Call) -> Response:
     optional(body, "autoScaleFormula", str)
     policy = optional(body, "taskSchedulingPolicy", dict) or {"nodeFillType": "spread"}
     with api.model.lock:
-        if pool_id in api.model.pools:
-            existing = api.model.pools[pool_id]
+        existing = find_by_id(api.model.pools, pool_id)
+        if existing is not None:
             if existing["state"] == "deleting":
                 raise conflict(
                     "PoolBeingDeleted",

@@ -94,7 +94,7 @@ def job_tasks_of(api: Api, job_id: str) -> JobTasks:
 
 
 def get_task(api: Api, job_id: str, task_id: str) -> Body:
-    task = job_tasks_of(api, job_id).by_id.get(task_id)
+    task = job_tasks_of(api, job_id).find(task_id)
     if task is None:
         raise not_found("Task", task_id)
     return task
@@ -258,7 +258,7 @@ def create_task(api: Api, call: Call) -> Response:
         check_job_accepts_tasks(job)
         task = build_task(api, job, call.body)
         job_tasks = api.model.tasks[job_id]
-        if task["id"] in job_tasks.by_id:
+        if job_tasks.find(task["id"]) is not None:
             raise exists("Task", task["id"])
         job_tasks.add(task)
         api.model.save_task(job_id, task)
@@ -287,7 +287,7 @@ def add_task_collection(api: Api, call: Call) -> Response:
             raw_id = raw.get("id") if isinstance(raw, dict) else None
             try:
                 task = build_task(api, job, raw)
-                if task["id"] in job_tasks.by_id:
+                if job_tasks.find(task["id"]) is not None:
                     raise exists("Task", task["id"])
             except BatchApiError as error:
                 error_body = error.body()

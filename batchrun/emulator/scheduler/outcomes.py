@@ -42,7 +42,12 @@ def exit_decision(task: Body, succeeded: bool, exit_code: int | None, stage: str
     if not succeeded and stage == "preprocessing":
         options = conditions.get("preProcessingError")
     elif not succeeded and stage == "fileupload":
-        options = conditions.get("fileUploadError")
+        # An exit code listed in exitCodes/exitCodeRanges takes precedence over fileUploadError
+        # (ExitConditions.fileUploadError in the SDK and REST docs).
+        if exit_code is not None:
+            options = _options_for_exit_code(conditions, exit_code)
+        if options is None:
+            options = conditions.get("fileUploadError")
     elif exit_code is not None:
         options = _options_for_exit_code(conditions, exit_code)
     if options is None and not succeeded:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from batchrun.emulator.model import Body, internal, transition
+from batchrun.emulator.model import Body, find_by_id, internal, transition
 from batchrun.emulator.node import (
     PackageBlob,
     TaskLaunch,
@@ -61,7 +61,7 @@ class TaskRunner:
         for job in active_jobs:
             if budget <= 0:
                 return
-            pool = self.model.pools.get(job.get("poolInfo", {}).get("poolId", ""))
+            pool = find_by_id(self.model.pools, job.get("poolInfo", {}).get("poolId", ""))
             if pool is None or pool["state"] != "active":
                 continue
             budget -= self._dispatch_job(job, pool, budget)
