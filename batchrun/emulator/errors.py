@@ -101,3 +101,14 @@ def condition_not_met(read: bool) -> BatchApiError:
 
 def conflict(code: str, message: str, values: dict[str, str] | None = None) -> BatchApiError:
     return BatchApiError(409, code, message, values)
+
+
+_DELETING_MESSAGES = {
+    "Pool": "The specified pool has been marked for deletion and is being reclaimed.",
+    "Job": "The specified job has been marked for deletion and is being garbage collected.",
+}
+
+
+def being_deleted(kind: str, resource_id: str) -> BatchApiError:
+    """409 PoolBeingDeleted / JobBeingDeleted."""
+    return BatchApiError(409, f"{kind}BeingDeleted", _DELETING_MESSAGES[kind], {f"{kind}Id": resource_id})

@@ -8,14 +8,12 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import Route
 
-from batchrun.emulator import odata
 from batchrun.emulator.api.base import (
     Api,
     Call,
     check_conditions,
     check_enum,
     check_id,
-    check_int_range,
     check_keys,
     empty,
     endpoint,
@@ -25,89 +23,25 @@ from batchrun.emulator.api.base import (
     require_object,
     resource_headers,
 )
+from batchrun.emulator.api.common import list_page, lookup, read_one, rows_in_id_order, writable
+from batchrun.emulator.api.job_bodies import (
+    CREATE_KEYS,
+    DEFAULT_CONSTRAINTS,
+    PATCH_KEYS,
+    PUT_KEYS,
+    validate_constraints,
+    validate_pool_info,
+    validate_prep_and_release,
+    validate_settings,
+)
 from batchrun.emulator.api.specs import (
-    check_command_spec,
-    check_duration,
     check_name_values,
-    check_task_constraints,
 )
-from batchrun.emulator.errors import BatchApiError, conflict, exists, invalid_value, not_found
+from batchrun.emulator.errors import BatchApiError, being_deleted, conflict, exists, invalid_value
 from batchrun.emulator.model import Body, JobTasks, find_by_id, public, touch
-from batchrun.emulator.timefmt import FOREVER, now_iso
+from batchrun.emulator.timefmt import now_iso
 
-CREATE_KEYS = (
-    "id",
-    "displayName",
-    "usesTaskDependencies",
-    "priority",
-    "allowTaskPreemption",
-    "maxParallelTasks",
-    "constraints",
-    "jobManagerTask",
-    "jobPreparationTask",
-    "jobReleaseTask",
-    "commonEnvironmentSettings",
-    "poolInfo",
-    "onAllTasksComplete",
-    "onTaskFailure",
-    "networkConfiguration",
-    "metadata",
-)
-PATCH_KEYS = (
-    "priority",
-    "allowTaskPreemption",
-    "maxParallelTasks",
-    "constraints",
-    "poolInfo",
-    "onAllTasksComplete",
-    "metadata",
-    "networkConfiguration",
-)
-# PUT carries a whole BatchJob; the SDK strips read-only fields, the model has more keys than PUT changes.
-PUT_KEYS = (
-    *PATCH_KEYS,
-    "id",
-    "displayName",
-    "usesTaskDependencies",
-    "url",
-    "eTag",
-    "lastModified",
-    "creationTime",
-    "state",
-    "stateTransitionTime",
-    "previousState",
-    "previousStateTransitionTime",
-    "jobManagerTask",
-    "jobPreparationTask",
-    "jobReleaseTask",
-    "commonEnvironmentSettings",
-    "onTaskFailure",
-    "executionInfo",
-    "stats",
-)
-PREP_KEYS = (
-    "id",
-    "commandLine",
-    "containerSettings",
-    "resourceFiles",
-    "environmentSettings",
-    "constraints",
-    "waitForSuccess",
-    "userIdentity",
-    "rerunOnNodeRebootAfterSuccess",
-)
-RELEASE_KEYS = (
-    "id",
-    "commandLine",
-    "containerSettings",
-    "resourceFiles",
-    "environmentSettings",
-    "maxWallClockTime",
-    "retentionTime",
-    "userIdentity",
-)
 FILTER_FIELDS = ("id", "state", "displayName", "priority", "executionInfo/poolId", "poolInfo/poolId")
-DEFAULT_CONSTRAINTS = {"maxWallClockTime": FOREVER, "maxTaskRetryCount": 0}
 
 
 def job_url(call: Call, job_id: str) -> str:
@@ -121,82 +55,11 @@ def render(call: Call, job: Body) -> Body:
 
 
 def get_job(api: Api, job_id: str) -> Body:
-    job = find_by_id(api.model.jobs, job_id)
-    if job is None:
-        raise not_found("Job", job_id)
-    return job
+    return lookup(api.model.jobs, "Job", job_id)
 
 
 def writable_job(api: Api, call: Call, job_id: str) -> Body:
-    job = get_job(api, job_id)
-    check_conditions(call, job, read=False)
-    if job["state"] == "deleting":
-        raise conflict(
-            "JobBeingDeleted",
-            "The specified job has been marked for deletion and is being garbage collected.",
-            {"JobId": job_id},
-        )
-    return job
-
-
-def validate_constraints(value: Any) -> dict[str, Any]:
-    constraints = require_object(value, "constraints")
-    check_keys(constraints, ("maxWallClockTime", "maxTaskRetryCount"), "constraints.")
-    check_int_range(constraints, "maxTaskRetryCount", -1, 100, "constraints.")
-    check_duration(constraints, "maxWallClockTime", "constraints.")
-    return {**DEFAULT_CONSTRAINTS, **constraints}
-
-
-def validate_pool_info(value: Any) -> dict[str, Any]:
-    pool_info = require_object(value, "poolInfo")
-    check_keys(pool_info, ("poolId", "autoPoolSpecification"), "poolInfo.")
-    if "autoPoolSpecification" in pool_info:
-        raise BatchApiError(
-            400,
-            "UnsupportedProperty",
-            "Auto pools are not supported by the local Batch "
-            "emulator; create a pool and reference it with poolInfo.poolId.",
-            {"PropertyName": "poolInfo.autoPoolSpecification"},
-        )
-    require(pool_info, "poolId", str, "poolInfo.")
-    return pool_info
-
-
-def validate_settings(body: dict[str, Any]) -> None:
-    check_int_range(body, "priority", -1000, 1000)
-    maximum = optional(body, "maxParallelTasks", int)
-    if maximum is not None and maximum != -1 and maximum < 1:
-        raise invalid_value("maxParallelTasks", maximum, "must be -1 (no limit) or at least 1")
-    optional(body, "allowTaskPreemption", bool)
-    check_enum(body, "onAllTasksComplete", ("noaction", "terminatejob"))
-    optional(body, "networkConfiguration", dict)
-    if body.get("metadata") is not None:
-        check_name_values(body["metadata"], "metadata")
-
-
-def validate_prep_and_release(body: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The job preparation and release tasks of a create body, checked like any task."""
-    prep = body.get("jobPreparationTask")
-    if prep is not None:
-        prep = require_object(prep, "jobPreparationTask")
-        check_keys(prep, PREP_KEYS, "jobPreparationTask.")
-        check_command_spec(prep, "jobPreparationTask.")
-        optional(prep, "id", str, "jobPreparationTask.")
-        for name in ("waitForSuccess", "rerunOnNodeRebootAfterSuccess"):
-            optional(prep, name, bool, "jobPreparationTask.")
-        if prep.get("constraints") is not None:
-            check_task_constraints(prep["constraints"], "jobPreparationTask.constraints")
-    release = body.get("jobReleaseTask")
-    if release is not None:
-        release = require_object(release, "jobReleaseTask")
-        check_keys(release, RELEASE_KEYS, "jobReleaseTask.")
-        check_command_spec(release, "jobReleaseTask.")
-        optional(release, "id", str, "jobReleaseTask.")
-        for name in ("maxWallClockTime", "retentionTime"):
-            check_duration(release, name, "jobReleaseTask.")
-        if prep is None:
-            raise invalid_value("jobReleaseTask", "", "a job release task needs a job preparation task")
-    return prep, release
+    return writable(call, get_job(api, job_id), "Job")
 
 
 def create_job(api: Api, call: Call) -> Response:
@@ -224,11 +87,7 @@ def create_job(api: Api, call: Call) -> Response:
         existing = find_by_id(api.model.jobs, job_id)
         if existing is not None:
             if existing["state"] == "deleting":
-                raise conflict(
-                    "JobBeingDeleted",
-                    "The specified job has been marked for deletion and is being garbage collected.",
-                    {"JobId": job_id},
-                )
+                raise being_deleted("Job", existing["id"])
             raise exists("Job", job_id)
         moment = now_iso()
         job: Body = copy.deepcopy(body)
@@ -265,30 +124,19 @@ def create_job(api: Api, call: Call) -> Response:
 
 
 def list_jobs(api: Api, call: Call) -> Response:
-    predicate = odata.parse_filter(call.option("$filter"), FILTER_FIELDS)
-    select = odata.parse_select(call.option("$select"))
-    limit = odata.parse_max_results(call.option("maxresults"))
-    marker = call.option("$skiptoken")
-    with api.model.lock:
-        ordered = sorted((key, job) for key, job in api.model.jobs.items() if marker is None or key > marker)
-        page = odata.paginate(iter(ordered), predicate, limit)
-        result: dict[str, Any] = {
-            "value": [odata.apply_select(render(call, job), select) for job in page.items]
-        }
-    if page.next_marker is not None:
-        result["odata.nextLink"] = odata.next_link(call.base_url, "/jobs", call.query, page.next_marker)
-    return json_response(result)
+    return list_page(
+        api, call, "/jobs", FILTER_FIELDS, rows_in_id_order(api.model.jobs), lambda job: render(call, job)
+    )
 
 
 def get_job_route(api: Api, call: Call) -> Response:
-    select = odata.parse_select(call.option("$select"))
-    with api.model.lock:
-        job = get_job(api, call.params["jobId"])
-        check_conditions(call, job, read=True)
-        return json_response(
-            odata.apply_select(render(call, job), select),
-            headers=resource_headers(job, job_url(call, job["id"])),
-        )
+    return read_one(
+        api,
+        call,
+        lambda: get_job(api, call.params["jobId"]),
+        lambda job: render(call, job),
+        lambda job: job_url(call, job["id"]),
+    )
 
 
 def _apply_changes(api: Api, job: Body, changes: dict[str, Any], replace: bool) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
 
 from starlette.responses import Response
 from starlette.routing import Route
 
 from batchrun.emulator import odata
 from batchrun.emulator.api.base import Api, Call, endpoint, json_response
+from batchrun.emulator.api.common import list_page, rows_in_id_order
 from batchrun.emulator.api.pools import get_pool
 from batchrun.emulator.errors import not_found
 from batchrun.emulator.model import Body, public
@@ -24,26 +25,14 @@ def render(call: Call, pool_id: str, node: Body) -> Body:
 
 def list_nodes(api: Api, call: Call) -> Response:
     pool_id = call.params["poolId"]
-    predicate = odata.parse_filter(call.option("$filter"), FILTER_FIELDS)
-    select = odata.parse_select(call.option("$select"))
-    limit = odata.parse_max_results(call.option("maxresults"))
-    marker = call.option("$skiptoken")
-    with api.model.lock:
+
+    def rows(marker: str | None) -> Iterator[tuple[str, Body]]:
         get_pool(api, pool_id)
-        ordered = sorted(
-            (key, node)
-            for key, node in api.model.nodes.get(pool_id, {}).items()
-            if marker is None or key > marker
-        )
-        page = odata.paginate(iter(ordered), predicate, limit)
-        result: dict[str, Any] = {
-            "value": [odata.apply_select(render(call, pool_id, node), select) for node in page.items]
-        }
-    if page.next_marker is not None:
-        result["odata.nextLink"] = odata.next_link(
-            call.base_url, f"/pools/{pool_id}/nodes", call.query, page.next_marker
-        )
-    return json_response(result)
+        return rows_in_id_order(api.model.nodes.get(pool_id, {}))(marker)
+
+    return list_page(
+        api, call, f"/pools/{pool_id}/nodes", FILTER_FIELDS, rows, lambda node: render(call, pool_id, node)
+    )
 
 
 def get_node(api: Api, call: Call) -> Response:

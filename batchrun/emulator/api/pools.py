@@ -8,7 +8,6 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import Route
 
-from batchrun.emulator import odata
 from batchrun.emulator.api.base import (
     Api,
     Call,
@@ -19,12 +18,12 @@ from batchrun.emulator.api.base import (
     check_keys,
     empty,
     endpoint,
-    json_response,
     optional,
     require,
     require_object,
     resource_headers,
 )
+from batchrun.emulator.api.common import list_page, lookup, read_one, rows_in_id_order, writable
 from batchrun.emulator.api.specs import (
     AUTOSCALE_INTERVAL_MAX,
     check_command_spec,
@@ -32,7 +31,7 @@ from batchrun.emulator.api.specs import (
     check_name_values,
     check_package_references,
 )
-from batchrun.emulator.errors import BatchApiError, conflict, exists, invalid_value, not_found
+from batchrun.emulator.errors import BatchApiError, being_deleted, conflict, exists, invalid_value
 from batchrun.emulator.model import Body, find_by_id, internal, public, touch
 from batchrun.emulator.packages import UnresolvedPackage, resolve
 from batchrun.emulator.scheduler import autoscale
@@ -131,22 +130,11 @@ def render(api: Api, call: Call, pool: Body) -> Body:
 
 
 def get_pool(api: Api, pool_id: str) -> Body:
-    pool = find_by_id(api.model.pools, pool_id)
-    if pool is None:
-        raise not_found("Pool", pool_id)
-    return pool
+    return lookup(api.model.pools, "Pool", pool_id)
 
 
 def writable_pool(api: Api, call: Call, pool_id: str) -> Body:
-    pool = get_pool(api, pool_id)
-    check_conditions(call, pool, read=False)
-    if pool["state"] == "deleting":
-        raise conflict(
-            "PoolBeingDeleted",
-            "The specified pool has been marked for deletion and is being reclaimed.",
-            {"PoolId": pool_id},
-        )
-    return pool
+    return writable(call, get_pool(api, pool_id), "Pool")
 
 
 def validate_start_task(value: Any) -> None:
@@ -258,11 +246,7 @@ def create_pool(api: Api, call: Call) -> Response:
         existing = find_by_id(api.model.pools, pool_id)
         if existing is not None:
             if existing["state"] == "deleting":
-                raise conflict(
-                    "PoolBeingDeleted",
-                    "The specified pool has been marked for deletion and is being reclaimed.",
-                    {"PoolId": pool_id},
-                )
+                raise being_deleted("Pool", existing["id"])
             raise exists("Pool", pool_id)
         if "applicationPackageReferences" in body:
             validate_packages(api, body["applicationPackageReferences"])
@@ -303,31 +287,24 @@ def create_pool(api: Api, call: Call) -> Response:
 
 
 def list_pools(api: Api, call: Call) -> Response:
-    predicate = odata.parse_filter(call.option("$filter"), FILTER_FIELDS)
-    select = odata.parse_select(call.option("$select"))
-    limit = odata.parse_max_results(call.option("maxresults"))
-    marker = call.option("$skiptoken")
-    with api.model.lock:
-        ordered = sorted(
-            (key, value) for key, value in api.model.pools.items() if marker is None or key > marker
-        )
-        page = odata.paginate(iter(ordered), predicate, limit)
-        result: dict[str, Any] = {
-            "value": [odata.apply_select(render(api, call, pool), select) for pool in page.items]
-        }
-    if page.next_marker is not None:
-        result["odata.nextLink"] = odata.next_link(call.base_url, "/pools", call.query, page.next_marker)
-    return json_response(result)
+    return list_page(
+        api,
+        call,
+        "/pools",
+        FILTER_FIELDS,
+        rows_in_id_order(api.model.pools),
+        lambda pool: render(api, call, pool),
+    )
 
 
 def get_pool_route(api: Api, call: Call) -> Response:
-    select = odata.parse_select(call.option("$select"))
-    with api.model.lock:
-        pool = get_pool(api, call.params["poolId"])
-        check_conditions(call, pool, read=True)
-        body = odata.apply_select(render(api, call, pool), select)
-        headers = resource_headers(pool, pool_url(call, pool["id"]))
-    return json_response(body, headers=headers)
+    return read_one(
+        api,
+        call,
+        lambda: get_pool(api, call.params["poolId"]),
+        lambda pool: render(api, call, pool),
+        lambda pool: pool_url(call, pool["id"]),
+    )
 
 
 def pool_exists(api: Api, call: Call) -> Response:

@@ -2,55 +2,37 @@
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Iterator
 from typing import Any
 
 from starlette.responses import Response
 from starlette.routing import Route
 
-from batchrun.emulator import odata
 from batchrun.emulator.api.base import (
     Api,
     Call,
     check_conditions,
-    check_enum,
-    check_id,
-    check_int_range,
     check_keys,
     empty,
     endpoint,
     json_response,
-    optional,
     require,
     require_object,
     resource_headers,
 )
+from batchrun.emulator.api.common import list_page, read_one
 from batchrun.emulator.api.jobs import get_job
-from batchrun.emulator.api.specs import check_command_spec, check_task_constraints, require_list
-from batchrun.emulator.errors import BatchApiError, conflict, exists, invalid_value, not_found
+from batchrun.emulator.api.task_bodies import (
+    CREATE_KEYS,
+    build_task,
+    validate_constraints,
+)
+from batchrun.emulator.errors import BatchApiError, being_deleted, conflict, exists, not_found
 from batchrun.emulator.model import Body, JobTasks, internal, public, touch, transition
 from batchrun.emulator.scheduler.outcomes import end_unrun_task
 from batchrun.emulator.store import Table
-from batchrun.emulator.timefmt import FOREVER, now_iso
+from batchrun.emulator.timefmt import now_iso
 
-CREATE_KEYS = (
-    "id",
-    "displayName",
-    "exitConditions",
-    "commandLine",
-    "containerSettings",
-    "resourceFiles",
-    "outputFiles",
-    "environmentSettings",
-    "affinityInfo",
-    "constraints",
-    "requiredSlots",
-    "userIdentity",
-    "multiInstanceSettings",
-    "dependsOn",
-    "applicationPackageReferences",
-)
-# A PUT carries a BatchTask; only constraints may change.
 PUT_KEYS = (
     *CREATE_KEYS,
     "url",
@@ -75,7 +57,6 @@ FILTER_FIELDS = (
     "nodeInfo/poolId",
 )
 MAX_COLLECTION = 100
-MAX_DEPENDENCY_CHARS = 64000
 
 
 def task_url(call: Call, job_id: str, task_id: str) -> str:
@@ -100,151 +81,13 @@ def get_task(api: Api, job_id: str, task_id: str) -> Body:
     return task
 
 
-def validate_constraints(value: Any, job: Body) -> dict[str, Any]:
-    constraints = check_task_constraints(value, "constraints")
-    return {
-        "maxWallClockTime": constraints.get("maxWallClockTime") or FOREVER,
-        "retentionTime": constraints.get("retentionTime") or "P7D",
-        "maxTaskRetryCount": constraints.get(
-            "maxTaskRetryCount", job.get("constraints", {}).get("maxTaskRetryCount", 0)
-        ),
-    }
-
-
-def _check_exit_options(options: Any, name: str, job: Body) -> None:
-    options = require_object(options, name)
-    check_keys(options, ("jobAction", "dependencyAction"), name + ".")
-    check_enum(options, "jobAction", ("none", "disable", "terminate"), name + ".")
-    check_enum(options, "dependencyAction", ("satisfy", "block"), name + ".")
-    if (
-        options.get("jobAction") not in (None, "none")
-        and job.get("onTaskFailure") != "performexitoptionsjobaction"
-    ):
-        raise invalid_value(
-            f"{name}.jobAction",
-            options["jobAction"],
-            "jobAction needs the job's onTaskFailure to be performexitoptionsjobaction",
-        )
-
-
-def validate_exit_conditions(value: Any, job: Body) -> None:
-    conditions = require_object(value, "exitConditions")
-    check_keys(
-        conditions,
-        ("exitCodes", "exitCodeRanges", "preProcessingError", "fileUploadError", "default"),
-        "exitConditions.",
-    )
-    for index, mapping in enumerate(
-        require_list(conditions.get("exitCodes", []), "exitConditions.exitCodes")
-    ):
-        mapping = require_object(mapping, f"exitConditions.exitCodes[{index}]")
-        check_keys(mapping, ("code", "exitOptions"), f"exitConditions.exitCodes[{index}].")
-        require(mapping, "code", int, f"exitConditions.exitCodes[{index}].")
-        _check_exit_options(
-            require(mapping, "exitOptions", dict, f"exitConditions.exitCodes[{index}]."),
-            f"exitConditions.exitCodes[{index}].exitOptions",
-            job,
-        )
-    ranges = require_list(conditions.get("exitCodeRanges", []), "exitConditions.exitCodeRanges")
-    for index, mapping in enumerate(ranges):
-        mapping = require_object(mapping, f"exitConditions.exitCodeRanges[{index}]")
-        check_keys(mapping, ("start", "end", "exitOptions"), f"exitConditions.exitCodeRanges[{index}].")
-        require(mapping, "start", int, f"exitConditions.exitCodeRanges[{index}].")
-        require(mapping, "end", int, f"exitConditions.exitCodeRanges[{index}].")
-        _check_exit_options(
-            require(mapping, "exitOptions", dict, f"exitConditions.exitCodeRanges[{index}]."),
-            f"exitConditions.exitCodeRanges[{index}].exitOptions",
-            job,
-        )
-    for name in ("preProcessingError", "fileUploadError", "default"):
-        if conditions.get(name) is not None:
-            _check_exit_options(conditions[name], f"exitConditions.{name}", job)
-
-
-def validate_dependencies(value: Any, job: Body) -> None:
-    if not job.get("usesTaskDependencies"):
-        raise BatchApiError(
-            400,
-            "TaskDependenciesNotSpecifiedOnJob",
-            "The task declares dependencies but its job "
-            "was not created with usesTaskDependencies set to true.",
-            {"JobId": job["id"]},
-        )
-    depends = require_object(value, "dependsOn")
-    check_keys(depends, ("taskIds", "taskIdRanges"), "dependsOn.")
-    ids = depends.get("taskIds") or []
-    if not isinstance(ids, list) or not all(isinstance(item, str) for item in ids):
-        raise invalid_value("dependsOn.taskIds", ids, "must be a list of task ids")
-    if sum(len(item) for item in ids) > MAX_DEPENDENCY_CHARS:
-        raise BatchApiError(
-            400,
-            "TaskDependencyListTooLong",
-            "The task depends on too many task ids; use taskIdRanges instead.",
-            {"MaxLength": str(MAX_DEPENDENCY_CHARS)},
-        )
-    for index, id_range in enumerate(require_list(depends.get("taskIdRanges", []), "dependsOn.taskIdRanges")):
-        id_range = require_object(id_range, f"dependsOn.taskIdRanges[{index}]")
-        check_keys(id_range, ("start", "end"), f"dependsOn.taskIdRanges[{index}].")
-        start = require(id_range, "start", int, f"dependsOn.taskIdRanges[{index}].")
-        end = require(id_range, "end", int, f"dependsOn.taskIdRanges[{index}].")
-        if end < start:
-            raise invalid_value(f"dependsOn.taskIdRanges[{index}]", f"{start}-{end}", "end must be >= start")
-
-
-def build_task(api: Api, job: Body, body: Any) -> Body:
-    """Validate a task create body and return the stored task (not yet added)."""
-    body = require_object(body, "task")
-    check_keys(body, CREATE_KEYS)
-    check_id(require(body, "id"))
-    require(body, "commandLine")
-    if body.get("multiInstanceSettings") is not None:
-        raise BatchApiError(
-            400,
-            "UnsupportedProperty",
-            "Multi-instance tasks are not supported by the local Batch "
-            "emulator (it simulates independent nodes on one machine).",
-            {"PropertyName": "multiInstanceSettings"},
-        )
-    slots = check_int_range(body, "requiredSlots", 1, 256) or 1
-    constraints = validate_constraints(body.get("constraints") or {}, job)
-    if body.get("exitConditions") is not None:
-        validate_exit_conditions(body["exitConditions"], job)
-    if body.get("dependsOn") is not None:
-        validate_dependencies(body["dependsOn"], job)
-    check_command_spec(body)
-    optional(body, "displayName", str)
-    affinity = optional(body, "affinityInfo", dict)
-    if affinity is not None:
-        check_keys(affinity, ("affinityId",), "affinityInfo.")
-        require(affinity, "affinityId", str, "affinityInfo.")
-    moment = now_iso()
-    task: Body = copy.deepcopy(body)
-    task.update(
-        {
-            "creationTime": moment,
-            "state": "active",
-            "stateTransitionTime": moment,
-            "constraints": constraints,
-            "requiredSlots": slots,
-            "executionInfo": {"retryCount": 0, "requeueCount": 0},
-        }
-    )
-    touch(task)
-    internal(task)["seq"] = api.model.next_sequence()
-    return task
-
-
 def check_job_accepts_tasks(job: Body) -> None:
     if job["state"] == "completed":
         raise conflict(
             "JobCompleted", "The specified job is already in a completed state.", {"JobId": job["id"]}
         )
     if job["state"] == "deleting":
-        raise conflict(
-            "JobBeingDeleted",
-            "The specified job has been marked for deletion and is being garbage collected.",
-            {"JobId": job["id"]},
-        )
+        raise being_deleted("Job", job["id"])
     if job["state"] == "terminating":
         raise conflict(
             "JobNotActive", "The specified job is terminating and accepts no new tasks.", {"JobId": job["id"]}
@@ -315,31 +158,24 @@ def add_task_collection(api: Api, call: Call) -> Response:
 
 def list_tasks(api: Api, call: Call) -> Response:
     job_id = call.params["jobId"]
-    predicate = odata.parse_filter(call.option("$filter"), FILTER_FIELDS)
-    select = odata.parse_select(call.option("$select"))
-    limit = odata.parse_max_results(call.option("maxresults"))
-    with api.model.lock:
-        job_tasks = job_tasks_of(api, job_id)
-        page = odata.paginate(job_tasks.after(call.option("$skiptoken")), predicate, limit)
-        rendered = [odata.apply_select(render(call, job_id, task), select) for task in page.items]
-    result: dict[str, Any] = {"value": rendered}
-    if page.next_marker is not None:
-        result["odata.nextLink"] = odata.next_link(
-            call.base_url, f"/jobs/{job_id}/tasks", call.query, page.next_marker
-        )
-    return json_response(result)
+
+    def rows(marker: str | None) -> Iterator[tuple[str, Body]]:
+        return job_tasks_of(api, job_id).after(marker)
+
+    return list_page(
+        api, call, f"/jobs/{job_id}/tasks", FILTER_FIELDS, rows, lambda task: render(call, job_id, task)
+    )
 
 
 def get_task_route(api: Api, call: Call) -> Response:
     job_id = call.params["jobId"]
-    select = odata.parse_select(call.option("$select"))
-    with api.model.lock:
-        task = get_task(api, job_id, call.params["taskId"])
-        check_conditions(call, task, read=True)
-        url = task_url(call, job_id, task["id"])
-        return json_response(
-            odata.apply_select(render(call, job_id, task), select), headers=resource_headers(task, url)
-        )
+    return read_one(
+        api,
+        call,
+        lambda: get_task(api, job_id, call.params["taskId"]),
+        lambda task: render(call, job_id, task),
+        lambda task: task_url(call, job_id, task["id"]),
+    )
 
 
 def replace_task(api: Api, call: Call) -> Response:
