@@ -113,3 +113,36 @@ def test_listed_exit_code_wins_over_file_upload_error(
         assert info["exitCode"] == 0 and info["failureInfo"]["code"] == "FileUploadMiscError", info
     # Exit code 0 is not listed for task 2, so fileUploadError (block) applies: its dependent never runs.
     assert task_state(client, "fid-upload", "after-2")["state"] == "active"
+
+
+def test_disable_terminate_ends_running_tasks_only(client: BatchClient, pool: str) -> None:
+    assert (
+        raw(client, "POST", "/jobs", {"id": "fid-disable", "poolInfo": {"poolId": POOL}}).status_code == 201
+    )
+    # One node with one slot: "long" runs while "waiting" stays active behind it.
+    assert (
+        raw(client, "POST", "/jobs/fid-disable/tasks", {"id": "long", "commandLine": "sleep 60"}).status_code
+        == 201
+    )
+    wait_until(
+        lambda: task_state(client, "fid-disable", "long")["state"] == "running", 30, "the long task to run"
+    )
+    assert (
+        raw(client, "POST", "/jobs/fid-disable/tasks", {"id": "waiting", "commandLine": "true"}).status_code
+        == 201
+    )
+    assert raw(client, "POST", "/jobs/fid-disable/disable", {"disableTasks": "terminate"}).status_code == 202
+    wait_until(
+        lambda: raw(client, "GET", "/jobs/fid-disable").json()["state"] == "disabled",
+        30,
+        "the job to be disabled",
+    )
+    ended = task_state(client, "fid-disable", "long")
+    assert ended["state"] == "completed" and ended["executionInfo"]["failureInfo"]["code"] == "TaskEnded"
+    assert task_state(client, "fid-disable", "waiting")["state"] == "active"
+    assert raw(client, "POST", "/jobs/fid-disable/enable").status_code == 202
+    wait_until(
+        lambda: task_state(client, "fid-disable", "waiting")["state"] == "completed",
+        30,
+        "the waiting task to run",
+    )

@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from batchrun.emulator.model import Body, Model, internal, transition
-from batchrun.emulator.scheduler.outcomes import end_unrun_task
 from batchrun.emulator.store import Table
-from batchrun.emulator.timefmt import FOREVER, now, now_iso, parse_duration, parse_iso
+from batchrun.emulator.timefmt import FOREVER, now, parse_duration, parse_iso
 
 if TYPE_CHECKING:
     from batchrun.emulator.scheduler.core import Scheduler
@@ -87,8 +86,8 @@ class JobTransitions:
                 if not self._running_of(job_id):
                     self._complete(job)
             elif state == "disabling":
-                if internal(job).get("disableTasks") == "terminate":
-                    self._end_active_tasks(job)
+                # disableTasks=terminate ends running tasks only (DisableBatchJobOption in the SDK):
+                # active tasks stay active and run once the job is enabled again.
                 if not self._running_of(job_id):
                     transition(job, "disabled")
                     self.model.save_job(job)
@@ -106,15 +105,6 @@ class JobTransitions:
                     continue
                 wait = min(wait, self._wall_clock(job))
         return wait
-
-    def _end_active_tasks(self, job: Body) -> None:
-        """disableTasks=terminate: active tasks end as terminated too (they will not run)."""
-        job_tasks = self.model.tasks[job["id"]]
-        moment = now_iso()
-        for task_id in list(job_tasks.pending):
-            task = job_tasks.by_id[task_id]
-            end_unrun_task(job_tasks, task, moment)
-            self.model.save_task(job["id"], task)
 
     def _wall_clock(self, job: Body) -> float:
         limit_text = job.get("constraints", {}).get("maxWallClockTime")
