@@ -21,20 +21,25 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[2]
 
-MANIFEST = """\
+HEADER_AND_POOL = """\
 apiVersion: batchrun/v1
 kind: Workload
-metadata: {name: cli-demo}
+metadata: {{name: {name}}}
+pool:
+  id: {name}-pool
+  vmSize: standard_d2s_v3
+  virtualMachineConfiguration:
+    imageReference: {{publisher: canonical, offer: ubuntu-24_04-lts, sku: server, version: latest}}
+    nodeAgentSKUId: batch.node.ubuntu 24.04
+  targetDedicatedNodes: 0
+"""
+
+MANIFEST = (
+    HEADER_AND_POOL.format(name="cli-demo")
+    + """\
 storage:
   inputs:
     - {name: data, source: ./data, container: cli-demo-in}
-pool:
-  id: cli-demo-pool
-  vmSize: standard_d2s_v3
-  virtualMachineConfiguration:
-    imageReference: {publisher: canonical, offer: ubuntu-24_04-lts, sku: server, version: latest}
-    nodeAgentSKUId: batch.node.ubuntu 24.04
-  targetDedicatedNodes: 0
 job:
   id: cli-demo-job
   tasks:
@@ -42,6 +47,7 @@ job:
       commandLine: /bin/true
       inputs: [data]
 """
+)
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -251,23 +257,16 @@ def test_replacing_a_busy_pool_asks_on_a_terminal(
     )
 
 
-INTERRUPTED = """\
-apiVersion: batchrun/v1
-kind: Workload
-metadata: {name: cli-sigint}
-pool:
-  id: cli-sigint-pool
-  vmSize: standard_d2s_v3
-  virtualMachineConfiguration:
-    imageReference: {publisher: canonical, offer: ubuntu-24_04-lts, sku: server, version: latest}
-    nodeAgentSKUId: batch.node.ubuntu 24.04
-  targetDedicatedNodes: 0
+INTERRUPTED = (
+    HEADER_AND_POOL.format(name="cli-sigint")
+    + """\
 job:
   id: cli-sigint-job
   onAllTasksComplete: terminatejob
   tasks:
     - {id: "t-${i}", foreach: {i: {range: [1, 4000]}}, commandLine: /bin/true}
 """
+)
 
 # The test runner may start workers with SIGINT ignored, which a child Python would inherit: restore Ctrl-C.
 WITH_CTRL_C = (
