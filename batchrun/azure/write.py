@@ -18,9 +18,9 @@ from typing import Any
 
 from azure.batch import BatchClient
 from azure.batch import models as batch_models
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 
-from batchrun.azure.failures import error_code, translated
+from batchrun.azure.failures import error_code, translate, translated
 from batchrun.azure.parallel import run_parallel
 from batchrun.errors import ApplyError
 from batchrun.plan.live import TASK_DIGEST_ENV, WORKLOAD_KEY
@@ -241,18 +241,18 @@ class BatchWriter:
                 time.sleep(min(2**attempt * 0.5, 10))
             by_id = {str(body["id"]).lower(): body for body in pending}
             try:
-                with translated(f"adding tasks to job/{job_id}"):
-                    # A plain JSON body: the SDK serialises it as is, while building a BatchTaskGroup model
-                    # of 100 tasks costs ~10 ms of CPU (a second per 10,000 tasks).
-                    group: Any = {"value": [dict(b) for b in pending]}
-                    result = self.batch.create_task_collection(job_id, group)
-            except HttpResponseError as error:
+                # A plain JSON body: the SDK serialises it as is, while building a BatchTaskGroup model
+                # of 100 tasks costs ~10 ms of CPU (a second per 10,000 tasks).
+                group: Any = {"value": [dict(b) for b in pending]}
+                result = self.batch.create_task_collection(job_id, group)
+            except AzureError as error:
+                # Batch takes at most 1 MB per request: large tasks go in smaller groups.
                 if error_code(error) == "RequestBodyTooLarge" and len(pending) > 1:
                     half = len(pending) // 2
                     return self._add_chunk(job_id, pending[:half], progress) + self._add_chunk(
                         job_id, pending[half:], progress
                     )
-                raise
+                raise translate(error, f"adding tasks to job/{job_id}") from error
             retry: list[Mapping[str, Any]] = []
             for item in result.get("value") or []:  # mapping access: as_dict() is slow per chunk
                 task_id = str(item.get("taskId", ""))

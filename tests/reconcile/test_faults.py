@@ -118,3 +118,29 @@ def test_lost_create_responses_are_checked_against_live(
     assert sum(1 for _ in batch_client.list_tasks("e2e-lost-job", select=["id"])) == 150
     assert not batchrun.plan(workload, target=target).has_changes
     batchrun.destroy(workload, target=target, confirm_replace=True)
+
+
+def test_task_groups_over_the_request_size_limit_are_split(target: Target, batch_client: BatchClient) -> None:
+    # 100 tasks of ~15 KB each make a 1.5 MB add request: Batch (and the emulator) answer 413
+    # RequestBodyTooLarge, and batchrun must send that group again in halves instead of failing.
+    large = [{"name": "PAYLOAD", "value": "x" * 15_000}]
+    workload = Workload(
+        name="e2e-large",
+        manifest_path=Path("/nonexistent/e2e-large.yaml"),
+        digest="x",
+        pool=PoolSpec("e2e-large-pool", {"vmSize": "standard_d2s_v3", "virtualMachineConfiguration": IMAGE}),
+        job=JobSpec(
+            "e2e-large-job",
+            {"poolInfo": {"poolId": "e2e-large-pool"}},
+            tuple(
+                TaskSpec(f"t{i}", {"commandLine": "/bin/true", "environmentSettings": large})
+                for i in range(120)
+            ),
+        ),
+    )
+    try:
+        batchrun.apply(workload, target=target)
+        assert sum(1 for _ in batch_client.list_tasks("e2e-large-job", select=["id"])) == 120
+        assert not batchrun.plan(workload, target=target).has_changes
+    finally:
+        batchrun.destroy(workload, target=target, confirm_replace=True)
