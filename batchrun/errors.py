@@ -77,6 +77,10 @@ class AuthenticationError(TargetError):
     """The target rejected batchrun's credentials."""
 
 
+class TargetUnreachableError(TargetError):
+    """The target could not be reached, or stopped answering mid-request (not an answer it gave)."""
+
+
 class PlanError(BatchrunError):
     """Live state cannot be reconciled with the manifest as asked."""
 

@@ -10,9 +10,10 @@ from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
     ServiceRequestError,
+    ServiceResponseError,
 )
 
-from batchrun.errors import AuthenticationError, BatchrunError, TargetError
+from batchrun.errors import AuthenticationError, BatchrunError, TargetError, TargetUnreachableError
 from batchrun.redact import redact
 
 
@@ -40,8 +41,13 @@ def translate(error: AzureError, doing: str) -> BatchrunError:
             "Entra ID role assignments (docs/azure.md)."
         )
     if isinstance(error, ServiceRequestError):
-        return TargetError(
+        return TargetUnreachableError(
             f"{doing}: cannot reach the service ({message}). Check the endpoint and the network."
+        )
+    if isinstance(error, ServiceResponseError):
+        return TargetUnreachableError(
+            f"{doing}: the service stopped answering ({message}). Check that it is running (for the local "
+            "target: `batchrun local status`) and run the command again."
         )
     if isinstance(error, HttpResponseError):
         code = error_code(error)

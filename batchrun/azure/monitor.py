@@ -20,14 +20,16 @@ from typing import Any, TypeVar
 
 from azure.batch import BatchClient
 from azure.core.exceptions import (
+    AzureError,
     ClientAuthenticationError,
     HttpResponseError,
     ResourceNotFoundError,
     ServiceRequestError,
+    ServiceResponseError,
 )
 from azure.storage.blob import BlobServiceClient
 
-from batchrun.errors import AuthenticationError, TargetError
+from batchrun.errors import AuthenticationError, TargetError, TargetUnreachableError
 from batchrun.redact import redact
 from batchrun.watch.snapshot import (
     FailedNode,
@@ -83,12 +85,19 @@ def _reading(what: str) -> Iterator[None]:
             "Check the account key or your Entra ID login."
         ) from None
     except ServiceRequestError as error:
-        raise TargetError(
+        raise TargetUnreachableError(
             f"Could not reach the target while reading {what}: {redact(str(error))}. "
             "Check the endpoint and that the service (or the local target) is running."
         ) from None
+    except ServiceResponseError as error:
+        raise TargetUnreachableError(
+            f"The target stopped answering while reading {what}: {redact(str(error))}. "
+            "Check that the service (or the local target: `batchrun local status`) is running and try again."
+        ) from None
     except HttpResponseError as error:
         raise TargetError(f"Reading {what} failed: {redact(str(error.message))}") from None
+    except AzureError as error:
+        raise TargetError(f"Reading {what} failed: {redact(str(error))}") from None
 
 
 def _or_none(read: Callable[[], T]) -> T | None:

@@ -20,7 +20,7 @@ from batchrun.api import Session, destroy_plan_with, execute, plan_with
 from batchrun.cli import exit_codes
 from batchrun.cli.options import output_option, timeout_option
 from batchrun.cli.session import ManifestInput, TargetChoice, manifest_input, note, target_options
-from batchrun.errors import AbortedError, PlanError
+from batchrun.errors import AbortedError, PlanError, TargetUnreachableError
 from batchrun.plan.actions import Plan
 from batchrun.plan.decide import CONFIRM_FLAG, PlanOptions
 from batchrun.plan.render import blocked_lines, render_json, render_text
@@ -165,15 +165,18 @@ def apply_command(
 
 @contextmanager
 def _rerun_hint_on_interrupt(verb: str) -> Iterator[None]:
-    """Ctrl-C stops after the requests in flight; say that what was sent is kept and a re-run finishes."""
+    """Ctrl-C, or a target that stops answering, ends the run part-way: say that what was done is kept and
+    that a re-run finishes."""
+    rerun = f"Run `batchrun {verb}` again with the same manifest to finish (it does only what is left)."
     try:
         yield
     except KeyboardInterrupt:
-        note(
-            f"{verb.capitalize()} interrupted: the steps done so far are kept. "
-            f"Run `batchrun {verb}` again with the same manifest to finish (it does only what is left)."
-        )
+        note(f"{verb.capitalize()} interrupted: the steps done so far are kept. {rerun}")
         raise
+    except TargetUnreachableError as error:
+        raise TargetUnreachableError(
+            f"{error}\n{verb.capitalize()} stopped part-way; the steps done so far are kept. {rerun}"
+        ) from error
 
 
 def _done_line(plan: Plan) -> str:
