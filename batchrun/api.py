@@ -116,6 +116,13 @@ def destroy_plan_with(session: Session, workload: Workload, options: PlanOptions
     return make_destroy_plan(workload, live, options, session.target.describe(), containers)
 
 
+def blocked_plan_error(plan: Plan) -> PlanError:
+    """Why nothing was applied: each blocked change and the flag or edit that unblocks it."""
+    return PlanError(
+        "the plan has blocked changes, so nothing was applied:\n  " + "\n  ".join(blocked_lines(plan.blocked))
+    )
+
+
 def execute(session: Session, plan: Plan, hooks: ApplyHooks | None = None) -> None:
     """Carry out ``plan`` exactly; refuses a plan with blocked changes or made against another target."""
     from batchrun.apply.executor import Executor
@@ -126,10 +133,7 @@ def execute(session: Session, plan: Plan, hooks: ApplyHooks | None = None) -> No
             f"'{session.target.describe()}'; make the plan again."
         )
     if plan.blocked:
-        raise PlanError(
-            "the plan has blocked changes, so nothing was applied:\n  "
-            + "\n  ".join(blocked_lines(plan.blocked))
-        )
+        raise blocked_plan_error(plan)
     poll = 1 if session.target.kind == "local" else 5
     Executor(plan, session.clients, hooks, poll_seconds=poll).run()
 

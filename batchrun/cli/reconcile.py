@@ -16,11 +16,11 @@ from typing import Any, TypeVar
 
 import click
 
-from batchrun.api import Session, destroy_plan_with, execute, plan_with
+from batchrun.api import Session, blocked_plan_error, destroy_plan_with, execute, plan_with
 from batchrun.cli import exit_codes
 from batchrun.cli.options import output_option, timeout_option
 from batchrun.cli.session import ManifestInput, TargetChoice, manifest_input, note, target_options
-from batchrun.errors import AbortedError, PlanError, TargetUnreachableError
+from batchrun.errors import AbortedError, TargetUnreachableError
 from batchrun.plan.actions import Plan
 from batchrun.plan.decide import CONFIRM_FLAG, PlanOptions
 from batchrun.plan.render import blocked_lines, render_json, render_text
@@ -83,9 +83,7 @@ def _resolve_blocked(plan: Plan, replan: Callable[[], Plan], auto_approve: bool)
         if answer.strip() != "yes":
             raise AbortedError("Nothing was changed.")
         return replan()
-    raise PlanError(
-        "the plan has blocked changes, so nothing was applied:\n  " + "\n  ".join(blocked_lines(plan.blocked))
-    )
+    raise blocked_plan_error(plan)
 
 
 def _approve(auto_approve: bool, question: str) -> None:
