@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Literal
 
 from batchrun.plan.actions import plan_from_json
+from tests.reconcile.proxy import FaultProxy
 
 if TYPE_CHECKING:
     from azure.batch import BatchClient
@@ -327,51 +324,6 @@ def test_ctrl_c_during_task_adds_is_reported_and_a_rerun_converges(
         run(local_target_env, "destroy", str(path), "--auto-approve", "--confirm-replace")
 
 
-class HangingUpProxy:
-    """Forwards to ``upstream``, but hangs up without an answer on every task-collection add."""
-
-    def __init__(self, upstream: str) -> None:
-        parts = urlsplit(upstream)
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_any(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                if self.path.split("?")[0].endswith("/addtaskcollection"):
-                    self.close_connection = True
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    return
-                connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
-                connection.request(self.command, self.path, body=body, headers=dict(self.headers))
-                response = connection.getresponse()
-                payload = response.read()
-                self.send_response(response.status)
-                for name, value in response.getheaders():
-                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_any
-
-            def log_message(self, format: str, *args: object) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> HangingUpProxy:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
-
-
 def test_target_hanging_up_mid_apply_says_a_rerun_finishes(
     tmp_path: Path, local_target_env: dict[str, str], local_target: LocalTarget
 ) -> None:
@@ -380,7 +332,11 @@ def test_target_hanging_up_mid_apply_says_a_rerun_finishes(
         HEADER_AND_POOL.format(name="cli-hangup")
         + "job:\n  id: cli-hangup-job\n  tasks:\n    - {id: t1, commandLine: /bin/true}\n"
     )
-    with HangingUpProxy(local_target.batch_url) as proxy:
+
+    def hang_up_on_task_adds(method: str, path: str) -> Literal["pass", "lose", "hang_up"]:
+        return "hang_up" if path.endswith("/addtaskcollection") else "pass"
+
+    with FaultProxy(local_target.batch_url, hang_up_on_task_adds) as proxy:
         env = dict(
             local_target_env,
             AZURE_BATCH_ENDPOINT=proxy.url,

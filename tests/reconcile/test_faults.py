@@ -4,98 +4,48 @@ and, the first time a job or a task collection is created, answers 503 instead o
 
 from __future__ import annotations
 
-import http.client
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Literal
 
 import pytest
 
 import batchrun
 from batchrun.model import JobSpec, PoolSpec, TaskSpec, Workload
+from tests.reconcile.proxy import IMAGE, FaultProxy
 
 if TYPE_CHECKING:
     from azure.batch import BatchClient
 
     from batchrun.target import Target
 
-IMAGE = {
-    "imageReference": {
-        "publisher": "canonical",
-        "offer": "ubuntu-24_04-lts",
-        "sku": "server",
-        "version": "latest",
-    },
-    "nodeAgentSKUId": "batch.node.ubuntu 24.04",
-}
 
-
-class LosingProxy:
-    """Forwards to ``upstream``; drops the first response of each route in ``lose`` (answers 503 instead)."""
+class LosingProxy(FaultProxy):
+    """Drops the first 2xx response of each route in ``lose`` (answers 503 instead); ``lost`` lists them."""
 
     def __init__(self, upstream: str, lose: set[str]) -> None:
-        self.upstream = urlsplit(upstream)
         self.lose = set(lose)
         self.lost: list[str] = []
         self.lock = threading.Lock()
-        proxy = self
+        super().__init__(upstream, self._decide)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_any(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                connection = http.client.HTTPConnection(
-                    proxy.upstream.hostname or "", proxy.upstream.port, timeout=30
-                )
-                connection.request(self.command, self.path, body=body, headers=dict(self.headers))
-                response = connection.getresponse()
-                payload = response.read()
-                route = f"{self.command} {self.path.split('?')[0].rsplit('/', 1)[-1]}"
-                with proxy.lock:
-                    drop = route in proxy.lose and 200 <= response.status < 300
-                    if drop:
-                        proxy.lose.discard(route)
-                        proxy.lost.append(route)
-                if drop:
-                    self.send_response(503)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(response.status)
-                for name, value in response.getheaders():
-                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_any
-
-            def log_message(self, format: str, *args: object) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> LosingProxy:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
+    def _decide(self, method: str, path: str) -> Literal["pass", "lose", "hang_up"]:
+        route = f"{method} {path.rsplit('/', 1)[-1]}"
+        with self.lock:
+            if route not in self.lose:
+                return "pass"
+            self.lose.discard(route)
+            self.lost.append(route)
+            return "lose"
 
 
 @pytest.fixture()
 def proxy(target: Target) -> Iterator[LosingProxy]:
-    with LosingProxy(target.batch_url, {"POST jobs", "POST addtaskcollection"}) as running:
-        yield running
+    losing = LosingProxy(target.batch_url, {"POST jobs", "POST addtaskcollection"})
+    with losing:
+        yield losing
 
 
 def test_lost_create_responses_are_checked_against_live(

@@ -14,6 +14,7 @@ from batchrun.errors import PlanError
 from batchrun.model import JobSpec, PoolSpec, StorageInput, TaskSpec, Workload
 from batchrun.plan.actions import Action, Plan
 from tests.reconcile.conftest import RequestCounter
+from tests.reconcile.proxy import IMAGE
 
 
 def job_of(state: Any) -> Any:
@@ -31,16 +32,6 @@ if TYPE_CHECKING:
     from azure.batch import BatchClient
 
     from batchrun.target import Target
-
-IMAGE = {
-    "imageReference": {
-        "publisher": "canonical",
-        "offer": "ubuntu-24_04-lts",
-        "sku": "server",
-        "version": "latest",
-    },
-    "nodeAgentSKUId": "batch.node.ubuntu 24.04",
-}
 
 
 def make_workload(
