@@ -104,18 +104,19 @@ def status_command(
         render_status(output_settings(output, no_color).console(), status)
 
 
+def _lacks(workload: Workload, message: str, hint: str) -> ManifestError:
+    """The manifest has no section the command needs (the whole file is the position)."""
+    return ManifestError(
+        [Diagnostic(file=str(workload.manifest_path), line=0, column=0, message=message, hint=hint)]
+    )
+
+
 def _require_job(workload: Workload) -> str:
     if workload.job is None:
-        raise ManifestError(
-            [
-                Diagnostic(
-                    file=str(workload.manifest_path),
-                    line=0,
-                    column=0,
-                    message="the manifest defines no job, so it has no task logs",
-                    hint="add a job with tasks to the manifest",
-                )
-            ]
+        raise _lacks(
+            workload,
+            "the manifest defines no job, so it has no task logs",
+            "add a job with tasks to the manifest",
         )
     return workload.job.id
 
@@ -287,16 +288,10 @@ def outputs_command(
 
     workload = source.load()
     if workload.outputs is None:
-        raise ManifestError(
-            [
-                Diagnostic(
-                    file=str(workload.manifest_path),
-                    line=0,
-                    column=0,
-                    message="the manifest declares no outputs container, so there is nothing to download",
-                    hint="add `outputs: {container: NAME}` and task outputs to the manifest",
-                )
-            ]
+        raise _lacks(
+            workload,
+            "the manifest declares no outputs container, so there is nothing to download",
+            "add `outputs: {container: NAME}` and task outputs to the manifest",
         )
     target_dir = directory if directory is not None else Path("outputs") / workload.name
     with connected(target) as clients:
