@@ -134,7 +134,9 @@ def _folder_errors(home: Path, tools_dir: Path | None = None) -> Iterator[None]:
     try:
         yield
     except OSError as error:
-        where = Path(error.filename) if error.filename else home
+        if not error.filename:  # not about a path (e.g. a socket): no folder to blame
+            raise LocalTargetError(f"the local target could not be started or stopped: {error}") from error
+        where = Path(error.filename)
         tools = tools_dir or default_tools_dir(home)
         variable, now = (
             ("BATCHRUN_TOOLS_DIR", tools) if where.is_relative_to(tools) else ("BATCHRUN_HOME", home)
