@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from batchrun.cli.options import output_option, timeout_option
-from batchrun.cli.session import ManifestInput, TargetChoice, manifest_input, note, target_options
+from batchrun.cli.session import (
+    ManifestInput,
+    TargetChoice,
+    job_keeps_running_on_interrupt,
+    manifest_input,
+    note,
+    target_options,
+)
 from batchrun.errors import ConfigurationError, Diagnostic, ManifestError
 from batchrun.model import Workload
 
@@ -71,7 +78,7 @@ def wait_command(
     from batchrun.watch import WaitSettings, output_settings, wait_for_workload
 
     workload = source.load()
-    with connected(target) as clients:
+    with connected(target) as clients, job_keeps_running_on_interrupt(source.path):
         result = wait_for_workload(
             clients,
             workload,

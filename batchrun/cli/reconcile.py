@@ -19,8 +19,16 @@ import click
 from batchrun.api import Session, blocked_plan_error, destroy_plan_with, execute, plan_with
 from batchrun.cli import exit_codes
 from batchrun.cli.options import output_option, timeout_option
-from batchrun.cli.session import ManifestInput, TargetChoice, manifest_input, note, target_options
+from batchrun.cli.session import (
+    ManifestInput,
+    TargetChoice,
+    job_keeps_running_on_interrupt,
+    manifest_input,
+    note,
+    target_options,
+)
 from batchrun.errors import AbortedError, TargetUnreachableError
+from batchrun.model import Workload
 from batchrun.plan.actions import Plan
 from batchrun.plan.decide import CONFIRM_FLAG, PlanOptions
 from batchrun.plan.render import blocked_lines, render_json, render_text
@@ -185,12 +193,13 @@ def _done_line(plan: Plan) -> str:
     )
 
 
-def _wait(session: Session, workload: Any, timeout: float | None, no_color: bool) -> None:
+def _wait(session: Session, workload: Workload, timeout: float | None, no_color: bool) -> None:
     from batchrun.watch import output_settings, wait_for_workload
 
-    result = wait_for_workload(
-        session.clients, workload, timeout=timeout, output=output_settings("text", no_color)
-    )
+    with job_keeps_running_on_interrupt(workload.manifest_path):
+        result = wait_for_workload(
+            session.clients, workload, timeout=timeout, output=output_settings("text", no_color)
+        )
     if result.exit_code:
         sys.exit(result.exit_code)
 

@@ -10,8 +10,8 @@ redacted line per request) on stderr.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -30,6 +30,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 def note(line: str) -> None:
     """A progress or status line on stderr."""
     click.echo(line, err=True)
+
+
+@contextmanager
+def job_keeps_running_on_interrupt(manifest: Path) -> Iterator[None]:
+    """Ctrl-C while waiting stops watching, not the job: say so and how to watch again."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        note(f"Stopped waiting; the job keeps running (`batchrun wait {manifest}` watches it again).")
+        raise
 
 
 @dataclass(frozen=True)

@@ -276,36 +276,42 @@ WITH_CTRL_C = (
 )
 
 
+def interrupted(args: list[str], env: dict[str, str], marker: str) -> tuple[int, str]:
+    """Run ``batchrun ARGS`` and press Ctrl-C (SIGINT) once ``marker`` is printed; exit code and output."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", WITH_CTRL_C, *args],
+        env=env,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        seen = ""
+        for line in process.stdout:
+            seen += line
+            if marker in line:
+                process.send_signal(signal.SIGINT)
+                break
+        rest, _ = process.communicate(timeout=120)
+        return process.returncode, seen + rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def test_ctrl_c_during_task_adds_is_reported_and_a_rerun_converges(
     tmp_path: Path, local_target_env: dict[str, str]
 ) -> None:
     path = tmp_path / "sigint.yaml"
     path.write_text(INTERRUPTED)
-    process = subprocess.Popen(
-        [sys.executable, "-c", WITH_CTRL_C, "apply", str(path), "--auto-approve"],
-        env=local_target_env,
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # 40 add requests, 8 in flight: the first progress line comes early
+    code, stderr = interrupted(["apply", str(path), "--auto-approve"], local_target_env, "tasks added")
     try:
-        assert process.stderr is not None
-        seen = ""
-        for line in process.stderr:  # 40 add requests, 8 in flight: the first progress line is early
-            seen += line
-            if "tasks added" in line:
-                process.send_signal(signal.SIGINT)
-                break
-        _, rest = process.communicate(timeout=120)
-        stderr = seen + rest
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    try:
-        assert process.returncode == 130, stderr
+        assert code == 130, stderr
         assert "Apply interrupted" in stderr and "batchrun apply" in stderr
         assert "Traceback" not in stderr and "Apply complete" not in stderr
 
@@ -355,3 +361,27 @@ def test_target_hanging_up_mid_apply_says_a_rerun_finishes(
                 assert secret not in result.stderr and secret not in result.stdout
         finally:
             run(local_target_env, "destroy", str(path), "--auto-approve", "--confirm-replace")
+
+
+def test_ctrl_c_while_waiting_stops_watching_not_the_job(
+    tmp_path: Path, local_target_env: dict[str, str]
+) -> None:
+    path = tmp_path / "waiting.yaml"
+    path.write_text(
+        HEADER_AND_POOL.format(name="cli-waiting").replace(
+            "targetDedicatedNodes: 0", "targetDedicatedNodes: 1"
+        )
+        + "job:\n  id: cli-waiting-job\n  tasks:\n    - {id: slow, commandLine: /bin/sleep 60}\n"
+    )
+    try:
+        assert run(local_target_env, "apply", str(path), "--auto-approve").returncode == 0
+        code, output = interrupted(
+            ["wait", str(path), "--poll-interval", "0.3"], local_target_env, "tasks 0/1"
+        )
+        assert code == 130, output
+        assert "Stopped waiting; the job keeps running (`batchrun wait " in output
+        assert "Traceback" not in output
+        status = json.loads(run(local_target_env, "status", str(path), "-o", "json").stdout)
+        assert status["job"]["state"] == "active" and status["job"]["tasks"]["completed"] == 0
+    finally:
+        run(local_target_env, "destroy", str(path), "--auto-approve", "--confirm-replace")
