@@ -11,7 +11,8 @@ tokens): build them from names and addresses, and pass anything that might hold 
     ├── ConfigurationError          target settings (environment variables, flags) are missing or inconsistent
     ├── LocalTargetError            the embedded local target cannot be started, stopped or reached
     ├── TargetError                 the Batch account or storage answered with an error batchrun cannot handle
-    │   └── AuthenticationError     credentials were rejected
+    │   ├── AuthenticationError     credentials were rejected
+    │   └── TargetUnreachableError  the endpoint cannot be reached or stopped answering mid-request
     ├── PlanError                   live state cannot be reconciled (e.g. an unowned resource without --adopt)
     ├── ApplyError                  a step of an apply failed; the message names the resource address
     └── AbortedError                the user declined a confirmation (nothing changed after that point)
