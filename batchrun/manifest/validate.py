@@ -101,6 +101,10 @@ class SchemaChecker:
             return
         if validator == "required":
             missing = error.message.split("'")[1] if "'" in error.message else error.message
+            if isinstance(instance, dict) and any(
+                isinstance(key, str) and did_you_mean(key, [missing]) for key in instance
+            ):
+                return  # a misspelt key is there: its "unknown key ...; did you mean" says it all
             yield document.diagnostic(path, f"missing required key {missing!r}", f"add '{missing}: ...'")
             return
         if validator == "type":
