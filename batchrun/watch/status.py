@@ -84,7 +84,8 @@ class WorkloadStatus:
                 f"live was applied from a different manifest (digest {live[:12]}, "
                 f"manifest {self.workload.digest[:12]})"
             )
-        reasons.extend(self._missing_tasks())
+        if not reasons:  # with another manifest live, fewer tasks is expected, not a sign of interruption
+            reasons.extend(self._missing_tasks())
         return reasons
 
     def _missing_tasks(self) -> list[str]:

@@ -126,6 +126,16 @@ def test_status_says_live_differs_when_the_manifest_changed(
     document = json.loads(batchrun(["status", str(changed), "-o", "json"], local_target_env).stdout)
     assert document["inSync"] is False
     assert "different manifest" in document["differences"][0]
+    # More tasks in a changed manifest is that change, not a hint of an interrupted apply.
+    grown = tmp_path / "op-ok-grown.yaml"
+    grown.write_text(
+        ok_manifest.read_text().replace("  tasks:\n", "  tasks:\n    - {id: t9, commandLine: /bin/true}\n")
+    )
+    document = json.loads(batchrun(["status", str(grown), "-o", "json"], local_target_env).stdout)
+    assert document["inSync"] is False
+    assert not [reason for reason in document["differences"] if "interrupted" in reason], document[
+        "differences"
+    ]
 
 
 def test_logs_prints_stdout_stderr_tails_and_json(
