@@ -1,8 +1,9 @@
-"""Build schemas/manifest.schema.json: batchrun's own keys written here, Batch's raw shapes read from the SDK.
+"""Build schemas/manifest.schema.json: the pool, job and task sections here, batchrun's other keys in
+workload_definitions.py, Batch's raw shapes read from the SDK by batch_shapes.py.
 
 The Batch part is derived from the models of the installed azure-batch SDK (property names, types, enums, required
 properties and descriptions), so raw Batch properties pasted from Batch docs are accepted exactly as Batch names
-them and misspellings are caught. Run after changing this file or upgrading azure-batch, and commit the result:
+them and misspellings are caught. Run after changing these files or upgrading azure-batch, and commit the result:
 
     .venv/bin/python schemas/build_schema.py
 
@@ -13,36 +14,22 @@ This is a development tool; batchrun itself only reads the generated JSON file.
 
 from __future__ import annotations
 
-import datetime
-import enum
 import json
-import re
 import sys
-import typing
 from pathlib import Path
 from typing import Any
 
 import azure.batch.models as batch_models
-from azure.batch.models import _enums as batch_enums
-from azure.batch.models import _models as batch_models_module
+from batch_shapes import BatchDefinitions
+from workload_definitions import workload_definitions
 
 SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
 SCHEMA_ID = "https://batchrun.dev/schemas/manifest.schema.json"
-
-ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-CONTAINER_PATTERN = r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$"
-VARIABLE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-DURATION_PATTERN = (
-    r"^P(?!$)(?:\d+(?:\.\d+)?Y)?(?:\d+(?:\.\d+)?M)?(?:\d+(?:\.\d+)?W)?(?:\d+(?:\.\d+)?D)?"
-    r"(?:T(?=\d)(?:\d+(?:\.\d+)?H)?(?:\d+(?:\.\d+)?M)?(?:\d+(?:\.\d+)?S)?)?$|^P$"
-)
 
 # Batch properties that batchrun manages itself or replaces with its own richer form.
 POOL_OWN_KEYS = {"id"}
 JOB_OWN_KEYS = {"id"}
 TASK_OWN_KEYS = {"id", "dependsOn"}
-# Batch requires these in its REST body; batchrun fills them in.
-NOT_REQUIRED_IN_MANIFEST = {"BatchJobCreateOptions": {"poolInfo"}}
 
 # Bounds Batch documents in prose but the SDK models do not carry: caught at validate time instead of as an
 # HTTP 400 halfway through an apply. (definition, property) -> JSON Schema bounds.
@@ -61,122 +48,6 @@ BOUNDS: dict[tuple[str, str], dict[str, int]] = {
     ("batch.BatchTaskConstraints", "maxTaskRetryCount"): RETRY_COUNT,
     ("batch.BatchStartTask", "maxTaskRetryCount"): RETRY_COUNT,
 }
-
-
-def clean_description(text: str) -> str:
-    text = re.sub(r"`([^`<]+?)\s*<([^>]+)>`_", r"\2", text)
-    text = re.sub(r"\s+", " ", text).strip()
-    return text.replace(" Required.", "").replace("Required.", "").strip()
-
-
-def ivar_descriptions(model: type) -> dict[str, str]:
-    """Attribute name -> description, read from the model's ``:ivar name: text`` docstring sections."""
-    doc = model.__doc__ or ""
-    found: dict[str, str] = {}
-    for match in re.finditer(r":ivar (\w+): (.*?)(?=\n\s*:(?:ivar|vartype) |\Z)", doc, re.S):
-        found[match.group(1)] = clean_description(match.group(2))
-    return found
-
-
-def is_model(value: Any) -> bool:
-    return isinstance(value, type) and issubclass(value, batch_models_module.__dict__["_Model"])
-
-
-def is_enum(value: Any) -> bool:
-    return isinstance(value, type) and issubclass(value, enum.Enum)
-
-
-class BatchDefinitions:
-    """Collects one JSON Schema definition per SDK model reachable from the roots."""
-
-    def __init__(self) -> None:
-        self.definitions: dict[str, Any] = {}
-
-    def type_schema(self, annotation: Any) -> dict[str, Any]:
-        origin = typing.get_origin(annotation)
-        arguments = typing.get_args(annotation)
-        if origin is typing.Union:
-            non_none = [a for a in arguments if a is not type(None)]
-            enums = [a for a in non_none if is_enum(a)]
-            if enums:
-                return {"type": "string", "enum": [member.value for member in enums[0]]}
-            if len(non_none) == 1:
-                return self.type_schema(non_none[0])
-            raise TypeError(f"unsupported union {annotation}")
-        if origin is list:
-            return {"type": "array", "items": self.type_schema(arguments[0])}
-        if origin is dict:
-            return {"type": "object", "additionalProperties": self.type_schema(arguments[1])}
-        if annotation is str:
-            return {"type": "string"}
-        if annotation is bool:
-            return {"type": "boolean"}
-        if annotation is int:
-            return {"type": "integer"}
-        if annotation is float:
-            return {"type": "number"}
-        if annotation is datetime.timedelta:
-            return {"$ref": "#/$defs/duration"}
-        if annotation is datetime.datetime:
-            return {"type": "string", "format": "date-time"}
-        if annotation is typing.Any:
-            return {}
-        if is_enum(annotation):
-            return {"type": "string", "enum": [member.value for member in annotation]}
-        if is_model(annotation):
-            self.add(annotation)
-            return {"$ref": f"#/$defs/batch.{annotation.__name__}"}
-        raise TypeError(f"unsupported annotation {annotation!r}")
-
-    def object_schema(self, model: type, skip: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
-        model()  # computes the model's rest field table
-        hints = typing.get_type_hints(
-            model,
-            globalns=vars(batch_models_module),
-            localns={"_models": batch_models, "_enums": batch_enums},
-        )
-        descriptions = ivar_descriptions(model)
-        properties: dict[str, Any] = {}
-        required: list[str] = []
-        for attribute, field in model.__dict__["_attr_to_rest_field"].items():
-            visibility = field._visibility
-            if visibility is not None and "create" not in visibility:
-                continue
-            rest_name = field._rest_name
-            if rest_name in skip:
-                continue
-            schema = dict(self.type_schema(hints[attribute]))
-            description = descriptions.get(attribute, "")
-            if description:
-                schema["description"] = description
-            properties[rest_name] = schema
-            annotation = hints[attribute]
-            optional = typing.get_origin(annotation) is typing.Union and type(None) in typing.get_args(
-                annotation
-            )
-            if not optional and rest_name not in NOT_REQUIRED_IN_MANIFEST.get(model.__name__, set()):
-                required.append(rest_name)
-        result: dict[str, Any] = {
-            "title": f"Batch {model.__name__}",
-            "description": clean_description((model.__doc__ or "").split(":ivar")[0]),
-            "type": "object",
-            "properties": properties,
-            "additionalProperties": False,
-        }
-        if required:
-            result["required"] = required
-        return result
-
-    def add(self, model: type) -> None:
-        key = f"batch.{model.__name__}"
-        if key in self.definitions:
-            return
-        self.definitions[key] = {}  # placeholder against recursion
-        self.definitions[key] = self.object_schema(model)
-
-
-def string_or(schema: dict[str, Any]) -> dict[str, Any]:
-    return schema
 
 
 def build() -> dict[str, Any]:
@@ -296,292 +167,8 @@ def build() -> dict[str, Any]:
             **task_base["properties"],
         },
     }
-    definitions: dict[str, Any] = {
-        "batchId": {
-            "title": "Batch id",
-            "description": "Letters, digits, hyphens and underscores; 1 to 64 characters.",
-            "type": "string",
-            "pattern": ID_PATTERN,
-            "x-hint": "use only letters, digits, '-' and '_', at most 64 characters",
-        },
-        "containerName": {
-            "title": "Storage container name",
-            "description": (
-                "3 to 63 characters: lowercase letters, digits and single hyphens; starts and ends with a letter "
-                "or digit."
-            ),
-            "type": "string",
-            "pattern": CONTAINER_PATTERN,
-            "x-hint": (
-                "container names are 3-63 characters of lowercase letters, digits and single hyphens, starting "
-                "and ending with a letter or digit"
-            ),
-        },
-        "duration": {
-            "title": "ISO-8601 duration",
-            "description": "An ISO-8601 duration such as `PT30S`, `PT15M`, `PT1H30M`, `P1D` or `P7D`.",
-            "type": "string",
-            "pattern": DURATION_PATTERN,
-            "x-hint": "write an ISO-8601 duration such as PT30S, PT15M, PT1H or P1D",
-        },
-        "packageShortForm": {
-            "title": "Package ids",
-            "type": "array",
-            "items": {"type": "string", "minLength": 1},
-            "uniqueItems": True,
-        },
-        "metadata": {
-            "title": "Workload metadata",
-            "type": "object",
-            "required": ["name"],
-            "additionalProperties": False,
-            "properties": {
-                "name": {
-                    "$ref": "#/$defs/batchId",
-                    "title": "Workload name",
-                    "description": (
-                        "Names the workload; batchrun records it in the metadata of what it creates and only "
-                        "ever changes or deletes resources carrying this name."
-                    ),
-                },
-                "labels": {
-                    "title": "Labels",
-                    "description": "Free-form string labels, recorded with the workload.",
-                    "type": "object",
-                    "additionalProperties": {"type": "string"},
-                },
-            },
-        },
-        "variables": {
-            "title": "Variables",
-            "description": (
-                "Named values substituted as `${name}` anywhere in a string value. Values are literal (not "
-                "substituted themselves). Override them with `--var name=value` (converted to the type of the "
-                "manifest's value) or `--var-file FILE` (a YAML mapping)."
-            ),
-            "type": "object",
-            "propertyNames": {"pattern": VARIABLE_NAME_PATTERN},
-            "additionalProperties": {"type": ["string", "integer", "number", "boolean", "array", "object"]},
-        },
-        "storageInput": {
-            "title": "Storage input",
-            "description": (
-                "Local files uploaded to blob storage; tasks download them by listing `name` in `inputs`."
-            ),
-            "type": "object",
-            "required": ["name", "source", "container"],
-            "additionalProperties": False,
-            "properties": {
-                "name": {
-                    "$ref": "#/$defs/batchId",
-                    "title": "Input name",
-                    "description": "Referenced by tasks.",
-                },
-                "source": {
-                    "type": "string",
-                    "minLength": 1,
-                    "title": "Source path",
-                    "description": (
-                        "A file or a directory, relative to the manifest's folder. It must exist and stay inside "
-                        "that folder unless `allowOutsideSource: true`."
-                    ),
-                },
-                "container": {"$ref": "#/$defs/containerName", "description": "Blob container to upload to."},
-                "prefix": {
-                    "type": "string",
-                    "title": "Blob prefix",
-                    "description": "Blob name prefix, e.g. `data/` (a trailing `/` is added when missing).",
-                },
-                "allowOutsideSource": {
-                    "type": "boolean",
-                    "title": "Allow a source outside the manifest's folder",
-                    "description": "Set to `true` to allow a `source` outside the manifest's folder.",
-                },
-            },
-        },
-        "storage": {
-            "title": "Storage",
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "inputs": {
-                    "title": "Storage inputs",
-                    "type": "array",
-                    "items": {"$ref": "#/$defs/storageInput"},
-                },
-                "outputs": {
-                    "title": "Storage outputs",
-                    "description": "Where task `outputs` are uploaded.",
-                    "type": "object",
-                    "required": ["container"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "container": {"$ref": "#/$defs/containerName", "description": "Blob container."},
-                    },
-                },
-            },
-        },
-        "package": {
-            "title": "Application package",
-            "description": "A Batch application package version built from a local directory or `.zip` file.",
-            "type": "object",
-            "required": ["id", "version", "source"],
-            "additionalProperties": False,
-            "properties": {
-                "id": {"$ref": "#/$defs/batchId", "title": "Application id"},
-                "version": {
-                    "type": "string",
-                    "minLength": 1,
-                    "pattern": r"^[A-Za-z0-9_.-]{1,64}$",
-                    "title": "Version",
-                    "description": (
-                        'Package version: letters, digits, `.`, `-`, `_`. Quote it in YAML (`"1.10"`), '
-                        "otherwise YAML reads it as a number."
-                    ),
-                    "x-hint": "use letters, digits, '.', '-' and '_' only",
-                },
-                "source": {
-                    "type": "string",
-                    "minLength": 1,
-                    "title": "Source path",
-                    "description": (
-                        "A directory (zipped reproducibly) or a `.zip` file, relative to the manifest's folder; "
-                        "same folder rule as storage inputs."
-                    ),
-                },
-                "allowOutsideSource": {
-                    "type": "boolean",
-                    "title": "Allow a source outside the manifest's folder",
-                },
-                "setDefault": {
-                    "type": "boolean",
-                    "title": "Make this the default version",
-                    "description": "Set this version as the application's default version.",
-                },
-                "allowUpdates": {
-                    "type": "boolean",
-                    "title": "Allow updates",
-                    "description": "Whether versions of the application may be overwritten or deleted.",
-                },
-            },
-        },
-        "axis": {
-            "title": "Factory axis",
-            "description": (
-                "One axis of a task factory: a list of values; `{range: [start, end]}` or "
-                "`{range: [start, end, step]}` (integers, inclusive); or `{files: <storage input name>}` (one "
-                "value per file of that input)."
-            ),
-            "oneOf": [
-                {
-                    "title": "list",
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {"type": ["string", "integer", "number", "boolean"]},
-                },
-                {
-                    "title": "range",
-                    "type": "object",
-                    "required": ["range"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "range": {
-                            "type": "array",
-                            "minItems": 2,
-                            "maxItems": 3,
-                            "items": {"type": "integer"},
-                            "description": "`[start, end]` or `[start, end, step]`, inclusive.",
-                        }
-                    },
-                },
-                {
-                    "title": "files",
-                    "type": "object",
-                    "required": ["files"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "files": {
-                            "type": "string",
-                            "minLength": 1,
-                            "description": (
-                                "A storage input name. The axis value `${f}` is the file's path relative to the "
-                                "input's source; `${f.name}`, `${f.stem}`, `${f.suffix}`, `${f.parent}`, "
-                                "`${f.blob}` and `${f.index}` give its basename, basename without extension, "
-                                "extension, folder, blob name and 0-based position."
-                            ),
-                        }
-                    },
-                },
-            ],
-        },
-        "foreach": {
-            "title": "Task factory",
-            "description": (
-                "Makes one task per combination of the axes (or per position with `zip: true`). Axis names are "
-                "used as `${name}` in the task. The total number of tasks is checked against the limit (default "
-                "100,000; `--max-tasks` or `BATCHRUN_MAX_TASKS`) before expanding."
-            ),
-            "type": "object",
-            "minProperties": 1,
-            "propertyNames": {"pattern": VARIABLE_NAME_PATTERN},
-            "additionalProperties": {"$ref": "#/$defs/axis"},
-        },
-        "taskOutput": {
-            "title": "Task output",
-            "type": "object",
-            "required": ["pattern"],
-            "additionalProperties": False,
-            "properties": {
-                "pattern": {
-                    "type": "string",
-                    "minLength": 1,
-                    "description": "File pattern relative to the task working directory (`*`, `**`, `?`).",
-                },
-                "path": {
-                    "type": "string",
-                    "description": (
-                        "Blob name for a literal pattern, or blob name prefix for a wildcard pattern. Default: "
-                        "`<job id>/<task id>/<pattern>` for a literal pattern, `<job id>/<task id>/` for a wildcard."
-                    ),
-                },
-                "uploadCondition": {
-                    "type": "string",
-                    "enum": ["tasksuccess", "taskfailure", "taskcompletion"],
-                    "description": "When to upload (default `taskcompletion`).",
-                },
-            },
-        },
-        "dependsOn": {
-            "title": "Task dependencies",
-            "description": (
-                "Tasks that must succeed first. `tasks`: ids or globs (`*`, `?`, `[...]`) over the job's expanded "
-                "task ids (a glob never matches the task itself); `ranges`: `[[start, end], ...]` of integer task ids. Batch's own `taskIds` and "
-                "`taskIdRanges` are accepted too. The job gets `usesTaskDependencies: true` automatically."
-            ),
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "tasks": {"type": "array", "items": {"type": "string", "minLength": 1}},
-                "ranges": {
-                    "type": "array",
-                    "items": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "integer"}},
-                },
-                "taskIds": {"type": "array", "items": {"type": "string", "minLength": 1}},
-                "taskIdRanges": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["start", "end"],
-                        "additionalProperties": False,
-                        "properties": {"start": {"type": "integer"}, "end": {"type": "integer"}},
-                    },
-                },
-            },
-        },
-        "pool": pool,
-        "job": job,
-        "task": task,
-    }
+    definitions = workload_definitions()
+    definitions.update(pool=pool, job=job, task=task)
     definitions.update(sorted(batch.definitions.items()))
     for (definition, name), bounds in BOUNDS.items():
         definitions[definition]["properties"][name].update(bounds)

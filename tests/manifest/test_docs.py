@@ -6,6 +6,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 from batchrun.manifest.docgen import generate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,7 +18,8 @@ def test_docs_manifest_md_is_up_to_date() -> None:
     assert committed == generate(), "regenerate: python -m batchrun.manifest.docgen > docs/manifest.md"
 
 
-def test_schema_file_is_up_to_date_with_its_generator() -> None:
+def test_schema_file_is_up_to_date_with_its_generator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "schemas"))  # the generator imports its sibling modules
     spec = importlib.util.spec_from_file_location("build_schema", ROOT / "schemas" / "build_schema.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
