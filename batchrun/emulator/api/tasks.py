@@ -29,6 +29,7 @@ from batchrun.emulator.api.task_bodies import (
 )
 from batchrun.emulator.errors import BatchApiError, being_deleted, conflict, exists, not_found
 from batchrun.emulator.model import Body, JobTasks, internal, public, touch, transition
+from batchrun.emulator.node import remove_task_directories
 from batchrun.emulator.scheduler.outcomes import end_unrun_task
 from batchrun.emulator.store import Table
 from batchrun.emulator.timefmt import now_iso
@@ -197,7 +198,9 @@ def delete_task(api: Api, call: Call) -> Response:
     with api.model.lock:
         task = get_task(api, job_id, call.params["taskId"])
         check_conditions(call, task, read=False)
-        api.scheduler.cancel(job_id, task["id"], "delete")
+        if not api.scheduler.cancel(job_id, task["id"], "delete"):
+            # Nothing runs in the folder; a running task's folder goes once its process has ended.
+            remove_task_directories(api.scheduler.config.nodes_dir, job_id, task["id"])
         api.model.tasks[job_id].remove(task["id"])
         api.model.store.delete(Table.TASKS, job_id, task["id"])
         api.model.notify()

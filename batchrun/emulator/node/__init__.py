@@ -3,11 +3,17 @@
 The contract with the emulator service is in docs/architecture.md ("Emulator <-> node runtime contract").
 Besides the contract names this package exports ``launch_directory`` (folders of start/prep/release tasks),
 ``unsupported_on_host_failure`` (the failureInfo for work this host cannot run) and ``reap_orphans``
-(kill task processes left by a previous emulator process before running tasks again).
+(kill task processes left by a previous emulator process before running tasks again) and the ``remove_*``
+functions (delete the folders of deleted tasks, jobs and pools, as Batch does).
 """
 
 from __future__ import annotations
 
+from batchrun.emulator.node.cleanup import (
+    remove_job_directories,
+    remove_pool_directory,
+    remove_task_directories,
+)
 from batchrun.emulator.node.failures import unsupported_on_host_failure
 from batchrun.emulator.node.layout import launch_directory, node_root, prepare_node, task_directory
 from batchrun.emulator.node.model import (
@@ -30,6 +36,9 @@ __all__ = [
     "node_root",
     "prepare_node",
     "reap_orphans",
+    "remove_job_directories",
+    "remove_pool_directory",
+    "remove_task_directories",
     "run_task",
     "task_directory",
     "unsupported_on_host_failure",

@@ -23,7 +23,7 @@ JOB_RELEASE_DIR = "jobrelease"
 
 def node_root(nodes_dir: Path, pool_id: str, node_id: str) -> Path:
     """Where the node ``node_id`` of ``pool_id`` keeps its files under the emulator's ``nodes`` folder."""
-    return nodes_dir / _safe_segment(pool_id) / _safe_segment(node_id)
+    return nodes_dir / safe_segment(pool_id) / safe_segment(node_id)
 
 
 def prepare_node(identity: NodeIdentity) -> None:
@@ -33,12 +33,12 @@ def prepare_node(identity: NodeIdentity) -> None:
 
 
 def job_directory(identity: NodeIdentity, job_id: str) -> Path:
-    return identity.root / "workitems" / _safe_segment(job_id) / "job-1"
+    return identity.root / "workitems" / safe_segment(job_id) / "job-1"
 
 
 def task_directory(identity: NodeIdentity, job_id: str, task_id: str) -> Path:
     """The task's folder (``stdout.txt``, ``stderr.txt``, ``wd/``): ``workitems/<job>/job-1/<task>``."""
-    return job_directory(identity, job_id) / _safe_segment(task_id)
+    return job_directory(identity, job_id) / safe_segment(task_id)
 
 
 def start_task_directory(identity: NodeIdentity) -> Path:
@@ -56,7 +56,8 @@ def launch_directory(identity: NodeIdentity, launch: TaskLaunch) -> Path:
     return task_directory(identity, launch.job_id, launch.task_id)
 
 
-def _safe_segment(name: str) -> str:
+def safe_segment(name: str) -> str:
+    """``name`` as one folder name; raises ValueError for anything that could leave its parent folder."""
     # Batch ids are [A-Za-z0-9_-]; anything else (or a traversal attempt) must not leave the node root.
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
         raise ValueError(f"invalid id for a node folder: {name!r}")

@@ -9,15 +9,23 @@ finishing workers call ``model.notify()``, so dispatch never polls. All model ac
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from batchrun.emulator.config import EmulatorConfig
 from batchrun.emulator.model import Body, Model, internal
-from batchrun.emulator.node import StorageAccess, TaskLaunch, reap_orphans, run_task
+from batchrun.emulator.node import (
+    StorageAccess,
+    TaskLaunch,
+    reap_orphans,
+    remove_job_directories,
+    run_task,
+)
 from batchrun.emulator.scheduler import nodes
 from batchrun.emulator.scheduler.jobs import JobTransitions
 from batchrun.emulator.scheduler.pools import PoolManager
@@ -25,6 +33,13 @@ from batchrun.emulator.scheduler.tasks import RunningTask, TaskRunner, requeue
 from batchrun.emulator.timefmt import now_iso
 
 _LOG = logging.getLogger("batchrun.emulator.scheduler")
+
+
+@dataclass
+class ReleaseRun:
+    pool_id: str
+    job_id: str
+    cancel: threading.Event = field(default_factory=threading.Event)
 
 
 class Scheduler:
@@ -37,7 +52,11 @@ class Scheduler:
             config.storage.blob_endpoint, config.storage.account_name, config.storage.account_key
         )
         self.running: dict[tuple[str, str], RunningTask] = {}
-        self.helpers: dict[int, threading.Event] = {}  # job release runs, by thread id
+        # Job release runs under way, registered before their thread starts.
+        self.releases: dict[int, ReleaseRun] = {}
+        self._release_numbers = itertools.count()
+        # Deleted jobs whose node folders go once no release task of theirs runs any more.
+        self.deleted_job_files: set[str] = set()
         self.booting: set[tuple[str, str]] = set()
         self.stopping = False
         self._thread: threading.Thread | None = None
@@ -87,7 +106,7 @@ class Scheduler:
                 if run.reason is None:
                     run.reason = "shutdown"
                 run.cancel.set()
-            for event in [*self.helpers.values(), *self.pools.boot_cancels.values()]:
+            for event in [*(r.cancel for r in self.releases.values()), *self.pools.boot_cancels.values()]:
                 event.set()
             self.model.changed.notify_all()
         if self._thread is not None:
@@ -154,18 +173,45 @@ class Scheduler:
                     release,
                     job.get("commonEnvironmentSettings") or [],
                 )
-                self.spawn(functools.partial(self._helper_run, identity, launch), f"release-{job['id']}")
+                number = next(self._release_numbers)
+                self.releases[number] = ReleaseRun(pool_id, job["id"])
+                self.spawn(
+                    functools.partial(self._release_run, number, identity, launch), f"release-{job['id']}"
+                )
 
-    def _helper_run(self, identity: Any, launch: TaskLaunch) -> None:
-        cancel = threading.Event()
-        self.helpers[threading.get_ident()] = cancel
+    def _release_run(self, number: int, identity: Any, launch: TaskLaunch) -> None:
         try:
-            outcome = run_task(identity, launch, self.storage, cancel)
+            outcome = run_task(identity, launch, self.storage, self.releases[number].cancel)
             _LOG.info(
                 "job release task of %s on %s ended: %s", launch.job_id, identity.node_id, outcome.result
             )
         finally:
-            self.helpers.pop(threading.get_ident(), None)
+            with self.model.lock:
+                del self.releases[number]
+                self.remove_deleted_job_files()
+                self.model.notify()  # a deleting pool may wait for this run
+
+    def delete_job_files(self, job_id: str) -> None:
+        """Remove ``workitems/<job>`` on every node once no release task of the job runs (lock held)."""
+        self.deleted_job_files.add(job_id)
+        self.remove_deleted_job_files()
+
+    def remove_deleted_job_files(self) -> None:
+        for job_id in list(self.deleted_job_files):
+            if any(run.job_id == job_id for run in self.releases.values()):
+                continue
+            self.deleted_job_files.discard(job_id)
+            if job_id not in self.model.jobs:  # a new job with this id would own the folder now
+                remove_job_directories(self.config.nodes_dir, job_id)
+
+    def releasing_in(self, pool_id: str) -> bool:
+        """True while a job release task runs on a node of the pool (lock held)."""
+        return any(run.pool_id == pool_id for run in self.releases.values())
+
+    def cancel_releases_in(self, pool_id: str) -> None:
+        for run in self.releases.values():
+            if run.pool_id == pool_id:
+                run.cancel.set()
 
     def spawn(self, target: Callable[[], None], name: str) -> None:
         def wrapper() -> None:

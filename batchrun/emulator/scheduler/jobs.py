@@ -82,6 +82,8 @@ class JobTransitions:
                     with self.model.store.transaction():
                         self.model.store.delete(Table.JOBS, "", job_id)
                         self.model.store.delete_children(Table.TASKS, job_id)
+                    # Batch deletes the job's folders on the nodes: once the release tasks just started end.
+                    self.scheduler.delete_job_files(job_id)
             elif state == "terminating":
                 if not self._running_of(job_id):
                     self._complete(job)

@@ -14,6 +14,7 @@ from batchrun.emulator.model import Body, internal
 from batchrun.emulator.node import (
     TaskLaunch,
     prepare_node,
+    remove_pool_directory,
     run_task,
     unsupported_on_host_failure,
 )
@@ -43,12 +44,19 @@ class PoolManager:
         if pool["state"] == "deleting":
             for node in list(pool_nodes.values()):
                 self._retire_node(pool, node, "requeue")
-            if not pool_nodes and not any(key[0] == pool_id for key in self.scheduler.booting):
+            self.scheduler.cancel_releases_in(pool_id)
+            if (
+                not pool_nodes
+                and not any(key[0] == pool_id for key in self.scheduler.booting)
+                and not self.scheduler.releasing_in(pool_id)
+            ):
                 del self.model.pools[pool_id]
                 del self.model.nodes[pool_id]
                 with self.model.store.transaction():
                     self.model.store.delete(Table.POOLS, "", pool_id)
                     self.model.store.delete_children(Table.NODES, pool_id)
+                # No process runs on its nodes any more: Batch frees the nodes and their disks with the pool.
+                remove_pool_directory(self.config.nodes_dir, pool_id)
             return 60.0
         wait = 60.0
         if pool.get("enableAutoScale") and internal(pool).get("nextAutoScale"):

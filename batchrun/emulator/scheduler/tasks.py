@@ -15,6 +15,7 @@ from batchrun.emulator.node import (
     PackageBlob,
     TaskLaunch,
     TaskOutcome,
+    remove_task_directories,
     run_task,
     unsupported_on_host_failure,
 )
@@ -265,6 +266,9 @@ class TaskRunner:
                 self.model.save_task(run.job_id, task)
                 if task["state"] == "completed":
                     self._after_completion(run.job_id, task, outcome)
+        if run.reason == "delete":
+            # The task (or its job) was deleted while it ran; its process has ended now.
+            remove_task_directories(self.config.nodes_dir, run.job_id, run.task_id)
         # Fill the freed slot from this thread right away instead of waiting for the scheduler thread's pass.
         self.dispatch()
         self.model.notify()
