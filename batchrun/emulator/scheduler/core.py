@@ -188,15 +188,15 @@ class Scheduler:
         finally:
             with self.model.lock:
                 del self.releases[number]
-                self.remove_deleted_job_files()
+                self._remove_deleted_job_files()
                 self.model.notify()  # a deleting pool may wait for this run
 
     def delete_job_files(self, job_id: str) -> None:
         """Remove ``workitems/<job>`` on every node once no release task of the job runs (lock held)."""
         self.deleted_job_files.add(job_id)
-        self.remove_deleted_job_files()
+        self._remove_deleted_job_files()
 
-    def remove_deleted_job_files(self) -> None:
+    def _remove_deleted_job_files(self) -> None:
         for job_id in list(self.deleted_job_files):
             if any(run.job_id == job_id for run in self.releases.values()):
                 continue
