@@ -1,4 +1,6 @@
-"""``python -m batchrun.emulator`` killed with SIGKILL mid-job and restarted on the same state folder."""
+"""``python -m batchrun.emulator`` stopped with SIGTERM mid-job and restarted on the same state folder.
+
+SIGKILL mid-job through the local daemon is tests/local/test_crash_recovery.py."""
 
 from __future__ import annotations
 
@@ -8,18 +10,14 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from azure.batch import BatchClient, models
 from azure.core.credentials import AzureNamedKeyCredential
-from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
 
 from batchrun.local.azurite import AzuriteEndpoint
 from tests.emulator.conftest import ACCOUNT, KEY, REPO, TOKEN, wait_until
-
-TASKS = 100
 
 
 class Daemon:
@@ -89,94 +87,6 @@ def daemon(tmp_path: Path, azurite: AzuriteEndpoint) -> Iterator[Daemon]:
         yield running
     finally:
         running.terminate()
-
-
-def test_sigkill_mid_job_then_restart_completes_everything(
-    daemon: Daemon, blob_service: BlobServiceClient
-) -> None:
-    container = "crash-outputs"
-    blob_service.create_container(container)
-    credential = blob_service.credential
-    sas = generate_container_sas(
-        credential.account_name,
-        container,
-        account_key=credential.account_key,
-        permission=ContainerSasPermissions(write=True, create=True),
-        expiry=datetime.now(timezone.utc) + timedelta(hours=1),
-    )
-    outputs_url = f"{blob_service.url.rstrip('/')}/{container}?{sas}"
-
-    url = daemon.start()
-    client = BatchClient(url, AzureNamedKeyCredential(ACCOUNT, KEY))
-    client.create_pool(
-        models.BatchPoolCreateOptions(
-            id="crash-pool",
-            vm_size="standard_d2",
-            target_dedicated_nodes=2,
-            task_slots_per_node=2,
-            virtual_machine_configuration=models.VirtualMachineConfiguration(
-                image_reference=models.BatchVmImageReference(
-                    publisher="canonical", offer="ubuntu", sku="24_04"
-                ),
-                node_agent_sku_id="batch.node.ubuntu 24.04",
-            ),
-        )
-    )
-    client.create_job(
-        models.BatchJobCreateOptions(id="crash-job", pool_info=models.BatchPoolInfo(pool_id="crash-pool"))
-    )
-    client.create_tasks(
-        "crash-job",
-        [
-            models.BatchTaskCreateOptions(
-                id=f"k{index:03d}",
-                command_line="/bin/sh -c 'sleep 0.4; echo \"$AZ_BATCH_TASK_ID\" > out.txt'",
-                output_files=[
-                    models.OutputFile(
-                        file_pattern="out.txt",
-                        destination=models.OutputFileDestination(
-                            container=models.OutputFileBlobContainerDestination(
-                                container_url=outputs_url, path=f"out/k{index:03d}.txt"
-                            )
-                        ),
-                        upload_options=models.OutputFileUploadConfiguration(
-                            upload_condition=models.OutputFileUploadCondition.TASK_SUCCESS
-                        ),
-                    )
-                ],
-            )
-            for index in range(TASKS)
-        ],
-    )
-    wait_until(
-        lambda: client.get_job_task_counts("crash-job").task_counts.completed >= 20, 60, "20 tasks done"
-    )
-    running = {task.id for task in client.list_tasks("crash-job", filter="state eq 'running'")}
-    killed_at = datetime.now(timezone.utc)
-    daemon.kill()
-    assert running, "some tasks should have been running at the kill"
-
-    url = daemon.start()
-    client = BatchClient(url, AzureNamedKeyCredential(ACCOUNT, KEY))
-    wait_until(
-        lambda: client.get_job_task_counts("crash-job").task_counts.completed == TASKS,
-        120,
-        "all tasks to complete after the restart",
-    )
-    tasks = list(client.list_tasks("crash-job"))
-    assert sorted(task.id for task in tasks) == [f"k{index:03d}" for index in range(TASKS)]
-    assert all(task.execution_info.result == models.BatchTaskExecutionResult.SUCCESS for task in tasks)
-    by_id = {task.id: task for task in tasks}
-    for task_id in running:
-        info = by_id[task_id].execution_info
-        # Requeued and run again, unless it finished (and was recorded) in the instant before the kill.
-        assert info.requeue_count >= 1 or info.end_time <= killed_at, task_id
-    assert sum(1 for task in tasks if task.execution_info.requeue_count >= 1) >= 1
-    assert [pool.id for pool in client.list_pools()] == ["crash-pool"]
-    assert [job.id for job in client.list_jobs()] == ["crash-job"]
-    names = {blob.name for blob in blob_service.get_container_client(container).list_blobs()}
-    assert names == {f"out/k{index:03d}.txt" for index in range(TASKS)}
-    assert blob_service.get_blob_client(container, "out/k042.txt").download_blob().readall() == b"k042\n"
 
 
 def test_sigterm_stops_gracefully_and_requeues_running_tasks(daemon: Daemon) -> None:

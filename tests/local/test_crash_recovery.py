@@ -102,9 +102,12 @@ def test_sigkill_mid_job_then_restart_completes_everything(target: LocalTarget) 
             return counts.completed >= 10 and counts.running >= 1
 
         wait(some_done_some_running, 120, "the job to be under way")
+        running = {task.id for task in client.list_tasks("crash-job", filter="state eq 'running'")}
+    assert running, "some tasks should have been running at the kill"
 
     emulator_pid = status(target.home).emulator_pid
     assert emulator_pid is not None
+    killed_at = datetime.now(timezone.utc)
     os.kill(emulator_pid, signal.SIGKILL)
     nodes_dir = target.home / "local" / "nodes"
     wait(lambda: not find_orphans(nodes_dir), 10, "task processes to die with the emulator")
@@ -119,11 +122,19 @@ def test_sigkill_mid_job_then_restart_completes_everything(target: LocalTarget) 
             "the job to complete after the restart",
         )
         listed = list(client.list_tasks("crash-job"))
+        pools = [pool.id for pool in client.list_pools()]
+        jobs = [job.id for job in client.list_jobs()]
+    assert (pools, jobs) == (["crash-pool"], ["crash-job"])
     assert sorted(task.id for task in listed) == [f"t{index:03d}" for index in range(TASKS)]
     assert all(task.state == models.BatchTaskState.COMPLETED for task in listed)
     assert all(task.execution_info and task.execution_info.exit_code == 0 for task in listed)
     requeued = [task.id for task in listed if task.execution_info and task.execution_info.requeue_count]
     assert requeued, "the tasks running at the kill should have been requeued and run again"
+    by_id = {task.id: task for task in listed}
+    for task_id in running:
+        info = by_id[task_id].execution_info
+        # Requeued and run again, unless it finished (and was recorded) in the instant before the kill.
+        assert info is not None and (info.requeue_count >= 1 or info.end_time <= killed_at), task_id
     names = sorted(blob.name for blob in outputs.list_blobs())
     assert names == [f"out/t{index:03d}.txt" for index in range(TASKS)]
     assert outputs.download_blob("out/t042.txt").readall() == b"42\n"
