@@ -14,6 +14,18 @@ from batchrun.emulator.model import Body, find_by_id
 
 Rows = Callable[[str | None], Iterator[tuple[str, Body]]]
 
+# Fields Batch computes on every job and task; a PUT body may carry them back, as the SDK sends what it read.
+COMPUTED_KEYS = (
+    "url",
+    "eTag",
+    "lastModified",
+    "creationTime",
+    "state",
+    "stateTransitionTime",
+    "previousState",
+    "previousStateTransitionTime",
+)
+
 
 def lookup(items: Mapping[str, Body], kind: str, resource_id: str) -> Body:
     """The pool/job with this id (compared without case), or Batch's 404 for the kind."""

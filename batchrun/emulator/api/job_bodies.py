@@ -12,6 +12,7 @@ from batchrun.emulator.api.base import (
     require,
     require_object,
 )
+from batchrun.emulator.api.common import COMPUTED_KEYS
 from batchrun.emulator.api.specs import (
     check_command_spec,
     check_duration,
@@ -55,14 +56,7 @@ PUT_KEYS = (
     "id",
     "displayName",
     "usesTaskDependencies",
-    "url",
-    "eTag",
-    "lastModified",
-    "creationTime",
-    "state",
-    "stateTransitionTime",
-    "previousState",
-    "previousStateTransitionTime",
+    *COMPUTED_KEYS,
     "jobManagerTask",
     "jobPreparationTask",
     "jobReleaseTask",

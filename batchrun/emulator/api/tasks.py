@@ -20,7 +20,7 @@ from batchrun.emulator.api.base import (
     require_object,
     resource_headers,
 )
-from batchrun.emulator.api.common import list_page, read_one
+from batchrun.emulator.api.common import COMPUTED_KEYS, list_page, read_one
 from batchrun.emulator.api.jobs import get_job
 from batchrun.emulator.api.task_bodies import (
     CREATE_KEYS,
@@ -36,14 +36,7 @@ from batchrun.emulator.timefmt import now_iso
 
 PUT_KEYS = (
     *CREATE_KEYS,
-    "url",
-    "eTag",
-    "lastModified",
-    "creationTime",
-    "state",
-    "stateTransitionTime",
-    "previousState",
-    "previousStateTransitionTime",
+    *COMPUTED_KEYS,
     "executionInfo",
     "nodeInfo",
     "stats",
