@@ -21,6 +21,9 @@ PathKey = tuple["str | int", ...]
 
 MAX_NODES = 2_000_000  # values after alias expansion; a manifest needs far fewer, an alias bomb far more
 MAX_FILE_BYTES = 64 * 1024 * 1024
+# Nesting levels of mappings and sequences. Ours, not the YAML parser's: parsers differ (libyaml refuses deep
+# flow nesting itself since PyYAML 6.0.2, the pure-Python parser recurses), and a manifest needs about 10.
+MAX_DEPTH = 100
 
 _Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -89,6 +92,7 @@ class _Builder:
         self.problems: list[Diagnostic] = []
         self.node_count = 0
         self.active: set[int] = set()  # nodes on the current branch, to catch recursive aliases
+        self.depth = 0
         self.scalars: Any = yaml.constructor.SafeConstructor()
 
     def problem(self, node: yaml.Node, message: str, path: PathKey, hint: str = "") -> None:
@@ -107,6 +111,9 @@ class _Builder:
                 node, "an alias refers to a node that contains it (a cycle)", path, "remove the alias"
             )
             return None
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _TooDeep(node)
         self.active.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):
@@ -118,6 +125,7 @@ class _Builder:
                 self.problem(node, f"unsupported YAML tag {node.tag}", path, "remove the tag")
             return self.mapping(node, path)
         finally:
+            self.depth -= 1
             self.active.discard(id(node))
 
     def scalar(self, node: yaml.ScalarNode, path: PathKey) -> Any:
@@ -194,6 +202,25 @@ class _TooLarge(Exception):
         self.node = node
 
 
+class _TooDeep(_TooLarge):
+    pass
+
+
+def _too_deep(display: str, line: int, column: int) -> ManifestError:
+    return ManifestError(
+        [
+            Diagnostic(
+                display,
+                line,
+                column,
+                f"the document is nested too deeply (more than {MAX_DEPTH} levels)",
+                "",
+                "flatten the structure",
+            )
+        ]
+    )
+
+
 def read_text(path: Path, display: str) -> str:
     """The file's text, or a ManifestError saying why it cannot be read."""
 
@@ -232,6 +259,8 @@ def _compose(text: str, display: str) -> Iterator[yaml.Node]:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        if "nesting depth" in str(error.problem):  # libyaml's own limit, worded by the parser's release
+            raise _too_deep(display, line, column) from None
         message = "invalid YAML: " + " ".join(part for part in (error.context, error.problem) if part)
         raise ManifestError(
             [
@@ -244,6 +273,8 @@ def _compose(text: str, display: str) -> Iterator[yaml.Node]:
         raise ManifestError(
             [Diagnostic(display, 0, 0, f"invalid YAML: {error}", "", "fix the YAML syntax")]
         ) from None
+    except RecursionError:  # the pure-Python parser recurses once per level
+        raise _too_deep(display, 0, 0) from None
 
 
 def load_document(path: Path, display: str | None = None) -> Document:
@@ -273,6 +304,8 @@ def load_document(path: Path, display: str | None = None) -> Document:
     builder = _Builder(document)
     try:
         document.data = builder.build(root, ())
+    except _TooDeep as error:
+        raise _too_deep(display, *_mark(error.node)) from None
     except _TooLarge as error:
         line, column = _mark(error.node)
         raise ManifestError(
@@ -287,10 +320,6 @@ def load_document(path: Path, display: str | None = None) -> Document:
                     "use fewer aliases",
                 )
             ]
-        ) from None
-    except RecursionError:
-        raise ManifestError(
-            [Diagnostic(display, 0, 0, "the document is nested too deeply", "", "")]
         ) from None
     if builder.problems:
         raise ManifestError(builder.problems)
