@@ -23,7 +23,7 @@ from batchrun.apply.hooks import ApplyHooks
 from batchrun.errors import PlanError
 from batchrun.model import Workload
 from batchrun.plan.actions import Action, Plan
-from batchrun.plan.decide import PlanOptions
+from batchrun.plan.decide_common import PlanOptions
 from batchrun.plan.render import blocked_lines, render_text
 from batchrun.target import Target, resolve_target
 

@@ -30,7 +30,7 @@ from batchrun.cli.session import (
 from batchrun.errors import AbortedError, TargetUnreachableError
 from batchrun.model import Workload
 from batchrun.plan.actions import Plan
-from batchrun.plan.decide import CONFIRM_FLAG, PlanOptions
+from batchrun.plan.decide_common import CONFIRM_FLAG, PlanOptions
 from batchrun.plan.render import blocked_lines, render_json, render_text
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -8,14 +8,9 @@ from batchrun.model import Workload
 from batchrun.model.durations import duration_seconds
 from batchrun.plan.actions import Action, Change, Operation, Plan, Stage
 from batchrun.plan.bodies import Ownership, input_bindings, job_body, pool_body
-from batchrun.plan.decide import (
-    PlanOptions,
-    decide_job,
-    decide_pool,
-    job_address,
-    ownership_block,
-    pool_address,
-)
+from batchrun.plan.decide_common import PlanOptions, ownership_block
+from batchrun.plan.decide_job import decide_job, job_address
+from batchrun.plan.decide_pool import decide_pool, pool_address
 from batchrun.plan.decide_storage import decide_input, decide_outputs, decide_package
 from batchrun.plan.decide_tasks import decide_tasks
 from batchrun.plan.live import LivePackage, LiveState, PreparedInput, PreparedPackage

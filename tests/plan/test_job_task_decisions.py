@@ -12,7 +12,8 @@ from batchrun.model import JobSpec, PoolSpec, StorageInput, StorageOutputs, Task
 from batchrun.plan.actions import Action, Plan, plan_from_json, plan_to_json
 from batchrun.plan.bodies import Ownership, input_bindings, job_body, metadata_list, task_digest
 from batchrun.plan.build import make_plan
-from batchrun.plan.decide import PlanOptions, decide_job
+from batchrun.plan.decide_common import PlanOptions
+from batchrun.plan.decide_job import decide_job
 from batchrun.plan.live import LiveJob, LivePool, LiveState, LiveTask
 from batchrun.plan.render import render_text
 

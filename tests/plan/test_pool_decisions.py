@@ -9,7 +9,8 @@ import pytest
 
 from batchrun.plan.actions import Action
 from batchrun.plan.bodies import Ownership, metadata_list
-from batchrun.plan.decide import PlanOptions, decide_pool
+from batchrun.plan.decide_common import PlanOptions
+from batchrun.plan.decide_pool import decide_pool
 from batchrun.plan.live import LivePool
 
 OWNER = Ownership("demo", "d1", "abc123")

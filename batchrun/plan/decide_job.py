@@ -1,0 +1,135 @@
+"""Decisions for the job (pure): create; PATCH in place; a pool change by disable, patch, enable; replace."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from batchrun.plan.actions import Action, Change, FieldChange, Operation, Stage
+from batchrun.plan.bodies import Ownership, metadata_list
+from batchrun.plan.decide_common import (
+    PlanOptions,
+    body_user,
+    needs_confirmation,
+    ownership_block,
+    user_metadata_changes,
+)
+from batchrun.plan.diff import diff_subset, scalars_equal
+from batchrun.plan.live import WORKLOAD_KEY, LiveJob
+from batchrun.plan.rules import Family, job_family
+
+
+def job_address(job_id: str) -> str:
+    return f"job/{job_id}"
+
+
+@dataclass(frozen=True)
+class JobDecision:
+    change: Change
+    fresh: bool  # the job is created or replaced: every task is created
+
+
+def _job_finish(ownership: Ownership, body: Mapping[str, Any], final: str, job_id: str) -> Operation:
+    """After the tasks are in: the requested onAllTasksComplete and the current digest and revision."""
+    patch: dict[str, Any] = {"metadata": metadata_list(body_user(body)["metadata"], ownership)}
+    if final:
+        patch["onAllTasksComplete"] = final
+    return Operation(Stage.JOB_FINAL, "job.patch", {"id": job_id, "body": patch})
+
+
+def decide_job(
+    body: Mapping[str, Any],
+    final_on_all_tasks_complete: str,
+    live: LiveJob | None,
+    ownership: Ownership,
+    options: PlanOptions,
+    tasks_change: bool,
+    tasks_run: bool,
+) -> JobDecision:
+    """``tasks_change``: a task is added, replaced, updated or deleted; ``tasks_run``: a task must run."""
+    job_id = str(body["id"])
+    address = job_address(job_id)
+    finish = _job_finish(ownership, body, final_on_all_tasks_complete, job_id)
+    create = Operation(Stage.JOB, "job.create", {"body": dict(body)})
+    if live is None:
+        return JobDecision(Change(address, Action.CREATE, operations=(create, finish)), True)
+    if live.state.lower() == "deleting":
+        wait = Operation(Stage.JOB_DELETE, "job.wait_deleted", {"id": job_id})
+        return JobDecision(
+            Change(
+                address, Action.CREATE, reason="the job is being deleted", operations=(wait, create, finish)
+            ),
+            True,
+        )
+    blocked = ownership_block(address, live.metadata, ownership.workload, options.adopt)
+    if blocked is not None:
+        return JobDecision(blocked, False)
+    desired = {k: v for k, v in body.items() if k not in ("id", "metadata", "onAllTasksComplete")}
+    replace_fields: list[FieldChange] = []
+    patch_fields: list[FieldChange] = []
+    pool_fields: list[FieldChange] = []
+    for key, value in desired.items():
+        changes = diff_subset(value, live.properties.get(key), key)
+        family = job_family(key)
+        if family is Family.REPLACE:
+            replace_fields.extend(FieldChange(c.path, c.before, c.after, True) for c in changes)
+        elif family is Family.POOL_INFO:
+            pool_fields.extend(changes)
+        elif family is Family.PATCH:
+            patch_fields.extend(changes)
+    live_final = str(live.properties.get("onAllTasksComplete", "noaction"))
+    final_fields: list[FieldChange] = []
+    if not scalars_equal("onAllTasksComplete", final_on_all_tasks_complete or "noaction", live_final):
+        change = FieldChange("onAllTasksComplete", live_final, final_on_all_tasks_complete or "noaction")
+        if live_final.lower() == "terminatejob":
+            # Batch refuses terminatejob -> noaction.
+            replace_fields.append(FieldChange(change.path, change.before, change.after, True))
+        else:
+            final_fields.append(change)
+    reason = "forces replacement"
+    if live.state.lower() in ("completed", "terminating") and tasks_run:
+        reason = f"the job is {live.state.lower()} and changed or new tasks must run"
+        replace_fields.append(FieldChange("state", live.state, "active", True))
+    if replace_fields:
+        fields = tuple(replace_fields)
+        busy = live.active_tasks + live.running_tasks
+        if busy and not options.confirm_replace:
+            return JobDecision(
+                needs_confirmation(address, f"{busy} active or running task(s)", fields, "replacing"), False
+            )
+        delete = Operation(Stage.JOB_DELETE, "job.delete", {"id": job_id})
+        return JobDecision(
+            Change(address, Action.REPLACE, fields, reason=reason, operations=(delete, create, finish)), True
+        )
+    operations: list[Operation] = []
+    metadata_fields = user_metadata_changes(body_user(body), live.metadata)
+    adopting = live.metadata.get(WORKLOAD_KEY, "") != ownership.workload
+    if adopting:
+        metadata_fields.append(
+            FieldChange(f"metadata.{WORKLOAD_KEY}", live.metadata.get(WORKLOAD_KEY), ownership.workload)
+        )
+    patch = {c.path.split(".")[0]: desired[c.path.split(".")[0]] for c in patch_fields}
+    if patch or metadata_fields:
+        patch["metadata"] = body["metadata"]
+        operations.append(Operation(Stage.JOB, "job.patch", {"id": job_id, "body": patch}))
+    if pool_fields:
+        operations.extend(
+            (
+                Operation(Stage.JOB, "job.disable", {"id": job_id}),
+                Operation(Stage.JOB, "job.patch", {"id": job_id, "body": {"poolInfo": desired["poolInfo"]}}),
+                Operation(Stage.JOB, "job.enable", {"id": job_id}),
+            )
+        )
+    if final_fields or tasks_change or operations:
+        operations.append(finish)
+    fields = (*patch_fields, *metadata_fields, *pool_fields, *final_fields)
+    if not fields:
+        # Only tasks change: the job's digest and revision are refreshed; nothing to show for the job.
+        return JobDecision(Change(address, Action.NOOP, operations=tuple(operations)), False)
+    return JobDecision(
+        Change(
+            address, Action.UPDATE, fields, reason="adopted" if adopting else "", operations=tuple(operations)
+        ),
+        False,
+    )
