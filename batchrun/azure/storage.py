@@ -28,6 +28,7 @@ from azure.storage.blob import (
 from batchrun.azure.failures import translated
 from batchrun.azure.parallel import run_parallel
 from batchrun.errors import ApplyError
+from batchrun.manifest.sources import source_files
 from batchrun.model import StorageInput
 from batchrun.plan.live import BLOB_WORKLOAD_KEY, LiveInput, LocalFile, PreparedInput
 from batchrun.target import Target
@@ -46,12 +47,14 @@ def file_md5(path: Path) -> str:
 
 
 def local_files(source: Path, prefix: str) -> list[LocalFile]:
-    """Files of an input: one file, or every file under a folder (blob names keep the relative path)."""
-    if source.is_file():
-        pairs = [(source, source.name)]
-    else:
-        pairs = [(p, p.relative_to(source).as_posix()) for p in sorted(source.rglob("*")) if p.is_file()]
-    return [LocalFile(prefix + name, str(path), file_md5(path), path.stat().st_size) for path, name in pairs]
+    """Files of an input: one file, or every file under a folder (blob names keep the relative path).
+
+    Links and special files inside the folder are refused (ManifestError naming each), never followed.
+    """
+    return [
+        LocalFile(prefix + entry.name, str(entry.path), file_md5(entry.path), entry.size)
+        for entry in source_files(source)
+    ]
 
 
 def prepare_input(spec: StorageInput) -> PreparedInput:

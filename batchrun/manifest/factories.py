@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
+from batchrun.errors import ManifestError
+from batchrun.manifest.sources import source_files
 from batchrun.model import StorageInput
 
 
@@ -52,17 +53,11 @@ class FileItem:
 
 
 def input_files(storage_input: StorageInput) -> list[str]:
-    """Sorted ``/``-separated relative paths of the files an input uploads; a file source gives its name."""
-    source = storage_input.source
-    if source.is_file():
-        return [source.name]
-    found: list[str] = []
-    for folder, directories, files in os.walk(source):
-        directories.sort()
-        relative = Path(folder).relative_to(source)
-        for file_name in files:
-            found.append((relative / file_name).as_posix())
-    return sorted(found)
+    """Sorted ``/``-separated relative paths of the files an input uploads; a file source gives its name.
+
+    Links and special files inside the folder are refused (ManifestError), never followed.
+    """
+    return [entry.name for entry in source_files(storage_input.source)]
 
 
 class AxisError(Exception):
@@ -108,7 +103,11 @@ def axis_values(name: str, spec: Any, inputs: Mapping[str, StorageInput]) -> Seq
                 f"axis {name!r}: no storage input named {input_name!r}",
                 f"storage inputs: {', '.join(inputs) or 'none'}",
             )
-        paths = input_files(storage_input)
+        try:
+            paths = input_files(storage_input)
+        except ManifestError as error:
+            first = error.diagnostics[0]
+            raise AxisError(name, f"axis {name!r}: {first.message}", first.hint) from None
         if not paths:
             raise AxisError(name, f"axis {name!r}: storage input {input_name!r} has no files", "add files")
         return [FileItem(path, storage_input.prefix + path, index) for index, path in enumerate(paths)]

@@ -14,6 +14,7 @@ from typing import Any
 
 from batchrun.errors import Diagnostic
 from batchrun.manifest.load import Document, PathKey
+from batchrun.manifest.sources import source_problems
 from batchrun.manifest.suggest import did_you_mean
 from batchrun.model import PackageSpec, PoolSpec, StorageInput, StorageOutputs
 from batchrun.model.durations import duration_seconds
@@ -57,6 +58,8 @@ def resolve_source(
                     "move it under the manifest's folder, or set allowOutsideSource: true",
                 )
             )
+    for message, hint in source_problems(resolved):  # links and special files inside are never followed
+        problems.append(document.diagnostic(path, message, hint))
     return resolved
 
 
