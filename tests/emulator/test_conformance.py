@@ -59,7 +59,9 @@ def assert_shape(ours: Any, golden: Any, where: str = "$") -> None:
 
 
 def assert_known_fields(body: dict[str, Any], model: type, where: str = "$") -> None:
-    unknown = set(body) - rest_names(model)
+    # odata.metadata leads every recorded body; certificateReferences is in every recorded pool (azure-batch
+    # 15.1 no longer models either).
+    unknown = set(body) - rest_names(model) - {"odata.metadata", "certificateReferences"}
     assert not unknown, f"{where}: fields the SDK model {model.__name__} does not know: {unknown}"
 
 
@@ -112,7 +114,8 @@ def test_sample_pool_create_request_is_accepted(client: BatchClient) -> None:
     assert response.status_code == 201
     assert response.headers["ETag"] and response.headers["Last-Modified"]
     assert response.headers["DataServiceId"].endswith("/pools/pool2")
-    assert "Location" not in response.headers
+    # Recorded real responses carry Location on 201 (test_batch_job_schedules, test_batch_jobs).
+    assert response.headers["Location"] == response.headers["DataServiceId"]
     pool = raw(client, "GET", "/pools/pool2").json()
     assert pool["virtualMachineConfiguration"]["extensions"][0]["name"] == "batchextension1"
     client.begin_delete_pool("pool2", polling_interval=0).result()

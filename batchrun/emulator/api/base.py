@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
     from batchrun.emulator.scheduler.core import Scheduler
 
 JSON_TYPE = "application/json;odata=minimalmetadata"
-# Versions current clients send: azure-batch 15.x (2025-06-01, 2024-07-01.20.0) and older SDKs.
+# The versions the azure-batch SDKs since 11.0 send (read from each release's ``_configuration.py``):
+# 11.0.0, 12.0.0, 13.0.0, 14.0.0, 14.1.0, 14.2.0, 15.0.0b*, 15.x; the az CLI bundles one of these.
 SUPPORTED_API_VERSIONS = frozenset(
     {
         "2025-06-01",
@@ -40,8 +42,12 @@ SUPPORTED_API_VERSIONS = frozenset(
         "2024-02-01.19.0",
         "2023-11-01.18.0",
         "2023-05-01.17.0",
+        "2022-10-01.16.0",
+        "2022-01-01.15.0",
+        "2021-06-01.14.0",
     }
 )
+MAX_BODY_DEPTH = 64
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_BODY_BYTES = 1024 * 1024
 CONDITIONAL_HEADERS = ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
@@ -105,6 +111,11 @@ class Call:
 Handler = Callable[[Api, Call], Response]
 
 
+def with_metadata(base_url: str, fragment: str, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` led by Batch's ``odata.metadata`` link (``$metadata#pools/@Element``, ``$metadata#jobs``)."""
+    return {"odata.metadata": f"{base_url}/$metadata#{fragment}", **body}
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
         json.dumps(body, separators=(",", ":")), status_code=status, media_type=JSON_TYPE, headers=headers
@@ -165,6 +176,53 @@ def check_conditions(call: Call, body: Body, read: bool) -> None:
 
 
 # ---- body validation
+def _refuse_constant(name: str) -> Any:
+    raise BatchApiError(
+        400,
+        "InvalidRequestBody",
+        f"The request body is not valid JSON: {name} is not a JSON number.",
+        {"Reason": f"{name} is not allowed"},
+    )
+
+
+def parse_body(raw_body: bytes) -> Any:
+    """The JSON body: NaN/Infinity refused, nesting bounded (checked before any recursive walk)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw_body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    if deepest > MAX_BODY_DEPTH:
+        raise BatchApiError(
+            400,
+            "InvalidRequestBody",
+            f"The request body is nested {deepest} levels deep; at most {MAX_BODY_DEPTH} are allowed.",
+            {"MaxDepth": str(MAX_BODY_DEPTH)},
+        )
+    try:
+        return without_nulls(json.loads(raw_body, parse_constant=_refuse_constant))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        where = (
+            f" at line {error.lineno} column {error.colno}" if isinstance(error, json.JSONDecodeError) else ""
+        )
+        reason = error.msg if isinstance(error, json.JSONDecodeError) else "it is not UTF-8"
+        raise BatchApiError(
+            400, "InvalidRequestBody", f"The request body is not valid JSON: {reason}{where}."
+        ) from None
+
+
 def without_nulls(value: Any) -> Any:
     """The body with every ``null`` object property removed: Batch reads null as "not specified"."""
     if isinstance(value, dict):
@@ -222,11 +280,19 @@ def check_enum(body: Mapping[str, Any], name: str, allowed: Iterable[str], prefi
     return str(value)
 
 
-def check_int_range(body: Mapping[str, Any], name: str, low: int, high: int, prefix: str = "") -> int | None:
-    value = optional(body, name, int, prefix)
+def check_int_range(
+    body: Mapping[str, Any], name: str, low: int, high: int, prefix: str = "", lenient: bool = False
+) -> int | None:
+    """An optional integer in ``[low, high]``; ``lenient`` also takes one written as a JSON string, as the
+    az CLI sends node counts (``az batch pool resize --target-dedicated-nodes 2`` → ``"2"``)."""
+    value = body.get(name)
+    if lenient and isinstance(value, str) and re.fullmatch(r"[0-9]{1,10}", value.strip()):
+        value = int(value)
+    else:
+        value = optional(body, name, int, prefix)
     if value is not None and not low <= value <= high:
         raise invalid_value(prefix + name, value, f"'{prefix + name}' must be between {low} and {high}")
-    return value  # type: ignore[no-any-return]
+    return None if value is None else int(value)
 
 
 # ---- routing
@@ -270,7 +336,13 @@ def endpoint(api: Api, method: str, template: str, handler: Handler, plane: str 
             )
             if plane != "emulator":  # reading the counters must not change them
                 api.accounting.record(request.method, template)
-            query = {key: value for key, value in request.query_params.items()}
+            pairs = request.query_params.multi_items()
+            query = dict(pairs)
+            if len(query) != len(pairs):
+                repeated = sorted({key for key, _ in pairs if sum(1 for k, _ in pairs if k == key) > 1})
+                # The signature covers one value per name: a repeated one could be signed under one value
+                # and served under another.
+                raise invalid_query(repeated[0], "", "a query parameter may be given only once")
             if plane == "data":
                 version = query.get("api-version")
                 if version is None:
@@ -294,17 +366,7 @@ def endpoint(api: Api, method: str, template: str, handler: Handler, plane: str 
                     "The request body is too large and exceeds the maximum permissible limit.",
                     {"MaxLimit": str(MAX_BODY_BYTES)},
                 )
-            body: Any = None
-            if raw_body.strip():
-                try:
-                    body = without_nulls(json.loads(raw_body))
-                except json.JSONDecodeError as error:
-                    raise BatchApiError(
-                        400,
-                        "InvalidRequestBody",
-                        f"The request body is not valid JSON: "
-                        f"{error.msg} at line {error.lineno} column {error.colno}.",
-                    ) from None
+            body: Any = parse_body(raw_body) if raw_body.strip() else None
             call = Call(
                 request.method,
                 canonical_ids(api.model, dict(request.path_params))
@@ -316,7 +378,10 @@ def endpoint(api: Api, method: str, template: str, handler: Handler, plane: str 
                 raw_body,
                 str(request.base_url).rstrip("/"),
             )
-            response = handler(api, call)
+            # Off the event loop: handlers take the model lock and read files.
+            response = await run_in_threadpool(handler, api, call)
+            if response.status_code == 201 and "DataServiceId" in response.headers:
+                response.headers["Location"] = response.headers["DataServiceId"]
         except BatchApiError as error:
             if plane == "management":
                 return Response(

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
 
 from starlette.responses import Response
 
 from batchrun.emulator import odata
-from batchrun.emulator.api.base import Api, Call, check_conditions, json_response, resource_headers
+from batchrun.emulator.api.base import (
+    Api,
+    Call,
+    check_conditions,
+    json_response,
+    resource_headers,
+    with_metadata,
+)
 from batchrun.emulator.errors import being_deleted, not_found
 from batchrun.emulator.model import Body, find_by_id
 
@@ -16,6 +22,7 @@ Rows = Callable[[str | None], Iterator[tuple[str, Body]]]
 
 # Fields Batch computes on every job and task; a PUT body may carry them back, as the SDK sends what it read.
 COMPUTED_KEYS = (
+    "odata.metadata",
     "url",
     "eTag",
     "lastModified",
@@ -61,7 +68,8 @@ def list_page(
     limit = odata.parse_max_results(call.option("maxresults"))
     with api.model.lock:
         page = odata.paginate(rows(call.option("$skiptoken")), predicate, limit)
-        result: dict[str, Any] = {"value": [odata.apply_select(render(item), select) for item in page.items]}
+        values = [odata.apply_select(render(item), select) for item in page.items]
+    result = with_metadata(call.base_url, path.rsplit("/", 1)[-1], {"value": values})
     if page.next_marker is not None:
         result["odata.nextLink"] = odata.next_link(call.base_url, path, call.query, page.next_marker)
     return json_response(result)
@@ -76,5 +84,7 @@ def read_one(
         resource = find()
         check_conditions(call, resource, read=True)
         body = odata.apply_select(render(resource), select)
-        headers = resource_headers(resource, url(resource))
-    return json_response(body, headers=headers)
+        address = url(resource)
+        headers = resource_headers(resource, address)
+    kind = address.rstrip("/").split("/")[-2]
+    return json_response(with_metadata(call.base_url, f"{kind}/@Element", body), headers=headers)

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import Route
 
+from batchrun.emulator.api.arm_ids import check_arm_ids
 from batchrun.emulator.api.base import (
     Api,
     Call,
@@ -60,6 +61,11 @@ CREATE_KEYS = (
     "upgradePolicy",
     # In the 2025-06-01 REST samples though azure-batch 15.1 no longer models it.
     "targetNodeCommunicationMode",
+    # Older API versions (and azure-batch 14.x, which always sends certificateReferences).
+    "certificateReferences",
+    "applicationLicenses",
+    "cloudServiceConfiguration",
+    "resourceTags",
 )
 PATCH_KEYS = (
     "displayName",
@@ -76,6 +82,8 @@ PATCH_KEYS = (
     "mountConfiguration",
     "upgradePolicy",
     "targetNodeCommunicationMode",
+    "certificateReferences",
+    "resourceTags",
 )
 EMPTY_POOL_ONLY = (
     "displayName",
@@ -137,38 +145,66 @@ def writable_pool(api: Api, call: Call, pool_id: str) -> Body:
     return writable(call, get_pool(api, pool_id), "Pool")
 
 
-def validate_start_task(value: Any) -> None:
-    start_task = require_object(value, "startTask")
-    check_keys(start_task, START_TASK_KEYS, "startTask.")
-    check_command_spec(start_task, "startTask.")
-    check_int_range(start_task, "maxTaskRetryCount", -1, 100, "startTask.")
-    optional(start_task, "waitForSuccess", bool, "startTask.")
+def validate_start_task(value: Any, prefix: str = "") -> None:
+    start_task = require_object(value, prefix + "startTask")
+    check_keys(start_task, START_TASK_KEYS, prefix + "startTask.")
+    check_command_spec(start_task, prefix + "startTask.")
+    check_int_range(start_task, "maxTaskRetryCount", -1, 100, prefix + "startTask.")
+    optional(start_task, "waitForSuccess", bool, prefix + "startTask.")
 
 
-def validate_properties(body: dict[str, Any]) -> None:
+def validate_properties(body: dict[str, Any], prefix: str = "") -> None:
     """Types and shapes of the properties a create or PATCH may carry (only those present)."""
     for name in ("displayName", "vmSize"):
-        optional(body, name, str)
-    optional(body, "enableInterNodeCommunication", bool)
-    check_int_range(body, "taskSlotsPerNode", 1, 256)
-    check_enum(body, "targetNodeCommunicationMode", ("default", "classic", "simplified"))
-    vm = optional(body, "virtualMachineConfiguration", dict)
+        optional(body, name, str, prefix)
+    optional(body, "enableInterNodeCommunication", bool, prefix)
+    check_int_range(body, "taskSlotsPerNode", 1, 256, prefix)
+    check_enum(body, "targetNodeCommunicationMode", ("default", "classic", "simplified"), prefix)
+    vm = optional(body, "virtualMachineConfiguration", dict, prefix)
     if vm is not None:
-        check_keys(vm, VM_KEYS, "virtualMachineConfiguration.")
-        require(vm, "nodeAgentSKUId", str, "virtualMachineConfiguration.")
-        require(vm, "imageReference", dict, "virtualMachineConfiguration.")
-    policy = optional(body, "taskSchedulingPolicy", dict)
+        check_keys(vm, VM_KEYS, prefix + "virtualMachineConfiguration.")
+        require(vm, "nodeAgentSKUId", str, prefix + "virtualMachineConfiguration.")
+        require(vm, "imageReference", dict, prefix + "virtualMachineConfiguration.")
+    policy = optional(body, "taskSchedulingPolicy", dict, prefix)
     if policy is not None:
-        check_keys(policy, ("nodeFillType",), "taskSchedulingPolicy.")
-        check_enum(policy, "nodeFillType", ("spread", "pack"), "taskSchedulingPolicy.")
+        check_keys(policy, ("nodeFillType",), prefix + "taskSchedulingPolicy.")
+        check_enum(policy, "nodeFillType", ("spread", "pack"), prefix + "taskSchedulingPolicy.")
     for name in ("networkConfiguration", "upgradePolicy"):
-        optional(body, name, dict)
+        optional(body, name, dict, prefix)
     for name in ("userAccounts", "mountConfiguration"):
-        optional(body, name, list)
+        optional(body, name, list, prefix)
     if body.get("metadata") is not None:
-        check_name_values(body["metadata"], "metadata")
+        check_name_values(body["metadata"], prefix + "metadata")
     if body.get("startTask") is not None:
-        validate_start_task(body["startTask"])
+        validate_start_task(body["startTask"], prefix)
+    check_certificate_references(body, prefix)
+    licenses = optional(body, "applicationLicenses", list, prefix)
+    if licenses is not None and not all(isinstance(item, str) for item in licenses):
+        raise invalid_value(prefix + "applicationLicenses", licenses, "licenses are strings")
+
+
+def check_certificate_references(body: dict[str, Any], prefix: str = "") -> None:
+    """``certificateReferences``: an empty list is accepted as Batch does (azure-batch 14.x always sends one);
+    the local target holds no certificates, so a reference to one cannot be satisfied."""
+    references = optional(body, "certificateReferences", list, prefix)
+    if references:
+        raise invalid_value(
+            prefix + "certificateReferences",
+            len(references),
+            "the local Batch emulator has no certificates; leave certificateReferences empty "
+            "(certificates are retired in Azure Batch too: use Azure Key Vault)",
+        )
+
+
+def refuse_cloud_service(body: dict[str, Any], prefix: str = "") -> None:
+    """CloudServiceConfiguration pools were retired on 29 February 2024; Batch no longer creates them."""
+    if body.get("cloudServiceConfiguration") is not None:
+        raise invalid_value(
+            prefix + "cloudServiceConfiguration",
+            "cloudServiceConfiguration",
+            "CloudServiceConfiguration pools are retired (29 February 2024); "
+            "use virtualMachineConfiguration with a Linux image",
+        )
 
 
 def validate_packages(api: Api, references: Any) -> None:
@@ -223,8 +259,10 @@ def create_pool(api: Api, call: Call) -> Response:
     check_keys(body, CREATE_KEYS)
     pool_id = check_id(require(body, "id"))
     require(body, "vmSize")
+    refuse_cloud_service(body)
     require(body, "virtualMachineConfiguration", dict)
     validate_properties(body)
+    check_arm_ids(body, api.config.subscription_id)
     auto = optional(body, "enableAutoScale", bool) or False
     if auto:
         require(body, "autoScaleFormula")
@@ -266,6 +304,7 @@ def create_pool(api: Api, call: Call) -> Response:
                 "enableInterNodeCommunication": body.get("enableInterNodeCommunication", False),
                 "taskSlotsPerNode": slots,
                 "taskSchedulingPolicy": {"nodeFillType": policy.get("nodeFillType", "spread")},
+                "certificateReferences": body.get("certificateReferences", []),
             }
         )
         touch(pool)
@@ -318,6 +357,7 @@ def update_pool(api: Api, call: Call) -> Response:
     body = require_object(call.body, "pool")
     check_keys(body, PATCH_KEYS)
     validate_properties(body)
+    check_arm_ids(body, api.config.subscription_id)
     with api.model.lock:
         pool = writable_pool(api, call, call.params["poolId"])
         nodes = api.model.nodes.get(pool["id"], {})
@@ -340,7 +380,16 @@ def update_pool(api: Api, call: Call) -> Response:
 
 def replace_pool_properties(api: Api, call: Call) -> Response:
     body = require_object(call.body, "pool")
-    check_keys(body, ("startTask", "applicationPackageReferences", "metadata"))
+    check_keys(
+        body,
+        (
+            "startTask",
+            "applicationPackageReferences",
+            "metadata",
+            "certificateReferences",
+            "targetNodeCommunicationMode",
+        ),
+    )
     require(body, "applicationPackageReferences", list)
     require(body, "metadata", list)
     validate_properties(body)
@@ -349,6 +398,9 @@ def replace_pool_properties(api: Api, call: Call) -> Response:
         validate_packages(api, body["applicationPackageReferences"])
         pool["applicationPackageReferences"] = body["applicationPackageReferences"]
         pool["metadata"] = body["metadata"]
+        pool["certificateReferences"] = body.get("certificateReferences", [])
+        if body.get("targetNodeCommunicationMode") is not None:
+            pool["targetNodeCommunicationMode"] = body["targetNodeCommunicationMode"]
         if body.get("startTask") is not None:
             pool["startTask"] = body["startTask"]
         else:
