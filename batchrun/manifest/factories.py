@@ -130,8 +130,25 @@ def combination_count(axes: Mapping[str, Sequence[Any]], zipped: bool) -> int:
     return min(lengths) if zipped else math.prod(lengths)
 
 
+def _product(axes: Sequence[Sequence[Any]]) -> Iterator[tuple[Any, ...]]:
+    """``itertools.product`` without its up-front copy of every axis into a tuple: a range of 10^8 values
+    costs nothing until its values are used, so taking the first combination stays cheap."""
+    if not axes:
+        yield ()
+        return
+    if any(axis_length(values) == 0 for values in axes):
+        return
+    if all(not isinstance(values, range) for values in axes):
+        yield from itertools.product(*axes)  # lists are in memory already
+        return
+    *outer, inner = axes
+    for prefix in _product(outer):
+        for value in inner:
+            yield (*prefix, value)
+
+
 def combinations(axes: Mapping[str, Sequence[Any]], zipped: bool) -> Iterator[dict[str, Any]]:
     names = list(axes)
-    rows = zip(*axes.values(), strict=False) if zipped else itertools.product(*axes.values())
+    rows = zip(*axes.values(), strict=False) if zipped else _product(list(axes.values()))
     for row in rows:
         yield dict(zip(names, row, strict=True))

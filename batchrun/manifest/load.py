@@ -21,6 +21,9 @@ PathKey = tuple["str | int", ...]
 
 MAX_NODES = 2_000_000  # values after alias expansion; a manifest needs far fewer, an alias bomb far more
 MAX_FILE_BYTES = 64 * 1024 * 1024
+# Characters of text (values and keys) after alias expansion. A document without aliases stays under it
+# (it is the file size limit); a 100 KB string aliased 100,000 times (10 GB) is stopped after 640 copies.
+MAX_EXPANDED_CHARS = MAX_FILE_BYTES
 # Nesting levels of mappings and sequences. Ours, not the YAML parser's: parsers differ (libyaml refuses deep
 # flow nesting itself since PyYAML 6.0.2, the pure-Python parser recurses), and a manifest needs about 10.
 MAX_DEPTH = 100
@@ -91,6 +94,7 @@ class _Builder:
         self.document = document
         self.problems: list[Diagnostic] = []
         self.node_count = 0
+        self.chars = 0  # text seen so far, aliases counted each time they are used
         self.active: set[int] = set()  # nodes on the current branch, to catch recursive aliases
         self.depth = 0
         self.scalars: Any = yaml.constructor.SafeConstructor()
@@ -129,6 +133,9 @@ class _Builder:
             self.active.discard(id(node))
 
     def scalar(self, node: yaml.ScalarNode, path: PathKey) -> Any:
+        self.chars += len(node.value)
+        if self.chars > MAX_EXPANDED_CHARS:
+            raise _TooLarge(node)
         if node.tag not in _SCALAR_TAGS:
             self.problem(node, f"unsupported YAML tag {node.tag}", path, "remove the tag or quote the value")
             return node.value
@@ -314,8 +321,8 @@ def load_document(path: Path, display: str | None = None) -> Document:
                     display,
                     line,
                     column,
-                    f"the document expands to more than {MAX_NODES:,} values "
-                    "(anchors and aliases repeat too much)",
+                    f"the document expands to more than {MAX_NODES:,} values or {MAX_EXPANDED_CHARS:,} "
+                    "characters of text (anchors and aliases repeat too much)",
                     "",
                     "use fewer aliases",
                 )

@@ -17,6 +17,7 @@ from batchrun.errors import Diagnostic, ManifestError
 from batchrun.manifest.dependencies import resolve_dependencies
 from batchrun.manifest.expand import TaskTemplate, expand_tasks
 from batchrun.manifest.factories import AxisError, axis_length, axis_values, combination_count, combinations
+from batchrun.manifest.limits import expansion_problems, task_problems
 from batchrun.manifest.load import Document, load_document
 from batchrun.manifest.render import canonical_digest, desired_document
 from batchrun.manifest.resources import Resources, resolve_resources, resolve_storage
@@ -203,7 +204,10 @@ def _load_workload(
             )
         )
         raise ManifestError(problems)
+    if size_problems := expansion_problems(document, resolved, templates, raw_tasks):  # before expanding
+        raise ManifestError(problems + size_problems)
     tasks = expand_tasks(document, templates, resources, problems)
+    problems.extend(task_problems(document, tasks, templates, raw_tasks))
     uses_dependencies = resolve_dependencies(document, tasks, problems)
     job_spec: JobSpec | None = None
     if resources.job_id is not None:
