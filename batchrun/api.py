@@ -147,12 +147,19 @@ def plan(
     prune: bool = False,
     adopt: bool = False,
     confirm_replace: bool = False,
+    rerun_failed: bool = False,
+    rerun: Sequence[str] = (),
     announce: Announce = _quiet,
 ) -> Plan:
-    """The plan that would make live state match the manifest."""
+    """The plan that would make live state match the manifest.
+
+    ``rerun_failed`` runs again the tasks that failed with an unchanged definition; ``rerun`` takes globs of
+    task ids to run again whatever their state (with the tasks downstream of them).
+    """
     workload = load(manifest, variables, var_files)
+    options = PlanOptions(prune, adopt, confirm_replace, rerun_failed, tuple(rerun))
     with open_session(target, announce) as session:
-        return plan_with(session, workload, PlanOptions(prune, adopt, confirm_replace))
+        return plan_with(session, workload, options)
 
 
 def apply(
@@ -164,6 +171,8 @@ def apply(
     prune: bool = False,
     adopt: bool = False,
     confirm_replace: bool = False,
+    rerun_failed: bool = False,
+    rerun: Sequence[str] = (),
     hooks: ApplyHooks | None = None,
     announce: Announce = _quiet,
 ) -> Plan:
@@ -173,7 +182,8 @@ def apply(
             chosen = manifest_or_plan
         else:
             workload = load(manifest_or_plan, variables, var_files)
-            chosen = plan_with(session, workload, PlanOptions(prune, adopt, confirm_replace))
+            options = PlanOptions(prune, adopt, confirm_replace, rerun_failed, tuple(rerun))
+            chosen = plan_with(session, workload, options)
         execute(session, chosen, hooks)
         return chosen
 

@@ -144,11 +144,34 @@ def build() -> dict[str, Any]:
             "inputs": {
                 "title": "Storage inputs",
                 "description": (
-                    "Names of `storage.inputs` downloaded into the task working directory before the command runs "
-                    "(blob names keep their path below the input's prefix)."
+                    "`storage.inputs` downloaded into the task working directory before the command runs "
+                    "(each file lands at its blob name, prefix included). A name gives the whole input; "
+                    "`{name, paths}` gives only the listed files (paths relative to the input's source), so "
+                    "the task reruns only when one of those files changes, e.g. "
+                    "`{name: raw, paths: [\"${f.path}\"]}` in a `files` factory."
                 ),
                 "type": "array",
-                "items": {"type": "string", "minLength": 1},
+                "items": {
+                    "oneOf": [
+                        {"type": "string", "minLength": 1, "title": "Whole input"},
+                        {
+                            "type": "object",
+                            "title": "Some files of an input",
+                            "required": ["name", "paths"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "name": {"type": "string", "minLength": 1, "title": "Input name"},
+                                "paths": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "title": "Files",
+                                    "description": "Paths relative to the input's source folder, `/`-separated.",
+                                    "items": {"type": "string", "minLength": 1},
+                                },
+                            },
+                        },
+                    ]
+                },
             },
             "outputs": {
                 "title": "Task outputs",

@@ -14,14 +14,17 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 from batchrun.apply.hooks import ApplyHooks, SilentHooks
 from batchrun.azure.clients import Clients
 from batchrun.azure.packages import set_default_version, upload_package
+from batchrun.azure.results import logs_prefix, save_results
 from batchrun.azure.storage import SasSigner, create_container, delete_blobs, delete_container, upload_files
 from batchrun.azure.write import BatchWriter
 from batchrun.errors import ApplyError
 from batchrun.plan.actions import Change, Operation, Plan, Stage
+from batchrun.plan.live import STATE_CONTAINER
 
 
 class _Counter:
@@ -90,6 +93,7 @@ class Executor:
             "storage.upload": lambda a: upload_files(blob, a["container"], a["files"], workload),
             "storage.delete_blobs": lambda a: delete_blobs(blob, a["container"], a["blobs"]),
             "storage.delete_container": lambda a: delete_container(blob, a["container"]),
+            "results.save": lambda a: self._save_results(a["job"]),
             "package.upload": lambda a: upload_package(self.clients, a),
             "package.set_default": lambda a: set_default_version(self.clients, a),
             "pool.create": lambda a: writer.create_pool(a["body"]),
@@ -106,7 +110,14 @@ class Executor:
             "job.patch": lambda a: writer.patch_job(a["id"], a["body"]),
             "job.disable": lambda a: writer.disable_job(a["id"]),
             "job.enable": lambda a: writer.enable_job(a["id"]),
+            "task.update_constraints": lambda a: writer.update_constraints(
+                a["job"], a["id"], a["constraints"]
+            ),
         }
+
+    def _save_results(self, job_id: str) -> None:
+        changed = save_results(self.clients.batch, self.clients.blob, self.plan.workload, job_id)
+        self.hooks.step_finished(f"job/{job_id}", f"recorded {changed} result(s)")
 
     def _pool_id(self) -> str:
         for change in self.plan.changes:
@@ -165,13 +176,24 @@ class Executor:
         inputs = args.get("inputs") or ()
         if inputs:
             files = list(body.get("resourceFiles") or ())
+            some = args.get("inputPaths") or {}
             for name in inputs:
                 binding = self._bindings.get(name)
                 if binding is None:
                     raise ApplyError(
                         f"task/{self.plan.job_id}/{body['id']}: unknown input {name!r} in the plan."
                     )
-                entry: dict[str, Any] = {"storageContainerUrl": self._sas(binding.container, "input")}
+                container_url = self._sas(binding.container, "input")
+                if name in some:  # just these files, each where the whole input would put it
+                    files.extend(
+                        {
+                            "httpUrl": _blob_url(container_url, binding.prefix + path),
+                            "filePath": binding.prefix + path,
+                        }
+                        for path in some[name]
+                    )
+                    continue
+                entry: dict[str, Any] = {"storageContainerUrl": container_url}
                 if binding.prefix:
                     entry["blobPrefix"] = binding.prefix
                 files.append(entry)
@@ -193,4 +215,25 @@ class Executor:
                     }
                 )
             body["outputFiles"] = files
+        # Every task's stdout/stderr is kept next to the record of results, so the logs of a result carried
+        # over from an earlier job stay readable after that job is gone.
+        body["outputFiles"] = [
+            *(body.get("outputFiles") or ()),
+            {
+                "filePattern": "../std*.txt",
+                "destination": {
+                    "container": {
+                        "containerUrl": self._sas(STATE_CONTAINER, "output"),
+                        "path": logs_prefix(self.plan.workload, str(body["id"])).rstrip("/"),
+                    }
+                },
+                "uploadOptions": {"uploadCondition": "taskcompletion"},
+            },
+        ]
         return body
+
+
+def _blob_url(container_url: str, blob: str) -> str:
+    """A blob's URL under a container SAS URL (the container SAS grants the blob too)."""
+    base, _, query = container_url.partition("?")
+    return f"{base}/{quote(blob)}" + (f"?{query}" if query else "")

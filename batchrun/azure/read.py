@@ -15,6 +15,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from batchrun.azure.clients import Clients
 from batchrun.azure.failures import translated
 from batchrun.azure.packages import read_package
+from batchrun.azure.results import read_record
 from batchrun.azure.storage import container_exists, read_input
 from batchrun.model import Workload
 from batchrun.plan.live import (
@@ -28,7 +29,7 @@ from batchrun.plan.live import (
 )
 
 TASK_PAGE_SIZE = 1000
-TASK_FIELDS = ["id", "state", "environmentSettings", "constraints"]
+TASK_FIELDS = ["id", "state", "environmentSettings", "constraints", "executionInfo"]
 
 
 def _metadata(items: Sequence[Mapping[str, Any]] | None) -> dict[str, str]:
@@ -79,7 +80,7 @@ def read_job(batch: BatchClient, job_id: str) -> LiveJob | None:
 
 
 def read_tasks(batch: BatchClient, job_id: str) -> dict[str, LiveTask]:
-    """Every task of the job by lower-cased id, reduced to (digest, state, constraints)."""
+    """Every task of the job by lower-cased id, reduced to (digest, state, constraints, result, exit code)."""
     tasks: dict[str, LiveTask] = {}
     with translated(f"listing the tasks of job/{job_id}"):
         try:
@@ -89,8 +90,13 @@ def read_tasks(batch: BatchClient, job_id: str) -> dict[str, LiveTask]:
                 for setting in data.get("environmentSettings") or ():
                     if setting.get("name") == TASK_DIGEST_ENV:
                         digest = str(setting.get("value", ""))
+                info = data.get("executionInfo") or {}
                 tasks[str(data["id"]).lower()] = LiveTask(
-                    digest, str(data.get("state", "")), dict(data.get("constraints") or {})
+                    digest,
+                    str(data.get("state", "")),
+                    dict(data.get("constraints") or {}),
+                    str(info.get("result") or "").lower(),
+                    info.get("exitCode"),
                 )
         except ResourceNotFoundError:
             return {}
@@ -125,7 +131,10 @@ def read_live(
     if job is not None and with_tasks and job.state != "deleting":
         tasks = read_tasks(clients.batch, job.id)
     outputs_exist = container_exists(clients.blob, workload.outputs.container) if workload.outputs else True
+    record = read_record(clients.blob, workload.name) if workload.job and with_tasks else None
     return LiveState(
+        results=record.results if record else {},
+        state_container_exists=record.container_exists if record else True,
         inputs=live_inputs,
         packages=live_packages,
         pool=pool,

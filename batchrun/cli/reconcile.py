@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import click
@@ -52,6 +53,16 @@ def plan_options(function: F) -> F:
     )(function)
     function = click.option(
         "--prune", is_flag=True, help="Delete tasks and uploaded blobs no longer in the manifest."
+    )(function)
+    function = click.option(
+        "--rerun-failed", is_flag=True, help="Run again the tasks that failed (their definition unchanged)."
+    )(function)
+    function = click.option(
+        "--rerun",
+        "rerun",
+        multiple=True,
+        metavar="GLOB",
+        help="Run again the tasks whose id matches GLOB (repeatable), and the tasks downstream of them.",
     )(function)
     return function
 
@@ -118,12 +129,14 @@ def plan_command(
     confirm_replace: bool,
     prune: bool,
     adopt: bool,
+    rerun_failed: bool,
+    rerun: tuple[str, ...],
     detailed_exitcode: bool,
 ) -> None:
     """Show what apply would change, Terraform-style (+ create, ~ update, -/+ replace, - delete)."""
     workload = source.load()
     with target.session() as session:
-        plan = plan_with(session, workload, PlanOptions(prune, adopt, confirm_replace))
+        plan = plan_with(session, workload, PlanOptions(prune, adopt, confirm_replace, rerun_failed, rerun))
     click.echo(render_json(plan) if output == "json" else render_text(plan))
     if detailed_exitcode and plan.has_changes:
         sys.exit(exit_codes.CHANGES_PRESENT)
@@ -144,6 +157,8 @@ def apply_command(
     confirm_replace: bool,
     prune: bool,
     adopt: bool,
+    rerun_failed: bool,
+    rerun: tuple[str, ...],
     auto_approve: bool,
     wait_for_job: bool,
     timeout: float | None,
@@ -152,10 +167,13 @@ def apply_command(
     """Make Batch and Storage match the manifest: storage, packages, pool, job, tasks; deletes in reverse."""
     workload = source.load()
     with target.session() as session:
-        plan = plan_with(session, workload, PlanOptions(prune, adopt, confirm_replace))
+        options = PlanOptions(prune, adopt, confirm_replace, rerun_failed, rerun)
+        plan = plan_with(session, workload, options)
         click.echo(render_text(plan))
         plan = _resolve_blocked(
-            plan, lambda: plan_with(session, workload, PlanOptions(prune, adopt, True)), auto_approve
+            plan,
+            lambda: plan_with(session, workload, replace(options, confirm_replace=True)),
+            auto_approve,
         )
         if plan.has_changes:
             _approve(auto_approve, "Apply these changes?")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchrun.errors import Diagnostic
-from batchrun.manifest.factories import combinations
+from batchrun.manifest.factories import combinations, input_files
 from batchrun.manifest.load import Document, PathKey
 from batchrun.manifest.resources import Resources, package_references
 from batchrun.manifest.suggest import did_you_mean
@@ -46,6 +46,7 @@ class ExpandedTask:
     inputs: tuple[str, ...]
     outputs: tuple[TaskOutput, ...]
     depends_on: Mapping[str, Any] | None
+    input_paths: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class Reporter:
@@ -89,6 +90,21 @@ def default_output_path(job_id: str, task_id: str, pattern: str) -> str:
     return base if _WILDCARD.search(pattern) else base + pattern
 
 
+def _task_inputs(entries: Sequence[Any]) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """Input names in order, and the file paths of those listed as ``{name, paths}`` (schema-checked)."""
+    names: list[str] = []
+    paths: dict[str, tuple[str, ...]] = {}
+    for entry in entries:
+        if isinstance(entry, Mapping):
+            name = str(entry["name"])
+            paths[name] = tuple(dict.fromkeys([*paths.get(name, ()), *map(str, entry["paths"])]))
+        else:
+            name = str(entry)
+        if name not in names:
+            names.append(name)
+    return tuple(names), paths
+
+
 def expand_tasks(
     document: Document, templates: Sequence[TaskTemplate], resources: Resources, problems: list[Diagnostic]
 ) -> list[ExpandedTask]:
@@ -97,6 +113,7 @@ def expand_tasks(
     seen: dict[str, str] = {}  # lower-cased id -> id
     job_id = resources.job_id or ""
     input_names = sorted(resources.inputs)
+    files_of: dict[str, set[str]] = {}  # input name -> its files, listed once
     for template in templates:
         described = bool(template.axes)
         for context in combinations(template.axes, template.zipped):
@@ -127,7 +144,7 @@ def expand_tasks(
                 continue
             seen[lowered] = task_id
             body.pop("zip", None)
-            inputs = tuple(body.pop("inputs", ()))
+            inputs, input_paths = _task_inputs(body.pop("inputs", ()))
             for position, name in enumerate(inputs):
                 if name not in resources.inputs:
                     known = ", ".join(input_names) or "none"
@@ -137,6 +154,20 @@ def expand_tasks(
                         f"{label}: no storage input named {name!r}",
                         did_you_mean(name, input_names) or f"storage inputs: {known}",
                     )
+                    continue
+                wanted = input_paths.get(name, ())
+                if wanted:
+                    if name not in files_of:
+                        files_of[name] = set(input_files(resources.inputs[name]))
+                    missing = [path for path in wanted if path not in files_of[name]]
+                    if missing:
+                        reporter.report(
+                            template,
+                            ("inputs", position, "paths"),
+                            f"{label}: storage input {name!r} has no file {missing[0]!r}",
+                            "paths are relative to the input's source folder, '/'-separated "
+                            "(in a files factory: ${f.path})",
+                        )
             outputs: list[TaskOutput] = []
             raw_outputs = body.pop("outputs", [])
             if raw_outputs and resources.outputs is None:
@@ -170,6 +201,8 @@ def expand_tasks(
                 for problem in package_problems:
                     reporter.report(template, ("packages",), problem.message, problem.hint)
             depends_on = body.pop("dependsOn", None)
-            tasks.append(ExpandedTask(task_id, template, body, inputs, tuple(outputs), depends_on))
+            tasks.append(
+                ExpandedTask(task_id, template, body, inputs, tuple(outputs), depends_on, input_paths)
+            )
     reporter.finish()
     return tasks

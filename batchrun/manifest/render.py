@@ -69,7 +69,10 @@ def desired_document(workload: Workload) -> Ordered:
         for task in workload.job.tasks:
             rendered = _resource(task.id, task.properties)
             if task.inputs:
-                rendered["inputs"] = list(task.inputs)
+                rendered["inputs"] = [
+                    {"name": name, "paths": list(task.input_paths[name])} if name in task.input_paths else name
+                    for name in task.inputs
+                ]
             if task.outputs:
                 rendered["outputs"] = [
                     Ordered(pattern=output.pattern, path=output.path, uploadCondition=output.upload_condition)

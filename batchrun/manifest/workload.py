@@ -225,7 +225,10 @@ def _load_workload(
         job_spec = JobSpec(
             id=resources.job_id,
             properties=properties,
-            tasks=tuple(TaskSpec(task.id, task.properties, task.inputs, task.outputs) for task in tasks),
+            tasks=tuple(
+                TaskSpec(task.id, task.properties, task.inputs, task.outputs, task.input_paths)
+                for task in tasks
+            ),
         )
     if problems:
         raise ManifestError(problems)

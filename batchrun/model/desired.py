@@ -75,6 +75,9 @@ class TaskSpec:
     properties: Mapping[str, Any]
     inputs: tuple[str, ...] = ()  # names of StorageInput downloaded into the working directory
     outputs: tuple[TaskOutput, ...] = ()
+    # For an input listed with ``paths``: only those files (relative to the input's source) are downloaded,
+    # and only their content is part of the task's identity. Inputs not named here are downloaded whole.
+    input_paths: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ class Stage(int, Enum):
 
     STORAGE = 10
     PACKAGES = 20
+    RESULTS = 25  # the record of results is saved before any task or job that holds results is deleted
     TASK_DELETE = 30
     JOB_DELETE = 40
     POOL_DELETE = 50
@@ -66,6 +67,12 @@ class Change:
     reason: str = ""  # why (display only)
     unblock: str = ""  # for blocked: the flag or edit that would unblock it
     operations: tuple[Operation, ...] = ()
+    cause: str = ""  # a task's reason as a category (see batchrun.plan.decide_tasks.Cause), for counting
+
+    @property
+    def runs(self) -> bool:
+        """A task change that makes the task run (again)."""
+        return self.kind == "task" and self.action in (Action.CREATE, Action.REPLACE)
 
     @property
     def kind(self) -> str:
@@ -126,6 +133,8 @@ def change_to_json(change: Change) -> dict[str, Any]:
         data["reason"] = change.reason
     if change.unblock:
         data["unblock"] = change.unblock
+    if change.cause:
+        data["cause"] = change.cause
     if change.operations:
         data["operations"] = [
             {"stage": int(op.stage), "name": op.name, "args": dict(op.args)} for op in change.operations
@@ -157,6 +166,7 @@ def change_from_json(data: Mapping[str, Any]) -> Change:
         ),
         reason=data.get("reason", ""),
         unblock=data.get("unblock", ""),
+        cause=data.get("cause", ""),
         operations=tuple(
             Operation(Stage(op["stage"]), op["name"], op.get("args", {})) for op in data.get("operations", ())
         ),

@@ -6,14 +6,15 @@ from collections.abc import Mapping, Sequence
 
 from batchrun.model import Workload
 from batchrun.model.durations import duration_seconds
-from batchrun.plan.actions import Action, Change, Operation, Plan, Stage
+from batchrun.plan.actions import Action, Change, InputBinding, Operation, Plan, Stage
 from batchrun.plan.bodies import Ownership, input_bindings, job_body, pool_body
 from batchrun.plan.decide_common import PlanOptions, ownership_block
 from batchrun.plan.decide_job import decide_job, job_address
 from batchrun.plan.decide_pool import decide_pool, pool_address
 from batchrun.plan.decide_storage import decide_input, decide_outputs, decide_package
-from batchrun.plan.decide_tasks import decide_tasks
-from batchrun.plan.live import LivePackage, LiveState, PreparedInput, PreparedPackage
+from batchrun.plan.decide_tasks import ContentChanges, TaskDecisions, TaskOptions, decide_tasks
+from batchrun.plan.live import STATE_CONTAINER, LivePackage, LiveState, PreparedInput, PreparedPackage
+from batchrun.plan.task_identity import Contents, package_refs, task_graph
 
 DAY = 86400
 DEFAULT_SAS_LIFETIME = 30 * DAY
@@ -55,31 +56,12 @@ def make_plan(
     bindings = input_bindings(workload)
     outputs = workload.outputs.container if workload.outputs else None
     if workload.job is not None:
-        job = workload.job
-        limits = job.properties.get("constraints") or {}
-        tasks = decide_tasks(
-            job.id, job.tasks, bindings, outputs, live.tasks, live.job is None, options.prune, limits
+        job_changes = _job_and_tasks(
+            workload, live, inputs, packages, ownership, options, bindings, outputs, changes[: len(inputs)]
         )
-        final = str(job.properties.get("onAllTasksComplete", "noaction"))
-        decision = decide_job(
-            job_body(job, ownership), final, live.job, ownership, options, tasks.any_change, tasks.any_run
-        )
-        changes.append(decision.change)
-        if decision.change.action is Action.BLOCKED:
-            changes.extend(
-                Change(
-                    c.address, Action.BLOCKED, reason="its job is blocked", unblock=decision.change.unblock
-                )
-                if c.action is not Action.NOOP
-                else c
-                for c in tasks.changes
-            )
-        else:
-            if decision.fresh and live.job is not None:
-                tasks = decide_tasks(
-                    job.id, job.tasks, bindings, outputs, live.tasks, True, options.prune, limits
-                )
-            changes.extend(tasks.changes)
+        if not live.state_container_exists and any(c.runs for c in job_changes):
+            changes.append(state_container_change())
+        changes.extend(job_changes)
     return Plan(
         workload=workload.name,
         target=target_line,
@@ -89,6 +71,106 @@ def make_plan(
         sas_expiry_seconds=sas_lifetime_seconds(workload, user_delegation_sas),
         job_id=workload.job.id if workload.job else None,
     )
+
+
+def state_container_change() -> Change:
+    """The container that keeps the workloads' records of results and their tasks' logs."""
+    create = Operation(Stage.STORAGE, "storage.create_container", {"container": STATE_CONTAINER})
+    return Change(
+        f"storage.state/{STATE_CONTAINER}",
+        Action.CREATE,
+        reason="keeps the record of results and the task logs",
+        operations=(create,),
+    )
+
+
+def contents_of(
+    workload: Workload, inputs: Sequence[PreparedInput], packages: Sequence[PreparedPackage]
+) -> Contents:
+    """What tasks will read once the plan is applied: the local files and package builds."""
+    defaults = {p.id.lower(): p.version for p in packages if p.set_default}
+    return Contents(
+        inputs={i.name: {f.blob: f.md5 for f in i.files} for i in inputs},
+        packages={f"{p.id.lower()}@{p.version}": p.sha256 for p in packages},
+        default_versions=defaults,
+        pool_packages=tuple(package_refs(workload.pool.properties)) if workload.pool else (),
+    )
+
+
+def content_changes(
+    changes: Sequence[Change], live: LiveState, packages: Sequence[PreparedPackage]
+) -> ContentChanges:
+    """Which input files are uploaded and which pool packages move, to name them in task reasons."""
+    blobs: dict[str, list[str]] = {}
+    for change in changes:
+        if change.kind != "storage.input":
+            continue
+        name = change.address.split("/", 1)[1]
+        for operation in change.operations:
+            if operation.name == "storage.upload":
+                blobs.setdefault(name, []).extend(str(f["blob"]) for f in operation.args.get("files", ()))
+    moved: dict[str, str] = {}
+    live_refs = dict(package_refs(live.pool.properties)) if live.pool is not None else {}
+    before = {name.rstrip("/").rsplit("/", 1)[-1].lower(): version for name, version in live_refs.items()}
+    for package in packages:
+        old = before.get(package.id.lower())
+        if old is not None and old != package.version:
+            moved[package.id] = f"{old} -> {package.version}"
+    return ContentChanges(blobs, moved)
+
+
+def _job_and_tasks(
+    workload: Workload,
+    live: LiveState,
+    inputs: Sequence[PreparedInput],
+    packages: Sequence[PreparedPackage],
+    ownership: Ownership,
+    options: PlanOptions,
+    bindings: Mapping[str, InputBinding],
+    outputs: str | None,
+    input_changes: Sequence[Change],
+) -> list[Change]:
+    """The job's change followed by its tasks' changes (blocked with the job when the job is blocked)."""
+    job = workload.job
+    assert job is not None
+    graph = task_graph(job, bindings, outputs, contents_of(workload, inputs, packages))
+    task_options = TaskOptions(options.prune, options.rerun_failed, options.rerun)
+    reasons = content_changes(input_changes, live, packages)
+    prefixes = {name: binding.prefix for name, binding in bindings.items()}
+
+    open_job = live.job is not None and live.job.state.lower() not in ("completed", "terminating", "deleting")
+
+    def decide(fresh: bool) -> TaskDecisions:
+        return decide_tasks(
+            job, graph, live.tasks, live.results, fresh, task_options, reasons, prefixes, open_job
+        )
+
+    tasks = decide(live.job is None)
+    final = str(job.properties.get("onAllTasksComplete", "noaction"))
+    decision = decide_job(
+        job_body(job, ownership),
+        final,
+        live.job,
+        ownership,
+        options,
+        tasks.any_change,
+        tasks.any_run,
+        has_tasks=bool(job.tasks),
+    )
+    if decision.change.action is Action.BLOCKED:
+        unblock = decision.change.unblock
+        return [
+            decision.change,
+            *(
+                Change(c.address, Action.BLOCKED, reason="its job is blocked", unblock=unblock)
+                if c.action is not Action.NOOP
+                else c
+                for c in tasks.changes
+            ),
+        ]
+    if decision.fresh and live.job is not None:
+        tasks = decide(True)
+    return [decision.change, *tasks.changes]
 
 
 def make_destroy_plan(

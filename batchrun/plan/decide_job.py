@@ -24,6 +24,9 @@ def job_address(job_id: str) -> str:
     return f"job/{job_id}"
 
 
+NOTHING_TO_RUN = "not created: every task's result is current"
+
+
 @dataclass(frozen=True)
 class JobDecision:
     change: Change
@@ -46,15 +49,25 @@ def decide_job(
     options: PlanOptions,
     tasks_change: bool,
     tasks_run: bool,
+    has_tasks: bool = True,
 ) -> JobDecision:
-    """``tasks_change``: a task is added, replaced, updated or deleted; ``tasks_run``: a task must run."""
+    """``tasks_change``: a task is added, replaced, updated or deleted; ``tasks_run``: a task must run.
+
+    A job exists to run tasks: when every task's result is current it is neither created nor replaced, and a
+    completed job is never changed (Batch refuses); its job-level changes apply when it next runs tasks.
+    """
     job_id = str(body["id"])
     address = job_address(job_id)
     finish = _job_finish(ownership, body, final_on_all_tasks_complete, job_id)
     create = Operation(Stage.JOB, "job.create", {"body": dict(body)})
+    idle = has_tasks and not tasks_run
     if live is None:
+        if idle:
+            return JobDecision(Change(address, Action.NOOP, reason=NOTHING_TO_RUN), True)
         return JobDecision(Change(address, Action.CREATE, operations=(create, finish)), True)
     if live.state.lower() == "deleting":
+        if idle:
+            return JobDecision(Change(address, Action.NOOP, reason=NOTHING_TO_RUN), True)
         wait = Operation(Stage.JOB_DELETE, "job.wait_deleted", {"id": job_id})
         return JobDecision(
             Change(
@@ -88,8 +101,15 @@ def decide_job(
         else:
             final_fields.append(change)
     reason = "forces replacement"
-    if live.state.lower() in ("completed", "terminating") and tasks_run:
-        reason = f"the job is {live.state.lower()} and changed or new tasks must run"
+    ended = live.state.lower() in ("completed", "terminating")
+    if ended and not tasks_run:
+        later = patch_fields or pool_fields or final_fields or replace_fields
+        shown = f"{live.state.lower()}; nothing needs to run"
+        if later:
+            shown += "; its job-level changes apply when it next runs tasks"
+        return JobDecision(Change(address, Action.NOOP, reason=shown), False)
+    if ended:
+        reason = f"the job is {live.state.lower()} and tasks must run; current results are carried over"
         replace_fields.append(FieldChange("state", live.state, "active", True))
     if replace_fields:
         fields = tuple(replace_fields)
@@ -98,10 +118,10 @@ def decide_job(
             return JobDecision(
                 needs_confirmation(address, f"{busy} active or running task(s)", fields, "replacing"), False
             )
+        save = Operation(Stage.RESULTS, "results.save", {"job": job_id})
         delete = Operation(Stage.JOB_DELETE, "job.delete", {"id": job_id})
-        return JobDecision(
-            Change(address, Action.REPLACE, fields, reason=reason, operations=(delete, create, finish)), True
-        )
+        steps = (save, delete, *(() if idle else (create, finish)))
+        return JobDecision(Change(address, Action.REPLACE, fields, reason=reason, operations=steps), True)
     operations: list[Operation] = []
     metadata_fields = user_metadata_changes(body_user(body), live.metadata)
     adopting = live.metadata.get(WORKLOAD_KEY, "") != ownership.workload

@@ -1,23 +1,77 @@
-"""Decisions for a job's tasks (pure): add missing, replace changed, PUT constraints, prune extra.
+"""Decisions for a job's tasks (pure): which tasks must run, why, and how; which results are carried over.
 
-A task's definition is compared through its ``BATCHRUN_TASK_DIGEST`` (see :mod:`batchrun.plan.bodies`), so
-change detection needs only ``id, state, environmentSettings, constraints`` of each live task. Constraints are
-compared by value with the service defaults filled in, because they are the one thing changeable in place.
+A task must run when no result is known for its current digest (see :mod:`batchrun.plan.task_identity`): it is
+new, its definition or the content of what it reads changed, a task upstream of it reruns, or a rerun is
+forced. The latest outcome of each task comes from the live job when the task is there, else from the
+workload's record of results, which outlives jobs. A task whose unchanged digest failed is not rerun unless
+asked (``--rerun-failed``), so a deterministic failure does not loop in CI; tasks downstream of it wait.
+
+How a task runs depends on its job: in a job that is being created (or replaced) every task to run is added;
+in an active job a task already there is replaced (deleted and added again) and a missing one is added.
+Dependencies on tasks that will not be in the job (their results are carried over) are satisfied, so they are
+left out of the body sent to Batch. Constraints are the one thing that changes in place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import fnmatch
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import Enum
 from typing import Any
 
-from batchrun.model import TaskSpec
-from batchrun.plan.actions import Action, Change, FieldChange, InputBinding, Operation, Stage
-from batchrun.plan.bodies import task_digest, task_operation_args
+from batchrun.model import JobSpec, TaskSpec
+from batchrun.plan.actions import Action, Change, Operation, Stage
+from batchrun.plan.bodies import task_operation_args
 from batchrun.plan.diff import DEFAULTS, diff_subset
-from batchrun.plan.live import LiveTask
+from batchrun.plan.live import LiveTask, TaskResult
+from batchrun.plan.task_identity import TaskGraph, numeric_task_ids, parse_digest
 
 CONSTRAINT_KEYS = ("maxWallClockTime", "retentionTime", "maxTaskRetryCount")
+RERUN_FAILED_FLAG = "--rerun-failed"
+
+
+class Cause(str, Enum):
+    """Why a task runs (the first six) or why it does not."""
+
+    NEW = "new"
+    DEFINITION = "definition changed"
+    INPUT = "input changed"
+    PACKAGE = "package changed"
+    UPSTREAM = "upstream reruns"
+    FORCED = "forced"
+    WAITING = "waiting when its job was replaced"
+    CURRENT = "current"
+    FAILED = "failed"
+    BLOCKED = "waits for a failed task"
+    PENDING = "pending"
+
+
+RUN_CAUSES = (
+    Cause.NEW,
+    Cause.DEFINITION,
+    Cause.INPUT,
+    Cause.PACKAGE,
+    Cause.UPSTREAM,
+    Cause.FORCED,
+    Cause.WAITING,
+)
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    prune: bool = False
+    rerun_failed: bool = False
+    rerun: tuple[str, ...] = ()  # globs of task ids to run again whatever their state
+
+
+@dataclass(frozen=True)
+class ContentChanges:
+    """What changes in what tasks read, for naming it in reasons (display only)."""
+
+    blobs: Mapping[str, Sequence[str]] = field(default_factory=dict)  # input name -> blobs to upload
+    packages: Mapping[str, str] = field(default_factory=dict)  # application name -> "1.0 -> 1.1"
 
 
 def task_address(job_id: str, task_id: str) -> str:
@@ -40,35 +94,270 @@ class TaskDecisions:
     changes: tuple[Change, ...]
     any_change: bool  # something is added, replaced, updated or deleted
     any_run: bool  # some task is added or replaced, so it must run
+    carried: int = 0  # tasks whose current result comes from an earlier run
 
 
-def decide_task(
-    job_id: str,
+@dataclass(frozen=True)
+class _Status:
+    cause: Cause
+    reason: str
+
+    @property
+    def runs(self) -> bool:
+        return self.cause in RUN_CAUSES
+
+
+def _first(items: Sequence[str], noun: str) -> str:
+    if not items:
+        return noun
+    more = f" and {len(items) - 1} more" if len(items) > 1 else ""
+    return f"{noun} {items[0]}{more}"
+
+
+def _upstream_reason(upstream_runs: Sequence[str]) -> str:
+    return _first(upstream_runs, "upstream") + (" reruns" if len(upstream_runs) == 1 else " rerun")
+
+
+def _changed_reason(
+    task: TaskSpec,
+    parts: Sequence[str],
+    upstream_runs: Sequence[str],
+    changes: ContentChanges,
+    prefixes: Mapping[str, str],
+) -> _Status:
+    """The one reason for a task whose digest changed: the first part that differs."""
+    part = parts[0] if parts else "definition"
+    if part == "definition":
+        return _Status(Cause.DEFINITION, "definition changed")
+    if part == "inputs":
+        blobs: list[str] = []
+        for name in task.inputs:
+            changed = changes.blobs.get(name, ())
+            wanted = task.input_paths.get(name)
+            if wanted:
+                own = {prefixes.get(name, "") + path for path in wanted}
+                blobs.extend(blob for blob in changed if blob in own)
+            else:
+                blobs.extend(changed)
+        return _Status(Cause.INPUT, _first(blobs, "input") + " changed" if blobs else "input content changed")
+    if part == "packages":
+        named = [f"{name} {text}" for name, text in sorted(changes.packages.items())]
+        return _Status(Cause.PACKAGE, _first(named, "package") if named else "package content changed")
+    return _Status(Cause.UPSTREAM, _upstream_reason(upstream_runs))
+
+
+def _forced(task_id: str, patterns: Sequence[re.Pattern[str]]) -> bool:
+    return any(pattern.match(task_id) for pattern in patterns)
+
+
+def _statuses(
+    job: JobSpec,
+    graph: TaskGraph,
+    live: Mapping[str, LiveTask],
+    results: Mapping[str, TaskResult],
+    fresh: bool,
+    options: TaskOptions,
+    changes: ContentChanges,
+    prefixes: Mapping[str, str],
+) -> dict[str, _Status]:
+    """Each task's status, deciding upstream before downstream."""
+    tasks = {task.id.lower(): task for task in job.tasks}
+    patterns = [re.compile(fnmatch.translate(glob.lower())) for glob in options.rerun]
+    statuses: dict[str, _Status] = {}
+    for key in graph.order:
+        task = tasks[key]
+        identity = graph.identities[key]
+        upstream = graph.upstream.get(key, ())
+        runs_upstream = [tasks[d].id for d in upstream if d in statuses and statuses[d].runs]
+        status = _own_status(
+            task, identity.digest, live.get(key), results.get(key), fresh, options, patterns, runs_upstream
+        )
+        if not status.runs and runs_upstream:
+            status = _Status(Cause.UPSTREAM, _upstream_reason(runs_upstream))
+        elif status.cause is Cause.DEFINITION and not status.reason:  # changed: say which part
+            previous = live[key].digest if key in live else results[key].digest
+            parts = identity.differing(parse_digest(previous))
+            status = _changed_reason(task, parts, runs_upstream, changes, prefixes)
+        if status.runs:
+            stuck = [
+                tasks[d].id
+                for d in upstream
+                if d in statuses and statuses[d].cause in (Cause.FAILED, Cause.BLOCKED)
+            ]
+            if stuck:
+                status = _Status(
+                    Cause.BLOCKED, f"waits for failed {stuck[0]} ({RERUN_FAILED_FLAG} reruns it)"
+                )
+        statuses[key] = status
+    return statuses
+
+
+def _own_status(
     task: TaskSpec,
     digest: str,
     live: LiveTask | None,
+    record: TaskResult | None,
     fresh: bool,
-    job_constraints: Mapping[str, Any] | None = None,
-) -> Change:
-    address = task_address(job_id, task.id)
-    add = Operation(Stage.TASKS, "task.add", task_operation_args(task, digest))
-    if live is None or fresh:
-        return Change(address, Action.CREATE, operations=(add,))
-    if live.digest != digest:
-        before = live.digest[:12] if live.digest else "unknown (not created by batchrun)"
-        return Change(
-            address,
-            Action.REPLACE,
-            (FieldChange("definition", before, digest[:12], True),),
-            reason="the definition changed; only constraints change in place, so the task runs again",
-            operations=(Operation(Stage.TASK_DELETE, "task.delete", {"job": job_id, "id": task.id}), add),
-        )
+    options: TaskOptions,
+    patterns: Sequence[re.Pattern[str]],
+    runs_upstream: Sequence[str],
+) -> _Status:
+    """The task's status from its own latest outcome.
+
+    A changed digest comes back as DEFINITION with an empty reason: the caller names the part that changed.
+    """
+    if live is not None:
+        previous, completed = live.digest, live.state.lower() == "completed"
+        result = (live.result or ("success" if live.exit_code == 0 else "failure")) if completed else ""
+        exit_code = live.exit_code
+    elif record is not None:
+        previous, completed, result, exit_code = record.digest, True, record.result, record.exit_code
+    else:
+        return _Status(Cause.NEW, "new")
+    if previous != digest:
+        return _Status(Cause.DEFINITION, "")
+    if not completed:
+        if fresh:
+            return _Status(Cause.WAITING, "it had not run when its job was replaced")
+        return _Status(Cause.PENDING, "waiting or running")
+    forced = _forced(task.id.lower(), patterns)
+    if result == "success":
+        if forced:
+            return _Status(Cause.FORCED, "forced (--rerun)")
+        earlier = live is None or fresh
+        return _Status(Cause.CURRENT, "succeeded in an earlier run" if earlier else "")
+    shown = f"exit {exit_code}" if exit_code is not None else "no exit code"
+    if forced:
+        return _Status(Cause.FORCED, "forced (--rerun)")
+    if options.rerun_failed:
+        return _Status(Cause.FORCED, f"failed before ({shown}); {RERUN_FAILED_FLAG}")
+    return _Status(Cause.FAILED, f"failed ({shown}); {RERUN_FAILED_FLAG} reruns it")
+
+
+def _without_satisfied(task: TaskSpec, in_job: set[str], numeric: Mapping[int, str]) -> TaskSpec:
+    """``task`` depending only on tasks that will be in its job: the others' results are already current."""
+    spec = task.properties.get("dependsOn")
+    if not spec:
+        return task
+    ids = [str(i) for i in spec.get("taskIds") or () if str(i).lower() in in_job]
+    ranges: list[dict[str, int]] = []
+    for span in spec.get("taskIdRanges") or ():
+        start, end = int(span["start"]), int(span["end"])
+        members = [numeric[n] for n in range(start, end + 1) if n in numeric] if end - start < 10**6 else []
+        kept = [member for member in members if member in in_job]
+        if len(kept) == len(members):
+            ranges.append({"start": start, "end": end})
+        else:
+            ids.extend(kept)
+    if len(ids) == len(spec.get("taskIds") or ()) and len(ranges) == len(spec.get("taskIdRanges") or ()):
+        return task
+    properties = {key: value for key, value in task.properties.items() if key != "dependsOn"}
+    depends: dict[str, Any] = {}
+    if ids:
+        depends["taskIds"] = ids
+    if ranges:
+        depends["taskIdRanges"] = ranges
+    if depends:
+        properties["dependsOn"] = depends
+    return replace(task, properties=properties)
+
+
+def _add(task: TaskSpec, digest: str) -> Operation:
+    return Operation(Stage.TASKS, "task.add", task_operation_args(task, digest))
+
+
+def decide_tasks(
+    job: JobSpec,
+    graph: TaskGraph,
+    live: Mapping[str, LiveTask],
+    results: Mapping[str, TaskResult],
+    fresh: bool,
+    options: TaskOptions,
+    changes: ContentChanges | None = None,
+    prefixes: Mapping[str, str] | None = None,
+    open_job: bool = True,
+) -> TaskDecisions:
+    """``live`` and ``results`` are keyed by lower-cased task id (Batch task ids are case-insensitive).
+
+    ``fresh``: the job is created or replaced, so every task to run is added to an empty job.
+    ``prefixes``: each storage input's blob prefix, to name changed files in reasons.
+    ``open_job``: the live job still runs tasks (constraints of a completed job's tasks are left as they are).
+    """
+    statuses = _statuses(
+        job, graph, live, results, fresh, options, changes or ContentChanges(), prefixes or {}
+    )
+    in_job = {key for key, status in statuses.items() if status.runs}
+    if not fresh:
+        in_job |= set(live)
+    numeric = numeric_task_ids(job.tasks)
+    job_constraints = job.properties.get("constraints") or {}
+    result: list[Change] = []
+    carried = 0
+    for task in job.tasks:
+        key = task.id.lower()
+        status = statuses[key]
+        address = task_address(job.id, task.id)
+        digest = graph.identities[key].digest
+        observed = None if fresh else live.get(key)
+        if status.runs:
+            add = _add(_without_satisfied(task, in_job, numeric), digest)
+            if observed is None:
+                result.append(
+                    Change(
+                        address,
+                        Action.CREATE,
+                        reason=status.reason,
+                        operations=(add,),
+                        cause=status.cause.value,
+                    )
+                )
+            else:
+                delete = Operation(Stage.TASK_DELETE, "task.delete", {"job": job.id, "id": task.id})
+                result.append(
+                    Change(
+                        address,
+                        Action.REPLACE,
+                        reason=status.reason,
+                        operations=(delete, add),
+                        cause=status.cause.value,
+                    )
+                )
+            continue
+        if status.cause is Cause.CURRENT and status.reason:
+            carried += 1
+        if observed is not None and open_job and status.cause in (Cause.CURRENT, Cause.PENDING, Cause.FAILED):
+            update = _constraints_update(job.id, task, observed, job_constraints)
+            if update is not None:
+                result.append(update)
+                continue
+        result.append(Change(address, Action.NOOP, reason=status.reason, cause=status.cause.value))
+    if not fresh:
+        known = set(statuses)
+        for key in sorted(set(live) - known):
+            address = task_address(job.id, key)
+            if options.prune:
+                operation = Operation(Stage.TASK_DELETE, "task.delete", {"job": job.id, "id": key})
+                result.append(
+                    Change(address, Action.DELETE, reason="not in the manifest", operations=(operation,))
+                )
+            else:
+                result.append(
+                    Change(address, Action.NOOP, reason="not in the manifest; kept (--prune deletes it)")
+                )
+    any_change = any(change.action is not Action.NOOP for change in result)
+    any_run = any(change.runs for change in result)
+    return TaskDecisions(tuple(result), any_change, any_run, carried)
+
+
+def _constraints_update(
+    job_id: str, task: TaskSpec, live: LiveTask, job_constraints: Mapping[str, Any]
+) -> Change | None:
     desired = full_constraints(task.properties.get("constraints"), job_constraints)
     fields = diff_subset(desired, full_constraints(live.constraints, job_constraints), "constraints")
     if not fields:
-        return Change(address, Action.NOOP)
+        return None
     return Change(
-        address,
+        task_address(job_id, task.id),
         Action.UPDATE,
         tuple(fields),
         operations=(
@@ -77,38 +366,3 @@ def decide_task(
             ),
         ),
     )
-
-
-def decide_tasks(
-    job_id: str,
-    tasks: Iterable[TaskSpec],
-    bindings: Mapping[str, InputBinding],
-    outputs_container: str | None,
-    live: Mapping[str, LiveTask],
-    fresh: bool,
-    prune: bool,
-    job_constraints: Mapping[str, Any] | None = None,
-) -> TaskDecisions:
-    """``live`` is keyed by lower-cased task id (Batch task ids are case-insensitive)."""
-    changes: list[Change] = []
-    seen: set[str] = set()
-    for task in tasks:
-        key = task.id.lower()
-        seen.add(key)
-        digest = task_digest(task, bindings, outputs_container)
-        changes.append(decide_task(job_id, task, digest, live.get(key), fresh, job_constraints))
-    if not fresh:
-        for key in sorted(set(live) - seen):
-            address = task_address(job_id, key)
-            if prune:
-                operation = Operation(Stage.TASK_DELETE, "task.delete", {"job": job_id, "id": key})
-                changes.append(
-                    Change(address, Action.DELETE, reason="not in the manifest", operations=(operation,))
-                )
-            else:
-                changes.append(
-                    Change(address, Action.NOOP, reason="not in the manifest; kept (--prune deletes it)")
-                )
-    any_change = any(change.action is not Action.NOOP for change in changes)
-    any_run = any(change.action in (Action.CREATE, Action.REPLACE) for change in changes)
-    return TaskDecisions(tuple(changes), any_change, any_run)

@@ -73,10 +73,25 @@ class LiveJob:
     running_tasks: int = 0
 
 
+STATE_CONTAINER = "batchrun-state"  # the workloads' records of results and task logs, one folder per workload
+
+
 class LiveTask(NamedTuple):
     digest: str  # "" when the task carries no BATCHRUN_TASK_DIGEST
     state: str
     constraints: Mapping[str, Any]
+    result: str = ""  # success | failure, once completed
+    exit_code: int | None = None
+
+
+class TaskResult(NamedTuple):
+    """The last outcome of a task with a given digest, as kept in the workload's record of results."""
+
+    digest: str
+    result: str  # success | failure
+    exit_code: int | None
+    end_time: str  # ISO 8601, "" when unknown
+    job: str  # the job it ran in
 
 
 @dataclass(frozen=True)
@@ -87,6 +102,8 @@ class LiveState:
     job: LiveJob | None = None
     tasks: Mapping[str, LiveTask] = field(default_factory=dict)
     outputs_container_exists: bool = True
+    results: Mapping[str, TaskResult] = field(default_factory=dict)  # by lower-cased task id
+    state_container_exists: bool = True
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ Tasks are summarised per action with the first few addresses, so a 100,000-task 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,7 +28,9 @@ VERBS = {
     Action.DELETE: "deleted",
     Action.BLOCKED: "BLOCKED",
 }
+TASK_VERBS = {Action.CREATE: "will run", Action.REPLACE: "will run again (replaced in its job)"}
 TASKS_SHOWN_PER_ACTION = 5
+STUCK = ("failed", "waits for a failed task")  # tasks that do not run, shown even when nothing changes
 VALUE_WIDTH = 100
 
 
@@ -40,7 +43,8 @@ def _value(value: Any) -> str:
 
 def render_change(change: Change) -> list[str]:
     symbol = SYMBOLS[change.action]
-    header = f"{symbol:>3} {change.address} will be {VERBS[change.action]}"
+    verb = TASK_VERBS.get(change.action) if change.kind == "task" else None
+    header = f"{symbol:>3} {change.address} {verb or 'will be ' + VERBS[change.action]}"
     if change.action is Action.BLOCKED:
         header = f"{symbol:>3} {change.address} is BLOCKED: {change.reason}"
     elif change.reason and change.action is not Action.UPDATE:
@@ -70,13 +74,35 @@ def _summarise_tasks(changes: list[Change]) -> list[str]:
             (Action.DELETE, "delete"),
         )
     ]
-    unchanged = len(by_action.get(Action.NOOP, []))
+    kept = by_action.get(Action.NOOP, [])
+    unchanged = len(kept)
     blocked = len(by_action.get(Action.BLOCKED, []))
-    extra_kept = sum(1 for c in by_action.get(Action.NOOP, []) if "--prune" in c.reason)
+    extra_kept = sum(1 for c in kept if "--prune" in c.reason)
+    carried = sum(1 for c in kept if c.cause == "current" and c.reason)
     line = f"    tasks of job/{job}: " + ", ".join(parts) + f", {unchanged} unchanged"
+    if carried:
+        line += f" ({carried} carried over from an earlier run)"
     if blocked:
         line += f", {blocked} blocked"
     lines = [line]
+    causes = Counter(c.cause for c in changes if c.runs)
+    if causes:
+        lines.append("    why they run: " + ", ".join(f"{n} {cause}" for cause, n in causes.most_common()))
+    for cause, text in (
+        ("failed", "failed and will not run again"),
+        ("waits for a failed task", "wait for a failed task"),
+    ):
+        stuck = [c for c in kept if c.cause == cause]
+        if stuck:
+            shown = "; ".join(
+                f"{c.address.split('/', 2)[2]}: {c.reason}" for c in stuck[:TASKS_SHOWN_PER_ACTION]
+            )
+            more = (
+                f"; ... and {len(stuck) - TASKS_SHOWN_PER_ACTION} more"
+                if len(stuck) > TASKS_SHOWN_PER_ACTION
+                else ""
+            )
+            lines.append(f"    {len(stuck)} task(s) {text}: {shown}{more}")
     if extra_kept:
         lines.append(f"    {extra_kept} task(s) not in the manifest are kept (--prune deletes them)")
     for action in (Action.CREATE, Action.REPLACE, Action.UPDATE, Action.DELETE):
@@ -111,13 +137,13 @@ def render_text(plan: Plan, destroy: bool = False) -> str:
     for change in plan.changes:
         if change.kind == "task":
             tasks.append(change)
-        elif change.action is not Action.NOOP or (destroy and change.reason):
+        elif change.action is not Action.NOOP or (destroy and change.reason) or "job-level" in change.reason:
             lines.extend(
                 render_change(change)
                 if change.action is not Action.NOOP
                 else [f"    {change.address}: {change.reason}"]
             )
-    if tasks and any(c.action is not Action.NOOP or "--prune" in c.reason for c in tasks):
+    if tasks and any(c.action is not Action.NOOP or "--prune" in c.reason or c.cause in STUCK for c in tasks):
         lines.extend(_summarise_tasks(tasks))
     lines.append("")
     lines.append(summary_line(plan, destroy))

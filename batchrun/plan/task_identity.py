@@ -1,0 +1,245 @@
+"""A task's identity: what it runs and everything it reads, so a result is current exactly when they are.
+
+The identity has four parts, each a 16-hex-digit sha256 prefix, joined by ``-`` into the task's digest
+(carried by the task as the environment setting ``BATCHRUN_TASK_DIGEST``, and kept in the workload's record
+of results):
+
+* ``definition``: the task's properties except its constraints (which change in place), the inputs it names
+  and where they live, its outputs, and the job settings every task runs under (common environment settings
+  and the job preparation task);
+* ``inputs``: the Content-MD5 of each input blob the task receives (a whole input: all of its files; an input
+  listed with ``paths``: just those files);
+* ``packages``: the content digest of each application package the task can use (the pool's and its own);
+* ``upstream``: the digests of the tasks it depends on, so a merge reruns when anything upstream reruns.
+
+Comparing parts says why a task must run again; comparing whole digests says whether it must.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from batchrun.model import JobSpec, TaskSpec
+from batchrun.plan.actions import InputBinding
+from batchrun.plan.bodies import canonical_json
+
+PART_LENGTH = 16
+PART_NAMES = ("definition", "inputs", "packages", "upstream")
+
+
+class TaskIdentity(NamedTuple):
+    definition: str
+    inputs: str
+    packages: str
+    upstream: str
+
+    @property
+    def digest(self) -> str:
+        return "-".join(self)
+
+    def differing(self, other: TaskIdentity | None) -> list[str]:
+        """Names of the parts that differ from ``other`` (every part when it is unknown)."""
+        if other is None:
+            return list(PART_NAMES)
+        return [name for name, mine, theirs in zip(PART_NAMES, self, other, strict=True) if mine != theirs]
+
+
+def parse_digest(value: str) -> TaskIdentity | None:
+    """The parts of a digest, or None for a digest of another form (e.g. one written before parts existed)."""
+    parts = value.split("-")
+    if len(parts) != len(PART_NAMES) or any(len(part) != PART_LENGTH for part in parts):
+        return None
+    return TaskIdentity(*parts)
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:PART_LENGTH]
+
+
+@dataclass(frozen=True)
+class Contents:
+    """The content of what tasks read, as it will be once the plan is applied (from local files)."""
+
+    inputs: Mapping[str, Mapping[str, str]]  # input name -> blob name -> base64 Content-MD5
+    packages: Mapping[str, str]  # "<id>@<version>" (lower-cased id) -> content sha256
+    default_versions: Mapping[str, str]  # lower-cased application id -> version made default by the manifest
+    pool_packages: tuple[tuple[str, str], ...] = ()  # the pool's (applicationId, version) references
+
+
+def package_refs(properties: Mapping[str, Any]) -> list[tuple[str, str]]:
+    return [
+        (str(ref.get("applicationId", "")), str(ref.get("version", "") or ""))
+        for ref in properties.get("applicationPackageReferences") or ()
+    ]
+
+
+def _application_name(application_id: str) -> str:
+    """``.../applications/tools`` (an ARM id) or ``tools`` -> ``tools``."""
+    return application_id.rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+def package_digest(refs: Iterable[tuple[str, str]], contents: Contents) -> str:
+    entries = []
+    for application_id, version in refs:
+        name = _application_name(application_id)
+        resolved = version or contents.default_versions.get(name, "")
+        entries.append([name, version, contents.packages.get(f"{name}@{resolved}", "")])
+    return _hash(canonical_json(sorted(entries)))
+
+
+def job_context(job: JobSpec) -> dict[str, Any]:
+    """The job settings that change what every task does when it runs."""
+    return {
+        key: job.properties[key]
+        for key in ("commonEnvironmentSettings", "jobPreparationTask")
+        if key in job.properties
+    }
+
+
+def definition_digest(
+    task: TaskSpec,
+    bindings: Mapping[str, InputBinding],
+    outputs_container: str | None,
+    context: Mapping[str, Any],
+) -> str:
+    properties = {key: value for key, value in task.properties.items() if key != "constraints"}
+    document = {
+        "properties": properties,
+        "inputs": [
+            [name, bindings[name].container, bindings[name].prefix, list(task.input_paths.get(name, ()))]
+            if name in bindings
+            else [name]
+            for name in task.inputs
+        ],
+        "outputs": [[o.pattern, o.path, o.upload_condition] for o in task.outputs],
+        "outputsContainer": outputs_container if task.outputs else None,
+        "job": context or None,
+    }
+    return _hash(canonical_json(document))
+
+
+class _InputDigests:
+    """Per-input digests, computed once per input however many tasks read it whole."""
+
+    def __init__(self, bindings: Mapping[str, InputBinding], contents: Contents) -> None:
+        self.bindings = bindings
+        self.contents = contents
+        self.whole: dict[str, str] = {}
+
+    def files(self, name: str, paths: Sequence[str]) -> list[list[str]]:
+        binding = self.bindings.get(name)
+        blobs = self.contents.inputs.get(name, {})
+        prefix = binding.prefix if binding is not None else ""
+        return [[prefix + path, blobs.get(prefix + path, "")] for path in paths]
+
+    def of(self, task: TaskSpec) -> str:
+        parts: list[Any] = []
+        for name in task.inputs:
+            paths = task.input_paths.get(name)
+            if paths:
+                parts.append([name, self.files(name, paths)])
+                continue
+            if name not in self.whole:
+                blobs = self.contents.inputs.get(name, {})
+                self.whole[name] = _hash(canonical_json(sorted(blobs.items())))
+            parts.append([name, self.whole[name]])
+        return _hash(canonical_json(parts))
+
+
+def dependencies(task: TaskSpec, numeric_ids: Mapping[int, str]) -> list[str]:
+    """Lower-cased ids of the tasks ``task`` depends on (``taskIds`` and ``taskIdRanges``)."""
+    spec = task.properties.get("dependsOn") or {}
+    found = [str(item).lower() for item in spec.get("taskIds") or ()]
+    for span in spec.get("taskIdRanges") or ():
+        start, end = int(span["start"]), int(span["end"])
+        if end - start < len(numeric_ids):
+            found.extend(numeric_ids[n] for n in range(start, end + 1) if n in numeric_ids)
+        else:
+            found.extend(task_id for n, task_id in numeric_ids.items() if start <= n <= end)
+    return found
+
+
+def numeric_task_ids(tasks: Iterable[TaskSpec]) -> dict[int, str]:
+    """Integer value -> lower-cased id for the tasks whose ids are integers (what ``taskIdRanges`` match)."""
+    return {int(task.id): task.id.lower() for task in tasks if task.id.isdigit()}
+
+
+def topological_order(tasks: Sequence[TaskSpec], upstream: Mapping[str, Sequence[str]]) -> Iterator[TaskSpec]:
+    """Tasks with every dependency before its dependents (the manifest is checked for cycles)."""
+    by_id = {task.id.lower(): task for task in tasks}
+    done: set[str] = set()
+    for root in tasks:
+        key = root.id.lower()
+        if key in done:
+            continue
+        stack: list[tuple[str, int]] = [(key, 0)]
+        on_path = {key}
+        while stack:
+            current, position = stack[-1]
+            deps = upstream.get(current, ())
+            if position < len(deps):
+                stack[-1] = (current, position + 1)
+                nxt = deps[position]
+                if nxt in by_id and nxt not in done and nxt not in on_path:
+                    stack.append((nxt, 0))
+                    on_path.add(nxt)
+                continue
+            stack.pop()
+            on_path.discard(current)
+            if current not in done:
+                done.add(current)
+                yield by_id[current]
+
+
+@dataclass(frozen=True)
+class TaskGraph:
+    """Each task's identity and its upstream/downstream tasks, by lower-cased id; ``order`` is topological."""
+
+    identities: Mapping[str, TaskIdentity]
+    upstream: Mapping[str, Sequence[str]]
+    downstream: Mapping[str, Sequence[str]]
+    order: tuple[str, ...]
+
+
+def task_graph(
+    job: JobSpec,
+    bindings: Mapping[str, InputBinding],
+    outputs_container: str | None,
+    contents: Contents,
+) -> TaskGraph:
+    numeric = numeric_task_ids(job.tasks)
+    upstream: dict[str, list[str]] = {}
+    downstream: dict[str, list[str]] = {}
+    for task in job.tasks:
+        deps = dependencies(task, numeric)
+        if deps:
+            key = task.id.lower()
+            upstream[key] = deps
+            for dep in deps:
+                downstream.setdefault(dep, []).append(key)
+    context = job_context(job)
+    inputs = _InputDigests(bindings, contents)
+    pool_packages = package_digest(contents.pool_packages, contents)
+    identities: dict[str, TaskIdentity] = {}
+    order: list[str] = []
+    for task in topological_order(job.tasks, upstream):
+        key = task.id.lower()
+        own_packages = package_refs(task.properties)
+        packages = (
+            package_digest([*contents.pool_packages, *own_packages], contents)
+            if own_packages
+            else pool_packages
+        )
+        deps = upstream.get(key, [])
+        up = _hash(",".join(identities[d].digest for d in deps if d in identities)) if deps else "0" * 16
+        identities[key] = TaskIdentity(
+            definition_digest(task, bindings, outputs_container, context),
+            inputs.of(task),
+            packages,
+            up,
+        )
+        order.append(key)
+    return TaskGraph(identities, upstream, downstream, tuple(order))
