@@ -11,22 +11,30 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from batchrun.model import JobSpec, PoolSpec, TaskSpec, Workload
 from batchrun.plan.actions import InputBinding
+from batchrun.plan.last_applied import KEYS_KEY, applied_of, applied_record
 from batchrun.plan.live import DIGEST_KEY, LABELS_KEY, REVISION_KEY, TASK_DIGEST_ENV, WORKLOAD_KEY
+from batchrun.plan.secrets import SECRETS_KEY, secrets_record
 
-OWNERSHIP_KEYS = frozenset({WORKLOAD_KEY, DIGEST_KEY, REVISION_KEY, LABELS_KEY})
+OWNERSHIP_KEYS = frozenset({WORKLOAD_KEY, DIGEST_KEY, REVISION_KEY, LABELS_KEY, KEYS_KEY, SECRETS_KEY})
 
 
 @dataclass(frozen=True)
 class Ownership:
+    """batchrun's marks on a pool or job. ``salt`` (hex, random per run) salts the digests of write-only
+    values; ``marks`` are the per-resource items ``batchrun.keys`` and ``batchrun.secrets``
+    (see :func:`marked`)."""
+
     workload: str
     digest: str
     revision: str  # "" outside git
     labels: tuple[tuple[str, str], ...] = ()
+    salt: str = ""
+    marks: tuple[tuple[str, str], ...] = ()
 
     def metadata(self) -> dict[str, str]:
         items = {WORKLOAD_KEY: self.workload, DIGEST_KEY: self.digest}
@@ -34,7 +42,11 @@ class Ownership:
             items[REVISION_KEY] = self.revision
         if self.labels:
             items[LABELS_KEY] = canonical_json(dict(self.labels))
+        items.update(self.marks)
         return items
+
+    def salt_hex(self) -> str:
+        return self.salt or hashlib.sha256(f"batchrun:{self.workload}".encode()).hexdigest()[:32]
 
 
 # One encoder for every digest: json.dumps with options builds a new encoder per call (slow at 100,000 tasks).
@@ -57,11 +69,31 @@ def user_metadata(properties: Mapping[str, Any]) -> dict[str, str]:
     return {str(i["name"]): str(i["value"]) for i in properties.get("metadata", ()) or ()}
 
 
+def marked(
+    body: Mapping[str, Any], ownership: Ownership, kept: Sequence[Mapping[str, Any]] = ()
+) -> tuple[dict[str, Any], Ownership]:
+    """``body`` with its metadata rebuilt: the manifest's items, ``kept`` items others set on the live
+    resource, then batchrun's marks including ``batchrun.keys`` (what this body sets) and
+    ``batchrun.secrets`` (digests of its write-only values). Also the ownership carrying those marks, for
+    later writes of the same resource's metadata."""
+    user = [i for i in body.get("metadata", ()) or () if i["name"] not in OWNERSHIP_KEYS]
+    names = [str(i["name"]) for i in user]
+    marks = [(KEYS_KEY, applied_record(applied_of(body, names)))]
+    secrets = secrets_record(body, ownership.salt_hex())
+    if secrets:
+        marks.append((SECRETS_KEY, secrets))
+    with_marks = replace(ownership, marks=tuple(marks))
+    others = [i for i in kept if i["name"] not in OWNERSHIP_KEYS and i["name"] not in names]
+    result = dict(body)
+    result["metadata"] = metadata_list([*user, *others], with_marks)
+    return result, with_marks
+
+
 def pool_body(pool: PoolSpec, ownership: Ownership) -> dict[str, Any]:
     body = {key: value for key, value in pool.properties.items() if key != "metadata"}
     body["id"] = pool.id
-    body["metadata"] = metadata_list(pool.properties.get("metadata", ()) or (), ownership)
-    return body
+    body["metadata"] = list(pool.properties.get("metadata", ()) or ())
+    return marked(body, ownership)[0]
 
 
 def job_body(job: JobSpec, ownership: Ownership) -> dict[str, Any]:
@@ -73,21 +105,6 @@ def job_body(job: JobSpec, ownership: Ownership) -> dict[str, Any]:
     body["onAllTasksComplete"] = "noaction"
     body["metadata"] = metadata_list(job.properties.get("metadata", ()) or (), ownership)
     return body
-
-
-def task_digest(task: TaskSpec, bindings: Mapping[str, InputBinding], outputs_container: str | None) -> str:
-    """Digest of the task definition: properties but constraints, inputs and where they live, outputs."""
-    properties = {key: value for key, value in task.properties.items() if key != "constraints"}
-    document = {
-        "properties": properties,
-        "inputs": [
-            [name, bindings[name].container, bindings[name].prefix] if name in bindings else [name]
-            for name in task.inputs
-        ],
-        "outputs": [[o.pattern, o.path, o.upload_condition] for o in task.outputs],
-        "outputsContainer": outputs_container if task.outputs else None,
-    }
-    return hashlib.sha256(canonical_json(document).encode()).hexdigest()
 
 
 def task_body(task: TaskSpec, digest: str) -> dict[str, Any]:
@@ -108,6 +125,8 @@ def task_operation_args(task: TaskSpec, digest: str) -> dict[str, Any]:
     args: dict[str, Any] = {"body": task_body(task, digest)}
     if task.inputs:
         args["inputs"] = list(task.inputs)
+    if task.input_paths:
+        args["inputPaths"] = {name: list(paths) for name, paths in task.input_paths.items()}
     if task.outputs:
         args["outputs"] = [
             {"pattern": o.pattern, "path": o.path, "uploadCondition": o.upload_condition}

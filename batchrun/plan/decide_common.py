@@ -8,6 +8,7 @@ from typing import Any
 
 from batchrun.plan.actions import Action, Change, FieldChange
 from batchrun.plan.bodies import OWNERSHIP_KEYS, user_metadata
+from batchrun.plan.last_applied import read_applied
 from batchrun.plan.live import WORKLOAD_KEY
 
 CONFIRM_FLAG = "--confirm-replace"
@@ -19,6 +20,8 @@ class PlanOptions:
     prune: bool = False
     adopt: bool = False
     confirm_replace: bool = False
+    rerun_failed: bool = False  # run again the tasks whose unchanged definition failed
+    rerun: tuple[str, ...] = ()  # globs of task ids to run again
 
 
 def ownership_block(address: str, metadata: Mapping[str, str], workload: str, adopt: bool) -> Change | None:
@@ -36,11 +39,44 @@ def ownership_block(address: str, metadata: Mapping[str, str], workload: str, ad
 
 
 def user_metadata_changes(desired: Mapping[str, Any], live_metadata: Mapping[str, str]) -> list[FieldChange]:
+    """Items the manifest sets that differ live, and items batchrun set last time (``batchrun.keys``) that
+    the manifest no longer sets (removed). Items someone else set are not drift: they are kept."""
     wanted = user_metadata(desired)
     have = {k: v for k, v in live_metadata.items() if k not in OWNERSHIP_KEYS}
-    if not wanted or wanted == have:  # no metadata in the manifest: extra live items are not drift
-        return []
-    return [FieldChange("metadata", have, wanted)]
+    applied = read_applied(live_metadata)
+    changes = [
+        FieldChange(f"metadata.{name}", have.get(name), value)
+        for name, value in wanted.items()
+        if have.get(name) != value
+    ]
+    if applied is not None:
+        changes.extend(
+            FieldChange(f"metadata.{name}", have[name], None)
+            for name in sorted(set(have) - set(wanted))
+            if name in applied.metadata
+        )
+    return changes
+
+
+def kept_metadata(desired: Mapping[str, Any], live_metadata: Mapping[str, str]) -> list[dict[str, str]]:
+    """Live items someone else set (not the manifest's, not batchrun's last time): written back unchanged,
+    since Batch replaces the whole metadata list on every update."""
+    wanted = user_metadata(desired)
+    applied = read_applied(live_metadata)
+    previous = applied.metadata if applied is not None else frozenset()
+    return [
+        {"name": name, "value": value}
+        for name, value in live_metadata.items()
+        if name not in OWNERSHIP_KEYS and name not in wanted and name not in previous
+    ]
+
+
+def others_metadata(desired: Mapping[str, Any], live_metadata: Mapping[str, str]) -> list[FieldChange]:
+    """Items someone else set, shown as kept when batchrun writes the resource's metadata."""
+    return [
+        FieldChange(f"metadata.{item['name']}", item["value"], f"{item['value']} (kept: not batchrun's)")
+        for item in kept_metadata(desired, live_metadata)
+    ]
 
 
 def needs_confirmation(address: str, busy: str, fields: tuple[FieldChange, ...], action: str) -> Change:

@@ -6,17 +6,34 @@ from collections.abc import Mapping
 from typing import Any
 
 from batchrun.plan.actions import Action, Change, FieldChange, Operation, Stage
-from batchrun.plan.bodies import Ownership
+from batchrun.plan.bodies import Ownership, marked
 from batchrun.plan.decide_common import (
     PlanOptions,
     body_user,
+    kept_metadata,
     needs_confirmation,
+    others_metadata,
     ownership_block,
     user_metadata_changes,
 )
-from batchrun.plan.diff import diff_subset
+from batchrun.plan.diff import diff_properties, diff_subset
+from batchrun.plan.last_applied import read_applied
 from batchrun.plan.live import WORKLOAD_KEY, LivePool
-from batchrun.plan.rules import Family, pool_family
+from batchrun.plan.rules import POOL_REVERT, Family, pool_family
+from batchrun.plan.secrets import SECRETS_KEY, masked_field, secret_changes
+
+SCALE_KEYS = frozenset(
+    key
+    for key in (
+        "targetDedicatedNodes",
+        "targetLowPriorityNodes",
+        "resizeTimeout",
+        "enableAutoScale",
+        "autoScaleFormula",
+        "autoScaleEvaluationInterval",
+    )
+)
+KEPT = "(kept: not set by batchrun)"
 
 
 def pool_address(pool_id: str) -> str:
@@ -64,10 +81,28 @@ def _scale_operations(
     return [*stop, Operation(Stage.POOL, "pool.resize", resize_args)], fields
 
 
+def _pool_is_empty(live: LivePool) -> bool:
+    """No nodes and not allocating any: the properties of the EMPTY_POOL family can be PATCHed."""
+    have = live.properties
+    nodes = int(have.get("currentDedicatedNodes") or 0) + int(have.get("currentLowPriorityNodes") or 0)
+    return nodes == 0 and live.allocation_state.lower() == "steady"
+
+
+def _forced(fields: tuple[FieldChange, ...] | list[FieldChange]) -> list[FieldChange]:
+    return [FieldChange(f.path, f.before, f.after, True) for f in fields]
+
+
+def _top_key(path: str) -> str:
+    return path.split(".")[0].split("[")[0]
+
+
 def decide_pool(
     body: Mapping[str, Any], live: LivePool | None, ownership: Ownership, options: PlanOptions
 ) -> Change:
-    """Create; PATCH / resize / autoscale in place; replace for create-only fields; blocked when not ours."""
+    """Create; PATCH / updateproperties / resize / autoscale in place; replace for create-only fields (and
+    for empty-pool-only fields while the pool has nodes); blocked when not ours.
+
+    ``body`` comes from :func:`batchrun.plan.bodies.pool_body` (it carries the ownership marks)."""
     address = pool_address(str(body["id"]))
     create = Operation(Stage.POOL, "pool.create", {"body": dict(body)})
     if live is None:
@@ -78,16 +113,45 @@ def decide_pool(
     blocked = ownership_block(address, live.metadata, ownership.workload, options.adopt)
     if blocked is not None:
         return blocked
-    desired = {k: v for k, v in body.items() if k not in ("id", "metadata")}
+    applied = read_applied(live.metadata)
+    empty = _pool_is_empty(live)
+    diffs = diff_properties(
+        "pool", body, live.properties, None if applied is None else applied.keys, SCALE_KEYS
+    )
     replace_fields: list[FieldChange] = []
     patch_fields: list[FieldChange] = []
-    for key, value in desired.items():
+    notes: list[FieldChange] = []
+    patch: dict[str, Any] = {}
+    remove_start_task = False
+
+    def in_place(key: str) -> bool:
         family = pool_family(key)
-        changes = diff_subset(value, live.properties.get(key), key)
-        if family is Family.REPLACE:
-            replace_fields.extend(FieldChange(c.path, c.before, c.after, True) for c in changes)
-        elif family is Family.PATCH:
-            patch_fields.extend(changes)
+        return family is Family.PATCH or (family is Family.EMPTY_POOL and empty)
+
+    for item in diffs:
+        if item.status == "kept":
+            notes.extend(FieldChange(f.path, f.before, KEPT) for f in item.fields)
+        elif item.status == "removed" and item.key == "startTask":
+            remove_start_task = True
+            patch_fields.extend(item.fields)
+        elif item.status == "removed":
+            if item.key in POOL_REVERT and in_place(item.key):
+                patch[item.key] = POOL_REVERT[item.key]
+                patch_fields.extend(item.fields)
+            else:
+                replace_fields.extend(_forced(item.fields))
+        elif in_place(item.key):
+            patch[item.key] = body[item.key]
+            patch_fields.extend(item.fields)
+        else:
+            replace_fields.extend(_forced(item.fields))
+    for secret in secret_changes(body, live.metadata.get(SECRETS_KEY)):
+        key = _top_key(secret.path)
+        if in_place(key) and key in body:
+            patch[key] = body[key]
+            patch_fields.append(secret)
+        else:
+            replace_fields.append(FieldChange(secret.path, secret.before, secret.after, True))
     if replace_fields:
         fields = tuple(replace_fields)
         if live.running_nodes and not options.confirm_replace:
@@ -99,23 +163,36 @@ def decide_pool(
             address, Action.REPLACE, fields, reason="forces replacement", operations=(delete, create)
         )
     operations: list[Operation] = []
-    patch: dict[str, Any] = {
-        c.path.split(".")[0].split("[")[0]: desired[c.path.split(".")[0].split("[")[0]] for c in patch_fields
-    }
-    metadata_fields = user_metadata_changes(body_user(body), live.metadata)
+    desired_user = body_user(body)
+    metadata_fields = user_metadata_changes(desired_user, live.metadata)
     adopting = live.metadata.get(WORKLOAD_KEY, "") != ownership.workload
     if adopting:
         metadata_fields.append(
             FieldChange(f"metadata.{WORKLOAD_KEY}", live.metadata.get(WORKLOAD_KEY), ownership.workload)
         )
-    if patch or metadata_fields:
-        patch["metadata"] = body["metadata"]
-        operations.append(Operation(Stage.POOL, "pool.patch", {"id": live.id, "body": patch}))
-    scale_ops, scale_fields = _scale_operations(desired, live)
+    if patch or metadata_fields or remove_start_task:
+        kept = kept_metadata(desired_user, live.metadata)
+        metadata = marked(body, ownership, kept)[0]["metadata"]
+        notes.extend(others_metadata(desired_user, live.metadata))
+        if remove_start_task:
+            # PATCH leaves an omitted startTask as it is; updateproperties removes it (REC update_pools).
+            references = patch.pop("applicationPackageReferences", None)
+            if references is None:
+                references = body.get("applicationPackageReferences") or (
+                    live.properties.get("applicationPackageReferences") or [] if applied is None else []
+                )
+            replacement = {"applicationPackageReferences": references, "metadata": metadata}
+            operations.append(
+                Operation(Stage.POOL, "pool.replace_properties", {"id": live.id, "body": replacement})
+            )
+        if patch or not remove_start_task:
+            patch["metadata"] = metadata
+            operations.append(Operation(Stage.POOL, "pool.patch", {"id": live.id, "body": patch}))
+    scale_ops, scale_fields = _scale_operations(body, live)
     operations.extend(scale_ops)
-    fields = (*patch_fields, *metadata_fields, *scale_fields)
     if not operations:
         return Change(address, Action.NOOP)
+    fields = tuple(masked_field(f) for f in (*patch_fields, *metadata_fields, *scale_fields, *notes))
     return Change(
         address, Action.UPDATE, fields, reason="adopted" if adopting else "", operations=tuple(operations)
     )

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from batchrun.model.durations import duration_seconds
 from batchrun.plan.actions import FieldChange
+from batchrun.plan.defaults import COMPUTED_KEYS, normal_value
+from batchrun.plan.secrets import SECRET_KEYS
 
 UNLIMITED_DURATION = "P10675199DT2H48M5.4775807S"
 
@@ -108,7 +111,10 @@ def _key_of(path: str) -> str:
 
 
 def diff_subset(desired: Any, live: Any, path: str = "") -> list[FieldChange]:
-    """Where ``live`` does not hold what ``desired`` sets; keys absent from ``desired`` are ignored."""
+    """Where ``live`` does not hold what ``desired`` sets; keys absent from ``desired`` are ignored, and so
+    are write-only fields (Batch never returns them; see :mod:`batchrun.plan.secrets`)."""
+    if _key_of(path) in SECRET_KEYS:
+        return []
     if live is _MISSING or live is None:
         default = _default_for(path)
         if default is not _NO_DEFAULT and scalars_equal(_key_of(path), desired, default):
@@ -140,3 +146,56 @@ def diff_subset(desired: Any, live: Any, path: str = "") -> list[FieldChange]:
     if scalars_equal(_key_of(path), desired, live):
         return []
     return [FieldChange(path, live, desired)]
+
+
+@dataclass(frozen=True)
+class PropertyDiff:
+    """One top-level property that differs. ``status``: ``changed`` (the manifest sets another value),
+    ``removed`` (batchrun set it last time, the manifest no longer does: revert it) or ``kept`` (set by
+    someone else, not in the manifest: left as it is, shown)."""
+
+    key: str
+    status: str
+    fields: tuple[FieldChange, ...]
+
+
+def _leaf_changes(path: str, want: Any, have: Any) -> list[FieldChange]:
+    if isinstance(want, Mapping) and isinstance(have, Mapping):
+        changes: list[FieldChange] = []
+        for key in [*want, *(k for k in have if k not in want)]:
+            if want.get(key) != have.get(key):
+                changes.extend(_leaf_changes(f"{path}.{key}", want.get(key), have.get(key)))
+        return changes
+    return [FieldChange(path, have, want)]
+
+
+def diff_properties(
+    kind: str,
+    desired: Mapping[str, Any],
+    live: Mapping[str, Any],
+    applied: frozenset[str] | None,
+    skip: frozenset[str] = frozenset(),
+) -> list[PropertyDiff]:
+    """Every top-level property where the normalised desired and live bodies differ (defaults, casing,
+    durations, computed and write-only fields are no difference: :func:`batchrun.plan.defaults.normalise`).
+
+    Properties in ``desired`` are compared in full, nested keys included. A live property the manifest does
+    not set is ``removed`` when ``applied`` (what batchrun set last time) names it, else ``kept``; with no
+    record (``applied`` None) nothing is reverted. ``skip`` names properties decided elsewhere."""
+    ignored = COMPUTED_KEYS | skip | {"id", "metadata"}
+    result: list[PropertyDiff] = []
+    keys = [*desired, *(k for k in live if k not in desired)]
+    for key in keys:
+        if key in ignored:
+            continue
+        want = normal_value(kind, key, desired[key], SECRET_KEYS) if key in desired else None
+        have = normal_value(kind, key, live.get(key), SECRET_KEYS)
+        if want == have:
+            continue
+        if key in desired:
+            result.append(PropertyDiff(key, "changed", tuple(_leaf_changes(key, want, have))))
+        elif applied is not None and key in applied:
+            result.append(PropertyDiff(key, "removed", (FieldChange(key, have, None),)))
+        else:
+            result.append(PropertyDiff(key, "kept", (FieldChange(key, have, have),)))
+    return result
