@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-
 UNLIMITED_DURATION = "P10675199DT2H48M5.4775807S"  # TimeSpan.MaxValue: "no limit" (REC jobs, files)
 
 AUTO_USER = "userIdentity.autoUser"
