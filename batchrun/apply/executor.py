@@ -100,6 +100,7 @@ class Executor:
             "pool.delete": lambda a: writer.delete_pool(a["id"]),
             "pool.wait_deleted": lambda a: writer.wait_pool_deleted(a["id"]),
             "pool.patch": lambda a: writer.patch_pool(a["id"], a["body"]),
+            "pool.replace_properties": lambda a: writer.replace_pool_properties(a["id"], a["body"]),
             "pool.stop_resize": lambda a: writer.stop_resize(self._pool_id()),
             "pool.resize": lambda a: writer.resize(self._pool_id(), a),
             "pool.enable_autoscale": lambda a: writer.enable_autoscale(self._pool_id(), a),

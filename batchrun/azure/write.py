@@ -114,6 +114,11 @@ class BatchWriter:
         with translated(f"updating pool/{pool_id}"):
             self.batch.update_pool(pool_id, batch_models.BatchPoolUpdateOptions(dict(body)))
 
+    def replace_pool_properties(self, pool_id: str, body: Mapping[str, Any]) -> None:
+        """POST updateproperties: the only call that removes a start task (an omitted one is removed)."""
+        with translated(f"updating pool/{pool_id}"):
+            self.batch.replace_pool_properties(pool_id, batch_models.BatchPoolReplaceOptions(dict(body)))
+
     def stop_resize(self, pool_id: str) -> None:
         with translated(f"stopping the resize of pool/{pool_id}"):
             try:

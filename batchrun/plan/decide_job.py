@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchrun.plan.actions import Action, Change, FieldChange, Operation, Stage
-from batchrun.plan.bodies import Ownership, metadata_list
+from batchrun.plan.bodies import Ownership, marked, metadata_list
 from batchrun.plan.decide_common import (
     PlanOptions,
     body_user,
+    kept_metadata,
     needs_confirmation,
     ownership_block,
     user_metadata_changes,
@@ -18,6 +19,7 @@ from batchrun.plan.decide_common import (
 from batchrun.plan.diff import diff_subset, scalars_equal
 from batchrun.plan.live import WORKLOAD_KEY, LiveJob
 from batchrun.plan.rules import Family, job_family
+from batchrun.plan.secrets import recorded_secret_changes
 
 
 def job_address(job_id: str) -> str:
@@ -58,6 +60,8 @@ def decide_job(
     """
     job_id = str(body["id"])
     address = job_address(job_id)
+    # batchrun.keys / batchrun.secrets marks; metadata items someone else set are written back, not wiped.
+    body, ownership = marked(body, ownership, kept_metadata(body_user(body), live.metadata) if live else ())
     finish = _job_finish(ownership, body, final_on_all_tasks_complete, job_id)
     create = Operation(Stage.JOB, "job.create", {"body": dict(body)})
     idle = has_tasks and not tasks_run
@@ -91,6 +95,7 @@ def decide_job(
             pool_fields.extend(changes)
         elif family is Family.PATCH:
             patch_fields.extend(changes)
+    replace_fields.extend(recorded_secret_changes(body, live.metadata))  # write-only values: create-only
     live_final = str(live.properties.get("onAllTasksComplete", "noaction"))
     final_fields: list[FieldChange] = []
     if not scalars_equal("onAllTasksComplete", final_on_all_tasks_complete or "noaction", live_final):

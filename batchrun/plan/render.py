@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from batchrun.plan.actions import Action, Change, Plan, plan_to_json
+from batchrun.plan.secrets import mask
 from batchrun.redact import redact
 
 SYMBOLS = {
@@ -35,7 +36,7 @@ VALUE_WIDTH = 100
 
 
 def _value(value: Any) -> str:
-    text = json.dumps(value, default=str)
+    text = json.dumps(mask(value), default=str)
     if len(text) > VALUE_WIDTH:
         text = text[: VALUE_WIDTH - 3] + "..."
     return redact(text)
@@ -151,7 +152,7 @@ def render_text(plan: Plan, destroy: bool = False) -> str:
 
 
 def render_json(plan: Plan) -> str:
-    return redact(json.dumps(plan_to_json(plan), indent=2, default=str))
+    return redact(json.dumps(mask(plan_to_json(plan)), indent=2, default=str))  # write-only values masked
 
 
 def blocked_lines(changes: Iterable[Change]) -> list[str]:

@@ -123,3 +123,13 @@ def masked_field(change: FieldChange) -> FieldChange:
 def mask_plan_json(data: Any) -> Any:
     """A plan's JSON with write-only values masked wherever they sit (operation bodies included)."""
     return mask(data)
+
+
+def recorded_secret_changes(body: Mapping[str, Any], live_metadata: Mapping[str, str]) -> list[FieldChange]:
+    """Write-only values that changed since batchrun recorded them, marked as forcing replacement (on a job
+    they sit in create-only task definitions). Nothing without a record: a job written before batchrun kept
+    digests is not replaced for that alone."""
+    record = live_metadata.get(SECRETS_KEY)
+    if not record:
+        return []
+    return [FieldChange(c.path, c.before, c.after, True) for c in secret_changes(body, record)]
