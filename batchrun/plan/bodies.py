@@ -107,6 +107,21 @@ def job_body(job: JobSpec, ownership: Ownership) -> dict[str, Any]:
     return body
 
 
+def task_digest(task: TaskSpec, bindings: Mapping[str, InputBinding], outputs_container: str | None) -> str:
+    """Digest of the task definition: properties but constraints, inputs and where they live, outputs."""
+    properties = {key: value for key, value in task.properties.items() if key != "constraints"}
+    document = {
+        "properties": properties,
+        "inputs": [
+            [name, bindings[name].container, bindings[name].prefix] if name in bindings else [name]
+            for name in task.inputs
+        ],
+        "outputs": [[o.pattern, o.path, o.upload_condition] for o in task.outputs],
+        "outputsContainer": outputs_container if task.outputs else None,
+    }
+    return hashlib.sha256(canonical_json(document).encode()).hexdigest()
+
+
 def task_body(task: TaskSpec, digest: str) -> dict[str, Any]:
     """The task body without storage URLs (added at apply time from ``inputs``/``outputs``)."""
     body = dict(task.properties)
