@@ -17,7 +17,7 @@ from typing import Any
 from azure.batch import BatchClient
 from azure.core.credentials import AccessToken, AzureNamedKeyCredential
 from azure.core.pipeline import PipelineRequest, PipelineResponse
-from azure.core.pipeline.policies import HTTPPolicy, SansIOHTTPPolicy
+from azure.core.pipeline.policies import HTTPPolicy, RetryPolicy, SansIOHTTPPolicy
 from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
 from batchrun.redact import redact
@@ -89,6 +89,35 @@ def _transport(request_log: RequestLog | None, target: Target) -> dict[str, Any]
     return options
 
 
+class WriteRetryPolicy(RetryPolicy[Any, Any]):
+    """azure-core's retries, for every method: a connection reset, a 408/429 (with or without Retry-After)
+    or a 5xx is retried on POST and PATCH too, not only on the idempotent methods.
+
+    That is safe because every write batchrun makes is checked against live state when it is repeated
+    (:mod:`batchrun.azure.write`): a create answered 409 is accepted only when the live resource is this
+    workload's, a task add answered TaskExists only when the live task has the same digest, a package
+    version answered 409 is finished when still pending. Retry-After is honoured; without it the waits are
+    0, 1, 2, 4, 8, 8 s (a target that stopped answering is reported after about 25 s).
+    """
+
+    METHODS = frozenset(["HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST", "PATCH"])
+
+    def __init__(self) -> None:
+        super().__init__(
+            retry_total=6,
+            retry_connect=3,
+            retry_read=6,
+            retry_status=6,
+            retry_backoff_factor=0.5,
+            retry_backoff_max=8,
+        )
+
+    def configure_retries(self, options: dict[str, Any]) -> dict[str, Any]:
+        settings: dict[str, Any] = super().configure_retries(options)
+        settings["methods"] = self.METHODS
+        return settings
+
+
 def default_credential() -> Any:
     """Entra ID credential chain (environment, managed identity, Azure CLI, ...)."""
     from azure.identity import DefaultAzureCredential
@@ -102,7 +131,9 @@ def build_batch_client(target: Target, request_log: RequestLog | None = None) ->
         credential = AzureNamedKeyCredential(target.batch_account, target.batch_key)
     else:
         credential = default_credential()
-    return BatchClient(target.batch_url, credential, **_transport(request_log, target))
+    return BatchClient(
+        target.batch_url, credential, retry_policy=WriteRetryPolicy(), **_transport(request_log, target)
+    )
 
 
 def storage_retry_policy() -> ExponentialRetry:
@@ -137,6 +168,7 @@ def build_management_client(target: Target, request_log: RequestLog | None = Non
     from azure.mgmt.batch import BatchManagementClient
 
     options = _transport(request_log, target)
+    options["retry_policy"] = WriteRetryPolicy()
     credential: Any
     if target.management_token is not None:
         credential = StaticTokenCredential(target.management_token)

@@ -23,7 +23,7 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFo
 from batchrun.azure.failures import error_code, translate, translated
 from batchrun.azure.parallel import run_parallel
 from batchrun.errors import ApplyError
-from batchrun.plan.live import TASK_DIGEST_ENV, WORKLOAD_KEY
+from batchrun.plan.live import DIGEST_KEY, TASK_DIGEST_ENV, WORKLOAD_KEY
 
 TASKS_PER_REQUEST = 100
 TASK_THREADS = 8
@@ -83,6 +83,12 @@ class BatchWriter:
         job = self.batch.get_job(job_id, select=["id", "state"]).as_dict()
         return str(job.get("state", "")).lower() in states
 
+    def _is_ours(self, live: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
+        """A create answered 409 is done when the live resource is this workload's with this manifest's
+        digest (a lost response of our own create), and a conflict otherwise."""
+        have, want = _metadata(live.get("metadata")), _metadata(body.get("metadata"))
+        return have.get(WORKLOAD_KEY) == self.workload and have.get(DIGEST_KEY) == want.get(DIGEST_KEY)
+
     # -- pool ------------------------------------------------------------------------------------------
 
     def create_pool(self, body: Mapping[str, Any]) -> None:
@@ -92,10 +98,10 @@ class BatchWriter:
                 self.batch.create_pool(batch_models.BatchPoolCreateOptions(dict(body)))
             except ResourceExistsError:
                 live = self.batch.get_pool(pool_id, select=["id", "metadata"]).as_dict()
-                if _metadata(live.get("metadata")).get(WORKLOAD_KEY) != self.workload:
+                if not self._is_ours(live, body):
                     raise ApplyError(
-                        f"pool/{pool_id}: a pool with this id appeared that batchrun did not create; "
-                        "run plan again to see it."
+                        f"pool/{pool_id}: a pool with this id appeared that this apply did not create "
+                        "(another manifest or another apply); run plan again to see it."
                     ) from None
 
     def delete_pool(self, pool_id: str) -> None:
@@ -160,10 +166,10 @@ class BatchWriter:
                 self.batch.create_job(batch_models.BatchJobCreateOptions(dict(body)))
             except ResourceExistsError:
                 live = self.batch.get_job(job_id, select=["id", "metadata"]).as_dict()
-                if _metadata(live.get("metadata")).get(WORKLOAD_KEY) != self.workload:
+                if not self._is_ours(live, body):
                     raise ApplyError(
-                        f"job/{job_id}: a job with this id appeared that batchrun did not create; "
-                        "run plan again to see it."
+                        f"job/{job_id}: a job with this id appeared that this apply did not create "
+                        "(another manifest or another apply); run plan again to see it."
                     ) from None
 
     def delete_job(self, job_id: str) -> None:
@@ -259,6 +265,7 @@ class BatchWriter:
                     )
                 raise translate(error, f"adding tasks to job/{job_id}") from error
             retry: list[Mapping[str, Any]] = []
+            existing: list[Mapping[str, Any]] = []
             for item in result.get("value") or []:  # mapping access: as_dict() is slow per chunk
                 task_id = str(item.get("taskId", ""))
                 status = str(item.get("status", "")).lower()
@@ -270,33 +277,51 @@ class BatchWriter:
                     progress(1)
                 elif status == "servererror":
                     retry.append(body)
-                elif code == "TaskExists" and self._same_task(job_id, body):
-                    progress(1)
+                elif code == "TaskExists":
+                    existing.append(body)
                 else:
                     message = str(((item.get("error") or {}).get("message") or {}).get("value", ""))
                     failures.append(f"task/{job_id}/{task_id}: {code} {message}".strip())
+            if existing:
+                same = self._same_tasks(job_id, existing)
+                for body in existing:
+                    if str(body["id"]).lower() in same:
+                        progress(1)
+                    else:
+                        failures.append(
+                            f"task/{job_id}/{body['id']}: TaskExists: a task with this id exists with "
+                            "another definition (added meanwhile by someone else); run plan again to see it"
+                        )
             pending = retry
         failures.extend(f"task/{job_id}/{body['id']}: server error after retries" for body in pending)
         return failures
 
-    def _same_task(self, job_id: str, body: Mapping[str, Any]) -> bool:
-        """A TaskExists answer is success when the live task is the one we meant to add (same digest)."""
-        wanted = next(
-            (s.get("value") for s in body.get("environmentSettings", ()) if s.get("name") == TASK_DIGEST_ENV),
-            None,
-        )
-        try:
-            live = self.batch.get_task(
-                job_id, str(body["id"]), select=["id", "environmentSettings"]
-            ).as_dict()
-        except ResourceNotFoundError:
-            return False
-        digest = next(
-            (
-                s.get("value")
-                for s in live.get("environmentSettings") or ()
-                if s.get("name") == TASK_DIGEST_ENV
-            ),
-            None,
-        )
-        return wanted is not None and digest == wanted
+    def _same_tasks(self, job_id: str, bodies: Sequence[Mapping[str, Any]]) -> set[str]:
+        """Lower-cased ids of ``bodies`` whose live task is the one we meant to add (same digest): TaskExists
+        answers are success for those. One list request per chunk (filtered by id, selecting only the
+        digest), never one GET per task; any error is a batchrun error, never a traceback."""
+        wanted = {str(body["id"]).lower(): _digest_of(body.get("environmentSettings")) for body in bodies}
+        clauses = " or ".join(f"id eq '{body['id']}'" for body in bodies)
+        with translated(f"checking the {len(bodies)} task(s) of job/{job_id} that already exist"):
+            live = self.batch.list_tasks(job_id, filter=clauses, select=["id", "environmentSettings"])
+            found = {
+                str(task.id).lower(): _digest_of([s.as_dict() for s in task.environment_settings or ()])
+                for task in live
+            }
+        return {
+            task_id
+            for task_id, digest in wanted.items()
+            if digest is not None and found.get(task_id) == digest
+        }
+
+
+def _digest_of(settings: Any) -> str | None:
+    """The batchrun digest among ``[{name, value}]`` environment settings, or None."""
+    return next(
+        (
+            str(s.get("value"))
+            for s in settings or ()
+            if isinstance(s, Mapping) and s.get("name") == TASK_DIGEST_ENV
+        ),
+        None,
+    )

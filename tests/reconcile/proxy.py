@@ -2,7 +2,10 @@
 
 ``Fault`` decides per request: ``"pass"`` forwards it, ``"lose"`` forwards it and answers 503 instead of a
 2xx response (the create happened, its answer was lost), ``"hang_up"`` closes the connection without
-forwarding or answering (the target stopped answering).
+forwarding or answering (the target stopped answering), ``"reset_after"`` forwards it and then closes the
+connection without answering (processed, then the connection reset), ``"500"``/``"503"`` answer that
+status without forwarding, ``"429"`` answers 429 without Retry-After, ``"429_retry_after"`` with
+``Retry-After: 1``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from urllib.parse import urlsplit
 
-Fault = Callable[[str, str], Literal["pass", "lose", "hang_up"]]  # (method, path without query) -> fault
+Decision = Literal["pass", "lose", "hang_up", "reset_after", "500", "503", "429", "429_retry_after"]
+Fault = Callable[[str, str], Decision]  # (method, path without query) -> fault
 
 IMAGE = {
     "imageReference": {
@@ -43,10 +47,24 @@ class FaultProxy:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
+                if decision in ("500", "503", "429", "429_retry_after"):
+                    body_text = b'{"code":"ServerBusy","message":{"lang":"en-US","value":"injected"}}'
+                    self.send_response(int(decision[:3]))
+                    if decision == "429_retry_after":
+                        self.send_header("Retry-After", "1")
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body_text)))
+                    self.end_headers()
+                    self.wfile.write(body_text)
+                    return
                 connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
                 connection.request(self.command, self.path, body=body, headers=dict(self.headers))
                 response = connection.getresponse()
                 payload = response.read()
+                if decision == "reset_after":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 if decision == "lose" and 200 <= response.status < 300:
                     self.send_response(503)
                     self.send_header("Content-Length", "0")
