@@ -106,6 +106,7 @@ def conflict(code: str, message: str, values: dict[str, str] | None = None) -> B
 _DELETING_MESSAGES = {
     "Pool": "The specified pool has been marked for deletion and is being reclaimed.",
     "Job": "The specified job has been marked for deletion and is being garbage collected.",
+    "JobSchedule": "The specified job schedule has been marked for deletion and is being garbage collected.",
 }
 
 

@@ -47,6 +47,11 @@ def transition(body: Body, state: str, moment: str | None = None) -> None:
     body["stateTransitionTime"] = moment
 
 
+def job_pool_id(job: Body) -> str:
+    """The pool a job's tasks run on: its ``poolInfo.poolId``, or the auto pool created for it."""
+    return str(job.get("executionInfo", {}).get("poolId") or job.get("poolInfo", {}).get("poolId") or "")
+
+
 def find_by_id(items: Mapping[str, Body], resource_id: str) -> Body | None:
     """Batch ids are case-preserving and case-insensitive (SDK model docstrings); exact match first."""
     found = items.get(resource_id)
@@ -144,6 +149,7 @@ class Model:
         self.pools: dict[str, Body] = {}
         self.nodes: dict[str, dict[str, Body]] = {}
         self.jobs: dict[str, Body] = {}
+        self.schedules: dict[str, Body] = {}
         self.tasks: dict[str, JobTasks] = {}
         self.applications: dict[str, Body] = {}
         self.packages: dict[str, dict[str, Body]] = {}
@@ -169,6 +175,8 @@ class Model:
                 self.tasks.setdefault(parent, JobTasks()).add(body)
             highest = max((item[0] for item in loaded), default=-1)
             self._sequence = itertools.count(highest + 1)
+            for _, key, body in self.store.load(Table.JOBSCHEDULES):
+                self.schedules[key] = body
             for _, key, body in self.store.load(Table.APPLICATIONS):
                 self.applications[key] = body
             for parent, key, body in self.store.load(Table.PACKAGES):
@@ -186,6 +194,9 @@ class Model:
 
     def save_job(self, job: Body) -> None:
         self.store.put(Table.JOBS, "", job["id"], job)
+
+    def save_schedule(self, schedule: Body) -> None:
+        self.store.put(Table.JOBSCHEDULES, "", schedule["id"], schedule)
 
     def save_task(self, job_id: str, task: Body) -> None:
         self.store.put(Table.TASKS, job_id, task["id"], task)

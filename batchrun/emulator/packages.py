@@ -63,3 +63,36 @@ def resolve_packages(model: Model, references: list[dict[str, Any]]) -> list[Pac
             )
         )
     return blobs
+
+
+def snapshot_packages(model: Model, references: list[dict[str, Any]]) -> list[dict[str, Any]] | str:
+    """The pool's package references resolved to versions, as a node installs them when it boots (lock held).
+
+    A node keeps these versions until it is rebooted or reimaged, as on Azure: a new default version or a
+    changed pool reference reaches only nodes that boot after the change.
+    """
+    resolved: list[dict[str, Any]] = []
+    for reference in references:
+        try:
+            name, version, _ = resolve(model, reference)
+        except UnresolvedPackage as error:
+            return str(error)
+        resolved.append(
+            {"applicationId": name, "version": version, "withoutVersion": not reference.get("version")}
+        )
+    return resolved
+
+
+def blobs_of_snapshot(snapshot: list[dict[str, Any]] | str) -> list[PackageBlob] | str:
+    if isinstance(snapshot, str):
+        return snapshot
+    return [
+        PackageBlob(
+            item["applicationId"],
+            item["version"],
+            PACKAGE_CONTAINER,
+            package_blob_name(item["applicationId"], item["version"]),
+            referenced_without_version=bool(item.get("withoutVersion")),
+        )
+        for item in snapshot
+    ]

@@ -29,6 +29,7 @@ from batchrun.emulator.api import (
     management,
     nodes,
     pools,
+    schedules,
     sizing,
     tasks,
 )
@@ -45,7 +46,8 @@ _LOG = logging.getLogger("batchrun.emulator")
 
 def build_app(api: Api) -> Starlette:
     routes = []
-    for module in (pools, sizing, nodes, jobs, tasks, files, applications, management, emulator_routes):
+    modules = (pools, sizing, nodes, jobs, schedules, tasks, files, applications, management, emulator_routes)
+    for module in modules:
         routes.extend(module.routes(api))
 
     async def unknown(request: Request, error: Exception) -> Response:

@@ -75,3 +75,19 @@ def parse_duration(text: str) -> timedelta | None:
     if seconds is None:
         return None
     return timedelta(seconds=min(seconds, _MAX_TIMEDELTA_SECONDS))
+
+
+def normal_duration(text: str) -> str:
+    """A duration the way Batch returns it (``PT01H00M00S`` → ``PT1H``, ``PT06M00S`` → ``PT6M``)."""
+    seconds = duration_seconds(text)
+    if seconds is None or text == FOREVER:
+        return text
+    whole = int(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    fraction = seconds - whole
+    time = "".join(f"{value}{unit}" for value, unit in ((hours, "H"), (minutes, "M")) if value) + (
+        f"{secs + fraction:g}S" if secs or fraction else ""
+    )
+    return ("P" + (f"{days}D" if days else "") + (f"T{time}" if time else "")) if (days or time) else "PT0S"

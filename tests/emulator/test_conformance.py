@@ -134,13 +134,14 @@ def test_sample_pool_operations(client: BatchClient, finished: dict[str, Any]) -
 
 def test_sample_job_and_task_requests(client: BatchClient, finished: dict[str, Any]) -> None:
     job = sample("Jobs_CreateJob_Complex")["parameters"]["job"]
-    response = raw(client, "POST", "/jobs", job)
-    # Auto pools and job manager tasks are the parts of this sample the emulator rejects, naming the property.
-    assert response.status_code == 400
-    assert response.json()["code"] == "UnsupportedProperty"
-    assert {"key": "PropertyName", "value": "poolInfo.autoPoolSpecification"} in response.json()["values"]
-    response = raw(client, "POST", "/jobs", {**job, "poolInfo": {"poolId": "cf-pool"}})
-    assert {"key": "PropertyName", "value": "jobManagerTask"} in response.json()["values"]
+    # The whole sample, auto pool and job manager task included, is accepted.
+    response = raw(client, "POST", "/jobs", {**job, "id": "jobIdAuto"})
+    assert response.status_code == 201, response.text()
+    auto_job = client.get_job("jobIdAuto")
+    assert auto_job.execution_info.pool_id.startswith("mypool_")
+    assert client.get_pool(auto_job.execution_info.pool_id).target_dedicated_nodes == 3
+    assert client.get_task("jobIdAuto", "taskId").command_line == "myprogram.exe"
+    client.begin_delete_job("jobIdAuto", polling_interval=0).result()
     without_manager = {key: value for key, value in job.items() if key != "jobManagerTask"}
     without_manager["poolInfo"] = {"poolId": "cf-pool"}
     without_manager.pop("jobPreparationTask", None)

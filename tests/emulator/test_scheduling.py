@@ -115,7 +115,8 @@ def test_autoscale_formulas(client: BatchClient) -> None:
             "$TargetDedicatedNodes = min(4, pending + 2);\n$NodeDeallocationOption = taskcompletion"
         ),
     )
-    assert run.results == "pending=0;$TargetDedicatedNodes=2;$NodeDeallocationOption=taskcompletion"
+    # The three outputs lead, then the formula's own variables (as recorded: test_batch_scale_pools).
+    assert run.results == "$TargetDedicatedNodes=2;$TargetLowPriorityNodes=0;$NodeDeallocationOption=taskcompletion;pending=0"
     with pytest.raises(HttpResponseError) as raised:
         client.evaluate_pool_auto_scale(
             "auto-pool",

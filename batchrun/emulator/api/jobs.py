@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Iterator
 from typing import Any
 
 from starlette.responses import Response
@@ -31,15 +31,11 @@ from batchrun.emulator.api.job_bodies import (
     PUT_KEYS,
     validate_constraints,
     validate_pool_info,
-    validate_prep_and_release,
     validate_settings,
 )
-from batchrun.emulator.api.specs import (
-    check_name_values,
-)
-from batchrun.emulator.errors import BatchApiError, being_deleted, conflict, exists, invalid_value
-from batchrun.emulator.model import Body, JobTasks, find_by_id, public, touch
-from batchrun.emulator.timefmt import now_iso
+from batchrun.emulator.api.job_create import check_job_spec, new_job
+from batchrun.emulator.errors import being_deleted, conflict, exists, invalid_value
+from batchrun.emulator.model import Body, find_by_id, internal, public, touch
 
 FILTER_FIELDS = ("id", "state", "displayName", "priority", "executionInfo/poolId", "poolInfo/poolId")
 
@@ -66,60 +62,14 @@ def create_job(api: Api, call: Call) -> Response:
     body = require_object(call.body, "job")
     check_keys(body, CREATE_KEYS)
     job_id = check_id(require(body, "id"))
-    validate_pool_info(require(body, "poolInfo", dict))
-    validate_settings(body)
-    check_enum(body, "onTaskFailure", ("noaction", "performexitoptionsjobaction"))
-    optional(body, "usesTaskDependencies", bool)
-    if body.get("jobManagerTask") is not None:
-        raise BatchApiError(
-            400,
-            "UnsupportedProperty",
-            "Job manager tasks are not supported by the local Batch "
-            "emulator; add the work as ordinary tasks.",
-            {"PropertyName": "jobManagerTask"},
-        )
-    constraints = validate_constraints(body.get("constraints") or {})
-    optional(body, "displayName", str)
-    if body.get("commonEnvironmentSettings") is not None:
-        check_name_values(body["commonEnvironmentSettings"], "commonEnvironmentSettings")
-    prep, release = validate_prep_and_release(body)
+    spec = check_job_spec(api, body)
     with api.model.lock:
         existing = find_by_id(api.model.jobs, job_id)
         if existing is not None:
             if existing["state"] == "deleting":
                 raise being_deleted("Job", existing["id"])
             raise exists("Job", job_id)
-        moment = now_iso()
-        job: Body = copy.deepcopy(body)
-        job.update(
-            {
-                "usesTaskDependencies": body.get("usesTaskDependencies", False),
-                "creationTime": moment,
-                "state": "active",
-                "stateTransitionTime": moment,
-                "priority": body.get("priority", 0),
-                "maxParallelTasks": body.get("maxParallelTasks", -1),
-                "allowTaskPreemption": body.get("allowTaskPreemption", False),
-                "constraints": constraints,
-                "onAllTasksComplete": body.get("onAllTasksComplete", "noaction"),
-                "onTaskFailure": body.get("onTaskFailure", "noaction"),
-                "executionInfo": {"startTime": moment, "poolId": body["poolInfo"]["poolId"]},
-            }
-        )
-        if prep is not None:
-            job["jobPreparationTask"] = {
-                "id": "jobpreparation",
-                "waitForSuccess": True,
-                "rerunOnNodeRebootAfterSuccess": True,
-                **prep,
-            }
-        if release is not None:
-            job["jobReleaseTask"] = {"id": "jobrelease", **release}
-        touch(job)
-        api.model.jobs[job_id] = job
-        api.model.tasks[job_id] = JobTasks()
-        api.model.save_job(job)
-        api.model.notify()
+        job = new_job(api, spec, job_id)
         return empty(201, resource_headers(job, job_url(call, job_id)))
 
 
@@ -148,8 +98,9 @@ def _apply_changes(api: Api, job: Body, changes: dict[str, Any], replace: bool) 
     if "constraints" in changes:
         changes["constraints"] = validate_constraints(changes["constraints"] or {})
     if "poolInfo" in changes:
-        pool_info = validate_pool_info(changes["poolInfo"])
-        if pool_info.get("poolId") != job["poolInfo"].get("poolId") and job["state"] != "disabled":
+        pool_info = validate_pool_info(api, changes["poolInfo"])
+        changes["poolInfo"] = pool_info
+        if pool_info != job["poolInfo"] and job["state"] != "disabled":
             raise conflict(
                 "JobNotDisabled",
                 "The pool of a job can only be changed while the job is disabled; disable the job first.",
@@ -179,7 +130,8 @@ def _apply_changes(api: Api, job: Body, changes: dict[str, Any], replace: bool) 
             job.pop("metadata", None)
     else:
         job.update(changes)
-    job.setdefault("executionInfo", {})["poolId"] = job["poolInfo"]["poolId"]
+    if job["poolInfo"].get("poolId"):
+        job.setdefault("executionInfo", {})["poolId"] = job["poolInfo"]["poolId"]
     touch(job)
     api.model.save_job(job)
     api.model.notify()
@@ -289,6 +241,30 @@ def task_counts(api: Api, call: Call) -> Response:
         return json_response(body, headers=resource_headers(job))
 
 
+def prep_release_status(api: Api, call: Call) -> Response:
+    """Per node that ran the job's preparation task: how it (and the release task) ran."""
+    job_id = call.params["jobId"]
+
+    def rows(marker: str | None) -> Iterator[tuple[str, Body]]:
+        job = get_job(api, job_id)
+        if not job.get("jobPreparationTask"):
+            raise conflict(
+                "JobPreparationTaskNotSpecified",
+                "The job does not have a job preparation task.",
+                {"JobId": job["id"]},
+            )
+        return rows_in_id_order(internal(job).get("prepRelease", {}))(marker)
+
+    return list_page(
+        api,
+        call,
+        f"/jobs/{job_id}/jobpreparationandreleasetaskstatus",
+        ("nodeId", "poolId"),
+        rows,
+        dict,
+    )
+
+
 def routes(api: Api) -> list[Route]:
     return [
         endpoint(api, "POST", "/jobs", create_job),
@@ -301,4 +277,5 @@ def routes(api: Api) -> list[Route]:
         endpoint(api, "POST", "/jobs/{jobId}/enable", enable_job),
         endpoint(api, "POST", "/jobs/{jobId}/terminate", terminate_job),
         endpoint(api, "GET", "/jobs/{jobId}/taskcounts", task_counts),
+        endpoint(api, "GET", "/jobs/{jobId}/jobpreparationandreleasetaskstatus", prep_release_status),
     ]

@@ -19,14 +19,8 @@ from batchrun.emulator.api.base import (
     require_object,
     resource_headers,
 )
-from batchrun.emulator.api.pools import (
-    DEFAULT_INTERVAL,
-    apply_targets,
-    pool_url,
-    run_autoscale,
-    set_allocation_state,
-    writable_pool,
-)
+from batchrun.emulator.api.pool_specs import apply_targets, run_autoscale, set_allocation_state
+from batchrun.emulator.api.pools import pool_url, writable_pool
 from batchrun.emulator.api.specs import AUTOSCALE_INTERVAL_MAX, check_duration
 from batchrun.emulator.errors import BatchApiError, conflict
 from batchrun.emulator.model import internal, touch
@@ -108,7 +102,7 @@ def enable_autoscale(api: Api, call: Call) -> Response:
             )
         pool["autoScaleFormula"] = formula
         pool["autoScaleEvaluationInterval"] = body.get(
-            "autoScaleEvaluationInterval", pool.get("autoScaleEvaluationInterval", DEFAULT_INTERVAL)
+            "autoScaleEvaluationInterval", pool.get("autoScaleEvaluationInterval", autoscale.DEFAULT_INTERVAL)
         )
         run, chosen = run_autoscale(api, pool, formula)
         pool["enableAutoScale"] = True

@@ -9,10 +9,12 @@ functions (delete the folders of deleted tasks, jobs and pools, as Batch does).
 
 from __future__ import annotations
 
+from batchrun.emulator.node.agent_log import append_agent_log, service_log_files
 from batchrun.emulator.node.cleanup import (
     remove_job_directories,
     remove_pool_directory,
     remove_task_directories,
+    wipe_node,
 )
 from batchrun.emulator.node.failures import unsupported_on_host_failure
 from batchrun.emulator.node.layout import launch_directory, node_root, prepare_node, task_directory
@@ -32,6 +34,7 @@ __all__ = [
     "StorageAccess",
     "TaskLaunch",
     "TaskOutcome",
+    "append_agent_log",
     "launch_directory",
     "node_root",
     "prepare_node",
@@ -40,6 +43,8 @@ __all__ = [
     "remove_pool_directory",
     "remove_task_directories",
     "run_task",
+    "service_log_files",
     "task_directory",
     "unsupported_on_host_failure",
+    "wipe_node",
 ]

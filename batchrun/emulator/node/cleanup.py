@@ -62,3 +62,8 @@ def _remove_inside(nodes_dir: Path, path: Path) -> None:
 def _log_failure(function: object, path: str, error: object) -> None:
     # A file a task made unremovable must not break the delete; it is reported and left behind.
     _LOG.warning("could not remove %s: %s", path, error[1] if isinstance(error, tuple) else error)
+
+
+def wipe_node(nodes_dir: Path, pool_id: str, node_id: str) -> None:
+    """Empty a node's folders, as a reimage gives the node a fresh disk."""
+    _remove_inside(nodes_dir, nodes_dir / safe_segment(pool_id) / safe_segment(node_id))

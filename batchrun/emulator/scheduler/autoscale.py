@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 
-from batchrun.emulator.model import Body, Model
+from batchrun.emulator.model import Body, Model, job_pool_id
 from batchrun.emulator.timefmt import iso, now, parse_duration
 
 OUTPUTS = ("$TargetDedicatedNodes", "$TargetLowPriorityNodes", "$NodeDeallocationOption")
@@ -216,8 +216,19 @@ def targets(results: Mapping[str, Value], current_dedicated: int, current_low: i
     )
 
 
-def results_text(results: Mapping[str, Value]) -> str:
-    """Batch's ``autoScaleRun.results`` form: ``$Name=value;...``."""
+def results_text(results: Mapping[str, Value], chosen: tuple[int, int, str] | None = None) -> str:
+    """Batch's ``autoScaleRun.results`` form: ``$Name=value;...``, led by the three outputs Batch always
+    reports (recorded: ``$TargetDedicatedNodes=3;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue``).
+    """
+    if chosen is not None:
+        outputs: dict[str, Value] = {
+            "$TargetDedicatedNodes": chosen[0],
+            "$TargetLowPriorityNodes": chosen[1],
+            "$NodeDeallocationOption": chosen[2],
+        }
+        aliases = ("$TargetDedicated", "$TargetLowPriority")
+        others = {k: v for k, v in results.items() if k not in outputs and k not in aliases}
+        results = {**outputs, **others}
 
     def show(value: Value) -> str:
         if isinstance(value, str):
@@ -234,7 +245,7 @@ def task_metrics(model: Model, pool_id: str) -> dict[str, float]:
     """Task numbers of the jobs on ``pool_id`` (lock held): the formula inputs the emulator supports."""
     active = running = 0
     for job_id, job in model.jobs.items():
-        if job.get("poolInfo", {}).get("poolId") != pool_id or job["state"] not in ("active", "disabling"):
+        if job_pool_id(job).lower() != pool_id.lower() or job["state"] not in ("active", "disabling"):
             continue
         counts = model.tasks[job_id].counts
         active += counts["active"]

@@ -28,17 +28,23 @@ from batchrun.emulator.node import (
 )
 from batchrun.emulator.scheduler import nodes
 from batchrun.emulator.scheduler.jobs import JobTransitions
+from batchrun.emulator.scheduler.node_ops import NodeOperations
 from batchrun.emulator.scheduler.pools import PoolManager
-from batchrun.emulator.scheduler.tasks import RunningTask, TaskRunner, requeue
+from batchrun.emulator.scheduler.schedules import ScheduleClock
+from batchrun.emulator.scheduler.tasks import RunningTask, TaskRunner, record_prep_release, requeue
 from batchrun.emulator.timefmt import now_iso
 
 _LOG = logging.getLogger("batchrun.emulator.scheduler")
+
+
+RELEASE_INFO = "jobReleaseTaskExecutionInfo"
 
 
 @dataclass
 class ReleaseRun:
     pool_id: str
     job_id: str
+    node_id: str
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
@@ -64,6 +70,8 @@ class Scheduler:
         # Task runs reuse pooled threads: starting a thread per task under the model lock was a bottleneck.
         self.task_threads = ThreadPoolExecutor(max_workers=self.cap, thread_name_prefix="batch-task")
         self.jobs = JobTransitions(model, self)
+        self.schedules = ScheduleClock(model, self)
+        self.node_ops = NodeOperations(self)
         self.pools = PoolManager(self)
         self.tasks = TaskRunner(self)
 
@@ -140,6 +148,7 @@ class Scheduler:
         for pool in list(self.model.pools.values()):
             wait = min(wait, self.pools.reconcile(pool))
         wait = min(wait, self.jobs.reconcile())
+        wait = min(wait, self.schedules.reconcile())
         self.tasks.dispatch()
         return max(wait, 0.01)
 
@@ -174,7 +183,8 @@ class Scheduler:
                     job.get("commonEnvironmentSettings") or [],
                 )
                 number = next(self._release_numbers)
-                self.releases[number] = ReleaseRun(pool_id, job["id"])
+                self.releases[number] = ReleaseRun(pool_id, job["id"], node["id"])
+                record_prep_release(self.model, self.account_url, self.releases[number], RELEASE_INFO)
                 self.spawn(
                     functools.partial(self._release_run, number, identity, launch), f"release-{job['id']}"
                 )
@@ -185,6 +195,10 @@ class Scheduler:
             _LOG.info(
                 "job release task of %s on %s ended: %s", launch.job_id, identity.node_id, outcome.result
             )
+            with self.model.lock:
+                record_prep_release(
+                    self.model, self.account_url, self.releases[number], RELEASE_INFO, outcome
+                )
         finally:
             with self.model.lock:
                 del self.releases[number]

@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from batchrun.emulator.scheduler.core import Scheduler
 
 
+# How long after its creation (or last change) a job with no tasks waits before onAllTasksComplete ends it.
+EMPTY_JOB_GRACE_SECONDS = 30.0
+
+
 class JobTransitions:
     def __init__(self, model: Model, scheduler: Scheduler) -> None:
         self.model = model
@@ -97,16 +101,26 @@ class JobTransitions:
                 transition(job, "active")
                 self.model.save_job(job)
             elif state == "active":
-                if (
-                    job.get("onAllTasksComplete") == "terminatejob"
-                    and self.model.tasks[job_id].unfinished == 0
-                ):
-                    self.terminate(job, "AllTasksComplete")
-                    if not self._running_of(job_id):
-                        self._complete(job)
-                    continue
+                job_tasks = self.model.tasks[job_id]
+                if job.get("onAllTasksComplete") == "terminatejob" and job_tasks.unfinished == 0:
+                    # A job that never had a task is complete too, but Batch notices that a while after
+                    # the job was created (recorded: such a job is still active right after creation), so
+                    # tasks added just after the job still run.
+                    grace = 0.0 if job_tasks.by_id else self._empty_job_grace(job)
+                    if grace <= 0:
+                        self.terminate(job, "AllTasksComplete")
+                        if not self._running_of(job_id):
+                            self._complete(job)
+                        continue
+                    wait = min(wait, grace)
                 wait = min(wait, self._wall_clock(job))
         return wait
+
+    @staticmethod
+    def _empty_job_grace(job: Body) -> float:
+        """Seconds until an empty job with onAllTasksComplete terminatejob counts as complete."""
+        since = parse_iso(str(job.get("lastModified") or job["creationTime"]))
+        return EMPTY_JOB_GRACE_SECONDS - (now() - since).total_seconds()
 
     def _wall_clock(self, job: Body) -> float:
         limit_text = job.get("constraints", {}).get("maxWallClockTime")

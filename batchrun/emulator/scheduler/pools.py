@@ -10,16 +10,17 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from batchrun.emulator.model import Body, internal
+from batchrun.emulator.model import Body, find_by_id, internal
 from batchrun.emulator.node import (
     TaskLaunch,
+    append_agent_log,
     prepare_node,
     remove_pool_directory,
     run_task,
     unsupported_on_host_failure,
 )
 from batchrun.emulator.node.failures import failure_info
-from batchrun.emulator.packages import resolve_packages
+from batchrun.emulator.packages import blobs_of_snapshot, snapshot_packages
 from batchrun.emulator.scheduler import autoscale, nodes
 from batchrun.emulator.scheduler.tasks import WINDOWS_REASON, immediate_failure
 from batchrun.emulator.store import Table
@@ -41,9 +42,13 @@ class PoolManager:
     def reconcile(self, pool: Body) -> float:
         pool_id = pool["id"]
         pool_nodes = self.model.nodes.setdefault(pool_id, {})
+        if pool["state"] != "deleting" and self._auto_pool_finished(pool):
+            pool["state"] = "deleting"
+            pool["stateTransitionTime"] = now_iso()
+            self.model.save_pool(pool)
         if pool["state"] == "deleting":
             for node in list(pool_nodes.values()):
-                self._retire_node(pool, node, "requeue")
+                self.retire_node(pool, node, "requeue")
             self.scheduler.cancel_releases_in(pool_id)
             if (
                 not pool_nodes
@@ -67,7 +72,9 @@ class PoolManager:
             else:
                 wait = remaining
         for node in list(pool_nodes.values()):
-            if node["state"] in nodes.BOOTING and (pool_id, node["id"]) not in self.scheduler.booting:
+            booting = (pool_id, node["id"]) in self.scheduler.booting
+            restart = not booting and self.scheduler.node_ops.reconcile(pool, node)
+            if restart or (node["state"] in nodes.BOOTING and not booting):
                 self._boot(pool, node)
             if (
                 node["state"] == "leavingpool"
@@ -77,13 +84,33 @@ class PoolManager:
                 del pool_nodes[node["id"]]
                 self.model.store.delete(Table.NODES, pool_id, node["id"])
         if pool["allocationState"] == "stopping":
+            # Batch keeps the nodes allocated so far and the target, and reports the stop (recorded:
+            # test_batch_scale_pools: stopping, then steady with current 0, target 2, ResizeStopped).
             live = [n for n in pool_nodes.values() if n["state"] != "leavingpool"]
-            pool["targetDedicatedNodes"] = sum(1 for n in live if n.get("isDedicated"))
-            pool["targetLowPriorityNodes"] = sum(1 for n in live if not n.get("isDedicated"))
+            dedicated = sum(1 for n in live if n.get("isDedicated"))
+            if (dedicated, len(live) - dedicated) != (
+                pool.get("targetDedicatedNodes", 0),
+                pool.get("targetLowPriorityNodes", 0),
+            ):
+                pool["resizeErrors"] = [
+                    {
+                        "code": "ResizeStopped",
+                        "message": "Desired number of nodes could not be allocated as the resize was stopped",
+                    }
+                ]
             self._set_allocation(pool, "steady")
         elif pool["allocationState"] == "resizing":
             self._resize(pool, pool_nodes)
         return wait
+
+    def _auto_pool_finished(self, pool: Body) -> bool:
+        """An auto pool whose job (or job schedule) has completed or is gone, with no release task on it."""
+        owner = internal(pool).get("autoPool")
+        if not owner or owner.get("keepAlive") or self.scheduler.releasing_in(pool["id"]):
+            return False
+        owners = self.model.jobs if owner.get("kind") == "job" else self.model.schedules
+        found = find_by_id(owners, str(owner.get("id", "")))
+        return found is None or found["state"] == "completed"
 
     def _set_allocation(self, pool: Body, state: str) -> None:
         pool["allocationState"] = state
@@ -107,13 +134,13 @@ class PoolManager:
             if len(live) > target:
                 ordered = sorted(live, key=lambda n: (nodes.REMOVAL_ORDER.get(n["state"], 9), n["id"]))
                 for node in ordered[: len(live) - target]:
-                    self._retire_node(pool, node, option)
+                    self.retire_node(pool, node, option)
         self.model.save_pool(pool)
         settled = all(n["state"] not in (*nodes.BOOTING, "leavingpool") for n in pool_nodes.values())
         if settled:
             self._set_allocation(pool, "steady")
 
-    def _retire_node(self, pool: Body, node: Body, option: str) -> None:
+    def retire_node(self, pool: Body, node: Body, option: str) -> None:
         boot = self.boot_cancels.get((pool["id"], node["id"]))
         if boot is not None:
             boot.set()  # a start task still running must not keep the node (or a deleted pool) alive
@@ -138,7 +165,10 @@ class PoolManager:
             dedicated, low, option = autoscale.targets(
                 results, pool.get("targetDedicatedNodes", 0), pool.get("targetLowPriorityNodes", 0)
             )
-            pool["autoScaleRun"] = {"timestamp": now_iso(), "results": autoscale.results_text(results)}
+            pool["autoScaleRun"] = {
+                "timestamp": now_iso(),
+                "results": autoscale.results_text(results, (dedicated, low, option)),
+            }
             if (dedicated, low) != (pool.get("targetDedicatedNodes"), pool.get("targetLowPriorityNodes")):
                 pool["targetDedicatedNodes"], pool["targetLowPriorityNodes"] = dedicated, low
                 extra["deallocation"] = option
@@ -169,9 +199,13 @@ class PoolManager:
                     return
                 identity = nodes.identity(self.config, self.scheduler.account_url, pool_id, node)
             prepare_node(identity)
+            append_agent_log(identity.root, "node booted")
             with self.model.lock:
                 if node["state"] == "leavingpool":
                     return
+                # The node installs the pool's packages as they are now; later changes wait for a reboot.
+                snapshot = snapshot_packages(self.model, pool.get("applicationPackageReferences") or [])
+                internal(node)["packages"] = snapshot
                 nodes.set_node_state(node, "starting")
                 start_task = pool.get("startTask")
                 wait = bool(start_task.get("waitForSuccess", True)) if start_task else False
@@ -181,11 +215,7 @@ class PoolManager:
                 nodes.set_node_state(node, "waitingforstarttask" if wait else "idle")
                 self.model.save_node(pool_id, node)
                 self.model.notify()
-                packages = (
-                    resolve_packages(self.model, pool.get("applicationPackageReferences") or [])
-                    if start_task
-                    else []
-                )
+                packages = blobs_of_snapshot(snapshot)
             if not start_task:
                 return
             attempts = 0
@@ -203,6 +233,9 @@ class PoolManager:
                 if outcome.result == "success" or cancel.is_set() or (limit != -1 and attempts >= limit):
                     break
                 attempts += 1
+            append_agent_log(
+                identity.root, f"start task ended: {outcome.result}, exit code {outcome.exit_code}"
+            )
             with self.model.lock:
                 if cancel.is_set() and self.scheduler.stopping:
                     return  # interrupted by shutdown: the node boots again on restart

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from batchrun.emulator.model import Body, find_by_id, internal, transition
+from batchrun.emulator.model import Body, find_by_id, internal, job_pool_id, transition
 from batchrun.emulator.node import (
     PackageBlob,
     TaskLaunch,
@@ -20,7 +20,7 @@ from batchrun.emulator.node import (
     unsupported_on_host_failure,
 )
 from batchrun.emulator.node.failures import ended_failure, failure_info
-from batchrun.emulator.packages import resolve_packages
+from batchrun.emulator.packages import blobs_of_snapshot, resolve_packages
 from batchrun.emulator.scheduler import nodes
 from batchrun.emulator.scheduler.outcomes import dependencies_ready, exit_decision, should_retry
 from batchrun.emulator.timefmt import iso, now, now_iso
@@ -62,7 +62,7 @@ class TaskRunner:
         for job in active_jobs:
             if budget <= 0:
                 return
-            pool = find_by_id(self.model.pools, job.get("poolInfo", {}).get("poolId", ""))
+            pool = find_by_id(self.model.pools, job_pool_id(job))
             if pool is None or pool["state"] != "active":
                 continue
             budget -= self._dispatch_job(job, pool, budget)
@@ -78,6 +78,7 @@ class TaskRunner:
             if node["state"] in nodes.SCHEDULABLE
             and node["schedulingState"] == "enabled"
             and internal(node).get("jobPrep", {}).get(job["id"]) not in ("running", "failed")
+            and not internal(node).get("pendingOperation")
         ]
         free = {node["id"]: slots_per_node - int(node["runningTaskSlotsCount"]) for node in candidates}
         if not free or max(free.values()) <= 0:
@@ -155,7 +156,12 @@ class TaskRunner:
         prep_spec = job.get("jobPreparationTask") if run_prep else None
         environment = job.get("commonEnvironmentSettings") or []
         packages: list[PackageBlob] | str
-        pool_packages = resolve_packages(self.model, pool.get("applicationPackageReferences") or [])
+        installed = internal(node).get("packages")
+        pool_packages = (
+            blobs_of_snapshot(installed)
+            if installed is not None
+            else resolve_packages(self.model, pool.get("applicationPackageReferences") or [])
+        )
         task_packages = resolve_packages(self.model, task.get("applicationPackageReferences") or [])
         if isinstance(pool_packages, str) or isinstance(task_packages, str):
             packages = pool_packages if isinstance(pool_packages, str) else str(task_packages)
@@ -221,8 +227,15 @@ class TaskRunner:
             environment,
             packages,
         )
+        with self.model.lock:
+            record_prep_release(
+                self.model, self.scheduler.account_url, run, "jobPreparationTaskExecutionInfo"
+            )
         outcome = run_task(identity, launch, self.scheduler.storage, run.cancel)
         with self.model.lock:
+            record_prep_release(
+                self.model, self.scheduler.account_url, run, "jobPreparationTaskExecutionInfo", outcome
+            )
             node = self.model.nodes.get(run.pool_id, {}).get(run.node_id)
             ok = outcome.result == "success" or not prep_spec.get("waitForSuccess", True)
             if node is not None:
@@ -316,6 +329,10 @@ class TaskRunner:
         internal(task)["dependencyAction"] = decision.dependency_action
         self.model.save_task(job_id, task)
         job = self.model.jobs.get(job_id)
+        manager = job is not None and internal(task).get("jobManager")
+        if manager and job is not None and job.get("jobManagerTask", {}).get("killJobOnCompletion", True):
+            self.scheduler.jobs.terminate(job, "JMComplete")  # Batch's reason for this end
+            return
         if job is None or job.get("onTaskFailure") != "performexitoptionsjobaction" or succeeded:
             return
         if decision.job_action == "terminate":
@@ -350,3 +367,41 @@ def immediate_failure(info: Body) -> TaskOutcome:
         result="failure",
         failure_stage="preprocessing",
     )
+
+
+def record_prep_release(
+    model: Any, account_url: str, run: Any, kind: str, outcome: TaskOutcome | None = None
+) -> None:
+    """Keep what ``GET /jobs/{job}/jobpreparationandreleasetaskstatus`` reports for one node (lock held).
+
+    ``run`` names the job, pool and node; ``kind`` is ``jobPreparationTaskExecutionInfo`` or
+    ``jobReleaseTaskExecutionInfo``; without ``outcome`` the task has just started.
+    """
+    job = model.jobs.get(run.job_id)
+    if job is None:
+        return
+    node_url = f"{account_url}/pools/{run.pool_id}/nodes/{run.node_id}"
+    folder = "jobpreparation" if kind.startswith("jobPreparation") else "jobrelease"
+    directory = f"workitems/{run.job_id}/job-1/{folder}"
+    statuses = internal(job).setdefault("prepRelease", {})
+    entry = statuses.setdefault(
+        f"{run.pool_id}/{run.node_id}", {"poolId": run.pool_id, "nodeId": run.node_id, "nodeUrl": node_url}
+    )
+    if outcome is None:
+        entry[kind] = {
+            "startTime": now_iso(),
+            "state": "running",
+            "taskRootDirectory": directory,
+            "taskRootDirectoryUrl": f"{node_url}/files/{directory}",
+            "retryCount": 0,
+        }
+    else:
+        info = entry.setdefault(kind, {"retryCount": 0})
+        if outcome.start_time is not None:
+            info["startTime"] = iso(outcome.start_time)
+        info.update({"endTime": iso(outcome.end_time), "state": "completed", "result": outcome.result})
+        if outcome.exit_code is not None:
+            info["exitCode"] = outcome.exit_code
+        if outcome.failure_info:
+            info["failureInfo"] = outcome.failure_info
+    model.save_job(job)

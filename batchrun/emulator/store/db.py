@@ -22,6 +22,7 @@ class Table(enum.Enum):
     JOBS = "jobs"
     TASKS = "tasks"
     APPLICATIONS = "applications"
+    JOBSCHEDULES = "jobschedules"
     PACKAGES = "packages"
 
 
