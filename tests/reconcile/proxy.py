@@ -35,7 +35,9 @@ IMAGE = {
 class FaultProxy:
     """Forwards to ``upstream`` except where ``fault`` says otherwise; use as a context manager."""
 
-    def __init__(self, upstream: str, fault: Fault) -> None:
+    def __init__(self, upstream: str, fault: Fault, after: Callable[[], None] | None = None) -> None:
+        """``after`` runs when a ``"reset_after"`` request has been processed, before the connection closes
+        (e.g. to SIGKILL the client right after the service did what it asked)."""
         parts = urlsplit(upstream)
 
         class Handler(BaseHTTPRequestHandler):
@@ -62,6 +64,8 @@ class FaultProxy:
                 response = connection.getresponse()
                 payload = response.read()
                 if decision == "reset_after":
+                    if after is not None:
+                        after()
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
