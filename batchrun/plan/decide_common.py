@@ -8,6 +8,7 @@ from typing import Any
 
 from batchrun.plan.actions import Action, Change, FieldChange
 from batchrun.plan.bodies import OWNERSHIP_KEYS, user_metadata
+from batchrun.plan.diff import REMOVED
 from batchrun.plan.last_applied import read_applied
 from batchrun.plan.live import WORKLOAD_KEY
 
@@ -51,7 +52,7 @@ def user_metadata_changes(desired: Mapping[str, Any], live_metadata: Mapping[str
     ]
     if applied is not None:
         changes.extend(
-            FieldChange(f"metadata.{name}", have[name], None)
+            FieldChange(f"metadata.{name}", have[name], REMOVED)
             for name in sorted(set(have) - set(wanted))
             if name in applied.metadata
         )

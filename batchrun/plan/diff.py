@@ -148,6 +148,9 @@ def diff_subset(desired: Any, live: Any, path: str = "") -> list[FieldChange]:
     return [FieldChange(path, live, desired)]
 
 
+REMOVED = "(removed)"  # the ``after`` of a property or item the manifest no longer sets
+
+
 @dataclass(frozen=True)
 class PropertyDiff:
     """One top-level property that differs. ``status``: ``changed`` (the manifest sets another value),
@@ -195,7 +198,7 @@ def diff_properties(
         if key in desired:
             result.append(PropertyDiff(key, "changed", tuple(_leaf_changes(key, want, have))))
         elif applied is not None and key in applied:
-            result.append(PropertyDiff(key, "removed", (FieldChange(key, have, None),)))
+            result.append(PropertyDiff(key, "removed", (FieldChange(key, have, REMOVED),)))
         else:
             result.append(PropertyDiff(key, "kept", (FieldChange(key, have, have),)))
     return result
