@@ -123,9 +123,15 @@ def blocked_plan_error(plan: Plan) -> PlanError:
     )
 
 
-def execute(session: Session, plan: Plan, hooks: ApplyHooks | None = None) -> None:
-    """Carry out ``plan`` exactly; refuses a plan with blocked changes or made against another target."""
+def execute(session: Session, plan: Plan, hooks: ApplyHooks | None = None, break_lock: bool = False) -> None:
+    """Carry out ``plan`` exactly; refuses a plan with blocked changes or made against another target.
+
+    A plan with changes runs under the workload's apply lock (:mod:`batchrun.azure.lock`); ``break_lock``
+    breaks a lock left by an apply that is gone first."""
+    from contextlib import nullcontext
+
     from batchrun.apply.executor import Executor
+    from batchrun.azure.lock import apply_lock
 
     if plan.target != session.target.describe():
         raise PlanError(
@@ -135,7 +141,14 @@ def execute(session: Session, plan: Plan, hooks: ApplyHooks | None = None) -> No
     if plan.blocked:
         raise blocked_plan_error(plan)
     poll = 1 if session.target.kind == "local" else 5
-    Executor(plan, session.clients, hooks, poll_seconds=poll).run()
+    # Nothing to change writes nothing, not even the lock.
+    lock = (
+        apply_lock(session.clients.blob, plan.workload, force=break_lock)
+        if plan.has_changes
+        else nullcontext()
+    )
+    with lock:
+        Executor(plan, session.clients, hooks, poll_seconds=poll).run()
 
 
 def plan(

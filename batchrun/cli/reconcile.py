@@ -151,6 +151,7 @@ def plan_command(
 )
 @timeout_option
 @click.option("--no-color", is_flag=True, help="No colour in --wait progress (also NO_COLOR).")
+@click.option("--break-lock", is_flag=True, help="Break the workload's apply lock first (holder gone).")
 def apply_command(
     source: ManifestInput,
     target: TargetChoice,
@@ -163,6 +164,7 @@ def apply_command(
     wait_for_job: bool,
     timeout: float | None,
     no_color: bool,
+    break_lock: bool,
 ) -> None:
     """Make Batch and Storage match the manifest: storage, packages, pool, job, tasks; deletes in reverse."""
     workload = source.load()
@@ -179,7 +181,7 @@ def apply_command(
             _approve(auto_approve, "Apply these changes?")
             note("Applying ...")
             with _rerun_hint_on_interrupt("apply"):
-                execute(session, plan, _Progress())
+                execute(session, plan, _Progress(), break_lock=break_lock)
             note("Apply complete: " + _done_line(plan))
         else:
             note("Nothing to apply.")

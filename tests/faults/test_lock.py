@@ -1,0 +1,204 @@
+"""Two applies of one workload at once: the apply lock (a blob lease in the target's storage) lets one run
+and makes the other fail at once naming the holder; a holder killed with SIGKILL is broken with
+``--break-lock``; a pool that appears between plan and create with another digest is a conflict, not a
+success."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+import batchrun
+from batchrun.errors import ApplyError
+from tests.faults.test_interruptions import APPLY_SCRIPT
+from tests.reconcile.proxy import Decision, FaultProxy
+
+if TYPE_CHECKING:
+    from azure.batch import BatchClient
+
+    from batchrun.local.target import LocalTarget
+    from batchrun.target import Target
+
+
+def manifest(folder: Path, name: str, vm_size: str, file_name: str) -> Path:
+    path = folder / file_name
+    path.write_text(
+        f"""apiVersion: batchrun/v1
+kind: Workload
+metadata: {{name: {name}}}
+pool:
+  id: {name}-pool
+  vmSize: {vm_size}
+  virtualMachineConfiguration:
+    imageReference: {{publisher: canonical, offer: ubuntu-24_04-lts, sku: server, version: latest}}
+    nodeAgentSKUId: batch.node.ubuntu 24.04
+  targetDedicatedNodes: 0
+job:
+  id: {name}-job
+  tasks:
+    - {{id: t1, commandLine: /bin/true}}
+"""
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def target(local_target: LocalTarget) -> Target:
+    from batchrun.target import target_from_local
+
+    return target_from_local(local_target)
+
+
+class Holding:
+    """An apply in a subprocess, held (inside its lock) at its job create until ``release``."""
+
+    def __init__(self, local_target: LocalTarget, target: Target, path: Path) -> None:
+        self.arrived = threading.Event()
+        self.released = threading.Event()
+        self.proxy = FaultProxy(target.batch_url, self._hold)
+        self.local_target = local_target
+        self.target = target
+        self.path = path
+        self.process: subprocess.Popen[str] | None = None
+
+    def _hold(self, method: str, path: str) -> Decision:
+        if method == "POST" and path.endswith("/jobs"):
+            self.arrived.set()
+            self.released.wait(120)
+        return "pass"
+
+    def __enter__(self) -> Holding:
+        self.proxy.__enter__()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                APPLY_SCRIPT,
+                str(self.local_target.home),
+                str(self.path),
+                self.proxy.url,
+                self.target.blob_url,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.arrived.wait(120), "the held apply never reached its job create"
+        return self
+
+    def finish(self) -> tuple[int, str]:
+        assert self.process is not None
+        self.released.set()
+        out, err = self.process.communicate(timeout=120)
+        return self.process.returncode, out + err
+
+    def __exit__(self, *exc: object) -> None:
+        self.released.set()
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.proxy.__exit__()
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "batchrun", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture
+def cleanup(target: Target) -> Iterator[list[Path]]:
+    made: list[Path] = []
+    yield made
+    for path in made:
+        batchrun.destroy(path, target=target, confirm_replace=True)
+
+
+def test_a_second_apply_fails_at_once_naming_the_holder(
+    tmp_path: Path,
+    local_target: LocalTarget,
+    target: Target,
+    local_target_env: dict[str, str],
+    batch_client: BatchClient,
+    cleanup: list[Path],
+) -> None:
+    first = manifest(tmp_path, "lock-two", "standard_d2s_v3", "first.yaml")
+    second = manifest(tmp_path, "lock-two", "standard_d4s_v3", "second.yaml")  # same workload name
+    cleanup.append(first)
+    with Holding(local_target, target, first) as holding:
+        assert holding.process is not None
+        result = cli(local_target_env, "apply", str(second), "--auto-approve")
+        output = result.stdout + result.stderr
+        assert result.returncode == 1 and "Traceback" not in output, output
+        assert "workload lock-two is being applied by " in output
+        assert f"(pid {holding.process.pid}), since 20" in output
+        assert "--break-lock" in output
+        code, held_output = holding.finish()
+    assert code == 0, held_output
+    assert batch_client.get_pool("lock-two-pool").vm_size == "standard_d2s_v3"  # the winner's, untouched
+
+
+def test_a_killed_holder_is_broken_with_break_lock(
+    tmp_path: Path,
+    local_target: LocalTarget,
+    target: Target,
+    local_target_env: dict[str, str],
+    batch_client: BatchClient,
+    cleanup: list[Path],
+) -> None:
+    path = manifest(tmp_path, "lock-stale", "standard_d2s_v3", "m.yaml")
+    cleanup.append(path)
+    with Holding(local_target, target, path) as holding:
+        assert holding.process is not None
+        os.kill(holding.process.pid, signal.SIGKILL)  # dies holding the lock
+        holding.process.wait()
+    refused = cli(local_target_env, "apply", str(path), "--auto-approve")
+    assert refused.returncode == 1 and "is being applied by" in refused.stderr, refused.stderr
+    broken = cli(local_target_env, "apply", str(path), "--auto-approve", "--break-lock")
+    assert broken.returncode == 0 and "Traceback" not in broken.stderr, broken.stderr
+    assert not batchrun.plan(path, target=target).has_changes
+    assert sum(1 for _ in batch_client.list_tasks("lock-stale-job", select=["id"])) == 1
+
+
+def test_a_pool_created_meanwhile_with_another_digest_is_a_conflict(
+    tmp_path: Path, target: Target, batch_client: BatchClient, cleanup: list[Path]
+) -> None:
+    from azure.batch import models as batch_models
+
+    path = manifest(tmp_path, "lock-digest", "standard_d2s_v3", "m.yaml")
+    cleanup.append(path)
+    plan = batchrun.plan(path, target=target)
+    batch_client.create_pool(  # another apply of the same workload name, with another manifest, won the race
+        batch_models.BatchPoolCreateOptions(
+            {
+                "id": "lock-digest-pool",
+                "vmSize": "standard_d4s_v3",
+                "virtualMachineConfiguration": {
+                    "imageReference": {
+                        "publisher": "canonical",
+                        "offer": "ubuntu-24_04-lts",
+                        "sku": "server",
+                        "version": "latest",
+                    },
+                    "nodeAgentSKUId": "batch.node.ubuntu 24.04",
+                },
+                "metadata": [
+                    {"name": "batchrun.workload", "value": "lock-digest"},
+                    {"name": "batchrun.digest", "value": "another-manifest"},
+                ],
+            }
+        )
+    )
+    with pytest.raises(
+        ApplyError, match="pool/lock-digest-pool: a pool with this id appeared that this apply"
+    ):
+        batchrun.apply(plan, target=target)
+    assert batch_client.get_pool("lock-digest-pool").vm_size == "standard_d4s_v3"
