@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,6 +15,7 @@ from azure.core.exceptions import (
 )
 
 from batchrun.errors import AuthenticationError, BatchrunError, TargetError, TargetUnreachableError
+from batchrun.plan.secrets import MASK, SECRET_KEYS
 from batchrun.redact import redact
 
 
@@ -51,11 +53,55 @@ def translate(error: AzureError, doing: str) -> BatchrunError:
         )
     if isinstance(error, HttpResponseError):
         code = error_code(error)
-        details = getattr(getattr(error, "error", None), "details", None) or []
-        extra = "; ".join(f"{d.code}: {d.message}" for d in details if getattr(d, "code", None))
+        message = _CODE_PREFIX.sub("", message, count=1)
+        values = _values(error)
+        if values:
+            if values.get("PropertyName", "") in SECRET_KEYS and "PropertyValue" in values:
+                values["PropertyValue"] = MASK
+            extra = "; ".join(f"{key}: {value}" for key, value in values.items())
+        else:
+            details = getattr(getattr(error, "error", None), "details", None) or []
+            extra = "; ".join(f"{d.code}: {d.message}" for d in details if getattr(d, "code", None))
         suffix = f" ({redact(extra)})" if extra else ""
-        return TargetError(f"{doing}: HTTP {status_of(error)} {code}: {message}{suffix}")
+        hint = HINTS.get(code, "")
+        text = f"{doing}: HTTP {status_of(error)} {code}: {message}{suffix}"
+        if hint:
+            text = text.rstrip(".") + f"; {hint}."
+        return TargetError(text)
     return TargetError(f"{doing}: {message}")
+
+
+_CODE_PREFIX = re.compile(r"^\([A-Za-z]+\) ")
+
+# What to do about the Batch error codes a plan or apply can meet (codes: Batch REST error reference;
+# bodies: the recordings in tests/contract/recordings).
+HINTS = {
+    "InvalidPropertyValue": "Batch refused the property named above: fix it in the manifest and run again",
+    "MissingRequiredProperty": "add the property named above to the manifest and run again",
+    "UnsupportedProperty": "this Batch account or api-version does not take the property named above; "
+    "remove it from the manifest",
+    "PoolNotFound": "it was deleted meanwhile; run plan again to see the current state",
+    "JobNotFound": "it was deleted meanwhile; run plan again to see the current state",
+    "TaskNotFound": "it was deleted meanwhile; run plan again to see the current state",
+    "PoolExists": "a pool with this id appeared meanwhile; run plan again to see whose it is",
+    "JobExists": "a job with this id appeared meanwhile; run plan again to see whose it is",
+    "PoolBeingDeleted": "wait until the pool is gone, then run again",
+    "JobBeingDeleted": "wait until the job is gone, then run again",
+    "PoolNotEmpty": "resize the pool to 0 nodes first, or let batchrun replace it (--confirm-replace)",
+}
+
+
+def _values(error: HttpResponseError) -> dict[str, str]:
+    """The ``values`` list of a Batch error body (``{"key", "value"}`` pairs), e.g. PropertyName. The SDK
+    keeps the body as a ``BatchError`` model (mapping-like) or a plain dict."""
+    getter = getattr(getattr(error, "model", None), "get", None)
+    items = getter("values") if callable(getter) else None
+    result: dict[str, str] = {}
+    for item in items if isinstance(items, list) else ():
+        get = getattr(item, "get", None)
+        if callable(get) and get("key"):
+            result[str(get("key"))] = str(get("value") or "")
+    return result
 
 
 @contextmanager
