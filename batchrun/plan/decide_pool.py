@@ -147,7 +147,9 @@ def decide_pool(
             replace_fields.extend(_forced(item.fields))
     for secret in secret_changes(body, live.metadata.get(SECRETS_KEY)):
         key = _top_key(secret.path)
-        if in_place(key) and key in body:
+        if key not in body:
+            continue  # the whole property is removed: shown and reverted above
+        if in_place(key):
             patch[key] = body[key]
             patch_fields.append(secret)
         else:

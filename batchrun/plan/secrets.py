@@ -108,21 +108,16 @@ def secret_changes(body: Mapping[str, Any], record: str | None) -> list[FieldCha
     return changes
 
 
+SHOWN = frozenset({MASK, f"{MASK}, changed", "(not recorded)"})
+
+
 def masked_field(change: FieldChange) -> FieldChange:
     """A field change safe to show: write-only values inside ``before``/``after`` masked."""
-    last = change.path.rsplit(".", 1)[-1]
-    if last in SECRET_KEYS:
-        before = MASK if change.before not in (None, MASK) else change.before
-        after = change.after if change.after in (None, MASK) else MASK
-        if isinstance(change.after, str) and change.after.startswith(MASK):
-            after = change.after
+    if change.path.rsplit(".", 1)[-1] in SECRET_KEYS:
+        before = change.before if change.before is None or change.before in SHOWN else MASK
+        after = change.after if change.after is None or change.after in SHOWN else MASK
         return FieldChange(change.path, before, after, change.forces_replacement)
     return FieldChange(change.path, mask(change.before), mask(change.after), change.forces_replacement)
-
-
-def mask_plan_json(data: Any) -> Any:
-    """A plan's JSON with write-only values masked wherever they sit (operation bodies included)."""
-    return mask(data)
 
 
 def recorded_secret_changes(body: Mapping[str, Any], live_metadata: Mapping[str, str]) -> list[FieldChange]:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
 
-from batchrun.plan.actions import Action
-from batchrun.plan.bodies import Ownership, metadata_list
+from batchrun.model import PoolSpec
+from batchrun.plan.actions import Action, Change, Plan
+from batchrun.plan.bodies import Ownership, metadata_list, pool_body
 from batchrun.plan.decide_common import PlanOptions
 from batchrun.plan.decide_pool import decide_pool
 from batchrun.plan.live import LivePool
+from batchrun.plan.render import render_json, render_text
+from batchrun.plan.secrets import SECRET_KEYS
 
 OWNER = Ownership("demo", "d1", "abc123")
 IMAGE = {
@@ -242,3 +245,162 @@ def test_patch_body_carries_only_changed_families_and_metadata() -> None:
     patch = change.operations[0].args["body"]
     assert set(patch) == {"startTask", "metadata"}
     assert {"name": "batchrun.workload", "value": "demo"} in patch["metadata"]
+
+
+# -- write-only fields, removed keys, keys set by others, empty-pool updates -------------------------------
+
+SALTED = Ownership("demo", "d1", "abc123", salt="0123456789abcdef0123456789abcdef")
+USERS = [{"name": "batchuser", "password": "Old-Pa55", "elevationLevel": "admin"}]
+
+
+def body_of(**properties: Any) -> dict[str, Any]:
+    spec = {
+        "vmSize": "standard_d2s_v3",
+        "virtualMachineConfiguration": IMAGE,
+        "targetDedicatedNodes": 0,
+        **properties,
+    }
+    return pool_body(PoolSpec("p1", spec), SALTED)
+
+
+def applied_pool(applied: dict[str, Any], nodes: int = 0, **live: Any) -> LivePool:
+    """A live pool batchrun created from ``applied`` (its marks recorded), as the service returns it:
+    write-only fields left out, defaults filled in, then ``live`` on top."""
+    properties = {
+        **mask_free(applied),
+        "resizeTimeout": "PT15M",
+        "taskSlotsPerNode": 1,
+        "taskSchedulingPolicy": {"nodeFillType": "Spread"},
+        "currentDedicatedNodes": nodes,
+        "currentLowPriorityNodes": 0,
+        "allocationState": "steady",
+        **live,
+    }
+    metadata = {i["name"]: i["value"] for i in properties["metadata"]}
+    return LivePool("p1", properties, metadata, "active", "steady", running_nodes=0)
+
+
+def mask_free(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: mask_free(v) for k, v in value.items() if k not in SECRET_KEYS}
+    if isinstance(value, list):
+        return [mask_free(v) for v in value]
+    return value
+
+
+def decide(desired_body: dict[str, Any], live: LivePool) -> Change:
+    return decide_pool(desired_body, live, SALTED, PlanOptions())
+
+
+def test_a_password_missing_from_the_get_is_not_drift() -> None:
+    body = body_of(userAccounts=USERS)
+    assert decide(body, applied_pool(body)).action is Action.NOOP
+
+
+def test_a_changed_password_is_one_masked_in_place_change_on_an_empty_pool() -> None:
+    live = applied_pool(body_of(userAccounts=USERS))
+    new = body_of(userAccounts=[{**USERS[0], "password": "New-Pa55"}])
+    change = decide(new, live)
+    assert change.action is Action.UPDATE
+    assert [op.name for op in change.operations] == ["pool.patch"]
+    assert [(f.path, f.before, f.after) for f in change.fields] == [
+        ("userAccounts[0].password", "(sensitive)", "(sensitive), changed")
+    ]
+    assert "New-Pa55" not in render_text(plan_with(change)) and "Old-Pa55" not in render_text(
+        plan_with(change)
+    )
+    assert "New-Pa55" not in render_json(plan_with(change))
+    patch = change.operations[0].args["body"]
+    assert patch["userAccounts"][0]["password"] == "New-Pa55"  # what apply sends
+    assert any(i["name"] == "batchrun.secrets" for i in patch["metadata"])
+
+
+def test_a_changed_password_on_a_pool_with_nodes_replaces_it() -> None:
+    live = applied_pool(body_of(userAccounts=USERS), nodes=1)
+    change = decide(body_of(userAccounts=[{**USERS[0], "password": "New-Pa55"}]), live)
+    assert change.action is Action.REPLACE
+    assert [f.path for f in change.fields if f.forces_replacement] == ["userAccounts[0].password"]
+
+
+def test_a_password_batchrun_never_recorded_is_applied_once() -> None:
+    body = body_of(userAccounts=USERS)
+    live = applied_pool(body)
+    unrecorded = replace(live, metadata={k: v for k, v in live.metadata.items() if k != "batchrun.secrets"})
+    change = decide(body, unrecorded)
+    assert change.action is Action.UPDATE
+    assert [(f.path, f.before) for f in change.fields] == [("userAccounts[0].password", "(not recorded)")]
+
+
+def test_removed_start_task_is_removed_through_updateproperties() -> None:
+    live = applied_pool(body_of(startTask={"commandLine": "echo ready"}))
+    change = decide(body_of(), live)
+    assert change.action is Action.UPDATE
+    assert [op.name for op in change.operations] == ["pool.replace_properties"]
+    sent = change.operations[0].args["body"]
+    assert "startTask" not in sent and sent["applicationPackageReferences"] == []
+    assert [(f.path, f.after) for f in change.fields] == [("startTask", "(removed)")]
+
+
+def test_removed_package_references_are_cleared_with_patch() -> None:
+    refs = [{"applicationId": "tools", "version": "1"}]
+    change = decide(body_of(), applied_pool(body_of(applicationPackageReferences=refs)))
+    assert [op.name for op in change.operations] == ["pool.patch"]
+    assert change.operations[0].args["body"]["applicationPackageReferences"] == []
+
+
+def test_removed_user_accounts_empty_pool_patch_else_replace() -> None:
+    with_users = body_of(userAccounts=USERS)
+    empty = decide(body_of(), applied_pool(with_users))
+    assert [op.name for op in empty.operations] == ["pool.patch"]
+    assert empty.operations[0].args["body"]["userAccounts"] == []
+    busy = decide(body_of(), applied_pool(with_users, nodes=2))
+    assert busy.action is Action.REPLACE and [f.path for f in busy.fields] == ["userAccounts"]
+
+
+def test_empty_pool_only_properties_change_in_place_while_the_pool_is_empty() -> None:
+    live = applied_pool(body_of())
+    change = decide(body_of(vmSize="standard_d4s_v3", taskSlotsPerNode=4), live)
+    assert change.action is Action.UPDATE
+    assert set(change.operations[0].args["body"]) == {"vmSize", "taskSlotsPerNode", "metadata"}
+    resizing = replace(live, allocation_state="resizing")
+    assert decide(body_of(vmSize="standard_d4s_v3"), resizing).action is Action.REPLACE
+
+
+def test_properties_and_metadata_set_by_someone_else_are_kept() -> None:
+    live = applied_pool(body_of(), displayName="set in the portal")
+    live = replace(
+        live,
+        metadata={**live.metadata, "costcentre": "42"},
+        properties={
+            **live.properties,
+            "metadata": [*live.properties["metadata"], {"name": "costcentre", "value": "42"}],
+        },
+    )
+    assert decide(body_of(), live).action is Action.NOOP
+    change = decide(body_of(startTask={"commandLine": "echo v2"}), live)
+    assert change.action is Action.UPDATE
+    patch = change.operations[0].args["body"]
+    assert "displayName" not in patch
+    assert {"name": "costcentre", "value": "42"} in patch["metadata"]
+    kept = {f.path: f.after for f in change.fields}
+    assert "kept" in str(kept["displayName"]) and "kept" in str(kept["metadata.costcentre"])
+
+
+def test_without_a_record_nothing_is_reverted() -> None:
+    """An adopted pool (or one written by an older batchrun): what the manifest does not set is kept."""
+    live = applied_pool(body_of(startTask={"commandLine": "echo theirs"}))
+    legacy = replace(live, metadata={k: v for k, v in live.metadata.items() if k != "batchrun.keys"})
+    assert decide(body_of(), legacy).action is Action.NOOP
+
+
+def test_removed_metadata_item_is_reverted_and_casing_is_no_drift() -> None:
+    body = body_of(metadata=[{"name": "team", "value": "viz"}], taskSchedulingPolicy={"nodeFillType": "pack"})
+    live = applied_pool(body, taskSchedulingPolicy={"nodeFillType": "Pack"})
+    assert decide(body, live).action is Action.NOOP
+    change = decide(body_of(taskSchedulingPolicy={"nodeFillType": "pack"}), live)
+    assert [(f.path, f.after) for f in change.fields] == [("metadata.team", "(removed)")]
+    assert not any(i["name"] == "team" for i in change.operations[0].args["body"]["metadata"])
+
+
+def plan_with(change: Change) -> Plan:
+    return Plan(workload="demo", target="local", changes=(change,))
