@@ -143,7 +143,6 @@ CASE_INSENSITIVE_KEYS = frozenset(
         "dynamicVNetAssignmentScope",
         "ipAddressProvisioningType",
         "containerHostBatchBindMounts",
-        "source",
         "type",
         "licenseType",
     }

@@ -12,6 +12,7 @@ For every pool, job and task a recording creates (and sometimes updates) and the
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from batchrun.plan.decide_job import decide_job
 from batchrun.plan.decide_pool import decide_pool
 from batchrun.plan.diff import diff_properties, diff_subset
 from batchrun.plan.live import LiveJob, LivePool
+from batchrun.plan.secrets import SECRET_KEYS
 from tests.contract.recordings import EXPECTED_PAIRS, FOLDER, Pair, pairs, recording
 
 OWNER = Ownership("contract", "digest", "", salt="00112233445566778899aabbccddeeff")
@@ -162,3 +164,15 @@ def test_the_suite_fails_when_casing_or_durations_are_compared_raw(monkeypatch: 
     monkeypatch.undo()
     monkeypatch.setattr(defaults, "DURATION_KEYS", frozenset())
     assert any(strict_differences("pool", p.desired, p.get) for p in POOLS)  # PT06M00S vs PT6M
+
+
+def test_the_docs_list_every_default_and_write_only_field() -> None:
+    text = (FOLDER.parents[2] / "docs" / "reconciler.md").read_text()
+    section = text.split("## Defaults and write-only fields", 1)[1].split("\n## ", 1)[0]
+    for table in (defaults.POOL_DEFAULTS, defaults.JOB_DEFAULTS, defaults.TASK_DEFAULTS):
+        for row in table:
+            assert f"`{row.path.removeprefix('**.')}` | `{json.dumps(row.value)}` | {row.source} |" in section
+    for key in (*defaults.DURATION_KEYS, *defaults.CASE_INSENSITIVE_KEYS, *defaults.COMPUTED_KEYS):
+        assert f"`{key}`" in section, key
+    for key in SECRET_KEYS:
+        assert f"`{key}`" in section, key
