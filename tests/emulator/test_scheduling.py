@@ -116,7 +116,9 @@ def test_autoscale_formulas(client: BatchClient) -> None:
         ),
     )
     # The three outputs lead, then the formula's own variables (as recorded: test_batch_scale_pools).
-    assert run.results == "$TargetDedicatedNodes=2;$TargetLowPriorityNodes=0;$NodeDeallocationOption=taskcompletion;pending=0"
+    assert run.results == (
+        "$TargetDedicatedNodes=2;$TargetLowPriorityNodes=0;$NodeDeallocationOption=taskcompletion;pending=0"
+    )
     with pytest.raises(HttpResponseError) as raised:
         client.evaluate_pool_auto_scale(
             "auto-pool",
