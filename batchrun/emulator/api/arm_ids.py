@@ -23,26 +23,47 @@ IMAGE_ID = re.compile(
     rf"(?:images/{_SEGMENT}|galleries/{_SEGMENT}/images/{_SEGMENT}(?:/versions/{_SEGMENT})?)$",
     re.IGNORECASE,
 )
-IMAGE_ID_PROPERTY = "virtualMachineConfiguration.imageReference.virtualMachineImageId"
-SUBNET_ID_PROPERTY = "networkConfiguration.subnetId"
+# Batch names the leaf property (recorded: PropertyName=subnetId, PropertyName=virtualMachineImageId).
+IMAGE_ID_PROPERTY = "virtualMachineImageId"
+SUBNET_ID_PROPERTY = "subnetId"
+IMAGE_FORMATS = (
+    "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Compute/images/"
+    "{imageName}, /subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/"
+    "Microsoft.Compute/galleries/{galleryName}/images/{galleryImageName}/versions/{galleryImageVersionName}, "
+    "or /subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Compute/"
+    "galleries/{galleryName}/images/{galleryImageName}"
+)
 
 
-def check_arm_ids(body: dict[str, Any], subscription_id: str, prefix: str = "") -> None:
-    """Subnet and image ids of a pool body (or a pool specification, with ``prefix``)."""
+def check_arm_ids(body: dict[str, Any], subscription_id: str) -> None:
+    """Subnet and image ids of a pool body (or of an auto pool specification's pool)."""
     network = body.get("networkConfiguration")
-    if isinstance(network, dict) and network.get("subnetId") is not None:
-        _check(network["subnetId"], SUBNET_ID, prefix + SUBNET_ID_PROPERTY, subscription_id, "subnet")
+    subnet = network.get("subnetId") if isinstance(network, dict) else None
+    if subnet is not None:
+        match = SUBNET_ID.match(subnet) if isinstance(subnet, str) else None
+        if match is None:
+            _refuse(
+                SUBNET_ID_PROPERTY,
+                subnet,
+                "The specified subnetId is not a valid ARM resource id of a subnet",
+            )
+        elif subscription_id and match.group("subscription").lower() != subscription_id.lower():
+            _refuse(
+                SUBNET_ID_PROPERTY,
+                subnet,
+                "The specified subnetId is in a different subscription and cannot be used with the current "
+                f"Batch account in subscription {subscription_id}",
+            )
     vm = body.get("virtualMachineConfiguration")
     image = vm.get("imageReference") if isinstance(vm, dict) else None
-    if isinstance(image, dict) and image.get("virtualMachineImageId") is not None:
-        _check(image["virtualMachineImageId"], IMAGE_ID, prefix + IMAGE_ID_PROPERTY, subscription_id, "image")
-
-
-def _check(value: Any, pattern: re.Pattern[str], name: str, subscription_id: str, what: str) -> None:
-    match = pattern.match(value) if isinstance(value, str) else None
-    if match is None:
-        raise invalid_value(name, value, f"'{name}' is not a valid ARM resource id of a {what}")
-    if subscription_id and match.group("subscription").lower() != subscription_id.lower():
-        raise invalid_value(
-            name, value, f"the {what} must be in the Batch account's subscription ({subscription_id})"
+    image_id = image.get("virtualMachineImageId") if isinstance(image, dict) else None
+    if image_id is not None and (not isinstance(image_id, str) or IMAGE_ID.match(image_id) is None):
+        _refuse(
+            IMAGE_ID_PROPERTY, image_id, f"The specified resource id must be of the format {IMAGE_FORMATS}"
         )
+
+
+def _refuse(name: str, value: Any, reason: str) -> None:
+    error = invalid_value(name, value, reason)
+    error.values["Reason"] = reason
+    raise error

@@ -236,7 +236,7 @@ def check_pool_spec(api: Api, body: dict[str, Any], prefix: str = "") -> None:
     refuse_cloud_service(body, prefix)
     require(body, "virtualMachineConfiguration", dict, prefix)
     validate_properties(body, prefix)
-    check_arm_ids(body, api.config.subscription_id, prefix)
+    check_arm_ids(body, api.config.subscription_id)
     if optional(body, "enableAutoScale", bool, prefix):
         require(body, "autoScaleFormula", str, prefix)
         for name in ("targetDedicatedNodes", "targetLowPriorityNodes"):
@@ -288,7 +288,6 @@ def new_pool(api: Api, body: dict[str, Any], pool_id: str) -> Body:
             "stateTransitionTime": moment,
             "allocationState": "steady",
             "allocationStateTransitionTime": moment,
-            "certificateReferences": body.get("certificateReferences", []),
         }
     )
     touch(pool)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.responses import Response
 from starlette.routing import Route
 
 from batchrun.emulator.api.arm_ids import check_arm_ids
 from batchrun.emulator.api.base import (
+    SUPPORTED_API_VERSIONS,
     Api,
     Call,
     check_conditions,
@@ -38,8 +41,29 @@ def pool_url(call: Call, pool_id: str) -> str:
     return f"{call.base_url}/pools/{pool_id}"
 
 
+# Properties Batch accepts but never returns (recorded: user passwords and mount keys are absent from GETs).
+WRITE_ONLY = frozenset({"password", "accountKey", "sasKey"})
+# api-versions whose pools carry certificateReferences (recorded at 2024-07-01.20.0; absent at 2025-06-01).
+WITH_CERTIFICATES = frozenset(SUPPORTED_API_VERSIONS - {"2025-06-01"})
+
+
+def without_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: without_secrets(item) for key, item in value.items() if key not in WRITE_ONLY}
+    if isinstance(value, list):
+        return [without_secrets(item) for item in value]
+    return value
+
+
 def render(api: Api, call: Call, pool: Body) -> Body:
     body = public(pool)
+    for name in ("userAccounts", "mountConfiguration", "startTask"):
+        if name in body:
+            body[name] = without_secrets(body[name])
+    if call.option("api-version") in WITH_CERTIFICATES:
+        body.setdefault("certificateReferences", [])
+    else:
+        body.pop("certificateReferences", None)
     nodes = api.model.nodes.get(pool["id"], {}).values()
     body["currentDedicatedNodes"] = sum(1 for node in nodes if node.get("isDedicated"))
     body["currentLowPriorityNodes"] = sum(1 for node in nodes if not node.get("isDedicated"))

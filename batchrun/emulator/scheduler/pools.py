@@ -88,16 +88,20 @@ class PoolManager:
             # test_batch_scale_pools: stopping, then steady with current 0, target 2, ResizeStopped).
             live = [n for n in pool_nodes.values() if n["state"] != "leavingpool"]
             dedicated = sum(1 for n in live if n.get("isDedicated"))
-            if (dedicated, len(live) - dedicated) != (
-                pool.get("targetDedicatedNodes", 0),
-                pool.get("targetLowPriorityNodes", 0),
-            ):
-                pool["resizeErrors"] = [
-                    {
-                        "code": "ResizeStopped",
-                        "message": "Desired number of nodes could not be allocated as the resize was stopped",
-                    }
-                ]
+            errors = [
+                {
+                    "code": "ResizeStopped",
+                    "message": f"Desired number of {kind} nodes could not be allocated due to a stop resize "
+                    "operation",
+                }
+                for kind, current, target in (
+                    ("dedicated", dedicated, pool.get("targetDedicatedNodes", 0)),
+                    ("low priority", len(live) - dedicated, pool.get("targetLowPriorityNodes", 0)),
+                )
+                if current != target
+            ]
+            if errors:
+                pool["resizeErrors"] = errors
             self._set_allocation(pool, "steady")
         elif pool["allocationState"] == "resizing":
             self._resize(pool, pool_nodes)
