@@ -5,7 +5,6 @@ no secrets), whether each is alive and listening, which ports to use, and the em
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 from batchrun.errors import LocalTargetError
 from batchrun.local.azurite import free_port
+from batchrun.local.credentials import write_private
 from batchrun.local.paths import LocalPaths
 from batchrun.local.processes import is_alive
 from batchrun.redact import redact
@@ -24,12 +24,20 @@ def emulator_marker(paths: LocalPaths) -> str:
     return str(paths.emulator_config_file)
 
 
+def started_at(entry: dict[str, Any]) -> int | None:
+    """The start time recorded for a daemon (``/proc`` clock ticks), None in records that predate it."""
+    value = entry.get("start_time")
+    return int(value) if isinstance(value, int) else None
+
+
 def emulator_alive(paths: LocalPaths, entry: dict[str, Any]) -> bool:
-    return bool(entry.get("pid")) and is_alive(int(entry["pid"]), emulator_marker(paths))
+    pid = int(entry.get("pid") or 0)
+    return pid > 0 and is_alive(pid, emulator_marker(paths), started_at(entry))
 
 
 def azurite_alive(paths: LocalPaths, entry: dict[str, Any]) -> bool:
-    return bool(entry.get("pid")) and is_alive(int(entry["pid"]), str(paths.azurite_dir))
+    pid = int(entry.get("pid") or 0)
+    return pid > 0 and is_alive(pid, str(paths.azurite_dir), started_at(entry))
 
 
 def listening(host: str, port: object) -> bool:
@@ -60,7 +68,7 @@ def reuse_port(host: str, previous: object, avoid: int = 0) -> int:
 
 
 def wait_for_discovery(paths: LocalPaths, pid: int, secrets: tuple[str, ...]) -> str:
-    log = paths.logs_dir / "emulator.log"
+    log = paths.logs_dir / "emulator.out"  # what the daemon prints outside logging: a start-up error
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if paths.discovery_file.exists():
@@ -102,7 +110,5 @@ def read_record(paths: LocalPaths) -> dict[str, Any]:
 
 
 def write_record(paths: LocalPaths, record: dict[str, Any]) -> None:
-    paths.state_dir.mkdir(parents=True, exist_ok=True)
-    partial = paths.target_file.with_name(f".target.json.{os.getpid()}")
-    partial.write_text(json.dumps(record, indent=2))
-    os.replace(partial, paths.target_file)
+    paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_private(paths.target_file, json.dumps(record, indent=2))

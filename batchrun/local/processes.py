@@ -1,4 +1,10 @@
-"""Detached daemon processes: started so they outlive the starting command, found again by pid, stopped."""
+"""Detached daemon processes: started so they outlive the starting command, found again by pid, stopped.
+
+A daemon is started with a minimal environment (:func:`daemon_environment`: no tokens or cloud secrets of
+the starting shell reach it, nor the tasks it runs) and umask 077 (what it writes is its user's only). It is
+found again by pid *and* start time (``/proc/<pid>/stat``), so a recycled pid is never taken for it, and its
+process group is signalled only while the daemon is still that group's member.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,19 @@ from batchrun.errors import LocalTargetError
 
 # The background job becomes a child of init (no zombie in the starting process) in the session and process
 # group of this short-lived shell, so stopping it means signalling that group.
-_LAUNCHER = '"$@" </dev/null >>"$0" 2>&1 &\necho $!'
+_LAUNCHER = 'umask 077\n"$@" </dev/null >>"$0" 2>&1 &\necho $!'
+
+# What a daemon keeps of the starting environment: where programs and the user's files are, the locale,
+# Python's module path. Everything else (GITHUB_TOKEN, AZURE_CLIENT_SECRET, ...) stays behind.
+_KEPT = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYTHONPATH")
+
+
+def daemon_environment(source: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a daemon starts with: the few variables of :data:`_KEPT` and the locale's ``LC_*``."""
+    source = os.environ if source is None else source
+    env = {name: value for name, value in source.items() if name in _KEPT or name.startswith("LC_")}
+    env.setdefault("PATH", os.defpath)
+    return env
 
 
 def spawn_detached(
@@ -42,35 +60,60 @@ def spawn_detached(
     return int(out.strip()), shell.pid
 
 
-def is_alive(pid: int, marker: str = "") -> bool:
-    """True when ``pid`` runs (not a zombie) and, if ``marker`` is given, its command line contains it."""
+def start_time(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot, ``/proc/<pid>/stat`` field 22), or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return int(fields[19])  # fields after the command name start at field 3
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def is_alive(pid: int, marker: str = "", started: int | None = None) -> bool:
+    """True when ``pid`` runs (not a zombie) and is the process meant: started at ``started`` when given,
+    else (records written before start times were kept) its command line contains ``marker``."""
     if pid <= 0:
         return False
     try:
         with open(f"/proc/{pid}/stat") as handle:
-            state = handle.read().rsplit(")", 1)[1].split()[0]
-        if state in ("Z", "X"):
+            fields = handle.read().rsplit(")", 1)[1].split()
+        if fields[0] in ("Z", "X"):
             return False
+        if started is not None:
+            return int(fields[19]) == started
         if marker:
             with open(f"/proc/{pid}/cmdline", "rb") as handle:
                 return marker in handle.read().replace(b"\0", b" ").decode(errors="replace")
         return True
-    except (OSError, IndexError):
+    except (OSError, IndexError, ValueError):
         return False
 
 
-def stop_daemon(pid: int, pgid: int, marker: str, timeout: float = 10.0) -> bool:
-    """SIGTERM the daemon's process group, SIGKILL it after ``timeout``; False when it was not running."""
-    if not is_alive(pid, marker):
+def _own_group(pid: int, pgid: int) -> int:
+    """``pgid`` when ``pid`` still belongs to that process group, else 0 (signal the pid alone)."""
+    try:
+        return pgid if pgid > 0 and os.getpgid(pid) == pgid else 0
+    except OSError:
+        return 0
+
+
+def stop_daemon(pid: int, pgid: int, marker: str, timeout: float = 10.0, started: int | None = None) -> bool:
+    """SIGTERM the daemon's process group, SIGKILL it after ``timeout``; False when it was not running.
+
+    Nothing is signalled unless ``pid`` is the daemon (start time, or marker for old records), and its group
+    only while the daemon is a member of it: a recycled pid or group id is never killed."""
+    if not is_alive(pid, marker, started):
         return False
+    pgid = _own_group(pid, pgid)
     _signal(pgid, pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while is_alive(pid) and time.monotonic() < deadline:
+    while is_alive(pid, started=started) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if is_alive(pid):
+    if is_alive(pid, started=started):
         _signal(pgid, pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
-        while is_alive(pid) and time.monotonic() < deadline:
+        while is_alive(pid, started=started) and time.monotonic() < deadline:
             time.sleep(0.05)
     elif pgid > 0:
         # Children of the daemon (node processes of Azurite) that ignored SIGTERM.

@@ -38,16 +38,19 @@ from batchrun.local.daemons import (
     port_of,
     read_record,
     reuse_port,
+    started_at,
     wait_for_discovery,
     write_record,
 )
 from batchrun.local.paths import LocalPaths, default_home, default_tools_dir
-from batchrun.local.processes import spawn_detached, stop_daemon
+from batchrun.local.processes import daemon_environment, spawn_detached, start_time, stop_daemon
 
 ACCOUNT_NAME = "local"
 SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
 RESOURCE_GROUP = "local"
-EMULATOR_MODULE = "batchrun.emulator"
+EMULATOR_DAEMON = (
+    "batchrun.local.emulator_daemon"  # the emulator, plus its log rotation and Azurite's supervision
+)
 
 __all__ = [
     "LocalStatus",
@@ -235,8 +238,9 @@ def max_running_tasks() -> int:
 @contextmanager
 def _lifecycle_lock(home: Path, tools_dir: Path | None = None) -> Iterator[None]:
     with _folder_errors(home, tools_dir):
-        home.mkdir(parents=True, exist_ok=True)
-        with open(LocalPaths(home).lock_file, "a") as handle:
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        descriptor = os.open(LocalPaths(home).lock_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(descriptor, "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -253,7 +257,8 @@ def _start_locked(paths: LocalPaths, host: str, tools_dir: Path | None) -> Local
     launcher = ensure_installed(tools_dir or default_tools_dir(paths.home))
     _stop_locked(paths)  # whatever half of a previous target is still alive
     for folder in (paths.state_dir, paths.logs_dir, paths.azurite_dir, paths.nodes_dir):
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _make_private(paths)
     credentials = load_or_create(paths.credentials_file)
     previous = read_record(paths)
     azurite_port = reuse_port(host, previous.get("azurite", {}).get("port"))
@@ -264,7 +269,9 @@ def _start_locked(paths: LocalPaths, host: str, tools_dir: Path | None) -> Local
     reap_orphans(paths.nodes_dir)
     azurite_log = paths.logs_dir / "azurite.log"
     azurite_pid, azurite_pgid = spawn_detached(
-        azurite_command(launcher, paths.azurite_dir, host, azurite_port), azurite_log
+        azurite_command(launcher, paths.azurite_dir, host, azurite_port),
+        azurite_log,
+        env=daemon_environment(),
     )
     config = {
         "state_dir": str(paths.state_dir),
@@ -290,18 +297,32 @@ def _start_locked(paths: LocalPaths, host: str, tools_dir: Path | None) -> Local
         "storage_account_name": DEV_ACCOUNT_NAME,
         "blob_endpoint": blob_endpoint,
         "max_running_tasks": slots,
-        "azurite": {"pid": azurite_pid, "pgid": azurite_pgid, "port": azurite_port},
+        "azurite": {
+            "pid": azurite_pid,
+            "pgid": azurite_pgid,
+            "port": azurite_port,
+            "start_time": start_time(azurite_pid),
+        },
         "emulator": {"port": emulator_port},
     }
     write_record(paths, record)  # so that 'stop' finds Azurite even if the emulator fails to start
     try:
         # Azurite is ready in under a second; the emulator only needs storage once work arrives.
         emulator_pid, emulator_pgid = spawn_detached(
-            [sys.executable, "-m", EMULATOR_MODULE, "--config", str(paths.emulator_config_file)],
-            paths.logs_dir / "emulator.log",
+            [
+                *(sys.executable, "-m", EMULATOR_DAEMON, "--config", str(paths.emulator_config_file)),
+                *("--home", str(paths.home), "--azurite", str(launcher)),
+            ],
+            paths.logs_dir / "emulator.out",
+            env=daemon_environment(),
             cwd=paths.state_dir,
         )
-        record["emulator"] = {"pid": emulator_pid, "pgid": emulator_pgid, "port": emulator_port}
+        record["emulator"] = {
+            "pid": emulator_pid,
+            "pgid": emulator_pgid,
+            "port": emulator_port,
+            "start_time": start_time(emulator_pid),
+        }
         write_record(paths, record)
         wait_for_port(host, azurite_port, None, what="Azurite", timeout=30.0, log_path=azurite_log)
         url = wait_for_discovery(paths, emulator_pid, (credentials.account_key, credentials.token))
@@ -315,15 +336,35 @@ def _start_locked(paths: LocalPaths, host: str, tools_dir: Path | None) -> Local
     return _target(paths, record, credentials.account_key, credentials.token)
 
 
+def _make_private(paths: LocalPaths) -> None:
+    """The state folder and its top folders 0700, the files directly in them 0600: they hold SAS URLs in
+    the database, task output and logs. (Daemons run with umask 077, so what they write is private too.)"""
+    for folder in (paths.state_dir, paths.logs_dir, paths.azurite_dir, paths.nodes_dir):
+        os.chmod(folder, 0o700)
+        for entry in folder.iterdir():
+            if entry.is_file() and not entry.is_symlink():
+                os.chmod(entry, 0o600)
+
+
 def _stop_locked(paths: LocalPaths) -> bool:
     record = read_record(paths)
     emulator = record.get("emulator", {})
     azurite = record.get("azurite", {})
     stopped = False
     if emulator.get("pid"):
-        stopped |= stop_daemon(int(emulator["pid"]), int(emulator.get("pgid", 0)), emulator_marker(paths))
+        stopped |= stop_daemon(
+            int(emulator["pid"]),
+            int(emulator.get("pgid", 0)),
+            emulator_marker(paths),
+            started=started_at(emulator),
+        )
     if azurite.get("pid"):
-        stopped |= stop_daemon(int(azurite["pid"]), int(azurite.get("pgid", 0)), str(paths.azurite_dir))
+        stopped |= stop_daemon(
+            int(azurite["pid"]),
+            int(azurite.get("pgid", 0)),
+            str(paths.azurite_dir),
+            started=started_at(azurite),
+        )
     if paths.nodes_dir.exists():
         reap_orphans(paths.nodes_dir)
     if record:
