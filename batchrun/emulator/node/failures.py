@@ -9,6 +9,7 @@ FailureExitCode for a non-zero exit, TaskEnded when the service ends the task (t
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from batchrun.emulator.node.model import FailureInfo
 from batchrun.redact import redact
@@ -60,3 +61,14 @@ def unsupported_on_host_failure(reason: str) -> FailureInfo:
     return failure_info(
         USER_ERROR, "CommandLaunchFailed", f"The task cannot run on the local target: {reason}"
     )
+
+
+def record_unrunnable(directory: Path, reason: str) -> None:
+    """Leave the task's folder as a node does for a task that could not start: stdout.txt empty, the reason
+    in stderr.txt (so ``logs`` and the file APIs show why)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "stdout.txt").touch()
+        (directory / "stderr.txt").write_text(reason + "\n", encoding="utf-8")
+    except OSError:
+        pass  # the failureInfo still says why; the folder is a courtesy

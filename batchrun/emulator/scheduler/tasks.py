@@ -17,9 +17,10 @@ from batchrun.emulator.node import (
     TaskOutcome,
     remove_task_directories,
     run_task,
+    task_directory,
     unsupported_on_host_failure,
 )
-from batchrun.emulator.node.failures import ended_failure, failure_info
+from batchrun.emulator.node.failures import ended_failure, failure_info, record_unrunnable
 from batchrun.emulator.packages import blobs_of_snapshot, resolve_packages
 from batchrun.emulator.scheduler import nodes
 from batchrun.emulator.scheduler.outcomes import dependencies_ready, exit_decision, should_retry
@@ -188,6 +189,7 @@ class TaskRunner:
     ) -> None:
         try:
             if windows:
+                record_unrunnable(task_directory(identity, run.job_id, run.task_id), WINDOWS_REASON)
                 outcome = immediate_failure(unsupported_on_host_failure(WINDOWS_REASON))
             elif isinstance(packages, str):
                 outcome = immediate_failure(
