@@ -19,7 +19,7 @@ from urllib.parse import quote
 from batchrun.apply.hooks import ApplyHooks, SilentHooks
 from batchrun.azure.clients import Clients
 from batchrun.azure.packages import set_default_version, upload_package
-from batchrun.azure.results import logs_prefix, save_results
+from batchrun.azure.results import forget_results, logs_prefix, save_results
 from batchrun.azure.storage import SasSigner, create_container, delete_blobs, delete_container, upload_files
 from batchrun.azure.write import BatchWriter
 from batchrun.errors import ApplyError
@@ -94,6 +94,7 @@ class Executor:
             "storage.delete_blobs": lambda a: delete_blobs(blob, a["container"], a["blobs"]),
             "storage.delete_container": lambda a: delete_container(blob, a["container"]),
             "results.save": lambda a: self._save_results(a["job"]),
+            "results.forget": lambda a: forget_results(blob, workload),
             "package.upload": lambda a: upload_package(self.clients, a),
             "package.set_default": lambda a: set_default_version(self.clients, a),
             "pool.create": lambda a: writer.create_pool(a["body"]),

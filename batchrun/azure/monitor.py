@@ -265,6 +265,29 @@ class BatchMonitor:
             )
         return [_failed_task(task) for task in tasks]
 
+    def task_dependencies(self, job_id: str) -> list[dict[str, Any]]:
+        """Every task's id, state, dependencies and outcome, as plain data (for finding blocked tasks)."""
+        fields = ["id", "state", "dependsOn", "executionInfo", "exitConditions"]
+        found: list[dict[str, Any]] = []
+        with _reading(f"the tasks of job/{job_id}"):
+            try:
+                for task in self._batch.list_tasks(job_id, select=fields, max_results=1000):
+                    data = task.as_dict()
+                    info = data.get("executionInfo") or {}
+                    found.append(
+                        {
+                            "id": data.get("id"),
+                            "state": data.get("state"),
+                            "dependsOn": data.get("dependsOn"),
+                            "exitConditions": data.get("exitConditions"),
+                            "result": info.get("result"),
+                            "exitCode": info.get("exitCode"),
+                        }
+                    )
+            except ResourceNotFoundError:
+                return []
+        return found
+
     def task(self, job_id: str, task_id: str) -> TaskDetail:
         with _reading(f"task/{job_id}/{task_id}"):
             task = _or_none(

@@ -131,7 +131,7 @@ def read_live(
     if job is not None and with_tasks and job.state != "deleting":
         tasks = read_tasks(clients.batch, job.id)
     outputs_exist = container_exists(clients.blob, workload.outputs.container) if workload.outputs else True
-    record = read_record(clients.blob, workload.name) if workload.job and with_tasks else None
+    record = read_record(clients.blob, workload.name) if workload.job else None
     return LiveState(
         results=record.results if record else {},
         state_container_exists=record.container_exists if record else True,

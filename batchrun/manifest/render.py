@@ -69,8 +69,9 @@ def desired_document(workload: Workload) -> Ordered:
         for task in workload.job.tasks:
             rendered = _resource(task.id, task.properties)
             if task.inputs:
+                some = task.input_paths
                 rendered["inputs"] = [
-                    {"name": name, "paths": list(task.input_paths[name])} if name in task.input_paths else name
+                    {"name": name, "paths": list(some[name])} if name in some else name
                     for name in task.inputs
                 ]
             if task.outputs:

@@ -204,6 +204,17 @@ def make_destroy_plan(
                 Operation(Stage.POOL_DELETE, "pool.delete", {"id": workload.pool.id}),
             )
         )
+    if live.results and not any(c.action is Action.BLOCKED for c in changes):
+        # Forgotten with the job: a workload applied again after destroy runs every task again.
+        forget = Operation(Stage.JOB_DELETE, "results.forget", {})
+        changes.append(
+            Change(
+                f"storage.state/{STATE_CONTAINER}/{workload.name}",
+                Action.DELETE,
+                reason=f"the record of {len(live.results)} task result(s) and their kept logs",
+                operations=(forget,),
+            )
+        )
     if containers:
         changes.extend(_container_deletes(workload, live.inputs))
     return Plan(workload=workload.name, target=target_line, changes=tuple(changes), job_id=None)

@@ -19,6 +19,7 @@ from batchrun.plan.decide_common import (
 from batchrun.plan.diff import diff_subset, scalars_equal
 from batchrun.plan.live import WORKLOAD_KEY, LiveJob
 from batchrun.plan.rules import Family, job_family
+from batchrun.plan.removals import job_removals
 from batchrun.plan.secrets import recorded_secret_changes
 
 
@@ -96,6 +97,8 @@ def decide_job(
         elif family is Family.PATCH:
             patch_fields.extend(changes)
     replace_fields.extend(recorded_secret_changes(body, live.metadata))  # write-only values: create-only
+    removed = job_removals(body, live.properties, live.metadata)  # what batchrun set and no longer sets
+    replace_fields.extend(removed.replace_fields)
     live_final = str(live.properties.get("onAllTasksComplete", "noaction"))
     final_fields: list[FieldChange] = []
     if not scalars_equal("onAllTasksComplete", final_on_all_tasks_complete or "noaction", live_final):
@@ -107,6 +110,10 @@ def decide_job(
             final_fields.append(change)
     reason = "forces replacement"
     ended = live.state.lower() in ("completed", "terminating")
+    if idle and replace_fields and not ended:
+        names = ", ".join(sorted({f.path.split(".")[0] for f in replace_fields}))
+        shown = f"nothing needs to run; its job-level changes ({names}) apply when it next runs tasks"
+        return JobDecision(Change(address, Action.NOOP, reason=shown), False)
     if ended and not tasks_run:
         later = patch_fields or pool_fields or final_fields or replace_fields
         shown = f"{live.state.lower()}; nothing needs to run"
@@ -135,6 +142,8 @@ def decide_job(
             FieldChange(f"metadata.{WORKLOAD_KEY}", live.metadata.get(WORKLOAD_KEY), ownership.workload)
         )
     patch = {c.path.split(".")[0]: desired[c.path.split(".")[0]] for c in patch_fields}
+    patch.update(removed.patch)
+    patch_fields.extend(removed.patch_fields)
     if patch or metadata_fields:
         patch["metadata"] = body["metadata"]
         operations.append(Operation(Stage.JOB, "job.patch", {"id": job_id, "body": patch}))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from batchrun.errors import TargetError
 from batchrun.model import Workload
+from batchrun.watch.blocked import blocked_tasks
 from batchrun.watch.console import OutputSettings
 from batchrun.watch.logs import failed_task_tails
 from batchrun.watch.progress import EtaEstimator, ProgressView
@@ -73,15 +74,57 @@ def wait_for_workload(
 
     config = settings or WaitSettings()
     monitor = BatchMonitor(clients.batch)
-    renderer = _renderer(output, config)
     started = clock()
+    renderer = _renderer(output, config)
     last_view: ProgressView | None = None
     try:
         outcome = _poll_until_verdict(monitor, workload, timeout, config, renderer, started, clock, sleep)
         last_view = outcome.view
         wait_result = _finish(monitor, workload, outcome, config, clock() - started)
+    except _JobMissing:
+        recorded = _from_record(clients, workload)
+        if recorded is None:
+            raise
+        wait_result = recorded
     finally:
         renderer.close(last_view)
+    if not wait_result.job.exists:
+        return _report(output, wait_result)
+    if wait_result.job.exists and wait_result.verdict.outcome is not Outcome.TIMEOUT:
+        from batchrun.azure.results import save_results
+
+        # What the job settled is recorded now, so every applier sees it even if the job is deleted.
+        save_results(clients.batch, clients.blob, workload.name, wait_result.job.id)
+    return _report(output, wait_result)
+
+
+class _JobMissing(TargetError):
+    """The workload's job does not exist (never applied, or gone with every result current)."""
+
+
+def _from_record(clients: Clients, workload: Workload) -> WaitResult | None:
+    """The verdict when the job is gone but the record of results covers every task, else None."""
+    if workload.job is None or not workload.job.tasks:
+        return None
+    from batchrun.azure.results import read_record
+
+    results = read_record(clients.blob, workload.name).results
+    found = [results.get(task.id.lower()) for task in workload.job.tasks]
+    if any(result is None for result in found):
+        return None
+    failed = sum(1 for result in found if result is not None and result.result != "success")
+    total = len(found)
+    counts = TaskCounts(completed=total, succeeded=total - failed, failed=failed)
+    verdict = (
+        Verdict(Outcome.TASKS_FAILED, f"{failed} of {total} task(s) failed (as recorded; the job is gone)")
+        if failed
+        else Verdict(Outcome.SUCCEEDED, f"all {total} task(s) succeeded in earlier runs (the job is gone)")
+    )
+    job = JobSnapshot(id=workload.job.id, exists=False)
+    return WaitResult(workload.name, job, counts, None, None, verdict, 0.0, 0)
+
+
+def _report(output: OutputSettings, wait_result: WaitResult) -> WaitResult:
     if output.format == "json":
         output.stream.write(json.dumps(wait_result.to_json(), indent=2) + "\n")
         output.stream.flush()
@@ -131,7 +174,7 @@ def _poll_until_verdict(
     while True:
         job = monitor.job(job_id)
         if not job.exists:
-            raise TargetError(
+            raise _JobMissing(
                 f"job/{job_id} does not exist on the target, so there is nothing to wait for: "
                 f"run `batchrun apply {workload.manifest_path}` first (or check --target)."
             )
@@ -152,6 +195,8 @@ def _poll_until_verdict(
         )
         renderer.update(view)
         verdict = decide(job, counts, pool, nodes, expected_tasks=expected_tasks)
+        if verdict is None and counts.failed and counts.active and not counts.running:
+            verdict = _blocked_verdict(monitor, job_id, counts)
         observation = _Observation(job, counts, pool)
         if verdict is not None and (
             job.state == "completed" or (pending and pending.outcome == verdict.outcome)
@@ -169,6 +214,19 @@ def _poll_until_verdict(
         if timeout is not None:
             pause = max(0.0, min(pause, timeout - elapsed))
         sleep(pause)
+
+
+def _blocked_verdict(monitor: BatchMonitor, job_id: str, counts: TaskCounts) -> Verdict | None:
+    """TASKS_FAILED when every active task waits behind a failed one (Batch keeps them active forever)."""
+    blocked = blocked_tasks(monitor.task_dependencies(job_id))
+    if not blocked or len(blocked) < counts.active:
+        return None
+    shown = ", ".join(f"{b.id} (waits for failed {b.blocked_by})" for b in blocked[:5])
+    more = f" and {len(blocked) - 5} more" if len(blocked) > 5 else ""
+    return Verdict(
+        Outcome.TASKS_FAILED,
+        f"{counts.failed} task(s) failed and {len(blocked)} can never run: {shown}{more}",
+    )
 
 
 def _finish(

@@ -10,12 +10,13 @@ import pytest
 
 from batchrun.model import JobSpec, PoolSpec, StorageInput, StorageOutputs, TaskOutput, TaskSpec, Workload
 from batchrun.plan.actions import Action, Plan, plan_from_json, plan_to_json
-from batchrun.plan.bodies import Ownership, input_bindings, job_body, metadata_list, task_digest
-from batchrun.plan.build import make_plan
+from batchrun.plan.bodies import Ownership, input_bindings, job_body, metadata_list
+from batchrun.plan.build import contents_of, make_plan
 from batchrun.plan.decide_common import PlanOptions
 from batchrun.plan.decide_job import decide_job
 from batchrun.plan.live import LiveJob, LivePool, LiveState, LiveTask
 from batchrun.plan.render import render_text
+from batchrun.plan.task_identity import task_graph
 
 
 def job_of(state: Any) -> Any:
@@ -80,7 +81,9 @@ JOB_CASES = [
         Action.CREATE,
         ["job.create", "job.patch"],
         final="terminatejob",
+        tasks_run=True,
     ),
+    JobCase("absent, every result current -> not created", job_spec(), None, Action.NOOP),
     JobCase("live defaults are not drift", job_spec(maxParallelTasks=-1), live_job(), Action.NOOP),
     JobCase(
         "priority -> PATCH", job_spec(priority=10), live_job(), Action.UPDATE, ["job.patch", "job.patch"]
@@ -112,37 +115,52 @@ JOB_CASES = [
         job_spec(),
         live_job(onAllTasksComplete="terminatejob"),
         Action.REPLACE,
-        ["job.delete", "job.create", "job.patch"],
+        ["results.save", "job.delete", "job.create", "job.patch"],
+        tasks_run=True,
     ),
     JobCase(
         "create-only field -> replace",
         job_spec(displayName="new"),
         live_job(displayName="old"),
         Action.REPLACE,
-        ["job.delete", "job.create", "job.patch"],
+        ["results.save", "job.delete", "job.create", "job.patch"],
+        tasks_run=True,
+    ),
+    JobCase(
+        "create-only field, nothing to run -> left for the next run",
+        job_spec(displayName="new"),
+        live_job(displayName="old"),
+        Action.NOOP,
+    ),
+    JobCase(
+        "completed job, job-level edit, nothing to run -> no-op, never a write",
+        job_spec(constraints={"maxTaskRetryCount": 2}, priority=5),
+        live_job(state="completed"),
+        Action.NOOP,
     ),
     JobCase(
         "create-only field with active tasks -> blocked",
         job_spec(displayName="new"),
         live_job(displayName="old", active=3),
         Action.BLOCKED,
+        tasks_run=True,
     ),
     JobCase(
         "completed job with new tasks -> replace",
         job_spec(),
         live_job(state="completed"),
         Action.REPLACE,
-        ["job.delete", "job.create", "job.patch"],
+        ["results.save", "job.delete", "job.create", "job.patch"],
         tasks_change=True,
         tasks_run=True,
     ),
     JobCase("completed job, nothing to run -> no-op", job_spec(), live_job(state="completed"), Action.NOOP),
     JobCase(
-        "completed job, only a prune -> no replace",
+        "completed job, only a prune -> no replace, no patch",
         job_spec(),
         live_job(state="completed"),
         Action.NOOP,
-        ["job.patch"],
+        [],
         tasks_change=True,
     ),
     JobCase(
@@ -169,6 +187,7 @@ JOB_CASES = [
         live_job(state="deleting"),
         Action.CREATE,
         ["job.wait_deleted", "job.create", "job.patch"],
+        tasks_run=True,
     ),
 ]
 
@@ -217,16 +236,18 @@ def task(index: int, command: str = "echo hi", **props: Any) -> TaskSpec:
 def live_for(wl: Workload, state: str = "completed") -> LiveState:
     """The live state right after applying ``wl``: what a second plan sees."""
     assert wl.job is not None and wl.pool is not None
-    bindings = input_bindings(wl)
+    graph = task_graph(wl.job, input_bindings(wl), "demo-out", contents_of(wl, [], []))
     tasks = {
         t.id.lower(): LiveTask(
-            task_digest(t, bindings, "demo-out"),
+            graph.identities[t.id.lower()].digest,
             state,
             {
                 "maxWallClockTime": "P10675199DT2H48M5.4775807S",
                 "retentionTime": "P7D",
                 "maxTaskRetryCount": 0,
             },
+            "success" if state == "completed" else "",
+            0 if state == "completed" else None,
         )
         for t in wl.job.tasks
     }
@@ -284,14 +305,18 @@ def test_changed_command_replaces_only_that_task() -> None:
     assert actions(plan, "job") == {"job/j1": "no-op"}
 
 
-def test_completed_job_with_a_changed_task_is_replaced_with_all_its_tasks() -> None:
+def test_completed_job_with_a_changed_task_runs_only_that_task_in_a_new_job() -> None:
     wl = workload([task(i) for i in range(3)], onAllTasksComplete="terminatejob")
     live = live_for(wl)
     live = replace(live, job=replace(job_of(live), state="completed"))
     edited = replace(wl, job=replace(job_of(wl), tasks=(task(0), task(1, "echo changed"), task(2))))
     plan = make(edited, live)
     assert actions(plan, "job") == {"job/j1": "replace"}
-    assert set(actions(plan, "task").values()) == {"create"}
+    job_ops = [op.name for c in plan.changes if c.kind == "job" for op in c.operations]
+    assert job_ops[:2] == ["results.save", "job.delete"]  # results are recorded before the job goes
+    assert actions(plan, "task") == {"task/j1/t0": "no-op", "task/j1/t1": "create", "task/j1/t2": "no-op"}
+    carried = next(c for c in plan.changes if c.address == "task/j1/t0")
+    assert carried.reason == "succeeded in an earlier run"
 
 
 def test_changed_command_on_active_job_replaces_task_in_place() -> None:
@@ -350,6 +375,7 @@ def test_many_tasks_render_as_a_summary() -> None:
     text = render_text(make(wl, LiveState()))
     assert "500 to add" in text
     assert "... and 495 more to create" in text
+    assert "why they run: 500 new" in text
     assert len(text.splitlines()) < 40
 
 
