@@ -128,3 +128,11 @@ def test_deep_nesting_is_refused_cleanly(write: Callable[[str], Path], levels: i
 def test_nesting_within_the_limit_loads(write: Callable[[str], Path]) -> None:
     path = write(HEADER + "variables:\n  x: " + "[" * 90 + "]" * 90 + "\n")
     assert load_document(path).data["variables"]["x"] is not None
+
+
+def test_alias_expansion_is_bounded_in_characters_not_only_in_values(write: Callable[[str], Path]) -> None:
+    # 2,000 aliases of a 100,000-character string: far under the value cap, 200 MB of text once expanded.
+    text = "x" * 100_000
+    path = write(HEADER + f'variables: {{big: &big "{text}"}}\nlabels:\n' + "  - *big\n" * 2_000)
+    diagnostic = find(problems_of(path), "characters of text")
+    assert diagnostic.line == 4  # the anchored value

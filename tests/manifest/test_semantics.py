@@ -231,3 +231,25 @@ def test_sections_without_schema_errors_are_still_checked(write: Callable[[str],
     find(diagnostics, "expected text, found the number 1.1")
     assert find(diagnostics, "'./nope' does not exist").line == 5
     assert find(diagnostics, "targetDedicatedNodes cannot be combined").line == 10
+
+
+def test_a_pool_body_over_batchs_request_limit_is_refused(write: Callable[[str], Path]) -> None:
+    start_task = "  startTask: {commandLine: 'echo " + "s" * 1_100_000 + "'}\n"
+    diagnostic = find(problems_of(write(HEADER + POOL + start_task)), "pool p1 is 1,1")
+    assert "over Batch's request limit (1,048,576 bytes)" in diagnostic.message
+    assert "startTask" in diagnostic.message and diagnostic.path == "pool"
+
+
+def test_a_task_over_batchs_request_limit_is_refused_with_its_largest_fields(
+    write: Callable[[str], Path],
+) -> None:
+    env = "      environmentSettings: [{name: BIG, value: '" + "e" * 1_000_000 + "'}]\n"
+    path = write(HEADER + POOL + tasks("- id: t", "  commandLine: /bin/true") + env)
+    diagnostic = find(problems_of(path), "the task body is 1,0")
+    assert "largest: environmentSettings 1,000," in diagnostic.message and diagnostic.line == 11
+
+
+def test_factory_sizes_are_bounded_before_expansion(write: Callable[[str], Path]) -> None:
+    body = tasks("- id: t-${i}", "  foreach: {i: {range: [1, 90000]}}", "  commandLine: echo ${v} ${i}")
+    path = write(HEADER + 'variables: {v: "' + "v" * 20_000 + '"}\n' + POOL + body)
+    find(problems_of(path), "would take up to")
