@@ -18,8 +18,8 @@ from batchrun.plan.decide_common import (
 )
 from batchrun.plan.diff import diff_subset, scalars_equal
 from batchrun.plan.live import WORKLOAD_KEY, LiveJob
-from batchrun.plan.rules import Family, job_family
 from batchrun.plan.removals import job_removals
+from batchrun.plan.rules import Family, job_family
 from batchrun.plan.secrets import recorded_secret_changes
 
 
