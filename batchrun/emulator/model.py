@@ -157,6 +157,16 @@ class Model:
         self.dirty = False
 
     # ---- loading
+    def reload(self) -> None:
+        """Forget memory and read the database again: after a write the database refused, memory must not
+        keep what was never saved (lock held)."""
+        with self.lock:
+            for items in (self.pools, self.nodes, self.jobs, self.schedules, self.tasks):
+                items.clear()
+            self.applications.clear()
+            self.packages.clear()
+            self.load()
+
     def load(self) -> None:
         with self.lock:
             for _, key, body in self.store.load(Table.POOLS):

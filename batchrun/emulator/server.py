@@ -38,7 +38,7 @@ from batchrun.emulator.config import EmulatorConfig
 from batchrun.emulator.errors import BatchApiError
 from batchrun.emulator.model import Model
 from batchrun.emulator.scheduler.core import Scheduler
-from batchrun.emulator.store import Store
+from batchrun.emulator.store import Store, StoreUnreadable
 from batchrun.errors import LocalTargetError
 
 _LOG = logging.getLogger("batchrun.emulator")
@@ -97,9 +97,19 @@ class EmulatorServer:
         config = self.config
         config.state_dir.mkdir(parents=True, exist_ok=True)
         config.nodes_dir.mkdir(parents=True, exist_ok=True)
-        self.store = Store(config.db_path)
-        self.model = Model(self.store)
-        self.model.load()
+        try:
+            self.store = Store(config.db_path)
+            self.model = Model(self.store)
+            self.model.load()
+        except StoreUnreadable as error:
+            if self.store is not None:
+                self.store.close()
+            self.store = None
+            raise LocalTargetError(
+                f"the local Batch emulator cannot read its database {config.db_path} ({error.args[0]}); "
+                "it is damaged or not an emulator database. Run `batchrun local reset` to start from an "
+                "empty local target (this deletes the local pools, jobs, tasks and blobs)"
+            ) from None
         self.scheduler = Scheduler(config, self.model)
         self.scheduler.recover()
         api = Api(config, self.model, self.scheduler, RequestAccounting())

@@ -27,6 +27,7 @@ from batchrun.emulator.errors import (
     unsupported_property,
 )
 from batchrun.emulator.model import Body, Model, find_by_id
+from batchrun.emulator.store import StoreError
 from batchrun.emulator.timefmt import parse_http_date, parse_iso, rfc1123
 
 if TYPE_CHECKING:
@@ -314,8 +315,33 @@ def canonical_ids(model: Model, params: dict[str, str]) -> dict[str, str]:
     return params
 
 
-def endpoint(api: Api, method: str, template: str, handler: Handler, plane: str = "data") -> Route:
-    """A Starlette route running ``handler`` after authentication, with Batch-shaped errors."""
+def durably(api: Api, handler: Handler, call: Call) -> Response:
+    """Run a write handler in one transaction, answering only once it is committed.
+
+    If the database refuses the commit (a full disk), nothing of the request is kept: memory is read back
+    from the database, so what clients see equals what a restart would show, and the client gets a 500.
+    """
+    try:
+        with api.model.lock, api.model.store.transaction():
+            return handler(api, call)
+    except StoreError as error:
+        api.scheduler.resync()
+        raise BatchApiError(
+            500,
+            "InternalError",
+            f"The local Batch emulator could not save this change ({error}); nothing was changed. "
+            "Free disk space where the emulator keeps its state, then retry.",
+        ) from None
+
+
+def endpoint(
+    api: Api, method: str, template: str, handler: Handler, plane: str = "data", durable: bool = True
+) -> Route:
+    """A Starlette route running ``handler`` after authentication, with Batch-shaped errors.
+
+    Writes (any method but GET and HEAD) run in one transaction, unless ``durable`` is False (a write that
+    changes no stored state and waits on something slow, such as an upload to storage).
+    """
     starlette_path = template.replace("{filePath}", "{filePath:path}")
 
     async def run(request: Request) -> Response:
@@ -379,7 +405,10 @@ def endpoint(api: Api, method: str, template: str, handler: Handler, plane: str 
                 str(request.base_url).rstrip("/"),
             )
             # Off the event loop: handlers take the model lock and read files.
-            response = await run_in_threadpool(handler, api, call)
+            if durable and request.method not in ("GET", "HEAD"):
+                response = await run_in_threadpool(durably, api, handler, call)
+            else:
+                response = await run_in_threadpool(handler, api, call)
             if response.status_code == 201 and "DataServiceId" in response.headers:
                 response.headers["Location"] = response.headers["DataServiceId"]
         except BatchApiError as error:

@@ -259,7 +259,7 @@ def routes(api: Api) -> list[Route]:
         endpoint(api, "POST", node + "/reimage", reimage_node),
         endpoint(api, "POST", node + "/disablescheduling", disable_scheduling),
         endpoint(api, "POST", node + "/enablescheduling", enable_scheduling),
-        endpoint(api, "POST", node + "/uploadbatchservicelogs", upload_logs),
+        endpoint(api, "POST", node + "/uploadbatchservicelogs", upload_logs, durable=False),
         endpoint(api, "POST", "/pools/{poolId}/removenodes", remove_nodes),
         endpoint(api, "GET", "/nodecounts", node_counts),
         endpoint(api, "GET", "/supportedimages", supported_images),

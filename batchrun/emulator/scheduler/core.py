@@ -32,6 +32,7 @@ from batchrun.emulator.scheduler.node_ops import NodeOperations
 from batchrun.emulator.scheduler.pools import PoolManager
 from batchrun.emulator.scheduler.schedules import ScheduleClock
 from batchrun.emulator.scheduler.tasks import RunningTask, TaskRunner, record_prep_release, requeue
+from batchrun.emulator.store import StoreError
 from batchrun.emulator.timefmt import now_iso
 
 _LOG = logging.getLogger("batchrun.emulator.scheduler")
@@ -100,6 +101,38 @@ class Scheduler:
                         nodes.set_node_state(node, "idle")
                     self.model.save_node(pool_id, node)
 
+    def resync(self) -> None:
+        """After a write the database refused: memory is read back from the database, and what the
+        database still shows as running but runs no more is requeued (lock held)."""
+        with self.model.lock:
+            self.model.reload()
+            moment = now_iso()
+            busy: dict[tuple[str, str], list[int]] = {}
+            for run in self.running.values():
+                counters = busy.setdefault((run.pool_id, run.node_id), [0, 0])
+                counters[0] += 1
+                counters[1] += run.slots
+            try:
+                with self.model.store.transaction():
+                    for job_id, job_tasks in self.model.tasks.items():
+                        for task in list(job_tasks.by_id.values()):
+                            orphan = (job_id, task["id"]) not in self.running
+                            if task["state"] in ("running", "preparing") and orphan:
+                                job_tasks.begin_change(task)
+                                requeue(task, moment)
+                                job_tasks.end_change(task)
+                                self.model.save_task(job_id, task)
+                    for pool_id, pool_nodes in self.model.nodes.items():
+                        for node in pool_nodes.values():
+                            count, slots = busy.get((pool_id, node["id"]), [0, 0])
+                            node["runningTasksCount"], node["runningTaskSlotsCount"] = count, slots
+                            if node["state"] == "running" and count == 0:
+                                nodes.set_node_state(node, "idle")
+                            self.model.save_node(pool_id, node)
+            except StoreError as error:
+                _LOG.error("the emulator database still refuses writes: %s", error)
+            self.model.notify()
+
     def start(self, account_url: str) -> None:
         self.account_url = account_url
         self._thread = threading.Thread(target=self._loop, name="batch-scheduler", daemon=True)
@@ -137,6 +170,10 @@ class Scheduler:
                 self.model.dirty = False
                 try:
                     wait = self._reconcile()
+                except StoreError as error:
+                    _LOG.error("a state change could not be saved, reloading from the database: %s", error)
+                    self.resync()
+                    wait = 1.0
                 except Exception:  # a bug here must not stop scheduling for good
                     _LOG.exception("scheduler pass failed")
                     wait = 1.0

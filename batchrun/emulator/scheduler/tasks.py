@@ -24,6 +24,7 @@ from batchrun.emulator.node.failures import ended_failure, failure_info, record_
 from batchrun.emulator.packages import blobs_of_snapshot, resolve_packages
 from batchrun.emulator.scheduler import nodes
 from batchrun.emulator.scheduler.outcomes import dependencies_ready, exit_decision, should_retry
+from batchrun.emulator.store import StoreError
 from batchrun.emulator.timefmt import iso, now, now_iso
 
 if TYPE_CHECKING:
@@ -210,7 +211,12 @@ class TaskRunner:
             _LOG.exception("task %s/%s failed in the emulator", run.job_id, run.task_id)
             outcome = immediate_failure(failure_info("servererror", "NodeRuntimeError", str(error)))
         with self.model.lock:
-            self._complete(run, outcome)
+            try:
+                self._complete(run, outcome)
+            except StoreError as error:
+                _LOG.error("the end of task %s/%s could not be saved: %s", run.job_id, run.task_id, error)
+                self.scheduler.running.pop((run.job_id, run.task_id), None)
+                self.scheduler.resync()  # the task runs again, as after a restart
 
     def _run_preparation(
         self,

@@ -11,7 +11,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,28 @@ class Table(enum.Enum):
 SCHEMA_VERSION = 1
 
 
+class StoreError(Exception):
+    """A write the database did not take (a full disk, an I/O error): nothing of it was committed."""
+
+
+class StoreUnreadable(Exception):
+    """The database file cannot be opened or read (corrupt, or not an emulator database)."""
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self._connection = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
         self._depth = 0
+        try:
+            self._open()
+        except sqlite3.DatabaseError as error:
+            self._connection.close()
+            raise StoreUnreadable(f"{path}: {error}") from None
+
+    def _open(self) -> None:
         with self._lock:
             self._connection.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode survives a crash of this process (kill -9) without an fsync per commit.
@@ -61,14 +77,25 @@ class Store:
             self._depth += 1
             try:
                 yield
-            except BaseException:
+            except BaseException as error:
                 self._depth -= 1
                 if self._depth == 0:
-                    self._connection.execute("ROLLBACK")
+                    self._rollback()
+                    if isinstance(error, sqlite3.Error):
+                        raise StoreError(f"{self.path}: {error}") from None
                 raise
             self._depth -= 1
             if self._depth == 0:
-                self._connection.execute("COMMIT")
+                try:
+                    self._connection.execute("COMMIT")
+                except sqlite3.Error as error:
+                    self._rollback()
+                    raise StoreError(f"{self.path}: {error}") from None
+
+    def _rollback(self) -> None:
+        """Undo the open transaction; SQLite may already have rolled it back itself (a full disk)."""
+        with suppress(sqlite3.Error):
+            self._connection.execute("ROLLBACK")
 
     def put(self, table: Table, parent: str, key: str, body: dict[str, Any]) -> None:
         with self.transaction():
@@ -87,9 +114,13 @@ class Store:
 
     def load(self, table: Table) -> Iterator[tuple[str, str, dict[str, Any]]]:
         with self._lock:
-            rows = self._connection.execute(f"SELECT parent, id, body FROM {table.value} ORDER BY parent, id")
-            for parent, key, body in rows.fetchall():
-                yield parent, key, json.loads(body)
+            try:
+                query = f"SELECT parent, id, body FROM {table.value} ORDER BY parent, id"
+                rows = self._connection.execute(query).fetchall()
+                loaded = [(parent, key, json.loads(body)) for parent, key, body in rows]
+            except (sqlite3.DatabaseError, ValueError) as error:
+                raise StoreUnreadable(f"{self.path}: {error}") from None
+        yield from loaded
 
     def close(self) -> None:
         with self._lock:
