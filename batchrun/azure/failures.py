@@ -56,7 +56,8 @@ def translate(error: AzureError, doing: str) -> BatchrunError:
         message = _CODE_PREFIX.sub("", message, count=1)
         values = _values(error)
         if values:
-            if values.get("PropertyName", "") in SECRET_KEYS and "PropertyValue" in values:
+            refused = values.get("PropertyName", "").rsplit(".", 1)[-1].split("[")[0]  # a.b[0].password
+            if refused in SECRET_KEYS and "PropertyValue" in values:
                 values["PropertyValue"] = MASK
             extra = "; ".join(f"{key}: {value}" for key, value in values.items())
         else:

@@ -96,12 +96,13 @@ def test_recorded_error_becomes_a_clear_target_error(client: BatchClient, name: 
             assert item["value"] in text
 
 
-def test_a_refused_password_is_never_echoed(client: BatchClient) -> None:
+@pytest.mark.parametrize("name", ["password", "userAccounts[0].password"])
+def test_a_refused_password_is_never_echoed(client: BatchClient, name: str) -> None:
     body = {
         "code": "InvalidPropertyValue",
         "message": {"lang": "en-US", "value": "The value provided for one of the properties is invalid."},
         "values": [
-            {"key": "PropertyName", "value": "password"},
+            {"key": "PropertyName", "value": name},
             {"key": "PropertyValue", "value": "hunter2-secret"},
             {"key": "Reason", "value": "The password does not meet the complexity requirements"},
         ],
@@ -110,4 +111,4 @@ def test_a_refused_password_is_never_echoed(client: BatchClient) -> None:
     doing, error = call(client, "POST /pools")
     text = str(translate(error, doing))
     assert "hunter2-secret" not in text
-    assert "PropertyName: password; PropertyValue: (sensitive); Reason: The password does not meet" in text
+    assert f"PropertyName: {name}; PropertyValue: (sensitive); Reason: The password does not meet" in text
