@@ -5,12 +5,15 @@
   environment; wildcards ``*``, ``?``, ``[...]`` match within a folder and ``**`` across folders.
 * ``destination.container.path``: the blob name for a literal pattern (the file name when omitted), or a
   virtual folder prepended to each match's path below the pattern's fixed leading folders.
+* Every upload is read back (size and MD5) and made again when storage does not hold it: an output that did
+  not land fails the task with ``FileUploadMiscError``.
 * Every attempt is logged to ``fileuploadout.txt``, failures also to ``fileuploaderr.txt`` (task folder).
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -19,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 
 from batchrun.emulator.node.failures import USER_ERROR, failure_info
@@ -124,7 +128,7 @@ def upload_outputs(
                 else:
                     blob_name = f"{prefix.rstrip('/')}/{relative}" if prefix else relative
                 try:
-                    _upload(container_url, blob_name, path, headers)
+                    _upload_verified(container_url, blob_name, path, headers, log)
                     uploaded += 1
                     _log(log, f"uploaded {path} -> {blob_name}")
                 except Exception as error:
@@ -134,6 +138,49 @@ def upload_outputs(
                         f"uploading '{path.name}' to '{blob_name}' failed: {summary}", pattern
                     )
     return UploadReport(uploaded, failure)
+
+
+UPLOAD_ATTEMPTS = 3
+
+
+class NotLanded(Exception):
+    """An upload the storage service acknowledged but does not hold (or holds with other content)."""
+
+
+def _upload_verified(container_url: str, blob_name: str, path: Path, headers: object, log: Any) -> None:
+    """Upload, then read the blob's properties back: its size and MD5 must be the file's, else upload again.
+
+    Storage can acknowledge a write it then loses (Azurite persists its index every few seconds); a task's
+    output counts only once storage shows it.
+    """
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as data:
+        for chunk in iter(lambda: data.read(1024 * 1024), b""):
+            digest.update(chunk)
+    size = path.stat().st_size
+    for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+        try:
+            _upload(container_url, blob_name, path, headers)
+            _check_landed(container_url, blob_name, size, digest.digest())
+            return
+        except (NotLanded, HttpResponseError) as error:
+            if attempt == UPLOAD_ATTEMPTS:
+                raise
+            _log(
+                log,
+                f"attempt {attempt} of {path} -> {blob_name} did not land ({error_summary(error)}); retrying",
+            )
+
+
+def _check_landed(container_url: str, blob_name: str, size: int, md5: bytes) -> None:
+    with container_from_url(container_url) as container:
+        try:
+            properties = container.get_blob_client(blob_name).get_blob_properties()
+        except ResourceNotFoundError:
+            raise NotLanded(f"the blob '{blob_name}' is missing after its upload") from None
+    stored_md5 = properties.content_settings.content_md5
+    if properties.size != size or (stored_md5 and bytes(stored_md5) != md5):
+        raise NotLanded(f"the blob '{blob_name}' does not hold the uploaded content")
 
 
 def _upload(container_url: str, blob_name: str, path: Path, headers: object) -> None:

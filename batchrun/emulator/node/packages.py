@@ -117,7 +117,7 @@ def _extract(archive: Path, destination: Path) -> None:
             with bundle.open(member) as source, open(target, "wb") as sink:
                 shutil.copyfileobj(source, sink)
             # zipfile drops Unix permissions; executables in a package must stay executable.
-            unix_mode = (member.external_attr >> 16) & 0o7777
+            unix_mode = (member.external_attr >> 16) & 0o777  # no setuid/setgid/sticky bits from a zip
             if unix_mode and stat.S_IFMT(member.external_attr >> 16) in (0, stat.S_IFREG):
                 os.chmod(target, unix_mode | stat.S_IRUSR)
 

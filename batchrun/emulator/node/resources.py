@@ -116,7 +116,8 @@ def _file_mode(value: object) -> int:
     if value in (None, ""):
         return DEFAULT_FILE_MODE
     try:
-        return int(str(value), 8)
+        # Permission bits only: a setuid, setgid or sticky bit from a request never reaches the node.
+        return int(str(value), 8) & 0o777
     except ValueError:
         raise ResourceFileError(
             failure_info(
