@@ -16,6 +16,7 @@ import getpass
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
@@ -93,7 +94,9 @@ def apply_lock(service: BlobServiceClient, workload: str, *, force: bool = False
             break_lock(service, workload)
         blob = _blob(service, workload)
         try:
-            lease = blob.acquire_lease(lease_duration=LEASE_SECONDS)
+            # A lease id of our own: an acquire whose answer was lost and is retried gets the same lease
+            # back (Storage accepts an acquire that proposes the active lease's id), not "already leased".
+            lease = blob.acquire_lease(lease_duration=LEASE_SECONDS, lease_id=str(uuid.uuid4()))
         except HttpResponseError as error:
             if status_of(error) != 409:
                 raise

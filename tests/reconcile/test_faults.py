@@ -15,11 +15,12 @@ import pytest
 
 import batchrun
 from batchrun.errors import ApplyError
-from batchrun.model import JobSpec, PoolSpec, TaskSpec, Workload
+from batchrun.model import JobSpec, PoolSpec, StorageInput, TaskSpec, Workload
 from tests.reconcile.proxy import IMAGE, Decision, FaultProxy
 
 if TYPE_CHECKING:
     from azure.batch import BatchClient
+    from azure.storage.blob import BlobServiceClient
 
     from batchrun.target import Target
 
@@ -191,3 +192,35 @@ def test_a_task_added_meanwhile_with_another_definition_is_a_clear_failure(
         assert len(lists) == 1  # one list request for the collection's TaskExists answers
     finally:
         batchrun.destroy(workload, target=target, confirm_replace=True)
+
+
+STORAGE_FAULTS: tuple[Decision, ...] = ("hang_up", "reset_after", "500", "503", "lose")
+
+
+def test_storage_writes_converge_at_a_20_percent_fault_rate(
+    target: Target, tmp_path: Path, blob_service: BlobServiceClient
+) -> None:
+    # Uploads and the apply lock (create container, lease acquire, metadata, release) through a proxy that
+    # fails one storage request in five. (Azure Storage throttles with 503, never 429: it is not injected.)
+    source = tmp_path / "in"
+    source.mkdir()
+    for index in range(40):
+        (source / f"f{index:02d}.txt").write_text(f"file {index}\n" * 50)
+    workload = Workload(
+        name="e2e-flaky-storage",
+        manifest_path=tmp_path / "e2e-flaky-storage.yaml",
+        digest="x",
+        inputs=(StorageInput(name="data", source=source, container="e2e-flaky-storage-in"),),
+    )
+    account = target.blob_url.rstrip("/").rsplit("/", 1)
+    try:
+        with FlakyProxy(account[0], STORAGE_FAULTS) as flaky:
+            batchrun.apply(workload, target=replace(target, blob_url=f"{flaky.url}/{account[1]}"))
+        assert flaky.seen["faults"] >= 5 and any(" PUT " in key for key in flaky.seen), flaky.seen
+        names = {b.name for b in blob_service.get_container_client("e2e-flaky-storage-in").list_blobs()}
+        assert names == {f"f{index:02d}.txt" for index in range(40)}
+        assert not batchrun.plan(workload, target=target).has_changes
+        lock = blob_service.get_blob_client("batchrun-state", "e2e-flaky-storage/lock")
+        assert lock.get_blob_properties().lease.state == "available"  # released, not left held
+    finally:
+        blob_service.delete_container("e2e-flaky-storage-in")
