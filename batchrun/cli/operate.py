@@ -196,9 +196,31 @@ def logs_command(
             _print_failed(monitor, job_id, name, 20 if tail_lines is None else tail_lines, limit, output)
             return
         assert task is not None
-        detail = logs.require_task(monitor, job_id, task)
         sink = _TextSink(clients.target.secrets())
         write = sink.collect if output == "json" else sink.echo
+        kept = (
+            None if monitor.task(job_id, task).exists else logs.kept_log(clients, workload.name, task, name)
+        )
+        if kept is not None:  # a result carried over from an earlier job: its logs were kept in storage
+            write(logs.last_lines(kept, tail_lines))
+            if output == "json":
+                click.echo(
+                    json.dumps(
+                        {
+                            "job": job_id,
+                            "task": task,
+                            "file": name,
+                            "kept": True,
+                            "size": len(kept),
+                            "content": "".join(sink.parts),
+                        },
+                        indent=2,
+                    )
+                )
+            else:
+                note(f"task/{job_id}/{task} ran in an earlier job; this is the {name} kept from that run.")
+            return
+        detail = logs.require_task(monitor, job_id, task)
         size = monitor.file_size(job_id, task, name)
         offset = 0
         if size is not None and tail_lines is not None:

@@ -11,6 +11,7 @@ from batchrun.watch.snapshot import FailedTask, TaskDetail
 from batchrun.watch.text import clean
 
 if TYPE_CHECKING:  # the SDK-facing readers import this package's snapshots: no import cycle
+    from batchrun.azure.clients import Clients
     from batchrun.azure.monitor import BatchMonitor
 
 CHUNK_BYTES = 4 * 1024 * 1024  # ranged reads of a whole file
@@ -29,6 +30,23 @@ def require_task(monitor: BatchMonitor, job_id: str, task_id: str) -> TaskDetail
             "and in the manifest)."
         )
     return task
+
+
+def kept_log(clients: Clients, workload: str, task_id: str, name: str) -> bytes | None:
+    """The stdout/stderr kept in storage from the task's latest run, or None (see batchrun.azure.results)."""
+    from batchrun.azure.results import read_log
+
+    return read_log(clients.blob, workload, task_id, name)
+
+
+def last_lines(data: bytes, lines: int | None) -> bytes:
+    """The last ``lines`` lines of ``data`` (all of it for None)."""
+    if lines is None:
+        return data
+    if lines == 0:
+        return b""
+    parts = data.splitlines(keepends=True)
+    return b"".join(parts[-lines:])
 
 
 def read_range(

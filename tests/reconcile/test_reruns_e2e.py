@@ -132,6 +132,9 @@ def test_edits_after_a_run_rerun_exactly_what_changed(
     assert "task/rr-edit-job/merge will run (upstream greet-2 reruns)" in run.stdout
     assert tasks_run(batch_client, job) == {"greet-2", "merge"}
     assert_converged(local_target_env, manifest)
+    # greet-1 ran in the previous job, now gone: its logs were kept next to the record of results.
+    logs = batchrun(local_target_env, "logs", str(manifest), "greet-1", "--stderr")
+    assert logs.returncode == 0 and "kept from that run" in logs.stderr, logs.stdout + logs.stderr
 
     # One input file: the tasks reading it and the merge.
     (tmp_path / "data" / "names.txt").write_text("Ada\nGrace\nLinus\n", encoding="utf-8")
