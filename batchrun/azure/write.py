@@ -18,9 +18,9 @@ from typing import Any
 
 from azure.batch import BatchClient
 from azure.batch import models as batch_models
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
-from batchrun.azure.failures import error_code, translate, translated
+from batchrun.azure.failures import error_code, status_of, translate, translated
 from batchrun.azure.parallel import run_parallel
 from batchrun.errors import ApplyError
 from batchrun.plan.live import DIGEST_KEY, TASK_DIGEST_ENV, WORKLOAD_KEY
@@ -302,8 +302,17 @@ class BatchWriter:
         digest), never one GET per task; any error is a batchrun error, never a traceback."""
         wanted = {str(body["id"]).lower(): _digest_of(body.get("environmentSettings")) for body in bodies}
         clauses = " or ".join(f"id eq '{body['id']}'" for body in bodies)
+        fields = ["id", "environmentSettings"]
         with translated(f"checking the {len(bodies)} task(s) of job/{job_id} that already exist"):
-            live = self.batch.list_tasks(job_id, filter=clauses, select=["id", "environmentSettings"])
+            try:
+                live = list(self.batch.list_tasks(job_id, filter=clauses, select=fields))
+            except HttpResponseError as error:
+                if status_of(error) != 400:
+                    raise
+                # A service that refuses this filter: read the job's tasks (ids and digests only) instead.
+                live = [
+                    task for task in self.batch.list_tasks(job_id, select=fields) if task.id.lower() in wanted
+                ]
             found = {
                 str(task.id).lower(): _digest_of([s.as_dict() for s in task.environment_settings or ()])
                 for task in live
