@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.storage.blob import BlobClient
 
 from batchrun.azure.clients import Clients
@@ -189,8 +189,8 @@ def read_package(clients: Clients, prepared: PreparedPackage) -> LivePackage:
 def _blob_hash(storage_url: str) -> str:
     try:
         properties = BlobClient.from_blob_url(storage_url).get_blob_properties()
-    except HttpResponseError:
-        return ""  # no read permission in the SAS, or no blob yet: unknown
+    except AzureError:
+        return ""  # no read permission in the SAS, no blob yet, storage unreachable: unknown
     return str((properties.metadata or {}).get(PACKAGE_HASH_KEY, ""))
 
 
