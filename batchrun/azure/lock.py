@@ -103,8 +103,8 @@ def apply_lock(service: BlobServiceClient, workload: str, *, force: bool = False
             raise LockHeldError(
                 f"workload {workload} is being applied by {_describe_holder(blob)} (lock: blob "
                 f"{LOCK_CONTAINER}/{lock_blob_name(workload)}). Wait for it to finish and run again; if that "
-                f"apply is gone, its lock lapses within {LEASE_SECONDS} s, or `batchrun apply FILE "
-                "--break-lock` takes it now."
+                f"apply is gone, its lock lapses within {LEASE_SECONDS} s, or run again with --break-lock "
+                "(`batchrun apply FILE --break-lock`, `batchrun destroy FILE --break-lock`) to take it now."
             ) from None
         blob.set_blob_metadata(_holder(), lease=lease)
     stop = threading.Event()

@@ -228,12 +228,14 @@ def _wait(session: Session, workload: Workload, timeout: float | None, no_color:
 @common_options
 @click.option("--auto-approve", is_flag=True, help="Delete without asking (for CI).")
 @click.option("--containers", is_flag=True, help="Also delete the manifest's storage containers.")
+@click.option("--break-lock", is_flag=True, help="Break the workload's apply lock first (holder gone).")
 def destroy_command(
     source: ManifestInput,
     target: TargetChoice,
     confirm_replace: bool,
     auto_approve: bool,
     containers: bool,
+    break_lock: bool,
 ) -> None:
     """Delete what the manifest owns: the job (with its tasks) and the pool; containers with --containers."""
     workload = source.load()
@@ -250,5 +252,5 @@ def destroy_command(
             return
         _approve(auto_approve, "Delete these resources?")
         with _rerun_hint_on_interrupt("destroy"):
-            execute(session, plan, _Progress())
+            execute(session, plan, _Progress(), break_lock=break_lock)
         note("Destroy complete: " + _done_line(plan))
