@@ -54,9 +54,10 @@ def body_problem(
     size = json_size(body)
     if size <= limit:
         return None
+    room = ", less room for what batchrun adds" if limit < MAX_REQUEST_BYTES else ""
     return document.diagnostic(
         path,
-        f"{what} is {size:,} bytes as JSON, over Batch's request limit ({limit:,} bytes); largest: "
+        f"{what} is {size:,} bytes as JSON, over Batch's request limit ({limit:,} bytes{room}); largest: "
         f"{_largest_fields(body)}",
         "move large data into a storage input file and read it from the command line",
     )
