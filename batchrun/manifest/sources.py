@@ -36,16 +36,20 @@ class Refused:
     """An entry that is not a regular file or folder."""
 
     path: Path
-    what: str  # "a symbolic link to /etc/passwd", "a FIFO", ...
+    what: str  # "a symbolic link to /etc/passwd", "a FIFO", "a folder that cannot be read (...)"
 
     @property
     def message(self) -> str:
+        if self.what.startswith("a folder"):
+            return f"{self.path} is {self.what}; its files would be left out of the upload"
         return f"{self.path} is {self.what}; batchrun uploads only regular files and folders"
 
     @property
     def hint(self) -> str:
         if self.what.startswith("a symbolic link"):
             return "replace the link with a copy of what it points to (cp --dereference), or remove it"
+        if self.what.startswith("a folder"):
+            return "make it readable, or remove it from the source folder"
         return "remove it from the source folder"
 
 
@@ -89,8 +93,9 @@ def scan(source: Path) -> tuple[list[SourceEntry], list[Refused]]:
         try:
             with os.scandir(folder) as listing:
                 items = list(listing)
-        except OSError:
-            continue  # unreadable folder: reading its files reports the cause
+        except OSError as error:
+            refused.append(Refused(folder, f"a folder that cannot be read ({error.strerror or error})"))
+            continue
         for item in items:
             name = prefix + item.name
             path = Path(item.path)

@@ -211,3 +211,15 @@ def test_package_folders_are_zipped_from_disk_without_setuid_bits(tmp_path: Path
     archive = zipfile.ZipFile(io.BytesIO(reproducible_zip(folder)))
     mode = archive.getinfo("run.sh").external_attr >> 16
     assert mode == 0o100755  # setuid and setgid dropped, executable kept
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads folders whatever their mode")
+def test_an_unreadable_folder_is_reported_not_skipped(tmp_path: Path) -> None:
+    (tmp_path / "in" / "locked").mkdir(parents=True)
+    (tmp_path / "in" / "locked" / "a.txt").write_text("a")
+    (tmp_path / "in" / "locked").chmod(0)
+    try:
+        problems = source_problems(tmp_path / "in")
+    finally:
+        (tmp_path / "in" / "locked").chmod(0o700)
+    assert problems and "in/locked is a folder that cannot be read" in problems[0][0]
