@@ -179,7 +179,7 @@ def _check_landed(container_url: str, blob_name: str, size: int, md5: bytes) -> 
         except ResourceNotFoundError:
             raise NotLanded(f"the blob '{blob_name}' is missing after its upload") from None
         except HttpResponseError as error:
-            if error.status_code == 403:  # a write-only SAS (what Batch asks for) cannot read back: trust the ack
+            if error.status_code == 403:  # a write-only SAS (what Batch asks for) cannot read it back
                 return
             raise
     stored_md5 = properties.content_settings.content_md5
