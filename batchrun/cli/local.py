@@ -7,12 +7,14 @@ to point the Azure SDK at the local target). ``status`` shows no secret unless `
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import click
 
-from batchrun.cli.options import output_option
+from batchrun.cli.options import output_option, plain_text_option
 from batchrun.errors import AbortedError
+from batchrun.local.paths import LocalPaths
 from batchrun.local.target import (
     LocalStatus,
     LocalTarget,
@@ -31,12 +33,15 @@ def local_command() -> None:
 
 
 @local_command.command("up")
+@plain_text_option
 def up_command() -> None:
     """Start the local target (or show the running one) and print how to connect to it."""
     home = default_home()
     was_running = status(home).running
     began = time.monotonic()
-    target = start(home)
+    if not was_running:
+        click.echo(f"Starting the local target (emulator + Azurite) in {home / 'local'} ...", err=True)
+    target = start(home, announce=lambda line: click.echo(line, err=True))
     if was_running:
         click.echo(f"Local target already running (state in {home / 'local'}).")
     else:
@@ -45,6 +50,7 @@ def up_command() -> None:
 
 
 @local_command.command("down")
+@plain_text_option
 def down_command() -> None:
     """Stop the local target; pools, jobs, tasks and blobs are kept for the next start."""
     home = default_home()
@@ -56,6 +62,7 @@ def down_command() -> None:
 
 @local_command.command("status")
 @output_option(choices=("text", "json"))
+@plain_text_option
 @click.option("--show-secrets", is_flag=True, help="Also print the account key and the storage key.")
 def status_command(output: str, show_secrets: bool) -> None:
     """Show whether the local target runs, its endpoints, pids and task concurrency cap."""
@@ -64,6 +71,7 @@ def status_command(output: str, show_secrets: bool) -> None:
     target = running_target(home) if show_secrets else None
     if output == "json":
         data = state.to_json()
+        data["logsDir"] = str(LocalPaths(home).logs_dir)
         if target is not None:
             data.update(
                 accountKey=target.account_key,
@@ -80,13 +88,22 @@ def status_command(output: str, show_secrets: bool) -> None:
 
 @local_command.command("reset")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@plain_text_option
 def reset_command(yes: bool) -> None:
     """Stop the local target and delete its state (pools, jobs, tasks, blobs); Azurite stays installed."""
     home = default_home()
-    if not yes and not click.confirm(
-        f"Delete every pool, job, task and blob of the local target in {home / 'local'}?", default=False
-    ):
-        raise AbortedError("Nothing was deleted.")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise AbortedError("Not a terminal, so nobody can confirm: run again with --yes. Nothing deleted")
+        # The same answer apply and destroy want: only 'yes' deletes.
+        answer = click.prompt(
+            f"Delete every pool, job, task and blob of the local target in {home / 'local'}? "
+            "Only 'yes' is accepted",
+            default="",
+            show_default=False,
+        )
+        if answer.strip() != "yes":
+            raise AbortedError("Nothing was deleted.")
     reset(home)
     click.echo("Local target reset: stopped and state deleted (account key and Azurite install kept).")
 
@@ -121,7 +138,10 @@ def _status_text(state: LocalStatus) -> str:
             "(or 'batchrun local down')."
         )
     else:
-        return f"Local target not running (state in {state.home / 'local'}); start it: 'batchrun local up'."
+        return (
+            f"Local target not running (state in {state.home / 'local'}); start it: 'batchrun local up'.\n"
+            f"  Logs:               {LocalPaths(state.home).logs_dir}"
+        )
     lines = [head]
     if state.batch_url:
         lines.append(f"  Batch endpoint:     {state.batch_url}  (pid {state.emulator_pid})")
@@ -131,4 +151,5 @@ def _status_text(state: LocalStatus) -> str:
     lines.append(f"  Storage account:    {state.storage_account_name}")
     if state.max_running_tasks:
         lines.append(f"  Concurrency cap:    {state.max_running_tasks} running tasks (BATCHRUN_LOCAL_SLOTS)")
+    lines.append(f"  Logs:               {LocalPaths(state.home).logs_dir}")
     return "\n".join(lines)

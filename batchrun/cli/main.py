@@ -53,10 +53,19 @@ class LazyGroup(click.Group):
             sys.exit(130)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(package_name="batchrun")
-def cli() -> None:
-    """Declarative workload runner for Azure Batch."""
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Declarative workload runner for Azure Batch.
+
+    Shell completion: eval "$(_BATCHRUN_COMPLETE=bash_source batchrun)" in ~/.bashrc (zsh_source and
+    fish_source for zsh and fish).
+    """
+    if ctx.invoked_subcommand is None:  # plain `batchrun`: the help on stdout, and success
+        click.echo(ctx.get_help())
 
 
 def main() -> None:

@@ -78,7 +78,7 @@ def wait_command(
     from batchrun.watch import WaitSettings, output_settings, wait_for_workload
 
     workload = source.load()
-    with connected(target) as clients, job_keeps_running_on_interrupt(source.path):
+    with connected(target) as clients, job_keeps_running_on_interrupt(source):
         result = wait_for_workload(
             clients,
             workload,
@@ -255,8 +255,13 @@ def logs_command(
 
 
 def _print_failed(monitor: Any, job_id: str, name: str, lines: int, limit: int, output: str) -> None:
+    from batchrun.errors import TargetError
     from batchrun.watch.logs import failed_task_tails
 
+    if not monitor.job(job_id).exists:  # as for `logs FILE TASK`: no job is not "no failed tasks"
+        raise TargetError(
+            f"job/{job_id} does not exist on the target: apply the manifest first (batchrun apply FILE)."
+        )
     counts = monitor.task_counts(job_id)
     tails = failed_task_tails(monitor, job_id, name, lines, limit)
     if output == "json":

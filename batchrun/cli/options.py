@@ -157,3 +157,21 @@ def timeout_option(function: F) -> F:
         metavar="DURATION",
         help="Give up waiting after this long (e.g. 90s, 30m, 1h30m); exit 5.",
     )(function)
+
+
+def no_color_option(function: F) -> F:
+    """``--no-color``, passed as ``no_color: bool`` (NO_COLOR in the environment does the same)."""
+    return click.option("--no-color", is_flag=True, help="No colour even on a terminal (also NO_COLOR).")(
+        function
+    )
+
+
+def plain_text_option(function: F) -> F:
+    """``--no-color`` for a command that never prints colour: accepted, so scripts can pass it to every
+    command, and not passed to the function."""
+    return click.option(
+        "--no-color",
+        is_flag=True,
+        expose_value=False,
+        help="Accepted for uniformity: this command never prints colour.",
+    )(function)

@@ -1,10 +1,10 @@
 """``batchrun plan``, ``batchrun apply`` and ``batchrun destroy``.
 
 The target line and progress go to stderr; the plan (text or ``-o json``) goes to stdout. ``plan
---detailed-exitcode`` exits 0 without changes, 2 with changes, 1 on error. ``apply`` shows the plan and asks
-before changing anything unless ``--auto-approve``; blocked changes that only need a confirmation
-(replacing or deleting a pool or job with work in progress) are asked about on a terminal, else need
-``--confirm-replace``.
+--detailed-exitcode`` exits 0 without changes, 2 with changes, 1 on error or when the plan is blocked.
+``apply`` shows the plan and asks before changing anything unless ``--auto-approve``; blocked changes that
+only need a confirmation (replacing or deleting a pool or job with work in progress) are asked about on a
+terminal, else need ``--confirm-replace``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 
 import click
 
-from batchrun.api import Session, blocked_plan_error, destroy_plan_with, execute, plan_with
+from batchrun.api import Session, destroy_plan_with, execute, plan_with
 from batchrun.cli import exit_codes
-from batchrun.cli.options import output_option, timeout_option
+from batchrun.cli.options import output_option, plain_text_option, timeout_option
 from batchrun.cli.session import (
     ManifestInput,
     TargetChoice,
@@ -28,7 +28,7 @@ from batchrun.cli.session import (
     note,
     target_options,
 )
-from batchrun.errors import AbortedError, TargetUnreachableError
+from batchrun.errors import AbortedError, PlanError, TargetUnreachableError
 from batchrun.model import Workload
 from batchrun.plan.actions import Plan
 from batchrun.plan.decide_common import CONFIRM_FLAG, PlanOptions
@@ -88,7 +88,16 @@ def _needs_only_confirmation(plan: Plan) -> bool:
     return bool(plan.blocked) and all(CONFIRM_FLAG in change.unblock for change in plan.blocked)
 
 
-def _resolve_blocked(plan: Plan, replan: Callable[[], Plan], auto_approve: bool) -> Plan:
+def _blocked_error(plan: Plan, done: str) -> PlanError:
+    """Why nothing was changed (``done``: applied or deleted): each blocked change and what unblocks it."""
+    return PlanError(
+        f"the plan has blocked changes, so nothing was {done}:\n  " + "\n  ".join(blocked_lines(plan.blocked))
+    )
+
+
+def _resolve_blocked(
+    plan: Plan, replan: Callable[[], Plan], auto_approve: bool, done: str = "applied"
+) -> Plan:
     """Ask about confirmation-only blocks on a terminal; any other block is an error."""
     if not plan.blocked:
         return plan
@@ -102,7 +111,7 @@ def _resolve_blocked(plan: Plan, replan: Callable[[], Plan], auto_approve: bool)
         if answer.strip() != "yes":
             raise AbortedError("Nothing was changed.")
         return replan()
-    raise blocked_plan_error(plan)
+    raise _blocked_error(plan, done)
 
 
 def _approve(auto_approve: bool, question: str) -> None:
@@ -120,8 +129,13 @@ def _approve(auto_approve: bool, question: str) -> None:
 @click.command("plan")
 @common_options
 @output_option(("text", "json"))
+@plain_text_option
 @plan_options
-@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 without changes, 2 with changes, 1 on error.")
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 without changes, 2 with changes, 1 on error or when changes are blocked.",
+)
 def plan_command(
     source: ManifestInput,
     output: str,
@@ -138,6 +152,10 @@ def plan_command(
     with target.session() as session:
         plan = plan_with(session, workload, PlanOptions(prune, adopt, confirm_replace, rerun_failed, rerun))
     click.echo(render_json(plan) if output == "json" else render_text(plan))
+    if detailed_exitcode and plan.blocked:
+        # A blocked plan cannot be applied as it is: an error for CI, not "changes pending".
+        note("The plan has blocked changes: apply would refuse it (exit 1); see the lines marked '!'.")
+        sys.exit(exit_codes.ERROR)
     if detailed_exitcode and plan.has_changes:
         sys.exit(exit_codes.CHANGES_PRESENT)
 
@@ -180,20 +198,20 @@ def apply_command(
         if plan.has_changes:
             _approve(auto_approve, "Apply these changes?")
             note("Applying ...")
-            with _rerun_hint_on_interrupt("apply"):
+            with _rerun_hint_on_interrupt("apply", source):
                 execute(session, plan, _Progress(), break_lock=break_lock)
             note("Apply complete: " + _done_line(plan))
         else:
             note("Nothing to apply.")
         if wait_for_job:
-            _wait(session, workload, timeout, no_color)
+            _wait(session, workload, source, timeout, no_color)
 
 
 @contextmanager
-def _rerun_hint_on_interrupt(verb: str) -> Iterator[None]:
+def _rerun_hint_on_interrupt(verb: str, source: ManifestInput) -> Iterator[None]:
     """Ctrl-C, or a target that stops answering, ends the run part-way: say that what was done is kept and
-    that a re-run finishes."""
-    rerun = f"Run `batchrun {verb}` again with the same manifest to finish (it does only what is left)."
+    that a re-run (the same manifest and variables) finishes."""
+    rerun = f"Run `{source.command(verb)}` again to finish (it does only what is left)."
     try:
         yield
     except KeyboardInterrupt:
@@ -213,10 +231,12 @@ def _done_line(plan: Plan) -> str:
     )
 
 
-def _wait(session: Session, workload: Workload, timeout: float | None, no_color: bool) -> None:
+def _wait(
+    session: Session, workload: Workload, source: ManifestInput, timeout: float | None, no_color: bool
+) -> None:
     from batchrun.watch import output_settings, wait_for_workload
 
-    with job_keeps_running_on_interrupt(workload.manifest_path):
+    with job_keeps_running_on_interrupt(source):
         result = wait_for_workload(
             session.clients, workload, timeout=timeout, output=output_settings("text", no_color)
         )
@@ -226,6 +246,7 @@ def _wait(session: Session, workload: Workload, timeout: float | None, no_color:
 
 @click.command("destroy")
 @common_options
+@plain_text_option
 @click.option("--auto-approve", is_flag=True, help="Delete without asking (for CI).")
 @click.option("--containers", is_flag=True, help="Also delete the manifest's storage containers.")
 @click.option("--break-lock", is_flag=True, help="Break the workload's apply lock first (holder gone).")
@@ -246,11 +267,12 @@ def destroy_command(
             plan,
             lambda: destroy_plan_with(session, workload, PlanOptions(confirm_replace=True), containers),
             auto_approve,
+            done="deleted",
         )
         if not plan.has_changes:
             note("Nothing to destroy.")
             return
         _approve(auto_approve, "Delete these resources?")
-        with _rerun_hint_on_interrupt("destroy"):
+        with _rerun_hint_on_interrupt("destroy", source):
             execute(session, plan, _Progress(), break_lock=break_lock)
         note("Destroy complete: " + _done_line(plan))

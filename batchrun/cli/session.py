@@ -10,6 +10,7 @@ redacted line per request) on stderr.
 from __future__ import annotations
 
 import functools
+import shlex
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -33,12 +34,12 @@ def note(line: str) -> None:
 
 
 @contextmanager
-def job_keeps_running_on_interrupt(manifest: Path) -> Iterator[None]:
+def job_keeps_running_on_interrupt(source: ManifestInput) -> Iterator[None]:
     """Ctrl-C while waiting stops watching, not the job: say so and how to watch again."""
     try:
         yield
     except KeyboardInterrupt:
-        note(f"Stopped waiting; the job keeps running (`batchrun wait {manifest}` watches it again).")
+        note(f"Stopped waiting; the job keeps running (`{source.command('wait')}` watches it again).")
         raise
 
 
@@ -50,6 +51,15 @@ class ManifestInput:
     variables: Mapping[str, str]
     var_files: tuple[Path, ...]
     max_tasks: int
+
+    def command(self, verb: str) -> str:
+        """``batchrun VERB MANIFEST`` with this run's ``--var``/``--var-file`` flags, quoted for a shell."""
+        words = ["batchrun", verb, str(self.path)]
+        for name, value in self.variables.items():
+            words += ["--var", f"{name}={value}"]
+        for var_file in self.var_files:
+            words += ["--var-file", str(var_file)]
+        return shlex.join(words)
 
     def load(self) -> Workload:
         from batchrun.api import load

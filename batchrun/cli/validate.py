@@ -10,7 +10,13 @@ from typing import Any, Literal, cast
 
 import click
 
-from batchrun.cli.options import manifest_argument, manifest_arguments, output_option, variable_options
+from batchrun.cli.options import (
+    manifest_argument,
+    manifest_arguments,
+    output_option,
+    plain_text_option,
+    variable_options,
+)
 from batchrun.errors import ManifestError
 from batchrun.manifest import load_workload, render_workload
 from batchrun.model import Workload
@@ -33,6 +39,7 @@ def _summary(workload: Workload) -> str:
 @manifest_arguments
 @variable_options
 @output_option(("text", "json"))
+@plain_text_option
 def validate_command(
     manifests: tuple[Path, ...],
     variables: dict[str, str],
@@ -81,6 +88,7 @@ def validate_command(
 @manifest_argument
 @variable_options
 @output_option(("yaml", "json"), default="yaml")
+@plain_text_option
 def render_command(
     manifest: Path, variables: dict[str, str], var_files: tuple[Path, ...], max_tasks: int, output: str
 ) -> None:

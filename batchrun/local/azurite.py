@@ -11,7 +11,9 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,10 +65,16 @@ def require_node() -> None:
         raise LocalTargetError(NODE_MISSING)
 
 
-def ensure_installed(tools_dir: Path) -> Path:
+# npm's own defaults retry an unreachable registry for over a minute; two quick retries say the same sooner.
+NPM_NETWORK_OPTIONS = ("--fetch-retries=2", "--fetch-retry-mintimeout=2000", "--fetch-retry-maxtimeout=10000")
+PROGRESS_SECONDS = 10.0  # how often a running install says it is still at work
+
+
+def ensure_installed(tools_dir: Path, announce: Callable[[str], None] | None = None) -> Path:
     """Install Azurite into ``tools_dir`` unless present; return the path of its ``azurite-blob`` launcher.
 
-    Concurrent callers (parallel test workers, two terminals) are serialised with a file lock.
+    Concurrent callers (parallel test workers, two terminals) are serialised with a file lock. ``announce``
+    receives progress lines while npm installs (the first use only: about half a minute).
     """
     target = tools_dir / f"azurite-{AZURITE_VERSION}"
     launcher = target / "node_modules" / ".bin" / "azurite-blob"
@@ -84,31 +92,54 @@ def ensure_installed(tools_dir: Path) -> Path:
         staging = tools_dir / f".azurite-{AZURITE_VERSION}.{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        result = subprocess.run(
+        say = announce or (lambda _line: None)
+        say(f"  Installing Azurite {AZURITE_VERSION} with npm into {tools_dir} (first use only, ~30 s) ...")
+        began = time.monotonic()
+        returncode, errors = _run_npm(
             [
                 npm,
                 "install",
                 "--no-audit",
                 "--no-fund",
                 "--loglevel=error",
+                *NPM_NETWORK_OPTIONS,
                 "--prefix",
                 str(staging),
                 f"azurite@{AZURITE_VERSION}",
             ],
-            capture_output=True,
-            text=True,
-            check=False,
+            lambda seconds: say(f"  ... still installing Azurite ({seconds:.0f} s)"),
         )
-        if result.returncode != 0:
+        if returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
-            tail = "\n".join(result.stderr.strip().splitlines()[-5:])
+            tail = "\n".join(errors.strip().splitlines()[-5:])
             raise LocalTargetError(
-                f"installing Azurite {AZURITE_VERSION} with npm failed (exit {result.returncode}):\n{tail}\n"
+                f"installing Azurite {AZURITE_VERSION} with npm failed (exit {returncode}):\n{tail}\n"
                 "check that the npm registry is reachable and run the command again"
             )
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
+        say(f"  Azurite installed in {time.monotonic() - began:.0f} s.")
     return launcher
+
+
+def _run_npm(command: list[str], still_running: Callable[[float], None]) -> tuple[int, str]:
+    """Run npm with its output in a temporary file; call ``still_running`` every PROGRESS_SECONDS."""
+    began = time.monotonic()
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
+        try:
+            while True:
+                try:
+                    returncode = process.wait(timeout=PROGRESS_SECONDS)
+                    break
+                except subprocess.TimeoutExpired:
+                    still_running(time.monotonic() - began)
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+        output.seek(0)
+        return returncode, output.read().decode("utf-8", errors="replace")
 
 
 def azurite_command(launcher: Path, data_dir: Path, host: str, port: int) -> list[str]:

@@ -124,10 +124,15 @@ class LocalStatus:
         }
 
 
-def start(home: Path, host: str = "127.0.0.1", tools_dir: Path | None = None) -> LocalTarget:
-    """Start the local target under ``home`` (or return the running one)."""
+def start(
+    home: Path,
+    host: str = "127.0.0.1",
+    tools_dir: Path | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> LocalTarget:
+    """Start the local target under ``home`` (or return the running one); ``announce`` hears progress."""
     with _lifecycle_lock(home, tools_dir):
-        return _start_locked(LocalPaths(home), host, tools_dir)
+        return _start_locked(LocalPaths(home), host, tools_dir, announce)
 
 
 @contextmanager
@@ -161,8 +166,9 @@ def ensure_running(home: Path, announce: Callable[[str], None], tools_dir: Path 
         running = _running_target(paths)
         if running is not None:
             return running
-        announce(f"Starting the local Batch target (emulator + Azurite) in {paths.state_dir} ...")
-        return _start_locked(paths, "127.0.0.1", tools_dir)
+        # The first line on stderr names the target, also when it has to be started first.
+        announce(f"Target: local, not running: starting it (emulator + Azurite) in {paths.state_dir} ...")
+        return _start_locked(paths, "127.0.0.1", tools_dir, announce)
 
 
 def running_target(home: Path) -> LocalTarget | None:
@@ -248,13 +254,15 @@ def _lifecycle_lock(home: Path, tools_dir: Path | None = None) -> Iterator[None]
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _start_locked(paths: LocalPaths, host: str, tools_dir: Path | None) -> LocalTarget:
+def _start_locked(
+    paths: LocalPaths, host: str, tools_dir: Path | None, announce: Callable[[str], None] | None = None
+) -> LocalTarget:
     running = _running_target(paths)
     if running is not None:
         return running
     require_node()
     slots = max_running_tasks()
-    launcher = ensure_installed(tools_dir or default_tools_dir(paths.home))
+    launcher = ensure_installed(tools_dir or default_tools_dir(paths.home), announce)
     _stop_locked(paths)  # whatever half of a previous target is still alive
     for folder in (paths.state_dir, paths.logs_dir, paths.azurite_dir, paths.nodes_dir):
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
