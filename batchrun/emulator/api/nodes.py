@@ -56,12 +56,13 @@ COUNT_STATES = (
     "deallocating",
     "upgradingOS",
 )
-# What the local target runs: any Linux image, as processes on this host. Listed are the images the
-# Batch node agents of current Ubuntu releases support; other Linux images work alike.
+# What the local target runs: any Linux image, as processes on this host (the image itself is not used).
+# Listed are the Ubuntu images Batch's samples and quickstarts name; other Linux images work alike.
 SUPPORTED_IMAGES = (
     ("batch.node.ubuntu 24.04", "canonical", "ubuntu-24_04-lts", "server"),
     ("batch.node.ubuntu 22.04", "canonical", "0001-com-ubuntu-server-jammy", "22_04-lts"),
     ("batch.node.ubuntu 20.04", "canonical", "0001-com-ubuntu-server-focal", "20_04-lts"),
+    ("batch.node.ubuntu 18.04", "canonical", "ubuntuserver", "18.04-lts"),
 )
 
 
