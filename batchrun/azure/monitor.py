@@ -337,6 +337,32 @@ class BatchMonitor:
         text = b"".join(kept)
         return FileRange(text, size - len(text), size)
 
+    def node_file_tail(
+        self, pool_id: str, node_id: str, path: str, lines: int, max_bytes: int = 64 * 1024
+    ) -> FileRange | None:
+        """The last ``lines`` lines of a file on a node (e.g. ``startup/stderr.txt``, the start task's);
+        None when the node or the file does not exist."""
+        with _reading(f"{path} of node {node_id} in pool/{pool_id}"):
+            properties = _or_none(lambda: self._batch.get_node_file_properties(pool_id, node_id, path))
+            if properties is None:
+                return None
+            size = int(properties.content_length)
+            if size == 0:
+                return FileRange(b"", 0, 0)
+            start = max(0, size - max_bytes)
+            read = _or_none(
+                lambda: b"".join(
+                    self._batch.download_node_file(
+                        pool_id, node_id, path, ocp_range=f"bytes={start}-{size - 1}"
+                    )
+                )
+            )
+        data = read or b""
+        if start > 0:
+            data = data.split(b"\n", 1)[1] if b"\n" in data else data  # drop the partial first line
+        text = b"".join(data.splitlines(keepends=True)[-lines:] if lines > 0 else [])
+        return FileRange(text, size - len(text), size)
+
 
 @dataclass(frozen=True)
 class OutputBlob:

@@ -31,6 +31,7 @@ from batchrun.model import Workload
 
 if TYPE_CHECKING:
     from batchrun.azure.clients import Clients
+    from batchrun.watch.result import WaitResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -86,7 +87,31 @@ def wait_command(
             output=output_settings(output, no_color),
             settings=WaitSettings(poll_interval=poll_interval),
         )
+        if output == "text":
+            show_start_task_failure(clients, result, source)
     ctx.exit(result.exit_code)
+
+
+def show_start_task_failure(
+    clients: Clients, result: WaitResult, source: ManifestInput, lines: int = 10
+) -> None:
+    """After a pool failure, the end of the failed start task's stderr and stdout on the first failed node,
+    and the command that shows them whole: a failing start task is not a dead end."""
+    from batchrun.azure.monitor import BatchMonitor
+    from batchrun.watch import Outcome
+    from batchrun.watch.logs import start_task_tail
+
+    if result.outcome is not Outcome.POOL_FAILED or result.pool is None or not result.failed_nodes:
+        return
+    node = result.failed_nodes[0]
+    if node.start_task_exit_code is None and not node.start_task_failure:
+        return  # the node failed for another reason (its errors are in the summary)
+    monitor = BatchMonitor(clients.batch)
+    for name in ("stderr.txt", "stdout.txt"):
+        tail = start_task_tail(monitor, result.pool.id, node.id, name, lines)
+        click.echo(f"\nStart task on node {node.id}: last {lines} lines of startup/{name}")
+        click.echo("\n".join(tail) if tail else "(empty)" if tail is not None else "(not on the node)")
+    click.echo(f"\nWhole files: `{source.command('logs')} --start-task [--stderr]`")
 
 
 @click.command("status")
@@ -163,6 +188,12 @@ class _TextSink:
     show_default=True,
     help="With --failed: at most this many tasks.",
 )
+@click.option(
+    "--start-task",
+    is_flag=True,
+    help="The pool's start task output (stdout, or --stderr) on the first node where it failed, or --node.",
+)
+@click.option("--node", "node_id", default=None, metavar="NODE", help="With --start-task: this node's.")
 def logs_command(
     source: ManifestInput,
     output: str,
@@ -174,14 +205,26 @@ def logs_command(
     tail_lines: int | None,
     failed: bool,
     limit: int,
+    start_task: bool,
+    node_id: str | None,
 ) -> None:
-    """Print a task's stdout (or --stderr), optionally following it; --failed: every failed task's tail."""
+    """Print a task's stdout (or --stderr), optionally following it; --failed: every failed task's tail;
+    --start-task: the pool's start task output on a node."""
     from batchrun.azure.monitor import BatchMonitor
     from batchrun.watch import logs
 
+    if start_task:
+        if failed or task is not None or follow:
+            raise ConfigurationError("--start-task takes no TASK id and no --failed or --follow.")
+        _print_start_task(source, target, "stderr.txt" if use_stderr else "stdout.txt", node_id, tail_lines)
+        return
+    if node_id is not None:
+        raise ConfigurationError(
+            "--node goes with --start-task: `batchrun logs FILE --start-task --node ID`."
+        )
     if failed == (task is not None):
         raise ConfigurationError(
-            "Give either a TASK id or --failed (not both): e.g. `batchrun logs FILE t1`."
+            "Give either a TASK id, --failed or --start-task: e.g. `batchrun logs FILE t1`."
         )
     if follow and (failed or output == "json"):
         raise ConfigurationError(
@@ -254,9 +297,42 @@ def logs_command(
         )
 
 
+def _print_start_task(
+    source: ManifestInput, target: TargetChoice, name: str, node_id: str | None, tail_lines: int | None
+) -> None:
+    from batchrun.azure.monitor import BatchMonitor
+    from batchrun.errors import TargetError
+    from batchrun.watch.logs import START_TASK_FILES
+
+    workload = source.load()
+    if workload.pool is None:
+        raise _lacks(workload, "the manifest defines no pool, so it has no start task", "add a pool")
+    pool_id = workload.pool.id
+    with connected(target) as clients:
+        monitor = BatchMonitor(clients.batch)
+        if not monitor.pool(pool_id).exists:
+            raise TargetError(f"pool/{pool_id} does not exist on the target: apply the manifest first.")
+        if node_id is None:
+            failed = [n for n in monitor.failed_nodes(pool_id, 10) if n.start_task_exit_code is not None]
+            if not failed:
+                raise TargetError(
+                    f"no node of pool/{pool_id} has a failed start task; name a node with --node ID."
+                )
+            node_id = failed[0].id
+        part = monitor.node_file_tail(pool_id, node_id, START_TASK_FILES[name], tail_lines or 1_000_000)
+        if part is None:
+            raise TargetError(
+                f"node {node_id} of pool/{pool_id} has no {START_TASK_FILES[name]} (gone, or no start task)."
+            )
+        note(f"Start task of pool/{pool_id} on node {node_id}: {START_TASK_FILES[name]}")
+        sys.stdout.write(_TextSink(clients.target.secrets()).decode(part.data))
+        sys.stdout.flush()
+
+
 def _print_failed(monitor: Any, job_id: str, name: str, lines: int, limit: int, output: str) -> None:
     from batchrun.errors import TargetError
     from batchrun.watch.logs import failed_task_tails
+    from batchrun.watch.text import clean
 
     if not monitor.job(job_id).exists:  # as for `logs FILE TASK`: no job is not "no failed tasks"
         raise TargetError(
@@ -293,8 +369,12 @@ def _print_failed(monitor: Any, job_id: str, name: str, lines: int, limit: int, 
         click.echo(
             f"==> task {t.id} ({exit_text}{t.failure_code or 'failed'}): last {lines} lines of {name} <=="
         )
+        if t.failure_message:  # Batch's own explanation, e.g. which program was not found and what to do
+            click.echo(f"{t.failure_code or 'failure'}: {clean(t.failure_message)}")
         for line in t.stderr_tail:
             click.echo(line)
+        if not t.stderr_tail:
+            click.echo(f"({name} is empty)")
     if counts.failed > len(tails):
         click.echo(f"\n... {counts.failed - len(tails)} more failed task(s); raise --limit to see more.")
 

@@ -234,12 +234,14 @@ def _done_line(plan: Plan) -> str:
 def _wait(
     session: Session, workload: Workload, source: ManifestInput, timeout: float | None, no_color: bool
 ) -> None:
+    from batchrun.cli.operate import show_start_task_failure
     from batchrun.watch import output_settings, wait_for_workload
 
     with job_keeps_running_on_interrupt(source):
         result = wait_for_workload(
             session.clients, workload, timeout=timeout, output=output_settings("text", no_color)
         )
+        show_start_task_failure(session.clients, result, source)
     if result.exit_code:
         sys.exit(result.exit_code)
 

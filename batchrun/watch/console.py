@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TextIO
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 
 OutputFormat = Literal["text", "json"]
 
@@ -71,3 +71,16 @@ def output_settings(output_format: str, no_color: bool, stream: TextIO | None = 
         format="json" if output_format == "json" else "text",
         color=False if no_color else None,
     )
+
+
+def print_block(console: Console, renderable: RenderableType) -> None:
+    """Print a table or text block; off a terminal without the padding rich adds at line ends, so piped
+    output has no trailing spaces (diffs and ``grep 'x$'`` stay clean)."""
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    with console.capture() as captured:
+        console.print(renderable)
+    lines = [line.rstrip() for line in captured.get().split("\n")]
+    console.file.write("\n".join(lines))
+    console.file.flush()

@@ -103,3 +103,17 @@ def failed_task_tails(
         text = tuple(clean(line) for line in tail.data.decode("utf-8", errors="replace").splitlines())
         tails.append(FailedTask(task.id, task.exit_code, task.failure_code, task.failure_message, text))
     return tails
+
+
+START_TASK_FILES = {"stdout.txt": "startup/stdout.txt", "stderr.txt": "startup/stderr.txt"}
+
+
+def start_task_tail(
+    monitor: BatchMonitor, pool_id: str, node_id: str, name: str, lines: int
+) -> list[str] | None:
+    """The last ``lines`` lines of the start task's ``name`` (stdout.txt or stderr.txt) on a node, cleaned for
+    printing; None when the node or the file is gone."""
+    part = monitor.node_file_tail(pool_id, node_id, START_TASK_FILES[name], lines)
+    if part is None:
+        return None
+    return [clean(line) for line in part.data.decode("utf-8", errors="replace").splitlines()]

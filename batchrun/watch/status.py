@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from batchrun.model import Workload
+from batchrun.watch.console import print_block
 from batchrun.watch.result import counts_json, job_json, pool_json
 from batchrun.watch.snapshot import JobSnapshot, NodeSummary, PoolSnapshot, TaskCounts
 from batchrun.watch.text import clean
@@ -158,7 +159,7 @@ def render_status(console: Console, status: WorkloadStatus) -> None:
         _pool_rows(table, status.pool, status.nodes)
     if status.job is not None:
         _job_rows(table, status.job, status.counts)
-    console.print(table)
+    print_block(console, table)
 
 
 def _pool_rows(table: Table, pool: PoolSnapshot, nodes: NodeSummary | None) -> None:

@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from batchrun.watch.console import print_block
 from batchrun.watch.progress import format_duration
 from batchrun.watch.result import WaitResult
 from batchrun.watch.snapshot import FailedNode
@@ -51,7 +52,7 @@ def render_summary(console: Console, result: WaitResult) -> None:
     for node in result.failed_nodes:
         table.add_row("Failed node", clean(f"{node.id}: {_node_problem(node)}"))
     table.add_row("Elapsed", format_duration(result.elapsed))
-    console.print(table)
+    print_block(console, table)
     if result.failed_tasks:
         render_failed_tasks(console, result)
 
@@ -76,15 +77,31 @@ def render_failed_tasks(console: Console, result: WaitResult) -> None:
     table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left")
     table.add_column("task", no_wrap=True)
     table.add_column("exit", justify="right")
-    table.add_column("failure")
-    table.add_column("last lines of stderr", overflow="fold")
+    table.add_column("failure, then the last lines of stderr", overflow="fold")
     for task in result.failed_tasks:
         table.add_row(
             task.id,
             "" if task.exit_code is None else str(task.exit_code),
-            clean(task.failure_code or ""),
-            clean("\n".join(task.stderr_tail)) or Text("(empty)", style="dim"),
+            failure_text(task.failure_code, task.failure_message, task.stderr_tail),
         )
-    console.print(table)
+    print_block(console, table)
     if result.failed_tasks_truncated:
-        console.print(f"... and {result.counts.failed - shown} more; see `batchrun logs FILE --failed`.")
+        more = result.counts.failed - shown
+        print_block(console, f"... and {more} more; see `batchrun logs FILE --failed`.")
+
+
+def failure_text(code: str | None, message: str | None, stderr_tail: tuple[str, ...]) -> Text:
+    """Why a task failed, whole: Batch's code and message (e.g. which program was not found and how to fix
+    it), then the stderr tail, or a note that stderr was empty."""
+    text = Text()
+    reason = ": ".join(clean(part) for part in (code, message) if part)
+    if reason:
+        text.append(reason, style="bold")
+    tail = clean("\n".join(stderr_tail))
+    if reason:
+        text.append("\n")
+    if tail:
+        text.append(tail)
+    else:
+        text.append("(stderr empty)", style="dim")
+    return text
