@@ -29,7 +29,9 @@ sys.path.insert(0, str(REPO))
 
 import batchrun  # noqa: E402
 from batchrun.model import JobSpec, PoolSpec, TaskSpec, Workload  # noqa: E402
-from batchrun.plan.bodies import task_body, task_digest  # noqa: E402
+from batchrun.plan.bodies import task_body  # noqa: E402
+from batchrun.plan.build import contents_of  # noqa: E402
+from batchrun.plan.task_identity import task_graph  # noqa: E402
 
 THREADS = 8
 IMAGE = {
@@ -81,7 +83,8 @@ def raw_create(client: Any, wl: Workload, job_id: str) -> tuple[float, float]:
 
     assert wl.job is not None and wl.pool is not None
     client.create_job(models.BatchJobCreateOptions({"id": job_id, "poolInfo": {"poolId": wl.pool.id}}))
-    bodies = [task_body(t, task_digest(t, {}, None)) for t in wl.job.tasks]
+    graph = task_graph(wl.job, {}, None, contents_of(wl, [], []))
+    bodies = [task_body(t, graph.identities[t.id.lower()].digest) for t in wl.job.tasks]
     started = time.perf_counter()
     # The SDK's create_tasks takes models: building them is part of using it (reported apart too).
     task_models = [models.BatchTaskCreateOptions(b) for b in bodies]
