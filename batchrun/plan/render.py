@@ -33,6 +33,7 @@ TASK_VERBS = {Action.CREATE: "will run", Action.REPLACE: "will run again (replac
 TASKS_SHOWN_PER_ACTION = 5
 STUCK = ("failed", "waits for a failed task")  # tasks that do not run, shown even when nothing changes
 VALUE_WIDTH = 100
+FILES_SHOWN = 5  # file names listed per storage input
 
 
 def _value(value: Any) -> str:
@@ -42,7 +43,49 @@ def _value(value: Any) -> str:
     return redact(text)
 
 
+def _operation(change: Change, name: str) -> dict[str, Any] | None:
+    return next((dict(op.args) for op in change.operations if op.name == name), None)
+
+
+def _some(names: list[str]) -> str:
+    shown = ", ".join(names[:FILES_SHOWN])
+    return shown + (f", ... and {len(names) - FILES_SHOWN} more" if len(names) > FILES_SHOWN else "")
+
+
+def render_storage_input(change: Change) -> list[str]:
+    """A storage input as what happens to which files (not a before/after pair): the container to create,
+    the files to upload (new, or changed by Content-MD5) and how many are unchanged, the blobs to delete."""
+    symbol = SYMBOLS[change.action]
+    create = _operation(change, "storage.create_container")
+    upload = _operation(change, "storage.upload")
+    delete = _operation(change, "storage.delete_blobs")
+    container = next((op["container"] for op in (create, upload, delete) if op), "")
+    files = [str(f["blob"]) for f in (upload or {}).get("files", [])]
+    unchanged = next(
+        (str(f.before).split(" ", 1)[0] for f in change.fields if f.path == "files" and f.before is not None),
+        "0",
+    )
+    parts: list[str] = []
+    if create:
+        parts.append(f"container {container} to create")
+    if files:
+        kind = "new" if create else "new or changed (by Content-MD5)"
+        parts.append(f"{len(files)} file(s) to upload, {kind}")
+        if not create and unchanged != "0":
+            parts.append(f"{unchanged} unchanged")
+    if delete:
+        parts.append(f"{len(delete.get('blobs', []))} extra blob(s) to delete")
+    lines = [f"{symbol:>3} {change.address} will be {VERBS[change.action]}: " + "; ".join(parts)]
+    if files:
+        lines.append(f"        upload to {container}: {_some(files)}")
+    if delete:
+        lines.append(f"        delete from {container}: {_some([str(b) for b in delete.get('blobs', [])])}")
+    return lines
+
+
 def render_change(change: Change) -> list[str]:
+    if change.kind == "storage.input" and change.action in (Action.CREATE, Action.UPDATE):
+        return render_storage_input(change)
     symbol = SYMBOLS[change.action]
     verb = TASK_VERBS.get(change.action) if change.kind == "task" else None
     header = f"{symbol:>3} {change.address} {verb or 'will be ' + VERBS[change.action]}"
