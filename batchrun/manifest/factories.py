@@ -61,11 +61,15 @@ def input_files(storage_input: StorageInput) -> list[str]:
 
 
 class AxisError(Exception):
-    def __init__(self, name: str, message: str, hint: str = "") -> None:
+    """An axis without values. ``reported``: its cause is already a diagnostic elsewhere (a storage input
+    whose source is missing is reported where the source is declared), so this one adds nothing."""
+
+    def __init__(self, name: str, message: str, hint: str = "", reported: bool = False) -> None:
         super().__init__(message)
         self.name = name
         self.message = message
         self.hint = hint
+        self.reported = reported
 
 
 def axis_values(name: str, spec: Any, inputs: Mapping[str, StorageInput]) -> Sequence[Any]:
@@ -103,6 +107,8 @@ def axis_values(name: str, spec: Any, inputs: Mapping[str, StorageInput]) -> Seq
                 f"axis {name!r}: no storage input named {input_name!r}",
                 f"storage inputs: {', '.join(inputs) or 'none'}",
             )
+        if not storage_input.source.exists():
+            raise AxisError(name, f"axis {name!r}: the source of {input_name!r} is missing", reported=True)
         try:
             paths = input_files(storage_input)
         except ManifestError as error:

@@ -16,7 +16,14 @@ from typing import Any
 from batchrun.errors import Diagnostic, ManifestError
 from batchrun.manifest.dependencies import resolve_dependencies
 from batchrun.manifest.expand import TaskTemplate, expand_tasks
-from batchrun.manifest.factories import AxisError, axis_length, axis_values, combination_count, combinations
+from batchrun.manifest.factories import (
+    AxisError,
+    FileItem,
+    axis_length,
+    axis_values,
+    combination_count,
+    combinations,
+)
 from batchrun.manifest.limits import expansion_problems, task_problems
 from batchrun.manifest.load import Document, load_document
 from batchrun.manifest.render import canonical_digest, desired_document
@@ -32,14 +39,21 @@ DEFAULT_MAX_TASKS = 100_000
 class _Unresolved:
     """Stands in for an axis whose values are unknown (the axis is invalid) while checking the schema."""
 
+    ATTRIBUTES = FileItem.ATTRIBUTES  # a files axis that failed: ${f.stem} is as unknown as ${f}
+
     def __init__(self, name: str) -> None:
-        self.name = name
+        self._axis = name
+
+    def __getattr__(self, attribute: str) -> _Unresolved:
+        if attribute in FileItem.ATTRIBUTES:
+            return _Unresolved(f"{self._axis}.{attribute}")
+        raise AttributeError(attribute)
 
     def __format__(self, spec: str) -> str:
-        return f"${{{self.name}}}"
+        return f"${{{self._axis}}}"
 
     def __str__(self) -> str:
-        return f"${{{self.name}}}"
+        return f"${{{self._axis}}}"
 
 
 def _substitution_problems(document: Document, compiler: Compiler) -> list[Diagnostic]:
@@ -101,7 +115,9 @@ def _templates(
                     axes[name] = axis_values(name, spec, inputs)
                 except AxisError as error:
                     axes_ok = False
-                    problems.append(document.diagnostic((*path, "foreach", name), error.message, error.hint))
+                    if not error.reported:
+                        where = (*path, "foreach", name)
+                        problems.append(document.diagnostic(where, error.message, error.hint))
         zipped = raw.get("zip") is True
         if zipped and axes_ok and len({axis_length(values) for values in axes.values()}) > 1:
             lengths = ", ".join(f"{name}: {axis_length(values)}" for name, values in axes.items())
