@@ -167,10 +167,11 @@ def _statuses(
     for key in graph.order:
         task = tasks[key]
         identity = graph.identities[key]
+        digest = graph.digests[key]
         upstream = graph.upstream.get(key, ())
         runs_upstream = [tasks[d].id for d in upstream if d in statuses and statuses[d].runs]
         status = _own_status(
-            task, identity.digest, live.get(key), results.get(key), fresh, options, patterns, runs_upstream
+            task, digest, live.get(key), results.get(key), fresh, options, patterns, runs_upstream
         )
         if not status.runs and runs_upstream:
             status = _Status(Cause.UPSTREAM, _upstream_reason(runs_upstream))
@@ -297,7 +298,7 @@ def decide_tasks(
         key = task.id.lower()
         status = statuses[key]
         address = task_address(job.id, task.id)
-        digest = graph.identities[key].digest
+        digest = graph.digests[key]
         observed = None if fresh else live.get(key)
         if status.runs:
             add = _add(_without_satisfied(task, in_job, numeric), digest)

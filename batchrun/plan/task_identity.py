@@ -28,6 +28,7 @@ from batchrun.plan.bodies import canonical_json
 
 PART_LENGTH = 16
 PART_NAMES = ("definition", "inputs", "packages", "upstream")
+NOTHING = "0" * PART_LENGTH  # the part of a task that reads no input, or depends on no task
 
 
 class TaskIdentity(NamedTuple):
@@ -136,6 +137,8 @@ class _InputDigests:
         return [[prefix + path, blobs.get(prefix + path, "")] for path in paths]
 
     def of(self, task: TaskSpec) -> str:
+        if not task.inputs:
+            return NOTHING
         parts: list[Any] = []
         for name in task.inputs:
             paths = task.input_paths.get(name)
@@ -199,6 +202,7 @@ class TaskGraph:
     """Each task's identity and its upstream/downstream tasks, by lower-cased id; ``order`` is topological."""
 
     identities: Mapping[str, TaskIdentity]
+    digests: Mapping[str, str]  # each identity's digest, joined once
     upstream: Mapping[str, Sequence[str]]
     downstream: Mapping[str, Sequence[str]]
     order: tuple[str, ...]
@@ -224,6 +228,7 @@ def task_graph(
     inputs = _InputDigests(bindings, contents)
     pool_packages = package_digest(contents.pool_packages, contents)
     identities: dict[str, TaskIdentity] = {}
+    digests: dict[str, str] = {}
     order: list[str] = []
     for task in topological_order(job.tasks, upstream):
         key = task.id.lower()
@@ -234,12 +239,14 @@ def task_graph(
             else pool_packages
         )
         deps = upstream.get(key, [])
-        up = _hash(",".join(identities[d].digest for d in deps if d in identities)) if deps else "0" * 16
-        identities[key] = TaskIdentity(
+        up = _hash(",".join(digests[d] for d in deps if d in digests)) if deps else NOTHING
+        identity = TaskIdentity(
             definition_digest(task, bindings, outputs_container, context),
             inputs.of(task),
             packages,
             up,
         )
+        identities[key] = identity
+        digests[key] = identity.digest
         order.append(key)
-    return TaskGraph(identities, upstream, downstream, tuple(order))
+    return TaskGraph(identities, digests, upstream, downstream, tuple(order))
