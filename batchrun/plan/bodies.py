@@ -2,8 +2,8 @@
 
 Pools and jobs carry metadata ``batchrun.workload`` (ownership), ``batchrun.digest`` (the manifest's digest
 when batchrun last wrote the resource) and ``batchrun.revision`` (the manifest's git commit). Tasks cannot
-carry metadata, so each carries the environment setting ``BATCHRUN_TASK_DIGEST``: a sha256 of everything that
-defines the task except its constraints (which change in place) and the SAS URLs (which change on every run).
+carry metadata, so each carries the environment setting ``BATCHRUN_TASK_DIGEST``: its identity over its
+definition and everything it reads (see :mod:`batchrun.plan.task_identity`), never the SAS URLs.
 """
 
 from __future__ import annotations
@@ -105,21 +105,6 @@ def job_body(job: JobSpec, ownership: Ownership) -> dict[str, Any]:
     body["onAllTasksComplete"] = "noaction"
     body["metadata"] = metadata_list(job.properties.get("metadata", ()) or (), ownership)
     return body
-
-
-def task_digest(task: TaskSpec, bindings: Mapping[str, InputBinding], outputs_container: str | None) -> str:
-    """Digest of the task definition: properties but constraints, inputs and where they live, outputs."""
-    properties = {key: value for key, value in task.properties.items() if key != "constraints"}
-    document = {
-        "properties": properties,
-        "inputs": [
-            [name, bindings[name].container, bindings[name].prefix] if name in bindings else [name]
-            for name in task.inputs
-        ],
-        "outputs": [[o.pattern, o.path, o.upload_condition] for o in task.outputs],
-        "outputsContainer": outputs_container if task.outputs else None,
-    }
-    return hashlib.sha256(canonical_json(document).encode()).hexdigest()
 
 
 def task_body(task: TaskSpec, digest: str) -> dict[str, Any]:
