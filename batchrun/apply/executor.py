@@ -106,6 +106,7 @@ class Executor:
             "pool.resize": lambda a: writer.resize(self._pool_id(), a),
             "pool.enable_autoscale": lambda a: writer.enable_autoscale(self._pool_id(), a),
             "pool.disable_autoscale": lambda a: writer.disable_autoscale(self._pool_id()),
+            "pool.reboot_nodes": lambda a: writer.reboot_nodes(a["id"]),
             "job.create": lambda a: writer.create_job(a["body"]),
             "job.delete": lambda a: writer.delete_job(a["id"]),
             "job.wait_deleted": lambda a: writer.wait_job_deleted(a["id"]),

@@ -125,6 +125,27 @@ class BatchWriter:
         with translated(f"updating pool/{pool_id}"):
             self.batch.replace_pool_properties(pool_id, batch_models.BatchPoolReplaceOptions(dict(body)))
 
+    def reboot_nodes(self, pool_id: str) -> None:
+        """Reboot every node that can be rebooted, each once its running tasks finish (no new task starts on
+        it meanwhile), so it boots with the pool's current start task and application packages."""
+        restartable = ("idle", "running", "starttaskfailed", "unusable", "offline")
+        with translated(f"rebooting the nodes of pool/{pool_id}"):
+            nodes = [
+                node.id
+                for node in self.batch.list_nodes(pool_id, select=["id", "state"])
+                if str(getattr(node.state, "value", node.state)).lower() in restartable
+            ]
+            for node_id in nodes:
+                # The request is what matters; apply does not wait for the reboot (it may wait for long
+                # tasks), so the poller is left to itself.
+                with suppress(ResourceNotFoundError):  # the node left the pool meanwhile
+                    self.batch.begin_reboot_node(
+                        pool_id,
+                        node_id,
+                        {"nodeRebootOption": "taskcompletion"},  # type: ignore[arg-type]
+                        polling_interval=self.poll_seconds,
+                    )
+
     def stop_resize(self, pool_id: str) -> None:
         with translated(f"stopping the resize of pool/{pool_id}"):
             try:

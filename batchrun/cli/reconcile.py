@@ -49,6 +49,11 @@ def common_options(function: F) -> F:
 
 def plan_options(function: F) -> F:
     function = click.option(
+        "--reboot-nodes",
+        is_flag=True,
+        help="When the pool's start task or packages change, reboot its nodes (each after its tasks end).",
+    )(function)
+    function = click.option(
         "--adopt", is_flag=True, help="Take over a pool or job with the same id not made by this workload."
     )(function)
     function = click.option(
@@ -145,12 +150,14 @@ def plan_command(
     adopt: bool,
     rerun_failed: bool,
     rerun: tuple[str, ...],
+    reboot_nodes: bool,
     detailed_exitcode: bool,
 ) -> None:
     """Show what apply would change, Terraform-style (+ create, ~ update, -/+ replace, - delete)."""
     workload = source.load()
     with target.session() as session:
-        plan = plan_with(session, workload, PlanOptions(prune, adopt, confirm_replace, rerun_failed, rerun))
+        options = PlanOptions(prune, adopt, confirm_replace, rerun_failed, rerun, reboot_nodes)
+        plan = plan_with(session, workload, options)
     click.echo(render_json(plan) if output == "json" else render_text(plan))
     if detailed_exitcode and plan.blocked:
         # A blocked plan cannot be applied as it is: an error for CI, not "changes pending".
@@ -178,6 +185,7 @@ def apply_command(
     adopt: bool,
     rerun_failed: bool,
     rerun: tuple[str, ...],
+    reboot_nodes: bool,
     auto_approve: bool,
     wait_for_job: bool,
     timeout: float | None,
@@ -187,7 +195,7 @@ def apply_command(
     """Make Batch and Storage match the manifest: storage, packages, pool, job, tasks; deletes in reverse."""
     workload = source.load()
     with target.session() as session:
-        options = PlanOptions(prune, adopt, confirm_replace, rerun_failed, rerun)
+        options = PlanOptions(prune, adopt, confirm_replace, rerun_failed, rerun, reboot_nodes)
         plan = plan_with(session, workload, options)
         click.echo(render_text(plan))
         plan = _resolve_blocked(

@@ -23,6 +23,7 @@ class PlanOptions:
     confirm_replace: bool = False
     rerun_failed: bool = False  # run again the tasks whose unchanged definition failed
     rerun: tuple[str, ...] = ()  # globs of task ids to run again
+    reboot_nodes: bool = False  # reboot the pool's nodes when its start task or packages change in place
 
 
 def ownership_block(address: str, metadata: Mapping[str, str], workload: str, adopt: bool) -> Change | None:

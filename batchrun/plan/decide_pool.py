@@ -34,6 +34,7 @@ SCALE_KEYS = frozenset(
     )
 )
 KEPT = "(kept: not set by batchrun)"
+NODE_BOOT_KEYS = frozenset({"startTask", "applicationPackageReferences"})  # what a node takes when it boots
 
 
 def pool_address(pool_id: str) -> str:
@@ -190,11 +191,31 @@ def decide_pool(
         if patch or not remove_start_task:
             patch["metadata"] = metadata
             operations.append(Operation(Stage.POOL, "pool.patch", {"id": live.id, "body": patch}))
+    reboot_note = _nodes_keep_old(patch_fields, live, options.reboot_nodes)
+    if reboot_note and options.reboot_nodes:
+        operations.append(Operation(Stage.POOL, "pool.reboot_nodes", {"id": live.id}))
     scale_ops, scale_fields = _scale_operations(body, live)
     operations.extend(scale_ops)
     if not operations:
         return Change(address, Action.NOOP)
     fields = tuple(masked_field(f) for f in (*patch_fields, *metadata_fields, *scale_fields, *notes))
-    return Change(
-        address, Action.UPDATE, fields, reason="adopted" if adopting else "", operations=tuple(operations)
+    reason = "; ".join(part for part in ("adopted" if adopting else "", reboot_note) if part)
+    return Change(address, Action.UPDATE, fields, reason=reason, operations=tuple(operations))
+
+
+def _nodes_keep_old(patch_fields: list[FieldChange], live: LivePool, reboot: bool) -> str:
+    """As on Azure, nodes already in the pool keep the start task and application packages they booted with
+    until they are rebooted or reimaged: say so (and what ``--reboot-nodes`` does) when those change."""
+    changed = sorted({_top_key(f.path) for f in patch_fields} & NODE_BOOT_KEYS)
+    have = live.properties
+    nodes = int(have.get("currentDedicatedNodes") or 0) + int(have.get("currentLowPriorityNodes") or 0)
+    if not changed or not nodes:
+        return ""
+    names = {"startTask": "start task", "applicationPackageReferences": "application packages"}
+    what = " and ".join(names[key] for key in changed)
+    if reboot:
+        return f"{nodes} node(s) will be rebooted once their running tasks finish, to get the new {what}"
+    return (
+        f"{nodes} node(s) keep the {what} they booted with until rebooted or reimaged: "
+        "--reboot-nodes reboots them once their running tasks finish"
     )

@@ -99,6 +99,8 @@ def render_change(change: Change) -> list[str]:
         if item.forces_replacement:
             line += "  # forces replacement"
         lines.append(line)
+    if change.action is Action.UPDATE and change.reason:
+        lines.append(f"        note: {change.reason}")
     if change.action is Action.BLOCKED and change.unblock:
         lines.append(f"        to proceed: {change.unblock}")
     return lines
