@@ -7,6 +7,7 @@ than a schema: sources on disk, references between sections, fixed scale xor aut
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,6 +236,60 @@ def check_scale(document: Document, pool: Mapping[str, Any], problems: list[Diag
                         key=True,
                     )
                 )
+
+
+_PACKAGE_VARIABLE = re.compile(r"AZ_BATCH_APP_PACKAGE_(\w+)", re.IGNORECASE)
+
+
+def _flat(text: str) -> str:
+    """How Batch spells an id or version in an environment variable name on Linux ('.', '-', '#' -> '_')."""
+    return re.sub(r"[.\-#]", "_", text).lower()
+
+
+def check_package_variables(
+    document: Document,
+    pool: Any,
+    tasks: Any,
+    packages: tuple[PackageSpec, ...],
+    problems: list[Diagnostic],
+) -> None:
+    """A command line that names ``$AZ_BATCH_APP_PACKAGE_<id>_<version>`` for a version of one of the
+    manifest's packages that the manifest no longer has (left behind by a version bump): the variable would
+    be empty on the node. ``pool`` and ``tasks`` are the manifest's, as written."""
+    versions: dict[str, list[PackageSpec]] = {}
+    for package in packages:
+        versions.setdefault(_flat(package.id), []).append(package)
+    if not versions:
+        return
+    valid = set(versions) | {f"{_flat(p.id)}_{_flat(p.version)}" for p in packages}
+    places: list[tuple[PathKey, Any]] = []
+    if isinstance(pool, dict) and isinstance(pool.get("startTask"), dict):
+        places.append((("pool", "startTask", "commandLine"), pool["startTask"].get("commandLine")))
+    if isinstance(tasks, list):
+        for index, task in enumerate(tasks):
+            if isinstance(task, dict):
+                places.append((("job", "tasks", index, "commandLine"), task.get("commandLine")))
+    for path, command in places:
+        if not isinstance(command, str):
+            continue
+        for match in _PACKAGE_VARIABLE.finditer(command):
+            name = match.group(1).lower()
+            if name in valid:
+                continue
+            owners = sorted((flat for flat in versions if name.startswith(flat + "_")), key=len)
+            if not owners:
+                continue  # a package the manifest does not build (referenced by id elsewhere)
+            known = versions[owners[-1]]
+            have = ", ".join(p.version for p in known)
+            use = " or ".join(f"AZ_BATCH_APP_PACKAGE_{p.id}_{_flat(p.version)}" for p in known)
+            problems.append(
+                document.diagnostic(
+                    path,
+                    f"{match.group(0)} names a version of package {known[0].id!r} that the manifest does not "
+                    f"have (it has {have}); the variable would be empty on the node",
+                    f"use {use}, or AZ_BATCH_APP_PACKAGE_{known[0].id} for the default version",
+                )
+            )
 
 
 def resolve_resources(

@@ -27,7 +27,7 @@ from batchrun.manifest.factories import (
 from batchrun.manifest.limits import expansion_problems, task_problems
 from batchrun.manifest.load import Document, load_document
 from batchrun.manifest.render import canonical_digest, desired_document
-from batchrun.manifest.resources import Resources, resolve_resources, resolve_storage
+from batchrun.manifest.resources import Resources, check_package_variables, resolve_resources, resolve_storage
 from batchrun.manifest.template import Compiled, Compiler, SubstitutionError
 from batchrun.manifest.validate import SchemaChecker, SchemaPaths
 from batchrun.manifest.variables import resolve_variables
@@ -208,6 +208,7 @@ def _load_workload(
         raise ManifestError(problems)
     # Check what the broken sections do not spoil, so that one run reports as much as it can.
     resources = resolve_resources(document, resolved, problems, broken)
+    check_package_variables(document, resolved.get("pool"), raw_tasks, resources.packages, problems)
     if broken & {"job", "pool", "storage", "packages"}:
         raise ManifestError(problems)
     total = sum(combination_count(template.axes, template.zipped) for template in templates)
