@@ -52,6 +52,11 @@ def workload_definitions() -> dict[str, Any]:
         },
         "packageShortForm": {
             "title": "Package ids",
+            "description": (
+                "Ids of entries of the manifest's `packages` (each id once), e.g. `packages: [tools]`. Each "
+                "becomes an `applicationPackageReferences` entry `{applicationId, version}` with that package's "
+                "version, so bumping `version` under `packages` is the only edit a new version needs."
+            ),
             "type": "array",
             "items": {"type": "string", "minLength": 1},
             "uniqueItems": True,
@@ -287,13 +292,29 @@ def workload_definitions() -> dict[str, Any]:
             "type": "object",
             "additionalProperties": False,
             "properties": {
-                "tasks": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                "tasks": {
+                    "description": (
+                        'Ids or globs (`*`, `?`, `[...]`) over the job\'s expanded task ids, e.g. `["sim-*"]`. '
+                        "A glob never matches the task itself; one that matches nothing is an error."
+                    ),
+                    "type": "array",
+                    "items": {"type": "string", "minLength": 1},
+                },
                 "ranges": {
+                    "description": (
+                        "Inclusive ranges of integer task ids, e.g. `[[1, 100]]` (for tasks whose ids are numbers; "
+                        "compact for huge merges)."
+                    ),
                     "type": "array",
                     "items": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "integer"}},
                 },
-                "taskIds": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                "taskIds": {
+                    "description": "Batch's own form: exact task ids (no globs).",
+                    "type": "array",
+                    "items": {"type": "string", "minLength": 1},
+                },
                 "taskIdRanges": {
+                    "description": "Batch's own form of `ranges`: `[{start, end}, ...]`, inclusive.",
                     "type": "array",
                     "items": {
                         "type": "object",

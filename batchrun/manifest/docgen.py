@@ -63,6 +63,8 @@ def type_text(schema: Any) -> str:
     kind = schema.get("type")
     if kind == "array":
         return f"list of {type_text(schema.get('items'))}"
+    if kind == "object" and schema.get("properties"):
+        return "object with " + ", ".join(f"`{key}`" for key in schema["properties"])
     if kind == "object" and "properties" not in schema:
         values = schema.get("additionalProperties")
         return f"mapping of name to {type_text(values)}" if isinstance(values, dict) else "mapping"
@@ -94,6 +96,11 @@ def property_table(schema: dict[str, Any], limit: int | None, definitions: dict[
             description = title
         text = short(description, limit) if limit else description.replace("|", "\\|").replace("\n", " ")
         lines.append(f"| `{name}` | {type_text(child)} | {'yes' if name in required else ''} | {text} |")
+        if isinstance(child, dict) and "$ref" not in child and child.get("properties"):
+            # An inline object (e.g. storage.outputs): its keys as rows of their own, named by their path.
+            lines += [
+                row.replace("| `", f"| `{name}.", 1) for row in property_table(child, limit, definitions)[2:]
+            ]
     return lines
 
 
@@ -113,6 +120,8 @@ def section(name: str, schema: dict[str, Any], limit: int | None, definitions: d
             lines.append(f"- **{branch.get('title', '')}**: {shape or type_text(branch)}")
         lines.append("")
     if schema.get("type") == "object" and "additionalProperties" in schema and "properties" not in schema:
+        lines += [f"Type: {type_text(schema)}", ""]
+    if schema.get("type") == "array":
         lines += [f"Type: {type_text(schema)}", ""]
     lines += property_table(schema, limit, definitions)
     if lines[-1] != "":
