@@ -29,6 +29,10 @@ from batchrun.target import Target, resolve_target
 
 if TYPE_CHECKING:
     from batchrun.azure.clients import Clients
+    from batchrun.plan.bodies import Ownership
+    from batchrun.plan.live import LiveState, PreparedInput, PreparedPackage
+
+    Observe = Callable[[LiveState, Sequence[PreparedInput], Sequence[PreparedPackage]], None]
 
 ManifestSource = str | Path | Workload
 Announce = Callable[[str], None]
@@ -79,8 +83,15 @@ def load(
     )
 
 
-def plan_with(session: Session, workload: Workload, options: PlanOptions) -> Plan:
-    """Read live state through ``session`` and decide the plan."""
+def plan_with(
+    session: Session,
+    workload: Workload,
+    options: PlanOptions,
+    ownership: Ownership | None = None,
+    observe: Observe | None = None,
+) -> Plan:
+    """Read live state through ``session`` and decide the plan (``ownership``: the marks of a saved plan;
+    ``observe`` sees what the plan is made from, for :mod:`batchrun.saved_plans`)."""
     from batchrun.azure.ownership import ownership_of
     from batchrun.azure.packages import prepare_package
     from batchrun.azure.read import read_live, read_task_bodies
@@ -91,12 +102,14 @@ def plan_with(session: Session, workload: Workload, options: PlanOptions) -> Pla
     inputs = [prepare_input(spec) for spec in workload.inputs]
     packages = [prepare_package(spec) for spec in workload.packages]
     live = read_live(session.clients, workload, inputs, packages)
+    if observe is not None:
+        observe(live, inputs, packages)
     decided = make_plan(
         workload,
         live,
         inputs,
         packages,
-        ownership_of(workload),
+        ownership or ownership_of(workload),
         options,
         session.target.describe(),
         session.target.signs_with_user_delegation,

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -32,7 +33,15 @@ from batchrun.errors import AbortedError, PlanError, TargetUnreachableError
 from batchrun.model import Workload
 from batchrun.plan.actions import Plan
 from batchrun.plan.decide_common import CONFIRM_FLAG, PlanOptions
+from batchrun.plan.markdown import render_markdown
 from batchrun.plan.render import blocked_lines, render_json, render_text
+from batchrun.saved_plans import (
+    check_saved_plan,
+    load_planned_manifest,
+    manifest_ref,
+    read_saved_plan,
+    save_plan,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -133,9 +142,10 @@ def _approve(auto_approve: bool, question: str) -> None:
 
 @click.command("plan")
 @common_options
-@output_option(("text", "json"))
+@output_option(("text", "json", "markdown"))
 @plain_text_option
 @plan_options
+@click.option("-out", "--out", "out", type=click.Path(path_type=Path), help="Save the plan for `apply FILE`.")
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
@@ -151,14 +161,21 @@ def plan_command(
     rerun_failed: bool,
     rerun: tuple[str, ...],
     reboot_nodes: bool,
+    out: Path | None,
     detailed_exitcode: bool,
 ) -> None:
     """Show what apply would change, Terraform-style (+ create, ~ update, -/+ replace, - delete)."""
     workload = source.load()
     with target.session() as session:
         options = PlanOptions(prune, adopt, confirm_replace, rerun_failed, rerun, reboot_nodes)
-        plan = plan_with(session, workload, options)
-    click.echo(render_json(plan) if output == "json" else render_text(plan))
+        if out:
+            ref = manifest_ref(source.path, source.variables, source.var_files, source.max_tasks)
+            plan = save_plan(session, workload, options, ref, out)
+        else:
+            plan = plan_with(session, workload, options)
+    click.echo({"json": render_json, "markdown": render_markdown}.get(output, render_text)(plan))
+    if out:
+        note(f"Saved the plan to {out}: `batchrun apply {out}` carries out exactly this plan.")
     if detailed_exitcode and plan.blocked:
         # A blocked plan cannot be applied as it is: an error for CI, not "changes pending".
         note("The plan has blocked changes: apply would refuse it (exit 1); see the lines marked '!'.")
@@ -192,11 +209,16 @@ def apply_command(
     no_color: bool,
     break_lock: bool,
 ) -> None:
-    """Make Batch and Storage match the manifest: storage, packages, pool, job, tasks; deletes in reverse."""
-    workload = source.load()
+    """Make Batch and Storage match the manifest (or carry out a plan saved by `plan -out FILE`)."""
+    saved = read_saved_plan(source.path)
+    workload = load_planned_manifest(saved, source.variables, source.var_files) if saved else source.load()
     with target.session() as session:
         options = PlanOptions(prune, adopt, confirm_replace, rerun_failed, rerun, reboot_nodes)
-        plan = plan_with(session, workload, options)
+        if saved:  # reviewed already: applied without asking, or refused when anything moved
+            plan = check_saved_plan(session, saved, workload, options)
+            auto_approve = True
+        else:
+            plan = plan_with(session, workload, options)
         click.echo(render_text(plan))
         plan = _resolve_blocked(
             plan,
