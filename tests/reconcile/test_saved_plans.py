@@ -1,5 +1,5 @@
-"""``plan -out FILE`` then ``apply FILE`` on the local target: the reviewed plan is applied exactly, or refused
-with what moved named; the file holds no secret."""
+"""``plan -out FILE`` then ``apply FILE`` on the local target: the reviewed plan is applied exactly, or
+refused with what moved named; the file holds no secret."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def test_saved_plan_is_applied_exactly_and_holds_no_secret(
     assert applied.returncode == 0, applied.stderr
     assert "+ pool/saved-a-pool will be created" in applied.stdout
     assert "Apply complete: 5 created" in applied.stderr
-    # It did exactly what it showed: nothing is left to do, and the pool got the password the file did not hold.
+    # It did exactly what it showed: nothing is left to do.
     again = run(local_target_env, "plan", str(manifest), "--var", "word=hi", "--detailed-exitcode")
     assert again.returncode == 0, again.stdout + again.stderr
 
