@@ -1,13 +1,14 @@
 """Live state: SDK objects -> :mod:`batchrun.plan.live` data. Nothing SDK-typed is returned.
 
-Tasks are read with ``$select=id,state,environmentSettings,constraints`` in 1,000-task pages and reduced at
-once to ``LiveTask`` tuples (SDK objects are dropped page by page), so memory stays bounded at 100,000 tasks.
+Tasks are read as plain JSON (:mod:`batchrun.azure.rest`) with ``$select`` in 1,000-task pages and reduced at
+once to ``LiveTask`` tuples, so memory stays bounded at 100,000 tasks and no SDK model is built per task.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from azure.batch import BatchClient
 from azure.core.exceptions import ResourceNotFoundError
@@ -15,6 +16,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from batchrun.azure.clients import Clients
 from batchrun.azure.failures import translated
 from batchrun.azure.packages import read_package
+from batchrun.azure.rest import list_json
 from batchrun.azure.results import read_record
 from batchrun.azure.storage import container_exists, read_input
 from batchrun.model import Workload
@@ -82,10 +84,10 @@ def read_job(batch: BatchClient, job_id: str) -> LiveJob | None:
 def read_tasks(batch: BatchClient, job_id: str) -> dict[str, LiveTask]:
     """Every task of the job by lower-cased id, reduced to (digest, state, constraints, result, exit code)."""
     tasks: dict[str, LiveTask] = {}
+    select = {"$select": ",".join(TASK_FIELDS)}
     with translated(f"listing the tasks of job/{job_id}"):
         try:
-            for task in batch.list_tasks(job_id, select=TASK_FIELDS, max_results=TASK_PAGE_SIZE):
-                data = task.as_dict()
+            for data in list_json(batch, f"/jobs/{quote(job_id, safe='')}/tasks", select, TASK_PAGE_SIZE):
                 digest = ""
                 for setting in data.get("environmentSettings") or ():
                     if setting.get("name") == TASK_DIGEST_ENV:
@@ -94,7 +96,7 @@ def read_tasks(batch: BatchClient, job_id: str) -> dict[str, LiveTask]:
                 tasks[str(data["id"]).lower()] = LiveTask(
                     digest,
                     str(data.get("state", "")),
-                    dict(data.get("constraints") or {}),
+                    data.get("constraints") or {},
                     str(info.get("result") or "").lower(),
                     info.get("exitCode"),
                 )

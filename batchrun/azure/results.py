@@ -21,6 +21,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from azure.batch import BatchClient
 from azure.core import MatchConditions
@@ -28,6 +29,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.storage.blob import BlobServiceClient
 
 from batchrun.azure.failures import error_code, translated
+from batchrun.azure.rest import list_json
 from batchrun.errors import TargetError
 from batchrun.plan.live import STATE_CONTAINER, TASK_DIGEST_ENV, TaskResult
 
@@ -100,11 +102,10 @@ def _iso(value: Any) -> str:
 
 def completed_tasks(batch: BatchClient, job_id: str) -> Iterator[tuple[str, TaskResult]]:
     """(task id, result) for each completed task of the job that carries a batchrun digest."""
-    fields = ["id", "state", "environmentSettings", "executionInfo"]
+    select = {"$select": "id,state,environmentSettings,executionInfo"}
     with translated(f"listing the tasks of job/{job_id}"):
         try:
-            for task in batch.list_tasks(job_id, select=fields, max_results=TASK_PAGE_SIZE):
-                data = task.as_dict()
+            for data in list_json(batch, f"/jobs/{quote(job_id, safe='')}/tasks", select, TASK_PAGE_SIZE):
                 if str(data.get("state", "")).lower() != "completed":
                     continue
                 digest = next(

@@ -1,0 +1,31 @@
+"""Batch's JSON read directly through the SDK's pipeline (auth, retries, error mapping), without its models.
+
+Listing 100,000 tasks through the SDK builds a model per task and then a dict back from it; the plan needs a
+few fields of each. Here pages are plain JSON from the same client: the SDK's authentication and retry
+policies still apply, and its error policy still raises ``ResourceNotFoundError`` and friends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from azure.batch import BatchClient
+from azure.core.rest import HttpRequest
+
+PAGE_SIZE = 1000
+
+
+def list_json(
+    batch: BatchClient, path: str, params: Mapping[str, str] | None = None, page_size: int = PAGE_SIZE
+) -> Iterator[dict[str, Any]]:
+    """Every item of a Batch list operation (``/jobs/{id}/tasks``, ``/pools`` ...), following next links."""
+    query = {"api-version": str(batch._config.api_version), "maxresults": str(page_size), **(params or {})}
+    request: HttpRequest | None = HttpRequest("GET", path, params=query)
+    while request is not None:
+        response = batch.send_request(request)
+        response.raise_for_status()
+        page = response.json()
+        yield from page.get("value") or ()
+        link = page.get("odata.nextLink")
+        request = HttpRequest("GET", link) if link else None
