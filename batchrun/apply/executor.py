@@ -58,13 +58,12 @@ class Executor:
         self._bindings = {b.name: b for b in plan.inputs}
 
     def run(self) -> None:
-        steps: list[tuple[int, int, Change, Operation]] = []
-        for index, change in enumerate(self.plan.changes):
+        stages: dict[int, list[tuple[Change, Operation]]] = {}
+        for change in self.plan.changes:  # plan order within a stage
             for op in change.operations:
-                steps.append((int(op.stage), index, change, op))
-        steps.sort(key=lambda step: (step[0], step[1]))
-        for stage in sorted({step[0] for step in steps}):
-            in_stage = [(change, op) for s, _i, change, op in steps if s == stage]
+                stages.setdefault(int(op.stage), []).append((change, op))
+        for stage in sorted(stages):
+            in_stage = stages[stage]
             if stage == Stage.TASK_DELETE:
                 self._delete_tasks(in_stage)
             elif stage == Stage.TASKS:
