@@ -20,9 +20,11 @@ EXPLAINED_TASKS = 5
 
 
 def tasks_to_explain(plan: Plan, limit: int = EXPLAINED_TASKS) -> list[str]:
-    """Ids of the first ``limit`` replaced tasks."""
+    """Ids of the first ``limit`` tasks that run because their definition changed (their live body differs)."""
     ids = [
-        c.address.split("/", 2)[2] for c in plan.changes if c.kind == "task" and c.action is Action.REPLACE
+        c.address.split("/", 2)[2]
+        for c in plan.changes
+        if c.runs and (c.cause == "definition changed" or (c.action is Action.REPLACE and not c.cause))
     ]
     return ids[:limit]
 
@@ -38,11 +40,11 @@ def task_fields(task: TaskSpec, live: Mapping[str, Any]) -> list[FieldChange]:
 
 
 def explain(plan: Plan, tasks: Mapping[str, TaskSpec], live_bodies: Mapping[str, Mapping[str, Any]]) -> Plan:
-    """``plan`` with field-level changes on replaced tasks whose live body is given (by lower-cased id)."""
+    """``plan`` with field-level changes on tasks to run whose live body is given (by lower-cased id)."""
     changes: list[Change] = []
     for change in plan.changes:
         task_id = change.address.split("/", 2)[2].lower() if change.kind == "task" else ""
-        if change.action is Action.REPLACE and task_id in live_bodies and task_id in tasks:
+        if change.runs and task_id in live_bodies and task_id in tasks:
             fields = task_fields(tasks[task_id], live_bodies[task_id])
             if fields:
                 change = replace(change, fields=tuple(fields))
