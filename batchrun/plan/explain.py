@@ -20,7 +20,7 @@ EXPLAINED_TASKS = 5
 
 
 def tasks_to_explain(plan: Plan, limit: int = EXPLAINED_TASKS) -> list[str]:
-    """Ids of the first ``limit`` tasks that run because their definition changed (their live body differs)."""
+    """Ids of the first ``limit`` tasks that run because their definition changed (live body differs)."""
     ids = [
         c.address.split("/", 2)[2]
         for c in plan.changes
