@@ -3,9 +3,11 @@
 The lock is a lease on the blob ``<workload>/lock`` in the container ``batchrun-state``, so two CI runners
 on two machines see the same lock. The lease lasts :data:`LEASE_SECONDS` and a background thread renews it
 while the apply runs; an apply that is killed (SIGKILL, a lost runner) holds it at most that long after its
-last renewal. The blob's metadata names the holder (host, user, pid) and when it started, so a second apply
-fails at once with a message naming who holds the lock and since when. ``--break-lock`` breaks the lease
-first, for a holder known to be gone.
+last renewal. The blob's metadata names the holder (host, user, pid and its start time, boot id) and when it
+started, so a second apply fails at once with a message naming who holds the lock and since when; unless
+the holder ran on this machine and its process is gone (killed): then the apply waits the few seconds until
+that lease lapses and goes on. ``--break-lock`` breaks the lease first, for a holder known to be gone
+elsewhere (a lost CI runner).
 
 Only applies with changes take the lock: a plan, or an apply with nothing to do, writes nothing.
 """
@@ -16,21 +18,24 @@ import getpass
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
+from pathlib import Path
 
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
 from azure.storage.blob import BlobClient, BlobLeaseClient, BlobServiceClient
 
 from batchrun.azure.failures import status_of, translated
 from batchrun.errors import TargetError
+from batchrun.local.processes import is_alive, start_time
 from batchrun.plan.live import STATE_CONTAINER
 
 LOCK_CONTAINER = STATE_CONTAINER  # next to the workload's other records
-LEASE_SECONDS = 60  # Blob leases last 15 to 60 seconds, or forever; a dead holder's lock lapses in a minute.
-RENEW_SECONDS = 15.0
+LEASE_SECONDS = 15  # Blob leases last 15 to 60 seconds, or forever: a dead holder's lock lapses in 15 s.
+RENEW_SECONDS = 5.0
 
 
 class LockHeldError(TargetError):
@@ -41,31 +46,56 @@ def lock_blob_name(workload: str) -> str:
     return f"{workload}/lock"
 
 
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
 def _holder() -> dict[str, str]:
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = str(os.getuid())
+    pid = os.getpid()
     return {
         "host": socket.gethostname(),
         "user": user,
-        "pid": str(os.getpid()),
+        "pid": str(pid),
+        "pid_start": str(start_time(pid) or ""),
+        "boot_id": _boot_id(),
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def _describe_holder(blob: BlobClient) -> str:
+def _holder_metadata(blob: BlobClient) -> dict[str, str] | None:
     try:
-        properties = blob.get_blob_properties()
+        return dict(blob.get_blob_properties().metadata or {})
     except AzureError:
+        return None
+
+
+def _describe_holder(meta: dict[str, str] | None) -> str:
+    if meta is None:
         return "another apply (its details could not be read)"
-    meta = properties.metadata or {}
     if not meta.get("host"):
         return "another apply (its details are not written yet)"
     return (
         f"{meta.get('user', '?')}@{meta.get('host', '?')} (pid {meta.get('pid', '?')}), "
         f"since {meta.get('started_at', '?')}"
     )
+
+
+def _holder_is_gone(meta: dict[str, str] | None) -> bool:
+    """True only when the holder ran on this machine, since its last boot, and its process is gone (no
+    process with its pid and start time). A holder elsewhere is never judged from here."""
+    if not meta or meta.get("host") != socket.gethostname() or not meta.get("boot_id"):
+        return False
+    if meta.get("boot_id") != _boot_id() or not meta.get("pid", "").isdigit():
+        return False
+    started = meta.get("pid_start", "")
+    return not is_alive(int(meta["pid"]), started=int(started) if started.isdigit() else None)
 
 
 def _blob(service: BlobServiceClient, workload: str) -> BlobClient:
@@ -86,6 +116,15 @@ def break_lock(service: BlobServiceClient, workload: str) -> None:
             BlobLeaseClient(blob).break_lease(lease_break_period=0)
 
 
+def _held(workload: str, meta: dict[str, str] | None) -> LockHeldError:
+    return LockHeldError(
+        f"workload {workload} is being applied by {_describe_holder(meta)} (lock: blob "
+        f"{LOCK_CONTAINER}/{lock_blob_name(workload)}). Wait for it to finish and run again; if that "
+        f"apply is gone, its lock lapses within {LEASE_SECONDS} s, or run again with --break-lock "
+        "(`batchrun apply FILE --break-lock`, `batchrun destroy FILE --break-lock`) to take it now."
+    )
+
+
 @contextmanager
 def apply_lock(service: BlobServiceClient, workload: str, *, force: bool = False) -> Iterator[None]:
     """Hold the workload's apply lock for the block; raise LockHeldError naming the holder when taken."""
@@ -93,19 +132,24 @@ def apply_lock(service: BlobServiceClient, workload: str, *, force: bool = False
         if force:
             break_lock(service, workload)
         blob = _blob(service, workload)
-        try:
-            # A lease id of our own: an acquire whose answer was lost and is retried gets the same lease
-            # back (Storage accepts an acquire that proposes the active lease's id), not "already leased".
-            lease = blob.acquire_lease(lease_duration=LEASE_SECONDS, lease_id=str(uuid.uuid4()))
-        except HttpResponseError as error:
-            if status_of(error) != 409:
-                raise
-            raise LockHeldError(
-                f"workload {workload} is being applied by {_describe_holder(blob)} (lock: blob "
-                f"{LOCK_CONTAINER}/{lock_blob_name(workload)}). Wait for it to finish and run again; if that "
-                f"apply is gone, its lock lapses within {LEASE_SECONDS} s, or run again with --break-lock "
-                "(`batchrun apply FILE --break-lock`, `batchrun destroy FILE --break-lock`) to take it now."
-            ) from None
+        # A lease id of our own: an acquire whose answer was lost and is retried gets the same lease back
+        # (Storage accepts an acquire that proposes the active lease's id), not "already leased".
+        lease_id = str(uuid.uuid4())
+        deadline = time.monotonic() + LEASE_SECONDS + 5
+        while True:
+            try:
+                lease = blob.acquire_lease(lease_duration=LEASE_SECONDS, lease_id=lease_id)
+                break
+            except HttpResponseError as error:
+                if status_of(error) != 409:
+                    raise
+            meta = _holder_metadata(blob)
+            # A holder killed on this machine (SIGKILL, a closed terminal) cannot renew: its lease lapses
+            # within LEASE_SECONDS, so wait for that instead of failing. Never break it: another apply may
+            # have taken the lock a moment ago without having written its name yet.
+            if not _holder_is_gone(meta) or time.monotonic() > deadline:
+                raise _held(workload, meta) from None
+            time.sleep(1)
         blob.set_blob_metadata(_holder(), lease=lease)
     stop = threading.Event()
 

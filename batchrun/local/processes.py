@@ -80,11 +80,14 @@ def is_alive(pid: int, marker: str = "", started: int | None = None) -> bool:
             fields = handle.read().rsplit(")", 1)[1].split()
         if fields[0] in ("Z", "X"):
             return False
-        if started is not None:
-            return int(fields[19]) == started
-        if marker:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                return marker in handle.read().replace(b"\0", b" ").decode(errors="replace")
+        if started is not None and int(fields[19]) != started:
+            return False
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            command = handle.read()
+        if not command:  # a process on its way out (its memory is gone already) is not running
+            return False
+        if started is None and marker:
+            return marker in command.replace(b"\0", b" ").decode(errors="replace")
         return True
     except (OSError, IndexError, ValueError):
         return False

@@ -5,6 +5,7 @@ success."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from azure.core.exceptions import ResourceExistsError
 
 import batchrun
 from batchrun.errors import ApplyError
@@ -23,6 +25,7 @@ from tests.reconcile.proxy import Decision, FaultProxy
 
 if TYPE_CHECKING:
     from azure.batch import BatchClient
+    from azure.storage.blob import BlobServiceClient
 
     from batchrun.local.target import LocalTarget
     from batchrun.target import Target
@@ -146,7 +149,7 @@ def test_a_second_apply_fails_at_once_naming_the_holder(
     assert batch_client.get_pool("lock-two-pool").vm_size == "standard_d2s_v3"  # the winner's, untouched
 
 
-def test_a_killed_holder_is_broken_with_break_lock(
+def test_a_rerun_after_a_killed_holder_on_this_machine_goes_on(
     tmp_path: Path,
     local_target: LocalTarget,
     target: Target,
@@ -160,12 +163,45 @@ def test_a_killed_holder_is_broken_with_break_lock(
         assert holding.process is not None
         os.kill(holding.process.pid, signal.SIGKILL)  # dies holding the lock
         holding.process.wait()
-    refused = cli(local_target_env, "apply", str(path), "--auto-approve")
-    assert refused.returncode == 1 and "is being applied by" in refused.stderr, refused.stderr
-    broken = cli(local_target_env, "apply", str(path), "--auto-approve", "--break-lock")
-    assert broken.returncode == 0 and "Traceback" not in broken.stderr, broken.stderr
+    # Same machine, its process gone: the re-run waits for the lease to lapse instead of failing.
+    rerun = cli(local_target_env, "apply", str(path), "--auto-approve")
+    assert rerun.returncode == 0 and "Traceback" not in rerun.stderr, rerun.stderr
     assert not batchrun.plan(path, target=target).has_changes
     assert sum(1 for _ in batch_client.list_tasks("lock-stale-job", select=["id"])) == 1
+
+
+def test_a_holder_on_another_machine_is_named_and_broken_only_with_break_lock(
+    tmp_path: Path,
+    target: Target,
+    local_target_env: dict[str, str],
+    blob_service: BlobServiceClient,
+    cleanup: list[Path],
+) -> None:
+    from batchrun.azure.lock import LEASE_SECONDS, lock_blob_name
+
+    path = manifest(tmp_path, "lock-remote", "standard_d2s_v3", "m.yaml")
+    cleanup.append(path)
+    container = blob_service.get_container_client("batchrun-state")
+    with contextlib.suppress(ResourceExistsError):
+        container.create_container()
+    blob = container.get_blob_client(lock_blob_name("lock-remote"))
+    blob.upload_blob(b"", overwrite=True)
+    lease = blob.acquire_lease(lease_duration=-1)  # a CI runner that vanished without releasing it
+    holder = {
+        "host": "ci-runner-7",
+        "user": "runner",
+        "pid": "4242",
+        "started_at": "2026-01-01T00:00:00+00:00",
+    }
+    blob.set_blob_metadata(holder, lease=lease)
+    refused = cli(local_target_env, "apply", str(path), "--auto-approve")
+    output = refused.stdout + refused.stderr
+    assert refused.returncode == 1 and "Traceback" not in output, output
+    assert "is being applied by runner@ci-runner-7 (pid 4242), since 2026-01-01T00:00:00+00:00" in output
+    assert f"lapses within {LEASE_SECONDS} s" in output and "--break-lock" in output
+    broken = cli(local_target_env, "apply", str(path), "--auto-approve", "--break-lock")
+    assert broken.returncode == 0 and "Traceback" not in broken.stderr, broken.stderr
+    assert blob.get_blob_properties().lease.state == "available"  # released after the apply
 
 
 def test_a_pool_created_meanwhile_with_another_digest_is_a_conflict(
