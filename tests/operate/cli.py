@@ -53,15 +53,22 @@ def batchrun(args: list[str], env: dict[str, str], cwd: Path | None = None, time
 
 
 def batchrun_in_terminal(
-    args: list[str], env: dict[str, str], cwd: Path | None = None, timeout: float = 120
+    args: list[str],
+    env: dict[str, str],
+    cwd: Path | None = None,
+    timeout: float = 120,
+    typed: str | None = None,
+    columns: int = 120,
 ) -> Run:
-    """``batchrun ARGS`` on a pseudo-terminal (script(1)); stdout holds what the terminal showed."""
+    """``batchrun ARGS`` on a pseudo-terminal (script(1)); stdout holds what the terminal showed (stdout and
+    stderr, as a terminal mixes them). ``typed`` is what the user types at the terminal."""
     command = shlex.join([sys.executable, "-m", "batchrun", *args])
     completed = subprocess.run(
         ["script", "-q", "-e", "-c", command, "/dev/null"],
-        env={**env, "TERM": "xterm-256color", "COLUMNS": "120"},
+        env={**env, "TERM": "xterm-256color", "COLUMNS": str(columns)},
         cwd=cwd or REPO,
-        stdin=subprocess.DEVNULL,
+        input=typed,
+        stdin=None if typed is not None else subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout,
