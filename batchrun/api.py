@@ -92,6 +92,7 @@ def plan_with(
 ) -> Plan:
     """Read live state through ``session`` and decide the plan (``ownership``: the marks of a saved plan;
     ``observe`` sees what the plan is made from, for :mod:`batchrun.saved_plans`)."""
+    from batchrun.azure.orphans import read_orphans_of
     from batchrun.azure.ownership import ownership_of
     from batchrun.azure.packages import prepare_package
     from batchrun.azure.read import read_live, read_task_bodies
@@ -113,6 +114,7 @@ def plan_with(
         options,
         session.target.describe(),
         session.target.signs_with_user_delegation,
+        read_orphans_of(session.clients.batch, workload),
     )
     shown = tasks_to_explain(decided)
     if not shown or workload.job is None:

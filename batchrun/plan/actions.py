@@ -37,6 +37,7 @@ class Stage(int, Enum):
     JOB = 70
     TASKS = 80
     JOB_FINAL = 90
+    ORPHAN_POOL_DELETE = 92  # a pool no longer in the manifest goes last, once jobs have moved off it
     CONTAINER_DELETE = 95
 
 

@@ -10,6 +10,7 @@ from batchrun.plan.actions import Action, Change, InputBinding, Operation, Plan,
 from batchrun.plan.bodies import Ownership, input_bindings, job_body, pool_body
 from batchrun.plan.decide_common import PlanOptions, ownership_block
 from batchrun.plan.decide_job import decide_job, job_address
+from batchrun.plan.decide_orphans import Owned, orphan_changes
 from batchrun.plan.decide_pool import decide_pool, pool_address
 from batchrun.plan.decide_storage import decide_input, decide_outputs, decide_package
 from batchrun.plan.decide_tasks import ContentChanges, TaskDecisions, TaskOptions, decide_tasks
@@ -41,7 +42,9 @@ def make_plan(
     options: PlanOptions,
     target_line: str,
     user_delegation_sas: bool = False,
+    owned: Owned | None = None,
 ) -> Plan:
+    """``owned``: what the workload owns live, for its orphans (None: not looked for)."""
     changes: list[Change] = [
         decide_input(prepared, live.inputs.get(prepared.name), options.prune) for prepared in inputs
     ]
@@ -62,6 +65,8 @@ def make_plan(
         if not live.state_container_exists and any(c.runs for c in job_changes):
             changes.append(state_container_change())
         changes.extend(job_changes)
+    if owned is not None:
+        changes.extend(orphan_changes(workload, owned, options))
     return Plan(
         workload=workload.name,
         target=target_line,

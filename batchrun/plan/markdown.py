@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from batchrun.plan.actions import Action, Change, Plan
+from batchrun.plan.decide_orphans import ORPHAN
 from batchrun.plan.render import STUCK, summary_line
 from batchrun.plan.secrets import mask, masked_field
 from batchrun.redact import redact
@@ -150,7 +151,7 @@ def _render(plan: Plan, destroy: bool, ids_per_group: int, groups_shown: int, ex
     resources = [c for c in plan.changes if c.kind != "task"]
     attention = [c for a in ATTENTION for c in resources if c.action is a]
     other = [c for c in resources if c.action in (Action.CREATE, Action.UPDATE)]
-    noted = [c for c in resources if c.action is Action.NOOP and c.reason and c.cause == "orphan"]
+    noted = [c for c in resources if c.action is Action.NOOP and c.reason and c.cause == ORPHAN]
     lines = [
         f"### batchrun {'destroy ' if destroy else ''}plan: workload `{_cell(plan.workload)}`",
         "",
@@ -164,7 +165,7 @@ def _render(plan: Plan, destroy: bool, ids_per_group: int, groups_shown: int, ex
     if other:
         lines += ["#### Changes", "", *_resource_table(other), ""]
     if noted:
-        lines += ["#### Kept", "", *_resource_table(noted), ""]
+        lines += ["#### Owned but no longer in the manifest", "", *_resource_table(noted), ""]
     by_job: dict[str, list[Change]] = {}
     for change in plan.changes:
         if change.kind == "task":

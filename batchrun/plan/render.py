@@ -183,7 +183,12 @@ def render_text(plan: Plan, destroy: bool = False) -> str:
     for change in plan.changes:
         if change.kind == "task":
             tasks.append(change)
-        elif change.action is not Action.NOOP or (destroy and change.reason) or "job-level" in change.reason:
+        elif (
+            change.action is not Action.NOOP
+            or (destroy and change.reason)
+            or "job-level" in change.reason
+            or change.cause == "orphan"  # owned but no longer in the manifest (plan.decide_orphans)
+        ):
             lines.extend(
                 render_change(change)
                 if change.action is not Action.NOOP

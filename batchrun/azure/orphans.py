@@ -1,0 +1,83 @@
+"""What a workload owns beyond its manifest: one ``list_pools`` and one ``list_jobs``, then a little more for
+each orphan only (its task counts or running nodes). Returns :mod:`batchrun.plan.decide_orphans` data.
+
+Batch cannot filter by metadata, so the lists are read with ``$select=id,metadata,state`` (and ``poolInfo``
+for jobs, to see which pools are still used) and filtered here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from azure.batch import BatchClient
+
+from batchrun.azure.failures import translated
+from batchrun.azure.read import read_job, read_pool
+from batchrun.model import Workload
+from batchrun.plan.decide_orphans import LiveJobRef, LivePoolRef, Owned, orphan_ids
+from batchrun.plan.live import WORKLOAD_KEY
+
+PAGE_SIZE = 1000
+
+
+def _owner(items: Sequence[Mapping[str, Any]] | None) -> str:
+    return next((str(i.get("value", "")) for i in items or () if i.get("name") == WORKLOAD_KEY), "")
+
+
+def list_owned(batch: BatchClient, workload: str) -> Owned:
+    """Every live job (id, state, pool, owner) and the pools ``workload`` owns."""
+    with translated("listing the jobs"):
+        jobs = tuple(
+            LiveJobRef(
+                str(data.get("id", "")),
+                str(data.get("state", "")),
+                str((data.get("poolInfo") or {}).get("poolId", "")),
+                _owner(data.get("metadata")),
+            )
+            for data in (
+                job.as_dict()
+                for job in batch.list_jobs(
+                    select=["id", "metadata", "state", "poolInfo"], max_results=PAGE_SIZE
+                )
+            )
+        )
+    with translated("listing the pools"):
+        pools = tuple(
+            LivePoolRef(str(data.get("id", "")), str(data.get("state", "")), _owner(data.get("metadata")))
+            for data in (
+                pool.as_dict()
+                for pool in batch.list_pools(select=["id", "metadata", "state"], max_results=PAGE_SIZE)
+            )
+            if _owner(data.get("metadata")) == workload
+        )
+    return Owned(jobs, pools)
+
+
+def read_orphans(batch: BatchClient, workload: str, pool_id: str | None, job_id: str | None) -> Owned:
+    """:func:`list_owned`, with the busy counts of the orphans read (what deleting them would interrupt)."""
+    owned = list_owned(batch, workload)
+    pool_ids, job_ids = orphan_ids(workload, owned, pool_id, job_id)
+    if not pool_ids and not job_ids:
+        return owned
+    jobs = []
+    for job in owned.jobs:
+        live = read_job(batch, job.id) if job.id in job_ids else None
+        busy = live.active_tasks + live.running_tasks if live is not None else 0
+        jobs.append(LiveJobRef(job.id, job.state, job.pool_id, job.owner, busy))
+    pools = []
+    for pool in owned.pools:
+        live_pool = read_pool(batch, pool.id) if pool.id in pool_ids else None
+        running = live_pool.running_nodes if live_pool is not None else 0
+        pools.append(LivePoolRef(pool.id, pool.state, pool.owner, running))
+    return Owned(tuple(jobs), tuple(pools))
+
+
+def read_orphans_of(batch: BatchClient, workload: Workload) -> Owned:
+    """:func:`read_orphans` for the pool and job ``workload`` names."""
+    return read_orphans(
+        batch,
+        workload.name,
+        workload.pool.id if workload.pool else None,
+        workload.job.id if workload.job else None,
+    )

@@ -1,0 +1,154 @@
+"""Orphans: pools and jobs this workload owns (``batchrun.workload`` metadata) that the manifest no longer
+names, e.g. after a job or pool was renamed. Pure.
+
+Without ``--prune`` each is shown and kept (a no-op whose ``cause`` is :data:`ORPHAN`); with ``--prune`` it is
+deleted, except:
+
+- a job with active or running tasks is blocked until ``--confirm-replace``; the results of its tasks are
+  saved to the workload's record before it is deleted, so the tasks carried over to the renamed job are
+  not run again;
+- a pool is kept while a job that stays uses it (the manifest's job, a job kept or blocked here, or any other
+  live job, whoever owns it); a pool with nodes running tasks is blocked until ``--confirm-replace``. It is
+  deleted last (:attr:`Stage.ORPHAN_POOL_DELETE`), after the manifest's job has moved to its new pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from batchrun.model import Workload
+from batchrun.plan.actions import Action, Change, Operation, Stage
+from batchrun.plan.decide_common import CONFIRM_FLAG, PlanOptions
+
+ORPHAN = "orphan"  # Change.cause of an orphan's change
+KEPT = "owned but no longer in the manifest; kept (--prune deletes it)"
+GONE = "owned but no longer in the manifest"
+FINISHED = ("completed", "deleting")
+
+
+@dataclass(frozen=True)
+class LiveJobRef:
+    """A live job as listed (``$select=id,metadata,state,poolInfo``): who owns it and which pool it uses."""
+
+    id: str
+    state: str
+    pool_id: str
+    owner: str  # its batchrun.workload metadata, "" when none
+    busy_tasks: int = 0  # active + running; read only for orphans
+
+
+@dataclass(frozen=True)
+class LivePoolRef:
+    id: str
+    state: str
+    owner: str
+    running_nodes: int = 0  # nodes running a task; read only for orphans
+
+
+@dataclass(frozen=True)
+class Owned:
+    """What the listing found: every live job (to see who uses a pool) and the pools this workload owns."""
+
+    jobs: tuple[LiveJobRef, ...] = ()
+    pools: tuple[LivePoolRef, ...] = ()
+
+
+def orphan_ids(
+    workload: str, owned: Owned, pool_id: str | None, job_id: str | None
+) -> tuple[list[str], list[str]]:
+    """Ids of this workload's pools and jobs that the manifest does not name (Batch ids ignore case)."""
+    pools = [
+        p.id
+        for p in owned.pools
+        if p.owner == workload and p.state != "deleting" and p.id.lower() != (pool_id or "").lower()
+    ]
+    jobs = [
+        j.id
+        for j in owned.jobs
+        if j.owner == workload and j.state != "deleting" and j.id.lower() != (job_id or "").lower()
+    ]
+    return pools, jobs
+
+
+def _job_change(job: LiveJobRef, options: PlanOptions) -> Change:
+    address = f"job/{job.id}"
+    if not options.prune:
+        return Change(address, Action.NOOP, reason=KEPT, cause=ORPHAN)
+    busy = job.busy_tasks if job.state not in FINISHED else 0
+    if busy and not options.confirm_replace:
+        return Change(
+            address,
+            Action.BLOCKED,
+            reason=f"{GONE}; deleting would interrupt {busy} active or running task(s)",
+            unblock=f"{CONFIRM_FLAG} (or answer yes when asked)",
+            cause=ORPHAN,
+        )
+    save = Operation(Stage.RESULTS, "results.save", {"job": job.id})
+    delete = Operation(Stage.JOB_DELETE, "job.delete", {"id": job.id})
+    return Change(address, Action.DELETE, reason=GONE, operations=(save, delete), cause=ORPHAN)
+
+
+def _pool_change(pool: LivePoolRef, users: Sequence[str], options: PlanOptions) -> Change:
+    address = f"pool/{pool.id}"
+    if not options.prune:
+        return Change(address, Action.NOOP, reason=KEPT, cause=ORPHAN)
+    if users:
+        shown = ", ".join(f"job/{u}" for u in users[:3]) + (
+            f" and {len(users) - 3} more" if len(users) > 3 else ""
+        )
+        return Change(address, Action.NOOP, reason=f"{GONE}; kept while {shown} uses it", cause=ORPHAN)
+    if pool.running_nodes and not options.confirm_replace:
+        return Change(
+            address,
+            Action.BLOCKED,
+            reason=f"{GONE}; deleting would interrupt {pool.running_nodes} node(s) running tasks",
+            unblock=f"{CONFIRM_FLAG} (or answer yes when asked)",
+            cause=ORPHAN,
+        )
+    delete = Operation(Stage.ORPHAN_POOL_DELETE, "pool.delete", {"id": pool.id})
+    return Change(address, Action.DELETE, reason=GONE, operations=(delete,), cause=ORPHAN)
+
+
+def decide_orphans(
+    workload: str,
+    owned: Owned,
+    pool_id: str | None,
+    job_id: str | None,
+    job_pool_id: str | None,
+    options: PlanOptions,
+) -> list[Change]:
+    """One change per orphan: jobs first, then pools (``job_pool_id``: the pool the manifest's job uses)."""
+    pool_ids, job_ids = orphan_ids(workload, owned, pool_id, job_id)
+    jobs = {j.id: j for j in owned.jobs}
+    changes = [_job_change(jobs[i], options) for i in sorted(job_ids)]
+    deleted = {c.address.split("/", 1)[1].lower() for c in changes if c.action is Action.DELETE}
+    pools = {p.id: p for p in owned.pools}
+    for pool in sorted(pool_ids):
+        users = sorted(
+            j.id
+            for j in owned.jobs
+            if j.pool_id.lower() == pool.lower()
+            and j.state not in FINISHED
+            and j.id.lower() not in deleted
+            and j.id.lower() != (job_id or "").lower()
+        )
+        if job_pool_id and job_pool_id.lower() == pool.lower():
+            users.insert(0, job_id or "")
+        changes.append(_pool_change(pools[pool], users, options))
+    return changes
+
+
+def orphan_changes(workload: Workload, owned: Owned, options: PlanOptions) -> list[Change]:
+    """:func:`decide_orphans` for the pool and job ``workload`` names."""
+    job_pool = None
+    if workload.job is not None:
+        job_pool = str((workload.job.properties.get("poolInfo") or {}).get("poolId", "")) or None
+    return decide_orphans(
+        workload.name,
+        owned,
+        workload.pool.id if workload.pool else None,
+        workload.job.id if workload.job else None,
+        job_pool,
+        options,
+    )
