@@ -88,7 +88,6 @@ def _descendants(pid: int) -> set[int]:
 
 
 def test_up_status_down(home: Path) -> None:
-    began = time.monotonic()
     up = cli(home, "local", "up")
     assert up.returncode == 0, up.stderr
     assert "Local target started" in up.stdout
@@ -130,7 +129,6 @@ def test_up_status_down(home: Path) -> None:
     for pid in (int(str(state["emulatorPid"])), int(str(state["azuritePid"]))):
         assert not _alive(pid)
     assert cli(home, "local", "down").stdout.startswith("Local target was not running")
-    assert time.monotonic() - began < 60
 
 
 def test_restart_keeps_state_and_urls(home: Path) -> None:
@@ -149,16 +147,13 @@ def test_restart_keeps_state_and_urls(home: Path) -> None:
         blobs.create_container("kept").upload_blob("a.txt", b"still here")
     assert cli(home, "local", "down").returncode == 0
 
-    began = time.monotonic()
     restarted = start(home, tools_dir=tools_dir())
-    warm_start = time.monotonic() - began
     assert (restarted.batch_url, restarted.blob_endpoint) == (target.batch_url, target.blob_endpoint)
     assert restarted.account_key == target.account_key
     with BatchClient(endpoint=restarted.batch_url, credential=credential) as client:
         assert client.get_job("kept").id == "kept"
     with BlobServiceClient.from_connection_string(restarted.connection_string) as blobs:
         assert blobs.get_blob_client("kept", "a.txt").download_blob().readall() == b"still here"
-    assert warm_start < 5, f"warm start took {warm_start:.1f} s"
 
 
 def test_stale_pid_and_half_dead_target_are_restarted(home: Path) -> None:
