@@ -45,7 +45,8 @@ def test_every_command_takes_no_color_and_target_commands_take_v_and_target(tmp_
 def test_verbose_prints_redacted_request_lines_after_the_target_line(
     local_target_env: dict[str, str], tmp_path: Path
 ) -> None:
-    path = manifest(tmp_path, "nc-verbose", "job:\n  id: nc-verbose-job\n  tasks: [{id: t, commandLine: /bin/true}]\n")
+    body = "job:\n  id: nc-verbose-job\n  tasks: [{id: t, commandLine: /bin/true}]\n"
+    path = manifest(tmp_path, "nc-verbose", body)
     run = batchrun(["status", str(path), "-v", "--no-color"], local_target_env)
     assert run.code == 0, run.stderr
     lines = run.stderr.splitlines()
