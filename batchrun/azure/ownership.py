@@ -3,13 +3,11 @@
 The revision is the git commit of the repository holding the manifest, with ``+dirty`` appended when the
 manifest file itself has uncommitted changes (other files of the repository do not matter: they do not change
 what the manifest asks for). Outside git the revision is empty and no ``batchrun.revision`` item is written.
-The manifest's labels are recorded as ``batchrun.labels`` (compact JSON). Each run draws a fresh random salt
-for the digests of write-only values (``batchrun.secrets``, see :mod:`batchrun.plan.secrets`).
+The manifest's labels are recorded as ``batchrun.labels`` (compact JSON).
 """
 
 from __future__ import annotations
 
-import secrets
 import subprocess
 from pathlib import Path
 
@@ -49,5 +47,4 @@ def ownership_of(workload: Workload) -> Ownership:
         digest=workload.digest,
         revision=manifest_revision(workload.manifest_path),
         labels=tuple(sorted(workload.labels.items())),
-        salt=secrets.token_hex(16),
     )

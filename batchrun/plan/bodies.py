@@ -25,8 +25,9 @@ OWNERSHIP_KEYS = frozenset({WORKLOAD_KEY, DIGEST_KEY, REVISION_KEY, LABELS_KEY, 
 
 @dataclass(frozen=True)
 class Ownership:
-    """batchrun's marks on a pool or job. ``salt`` (hex, random per run) salts the digests of write-only
-    values; ``marks`` are the per-resource items ``batchrun.keys`` and ``batchrun.secrets``
+    """batchrun's marks on a pool or job. ``salt`` (hex) overrides the salt of the digests of write-only
+    values, which is otherwise derived from the workload and the resource id (stable, so a plan made twice
+    is equal); ``marks`` are the per-resource items ``batchrun.keys`` and ``batchrun.secrets``
     (see :func:`marked`)."""
 
     workload: str
@@ -45,8 +46,8 @@ class Ownership:
         items.update(self.marks)
         return items
 
-    def salt_hex(self) -> str:
-        return self.salt or hashlib.sha256(f"batchrun:{self.workload}".encode()).hexdigest()[:32]
+    def salt_hex(self, resource: str) -> str:
+        return self.salt or hashlib.sha256(f"batchrun:{self.workload}:{resource}".encode()).hexdigest()[:32]
 
 
 # One encoder for every digest: json.dumps with options builds a new encoder per call (slow at 100,000 tasks).
@@ -79,7 +80,7 @@ def marked(
     user = [i for i in body.get("metadata", ()) or () if i["name"] not in OWNERSHIP_KEYS]
     names = [str(i["name"]) for i in user]
     marks = [(KEYS_KEY, applied_record(applied_of(body, names)))]
-    secrets = secrets_record(body, ownership.salt_hex())
+    secrets = secrets_record(body, ownership.salt_hex(str(body.get("id", ""))))
     if secrets:
         marks.append((SECRETS_KEY, secrets))
     with_marks = replace(ownership, marks=tuple(marks))

@@ -4,7 +4,7 @@ Batch accepts these fields on create and update and never returns them (REC: a p
 ``userAccounts[].password`` comes back without it). Comparing them with the live body would plan a change on
 every run, so they are left out of the comparison (:func:`batchrun.plan.defaults.normalise` drops them), and
 batchrun records, in the resource's metadata ``batchrun.secrets``, one PBKDF2-SHA256 digest per write-only
-value with a random salt per write. The next plan hashes the manifest's values with the recorded salt: a
+value, salted per workload and resource. The next plan hashes the manifest's values with the recorded salt: a
 different digest is a change, shown as ``(sensitive)`` and never as the value.
 
 Which fields (Batch REST 2025-06-01 and azure-batch 15.1 models): ``UserAccount.password``,
@@ -63,8 +63,9 @@ def _digest(value: str, salt: str) -> str:
 def secrets_record(body: Mapping[str, Any], salt: str) -> str:
     """The ``batchrun.secrets`` metadata value for ``body`` ("" when it holds no write-only field).
 
-    ``salt`` is hex; a fresh random one per write keeps equal passwords on two resources from having equal
-    digests."""
+    ``salt`` is hex, one per workload and resource (see :meth:`batchrun.plan.bodies.Ownership.salt_hex`):
+    equal passwords on two resources do not have equal digests, and the same manifest planned twice gives
+    the same body (saved plans compare equal)."""
     values = dict(secret_values({k: v for k, v in body.items() if k != "metadata"}))
     if not values:
         return ""

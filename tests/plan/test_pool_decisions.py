@@ -404,3 +404,18 @@ def test_removed_metadata_item_is_reverted_and_casing_is_no_drift() -> None:
 
 def plan_with(change: Change) -> Plan:
     return Plan(workload="demo", target="local", changes=(change,))
+
+
+def test_the_secrets_record_is_stable_per_resource_and_differs_between_resources() -> None:
+    """A plan made twice holds the same bodies (saved plans compare equal); equal passwords on two pools do
+    not give equal digests."""
+    owner = Ownership("demo", "d1", "")
+    spec = {"vmSize": "standard_d2s_v3", "virtualMachineConfiguration": IMAGE, "userAccounts": USERS}
+    first, again = pool_body(PoolSpec("p1", spec), owner), pool_body(PoolSpec("p1", spec), owner)
+    other = pool_body(PoolSpec("p2", spec), owner)
+
+    def record(body: dict[str, Any]) -> str:
+        return next(i["value"] for i in body["metadata"] if i["name"] == "batchrun.secrets")
+
+    assert record(first) == record(again) != record(other)
+    assert "Old-Pa55" not in record(first)
