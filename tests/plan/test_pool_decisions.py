@@ -419,3 +419,25 @@ def test_the_secrets_record_is_stable_per_resource_and_differs_between_resources
 
     assert record(first) == record(again) != record(other)
     assert "Old-Pa55" not in record(first)
+
+
+def test_adopting_shows_what_someone_else_set_and_keeps_it() -> None:
+    theirs = {
+        "id": "p1",
+        "vmSize": "STANDARD_D2S_V3",
+        "virtualMachineConfiguration": {**IMAGE},
+        "displayName": "made by hand",
+        "startTask": {"commandLine": "echo theirs"},
+        "metadata": [{"name": "costcentre", "value": "42"}],
+        "currentDedicatedNodes": 0,
+        "allocationState": "steady",
+    }
+    live = LivePool("p1", theirs, {"costcentre": "42"}, "active", "steady")
+    change = decide_pool(body_of(), live, SALTED, PlanOptions(adopt=True))
+    assert change.action is Action.UPDATE and change.reason == "adopted"
+    shown = {f.path: f.after for f in change.fields}
+    assert shown["displayName"] == shown["startTask"] == "(kept: not set by batchrun)"
+    assert "kept" in shown["metadata.costcentre"]
+    (patch,) = [op.args["body"] for op in change.operations]
+    assert set(patch) == {"metadata"}  # nothing of theirs is reverted or wiped
+    assert {"name": "costcentre", "value": "42"} in patch["metadata"]
