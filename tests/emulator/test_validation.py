@@ -105,7 +105,7 @@ def error_values(response: Any) -> dict[str, str]:
         ),
         (
             "/pools",
-            {"startTask": {"commandLine": "true", "maxTaskRetryCount": "2"}},
+            {"startTask": {"commandLine": "true", "maxTaskRetryCount": "two"}},
             "startTask.maxTaskRetryCount",
         ),
         (
@@ -231,3 +231,25 @@ def test_mutated_pool_bodies_never_fail_on_the_server(client: BatchClient) -> No
                     client, "PATCH", f"/pools/{pool['id']}", {k: v for k, v in pool.items() if k != "id"}
                 )
                 assert patch.status_code < 500, (path, value, patch.text())
+
+
+def test_numbers_and_booleans_written_as_strings_are_stored_as_json_values(client: BatchClient) -> None:
+    """The az CLI sends every number as a string; Batch's OData reader converts it to the property's type."""
+    pool = {
+        "id": "val-strings",
+        "vmSize": "s",
+        "virtualMachineConfiguration": vm(),
+        "targetDedicatedNodes": "0",
+        "taskSlotsPerNode": "2",
+        "enableInterNodeCommunication": "false",
+    }
+    assert raw(client, "POST", "/pools", pool).status_code == 201
+    stored = raw(client, "GET", "/pools/val-strings").json()
+    assert stored["taskSlotsPerNode"] == 2 and stored["targetDedicatedNodes"] == 0
+    assert stored["enableInterNodeCommunication"] is False
+    resize = {"targetDedicatedNodes": "1", "targetLowPriorityNodes": "0"}
+    assert raw(client, "POST", "/pools/val-strings/resize", resize).status_code == 202
+    assert raw(client, "GET", "/pools/val-strings").json()["targetDedicatedNodes"] == 1
+    assert (
+        raw(client, "POST", "/pools/val-strings/resize", {"targetDedicatedNodes": "one"}).status_code == 400
+    )

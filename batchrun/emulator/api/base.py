@@ -246,19 +246,37 @@ def check_keys(body: Mapping[str, Any], allowed: Iterable[str], prefix: str = ""
             raise unsupported_property(prefix + key)
 
 
+def _coerced(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    """The value, with an integer or boolean written as a JSON string turned into its JSON type (and so
+    stored): Batch's OData reader converts strings to the property's primitive type, and the az CLI sends
+    every number as a string (``az batch pool create --target-dedicated-nodes 1`` → ``"1"``)."""
+    value = body[name]
+    if not isinstance(value, str) or isinstance(kind, tuple):
+        return value
+    text = value.strip()
+    converted: Any = value
+    if kind is int and re.fullmatch(r"-?[0-9]{1,10}", text):
+        converted = int(text)
+    elif kind is bool and text.lower() in ("true", "false"):
+        converted = text.lower() == "true"
+    if converted is not value and isinstance(body, dict):
+        body[name] = converted
+    return converted
+
+
 def require(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...] = str, prefix: str = "") -> Any:
     if name not in body or body[name] is None:
         raise missing_property(prefix + name)
-    value = body[name]
+    value = _coerced(body, name, kind)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise invalid_value(prefix + name, value, f"'{prefix + name}' has the wrong type")
     return value
 
 
 def optional(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...], prefix: str = "") -> Any:
-    value = body.get(name)
-    if value is None:
+    if body.get(name) is None:
         return None
+    value = _coerced(body, name, kind)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise invalid_value(prefix + name, value, f"'{prefix + name}' has the wrong type")
     return value
@@ -281,16 +299,9 @@ def check_enum(body: Mapping[str, Any], name: str, allowed: Iterable[str], prefi
     return str(value)
 
 
-def check_int_range(
-    body: Mapping[str, Any], name: str, low: int, high: int, prefix: str = "", lenient: bool = False
-) -> int | None:
-    """An optional integer in ``[low, high]``; ``lenient`` also takes one written as a JSON string, as the
-    az CLI sends node counts (``az batch pool resize --target-dedicated-nodes 2`` → ``"2"``)."""
-    value = body.get(name)
-    if lenient and isinstance(value, str) and re.fullmatch(r"[0-9]{1,10}", value.strip()):
-        value = int(value)
-    else:
-        value = optional(body, name, int, prefix)
+def check_int_range(body: Mapping[str, Any], name: str, low: int, high: int, prefix: str = "") -> int | None:
+    """An optional integer in ``[low, high]`` (one written as a JSON string included, see ``_coerced``)."""
+    value = optional(body, name, int, prefix)
     if value is not None and not low <= value <= high:
         raise invalid_value(prefix + name, value, f"'{prefix + name}' must be between {low} and {high}")
     return None if value is None else int(value)

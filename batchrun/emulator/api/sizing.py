@@ -34,8 +34,8 @@ def resize_pool(api: Api, call: Call) -> Response:
     check_keys(
         body, ("targetDedicatedNodes", "targetLowPriorityNodes", "resizeTimeout", "nodeDeallocationOption")
     )
-    dedicated = check_int_range(body, "targetDedicatedNodes", 0, 1000, lenient=True)
-    low_priority = check_int_range(body, "targetLowPriorityNodes", 0, 1000, lenient=True)
+    dedicated = check_int_range(body, "targetDedicatedNodes", 0, 1000)
+    low_priority = check_int_range(body, "targetLowPriorityNodes", 0, 1000)
     option = check_enum(body, "nodeDeallocationOption", DEALLOCATION) or "requeue"
     check_duration(body, "resizeTimeout", minimum_seconds=300)
     with api.model.lock:
