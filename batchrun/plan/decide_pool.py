@@ -185,6 +185,8 @@ def decide_pool(
                     live.properties.get("applicationPackageReferences") or [] if applied is None else []
                 )
             replacement = {"applicationPackageReferences": references, "metadata": metadata}
+            if "targetNodeCommunicationMode" in body:  # updateproperties resets an omitted mode to default
+                replacement["targetNodeCommunicationMode"] = body["targetNodeCommunicationMode"]
             operations.append(
                 Operation(Stage.POOL, "pool.replace_properties", {"id": live.id, "body": replacement})
             )

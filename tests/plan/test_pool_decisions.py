@@ -441,3 +441,11 @@ def test_adopting_shows_what_someone_else_set_and_keeps_it() -> None:
     (patch,) = [op.args["body"] for op in change.operations]
     assert set(patch) == {"metadata"}  # nothing of theirs is reverted or wiped
     assert {"name": "costcentre", "value": "42"} in patch["metadata"]
+
+
+def test_updateproperties_keeps_the_node_communication_mode() -> None:
+    """POST updateproperties resets an omitted targetNodeCommunicationMode to default: it is sent again."""
+    live = applied_pool(body_of(startTask={"commandLine": "x"}, targetNodeCommunicationMode="classic"))
+    change = decide(body_of(targetNodeCommunicationMode="classic"), live)
+    (replacement,) = [op.args["body"] for op in change.operations if op.name == "pool.replace_properties"]
+    assert replacement["targetNodeCommunicationMode"] == "classic" and "startTask" not in replacement
