@@ -76,6 +76,7 @@ def wait_command(
     Exit codes: 0 all tasks succeeded, 3 tasks failed, 4 the pool cannot get usable nodes, 5 --timeout
     elapsed.
     """
+    from batchrun.azure.usage import usage_report
     from batchrun.watch import WaitSettings, output_settings, wait_for_workload
 
     workload = source.load()
@@ -89,6 +90,8 @@ def wait_command(
         )
         if output == "text":
             show_start_task_failure(clients, result, source)
+            for line in usage_report(clients, workload):
+                click.echo(line, err=True)
     ctx.exit(result.exit_code)
 
 
@@ -124,16 +127,20 @@ def status_command(
 ) -> None:
     """Show what is live for a manifest: pool, nodes, job, task counts, revision, and whether live differs."""
     from batchrun.azure.monitor import BatchMonitor
+    from batchrun.azure.usage import usage_report
     from batchrun.watch import output_settings
     from batchrun.watch.status import read_status, render_status
 
     workload = source.load()
     with connected(target) as clients:
         status = read_status(BatchMonitor(clients.batch), workload)
+        usage = usage_report(clients, workload) if output == "text" else []
     if output == "json":
         click.echo(json.dumps(status.to_json(), indent=2))
     else:
         render_status(output_settings(output, no_color).console(), status)
+        for line in usage:
+            click.echo(line)
 
 
 def _lacks(workload: Workload, message: str, hint: str) -> ManifestError:

@@ -29,6 +29,7 @@ from batchrun.cli.session import (
     note,
     target_options,
 )
+from batchrun.cost.report import plan_cost_lines, price_file_from
 from batchrun.errors import AbortedError, PlanError, TargetUnreachableError
 from batchrun.model import Workload
 from batchrun.plan.actions import Plan
@@ -147,6 +148,9 @@ def _approve(auto_approve: bool, question: str) -> None:
 @plan_options
 @click.option("-out", "--out", "out", type=click.Path(path_type=Path), help="Save the plan for `apply FILE`.")
 @click.option(
+    "--price-file", type=click.Path(path_type=Path), help="VM prices to use (also $BATCHRUN_PRICE_FILE)."
+)
+@click.option(
     "--detailed-exitcode",
     is_flag=True,
     help="Exit 0 without changes, 2 with changes, 1 on error or when changes are blocked.",
@@ -162,6 +166,7 @@ def plan_command(
     rerun: tuple[str, ...],
     reboot_nodes: bool,
     out: Path | None,
+    price_file: Path | None,
     detailed_exitcode: bool,
 ) -> None:
     """Show what apply would change, Terraform-style (+ create, ~ update, -/+ replace, - delete)."""
@@ -173,7 +178,13 @@ def plan_command(
             plan = save_plan(session, workload, options, ref, out)
         else:
             plan = plan_with(session, workload, options)
-    click.echo({"json": render_json, "markdown": render_markdown}.get(output, render_text)(plan))
+        cost = (
+            [] if output == "json" else plan_cost_lines(workload, session.target, price_file_from(price_file))
+        )
+    if output == "markdown":
+        click.echo(render_markdown(plan, extra=["", *cost]))
+    else:
+        click.echo(render_json(plan) if output == "json" else "\n".join([render_text(plan), *cost]))
     if out:
         note(f"Saved the plan to {out}: `batchrun apply {out}` carries out exactly this plan.")
     if detailed_exitcode and plan.blocked:
