@@ -111,7 +111,7 @@ def ensure_installed(tools_dir: Path, announce: Callable[[str], None] | None = N
         )
         if returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
-            tail = "\n".join(errors.strip().splitlines()[-5:])
+            tail = "\n".join(_npm_summary(errors))
             raise LocalTargetError(
                 f"installing Azurite {AZURITE_VERSION} with npm failed (exit {returncode}):\n{tail}\n"
                 "check that the npm registry is reachable and run the command again"
@@ -120,6 +120,16 @@ def ensure_installed(tools_dir: Path, announce: Callable[[str], None] | None = N
         staging.rename(target)
         say(f"  Azurite installed in {time.monotonic() - began:.0f} s.")
     return launcher
+
+
+def _npm_summary(output: str, lines: int = 6) -> list[str]:
+    """npm's own words without its stack trace and error-object dump: the code, the reason, the hints."""
+    kept = [
+        line
+        for line in output.strip().splitlines()
+        if line.strip() not in ("npm error", "npm error }") and not line.startswith("npm error  ")
+    ]
+    return kept[:lines] or output.strip().splitlines()[-lines:]
 
 
 def _run_npm(command: list[str], still_running: Callable[[float], None]) -> tuple[int, str]:

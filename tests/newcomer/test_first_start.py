@@ -50,6 +50,7 @@ def test_first_start_names_the_target_then_shows_the_install_and_fails_soon_with
     text = "\n".join(lines)
     assert f"installing Azurite {azurite.AZURITE_VERSION} with npm failed" in text
     assert "check that the npm registry is reachable and run the command again" in text
+    assert "npm error code ECONNREFUSED" in text and "    at " not in text  # npm's words, not its stack
     assert not (tmp_path / "tools" / f"azurite-{azurite.AZURITE_VERSION}").exists()
 
 
