@@ -29,7 +29,7 @@ from batchrun.cli.session import (
     note,
     target_options,
 )
-from batchrun.cost.report import plan_cost_lines, price_file_from
+from batchrun.cost.report import plan_cost_lines, price_file_from, with_cost
 from batchrun.errors import AbortedError, PlanError, TargetUnreachableError
 from batchrun.model import Workload
 from batchrun.plan.actions import Plan
@@ -184,7 +184,7 @@ def plan_command(
     if output == "markdown":
         click.echo(render_markdown(plan, extra=["", *cost]))
     else:
-        click.echo(render_json(plan) if output == "json" else "\n".join([render_text(plan), *cost]))
+        click.echo(render_json(plan) if output == "json" else with_cost(render_text(plan), cost))
     if out:
         note(f"Saved the plan to {out}: `batchrun apply {out}` carries out exactly this plan.")
     if detailed_exitcode and plan.blocked:

@@ -63,6 +63,14 @@ def plan_cost_lines(
     return ["Cost: " + rate_line(pool_shape(workload.pool.id, workload.pool.properties), price, why)]
 
 
+def with_cost(plan_text: str, cost: list[str]) -> str:
+    """The text plan with the cost lines before its last line (the summary stays last)."""
+    if not cost:
+        return plan_text
+    body, _, summary = plan_text.rpartition("\n")
+    return "\n".join([body.rstrip("\n"), *cost, "", summary]).lstrip("\n")
+
+
 def usage_lines(
     workload: Workload,
     target: Target,

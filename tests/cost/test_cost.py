@@ -12,7 +12,7 @@ import pytest
 from batchrun.cost.estimate import NodeUsage, PoolShape, node_hours, pool_shape, rate_line, usage_line
 from batchrun.cost.lookup import PriceQuery, PriceUnavailable, find_price, query_url
 from batchrun.cost.prices import price_from_retail_items
-from batchrun.cost.report import target_region
+from batchrun.cost.report import target_region, with_cost
 from batchrun.errors import ConfigurationError
 from batchrun.target import Target
 
@@ -209,3 +209,11 @@ def test_region_of_the_target() -> None:
     assert target_region(target("local", "http://127.0.0.1:5000")) == (None, "")
     region, why = target_region(target("azure", "https://batch.example.com"))
     assert region is None and "does not name its region" in why
+
+
+def test_cost_line_sits_above_the_summary() -> None:
+    assert with_cost("  + pool/p will be created\n\nPlan: 1 to create.", ["Cost: c"]) == (
+        "  + pool/p will be created\nCost: c\n\nPlan: 1 to create."
+    )
+    assert with_cost("\nNo changes.", ["Cost: c"]) == "Cost: c\n\nNo changes."
+    assert with_cost("\nNo changes.", []) == "\nNo changes."
