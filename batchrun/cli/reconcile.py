@@ -67,7 +67,9 @@ def plan_options(function: F) -> F:
         "--adopt", is_flag=True, help="Take over a pool or job with the same id not made by this workload."
     )(function)
     function = click.option(
-        "--prune", is_flag=True, help="Delete tasks and uploaded blobs no longer in the manifest."
+        "--prune",
+        is_flag=True,
+        help="Delete what is no longer in the manifest: tasks, uploaded blobs, the workload's pools, jobs.",
     )(function)
     function = click.option(
         "--rerun-failed", is_flag=True, help="Run again the tasks that failed (their definition unchanged)."
@@ -222,7 +224,12 @@ def apply_command(
 ) -> None:
     """Make Batch and Storage match the manifest (or carry out a plan saved by `plan -out FILE`)."""
     saved = read_saved_plan(source.path)
-    workload = load_planned_manifest(saved, source.variables, source.var_files) if saved else source.load()
+    if saved:  # hints name the manifest: a saved plan cannot be applied twice
+        workload = load_planned_manifest(saved, source.variables, source.var_files)
+        planned_files = tuple(Path(p) for p in saved.manifest.var_files)
+        source = replace(source, path=workload.manifest_path, var_files=source.var_files or planned_files)
+    else:
+        workload = source.load()
     with target.session() as session:
         options = PlanOptions(prune, adopt, confirm_replace, rerun_failed, rerun, reboot_nodes)
         if saved:  # reviewed already: applied without asking, or refused when anything moved
@@ -275,6 +282,7 @@ def _done_line(plan: Plan) -> str:
 def _wait(
     session: Session, workload: Workload, source: ManifestInput, timeout: float | None, no_color: bool
 ) -> None:
+    from batchrun.azure.usage import usage_report
     from batchrun.cli.operate import show_start_task_failure
     from batchrun.watch import output_settings, wait_for_workload
 
@@ -283,6 +291,8 @@ def _wait(
             session.clients, workload, timeout=timeout, output=output_settings("text", no_color)
         )
         show_start_task_failure(session.clients, result, source)
+        for line in usage_report(session.clients, workload):
+            note(line)
     if result.exit_code:
         sys.exit(result.exit_code)
 

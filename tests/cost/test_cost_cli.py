@@ -55,6 +55,7 @@ def test_cost_lines_on_the_local_target(tmp_path: Path, local_target_env: dict[s
 
     applied = run(local_target_env, "apply", str(manifest), "--auto-approve", "--wait", "--timeout", "5m")
     assert applied.returncode == 0, applied.stderr
+    assert "pool/costly-pool node-hours so far: " in applied.stderr  # apply --wait ends like wait
     status = run({**local_target_env, "BATCHRUN_PRICE_FILE": str(prices)}, "status", str(manifest))
     assert status.returncode == 0, status.stderr
     line = next(x for x in status.stdout.splitlines() if x.startswith("pool/costly-pool node-hours so far: "))
