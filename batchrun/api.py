@@ -97,10 +97,13 @@ def plan_with(
     from batchrun.azure.packages import prepare_package
     from batchrun.azure.read import read_live, read_task_bodies
     from batchrun.azure.storage import prepare_input
+    from batchrun.hash_cache import HashCache
     from batchrun.plan.build import make_plan
     from batchrun.plan.explain import explain, tasks_to_explain
 
-    inputs = [prepare_input(spec) for spec in workload.inputs]
+    hashes = HashCache.for_workload(workload.name, workload.manifest_path.parent)
+    inputs = [prepare_input(spec, hashes) for spec in workload.inputs]
+    hashes.save()
     packages = [prepare_package(spec) for spec in workload.packages]
     live = read_live(session.clients, workload, inputs, packages)
     if observe is not None:

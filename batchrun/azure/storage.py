@@ -1,6 +1,8 @@
 """Storage inputs: local files by MD5, live blobs by Content-MD5, parallel uploads, and SAS URLs for tasks.
 
-Uploads set Content-MD5 from the local file (streamed, never by mtime), so the next run compares hashes only.
+Uploads set Content-MD5 from the local file, so the next run compares hashes only; a file is read once to
+upload it (hashed as it is sent) and, thanks to the hash cache (:mod:`batchrun.hash_cache`), not read at all
+to plan it when its stat data is unchanged.
 Blobs batchrun uploads carry metadata ``batchrun_workload`` so pruning never deletes somebody else's blob.
 SAS: read+list on input containers, create+write on the outputs container; signed by the account key, or by a
 user delegation key when the target uses Entra ID.
@@ -15,7 +17,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import (
@@ -28,37 +30,50 @@ from azure.storage.blob import (
 from batchrun.azure.failures import translated
 from batchrun.azure.parallel import run_parallel
 from batchrun.errors import ApplyError
+from batchrun.hash_cache import HashCache
 from batchrun.manifest.sources import source_files
 from batchrun.model import StorageInput
 from batchrun.plan.live import BLOB_WORKLOAD_KEY, LiveInput, LocalFile, PreparedInput
 from batchrun.target import Target
 
-CHUNK = 1024 * 1024
 UPLOAD_THREADS = 8
 
 
-def file_md5(path: Path) -> str:
-    """Base64 MD5 of a file, read in chunks (the form Content-MD5 uses)."""
-    digest = hashlib.md5()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return base64.b64encode(digest.digest()).decode()
-
-
-def local_files(source: Path, prefix: str) -> list[LocalFile]:
+def local_files(source: Path, prefix: str, hashes: HashCache | None = None) -> list[LocalFile]:
     """Files of an input: one file, or every file under a folder (blob names keep the relative path).
 
-    Links and special files inside the folder are refused (ManifestError naming each), never followed.
+    Links and special files inside the folder are refused (ManifestError naming each), never followed. MD5s
+    come from ``hashes`` when a file's stat data is unchanged since it was last hashed.
     """
+    cache = hashes or HashCache(None)
     return [
-        LocalFile(prefix + entry.name, str(entry.path), file_md5(entry.path), entry.size)
+        LocalFile(prefix + entry.name, str(entry.path), cache.md5(entry.path), entry.size)
         for entry in source_files(source)
     ]
 
 
-def prepare_input(spec: StorageInput) -> PreparedInput:
-    return PreparedInput(spec.name, spec.container, spec.prefix, tuple(local_files(spec.source, spec.prefix)))
+def prepare_input(spec: StorageInput, hashes: HashCache | None = None) -> PreparedInput:
+    files = tuple(local_files(spec.source, spec.prefix, hashes))
+    return PreparedInput(spec.name, spec.container, spec.prefix, files)
+
+
+class _HashingReader:
+    """A file read once, front to back, for an upload: its MD5 is computed from the bytes that were sent."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self._digest = hashlib.md5(usedforsecurity=False)
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        self._digest.update(data)
+        return data
+
+    def seekable(self) -> bool:
+        return False  # the SDK then reads in order, so the digest covers the whole file once
+
+    def md5(self) -> str:
+        return base64.b64encode(self._digest.digest()).decode()
 
 
 def read_input(service: BlobServiceClient, prepared: PreparedInput, workload: str) -> LiveInput:
@@ -104,21 +119,26 @@ def upload_files(
 
     def upload(item: Mapping[str, Any]) -> None:
         path = Path(str(item["path"]))
-        if file_md5(path) != item["md5"]:
-            raise ApplyError(
-                f"{path} changed after the plan was made; run the plan again so it uploads what you see now."
-            )
-        with translated(f"uploading {item['blob']} to container {container}"), path.open("rb") as handle:
+        blob = str(item["blob"])
+        with translated(f"uploading {blob} to container {container}"), path.open("rb") as handle:
+            reader = _HashingReader(handle)
             client.upload_blob(
-                str(item["blob"]),
-                handle,
+                blob,
+                cast(Any, reader),  # any object with read() is a stream to the SDK
                 overwrite=True,
                 length=int(item["size"]),
                 content_settings=ContentSettings(content_md5=bytearray(base64.b64decode(str(item["md5"])))),
                 metadata={BLOB_WORKLOAD_KEY: workload},
-                max_concurrency=2,
             )
-        progress(str(item["blob"]))
+            if reader.md5() != item["md5"]:
+                # What was sent is not what the plan showed: never leave it under the planned MD5.
+                with suppress(ResourceNotFoundError):
+                    client.delete_blob(blob)
+                raise ApplyError(
+                    f"{path} changed after the plan was made; "
+                    "run the plan again so it uploads what you see now."
+                )
+        progress(blob)
 
     run_parallel(upload, files, UPLOAD_THREADS)
 
