@@ -48,7 +48,7 @@ class Store:
             self._open()
         except sqlite3.DatabaseError as error:
             self._connection.close()
-            raise StoreUnreadable(f"{path}: {error}") from None
+            raise StoreUnreadable(str(error)) from None
 
     def _open(self) -> None:
         with self._lock:
@@ -119,7 +119,7 @@ class Store:
                 rows = self._connection.execute(query).fetchall()
                 loaded = [(parent, key, json.loads(body)) for parent, key, body in rows]
             except (sqlite3.DatabaseError, ValueError) as error:
-                raise StoreUnreadable(f"{self.path}: {error}") from None
+                raise StoreUnreadable(str(error)) from None
         yield from loaded
 
     def close(self) -> None:
