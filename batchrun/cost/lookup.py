@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import yaml
 
@@ -52,7 +52,8 @@ def urllib_get(url: str) -> bytes:
 
 def query_url(region: str, vm_size: str) -> str:
     condition = f"serviceName eq '{SERVICE}' and armRegionName eq '{region}' and armSkuName eq '{vm_size}'"
-    return f"{API}?{urlencode({'$filter': condition})}"
+    query = urlencode({"$filter": condition}, quote_via=quote, safe="$'")  # spaces as %20, as the API's docs
+    return f"{API}?{query}"
 
 
 def fetch_items(region: str, vm_size: str, http_get: HttpGet) -> list[dict[str, Any]]:

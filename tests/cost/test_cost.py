@@ -62,7 +62,10 @@ def test_recorded_answer_gives_dedicated_and_spot_prices(tmp_path: Path) -> None
     )
     assert price.source == "Azure Retail Prices API, fetched 2026-12-01"
     assert len(api.urls) == 2 and api.urls[0] == query_url("westeurope", "standard_d2s_v3")
-    assert "%24filter=serviceName+eq+%27Virtual+Machines%27" in api.urls[0]
+    assert api.urls[0] == (
+        "https://prices.azure.com/api/retail/prices?$filter=serviceName%20eq%20'Virtual%20Machines'%20and%20"
+        "armRegionName%20eq%20'westeurope'%20and%20armSkuName%20eq%20'standard_d2s_v3'"
+    )
     windows, _ = find_price(
         PriceQuery("standard_d2s_v3", "westeurope", True), None, RecordedApi(), tmp_path / "w", NOW
     )
