@@ -105,8 +105,8 @@ def load_planned_manifest(
     if missing:
         flags = " ".join(f"--var {name}=..." for name in missing)
         raise PlanError(
-            f"the plan was made with {flags}; pass the same --var flags to apply (their values are not "
-            "saved in the plan, since they may be secret)."
+            f"the plan was made with {flags}; pass the same --var flags to apply (the plan file keeps their "
+            "names, not their values)."
         )
     files = tuple(var_files) or tuple(Path(p) for p in saved.manifest.var_files)
     return load(Path(saved.manifest.path), variables, files, saved.manifest.max_tasks)
