@@ -47,6 +47,7 @@ VOLATILE = frozenset(
         "stateTransitionTime",
         "previousState",
         "previousStateTransitionTime",
+        "allocationState",  # steady/resizing moves by itself; a resize that matters changes the plan
         "allocationStateTransitionTime",
         "currentDedicatedNodes",
         "currentLowPriorityNodes",

@@ -63,8 +63,8 @@ def live(**changes: Any) -> LiveState:
 
 def test_nothing_moved() -> None:
     before = fingerprints("m1", live(), INPUTS, PACKAGES)
-    # Node counts and allocation times move without anyone changing the pool: not a change.
-    after = fingerprints("m1", live(currentDedicatedNodes=1), INPUTS, PACKAGES)
+    # Node counts and allocation states move without anyone changing the pool: not a change.
+    after = fingerprints("m1", live(currentDedicatedNodes=1, allocationState="resizing"), INPUTS, PACKAGES)
     assert what_moved(before, after) == []
 
 
@@ -81,8 +81,8 @@ def test_nothing_moved() -> None:
         ),
         ({"eTag": "0x2"}, "pool/p: changed since the plan was made (its ETag changed: 0x1 -> 0x2)"),
         (
-            {"allocationState": "resizing"},
-            "pool/p: changed since the plan was made (allocationState steady -> resizing)",
+            {"allocationState": "resizing", "targetDedicatedNodes": 2, "eTag": "0x2"},
+            "pool/p: changed since the plan was made (targetDedicatedNodes 1 -> 2)",
         ),
     ],
 )
