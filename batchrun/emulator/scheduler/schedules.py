@@ -52,6 +52,19 @@ def next_due(schedule: Body, due: datetime) -> datetime | None:
     return following
 
 
+def next_due_after(schedule: Body, due: datetime, moment: datetime) -> datetime | None:
+    """The first recurrence after ``moment`` (missed ones are skipped, not caught up one by one)."""
+    interval = _duration(schedule, "recurrenceInterval")
+    if interval is None or interval.total_seconds() <= 0:
+        return None
+    steps = int((moment - due) / interval) + 1
+    following = due + steps * interval
+    last = schedule.get("schedule", {}).get("doNotRunAfter")
+    if last and following > parse_iso(last):
+        return None
+    return following
+
+
 class ScheduleClock:
     def __init__(self, model: Model, scheduler: Scheduler) -> None:
         self.model = model
@@ -96,8 +109,11 @@ class ScheduleClock:
             return (due - moment).total_seconds()
         last = schedule.get("schedule", {}).get("doNotRunAfter")
         window = _duration(schedule, "startWindow")
-        if (last and moment > parse_iso(last)) or (window is not None and moment > due + window):
-            self._set_next(schedule, next_due(schedule, due))  # this recurrence is missed
+        if last and moment > parse_iso(last):
+            self._set_next(schedule, None)  # no job starts after doNotRunAfter
+            return 0.01
+        if window is not None and moment > due + window:
+            self._set_next(schedule, next_due_after(schedule, due, moment))  # this recurrence is missed
             return 0.01
         if unfinished:
             return (due + window - moment).total_seconds() if window is not None else 60.0
