@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from azure.batch import BatchClient
 from azure.batch import models as batch_models
@@ -22,6 +23,7 @@ from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsE
 
 from batchrun.azure.failures import error_code, status_of, translate, translated
 from batchrun.azure.parallel import run_parallel
+from batchrun.azure.rest import post_json
 from batchrun.errors import ApplyError
 from batchrun.plan.live import DIGEST_KEY, TASK_DIGEST_ENV, WORKLOAD_KEY
 
@@ -273,10 +275,10 @@ class BatchWriter:
                 time.sleep(min(2**attempt * 0.5, 10))
             by_id = {str(body["id"]).lower(): body for body in pending}
             try:
-                # A plain JSON body: the SDK serialises it as is, while building a BatchTaskGroup model
-                # of 100 tasks costs ~10 ms of CPU (a second per 10,000 tasks).
-                group: Any = {"value": [dict(b) for b in pending]}
-                result = self.batch.create_task_collection(job_id, group)
+                # Plain JSON both ways through the SDK's pipeline: its models cost ~3 ms of CPU per
+                # 100-task request and answer (a third of a second per 10,000 tasks).
+                path = f"/jobs/{quote(job_id, safe='')}/addtaskcollection"
+                result = post_json(self.batch, path, {"value": list(pending)})
             except AzureError as error:
                 # Batch takes at most 1 MB per request: large tasks go in smaller groups.
                 if error_code(error) == "RequestBodyTooLarge" and len(pending) > 1:
