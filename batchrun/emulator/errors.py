@@ -10,6 +10,8 @@ import uuid
 
 from starlette.responses import Response
 
+ERROR_METADATA = "Microsoft.Azure.Batch.Protocol.Entities.Container.errors/@Element"
+
 
 class BatchApiError(Exception):
     def __init__(self, status: int, code: str, message: str, values: dict[str, str] | None = None) -> None:
@@ -19,9 +21,10 @@ class BatchApiError(Exception):
         self.message = message
         self.values = values or {}
 
-    def body(self) -> dict[str, object]:
+    def body(self, metadata: str | None = None) -> dict[str, object]:
         request_id = str(uuid.uuid4())
-        body: dict[str, object] = {
+        body: dict[str, object] = {"odata.metadata": metadata} if metadata else {}
+        body |= {
             "code": self.code,
             "message": {"lang": "en-US", "value": f"{self.message}\nRequestId:{request_id}"},
         }
@@ -29,11 +32,13 @@ class BatchApiError(Exception):
             body["values"] = [{"key": key, "value": value} for key, value in self.values.items()]
         return body
 
-    def response(self, head: bool = False) -> Response:
+    def response(self, head: bool = False, base_url: str = "") -> Response:
+        """The error as Batch sends it; with ``base_url`` the body leads with ``odata.metadata``."""
         if head or self.status == 304:
             return Response(status_code=self.status)
+        metadata = f"{base_url}/$metadata#{ERROR_METADATA}" if base_url else None
         return Response(
-            json.dumps(self.body()),
+            json.dumps(self.body(metadata)),
             status_code=self.status,
             media_type="application/json;odata=minimalmetadata",
         )

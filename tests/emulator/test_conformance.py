@@ -271,7 +271,7 @@ def test_subtasks_and_applications(client: BatchClient, finished: dict[str, Any]
 # ---- status and error codes
 def error_of(response: Any) -> tuple[int, str]:
     body = response.json()
-    assert set(body) <= {"code", "message", "values"}
+    assert set(body) <= {"odata.metadata", "code", "message", "values"}
     assert body["message"]["lang"] == "en-US" and body["message"]["value"]
     return response.status_code, body["code"]
 

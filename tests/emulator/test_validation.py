@@ -90,7 +90,7 @@ def mutated(body: dict[str, Any], path: tuple[Any, ...], value: Any, delete: boo
 
 def error_values(response: Any) -> dict[str, str]:
     body = response.json()
-    assert set(body) <= {"code", "message", "values"}, body
+    assert set(body) <= {"odata.metadata", "code", "message", "values"}, body
     return {entry["key"]: entry["value"] for entry in body.get("values", [])}
 
 

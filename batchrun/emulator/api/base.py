@@ -429,7 +429,7 @@ def endpoint(
                     status_code=error.status,
                     media_type="application/json",
                 )
-            response = error.response(head=head)
+            response = error.response(head=head, base_url=str(request.base_url).rstrip("/"))
         request_id = str(uuid.uuid4())
         response.headers["request-id"] = request_id
         client_request_id = request.headers.get("client-request-id")
