@@ -259,7 +259,7 @@ def apply_command(
 def _rerun_hint_on_interrupt(verb: str, source: ManifestInput) -> Iterator[None]:
     """Ctrl-C, or a target that stops answering, ends the run part-way: say that what was done is kept and
     that a re-run (the same manifest and variables) finishes."""
-    rerun = f"Run `{source.command(verb)}` again to finish (it does only what is left)."
+    rerun = f"Run `batchrun {verb}` again to finish (it does only what is left): {source.command(verb)}"
     try:
         yield
     except KeyboardInterrupt:

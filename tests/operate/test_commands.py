@@ -176,7 +176,7 @@ def test_logs_refuses_bad_requests_with_a_clear_error(
     assert unknown.code == 1 and "task/op-ok-job/nope does not exist" in unknown.stderr
     assert "Traceback" not in unknown.stderr
     both = batchrun(["logs", str(ok_manifest), "t1", "--failed"], local_target_env)
-    assert both.code == 1 and "either a TASK id or --failed" in both.stderr
+    assert both.code == 1 and "Give either a TASK id, --failed or --start-task" in both.stderr
 
 
 def test_outputs_downloads_then_skips_unchanged_and_refuses_escaping_names(
