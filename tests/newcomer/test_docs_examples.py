@@ -146,6 +146,24 @@ def test_readme_quickstart_and_examples_in_a_fresh_clone_with_a_fresh_home(clone
     assert clone.git_status() == ""
 
 
+def _flags(usage: str) -> list[str]:
+    return re.findall(r"(?<![\w-])(--[a-z][a-z-]*|-[a-z])\b", usage)
+
+
+@pytest.mark.parametrize("doc", ["docs/operate.md", "docs/local-target.md"])
+def test_command_lines_in_the_operating_docs_use_only_flags_the_commands_take(doc: str) -> None:
+    text = (REPO / doc).read_text()
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(REPO)}
+    usages = re.findall(r"`batchrun ((?:local )?[a-z]+)([^`]*)`", text)
+    usages += re.findall(r"^batchrun ((?:local )?[a-z]+)([^#\n]*)", text, flags=re.MULTILINE)
+    assert usages
+    for command, usage in usages:
+        help_text = batchrun([*command.split(), "--help"], env).stdout
+        assert help_text.startswith("Usage: "), command
+        for flag in _flags(usage):
+            assert flag in help_text, f"{doc}: batchrun {command} has no {flag}"
+
+
 def test_readme_command_table_lists_only_flags_the_commands_take() -> None:
     table = section(README, "## Commands")
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(REPO)}
@@ -161,7 +179,7 @@ def test_readme_command_table_lists_only_flags_the_commands_take() -> None:
         if command == "local":
             continue
         help_text = batchrun([command, "--help"], env).stdout
-        for flag in re.findall(r"(?<![\w-])(--[a-z][a-z-]*|-[a-z])\b", usage):
+        for flag in _flags(usage):
             assert flag in help_text, f"batchrun {command} has no {flag}"
 
 
