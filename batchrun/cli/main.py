@@ -21,7 +21,7 @@ COMMANDS: dict[str, str] = {
     "render": "batchrun.cli.validate:render_command",
     "wait": "batchrun.cli.operate:wait_command",
     "status": "batchrun.cli.operate:status_command",
-    "logs": "batchrun.cli.operate:logs_command",
+    "logs": "batchrun.cli.logs:logs_command",
     "outputs": "batchrun.cli.operate:outputs_command",
     "local": "batchrun.cli.local:local_command",
     "plan": "batchrun.cli.reconcile:plan_command",

@@ -283,7 +283,7 @@ def _wait(
     session: Session, workload: Workload, source: ManifestInput, timeout: float | None, no_color: bool
 ) -> None:
     from batchrun.azure.usage import usage_report
-    from batchrun.cli.operate import show_start_task_failure
+    from batchrun.cli.logs import show_start_task_failure
     from batchrun.watch import output_settings, wait_for_workload
 
     with job_keeps_running_on_interrupt(source):
