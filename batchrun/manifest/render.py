@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from batchrun.manifest.emit import Ordered, to_json, to_yaml
 from batchrun.model import Workload
+from batchrun.model.write_only import mask
 
 
 def _relative(path: Path, folder: Path) -> str:
@@ -93,8 +94,8 @@ def canonical_digest(document: dict[str, Any]) -> str:
 
 
 def render_workload(workload: Workload, fmt: Literal["yaml", "json"] = "yaml") -> str:
-    """The fully expanded desired state as YAML or JSON text."""
-    document = desired_document(workload)
+    """The fully expanded desired state as YAML or JSON text, write-only values (passwords, keys) masked."""
+    document = mask(desired_document(workload))
     if fmt == "json":
         return to_json(document)
     if fmt == "yaml":

@@ -22,10 +22,11 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from batchrun.model.write_only import MASK as MASK
+from batchrun.model.write_only import SECRET_KEYS as SECRET_KEYS
+from batchrun.model.write_only import mask as mask
 from batchrun.plan.actions import FieldChange
 
-SECRET_KEYS = frozenset({"password", "accountKey", "sasKey", "sshPrivateKey"})
-MASK = "(sensitive)"
 SECRETS_KEY = "batchrun.secrets"
 ITERATIONS = 100_000
 DIGEST_CHARS = 32  # 128 bits of each PBKDF2 output: plenty to tell values apart, shorter metadata
@@ -44,15 +45,6 @@ def secret_values(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
     elif isinstance(value, Sequence) and not isinstance(value, str):
         for index, item in enumerate(value):
             yield from secret_values(item, f"{path}[{index}]")
-
-
-def mask(value: Any) -> Any:
-    """``value`` with every write-only field replaced by ``(sensitive)`` (for plans, logs and errors)."""
-    if isinstance(value, Mapping):
-        return {k: MASK if k in SECRET_KEYS and v is not None else mask(v) for k, v in value.items()}
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return [mask(item) for item in value]
-    return value
 
 
 def _digest(value: str, salt: str) -> str:
