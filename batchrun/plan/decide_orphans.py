@@ -7,6 +7,8 @@ deleted, except:
 - a job with active or running tasks is blocked until ``--confirm-replace``; the results of its tasks are
   saved to the workload's record before it is deleted, so the tasks carried over to the renamed job are
   not run again;
+- a job made by a job schedule (its id is ``<schedule>:job-<n>``, which no other job can have) is the
+  schedule's, never an orphan of its own;
 - a pool is kept while a job that stays uses it (the manifest's job, a job kept or blocked here, or any other
   live job, whoever owns it); a pool with nodes running tasks is blocked until ``--confirm-replace``. It is
   deleted last (:attr:`Stage.ORPHAN_POOL_DELETE`), after the manifest's job has moved to its new pool.
@@ -66,7 +68,10 @@ def orphan_ids(
     jobs = [
         j.id
         for j in owned.jobs
-        if j.owner == workload and j.state != "deleting" and j.id.lower() != (job_id or "").lower()
+        if j.owner == workload
+        and j.state != "deleting"
+        and j.id.lower() != (job_id or "").lower()
+        and ":" not in j.id  # made by a job schedule (``<schedule>:job-<n>``): the schedule owns it
     ]
     return pools, jobs
 

@@ -55,6 +55,7 @@ def test_renamed_job_is_shown_then_deleted_with_prune_after_its_results_are_save
         (LiveJobRef("old", "deleting", "pool-b", W), PRUNE, None),  # already going
         (LiveJobRef("old", "active", "pool-b", "someone-else"), PRUNE, None),  # not ours: never touched
         (LiveJobRef("old", "active", "pool-b", ""), PRUNE, None),
+        (LiveJobRef("nightly:job-3", "completed", "pool-b", W), PRUNE, None),  # a job schedule's run
     ],
 )
 def test_job_cases(job: LiveJobRef, options: PlanOptions, action: Action | str | None) -> None:
