@@ -103,13 +103,15 @@ def status_command(
 ) -> None:
     """Show what is live for a manifest: pool, nodes, job, task counts, revision, and whether live differs."""
     from batchrun.azure.monitor import BatchMonitor
+    from batchrun.azure.results import read_record
     from batchrun.azure.usage import usage_report
     from batchrun.watch import output_settings
     from batchrun.watch.status import read_status, render_status
 
     workload = source.load()
     with connected(target) as clients:
-        status = read_status(BatchMonitor(clients.batch), workload)
+        results = read_record(clients.blob, workload.name).results if workload.job is not None else {}
+        status = read_status(BatchMonitor(clients.batch), workload, results)
         usage = usage_report(clients, workload) if output == "text" else []
     if output == "json":
         click.echo(json.dumps(status.to_json(), indent=2))

@@ -7,7 +7,8 @@ manifest's is enough to say "live differs"; ``batchrun plan`` shows how.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rich import box
@@ -16,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from batchrun.model import Workload
+from batchrun.plan.live import TaskResult
 from batchrun.watch.console import print_block
 from batchrun.watch.result import counts_json, job_json, pool_json
 from batchrun.watch.snapshot import JobSnapshot, NodeSummary, PoolSnapshot, TaskCounts
@@ -36,6 +38,23 @@ class WorkloadStatus:
     nodes: NodeSummary | None
     job: JobSnapshot | None  # None when the manifest has no job
     counts: TaskCounts
+    # The workload's record of results (batchrun.azure.results), by lower-cased task id: the results of
+    # tasks that ran in earlier jobs are current without being in the live job.
+    results: Mapping[str, TaskResult] = field(default_factory=dict)
+
+    def recorded(self) -> tuple[int, int]:
+        """(succeeded, failed): the manifest's tasks with a result in the record of results."""
+        succeeded = failed = 0
+        for task in self.workload.job.tasks if self.workload.job is not None else ():
+            result = self.results.get(task.id.lower())
+            if result is not None:
+                succeeded, failed = (
+                    (succeeded + 1, failed) if result.result == "success" else (succeeded, failed + 1)
+                )
+        return succeeded, failed
+
+    def all_recorded(self) -> bool:
+        return self.workload.job is not None and sum(self.recorded()) == len(self.workload.job.tasks) > 0
 
     def _resources(self) -> list[tuple[str, bool, dict[str, str]]]:
         found: list[tuple[str, bool, dict[str, str]]] = []
@@ -75,6 +94,8 @@ class WorkloadStatus:
         """
         reasons: list[str] = []
         for address, exists, metadata in self._resources():
+            if not exists and address.startswith("job/") and self.all_recorded():
+                continue  # gone with every task's result on record: nothing needs to run
             if not exists:
                 reasons.append(f"{address} does not exist")
             elif not metadata.get(DIGEST_KEY):
@@ -96,8 +117,8 @@ class WorkloadStatus:
         if self.job is None or not self.job.exists or self.workload.job is None:
             return []
         wanted = len(self.workload.job.tasks)
-        if self.counts.total >= wanted:
-            return []
+        if self.counts.total >= wanted or self.counts.total + sum(self.recorded()) >= wanted:
+            return []  # a job replaced to rerun some tasks holds just those; the others are on record
         return [
             f"job/{self.job.id} has {self.counts.total} of the manifest's {wanted} tasks "
             "(an interrupted apply? run `batchrun apply` again)"
@@ -125,6 +146,7 @@ class WorkloadStatus:
             "differences": differences,
             "pool": pool,
             "job": job,
+            "recordedResults": dict(zip(("succeeded", "failed"), self.recorded(), strict=True)),
         }
 
 
@@ -132,13 +154,15 @@ def _ownership(metadata: Any) -> dict[str, str]:
     return {key: value for key, value in dict(metadata).items() if key.startswith("batchrun.")}
 
 
-def read_status(monitor: BatchMonitor, workload: Workload) -> WorkloadStatus:
-    """Three to five requests: pool, its nodes, job, its task counts."""
+def read_status(
+    monitor: BatchMonitor, workload: Workload, results: Mapping[str, TaskResult] | None = None
+) -> WorkloadStatus:
+    """Three to five requests: pool, its nodes, job, its task counts (and the record, read by the caller)."""
     pool = monitor.pool(workload.pool.id) if workload.pool is not None else None
     nodes = monitor.nodes(pool.id) if pool is not None and pool.exists else None
     job = monitor.job(workload.job.id) if workload.job is not None else None
     counts = monitor.task_counts(job.id) if job is not None and job.exists else TaskCounts()
-    return WorkloadStatus(workload=workload, pool=pool, nodes=nodes, job=job, counts=counts)
+    return WorkloadStatus(workload, pool, nodes, job, counts, dict(results or {}))
 
 
 def render_status(console: Console, status: WorkloadStatus) -> None:
@@ -159,6 +183,13 @@ def render_status(console: Console, status: WorkloadStatus) -> None:
         _pool_rows(table, status.pool, status.nodes)
     if status.job is not None:
         _job_rows(table, status.job, status.counts)
+        succeeded, failed = status.recorded()
+        if succeeded or failed:
+            table.add_row(
+                "Results",
+                f"{succeeded + failed} of {len(status.workload.job.tasks) if status.workload.job else 0} "
+                f"tasks on record ({succeeded} succeeded, {failed} failed), carried over across jobs",
+            )
     print_block(console, table)
 
 

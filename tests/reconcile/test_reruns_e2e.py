@@ -135,6 +135,10 @@ def test_edits_after_a_run_rerun_exactly_what_changed(
     # greet-1 ran in the previous job, now gone: its logs were kept next to the record of results.
     logs = batchrun(local_target_env, "logs", str(manifest), "greet-1", "--stderr")
     assert logs.returncode == 0 and "kept from that run" in logs.stderr, logs.stdout + logs.stderr
+    # The job holds 2 of the 4 tasks; the other results are on record, so live is in sync.
+    status = batchrun(local_target_env, "status", str(manifest))
+    assert "live matches the manifest" in status.stdout, status.stdout + status.stderr
+    assert "4 of 4 tasks on record (4 succeeded, 0 failed)" in status.stdout, status.stdout
 
     # One input file: the tasks reading it and the merge.
     (tmp_path / "data" / "names.txt").write_text("Ada\nGrace\nLinus\n", encoding="utf-8")
@@ -178,6 +182,8 @@ def test_a_second_clone_sees_the_same_record(
     batch_client.begin_delete_job(f"{name}-job").result()
     plan = batchrun(local_target_env, "plan", str(second / "workload.yaml"), "--detailed-exitcode")
     assert plan.returncode == 0, plan.stdout + plan.stderr
+    status = batchrun(local_target_env, "status", str(second / "workload.yaml"))
+    assert "live matches the manifest" in status.stdout, status.stdout + status.stderr
     waited = batchrun(local_target_env, "wait", str(second / "workload.yaml"))
     assert waited.returncode == 0 and "succeeded in earlier runs" in waited.stdout, (
         waited.stdout + waited.stderr
