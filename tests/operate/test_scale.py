@@ -88,7 +88,7 @@ def test_waiting_on_20000_tasks_costs_constant_requests_per_poll_and_few_lines(
     # Every poll reads job, task counts and pool once; the nodes every fifth poll (and on the confirming one),
     # and once more at the end for the node-hours line.
     assert all(routes[route] == polls for route in POLL_ROUTES), routes
-    assert routes.get(NODES_ROUTE, 0) <= polls // 5 + 5  # + confirming polls, which a loaded machine makes more of
+    assert routes.get(NODES_ROUTE, 0) <= polls // 5 + 5  # + confirming polls (more on a loaded machine)
     # Polls never list tasks; once the job has an outcome its tasks are listed once, 1,000 a page, for the
     # record of results.
     assert set(routes) <= POLL_ROUTES | {NODES_ROUTE, "GET /jobs/{jobId}/tasks"}, routes
