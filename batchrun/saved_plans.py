@@ -19,18 +19,16 @@ from batchrun.errors import PlanError
 from batchrun.model import Workload
 from batchrun.plan.actions import Plan
 from batchrun.plan.decide_common import PlanOptions
+from batchrun.plan.fingerprints import Fingerprints, fingerprints, what_moved
 from batchrun.plan.live import LiveState, PreparedInput, PreparedPackage
 from batchrun.plan.saved import (
-    Fingerprints,
     ManifestRef,
     SavedPlan,
     dumps,
-    fingerprints,
     is_saved_plan,
     loads,
     plan_differences,
     sanitised_plan,
-    what_moved,
 )
 
 

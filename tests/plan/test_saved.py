@@ -11,6 +11,7 @@ from batchrun.errors import PlanError
 from batchrun.plan.actions import Action, Change, Operation, Plan, Stage
 from batchrun.plan.bodies import Ownership
 from batchrun.plan.decide_common import PlanOptions
+from batchrun.plan.fingerprints import fingerprints, what_moved
 from batchrun.plan.live import (
     LiveJob,
     LivePool,
@@ -25,12 +26,10 @@ from batchrun.plan.saved import (
     ManifestRef,
     SavedPlan,
     dumps,
-    fingerprints,
     is_saved_plan,
     loads,
     plan_differences,
     sanitised_plan,
-    what_moved,
 )
 
 POOL = {

@@ -1,0 +1,229 @@
+"""What a saved plan was made from, and what moved since. Pure.
+
+The fingerprints of a plan (see :mod:`batchrun.plan.saved`): the digest of the manifest's expanded desired
+state, each storage input file's MD5, each package build's sha256, the live pool's and job's ETag and
+lastModified with a digest per top-level property (values only for a few plain fields, so a refusal can show
+them), a digest of the live task states and one of the record of results. :func:`what_moved` compares two.
+Properties that move without anyone changing the resource (:data:`VOLATILE`) are left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from batchrun.plan.live import LiveJob, LivePool, LiveState, PreparedInput, PreparedPackage
+from batchrun.redact import redact
+
+VOLATILE = frozenset(
+    {
+        "eTag",
+        "lastModified",
+        "url",
+        "creationTime",
+        "stateTransitionTime",
+        "previousState",
+        "previousStateTransitionTime",
+        "allocationState",  # steady/resizing moves by itself; a resize that matters changes the plan
+        "allocationStateTransitionTime",
+        "currentDedicatedNodes",
+        "currentLowPriorityNodes",
+        "resizeErrors",
+        "stats",
+        "executionInfo",
+    }
+)
+# Plain fields whose values a refusal may show (never a secret, never a URL).
+SHOWN_VALUES = frozenset(
+    {
+        "vmSize",
+        "targetDedicatedNodes",
+        "targetLowPriorityNodes",
+        "enableAutoScale",
+        "taskSlotsPerNode",
+        "state",
+        "allocationState",
+        "priority",
+        "maxParallelTasks",
+        "onAllTasksComplete",
+        "onTaskFailure",
+    }
+)
+
+
+def digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class ResourcePrint:
+    """A live pool or job as the plan saw it."""
+
+    id: str
+    etag: str
+    last_modified: str
+    fields: Mapping[str, str]  # top-level property -> digest of its value
+    values: Mapping[str, Any] = field(default_factory=dict)  # SHOWN_VALUES present on the resource
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "eTag": self.etag,
+            "lastModified": self.last_modified,
+            "fields": dict(self.fields),
+            "values": dict(self.values),
+        }
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> ResourcePrint:
+        return ResourcePrint(
+            str(data["id"]),
+            str(data.get("eTag", "")),
+            str(data.get("lastModified", "")),
+            dict(data.get("fields", {})),
+            dict(data.get("values", {})),
+        )
+
+
+def resource_print(resource: LivePool | LiveJob | None) -> ResourcePrint | None:
+    if resource is None:
+        return None
+    properties = resource.properties
+    return ResourcePrint(
+        id=resource.id,
+        etag=str(properties.get("eTag", "")),
+        last_modified=str(properties.get("lastModified", "")),
+        fields={k: digest(v) for k, v in properties.items() if k not in VOLATILE},
+        values={k: properties[k] for k in sorted(SHOWN_VALUES) if k in properties},
+    )
+
+
+@dataclass(frozen=True)
+class Fingerprints:
+    """What a plan was made from (see the module docstring)."""
+
+    manifest_digest: str
+    inputs: Mapping[str, Mapping[str, str]]  # input name -> blob -> base64 MD5
+    packages: Mapping[str, str]  # "<id>@<version>" -> sha256 of the build
+    pool: ResourcePrint | None
+    job: ResourcePrint | None
+    tasks: str  # digest of the live tasks' ids, digests, states and results
+    task_count: int
+    results: str  # digest of the record of results
+    result_count: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "manifestDigest": self.manifest_digest,
+            "inputs": {name: dict(files) for name, files in self.inputs.items()},
+            "packages": dict(self.packages),
+            "pool": self.pool.to_json() if self.pool else None,
+            "job": self.job.to_json() if self.job else None,
+            "tasks": {"digest": self.tasks, "count": self.task_count},
+            "results": {"digest": self.results, "count": self.result_count},
+        }
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> Fingerprints:
+        return Fingerprints(
+            manifest_digest=str(data["manifestDigest"]),
+            inputs={str(k): dict(v) for k, v in data.get("inputs", {}).items()},
+            packages=dict(data.get("packages", {})),
+            pool=ResourcePrint.from_json(data["pool"]) if data.get("pool") else None,
+            job=ResourcePrint.from_json(data["job"]) if data.get("job") else None,
+            tasks=str(data["tasks"]["digest"]),
+            task_count=int(data["tasks"]["count"]),
+            results=str(data["results"]["digest"]),
+            result_count=int(data["results"]["count"]),
+        )
+
+
+def fingerprints(
+    manifest_digest: str,
+    live: LiveState,
+    inputs: Sequence[PreparedInput],
+    packages: Sequence[PreparedPackage],
+) -> Fingerprints:
+    tasks = sorted((k, t.digest, t.state, t.result, t.exit_code) for k, t in live.tasks.items())
+    results = sorted((k, tuple(r)) for k, r in live.results.items())
+    return Fingerprints(
+        manifest_digest=manifest_digest,
+        inputs={i.name: {f.blob: f.md5 for f in i.files} for i in inputs},
+        packages={f"{p.id}@{p.version}": p.sha256 for p in packages},
+        pool=resource_print(live.pool),
+        job=resource_print(live.job),
+        tasks=digest(tasks),
+        task_count=len(tasks),
+        results=digest(results),
+        result_count=len(results),
+    )
+
+
+def _files_moved(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    return sorted(name for name in set(before) | set(after) if before.get(name) != after.get(name))
+
+
+def _some(names: Sequence[str], shown: int = 5) -> str:
+    text = ", ".join(names[:shown])
+    return text + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def _resource_moved(kind: str, before: ResourcePrint | None, after: ResourcePrint | None) -> str | None:
+    if before is None and after is None:
+        return None
+    if before is None:
+        assert after is not None
+        return f"{kind}/{after.id}: created since the plan was made"
+    if after is None:
+        return f"{kind}/{before.id}: deleted since the plan was made"
+    keys = sorted(
+        k for k in set(before.fields) | set(after.fields) if before.fields.get(k) != after.fields.get(k)
+    )
+    if not keys and before.etag == after.etag and before.last_modified == after.last_modified:
+        return None
+    named = []
+    for key in keys:
+        if key in before.values or key in after.values:
+            named.append(f"{key} {before.values.get(key, '(unset)')} -> {after.values.get(key, '(unset)')}")
+        else:
+            named.append(key)
+    detail = ", ".join(named) if named else f"its ETag changed: {before.etag} -> {after.etag}"
+    return redact(f"{kind}/{before.id}: changed since the plan was made ({detail})")
+
+
+def what_moved(saved: Fingerprints, now: Fingerprints) -> list[str]:
+    """One line per thing that changed since the plan was made; empty when nothing did."""
+    moved: list[str] = []
+    if saved.manifest_digest != now.manifest_digest:
+        moved.append(
+            "the manifest changed since the plan was made (its expanded desired state has digest "
+            f"{now.manifest_digest[:12]}, the plan was made from {saved.manifest_digest[:12]})"
+        )
+    for name in sorted(set(saved.inputs) | set(now.inputs)):
+        files = _files_moved(saved.inputs.get(name, {}), now.inputs.get(name, {}))
+        if files:
+            moved.append(
+                f"storage.input/{name}: local files changed since the plan was made ({_some(files)})"
+            )
+    for key in _files_moved(saved.packages, now.packages):
+        moved.append(f"package/{key}: its content changed since the plan was made")
+    for kind, before, after in (("pool", saved.pool, now.pool), ("job", saved.job, now.job)):
+        line = _resource_moved(kind, before, after)
+        if line:
+            moved.append(line)
+    if saved.tasks != now.tasks:
+        job = saved.job.id if saved.job else now.job.id if now.job else "?"
+        moved.append(
+            f"tasks of job/{job}: changed since the plan was made (states or definitions; "
+            f"{saved.task_count} task(s) then, {now.task_count} now)"
+        )
+    if saved.results != now.results:
+        moved.append(
+            "the record of results changed since the plan was made (tasks finished or another apply ran; "
+            f"{saved.result_count} result(s) then, {now.result_count} now)"
+        )
+    return moved
