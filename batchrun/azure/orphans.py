@@ -15,7 +15,7 @@ from azure.batch import BatchClient
 from batchrun.azure.failures import translated
 from batchrun.azure.read import read_job, read_pool
 from batchrun.model import Workload
-from batchrun.plan.decide_orphans import LiveJobRef, LivePoolRef, Owned, orphan_ids
+from batchrun.plan.decide_orphans import LiveJobRef, LivePoolRef, Named, Owned, named_by, orphan_ids
 from batchrun.plan.live import WORKLOAD_KEY
 
 PAGE_SIZE = 1000
@@ -54,10 +54,10 @@ def list_owned(batch: BatchClient, workload: str) -> Owned:
     return Owned(jobs, pools)
 
 
-def read_orphans(batch: BatchClient, workload: str, pool_id: str | None, job_id: str | None) -> Owned:
+def read_orphans(batch: BatchClient, workload: str, named: Named) -> Owned:
     """:func:`list_owned`, with the busy counts of the orphans read (what deleting them would interrupt)."""
     owned = list_owned(batch, workload)
-    pool_ids, job_ids = orphan_ids(workload, owned, pool_id, job_id)
+    pool_ids, job_ids = orphan_ids(workload, owned, named)
     if not pool_ids and not job_ids:
         return owned
     jobs = []
@@ -74,10 +74,5 @@ def read_orphans(batch: BatchClient, workload: str, pool_id: str | None, job_id:
 
 
 def read_orphans_of(batch: BatchClient, workload: Workload) -> Owned:
-    """:func:`read_orphans` for the pool and job ``workload`` names."""
-    return read_orphans(
-        batch,
-        workload.name,
-        workload.pool.id if workload.pool else None,
-        workload.job.id if workload.job else None,
-    )
+    """:func:`read_orphans` for what ``workload`` names."""
+    return read_orphans(batch, workload.name, named_by(workload))

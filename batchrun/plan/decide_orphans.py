@@ -16,8 +16,8 @@ deleted, except:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from batchrun.model import Workload
 from batchrun.plan.actions import Action, Change, Operation, Stage
@@ -56,21 +56,41 @@ class Owned:
     pools: tuple[LivePoolRef, ...] = ()
 
 
-def orphan_ids(
-    workload: str, owned: Owned, pool_id: str | None, job_id: str | None
-) -> tuple[list[str], list[str]]:
+@dataclass(frozen=True)
+class Named:
+    """What the manifest names: pool ids, and each job's id with the pool it uses."""
+
+    pools: frozenset[str] = frozenset()
+    jobs: Mapping[str, str] = field(default_factory=dict)  # job id -> pool id ("" when none)
+
+    def names_pool(self, pool_id: str) -> bool:
+        return pool_id.lower() in {p.lower() for p in self.pools}
+
+    def names_job(self, job_id: str) -> bool:
+        return job_id.lower() in {j.lower() for j in self.jobs}
+
+
+def named_by(workload: Workload) -> Named:
+    pools = frozenset({workload.pool.id} if workload.pool else ())
+    jobs: dict[str, str] = {}
+    if workload.job is not None:
+        jobs[workload.job.id] = str((workload.job.properties.get("poolInfo") or {}).get("poolId", ""))
+    return Named(pools, jobs)
+
+
+def orphan_ids(workload: str, owned: Owned, named: Named) -> tuple[list[str], list[str]]:
     """Ids of this workload's pools and jobs that the manifest does not name (Batch ids ignore case)."""
     pools = [
         p.id
         for p in owned.pools
-        if p.owner == workload and p.state != "deleting" and p.id.lower() != (pool_id or "").lower()
+        if p.owner == workload and p.state != "deleting" and not named.names_pool(p.id)
     ]
     jobs = [
         j.id
         for j in owned.jobs
         if j.owner == workload
         and j.state != "deleting"
-        and j.id.lower() != (job_id or "").lower()
+        and not named.names_job(j.id)
         and ":" not in j.id  # made by a job schedule (``<schedule>:job-<n>``): the schedule owns it
     ]
     return pools, jobs
@@ -115,45 +135,28 @@ def _pool_change(pool: LivePoolRef, users: Sequence[str], options: PlanOptions) 
     return Change(address, Action.DELETE, reason=GONE, operations=(delete,), cause=ORPHAN)
 
 
-def decide_orphans(
-    workload: str,
-    owned: Owned,
-    pool_id: str | None,
-    job_id: str | None,
-    job_pool_id: str | None,
-    options: PlanOptions,
-) -> list[Change]:
-    """One change per orphan: jobs first, then pools (``job_pool_id``: the pool the manifest's job uses)."""
-    pool_ids, job_ids = orphan_ids(workload, owned, pool_id, job_id)
+def decide_orphans(workload: str, owned: Owned, named: Named, options: PlanOptions) -> list[Change]:
+    """One change per orphan of ``workload``: jobs first, then pools."""
+    pool_ids, job_ids = orphan_ids(workload, owned, named)
     jobs = {j.id: j for j in owned.jobs}
     changes = [_job_change(jobs[i], options) for i in sorted(job_ids)]
     deleted = {c.address.split("/", 1)[1].lower() for c in changes if c.action is Action.DELETE}
     pools = {p.id: p for p in owned.pools}
     for pool in sorted(pool_ids):
-        users = sorted(
+        # The manifest's jobs as they will be, then the live jobs that stay (not the manifest's: they move).
+        users = sorted(job for job, uses in named.jobs.items() if uses.lower() == pool.lower())
+        users += sorted(
             j.id
             for j in owned.jobs
             if j.pool_id.lower() == pool.lower()
             and j.state not in FINISHED
             and j.id.lower() not in deleted
-            and j.id.lower() != (job_id or "").lower()
+            and not named.names_job(j.id)
         )
-        if job_pool_id and job_pool_id.lower() == pool.lower():
-            users.insert(0, job_id or "")
         changes.append(_pool_change(pools[pool], users, options))
     return changes
 
 
 def orphan_changes(workload: Workload, owned: Owned, options: PlanOptions) -> list[Change]:
-    """:func:`decide_orphans` for the pool and job ``workload`` names."""
-    job_pool = None
-    if workload.job is not None:
-        job_pool = str((workload.job.properties.get("poolInfo") or {}).get("poolId", "")) or None
-    return decide_orphans(
-        workload.name,
-        owned,
-        workload.pool.id if workload.pool else None,
-        workload.job.id if workload.job else None,
-        job_pool,
-        options,
-    )
+    """:func:`decide_orphans` for what ``workload`` names."""
+    return decide_orphans(workload.name, owned, named_by(workload), options)

@@ -6,14 +6,15 @@ import pytest
 
 from batchrun.plan.actions import Action, Change
 from batchrun.plan.decide_common import PlanOptions
-from batchrun.plan.decide_orphans import ORPHAN, LiveJobRef, LivePoolRef, Owned, decide_orphans
+from batchrun.plan.decide_orphans import ORPHAN, LiveJobRef, LivePoolRef, Named, Owned, decide_orphans
 
 W = "etl"
 PRUNE = PlanOptions(prune=True)
 
 
-def decide(owned: Owned, options: PlanOptions = PRUNE, job_pool: str | None = "pool-b") -> list[Change]:
-    return decide_orphans(W, owned, "pool-b", "job-b", job_pool, options)
+def decide(owned: Owned, options: PlanOptions = PRUNE, job_pool: str = "pool-b") -> list[Change]:
+    """The manifest names pool-b and job-b, which uses ``job_pool``."""
+    return decide_orphans(W, owned, Named(frozenset({"pool-b"}), {"job-b": job_pool}), options)
 
 
 def summary(changes: list[Change]) -> list[tuple[str, str, str]]:
@@ -109,3 +110,14 @@ def test_pool_with_running_nodes_needs_confirmation() -> None:
     assert change.action is Action.BLOCKED and "2 node(s) running tasks" in change.reason
     (change,) = decide(owned, PlanOptions(prune=True, confirm_replace=True))
     assert change.action is Action.DELETE
+
+
+def test_every_job_the_manifest_names_is_kept_and_holds_its_pool() -> None:
+    named = Named(frozenset({"Pool-B"}), {"Prep": "pool-a", "main": "pool-b"})
+    owned = Owned(
+        jobs=(LiveJobRef("prep", "active", "pool-a", W), LiveJobRef("MAIN", "active", "pool-b", W)),
+        pools=(LivePoolRef("pool-a", "active", W), LivePoolRef("pool-b", "active", W)),
+    )
+    (change,) = decide_orphans(W, owned, named, PRUNE)
+    assert (change.address, change.action) == ("pool/pool-a", Action.NOOP)
+    assert change.reason == "owned but no longer in the manifest; kept while job/Prep uses it"
