@@ -121,6 +121,12 @@ def check_saved_plan(
             "a saved plan is applied with the options it was made with; leave out --prune, --adopt, "
             "--confirm-replace, --rerun-failed, --rerun and --reboot-nodes (or plan again with them)."
         )
+    made_against, target_now = saved.plan.get("target"), session.target.describe()
+    if made_against != target_now:
+        raise PlanError(
+            f"this plan was made against '{made_against}' but the target now is '{target_now}', so "
+            "nothing was applied; make the plan again against this target."
+        )
     observed = _Observer(workload)
     plan = plan_with(session, workload, saved.options, saved.ownership, observed)
     assert observed.prints is not None

@@ -119,6 +119,14 @@ def test_saved_plan_refused_when_the_manifest_or_an_input_changed(
     assert "the manifest changed since the plan was made" in refused.stderr
     assert "storage.input/data: local files changed since the plan was made (in.txt)" in refused.stderr
 
+    # Made against another target: refused before anything is read.
+    saved = json.loads(out.read_text())
+    saved["plan"]["target"] = "Target: azure (Batch account prod at https://prod.westeurope.batch.azure.com)"
+    out.write_text(json.dumps(saved))
+    elsewhere = run(local_target_env, "apply", str(out))
+    assert elsewhere.returncode == 1
+    assert "this plan was made against 'Target: azure (Batch account prod" in elsewhere.stderr
+
     # A damaged file is an error with its name, not a traceback.
     out.write_text('{"kind": "batchrun/saved-plan", "formatVersion": 1}')
     damaged = run(local_target_env, "apply", str(out))
