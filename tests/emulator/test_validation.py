@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from azure.batch import BatchClient
+from azure.core.exceptions import HttpResponseError
+from azure.core.rest import HttpRequest
 
 from tests.emulator.conftest import raw, vm
 
@@ -253,3 +255,38 @@ def test_numbers_and_booleans_written_as_strings_are_stored_as_json_values(clien
     assert (
         raw(client, "POST", "/pools/val-strings/resize", {"targetDedicatedNodes": "one"}).status_code == 400
     )
+
+
+def test_older_api_versions_and_their_body_shapes(client: BatchClient) -> None:
+    """azure-batch 14.x sends certificateReferences (empty) on pool add and update_properties; cloud service
+    pools are retired; every api-version an SDK since 11.0 sends is served."""
+
+    def call(method: str, path: str, version: str, body: Any = None) -> Any:
+        request = HttpRequest(method, f"{path}?api-version={version}", json=body)
+        try:
+            return client.send_request(request)
+        except HttpResponseError as error:
+            return error.response
+
+    pool = {"id": "val-v19", "vmSize": "s", "virtualMachineConfiguration": vm(), "certificateReferences": []}
+    assert call("POST", "/pools", "2024-02-01.19.0", pool).status_code == 201
+    assert call("GET", "/pools/val-v19", "2024-02-01.19.0").json()["certificateReferences"] == []
+    assert "certificateReferences" not in call("GET", "/pools/val-v19", "2025-06-01").json()
+    update = {"applicationPackageReferences": [], "metadata": [], "certificateReferences": []}
+    assert call("POST", "/pools/val-v19/updateproperties", "2024-02-01.19.0", update).status_code == 204
+    with_certificate = {
+        **pool,
+        "id": "val-cert",
+        "certificateReferences": [{"thumbprint": "ab", "thumbprintAlgorithm": "sha1"}],
+    }
+    response = call("POST", "/pools", "2024-02-01.19.0", with_certificate)
+    assert response.status_code == 400 and error_values(response)["PropertyName"] == "certificateReferences"
+    cloud = {"id": "val-cloud", "vmSize": "s", "cloudServiceConfiguration": {"osFamily": "5"}}
+    response = call("POST", "/pools", "2021-06-01.14.0", cloud)
+    assert (
+        response.status_code == 400 and error_values(response)["PropertyName"] == "cloudServiceConfiguration"
+    )
+    for version in ("2021-06-01.14.0", "2022-01-01.15.0", "2022-10-01.16.0", "2023-05-01.17.0"):
+        assert call("GET", "/pools", version).status_code == 200
+    response = call("GET", "/pools", "2020-03-01.11.0")
+    assert response.status_code == 400 and response.json()["code"] == "InvalidQueryParameterValue"
