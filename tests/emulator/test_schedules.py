@@ -167,3 +167,33 @@ def test_recurrence_rules() -> None:
     assert next_due(bounded, created) == datetime(2025, 1, 2, tzinfo=timezone.utc)
     assert next_due(bounded, datetime(2025, 1, 2, tzinfo=timezone.utc)) is None
     assert next_due({"schedule": {}}, created) is None
+
+
+def test_an_exclusive_job_manager_has_its_node_to_itself(client: BatchClient) -> None:
+    pool = {
+        "id": "jm-pool",
+        "vmSize": "s",
+        "virtualMachineConfiguration": vm(),
+        "targetDedicatedNodes": 1,
+        "taskSlotsPerNode": 2,
+    }
+    assert raw(client, "POST", "/pools", pool).status_code == 201
+    job = {
+        "id": "jm-job",
+        "poolInfo": {"poolId": "jm-pool"},
+        "jobManagerTask": {
+            "id": "manager",
+            "commandLine": "/bin/sh -c 'sleep 1'",
+            "killJobOnCompletion": False,
+        },
+    }
+    assert raw(client, "POST", "/jobs", job).status_code == 201
+    assert raw(client, "GET", "/jobs/jm-job").json()["jobManagerTask"]["runExclusive"] is True
+    assert (
+        raw(client, "POST", "/jobs/jm-job/tasks", {"id": "worker", "commandLine": "true"}).status_code == 201
+    )
+    wait_until(lambda: client.get_task("jm-job", "worker").state == "completed", 60, "worker done")
+    manager = client.get_task("jm-job", "manager")
+    worker = client.get_task("jm-job", "worker")
+    assert manager.execution_info.end_time <= worker.execution_info.start_time  # never side by side
+    assert client.get_job("jm-job").state == "active"  # killJobOnCompletion false: the job goes on

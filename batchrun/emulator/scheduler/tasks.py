@@ -99,7 +99,7 @@ class TaskRunner:
             task = job_tasks.by_id[task_id]
             if not dependencies_ready(job_tasks, task):
                 continue
-            need = int(task.get("requiredSlots", 1))
+            need = task_slots(job, task, slots_per_node)
             fitting = [node_id for node_id, slots in free.items() if slots >= need]
             if not fitting:
                 continue
@@ -121,7 +121,7 @@ class TaskRunner:
 
     def _launch(self, job: Body, pool: Body, task: Body, node: Body) -> None:
         job_tasks = self.model.tasks[job["id"]]
-        slots = int(task.get("requiredSlots", 1))
+        slots = task_slots(job, task, int(pool.get("taskSlotsPerNode", 1)))
         prep_state = internal(node).setdefault("jobPrep", {}).get(job["id"])
         run_prep = bool(job.get("jobPreparationTask")) and prep_state is None
         moment = now_iso()
@@ -413,3 +413,11 @@ def record_prep_release(
         if outcome.failure_info:
             info["failureInfo"] = outcome.failure_info
     model.save_job(job)
+
+
+def task_slots(job: Body, task: Body, slots_per_node: int) -> int:
+    """Slots a task takes on its node: ``requiredSlots``, or the whole node for a job manager task with
+    ``runExclusive`` (Batch runs nothing else there meanwhile)."""
+    if internal(task).get("jobManager") and job.get("jobManagerTask", {}).get("runExclusive", True):
+        return slots_per_node
+    return int(task.get("requiredSlots", 1))
