@@ -53,3 +53,13 @@ def usage_report(clients: Clients, workload: Workload) -> list[str]:
         return []
     nodes = read_node_usage(clients.batch, workload.pool.id)
     return usage_lines(workload, clients.target, nodes, price_file_from(None))
+
+
+def usage_document(clients: Clients, workload: Workload) -> dict[str, Any] | None:
+    """:func:`usage_report` as data, for ``status -o json``."""
+    from batchrun.cost.report import price_file_from, usage_data
+
+    if workload.pool is None:
+        return None
+    nodes = read_node_usage(clients.batch, workload.pool.id)
+    return usage_data(workload, clients.target, nodes, price_file_from(None))

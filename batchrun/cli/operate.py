@@ -104,7 +104,7 @@ def status_command(
     """Show what is live for a manifest: pool, nodes, job, task counts, revision, and whether live differs."""
     from batchrun.azure.monitor import BatchMonitor
     from batchrun.azure.results import read_record
-    from batchrun.azure.usage import usage_report
+    from batchrun.azure.usage import usage_document, usage_report
     from batchrun.watch import output_settings
     from batchrun.watch.status import read_status, render_status
 
@@ -113,8 +113,9 @@ def status_command(
         results = read_record(clients.blob, workload.name).results if workload.job is not None else {}
         status = read_status(BatchMonitor(clients.batch), workload, results)
         usage = usage_report(clients, workload) if output == "text" else []
+        hours = usage_document(clients, workload) if output == "json" else None
     if output == "json":
-        click.echo(json.dumps(status.to_json(), indent=2))
+        click.echo(json.dumps(status.to_json() | {"nodeHours": hours}, indent=2))
     else:
         render_status(output_settings(output, no_color).console(), status)
         for line in usage:

@@ -125,3 +125,27 @@ def usage_line(shape: PoolShape, hours: tuple[float, float], price: VmPrice | No
         )
     total = dedicated * price.dedicated + low * (price.low_priority or 0.0)
     return f"{head} = {money(total)} {price.currency} ({_what(shape, price)})"
+
+
+def usage_json(
+    shape: PoolShape, hours: tuple[float, float], price: VmPrice | None, why: str
+) -> dict[str, Any]:
+    """The node-hours of :func:`usage_line` as data: ``cost`` None, and ``noCost`` saying why, unless every
+    hour has a price."""
+    dedicated, low = hours
+    reason: str | None = None
+    if price is None or price.dedicated is None:
+        reason = why or "no price for the dedicated nodes"
+    elif low and price.low_priority is None:
+        reason = f"the low-priority hours have no price ({price.source})"
+    cost = None
+    if reason is None and price is not None and price.dedicated is not None:
+        amount = dedicated * price.dedicated + low * (price.low_priority or 0.0)
+        cost = {"amount": round(amount, 6), "currency": price.currency, "source": price.source}
+    return {
+        "pool": shape.pool_id,
+        "dedicatedNodeHours": round(dedicated, 4),
+        "lowPriorityNodeHours": round(low, 4),
+        "cost": cost,
+        "noCost": reason,
+    }

@@ -11,9 +11,10 @@ import os
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
-from batchrun.cost.estimate import NodeUsage, node_hours, pool_shape, rate_line, usage_line
+from batchrun.cost.estimate import NodeUsage, node_hours, pool_shape, rate_line, usage_json, usage_line
 from batchrun.cost.lookup import PRICE_FILE_ENV, HttpGet, PriceQuery, find_price, urllib_get
 from batchrun.cost.prices import VmPrice
 from batchrun.model import Workload
@@ -86,3 +87,20 @@ def usage_lines(
     price, why = _price(workload, target, price_file, http_get, cache)
     hours = node_hours(nodes, now or datetime.now(timezone.utc))
     return [usage_line(pool_shape(workload.pool.id, workload.pool.properties), hours, price, why)]
+
+
+def usage_data(
+    workload: Workload,
+    target: Target,
+    nodes: Iterable[NodeUsage],
+    price_file: Path | None,
+    now: datetime | None = None,
+    http_get: HttpGet = urllib_get,
+    cache: Path | None = None,
+) -> dict[str, Any] | None:
+    """:func:`usage_lines` as data, for ``status -o json`` (None without a pool)."""
+    if workload.pool is None:
+        return None
+    price, why = _price(workload, target, price_file, http_get, cache)
+    hours = node_hours(nodes, now or datetime.now(timezone.utc))
+    return usage_json(pool_shape(workload.pool.id, workload.pool.properties), hours, price, why)

@@ -9,9 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from batchrun.cost.estimate import NodeUsage, PoolShape, node_hours, pool_shape, rate_line, usage_line
+from batchrun.cost.estimate import (
+    NodeUsage,
+    PoolShape,
+    node_hours,
+    pool_shape,
+    rate_line,
+    usage_json,
+    usage_line,
+)
 from batchrun.cost.lookup import PriceQuery, PriceUnavailable, find_price, query_url
-from batchrun.cost.prices import price_from_retail_items
+from batchrun.cost.prices import VmPrice, price_from_retail_items
 from batchrun.cost.report import target_region, with_cost
 from batchrun.errors import ConfigurationError
 from batchrun.target import Target
@@ -220,3 +228,21 @@ def test_cost_line_sits_above_the_summary() -> None:
     )
     assert with_cost("\nNo changes.", ["Cost: c"]) == "Cost: c\n\nNo changes."
     assert with_cost("\nNo changes.", []) == "\nNo changes."
+
+
+def test_node_hours_as_data() -> None:
+    shape = pool_shape("p", POOL)
+    items = json.loads(PAGE1.read_text())["Items"]
+    price = price_from_retail_items(items, "standard_d2s_v3", "westeurope", False, "recorded")
+    assert usage_json(shape, (2.0, 2.0), price, "") == {
+        "pool": "p",
+        "dedicatedNodeHours": 2.0,
+        "lowPriorityNodeHours": 2.0,
+        "cost": {"amount": 0.2762, "currency": "USD", "source": "recorded"},
+        "noCost": None,
+    }
+    none = usage_json(shape, (1.5, 0.0), None, "the local target has no Azure region")
+    assert none["cost"] is None and none["noCost"] == "the local target has no Azure region"
+    no_spot = VmPrice("standard_d2s_v3", "westeurope", "USD", 0.1, None, "", "file")
+    reason = usage_json(shape, (1.0, 1.0), no_spot, "")["noCost"]
+    assert reason == "the low-priority hours have no price (file)"

@@ -3,6 +3,7 @@ price file prices the pool; status shows node-hours so far."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.reconcile.test_cli import run
@@ -61,6 +62,10 @@ def test_cost_lines_on_the_local_target(tmp_path: Path, local_target_env: dict[s
     line = next(x for x in status.stdout.splitlines() if x.startswith("pool/costly-pool node-hours so far: "))
     assert " dedicated, 0.00 low-priority (nodes now in the pool, since each was allocated) = " in line
     assert line.endswith(f"USD (standard_d2s_v3 Linux any region; price file {prices} (2026-11-30))"), line
+    document = json.loads(run(local_target_env, "status", str(manifest), "-o", "json").stdout)
+    assert document["nodeHours"]["pool"] == "costly-pool" and document["nodeHours"]["dedicatedNodeHours"] > 0
+    assert document["nodeHours"]["cost"] is None
+    assert document["nodeHours"]["noCost"].startswith("the local target has no Azure region")
     waited = run(local_target_env, "wait", str(manifest))
     assert waited.returncode == 0
     assert "pool/costly-pool node-hours so far: " in waited.stderr
