@@ -33,9 +33,6 @@ def __getattr__(name: str) -> Any:
     if name in _API:
         from batchrun import api
 
-        # Importing the API imports the batchrun.plan package, which binds "plan" here to that package:
-        # bind the API's functions over it, so batchrun.plan stays the function on every later access.
-        globals().update({function: getattr(api, function) for function in _API})
         return getattr(api, name)
     raise AttributeError(f"module 'batchrun' has no attribute {name!r}")
 
