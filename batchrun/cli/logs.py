@@ -119,7 +119,8 @@ def logs_command(
     if start_task:
         if failed or task is not None or follow:
             raise ConfigurationError("--start-task takes no TASK id and no --failed or --follow.")
-        _print_start_task(source, target, "stderr.txt" if use_stderr else "stdout.txt", node_id, tail_lines)
+        name = "stderr.txt" if use_stderr else "stdout.txt"
+        _print_start_task(source, target, name, node_id, tail_lines, output)
         return
     if node_id is not None:
         raise ConfigurationError(
@@ -200,8 +201,16 @@ def logs_command(
         )
 
 
+START_TASK_WHOLE_BYTES = 16 * 1024 * 1024  # `logs --start-task` without --tail: at most this much, the end
+
+
 def _print_start_task(
-    source: ManifestInput, target: TargetChoice, name: str, node_id: str | None, tail_lines: int | None
+    source: ManifestInput,
+    target: TargetChoice,
+    name: str,
+    node_id: str | None,
+    tail_lines: int | None,
+    output: str,
 ) -> None:
     from batchrun.azure.monitor import BatchMonitor
     from batchrun.errors import TargetError
@@ -222,13 +231,23 @@ def _print_start_task(
                     f"no node of pool/{pool_id} has a failed start task; name a node with --node ID."
                 )
             node_id = failed[0].id
-        part = monitor.node_file_tail(pool_id, node_id, START_TASK_FILES[name], tail_lines or 1_000_000)
+        path = START_TASK_FILES[name]
+        part = (
+            monitor.node_file_tail(pool_id, node_id, path, sys.maxsize, max_bytes=START_TASK_WHOLE_BYTES)
+            if tail_lines is None
+            else monitor.node_file_tail(pool_id, node_id, path, tail_lines)
+        )
         if part is None:
-            raise TargetError(
-                f"node {node_id} of pool/{pool_id} has no {START_TASK_FILES[name]} (gone, or no start task)."
-            )
-        note(f"Start task of pool/{pool_id} on node {node_id}: {START_TASK_FILES[name]}")
-        sys.stdout.write(_TextSink(clients.target.secrets()).decode(part.data))
+            raise TargetError(f"node {node_id} of pool/{pool_id} has no {path} (gone, or no start task).")
+        text = _TextSink(clients.target.secrets()).decode(part.data)
+        if output == "json":
+            document = {"pool": pool_id, "node": node_id, "file": path, "size": part.size, "content": text}
+            click.echo(json.dumps(document | {"start": part.start}, indent=2))
+            return
+        note(f"Start task of pool/{pool_id} on node {node_id}: {path}")
+        if tail_lines is None and part.start > 0:
+            note(f"(the first {part.start} of {part.size} bytes are left out; --tail N shows the end)")
+        sys.stdout.write(text)
         sys.stdout.flush()
 
 

@@ -5,6 +5,7 @@ Each runs the CLI as a user does, with stdout a pipe and on a terminal (script(1
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,6 +126,11 @@ def test_a_failed_start_task_shows_its_output_after_wait_and_through_logs(
     assert "startup/stderr.txt" in stderr.stderr
     stdout = batchrun(["logs", str(start_failed), "--start-task"], local_target_env)
     assert stdout.stdout == "installing-tools\n"
+    document = json.loads(
+        batchrun(["logs", str(start_failed), "--start-task", "-o", "json"], local_target_env).stdout
+    )
+    assert document["file"] == "startup/stdout.txt" and document["content"] == "installing-tools\n"
+    assert document["pool"] == "nc-start-pool" and document["node"]
 
     terminal = batchrun_in_terminal(["wait", str(start_failed), "--poll-interval", "0.3"], local_target_env)
     assert terminal.code == 4
