@@ -354,7 +354,10 @@ def _constraints_update(
     job_id: str, task: TaskSpec, live: LiveTask, job_constraints: Mapping[str, Any]
 ) -> Change | None:
     desired = full_constraints(task.properties.get("constraints"), job_constraints)
-    fields = diff_subset(desired, full_constraints(live.constraints, job_constraints), "constraints")
+    have = full_constraints(live.constraints, job_constraints)
+    if desired == have:  # the common case, without the field-by-field comparison (normalised durations)
+        return None
+    fields = diff_subset(desired, have, "constraints")
     if not fields:
         return None
     return Change(
