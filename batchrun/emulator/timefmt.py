@@ -7,6 +7,7 @@ import re
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_EVEN, Decimal
 from email.utils import format_datetime, parsedate_to_datetime
 
 _etag_lock = threading.Lock()
@@ -54,6 +55,7 @@ _DURATION = re.compile(
 )
 
 FOREVER = "P10675199DT2H48M5.4775807S"
+_TICK = Decimal("0.0000001")  # a TimeSpan counts 100 ns ticks
 
 
 # timedelta's own limit; durations beyond it (Batch's "unlimited" is about 29,000 years) are clamped to it.
@@ -78,16 +80,28 @@ def parse_duration(text: str) -> timedelta | None:
 
 
 def normal_duration(text: str) -> str:
-    """A duration the way Batch returns it (``PT01H00M00S`` → ``PT1H``, ``PT06M00S`` → ``PT6M``)."""
-    seconds = duration_seconds(text)
-    if seconds is None or text == FOREVER:
+    """A duration the way Batch returns it: .NET's ISO-8601 form of a TimeSpan (``XmlConvert.ToString``).
+
+    Days, hours, minutes and seconds, each only when not zero, hours below 24, minutes and seconds below 60,
+    seconds with up to 7 decimals (100 ns ticks, trailing zeros dropped), ``PT0S`` for zero. Recorded:
+    ``PT06M00S`` -> ``PT6M`` (scale_pools), ``PT01H00M00S`` -> ``PT1H`` (job_schedules), ``P7D``, ``PT15M``
+    and ``P10675199DT2H48M5.4775807S`` as returned (jobs, files). Text that is not a duration is unchanged.
+    """
+    match = _DURATION.match(text)
+    if match is None or text.endswith("T"):
         return text
-    whole = int(seconds)
+    units = {"days": 86400, "hours": 3600, "minutes": 60, "seconds": 1}
+    total = sum(
+        (Decimal(value) * units[name] for name, value in match.groupdict().items() if value), Decimal(0)
+    ).quantize(_TICK, rounding=ROUND_HALF_EVEN)
+    whole = int(total)
     days, rest = divmod(whole, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
-    fraction = seconds - whole
-    time = "".join(f"{value}{unit}" for value, unit in ((hours, "H"), (minutes, "M")) if value) + (
-        f"{secs + fraction:g}S" if secs or fraction else ""
-    )
-    return ("P" + (f"{days}D" if days else "") + (f"T{time}" if time else "")) if (days or time) else "PT0S"
+    seconds = Decimal(secs) + (total - whole)
+    time = "".join(f"{value}{unit}" for value, unit in ((hours, "H"), (minutes, "M")) if value)
+    if seconds:
+        time += f"{format(seconds.normalize(), 'f')}S"
+    if not days and not time:
+        return "PT0S"
+    return "P" + (f"{days}D" if days else "") + (f"T{time}" if time else "")

@@ -25,6 +25,7 @@ from batchrun.emulator.api.job_bodies import (
     validate_settings,
 )
 from batchrun.emulator.api.pool_specs import new_pool
+from batchrun.emulator.api.served import preparation_task, release_task
 from batchrun.emulator.api.specs import check_name_values
 from batchrun.emulator.api.task_bodies import build_task
 from batchrun.emulator.errors import invalid_value
@@ -68,14 +69,9 @@ def check_job_spec(api: Api, body: dict[str, Any], prefix: str = "", in_schedule
         }
     )
     if prep is not None:
-        spec["jobPreparationTask"] = {
-            "id": "jobpreparation",
-            "waitForSuccess": True,
-            "rerunOnNodeRebootAfterSuccess": True,
-            **prep,
-        }
+        spec["jobPreparationTask"] = preparation_task(prep)
     if release is not None:
-        spec["jobReleaseTask"] = {"id": "jobrelease", **release}
+        spec["jobReleaseTask"] = release_task(release)
     if body.get("jobManagerTask") is not None:
         manager = optional(body, "jobManagerTask", dict, prefix)
         job_manager_task(api, {"id": "check", **spec}, manager, prefix)

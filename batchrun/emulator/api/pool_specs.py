@@ -19,6 +19,7 @@ from batchrun.emulator.api.base import (
     require,
     require_object,
 )
+from batchrun.emulator.api.served import fill_pool_properties
 from batchrun.emulator.api.specs import (
     AUTOSCALE_INTERVAL_MAX,
     check_command_spec,
@@ -271,6 +272,7 @@ def pool_defaults(body: dict[str, Any]) -> Body:
         "taskSlotsPerNode": int(body.get("taskSlotsPerNode") or 1),
         "taskSchedulingPolicy": {"nodeFillType": policy.get("nodeFillType", "spread")},
     }
+    fill_pool_properties(filled)
     return filled
 
 

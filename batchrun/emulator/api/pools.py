@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -30,6 +28,7 @@ from batchrun.emulator.api.pool_specs import (
     validate_packages,
     validate_properties,
 )
+from batchrun.emulator.api.served import fill_pool_properties, pool_is_windows, served_pool
 from batchrun.emulator.errors import being_deleted, conflict, exists
 from batchrun.emulator.model import Body, find_by_id, public, touch
 from batchrun.emulator.timefmt import now_iso
@@ -41,25 +40,12 @@ def pool_url(call: Call, pool_id: str) -> str:
     return f"{call.base_url}/pools/{pool_id}"
 
 
-# Properties Batch accepts but never returns (recorded: user passwords and mount keys are absent from GETs).
-WRITE_ONLY = frozenset({"password", "accountKey", "sasKey"})
 # api-versions whose pools carry certificateReferences (recorded at 2024-07-01.20.0; absent at 2025-06-01).
 WITH_CERTIFICATES = frozenset(SUPPORTED_API_VERSIONS - {"2025-06-01"})
 
 
-def without_secrets(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: without_secrets(item) for key, item in value.items() if key not in WRITE_ONLY}
-    if isinstance(value, list):
-        return [without_secrets(item) for item in value]
-    return value
-
-
 def render(api: Api, call: Call, pool: Body) -> Body:
-    body = public(pool)
-    for name in ("userAccounts", "mountConfiguration", "startTask"):
-        if name in body:
-            body[name] = without_secrets(body[name])
+    body = served_pool(public(pool))
     if call.option("api-version") in WITH_CERTIFICATES:
         body.setdefault("certificateReferences", [])
     else:
@@ -128,6 +114,7 @@ def update_pool(api: Api, call: Call) -> Response:
     check_arm_ids(body, api.config.subscription_id)
     with api.model.lock:
         pool = writable_pool(api, call, call.params["poolId"])
+        fill_pool_properties(body, pool_is_windows(pool))
         nodes = api.model.nodes.get(pool["id"], {})
         for name in EMPTY_POOL_ONLY:
             if name in body and body[name] != pool.get(name) and nodes:

@@ -34,11 +34,12 @@ from batchrun.emulator.api.common import (
     writable,
 )
 from batchrun.emulator.api.job_create import check_job_spec, new_job
+from batchrun.emulator.api.served import served_pool_info
 from batchrun.emulator.api.specs import check_duration, check_name_values
 from batchrun.emulator.errors import being_deleted, conflict, exists, invalid_value
 from batchrun.emulator.model import Body, find_by_id, internal, public, touch, transition
 from batchrun.emulator.scheduler.schedules import first_run, jobs_of
-from batchrun.emulator.timefmt import iso, normal_duration, now, parse_duration, parse_iso
+from batchrun.emulator.timefmt import iso, now, parse_duration, parse_iso
 
 CREATE_KEYS = ("id", "displayName", "schedule", "jobSpecification", "metadata")
 SCHEDULE_KEYS = ("doNotRunUntil", "doNotRunAfter", "startWindow", "recurrenceInterval")
@@ -53,6 +54,8 @@ def schedule_url(call: Call, schedule_id: str) -> str:
 
 def render(call: Call, schedule: Body) -> Body:
     body = public(schedule)
+    if isinstance(body.get("jobSpecification"), dict):
+        body["jobSpecification"] = served_pool_info(dict(body["jobSpecification"]))
     body["url"] = schedule_url(call, schedule["id"])
     return body
 
@@ -74,10 +77,7 @@ def check_schedule(value: Any) -> dict[str, Any]:
                 raise invalid_value(f"schedule.{name}", text, "must be an ISO-8601 date and time") from None
     check_duration(schedule, "startWindow", "schedule.", minimum_seconds=60)
     check_duration(schedule, "recurrenceInterval", "schedule.", minimum_seconds=60)
-    return {
-        name: normal_duration(value) if name in ("startWindow", "recurrenceInterval") else value
-        for name, value in schedule.items()
-    }
+    return dict(schedule)
 
 
 def _run_now(api: Api, schedule: Body) -> None:

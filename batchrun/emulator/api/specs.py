@@ -6,7 +6,7 @@ specifications and a malformed request can never surface later as an internal er
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from batchrun.emulator.api.base import (
@@ -18,7 +18,7 @@ from batchrun.emulator.api.base import (
     require_object,
 )
 from batchrun.emulator.errors import invalid_value
-from batchrun.emulator.timefmt import parse_duration
+from batchrun.emulator.timefmt import normal_duration, parse_duration
 
 RESOURCE_FILE_KEYS = (
     "autoStorageContainerName",
@@ -54,13 +54,14 @@ def require_list(value: Any, name: str) -> list[Any]:
 
 
 def check_duration(
-    body: Mapping[str, Any],
+    body: MutableMapping[str, Any],
     name: str,
     prefix: str = "",
     minimum_seconds: float = 0,
     maximum_seconds: float | None = None,
 ) -> None:
-    """An ISO-8601 duration (``PT15M``, ``P7D``) within the given bounds, when present."""
+    """An ISO-8601 duration (``PT15M``, ``P7D``) within the given bounds, when present; rewritten in ``body``
+    the way Batch stores and returns it (``PT06M00S`` -> ``PT6M``, see :func:`normal_duration`)."""
     value = body.get(name)
     if value is None:
         return
@@ -77,6 +78,7 @@ def check_duration(
         raise invalid_value(
             prefix + name, value, f"'{prefix + name}' must be at most {maximum_seconds:.0f} seconds"
         )
+    body[name] = normal_duration(value)
 
 
 def check_name_values(value: Any, name: str) -> None:

@@ -15,6 +15,7 @@ from batchrun.emulator.api.base import (
     require,
     require_object,
 )
+from batchrun.emulator.api.served import with_identity
 from batchrun.emulator.api.specs import check_command_spec, check_task_constraints, require_list
 from batchrun.emulator.errors import BatchApiError, invalid_value
 from batchrun.emulator.model import Body, internal, touch
@@ -170,6 +171,7 @@ def build_task(api: Api, job: Body, body: Any) -> Body:
             "executionInfo": {"retryCount": 0, "requeueCount": 0},
         }
     )
+    with_identity(task)
     touch(task)
     internal(task)["seq"] = api.model.next_sequence()
     return task
