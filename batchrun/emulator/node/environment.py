@@ -11,6 +11,7 @@ import getpass
 import os
 import re
 from collections.abc import Mapping, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,9 @@ def task_environment(
     return env
 
 
+@cache
 def _host_user() -> str:
+    """The user the emulator (and so every task process) runs as; it cannot change while it runs."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):

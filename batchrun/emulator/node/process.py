@@ -5,9 +5,10 @@ words (``shlex``) and executed directly. The child gets its own process group (s
 everything it started) and ``PR_SET_PDEATHSIG = SIGKILL`` (so it dies if the emulator process dies, even
 by SIGKILL).
 
-The death signal is set by util-linux's ``setpriv --pdeathsig`` in front of the command where available:
-a Python ``preexec_fn`` would force a full fork of the (large, threaded) emulator process for every task,
-about 9 ms a spawn against 1 ms for the vfork path ``subprocess`` takes without one.
+The death signal is set by a small native launcher in front of the command (:mod:`.launcher`), or by
+util-linux's ``setpriv --pdeathsig`` where the launcher cannot be built: a Python ``preexec_fn`` would force a
+full fork of the (large, threaded) emulator process for every task, about 9 ms a spawn against 1 ms for the
+vfork path ``subprocess`` takes without one.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Literal
+
+from batchrun.emulator.node.launcher import launcher_path
 
 _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -113,10 +116,13 @@ def run_process(
     """Run ``command_line`` to its end, streaming output to files; kill its group on cancel or time limit."""
     words = split_command_line(command_line)
     program = resolve_program(words[0], env, working_dir)
-    setpriv = _setpriv()
-    if setpriv is not None:
+    launcher = launcher_path()
+    setpriv = None if launcher is not None else _setpriv()
+    child_setup = None
+    if launcher is not None:
+        argv = [launcher, str(os.getpid()), program, *words[1:]]
+    elif setpriv is not None:
         argv = [setpriv, "--pdeathsig", "KILL", "--", program, *words[1:]]
-        child_setup = None
     else:
         argv = [program, *words[1:]]
         child_setup = _child_setup(os.getpid())

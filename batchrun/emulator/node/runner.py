@@ -18,7 +18,7 @@ from batchrun.emulator.node.failures import (
     unsupported_on_host_failure,
     wall_clock_failure,
 )
-from batchrun.emulator.node.layout import launch_directory, prepare_node
+from batchrun.emulator.node.layout import launch_directory, prepare_node, prepare_task_directory
 from batchrun.emulator.node.model import (
     FailureInfo,
     FailureStage,
@@ -70,9 +70,7 @@ def _run(
     prepare_node(identity)
     task_dir = launch_directory(identity, launch)
     working_dir = task_dir / "wd"
-    working_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("stdout.txt", "stderr.txt"):
-        (task_dir / name).touch()
+    prepare_task_directory(task_dir)
 
     if spec.get("containerSettings"):
         return _failed(

@@ -23,7 +23,12 @@ from batchrun.emulator.node import (
 from batchrun.emulator.node.failures import ended_failure, failure_info, record_unrunnable
 from batchrun.emulator.packages import blobs_of_snapshot, resolve_packages
 from batchrun.emulator.scheduler import nodes
-from batchrun.emulator.scheduler.outcomes import dependencies_ready, exit_decision, should_retry
+from batchrun.emulator.scheduler.outcomes import (
+    ExitDecision,
+    dependencies_ready,
+    exit_decision,
+    should_retry,
+)
 from batchrun.emulator.store import StoreError
 from batchrun.emulator.timefmt import iso, now, now_iso
 
@@ -284,9 +289,12 @@ class TaskRunner:
                 job_tasks.begin_change(task)
                 self._record_outcome(run, task, outcome)
                 job_tasks.end_change(task)
-                self.model.save_task(run.job_id, task)
+                decision = None
                 if task["state"] == "completed":
-                    self._after_completion(run.job_id, task, outcome)
+                    decision = self._record_exit_decision(task, outcome)
+                self.model.save_task(run.job_id, task)  # once, with its dependency action
+                if decision is not None:
+                    self._after_completion(run.job_id, task, decision)
         if run.reason == "delete":
             # The task (or its job) was deleted while it ran; its process has ended now.
             remove_task_directories(self.config.nodes_dir, run.job_id, run.task_id)
@@ -329,13 +337,17 @@ class TaskRunner:
         info["result"] = "success" if failure is None else "failure"
         transition_task(task, "completed", moment)
 
-    def _after_completion(self, job_id: str, task: Body, outcome: TaskOutcome) -> None:
+    def _record_exit_decision(self, task: Body, outcome: TaskOutcome) -> ExitDecision:
+        """What the task's exit conditions say now that it has completed; keeps its dependency action."""
         succeeded = task["executionInfo"]["result"] == "success"
         decision = exit_decision(
             task, succeeded, task["executionInfo"].get("exitCode"), outcome.failure_stage
         )
         internal(task)["dependencyAction"] = decision.dependency_action
-        self.model.save_task(job_id, task)
+        return decision
+
+    def _after_completion(self, job_id: str, task: Body, decision: ExitDecision) -> None:
+        succeeded = task["executionInfo"]["result"] == "success"
         job = self.model.jobs.get(job_id)
         manager = job is not None and internal(task).get("jobManager")
         if manager and job is not None and job.get("jobManagerTask", {}).get("killJobOnCompletion", True):
