@@ -298,6 +298,35 @@ def test_task_constraints_come_back_normalised(client: BatchClient, idle_pool: s
     assert after["constraints"]["maxWallClockTime"] == "PT10M0.5S"
 
 
+def test_task_registry_password_is_never_returned(client: BatchClient, idle_pool: str) -> None:
+    """Write-only like the pool's user account passwords (create_pools, scale_pools): a task's and a job
+    preparation task's ``containerSettings.registry.password`` are absent from GET and from the task list."""
+    registry = {
+        "registryServer": "rec.azurecr.io",
+        "username": "puller",
+        "password": "Task-Registry-Secret-9",
+    }
+    settings = {"imageName": "rec.azurecr.io/tool:1", "registry": registry}
+    job_id = unique("rec-task-registry")
+    job = {
+        "id": job_id,
+        "poolInfo": {"poolId": idle_pool},
+        "jobPreparationTask": {"commandLine": "true", "containerSettings": settings},
+    }
+    local_job = created(client, "/jobs", job)
+    expected = {
+        "imageName": "rec.azurecr.io/tool:1",
+        "registry": {"registryServer": "rec.azurecr.io", "username": "puller"},
+    }
+    assert local_job["jobPreparationTask"]["containerSettings"] == expected
+    local = created(
+        client, f"/jobs/{job_id}/tasks", {"id": "t1", "commandLine": "true", "containerSettings": settings}
+    )
+    assert local["containerSettings"] == expected
+    listed = raw(client, "GET", f"/jobs/{job_id}/tasks").text() + raw(client, "GET", "/jobs").text()
+    assert "Task-Registry-Secret-9" not in listed and "rec.azurecr.io" in listed
+
+
 # ---- every recorded create -> GET pair at once
 
 # What a GET shows that depends on the moment or the scenario rather than on the body sent: computed fields,

@@ -34,7 +34,7 @@ from batchrun.emulator.api.job_bodies import (
     validate_settings,
 )
 from batchrun.emulator.api.job_create import check_job_spec, new_job
-from batchrun.emulator.api.served import served_pool_info
+from batchrun.emulator.api.served import served_job
 from batchrun.emulator.errors import being_deleted, conflict, exists, invalid_value
 from batchrun.emulator.model import Body, find_by_id, internal, public, touch
 
@@ -46,7 +46,7 @@ def job_url(call: Call, job_id: str) -> str:
 
 
 def render(call: Call, job: Body) -> Body:
-    body = served_pool_info(public(job))
+    body = served_job(public(job))
     body["url"] = job_url(call, job["id"])
     return body
 

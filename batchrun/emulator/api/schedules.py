@@ -34,7 +34,7 @@ from batchrun.emulator.api.common import (
     writable,
 )
 from batchrun.emulator.api.job_create import check_job_spec, new_job
-from batchrun.emulator.api.served import served_pool_info
+from batchrun.emulator.api.served import served_job
 from batchrun.emulator.api.specs import check_duration, check_name_values
 from batchrun.emulator.errors import being_deleted, conflict, exists, invalid_value
 from batchrun.emulator.model import Body, find_by_id, internal, public, touch, transition
@@ -55,7 +55,7 @@ def schedule_url(call: Call, schedule_id: str) -> str:
 def render(call: Call, schedule: Body) -> Body:
     body = public(schedule)
     if isinstance(body.get("jobSpecification"), dict):
-        body["jobSpecification"] = served_pool_info(dict(body["jobSpecification"]))
+        body["jobSpecification"] = served_job(dict(body["jobSpecification"]))
     body["url"] = schedule_url(call, schedule["id"])
     return body
 

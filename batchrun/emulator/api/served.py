@@ -117,6 +117,23 @@ def served_pool(body: Body) -> Body:
     return body
 
 
+def served_task(body: Body) -> Body:
+    """A task (shallow-copied) without its container registry password (write-only like the pool's)."""
+    settings = body.get("containerSettings")
+    if isinstance(settings, dict) and isinstance(settings.get("registry"), dict):
+        body["containerSettings"] = without_secrets(settings)
+    return body
+
+
+def served_job(body: Body) -> Body:
+    """A job or a job specification (shallow-copied) as Batch returns it: its auto pool specification's pool
+    like a pool, its job manager, preparation and release tasks without registry passwords."""
+    for name in ("jobManagerTask", "jobPreparationTask", "jobReleaseTask"):
+        if isinstance(body.get(name), dict):
+            body[name] = served_task(dict(body[name]))
+    return served_pool_info(body)
+
+
 def served_pool_info(holder: Body) -> Body:
     """``holder`` (a job or a job specification, shallow-copied) with its auto pool specification's pool
     as Batch returns it; nested values shared with the store are copied, never changed."""

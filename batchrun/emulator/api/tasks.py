@@ -22,6 +22,7 @@ from batchrun.emulator.api.base import (
 )
 from batchrun.emulator.api.common import COMPUTED_KEYS, list_page, read_one
 from batchrun.emulator.api.jobs import get_job
+from batchrun.emulator.api.served import served_task
 from batchrun.emulator.api.task_bodies import (
     CREATE_KEYS,
     build_task,
@@ -58,7 +59,7 @@ def task_url(call: Call, job_id: str, task_id: str) -> str:
 
 
 def render(call: Call, job_id: str, task: Body) -> Body:
-    body = public(task)
+    body = served_task(public(task))
     body["url"] = task_url(call, job_id, task["id"])
     return body
 
