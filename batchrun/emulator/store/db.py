@@ -27,6 +27,8 @@ class Table(enum.Enum):
 
 
 SCHEMA_VERSION = 1
+# Rows read and decoded together when the store is loaded.
+LOAD_BATCH = 1000
 
 
 class StoreError(Exception):
@@ -113,14 +115,39 @@ class Store:
             self._connection.execute(f"DELETE FROM {table.value} WHERE parent = ?", (parent,))
 
     def load(self, table: Table) -> Iterator[tuple[str, str, dict[str, Any]]]:
-        with self._lock:
-            try:
-                query = f"SELECT parent, id, body FROM {table.value} ORDER BY parent, id"
-                rows = self._connection.execute(query).fetchall()
-                loaded = [(parent, key, json.loads(body)) for parent, key, body in rows]
-            except (sqlite3.DatabaseError, ValueError) as error:
-                raise StoreUnreadable(str(error)) from None
-        yield from loaded
+        """Every row of ``table`` in (parent, id) order, read and decoded a batch at a time.
+
+        Memory stays near the size of the decoded bodies: the stored JSON text of only one batch is held at
+        once, a batch is decoded in one ``json.loads`` (so its bodies share their key strings instead of each
+        holding copies), and repeated parent ids are one string.
+        """
+        columns = f"SELECT parent, id, body FROM {table.value}"
+        query = f"{columns} ORDER BY parent, id LIMIT ?"
+        after = f"{columns} WHERE (parent, id) > (?, ?) ORDER BY parent, id LIMIT ?"
+        parents: dict[str, str] = {}
+        last: tuple[str, str] | None = None
+        while True:
+            with self._lock:
+                try:
+                    if last is None:
+                        rows = self._connection.execute(query, (LOAD_BATCH,)).fetchall()
+                    else:
+                        rows = self._connection.execute(after, (*last, LOAD_BATCH)).fetchall()
+                    bodies = json.loads("[" + ",".join(body for _, _, body in rows) + "]")
+                    if len(bodies) != len(rows):
+                        raise ValueError("a stored body is not one JSON value")
+                except (sqlite3.DatabaseError, ValueError) as error:
+                    raise StoreUnreadable(str(error)) from None
+            if not rows:
+                return
+            last = (rows[-1][0], rows[-1][1])
+            for (parent, key, _), body in zip(rows, bodies, strict=True):
+                if not isinstance(body, dict):
+                    raise StoreUnreadable(f"{table.value} {parent}/{key}: the stored body is not an object")
+                yield parents.setdefault(parent, parent), key, body
+            if len(rows) < LOAD_BATCH:
+                return
+            del rows, bodies
 
     def close(self) -> None:
         with self._lock:
