@@ -148,7 +148,7 @@ def build() -> dict[str, Any]:
                     "(each file lands at its blob name, prefix included). A name gives the whole input; "
                     "`{name, paths}` gives only the listed files (paths relative to the input's source), so "
                     "the task reruns only when one of those files changes, e.g. "
-                    "`{name: raw, paths: [\"${f.path}\"]}` in a `files` factory."
+                    '`{name: raw, paths: ["${f.path}"]}` in a `files` factory.'
                 ),
                 "type": "array",
                 "items": {
