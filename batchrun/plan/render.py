@@ -95,6 +95,9 @@ def render_change(change: Change) -> list[str]:
         header += f" ({change.reason})"
     lines = [header]
     for item in change.fields:
+        if change.action is Action.CREATE and item.before is None:  # nothing before: just the new value
+            lines.append(f"        + {item.path}: {_value(item.after)}")
+            continue
         line = f"        ~ {item.path}: {_value(item.before)} -> {_value(item.after)}"
         if item.forces_replacement:
             line += "  # forces replacement"

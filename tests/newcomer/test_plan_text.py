@@ -100,6 +100,7 @@ def test_storage_lines_name_the_files_and_say_what_happens(
         in first.stdout
     )
     assert "upload to nc-store-in: t/a.txt, t/b.txt, t/c.txt" in first.stdout
+    assert "null ->" not in first.stdout
     assert "differs by MD5" not in first.stdout and "->" not in first.stdout.split("storage.outputs")[0]
     assert batchrun(["apply", str(storage_manifest), "--auto-approve"], local_target_env).code == 0
 
