@@ -148,12 +148,30 @@ def build() -> dict[str, Any]:
                     "(each file lands at its blob name, prefix included). A name gives the whole input; "
                     "`{name, paths}` gives only the listed files (paths relative to the input's source), so "
                     "the task reruns only when one of those files changes, e.g. "
-                    '`{name: raw, paths: ["${f.path}"]}` in a `files` factory.'
+                    '`{name: raw, paths: ["${f.path}"]}` in a `files` factory. '
+                    "`{outputs: PREFIX}` gives the blobs under PREFIX in the `storage.outputs` container: "
+                    "what earlier tasks uploaded, e.g. `{outputs: greet/}` for a merge that depends on them."
                 ),
                 "type": "array",
                 "items": {
                     "oneOf": [
                         {"type": "string", "minLength": 1, "title": "Whole input"},
+                        {
+                            "type": "object",
+                            "title": "Outputs of earlier tasks",
+                            "required": ["outputs"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "outputs": {
+                                    "type": "string",
+                                    "title": "Blob prefix in the outputs container",
+                                    "description": (
+                                        "Blobs under this prefix of `storage.outputs.container` are "
+                                        'downloaded, keeping their names (`""` for all of them).'
+                                    ),
+                                }
+                            },
+                        },
                         {
                             "type": "object",
                             "title": "Some files of an input",

@@ -200,6 +200,17 @@ class Executor:
                     entry["blobPrefix"] = binding.prefix
                 files.append(entry)
             body["resourceFiles"] = files
+        reads = args.get("readsOutputs") or ()
+        if reads:  # what earlier tasks uploaded: the outputs container, read + list
+            if not self.plan.outputs_container:
+                raise ApplyError(
+                    f"task/{self.plan.job_id}/{body['id']}: reading outputs needs storage.outputs.container."
+                )
+            readable = self._sas(self.plan.outputs_container, "input")
+            files = list(body.get("resourceFiles") or ())
+            for prefix in reads:
+                files.append({"storageContainerUrl": readable, **({"blobPrefix": prefix} if prefix else {})})
+            body["resourceFiles"] = files
         outputs = args.get("outputs") or ()
         if outputs:
             if not self.plan.outputs_container:

@@ -47,6 +47,7 @@ class ExpandedTask:
     outputs: tuple[TaskOutput, ...]
     depends_on: Mapping[str, Any] | None
     input_paths: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    output_inputs: tuple[str, ...] = ()
 
 
 class Reporter:
@@ -90,11 +91,19 @@ def default_output_path(job_id: str, task_id: str, pattern: str) -> str:
     return base if _WILDCARD.search(pattern) else base + pattern
 
 
-def _task_inputs(entries: Sequence[Any]) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
-    """Input names in order, and the file paths of those listed as ``{name, paths}`` (schema-checked)."""
+def _task_inputs(
+    entries: Sequence[Any],
+) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]], tuple[str, ...]]:
+    """Input names in order, the file paths of those listed as ``{name, paths}``, and the outputs-container
+    prefixes listed as ``{outputs: PREFIX}`` (schema-checked)."""
     names: list[str] = []
     paths: dict[str, tuple[str, ...]] = {}
+    prefixes: list[str] = []
     for entry in entries:
+        if isinstance(entry, Mapping) and "outputs" in entry:
+            if str(entry["outputs"]) not in prefixes:
+                prefixes.append(str(entry["outputs"]))
+            continue
         if isinstance(entry, Mapping):
             name = str(entry["name"])
             paths[name] = tuple(dict.fromkeys([*paths.get(name, ()), *map(str, entry["paths"])]))
@@ -102,7 +111,7 @@ def _task_inputs(entries: Sequence[Any]) -> tuple[tuple[str, ...], dict[str, tup
             name = str(entry)
         if name not in names:
             names.append(name)
-    return tuple(names), paths
+    return tuple(names), paths, tuple(prefixes)
 
 
 def expand_tasks(
@@ -144,7 +153,14 @@ def expand_tasks(
                 continue
             seen[lowered] = task_id
             body.pop("zip", None)
-            inputs, input_paths = _task_inputs(body.pop("inputs", ()))
+            inputs, input_paths, output_inputs = _task_inputs(body.pop("inputs", ()))
+            if output_inputs and resources.outputs is None:
+                reporter.report(
+                    template,
+                    ("inputs",),
+                    f"{label} reads {{outputs: {output_inputs[0]}}} but storage.outputs is not set",
+                    "add storage: {outputs: {container: <name>}}",
+                )
             for position, name in enumerate(inputs):
                 if name not in resources.inputs:
                     known = ", ".join(input_names) or "none"
@@ -202,7 +218,9 @@ def expand_tasks(
                     reporter.report(template, ("packages",), problem.message, problem.hint)
             depends_on = body.pop("dependsOn", None)
             tasks.append(
-                ExpandedTask(task_id, template, body, inputs, tuple(outputs), depends_on, input_paths)
+                ExpandedTask(
+                    task_id, template, body, inputs, tuple(outputs), depends_on, input_paths, output_inputs
+                )
             )
     reporter.finish()
     return tasks

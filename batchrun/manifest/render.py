@@ -75,6 +75,9 @@ def desired_document(workload: Workload) -> Ordered:
                     {"name": name, "paths": list(some[name])} if name in some else name
                     for name in task.inputs
                 ]
+            if task.output_inputs:
+                listed = rendered.setdefault("inputs", [])
+                listed.extend({"outputs": prefix} for prefix in task.output_inputs)
             if task.outputs:
                 rendered["outputs"] = [
                     Ordered(pattern=output.pattern, path=output.path, uploadCondition=output.upload_condition)

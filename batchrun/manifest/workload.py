@@ -243,7 +243,9 @@ def _load_workload(
             id=resources.job_id,
             properties=properties,
             tasks=tuple(
-                TaskSpec(task.id, task.properties, task.inputs, task.outputs, task.input_paths)
+                TaskSpec(
+                    task.id, task.properties, task.inputs, task.outputs, task.input_paths, task.output_inputs
+                )
                 for task in tasks
             ),
         )

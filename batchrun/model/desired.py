@@ -78,6 +78,9 @@ class TaskSpec:
     # For an input listed with ``paths``: only those files (relative to the input's source) are downloaded,
     # and only their content is part of the task's identity. Inputs not named here are downloaded whole.
     input_paths: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Blob prefixes of the outputs container downloaded before the command runs (what earlier tasks
+    # uploaded): ``inputs: [{outputs: greet/}]``.
+    output_inputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -128,6 +128,8 @@ def task_operation_args(task: TaskSpec, digest: str) -> dict[str, Any]:
         args["inputs"] = list(task.inputs)
     if task.input_paths:
         args["inputPaths"] = {name: list(paths) for name, paths in task.input_paths.items()}
+    if task.output_inputs:
+        args["readsOutputs"] = list(task.output_inputs)
     if task.outputs:
         args["outputs"] = [
             {"pattern": o.pattern, "path": o.path, "uploadCondition": o.upload_condition}

@@ -116,7 +116,8 @@ def definition_digest(
             for name in task.inputs
         ],
         "outputs": [[o.pattern, o.path, o.upload_condition] for o in task.outputs],
-        "outputsContainer": outputs_container if task.outputs else None,
+        "outputsContainer": outputs_container if task.outputs or task.output_inputs else None,
+        "readsOutputs": list(task.output_inputs) or None,
         "job": context or None,
     }
     return _hash(canonical_json(document))
