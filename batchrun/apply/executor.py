@@ -228,8 +228,10 @@ class Executor:
                     }
                 )
             body["outputFiles"] = files
-        # Every task's stdout/stderr is kept next to the record of results, so the logs of a result carried
-        # over from an earlier job stay readable after that job is gone.
+        # A failed task's stdout/stderr is kept next to the record of results, so its logs stay readable
+        # after its job is gone (a failure is carried over until it is rerun). Only failures: two blobs per
+        # task would slow storage emulators down with every task (Azurite's cost per request grows with
+        # the number of blobs it holds) for logs that matter far less.
         body["outputFiles"] = [
             *(body.get("outputFiles") or ()),
             {
@@ -240,7 +242,7 @@ class Executor:
                         "path": logs_prefix(self.plan.workload, str(body["id"])).rstrip("/"),
                     }
                 },
-                "uploadOptions": {"uploadCondition": "taskcompletion"},
+                "uploadOptions": {"uploadCondition": "taskfailure"},
             },
         ]
         return body

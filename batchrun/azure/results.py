@@ -9,7 +9,8 @@ workload, ``batchrun-state/<workload>/results.json.gz``, read in one request wha
 
 Entries are added from a job's completed tasks before that job is deleted (``results.save`` in a plan) and
 when ``wait`` sees a job finish. Writes are conditional on the ETag read, so two appliers merge instead of
-losing each other's entries. The same folder keeps each task's latest stdout/stderr (``logs/<task id>/``).
+losing each other's entries. The same folder keeps the stdout/stderr of each task's latest failed run
+(``logs/<task id>/``).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def record_blob(workload: str) -> str:
 
 
 def logs_prefix(workload: str, task_id: str) -> str:
-    """Where a task's stdout.txt and stderr.txt are kept (its latest run)."""
+    """Where a failed task's stdout.txt and stderr.txt are kept (its latest failed run)."""
     return f"{workload}/logs/{task_id}/"
 
 
@@ -189,7 +190,7 @@ def forget_results(service: BlobServiceClient, workload: str) -> None:
 
 
 def read_log(service: BlobServiceClient, workload: str, task_id: str, name: str) -> bytes | None:
-    """A kept stdout.txt/stderr.txt of the task's latest run, or None when none was kept."""
+    """A kept stdout.txt/stderr.txt of the task's latest failed run, or None when none was kept."""
     blob = service.get_blob_client(STATE_CONTAINER, logs_prefix(workload, task_id) + name)
     with translated(f"reading the kept {name} of task {task_id}"):
         try:

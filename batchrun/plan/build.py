@@ -84,7 +84,7 @@ def state_container_change() -> Change:
     return Change(
         f"storage.state/{STATE_CONTAINER}",
         Action.CREATE,
-        reason="keeps the record of results and the task logs",
+        reason="keeps the record of results and failed tasks' logs",
         operations=(create,),
     )
 

@@ -132,9 +132,6 @@ def test_edits_after_a_run_rerun_exactly_what_changed(
     assert "task/rr-edit-job/merge will run (upstream greet-2 reruns)" in run.stdout
     assert tasks_run(batch_client, job) == {"greet-2", "merge"}
     assert_converged(local_target_env, manifest)
-    # greet-1 ran in the previous job, now gone: its logs were kept next to the record of results.
-    logs = batchrun(local_target_env, "logs", str(manifest), "greet-1", "--stderr")
-    assert logs.returncode == 0 and "kept from that run" in logs.stderr, logs.stdout + logs.stderr
     # The job holds 2 of the 4 tasks; the other results are on record, so live is in sync.
     status = batchrun(local_target_env, "status", str(manifest))
     assert "live matches the manifest" in status.stdout, status.stdout + status.stderr
@@ -233,6 +230,9 @@ job:
     forced = batchrun(local_target_env, "plan", str(manifest), flag)
     assert "task/rr-blocked-job/bad will run again" in forced.stdout, forced.stdout
     assert "task/rr-blocked-job/merge will run again" in forced.stdout, forced.stdout
-    # The blocked merge is still active in Batch's eyes, so deleting its job needs the confirmation.
-    destroy = batchrun(local_target_env, "destroy", str(manifest), "--auto-approve", "--confirm-replace")
+    # With the job gone, the failure is still on record and its logs were kept next to the record.
+    batch_client.begin_delete_job("rr-blocked-job").result()
+    logs = batchrun(local_target_env, "logs", str(manifest), "bad", "--stderr")
+    assert logs.returncode == 0 and "kept from that run" in logs.stderr, logs.stdout + logs.stderr
+    destroy = batchrun(local_target_env, "destroy", str(manifest), "--auto-approve")
     assert destroy.returncode == 0, destroy.stdout + destroy.stderr
