@@ -1,25 +1,39 @@
-"""Benchmark of the local Batch emulator, each figure side by side with a baseline measured in the same run.
+"""Benchmark of the local Batch emulator, each figure side by side with its floor measured in the same run.
 
-1. Listing 10,000 tasks in pages of 1,000: the azure-batch SDK's ``list_tasks`` against the emulator,
-   compared with raw signed HTTP GETs of the same pages (the wire without SDK deserialisation) and with a
-   direct read of the same rows from the emulator's SQLite file (the floor: storage only, no HTTP).
-2. Running 500 trivial tasks (``/bin/true``) on 4 slots (1 node x 4 slots, local cap 4), from submission to
-   the last completion, compared with ``xargs -P 4`` running the same 500 commands.
+The emulator runs as its own process (``python -m batchrun.emulator``), so its CPU time (its own and its task
+processes', from /proc) is reported apart from the client's. Rows (``--rows``, all by default):
 
-Run: ``.venv/bin/python bench/emulator_tasks.py`` (starts Azurite and an in-process emulator in a temp dir).
+``true``   500 x ``/bin/true`` on 4 slots (1 node x 4 slots), submission to last completion, against
+           ``xargs -P 4`` running the same 500 programs (no shell on either side).
+``sleep``  2,000 x ``sleep 0.05`` on 16 slots (1 node x 16 slots) against ``xargs -P 16``.
+``list``   listing 10,000 tasks in pages of 1,000: the SDK's ``list_tasks``, raw signed GETs of the same
+           pages, and a direct read of the same rows from the emulator's SQLite file (the floor).
+``rss``    the emulator's resident memory holding 100,000 tasks right after a restart, next to the size of
+           the tasks' JSON.
+
+``true`` and ``sleep`` alternate the emulator and xargs (the order flips every round) and print medians of
+``--rounds`` rounds, wall time and CPU time side by side: the machine may be shared and busy.
+
+Run: ``.venv/bin/python bench/emulator_tasks.py [--rows true,sleep] [--rounds 5]``
+(starts Azurite and the emulator in a temp dir).
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import os
+import resource
+import signal
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from pathlib import Path
@@ -33,16 +47,93 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from batchrun.emulator import auth  # noqa: E402
-from batchrun.emulator.config import EmulatorConfig, StorageConfig  # noqa: E402
-from batchrun.emulator.server import EmulatorServer  # noqa: E402
-from batchrun.local.azurite import start_azurite, stop_process  # noqa: E402
+from batchrun.local.azurite import AzuriteEndpoint, start_azurite, stop_process  # noqa: E402
 
 ACCOUNT = "benchacct"
 KEY = base64.b64encode(os.urandom(32)).decode()
+API = "api-version=2025-06-01"
 LIST_TASKS = 10_000
 PAGE = 1_000
-RUN_TASKS = 500
-SLOTS = 4
+RSS_TASKS = 100_000
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+class Emulator:
+    """The emulator as a separate process, with its CPU time and memory read from /proc."""
+
+    def __init__(self, state: Path, storage: AzuriteEndpoint, cap: int) -> None:
+        self.state = state
+        self.config = state / "config.json"
+        self.config.write_text(
+            json.dumps(
+                {
+                    "state_dir": str(state),
+                    "account_name": ACCOUNT,
+                    "account_key": KEY,
+                    "token": "bench-token",
+                    "subscription_id": "sub",
+                    "resource_group": "rg",
+                    "max_running_tasks": cap,
+                    "storage": {
+                        "blob_endpoint": storage.blob_url,
+                        "account_name": storage.account_name,
+                        "account_key": storage.account_key,
+                    },
+                }
+            )
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self) -> None:
+        discovery = self.state / "emulator.json"
+        discovery.unlink(missing_ok=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "batchrun.emulator", "--config", str(self.config)],
+            cwd=REPO,
+            stderr=open(self.state / "emulator.log", "ab"),  # noqa: SIM115 - owned by the child
+        )
+        deadline = time.monotonic() + 300
+        while not discovery.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the emulator did not start; see {self.state / 'emulator.log'}")
+            time.sleep(0.05)
+        time.sleep(0.05)
+        self.url = json.loads(discovery.read_text())["url"]
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=120)
+
+    def cpu(self) -> float:
+        """CPU seconds of the emulator and of its (reaped) task processes so far."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return sum(int(value) for value in fields[11:15]) / TICK
+
+    def rss_mib(self) -> float:
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmRSS")
+
+    def client(self) -> BatchClient:
+        return BatchClient(self.url, AzureNamedKeyCredential(ACCOUNT, KEY))
+
+
+def signed(session: requests.Session, method: str, url: str, body: bytes = b"") -> requests.Response:
+    parts = urlsplit(url)
+    headers = {"ocp-date": format_datetime(datetime.now(timezone.utc), usegmt=True)}
+    if method != "GET":
+        headers["Content-Type"] = "application/json; odata=minimalmetadata"
+        headers["Content-Length"] = str(len(body))
+    text = auth.string_to_sign(method, headers, parts.path, parts.query, ACCOUNT)
+    headers["Authorization"] = f"SharedKey {ACCOUNT}:{auth.sign(base64.b64decode(KEY), text)}"
+    response = session.request(method, url, headers=headers, data=body or None, timeout=300)
+    response.raise_for_status()
+    return response
 
 
 def vm() -> models.VirtualMachineConfiguration:
@@ -52,32 +143,159 @@ def vm() -> models.VirtualMachineConfiguration:
     )
 
 
-def signed_get(session: requests.Session, url: str) -> requests.Response:
-    parts = urlsplit(url)
-    headers = {"ocp-date": format_datetime(datetime.now(timezone.utc), usegmt=True)}
-    text = auth.string_to_sign("GET", headers, parts.path, parts.query, ACCOUNT)
-    headers["Authorization"] = f"SharedKey {ACCOUNT}:{auth.sign(base64.b64decode(KEY), text)}"
-    return session.get(url, headers=headers, timeout=60)
+def make_pool(client: BatchClient, pool_id: str, slots: int) -> None:
+    client.create_pool(
+        models.BatchPoolCreateOptions(
+            id=pool_id,
+            vm_size="standard_d2",
+            virtual_machine_configuration=vm(),
+            target_dedicated_nodes=1,
+            task_slots_per_node=slots,
+        )
+    )
+    while not any(node.state == models.BatchNodeState.IDLE for node in client.list_nodes(pool_id)):
+        time.sleep(0.05)
 
 
-def bench_listing(server: EmulatorServer, client: BatchClient, db_path: Path) -> None:
+def add_tasks(url: str, job_id: str, bodies: list[dict[str, object]], threads: int = 4) -> None:
+    """``addtaskcollection`` with plain JSON, 100 tasks a request, ``threads`` requests at a time."""
+    chunks = [bodies[start : start + 100] for start in range(0, len(bodies), 100)]
+    lock = threading.Lock()
+
+    def worker() -> None:
+        session = requests.Session()
+        while True:
+            with lock:
+                if not chunks:
+                    return
+                chunk = chunks.pop()
+            payload = json.dumps({"value": chunk}).encode()
+            answer = signed(session, "POST", f"{url}/jobs/{job_id}/addtaskcollection?{API}", payload).json()
+            failed = [item for item in answer["value"] if item.get("status") != "success"]
+            assert not failed, failed[:1]
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+
+
+def run_on_emulator(
+    emulator: Emulator, pool_id: str, job_id: str, words: list[str], count: int
+) -> tuple[float, float]:
+    """Wall and emulator CPU seconds from submitting ``count`` tasks to the last completion."""
+    client = emulator.client()
+    client.create_job(
+        models.BatchJobCreateOptions(id=job_id, pool_info=models.BatchPoolInfo(pool_id=pool_id))
+    )
+    command = " ".join(words)
+    bodies: list[dict[str, object]] = [
+        {"id": f"t{index:05d}", "commandLine": command} for index in range(count)
+    ]
+    cpu = emulator.cpu()
+    started = time.perf_counter()
+    add_tasks(emulator.url, job_id, bodies, threads=2)
+    while client.get_job_task_counts(job_id).task_counts.completed < count:
+        time.sleep(0.02)
+    wall = time.perf_counter() - started
+    cpu = emulator.cpu() - cpu
+    counts = client.get_job_task_counts(job_id).task_counts
+    assert counts.succeeded == count, counts
+    return wall, cpu
+
+
+def run_on_xargs(words: list[str], count: int, slots: int) -> tuple[float, float]:
+    """Wall and CPU seconds (xargs and its children) of ``xargs -P slots`` running the same programs."""
+    program, arguments = words[0], words[1:]
+    lines = ("\n".join(" ".join(arguments) or "''" for _ in range(count)) + "\n").encode()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    if arguments:
+        subprocess.run(["xargs", "-P", str(slots), "-L", "1", program], input=lines, check=True)
+    else:
+        subprocess.run(["xargs", "-P", str(slots), "-n", "1", "-0", program], input=b"\0" * count, check=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return wall, cpu
+
+
+def side_by_side(
+    name: str,
+    rounds: int,
+    ours: Callable[[int], tuple[float, float]],
+    floor: Callable[[], tuple[float, float]],
+    floor_name: str,
+) -> None:
+    results: dict[str, list[tuple[float, float]]] = {"emulator": [], floor_name: []}
+    for round_number in range(rounds):
+        order: list[tuple[str, Callable[[], tuple[float, float]]]] = [
+            ("emulator", lambda number=round_number: ours(number)),  # type: ignore[misc]
+            (floor_name, floor),
+        ]
+        if round_number % 2:
+            order.reverse()
+        for label, run in order:
+            results[label].append(run())
+    wall = {label: statistics.median(w for w, _ in values) for label, values in results.items()}
+    cpu = {label: statistics.median(c for _, c in values) for label, values in results.items()}
+    for label in results:
+        runs = ", ".join(f"{w:.2f}" for w, _ in results[label])
+        print(
+            f"  {label:>9}: wall {wall[label]:.2f} s, CPU {cpu[label]:.2f} s "
+            f"(median of {rounds}; walls {runs})"
+        )
+    print(
+        f"  {name}: wall ratio {wall['emulator'] / wall[floor_name]:.2f}x, "
+        f"CPU ratio {cpu['emulator'] / cpu[floor_name]:.2f}x"
+    )
+
+
+def bench_processes(emulator: Emulator, rows: list[str], rounds: int) -> None:
+    client = emulator.client()
+    if "true" in rows:
+        make_pool(client, "pool4", 4)
+        print("true: 500 x /bin/true on 4 slots vs xargs -P 4")
+        side_by_side(
+            "true",
+            rounds,
+            lambda n: run_on_emulator(emulator, "pool4", f"true-{n}", ["/bin/true"], 500),
+            lambda: run_on_xargs(["/bin/true"], 500, 4),
+            "xargs",
+        )
+    if "sleep" in rows:
+        make_pool(client, "pool16", 16)
+        print("sleep: 2,000 x sleep 0.05 on 16 slots vs xargs -P 16")
+        side_by_side(
+            "sleep",
+            rounds,
+            lambda n: run_on_emulator(emulator, "pool16", f"sleep-{n}", ["sleep", "0.05"], 2000),
+            lambda: run_on_xargs(["sleep", "0.05"], 2000, 16),
+            "xargs",
+        )
+
+
+def bench_listing(emulator: Emulator) -> None:
+    print(f"list: {LIST_TASKS:,} tasks, pages of {PAGE:,}")
+    client = emulator.client()
     client.create_job(
         models.BatchJobCreateOptions(id="list-job", pool_info=models.BatchPoolInfo(pool_id="none"))
     )
+    bodies: list[dict[str, object]] = [
+        {
+            "id": f"task-{index:05d}",
+            "commandLine": f"/bin/echo {index}",
+            "environmentSettings": [{"name": "INDEX", "value": str(index)}],
+        }
+        for index in range(LIST_TASKS)
+    ]
     started = time.perf_counter()
-    client.create_tasks(
-        "list-job",
-        [
-            models.BatchTaskCreateOptions(
-                id=f"task-{index:05d}",
-                command_line=f"/bin/echo {index}",
-                environment_settings=[models.EnvironmentSetting(name="INDEX", value=str(index))],
-            )
-            for index in range(LIST_TASKS)
-        ],
-        max_concurrency=4,
+    add_tasks(emulator.url, "list-job", bodies)
+    print(
+        f"  submitted {LIST_TASKS:,} tasks (addtaskcollection, 100/request, 4 threads) "
+        f"in {time.perf_counter() - started:.2f} s"
     )
-    print(f"  submitted {LIST_TASKS} tasks with create_tasks in {time.perf_counter() - started:.2f} s")
 
     sdk_pages: list[float] = []
     page_start = time.perf_counter()
@@ -91,18 +309,18 @@ def bench_listing(server: EmulatorServer, client: BatchClient, db_path: Path) ->
 
     raw_pages: list[float] = []
     session = requests.Session()
-    url: str | None = f"{server.url}/jobs/list-job/tasks?api-version=2025-06-01&maxresults={PAGE}"
+    url: str | None = f"{emulator.url}/jobs/list-job/tasks?{API}&maxresults={PAGE}"
     raw_count = 0
     while url:
         page_start = time.perf_counter()
-        body = signed_get(session, url).json()
+        body = signed(session, "GET", url).json()
         raw_pages.append(time.perf_counter() - page_start)
         raw_count += len(body["value"])
         url = body.get("odata.nextLink")
     assert raw_count == LIST_TASKS, raw_count
 
     store_pages: list[float] = []
-    connection = sqlite3.connect(str(db_path))
+    connection = sqlite3.connect(str(emulator.state / "emulator.db"))
     marker = ""
     while True:
         page_start = time.perf_counter()
@@ -123,80 +341,80 @@ def bench_listing(server: EmulatorServer, client: BatchClient, db_path: Path) ->
         f"  per 1,000-task page (median of {len(sdk_pages)}): SDK list_tasks {sdk * 1000:.1f} ms, "
         f"raw HTTP {raw * 1000:.1f} ms, SQLite read + JSON decode {store * 1000:.1f} ms"
     )
-    print(f"  worst SDK page {max(sdk_pages) * 1000:.1f} ms; all 10,000 via SDK {sum(sdk_pages):.2f} s")
     print(f"  ratios: SDK / raw HTTP = {sdk / raw:.2f}x, raw HTTP / store read = {raw / store:.2f}x")
 
 
-def bench_running(client: BatchClient) -> tuple[float, float]:
-    client.create_pool(
-        models.BatchPoolCreateOptions(
-            id="run-pool",
-            vm_size="standard_d2",
-            virtual_machine_configuration=vm(),
-            target_dedicated_nodes=1,
-            task_slots_per_node=SLOTS,
-        )
-    )
-    while not any(node.state == models.BatchNodeState.IDLE for node in client.list_nodes("run-pool")):
-        time.sleep(0.05)
+def bench_rss(emulator: Emulator) -> None:
+    print(f"rss: the emulator holding {RSS_TASKS:,} tasks, after a restart")
+    client = emulator.client()
     client.create_job(
-        models.BatchJobCreateOptions(id="run-job", pool_info=models.BatchPoolInfo(pool_id="run-pool"))
+        models.BatchJobCreateOptions(id="rss-job", pool_info=models.BatchPoolInfo(pool_id="none"))
     )
-    tasks = [
-        models.BatchTaskCreateOptions(id=f"run-{index:04d}", command_line="/bin/true")
-        for index in range(RUN_TASKS)
+    bodies: list[dict[str, object]] = [
+        {
+            "id": f"task-{index:06d}",
+            "commandLine": f"/bin/sh -c 'echo {index}'",
+            "environmentSettings": [{"name": "INDEX", "value": str(index)}],
+        }
+        for index in range(RSS_TASKS)
     ]
     started = time.perf_counter()
-    client.create_tasks("run-job", tasks, max_concurrency=2)
-    while client.get_job_task_counts("run-job").task_counts.completed < RUN_TASKS:
-        time.sleep(0.02)
-    emulator_seconds = time.perf_counter() - started
-    counts = client.get_job_task_counts("run-job").task_counts
-    assert counts.succeeded == RUN_TASKS, counts
-
-    commands = "\n".join("/bin/true" for _ in range(RUN_TASKS)) + "\n"
+    add_tasks(emulator.url, "rss-job", bodies)
+    print(f"  submitted in {time.perf_counter() - started:.1f} s; RSS live: {emulator.rss_mib():.0f} MiB")
+    emulator.stop()
     started = time.perf_counter()
-    subprocess.run(["xargs", "-P", str(SLOTS), "-I{}", "sh", "-c", "{}"], input=commands.encode(), check=True)
-    xargs_seconds = time.perf_counter() - started
-    return emulator_seconds, xargs_seconds
+    emulator.start()
+    print(
+        f"  restarted in {time.perf_counter() - started:.1f} s; "
+        f"RSS after the restart: {emulator.rss_mib():.0f} MiB"
+    )
+    connection = sqlite3.connect(str(emulator.state / "emulator.db"))
+    (json_bytes,) = connection.execute("SELECT SUM(LENGTH(body)) FROM tasks").fetchone()
+    connection.close()
+    print(f"  the tasks' stored JSON: {json_bytes / 2**20:.0f} MiB")
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", default="true,sleep,list,rss", help="comma-separated: true,sleep,list,rss")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated rounds for true and sleep")
+    arguments = parser.parse_args()
+    rows = [row.strip() for row in arguments.rows.split(",") if row.strip()]
     tools = Path(os.environ.get("BATCHRUN_TOOLS_DIR") or REPO / ".cache" / "tools")
+    print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     with tempfile.TemporaryDirectory(prefix="batchrun-bench-") as folder:
         state = Path(folder)
         azurite, endpoint = start_azurite(tools, state / "azurite")
-        config = EmulatorConfig(
-            state_dir=state / "emulator",
-            account_name=ACCOUNT,
-            account_key=KEY,
-            token="bench-token",
-            subscription_id="sub",
-            resource_group="rg",
-            storage=StorageConfig(endpoint.blob_url, endpoint.account_name, endpoint.account_key),
-            max_running_tasks=SLOTS,
-        )
-        server = EmulatorServer(config)
         try:
-            server.start()
-            client = BatchClient(server.url, AzureNamedKeyCredential(ACCOUNT, KEY))
-            print(f"machine: {os.cpu_count()} CPUs; emulator at {server.url}")
-            print(f"1. listing {LIST_TASKS:,} tasks, pages of {PAGE:,}")
-            bench_listing(server, client, config.db_path)
-            print(f"2. running {RUN_TASKS} x /bin/true on {SLOTS} slots")
-            emulator_seconds, xargs_seconds = bench_running(client)
-            print(
-                f"  emulator (submit to last completion): {emulator_seconds:.2f} s "
-                f"({emulator_seconds / RUN_TASKS * 1000:.1f} ms/task, "
-                f"{RUN_TASKS / emulator_seconds:.0f} tasks/s)"
-            )
-            print(
-                f"  xargs -P {SLOTS}: {xargs_seconds:.2f} s ({xargs_seconds / RUN_TASKS * 1000:.2f} ms/task)"
-            )
-            print(f"  ratio emulator / xargs = {emulator_seconds / xargs_seconds:.1f}x")
+            if "true" in rows or "sleep" in rows:
+                emulator = Emulator(_fresh(state / "run"), endpoint, cap=16)
+                emulator.start()
+                try:
+                    bench_processes(emulator, rows, arguments.rounds)
+                finally:
+                    emulator.stop()
+            if "list" in rows:
+                emulator = Emulator(_fresh(state / "list"), endpoint, cap=4)
+                emulator.start()
+                try:
+                    bench_listing(emulator)
+                finally:
+                    emulator.stop()
+            if "rss" in rows:
+                emulator = Emulator(_fresh(state / "rss"), endpoint, cap=4)
+                emulator.start()
+                try:
+                    bench_rss(emulator)
+                finally:
+                    emulator.stop()
         finally:
-            server.stop()
             stop_process(azurite)
+    print(f"load average at the end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+
+
+def _fresh(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    return folder
 
 
 if __name__ == "__main__":
