@@ -83,7 +83,10 @@ def task_environment(
         for name in package_variable_names(application_id, version):
             env[name] = str(folder)
 
-    root = identity.root
+    # Plain string joins: this runs for every task, and pathlib's objects cost more than the joins they do.
+    root = str(identity.root)
+    startup = str(start_task_directory(identity))
+    task_folder = str(task_dir)
     env.update(
         {
             "AZ_BATCH_ACCOUNT_NAME": identity.account_name,
@@ -91,13 +94,13 @@ def task_environment(
             "AZ_BATCH_POOL_ID": identity.pool_id,
             "AZ_BATCH_NODE_ID": identity.node_id,
             "AZ_BATCH_NODE_IS_DEDICATED": "true" if identity.is_dedicated else "false",
-            "AZ_BATCH_NODE_ROOT_DIR": str(root),
-            "AZ_BATCH_NODE_SHARED_DIR": str(root / "shared"),
-            "AZ_BATCH_NODE_STARTUP_DIR": str(start_task_directory(identity)),
-            "AZ_BATCH_NODE_STARTUP_WORKING_DIR": str(start_task_directory(identity) / "wd"),
-            "AZ_BATCH_NODE_MOUNTS_DIR": str(root / "fsmounts"),
-            "AZ_BATCH_TASK_DIR": str(task_dir),
-            "AZ_BATCH_TASK_WORKING_DIR": str(task_dir / "wd"),
+            "AZ_BATCH_NODE_ROOT_DIR": root,
+            "AZ_BATCH_NODE_SHARED_DIR": os.path.join(root, "shared"),
+            "AZ_BATCH_NODE_STARTUP_DIR": startup,
+            "AZ_BATCH_NODE_STARTUP_WORKING_DIR": os.path.join(startup, "wd"),
+            "AZ_BATCH_NODE_MOUNTS_DIR": os.path.join(root, "fsmounts"),
+            "AZ_BATCH_TASK_DIR": task_folder,
+            "AZ_BATCH_TASK_WORKING_DIR": os.path.join(task_folder, "wd"),
             "AZ_BATCH_TASK_USER_IDENTITY": user_identity_name(launch.spec, launch.kind),
             "AZ_BATCH_TASK_USER": _host_user(),
         }
@@ -105,18 +108,18 @@ def task_environment(
     if launch.kind != "starttask":
         env["AZ_BATCH_JOB_ID"] = launch.job_id
         env["AZ_BATCH_TASK_ID"] = launch.task_id
-        prep_dir = job_directory(identity, launch.job_id) / JOB_PREPARATION_DIR
+        prep_dir = os.path.join(job_directory(identity, launch.job_id), JOB_PREPARATION_DIR)
         # Set for every task of a job that has a preparation task, which has then run on this node first.
-        if launch.kind == "jobpreparation" or prep_dir.is_dir():
-            env["AZ_BATCH_JOB_PREP_DIR"] = str(prep_dir)
-            env["AZ_BATCH_JOB_PREP_WORKING_DIR"] = str(prep_dir / "wd")
+        if launch.kind == "jobpreparation" or os.path.isdir(prep_dir):
+            env["AZ_BATCH_JOB_PREP_DIR"] = prep_dir
+            env["AZ_BATCH_JOB_PREP_WORKING_DIR"] = os.path.join(prep_dir, "wd")
     if launch.kind == "task" and launch.spec.get("multiInstanceSettings") and launch.node_ips:
         ips = list(launch.node_ips)
         env["AZ_BATCH_IS_CURRENT_NODE_MASTER"] = "true"
         env["AZ_BATCH_MASTER_NODE"] = ips[0]
         env["AZ_BATCH_HOST_LIST"] = ",".join(ips)
         env["AZ_BATCH_NODE_LIST"] = ";".join(ips)
-        env["AZ_BATCH_TASK_SHARED_DIR"] = str(task_dir)
+        env["AZ_BATCH_TASK_SHARED_DIR"] = task_folder
     return env
 
 
