@@ -30,7 +30,7 @@ from azure.storage.blob import (
 from batchrun.azure.failures import translated
 from batchrun.azure.parallel import run_parallel
 from batchrun.errors import ApplyError
-from batchrun.hash_cache import HashCache
+from batchrun.hash_cache import HashCache, md5_of
 from batchrun.manifest.sources import source_files
 from batchrun.model import StorageInput
 from batchrun.plan.live import BLOB_WORKLOAD_KEY, LiveInput, LocalFile, PreparedInput
@@ -58,21 +58,42 @@ def prepare_input(spec: StorageInput, hashes: HashCache | None = None) -> Prepar
 
 
 class _HashingReader:
-    """A file read once, front to back, for an upload: its MD5 is computed from the bytes that were sent."""
+    """A file streamed to an upload, its MD5 computed from the bytes sent.
 
-    def __init__(self, handle: BinaryIO) -> None:
+    It stays seekable so the storage SDK can rewind and resend after a transient error; bytes read again
+    after a rewind are not hashed twice. If reads ever skip ahead (nothing here does that), the file is
+    hashed again from disk instead.
+    """
+
+    def __init__(self, handle: BinaryIO, path: Path) -> None:
         self._handle = handle
+        self._path = path
         self._digest = hashlib.md5(usedforsecurity=False)
+        self._hashed = 0  # bytes [0, _hashed) are in the digest
+        self._gap = False
 
     def read(self, size: int = -1) -> bytes:
+        start = self._handle.tell()
         data = self._handle.read(size)
-        self._digest.update(data)
+        if start > self._hashed:
+            self._gap = True
+        elif start + len(data) > self._hashed:
+            self._digest.update(data[self._hashed - start :])
+            self._hashed = start + len(data)
         return data
 
     def seekable(self) -> bool:
-        return False  # the SDK then reads in order, so the digest covers the whole file once
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._handle.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._handle.tell()
 
     def md5(self) -> str:
+        if self._gap:
+            return md5_of(self._path)
         return base64.b64encode(self._digest.digest()).decode()
 
 
@@ -121,10 +142,10 @@ def upload_files(
         path = Path(str(item["path"]))
         blob = str(item["blob"])
         with translated(f"uploading {blob} to container {container}"), path.open("rb") as handle:
-            reader = _HashingReader(handle)
+            reader = _HashingReader(handle, path)
             client.upload_blob(
                 blob,
-                cast(Any, reader),  # any object with read() is a stream to the SDK
+                cast(Any, reader),  # a file-like object to the SDK
                 overwrite=True,
                 length=int(item["size"]),
                 content_settings=ContentSettings(content_md5=bytearray(base64.b64decode(str(item["md5"])))),
