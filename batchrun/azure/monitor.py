@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from azure.batch import BatchClient
 from azure.core.exceptions import (
@@ -29,6 +30,7 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobServiceClient
 
+from batchrun.azure.rest import list_json
 from batchrun.errors import AuthenticationError, TargetError, TargetUnreachableError
 from batchrun.redact import redact
 from batchrun.watch.snapshot import (
@@ -267,12 +269,11 @@ class BatchMonitor:
 
     def task_dependencies(self, job_id: str) -> list[dict[str, Any]]:
         """Every task's id, state, dependencies and outcome, as plain data (for finding blocked tasks)."""
-        fields = ["id", "state", "dependsOn", "executionInfo", "exitConditions"]
+        select = {"$select": "id,state,dependsOn,executionInfo,exitConditions"}
         found: list[dict[str, Any]] = []
         with _reading(f"the tasks of job/{job_id}"):
             try:
-                for task in self._batch.list_tasks(job_id, select=fields, max_results=1000):
-                    data = task.as_dict()
+                for data in list_json(self._batch, f"/jobs/{quote(job_id, safe='')}/tasks", select):
                     info = data.get("executionInfo") or {}
                     found.append(
                         {

@@ -21,13 +21,13 @@ from batchrun.azure.results import read_record
 from batchrun.azure.storage import container_exists, read_input
 from batchrun.model import Workload
 from batchrun.plan.live import (
-    TASK_DIGEST_ENV,
     LiveJob,
     LivePool,
     LiveState,
     LiveTask,
     PreparedInput,
     PreparedPackage,
+    task_digest_of,
 )
 
 TASK_PAGE_SIZE = 1000
@@ -88,10 +88,7 @@ def read_tasks(batch: BatchClient, job_id: str) -> dict[str, LiveTask]:
     with translated(f"listing the tasks of job/{job_id}"):
         try:
             for data in list_json(batch, f"/jobs/{quote(job_id, safe='')}/tasks", select, TASK_PAGE_SIZE):
-                digest = ""
-                for setting in data.get("environmentSettings") or ():
-                    if setting.get("name") == TASK_DIGEST_ENV:
-                        digest = str(setting.get("value", ""))
+                digest = task_digest_of(data.get("environmentSettings"))
                 info = data.get("executionInfo") or {}
                 tasks[str(data["id"]).lower()] = LiveTask(
                     digest,

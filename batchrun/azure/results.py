@@ -32,7 +32,7 @@ from azure.storage.blob import BlobServiceClient
 from batchrun.azure.failures import error_code, translated
 from batchrun.azure.rest import list_json
 from batchrun.errors import TargetError
-from batchrun.plan.live import STATE_CONTAINER, TASK_DIGEST_ENV, TaskResult
+from batchrun.plan.live import STATE_CONTAINER, TaskResult, task_digest_of
 
 FORMAT_VERSION = 1
 RECORD_NAME = "results.json.gz"
@@ -109,14 +109,7 @@ def completed_tasks(batch: BatchClient, job_id: str) -> Iterator[tuple[str, Task
             for data in list_json(batch, f"/jobs/{quote(job_id, safe='')}/tasks", select, TASK_PAGE_SIZE):
                 if str(data.get("state", "")).lower() != "completed":
                     continue
-                digest = next(
-                    (
-                        str(s.get("value", ""))
-                        for s in data.get("environmentSettings") or ()
-                        if s.get("name") == TASK_DIGEST_ENV
-                    ),
-                    "",
-                )
+                digest = task_digest_of(data.get("environmentSettings"))
                 if not digest:
                     continue
                 info = data.get("executionInfo") or {}

@@ -23,9 +23,9 @@ from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsE
 
 from batchrun.azure.failures import error_code, status_of, translate, translated
 from batchrun.azure.parallel import run_parallel
-from batchrun.azure.rest import post_json
+from batchrun.azure.rest import list_json, post_json
 from batchrun.errors import ApplyError
-from batchrun.plan.live import DIGEST_KEY, TASK_DIGEST_ENV, WORKLOAD_KEY
+from batchrun.plan.live import DIGEST_KEY, WORKLOAD_KEY, task_digest_of
 
 TASKS_PER_REQUEST = 100
 TASK_THREADS = 8
@@ -323,37 +323,21 @@ class BatchWriter:
         """Lower-cased ids of ``bodies`` whose live task is the one we meant to add (same digest): TaskExists
         answers are success for those. One list request per chunk (filtered by id, selecting only the
         digest), never one GET per task; any error is a batchrun error, never a traceback."""
-        wanted = {str(body["id"]).lower(): _digest_of(body.get("environmentSettings")) for body in bodies}
+        wanted = {str(body["id"]).lower(): task_digest_of(body.get("environmentSettings")) for body in bodies}
         clauses = " or ".join(f"id eq '{body['id']}'" for body in bodies)
-        fields = ["id", "environmentSettings"]
+        path = f"/jobs/{quote(job_id, safe='')}/tasks"
+        select = {"$select": "id,environmentSettings"}
         with translated(f"checking the {len(bodies)} task(s) of job/{job_id} that already exist"):
             try:
-                live = list(self.batch.list_tasks(job_id, filter=clauses, select=fields))
+                live = list(list_json(self.batch, path, {**select, "$filter": clauses}))
             except HttpResponseError as error:
                 if status_of(error) != 400:
                     raise
                 # A service that refuses this filter: read the job's tasks (ids and digests only) instead.
                 live = [
-                    task for task in self.batch.list_tasks(job_id, select=fields) if task.id.lower() in wanted
+                    task for task in list_json(self.batch, path, select) if str(task["id"]).lower() in wanted
                 ]
             found = {
-                str(task.id).lower(): _digest_of([s.as_dict() for s in task.environment_settings or ()])
-                for task in live
+                str(task["id"]).lower(): task_digest_of(task.get("environmentSettings")) for task in live
             }
-        return {
-            task_id
-            for task_id, digest in wanted.items()
-            if digest is not None and found.get(task_id) == digest
-        }
-
-
-def _digest_of(settings: Any) -> str | None:
-    """The batchrun digest among ``[{name, value}]`` environment settings, or None."""
-    return next(
-        (
-            str(s.get("value"))
-            for s in settings or ()
-            if isinstance(s, Mapping) and s.get("name") == TASK_DIGEST_ENV
-        ),
-        None,
-    )
+        return {task_id for task_id, digest in wanted.items() if digest and found.get(task_id) == digest}

@@ -17,10 +17,8 @@ from typing import Any
 
 from batchrun.model.durations import duration_seconds
 from batchrun.plan.actions import FieldChange
-from batchrun.plan.defaults import COMPUTED_KEYS, normal_value
+from batchrun.plan.defaults import CASE_INSENSITIVE_KEYS, COMPUTED_KEYS, UNLIMITED_DURATION, normal_value
 from batchrun.plan.secrets import SECRET_KEYS
-
-UNLIMITED_DURATION = "P10675199DT2H48M5.4775807S"
 
 # Service defaults, by the last one or two segments of a field path (list indices removed).
 DEFAULTS: Mapping[str, Any] = {
@@ -47,31 +45,6 @@ DEFAULTS: Mapping[str, Any] = {
     "elevationLevel": "nonadmin",
     "scope": "pool",
 }
-
-# Values the service may return in another case than the manifest wrote.
-CASE_INSENSITIVE_KEYS = frozenset(
-    {
-        "vmSize",
-        "onAllTasksComplete",
-        "onTaskFailure",
-        "elevationLevel",
-        "scope",
-        "nodeFillType",
-        "jobAction",
-        "dependencyAction",
-        "uploadCondition",
-        "storageAccountType",
-        "caching",
-        "placement",
-        "policy",
-        "nodeDeallocationOption",
-        "sku",
-        "publisher",
-        "offer",
-        "nodeAgentSKUId",
-        "mode",
-    }
-)
 
 
 def _default_for(path: str) -> Any:

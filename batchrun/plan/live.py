@@ -84,6 +84,14 @@ class LiveTask(NamedTuple):
     exit_code: int | None = None
 
 
+def task_digest_of(settings: Any) -> str:
+    """The batchrun digest among a task's ``[{name, value}]`` environment settings, "" when it has none."""
+    for setting in settings or ():
+        if isinstance(setting, Mapping) and setting.get("name") == TASK_DIGEST_ENV:
+            return str(setting.get("value", ""))
+    return ""
+
+
 class TaskResult(NamedTuple):
     """The last outcome of a task with a given digest, as kept in the workload's record of results."""
 
