@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -15,7 +16,8 @@ from batchrun.emulator.server import EmulatorServer, write_discovery
 from batchrun.errors import BatchrunError
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, on_start: Callable[[EmulatorServer], None] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; ``on_start`` receives the server once it serves (an embedding daemon)."""
     parser = argparse.ArgumentParser(prog="python -m batchrun.emulator", description=__doc__)
     parser.add_argument("--config", required=True, type=Path, help="JSON configuration file")
     arguments = parser.parse_args(argv)
@@ -37,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Error: {error}", file=sys.stderr)
         return error.exit_code
     try:
+        if on_start is not None:
+            on_start(server)
         write_discovery(config.discovery_path, url)
         while not stop.wait(3600):
             pass

@@ -31,6 +31,7 @@ from batchrun.emulator.node.outputs import upload_outputs
 from batchrun.emulator.node.packages import PackageError, install_packages
 from batchrun.emulator.node.process import LaunchError, run_process
 from batchrun.emulator.node.resources import ResourceFileError, download_resource_files
+from batchrun.emulator.node.upload_journal import RunRecorder, UploadJournal
 from batchrun.emulator.timefmt import duration_seconds
 from batchrun.redact import redact
 
@@ -42,15 +43,20 @@ UNLIMITED_SECONDS = 100 * 365 * 86400.0
 
 
 def run_task(
-    identity: NodeIdentity, launch: TaskLaunch, storage: StorageAccess | None, cancel: threading.Event
+    identity: NodeIdentity,
+    launch: TaskLaunch,
+    storage: StorageAccess | None,
+    cancel: threading.Event,
+    journal: UploadJournal | None = None,
 ) -> TaskOutcome:
     """Run ``launch`` on the node and report how it ended. Blocks; setting ``cancel`` ends the process group.
 
-    Never raises for anything the task or its inputs did wrong: those become ``failure_info``.
+    Never raises for anything the task or its inputs did wrong: those become ``failure_info``. Output uploads
+    storage acknowledged are recorded in ``journal`` (for a check after a storage crash).
     """
     start = _now()
     try:
-        return _run(identity, launch, storage, cancel, start)
+        return _run(identity, launch, storage, cancel, start, journal)
     except Exception as error:
         _LOG.exception("node runtime error for %s/%s", launch.job_id, launch.task_id)
         info = failure_info(
@@ -65,6 +71,7 @@ def _run(
     storage: StorageAccess | None,
     cancel: threading.Event,
     start: datetime,
+    journal: UploadJournal | None = None,
 ) -> TaskOutcome:
     spec = launch.spec
     prepare_node(identity)
@@ -127,7 +134,12 @@ def _run(
 
     outputs = _list(spec.get("outputFiles")) if launch.kind == "task" else []
     if outputs:
-        report = upload_outputs(outputs, working_dir, task_dir, env, succeeded=info is None)
+        recorder = None
+        if journal is not None:
+            recorder = RunRecorder(journal, launch.job_id, launch.task_id, start, task_dir)
+        report = upload_outputs(
+            outputs, working_dir, task_dir, env, succeeded=info is None, storage=storage, recorder=recorder
+        )
         if report.failure is not None and info is None:
             info, stage = report.failure, "fileupload"
     return TaskOutcome(

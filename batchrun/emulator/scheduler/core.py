@@ -26,6 +26,7 @@ from batchrun.emulator.node import (
     remove_job_directories,
     run_task,
 )
+from batchrun.emulator.node.upload_journal import UploadJournal
 from batchrun.emulator.scheduler import nodes
 from batchrun.emulator.scheduler.jobs import JobTransitions
 from batchrun.emulator.scheduler.node_ops import NodeOperations
@@ -70,6 +71,8 @@ class Scheduler:
         self._workers: set[threading.Thread] = set()
         # Task runs reuse pooled threads: starting a thread per task under the model lock was a bottleneck.
         self.task_threads = ThreadPoolExecutor(max_workers=self.cap, thread_name_prefix="batch-task")
+        # Output uploads storage acknowledged lately: checked again after a storage crash (storage_recovery).
+        self.upload_journal = UploadJournal()
         self.jobs = JobTransitions(model, self)
         self.schedules = ScheduleClock(model, self)
         self.node_ops = NodeOperations(self)

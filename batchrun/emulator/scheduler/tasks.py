@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,8 @@ class RunningTask:
     slots: int
     cancel: threading.Event = field(default_factory=threading.Event)
     reason: str | None = None  # why it was cancelled: requeue | terminate | delete | shutdown | prepfailed
+    # Set when storage lost an output this run had uploaded and it could not be uploaded again.
+    lost_output: Body | None = None
 
 
 class TaskRunner:
@@ -211,7 +213,9 @@ class TaskRunner:
                 ):
                     return
                 launch = TaskLaunch("task", run.job_id, run.task_id, spec, environment, packages, [LOCAL_IP])
-                outcome = run_task(identity, launch, self.scheduler.storage, run.cancel)
+                outcome = run_task(
+                    identity, launch, self.scheduler.storage, run.cancel, self.scheduler.upload_journal
+                )
         except Exception as error:  # never leave a task stuck in running because of a bug
             _LOG.exception("task %s/%s failed in the emulator", run.job_id, run.task_id)
             outcome = immediate_failure(failure_info("servererror", "NodeRuntimeError", str(error)))
@@ -273,6 +277,9 @@ class TaskRunner:
     def _complete(self, run: RunningTask, outcome: TaskOutcome) -> None:
         """Record how a task run ended (lock held)."""
         self.scheduler.running.pop((run.job_id, run.task_id), None)
+        if run.lost_output is not None and outcome.result == "success":
+            lost = run.lost_output
+            outcome = replace(outcome, failure_info=lost, result="failure", failure_stage="fileupload")
         node = self.model.nodes.get(run.pool_id, {}).get(run.node_id)
         job_tasks = self.model.tasks.get(run.job_id)
         task = job_tasks.by_id.get(run.task_id) if job_tasks else None
@@ -294,7 +301,7 @@ class TaskRunner:
                     decision = self._record_exit_decision(task, outcome)
                 self.model.save_task(run.job_id, task)  # once, with its dependency action
                 if decision is not None:
-                    self._after_completion(run.job_id, task, decision)
+                    self.after_completion(run.job_id, task, decision)
         if run.reason == "delete":
             # The task (or its job) was deleted while it ran; its process has ended now.
             remove_task_directories(self.config.nodes_dir, run.job_id, run.task_id)
@@ -346,7 +353,7 @@ class TaskRunner:
         internal(task)["dependencyAction"] = decision.dependency_action
         return decision
 
-    def _after_completion(self, job_id: str, task: Body, decision: ExitDecision) -> None:
+    def after_completion(self, job_id: str, task: Body, decision: ExitDecision) -> None:
         succeeded = task["executionInfo"]["result"] == "success"
         job = self.model.jobs.get(job_id)
         manager = job is not None and internal(task).get("jobManager")
