@@ -5,7 +5,7 @@ The public Python API is re-exported here; see the README's "Python API" section
 
 from __future__ import annotations
 
-from batchrun.api import apply, destroy, load, plan, render_plan
+from batchrun.api import apply, destroy, load, load_all, plan, render_plan
 from batchrun.errors import (
     AbortedError,
     ApplyError,
@@ -36,6 +36,7 @@ __all__ = [
     "apply",
     "destroy",
     "load",
+    "load_all",
     "plan",
     "render_plan",
 ]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchrun.apply.hooks import ApplyHooks
-from batchrun.errors import PlanError
+from batchrun.errors import Diagnostic, ManifestError, PlanError
 from batchrun.model import Workload
 from batchrun.plan.actions import Action, Plan
 from batchrun.plan.decide_common import PlanOptions
@@ -81,6 +81,37 @@ def load(
     return load_workload(
         Path(manifest), dict(variables or {}), tuple(var_files), max_tasks or DEFAULT_MAX_TASKS
     )
+
+
+def load_all(
+    manifests: Sequence[Path | str],
+    max_tasks: int | None = None,
+    skipped: Callable[[Path], None] | None = None,
+) -> tuple[Workload, ...]:
+    """Load several manifests (files, or folders of them) as one set, in the order to apply them.
+
+    Every manifest's problems are reported together (one ManifestError); two manifests may not declare the
+    same workload, pool or job. Workloads whose jobs run on another's pool come after it. ``skipped`` is told
+    of each YAML file under a folder that is not a workload manifest."""
+    from batchrun.manifest import DEFAULT_MAX_TASKS, load_workload
+    from batchrun.manifest.collection import manifest_files
+    from batchrun.plan.workload_order import apply_order, check_together
+
+    found = manifest_files([Path(m) for m in manifests])
+    for path in found.skipped:
+        if skipped is not None:
+            skipped(path)
+    workloads: list[Workload] = []
+    problems: list[Diagnostic] = []
+    for path in found.files:
+        try:
+            workloads.append(load_workload(path, {}, (), max_tasks or DEFAULT_MAX_TASKS))
+        except ManifestError as error:
+            problems.extend(error.diagnostics)
+    if problems:
+        raise ManifestError(problems)
+    check_together(workloads)
+    return apply_order(workloads)
 
 
 def plan_with(
@@ -245,4 +276,4 @@ def render_plan(plan: Plan) -> str:
     return render_text(plan)
 
 
-__all__ = ["Action", "Plan", "apply", "destroy", "load", "plan", "render_plan"]
+__all__ = ["Action", "Plan", "apply", "destroy", "load", "load_all", "plan", "render_plan"]

@@ -25,8 +25,9 @@ from batchrun.plan.saved import (
     ManifestRef,
     SavedPlan,
     dumps,
+    dumps_set,
     is_saved_plan,
-    loads,
+    loads_all,
     plan_differences,
     sanitised_plan,
 )
@@ -45,14 +46,10 @@ class _Observer:
         self.prints = fingerprints(self.digest, live, inputs, packages)
 
 
-def save_plan(
-    session: Session,
-    workload: Workload,
-    options: PlanOptions,
-    manifest: ManifestRef,
-    out: Path,
-) -> Plan:
-    """Make the plan and write it to ``out`` with what it was made from; returns the plan."""
+def saved_plan(
+    session: Session, workload: Workload, options: PlanOptions, manifest: ManifestRef
+) -> tuple[Plan, SavedPlan]:
+    """Make the plan as ``plan`` does, with what it was made from; returns the plan and what to save."""
     from batchrun.azure.ownership import ownership_of
 
     ownership = ownership_of(workload)
@@ -67,12 +64,30 @@ def save_plan(
         plan=sanitised_plan(plan, workload.manifest_path.resolve().parent),
         created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
+    return plan, saved
+
+
+def write_saved_plans(saved: Sequence[SavedPlan], out: Path) -> None:
+    """One plan as a saved plan, several as a set (applied in the order given)."""
+    text = dumps(saved[0]) if len(saved) == 1 else dumps_set(saved)
     try:
-        out.write_text(dumps(saved), encoding="utf-8")
+        out.write_text(text, encoding="utf-8")
     except OSError as error:
         raise PlanError(
             f"cannot write the plan to {out}: {error.strerror or error}; choose another path"
         ) from error
+
+
+def save_plan(
+    session: Session,
+    workload: Workload,
+    options: PlanOptions,
+    manifest: ManifestRef,
+    out: Path,
+) -> Plan:
+    """Make the plan and write it to ``out`` with what it was made from; returns the plan."""
+    plan, saved = saved_plan(session, workload, options, manifest)
+    write_saved_plans([saved], out)
     return plan
 
 
@@ -83,8 +98,8 @@ def manifest_ref(
     return ManifestRef(str(path), tuple(str(p) for p in var_files), tuple(sorted(variables)), max_tasks)
 
 
-def read_saved_plan(path: Path) -> SavedPlan | None:
-    """The saved plan in ``path``, or None when ``path`` is not one (a manifest)."""
+def read_saved_plans(path: Path) -> tuple[SavedPlan, ...] | None:
+    """The saved plans in ``path`` (one, or a set), or None when ``path`` is not a saved plan (a manifest)."""
     try:
         with path.open("r", encoding="utf-8") as handle:
             start = handle.read(400)
@@ -92,7 +107,15 @@ def read_saved_plan(path: Path) -> SavedPlan | None:
         return None  # the manifest loader reports it
     if not is_saved_plan(start):
         return None
-    return loads(path.read_text(encoding="utf-8"), str(path))
+    return loads_all(path.read_text(encoding="utf-8"), str(path))
+
+
+def read_saved_plan(path: Path) -> SavedPlan | None:
+    """The saved plan in ``path``, or None when ``path`` is not one (a manifest); a set is refused."""
+    saved = read_saved_plans(path)
+    if saved is not None and len(saved) != 1:
+        raise PlanError(f"{path} holds the plans of {len(saved)} workloads; apply it with `batchrun apply`")
+    return saved[0] if saved else None
 
 
 def load_planned_manifest(
@@ -144,4 +167,13 @@ def check_saved_plan(
     return plan
 
 
-__all__ = ["check_saved_plan", "load_planned_manifest", "manifest_ref", "read_saved_plan", "save_plan"]
+__all__ = [
+    "check_saved_plan",
+    "load_planned_manifest",
+    "manifest_ref",
+    "read_saved_plan",
+    "read_saved_plans",
+    "save_plan",
+    "saved_plan",
+    "write_saved_plans",
+]

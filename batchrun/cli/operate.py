@@ -18,9 +18,11 @@ import click
 from batchrun.cli.options import output_option, timeout_option
 from batchrun.cli.session import (
     ManifestInput,
+    ManifestSet,
     TargetChoice,
     job_keeps_running_on_interrupt,
     manifest_input,
+    manifest_set_input,
     target_options,
 )
 from batchrun.errors import Diagnostic, ManifestError
@@ -94,20 +96,31 @@ def wait_command(
 
 
 @click.command("status")
-@read_options
+@click.option("--no-color", is_flag=True, help="No colour even on a terminal (also NO_COLOR).")
+@manifest_set_input
+@output_option(("text", "json"))
+@target_options
 def status_command(
-    source: ManifestInput,
+    sources: ManifestSet,
     output: str,
     target: TargetChoice,
     no_color: bool,
 ) -> None:
-    """Show what is live for a manifest: pool, nodes, job, task counts, revision, and whether live differs."""
+    """Show what is live for a manifest: pool, nodes, job, task counts, revision, and whether live differs.
+
+    Several manifests, or folders of them, show each workload in turn (JSON: {"workloads": [...]})."""
     from batchrun.azure.monitor import BatchMonitor
     from batchrun.azure.results import read_record
     from batchrun.azure.usage import usage_document, usage_report
     from batchrun.watch import output_settings
     from batchrun.watch.status import read_status, render_status
 
+    source = sources.single
+    if source is None:
+        from batchrun.cli.workload_set import status_set
+
+        status_set(sources, output, target, no_color)
+        return
     workload = source.load()
     with connected(target) as clients:
         results = read_record(clients.blob, workload.name).results if workload.job is not None else {}

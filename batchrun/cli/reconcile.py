@@ -10,7 +10,7 @@ terminal, else need ``--confirm-replace``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -20,27 +20,35 @@ import click
 
 from batchrun.api import Session, destroy_plan_with, execute, plan_with
 from batchrun.cli import exit_codes
+from batchrun.cli.approval import Progress, approve, done_line, resolve_blocked
 from batchrun.cli.options import output_option, plain_text_option, timeout_option
 from batchrun.cli.session import (
     ManifestInput,
+    ManifestSet,
     TargetChoice,
     job_keeps_running_on_interrupt,
-    manifest_input,
+    manifest_set_input,
     note,
     target_options,
 )
+from batchrun.cli.workload_set import (
+    PlanSetSettings,
+    apply_saved_set,
+    apply_set,
+    destroy_set,
+    plan_set,
+)
 from batchrun.cost.report import plan_cost_lines, price_file_from, with_cost
-from batchrun.errors import AbortedError, PlanError, TargetUnreachableError
+from batchrun.errors import TargetUnreachableError
 from batchrun.model import Workload
-from batchrun.plan.actions import Plan
-from batchrun.plan.decide_common import CONFIRM_FLAG, PlanOptions
+from batchrun.plan.decide_common import PlanOptions
 from batchrun.plan.markdown import render_markdown
-from batchrun.plan.render import blocked_lines, render_json, render_text
+from batchrun.plan.render import render_json, render_text
 from batchrun.saved_plans import (
     check_saved_plan,
     load_planned_manifest,
     manifest_ref,
-    read_saved_plan,
+    read_saved_plans,
     save_plan,
 )
 
@@ -48,13 +56,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def common_options(function: F) -> F:
-    """MANIFEST, variables, ``--target``, ``-v`` and ``--confirm-replace``: what every write command takes."""
+    """MANIFEST... (files or folders), variables, ``--target``, ``-v`` and ``--confirm-replace``: what every
+    write command takes."""
     function = click.option(
         "--confirm-replace",
         is_flag=True,
         help="Allow replacing or deleting a pool or job that has active or running tasks.",
     )(function)
-    return manifest_input(target_options(function))
+    return manifest_set_input(target_options(function))
 
 
 def plan_options(function: F) -> F:
@@ -84,65 +93,6 @@ def plan_options(function: F) -> F:
     return function
 
 
-def _interactive() -> bool:
-    return sys.stdin.isatty()
-
-
-class _Progress:
-    """Prints apply progress on stderr."""
-
-    def step_started(self, address: str, operation: str) -> None:
-        note(f"  {address}: {operation} ...")
-
-    def step_finished(self, address: str, operation: str) -> None:
-        note(f"  {address}: {operation} done")
-
-    def tasks_progress(self, job_id: str, verb: str, done: int, total: int) -> None:
-        note(f"  job/{job_id}: {done}/{total} tasks {verb}")
-
-
-def _needs_only_confirmation(plan: Plan) -> bool:
-    return bool(plan.blocked) and all(CONFIRM_FLAG in change.unblock for change in plan.blocked)
-
-
-def _blocked_error(plan: Plan, done: str) -> PlanError:
-    """Why nothing was changed (``done``: applied or deleted): each blocked change and what unblocks it."""
-    return PlanError(
-        f"the plan has blocked changes, so nothing was {done}:\n  " + "\n  ".join(blocked_lines(plan.blocked))
-    )
-
-
-def _resolve_blocked(
-    plan: Plan, replan: Callable[[], Plan], auto_approve: bool, done: str = "applied"
-) -> Plan:
-    """Ask about confirmation-only blocks on a terminal; any other block is an error."""
-    if not plan.blocked:
-        return plan
-    if _needs_only_confirmation(plan) and _interactive() and not auto_approve:
-        click.echo("")
-        for line in blocked_lines(plan.blocked):
-            click.echo(f"  {line}")
-        answer = click.prompt(
-            "Replace or delete these anyway? Only 'yes' is accepted", default="", show_default=False
-        )
-        if answer.strip() != "yes":
-            raise AbortedError("Nothing was changed.")
-        return replan()
-    raise _blocked_error(plan, done)
-
-
-def _approve(auto_approve: bool, question: str) -> None:
-    if auto_approve:
-        return
-    if not _interactive():
-        raise AbortedError(
-            "Not a terminal, so nobody can approve: run again with --auto-approve (e.g. in CI)."
-        )
-    answer = click.prompt(f"{question} Only 'yes' is accepted", default="", show_default=False)
-    if answer.strip() != "yes":
-        raise AbortedError("Nothing was changed.")
-
-
 @click.command("plan")
 @common_options
 @output_option(("text", "json", "markdown"))
@@ -158,7 +108,7 @@ def _approve(auto_approve: bool, question: str) -> None:
     help="Exit 0 without changes, 2 with changes, 1 on error or when changes are blocked.",
 )
 def plan_command(
-    source: ManifestInput,
+    sources: ManifestSet,
     output: str,
     target: TargetChoice,
     confirm_replace: bool,
@@ -171,10 +121,16 @@ def plan_command(
     price_file: Path | None,
     detailed_exitcode: bool,
 ) -> None:
-    """Show what apply would change, Terraform-style (+ create, ~ update, -/+ replace, - delete)."""
+    """Show what apply would change, Terraform-style (+ create, ~ update, -/+ replace, - delete).
+
+    Several manifests, or folders of them, make one plan (see docs/gitops.md)."""
+    options = PlanOptions(prune, adopt, confirm_replace, rerun_failed, rerun, reboot_nodes)
+    source = sources.single
+    if source is None:
+        plan_set(sources, target, options, PlanSetSettings(output, out, price_file, detailed_exitcode))
+        return
     workload = source.load()
     with target.session() as session:
-        options = PlanOptions(prune, adopt, confirm_replace, rerun_failed, rerun, reboot_nodes)
         if out:
             ref = manifest_ref(source.path, source.variables, source.var_files, source.max_tasks)
             plan = save_plan(session, workload, options, ref, out)
@@ -208,7 +164,7 @@ def plan_command(
 @click.option("--no-color", is_flag=True, help="No colour in --wait progress (also NO_COLOR).")
 @click.option("--break-lock", is_flag=True, help="Break the workload's apply lock first (holder gone).")
 def apply_command(
-    source: ManifestInput,
+    sources: ManifestSet,
     target: TargetChoice,
     confirm_replace: bool,
     prune: bool,
@@ -223,7 +179,17 @@ def apply_command(
     break_lock: bool,
 ) -> None:
     """Make Batch and Storage match the manifest (or carry out a plan saved by `plan -out FILE`)."""
-    saved = read_saved_plan(source.path)
+    options = PlanOptions(prune, adopt, confirm_replace, rerun_failed, rerun, reboot_nodes)
+    wait = _waiter(timeout, no_color) if wait_for_job else None
+    source = sources.single
+    if source is None:
+        apply_set(sources, target, options, auto_approve, wait, break_lock)
+        return
+    saved_set = read_saved_plans(source.path)
+    if saved_set is not None and len(saved_set) > 1:
+        apply_saved_set(sources, saved_set, target, options, break_lock)
+        return
+    saved = saved_set[0] if saved_set else None
     if saved:  # hints name the manifest: a saved plan cannot be applied twice
         workload = load_planned_manifest(saved, source.variables, source.var_files)
         planned_files = tuple(Path(p) for p in saved.manifest.var_files)
@@ -231,24 +197,23 @@ def apply_command(
     else:
         workload = source.load()
     with target.session() as session:
-        options = PlanOptions(prune, adopt, confirm_replace, rerun_failed, rerun, reboot_nodes)
         if saved:  # reviewed already: applied without asking, or refused when anything moved
             plan = check_saved_plan(session, saved, workload, options)
             auto_approve = True
         else:
             plan = plan_with(session, workload, options)
         click.echo(render_text(plan))
-        plan = _resolve_blocked(
+        plan = resolve_blocked(
             plan,
             lambda: plan_with(session, workload, replace(options, confirm_replace=True)),
             auto_approve,
         )
         if plan.has_changes:
-            _approve(auto_approve, "Apply these changes?")
+            approve(auto_approve, "Apply these changes?")
             note("Applying ...")
             with _rerun_hint_on_interrupt("apply", source):
-                execute(session, plan, _Progress(), break_lock=break_lock)
-            note("Apply complete: " + _done_line(plan))
+                execute(session, plan, Progress(), break_lock=break_lock)
+            note("Apply complete: " + done_line(plan))
         else:
             note("Nothing to apply.")
         if wait_for_job:
@@ -271,14 +236,6 @@ def _rerun_hint_on_interrupt(verb: str, source: ManifestInput) -> Iterator[None]
         ) from error
 
 
-def _done_line(plan: Plan) -> str:
-    counts = plan.counts()
-    return (
-        f"{counts['create']} created, {counts['update']} updated, {counts['replace']} replaced, "
-        f"{counts['delete']} deleted."
-    )
-
-
 def _wait(
     session: Session, workload: Workload, source: ManifestInput, timeout: float | None, no_color: bool
 ) -> None:
@@ -297,6 +254,29 @@ def _wait(
         sys.exit(result.exit_code)
 
 
+def _waiter(timeout: float | None, no_color: bool) -> Callable[[Session, Sequence[Workload]], int]:
+    """``apply --wait`` of several workloads: each job in turn; the first non-zero exit code wins."""
+
+    def wait(session: Session, workloads: Sequence[Workload]) -> int:
+        from batchrun.azure.usage import usage_report
+        from batchrun.watch import output_settings, wait_for_workload
+
+        codes = []
+        for workload in workloads:
+            if workload.job is None:
+                continue
+            note(f"Waiting for workload {workload.name} (job {workload.job.id}) ...")
+            result = wait_for_workload(
+                session.clients, workload, timeout=timeout, output=output_settings("text", no_color)
+            )
+            for line in usage_report(session.clients, workload):
+                note(line)
+            codes.append(result.exit_code)
+        return next((code for code in codes if code), 0)
+
+    return wait
+
+
 @click.command("destroy")
 @common_options
 @plain_text_option
@@ -304,19 +284,25 @@ def _wait(
 @click.option("--containers", is_flag=True, help="Also delete the manifest's storage containers.")
 @click.option("--break-lock", is_flag=True, help="Break the workload's apply lock first (holder gone).")
 def destroy_command(
-    source: ManifestInput,
+    sources: ManifestSet,
     target: TargetChoice,
     confirm_replace: bool,
     auto_approve: bool,
     containers: bool,
     break_lock: bool,
 ) -> None:
-    """Delete what the manifest owns: the job (with its tasks) and the pool; containers with --containers."""
+    """Delete what the manifest owns: the job (with its tasks) and the pool; containers with --containers.
+
+    Several manifests, or folders of them, are destroyed as one (jobs before the pools they run on)."""
+    source = sources.single
+    if source is None:
+        destroy_set(sources, target, confirm_replace, auto_approve, containers, break_lock)
+        return
     workload = source.load()
     with target.session() as session:
         plan = destroy_plan_with(session, workload, PlanOptions(confirm_replace=confirm_replace), containers)
         click.echo(render_text(plan, destroy=True))
-        plan = _resolve_blocked(
+        plan = resolve_blocked(
             plan,
             lambda: destroy_plan_with(session, workload, PlanOptions(confirm_replace=True), containers),
             auto_approve,
@@ -325,7 +311,7 @@ def destroy_command(
         if not plan.has_changes:
             note("Nothing to destroy.")
             return
-        _approve(auto_approve, "Delete these resources?")
+        approve(auto_approve, "Delete these resources?")
         with _rerun_hint_on_interrupt("destroy", source):
-            execute(session, plan, _Progress(), break_lock=break_lock)
-        note("Destroy complete: " + _done_line(plan))
+            execute(session, plan, Progress(), break_lock=break_lock)
+        note("Destroy complete: " + done_line(plan))

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
-from batchrun.cli.options import manifest_argument, variable_options
+from batchrun.cli.options import manifest_argument, manifest_arguments, variable_options
+from batchrun.errors import Diagnostic, ManifestError
 
 if TYPE_CHECKING:
     from batchrun.api import Session
@@ -68,6 +69,50 @@ class ManifestInput:
 
 
 @dataclass(frozen=True)
+class ManifestSet:
+    """The manifests a command reads: one file (``single``), or several files and folders read as one set."""
+
+    paths: tuple[Path, ...]
+    variables: Mapping[str, str]
+    var_files: tuple[Path, ...]
+    max_tasks: int
+
+    @property
+    def single(self) -> ManifestInput | None:
+        """The one manifest file named, or None when several files or a folder are."""
+        if len(self.paths) == 1 and not self.paths[0].is_dir():
+            return ManifestInput(self.paths[0], self.variables, self.var_files, self.max_tasks)
+        return None
+
+    def command(self, verb: str) -> str:
+        return shlex.join(["batchrun", verb, *(str(path) for path in self.paths)])
+
+    def load_all(self) -> tuple[Workload, ...]:
+        """Every manifest, checked together, in the order to apply them (skipped files are noted)."""
+        if self.variables or self.var_files:
+            raise ManifestError(
+                [
+                    Diagnostic(
+                        file="--var" if self.variables else "--var-file",
+                        line=0,
+                        column=0,
+                        message="--var and --var-file set one manifest's variables; several manifests were "
+                        "given",
+                        hint="keep each workload's values in its manifest's `variables`, or run the "
+                        "manifests that need flags one at a time",
+                    )
+                ]
+            )
+        from batchrun.api import load_all
+
+        return load_all(
+            self.paths,
+            self.max_tasks,
+            skipped=lambda path: note(f"Skipped {path}: not a workload manifest (no `kind: Workload`)."),
+        )
+
+
+@dataclass(frozen=True)
 class TargetChoice:
     """``--target`` (None: decided by the environment) and ``-v``."""
 
@@ -95,6 +140,24 @@ def manifest_input(function: F) -> F:
         return function(*args, source=ManifestInput(manifest, variables, var_files, max_tasks), **kwargs)
 
     return manifest_argument(variable_options(cast(F, command)))
+
+
+def manifest_set_input(function: F) -> F:
+    """MANIFEST... (files or folders), ``--var``, ``--var-file`` and ``--max-tasks``, passed as
+    ``sources: ManifestSet``."""
+
+    @functools.wraps(function)
+    def command(
+        *args: Any,
+        manifests: tuple[Path, ...],
+        variables: dict[str, str],
+        var_files: tuple[Path, ...],
+        max_tasks: int,
+        **kwargs: Any,
+    ) -> Any:
+        return function(*args, sources=ManifestSet(manifests, variables, var_files, max_tasks), **kwargs)
+
+    return manifest_arguments(variable_options(cast(F, command)))
 
 
 def target_options(function: F) -> F:

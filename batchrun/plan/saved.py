@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from batchrun.plan.secrets import mask
 from batchrun.redact import redact
 
 KIND = "batchrun/saved-plan"
+SET_KIND = "batchrun/saved-plans"  # several workloads' plans, saved by one `plan -out` of several manifests
 FORMAT_VERSION = 1
 
 
@@ -159,9 +160,41 @@ def dumps(saved: SavedPlan) -> str:
     return redact(json.dumps(saved_plan_to_json(saved), indent=1, default=str)) + "\n"
 
 
+def dumps_set(saved: Sequence[SavedPlan]) -> str:
+    """Several workloads' saved plans in one file, in the order they are applied."""
+    document = {
+        "kind": SET_KIND,
+        "formatVersion": FORMAT_VERSION,
+        "plans": [saved_plan_to_json(one) for one in saved],
+    }
+    return redact(json.dumps(document, indent=1, default=str)) + "\n"
+
+
 def is_saved_plan(text: str) -> bool:
-    """Whether ``text`` (a file's start) is a saved plan rather than a manifest."""
-    return text.lstrip().startswith("{") and f'"{KIND}"' in text[:200]
+    """Whether ``text`` (a file's start) is a saved plan (or a set of them) rather than a manifest."""
+    start = text.lstrip()[:200]
+    return text.lstrip().startswith("{") and (f'"{KIND}"' in start or f'"{SET_KIND}"' in start)
+
+
+def loads_all(text: str, where: str) -> tuple[SavedPlan, ...]:
+    """The saved plans of a file written by :func:`dumps` (one) or :func:`dumps_set` (several)."""
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise PlanError(
+            f"{where}: not a readable saved plan ({error}); "
+            "make it again with `batchrun plan MANIFEST -out FILE`."
+        ) from error
+    if not isinstance(data, dict) or data.get("kind") != SET_KIND:
+        return (loads(text, where),)
+    if data.get("formatVersion") != FORMAT_VERSION or not isinstance(data.get("plans"), list):
+        raise PlanError(
+            f"{where}: saved plan format {data.get('formatVersion')!r} is not supported (expected "
+            f"{FORMAT_VERSION}); make the plan again with this batchrun version (`batchrun plan -out`)."
+        )
+    return tuple(
+        loads(json.dumps(one), f"{where} (plan {index + 1})") for index, one in enumerate(data["plans"])
+    )
 
 
 def loads(text: str, where: str) -> SavedPlan:
