@@ -127,7 +127,7 @@ class AzuriteSupervisor:
             except Exception:  # a bug here must not end supervision
                 _LOG.exception("checking task outputs after Azurite's restart failed")
                 return
-            log = _LOG.error if report.lost else _LOG.warning
+            log = _LOG.error if report.lost or report.pending_packages else _LOG.warning
             log("task outputs after Azurite's restart: %s", report.summary())
 
         self._recoveries = [thread for thread in self._recoveries if thread.is_alive()]

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient, ContentSettings
 
 from batchrun.emulator.node.failures import USER_ERROR, failure_info
@@ -219,9 +219,8 @@ def file_digest(path: Path) -> tuple[int, bytes]:
     return size, digest.digest()
 
 
-def readable_container(container_url: str, storage: StorageAccess | None) -> ContainerClient:
-    """A client that can read the container: with the account key when the URL is a container of the linked
-    storage account (a SAS for outputs may be write-only), else with the URL's own SAS."""
+def linked_container(container_url: str, storage: StorageAccess | None) -> ContainerClient | None:
+    """A client with the account key when the URL is a container of the linked storage account, else None."""
     base = container_url.split("?", 1)[0].rstrip("/")
     if storage is not None:
         endpoint = storage.blob_endpoint.rstrip("/")
@@ -229,7 +228,13 @@ def readable_container(container_url: str, storage: StorageAccess | None) -> Con
             name = unquote(base[len(endpoint) + 1 :])
             if name and "/" not in name:
                 return container_in_account(storage, name)
-    return container_from_url(container_url)
+    return None
+
+
+def readable_container(container_url: str, storage: StorageAccess | None) -> ContainerClient:
+    """A client that can read the container: with the account key when the URL is a container of the linked
+    storage account (a SAS for outputs may be write-only), else with the URL's own SAS."""
+    return linked_container(container_url, storage) or container_from_url(container_url)
 
 
 def stored_matches(
@@ -273,6 +278,7 @@ def restore_upload(entry: UploadEntry, storage: StorageAccess | None, recorder: 
         raise CannotRestore(f"the file {entry.path} is gone")
     try:
         with _task_log(entry.task_dir, "fileuploadout.txt") as log:
+            _recreate_container(entry, storage, log)
             _upload_verified(
                 entry.container_url,
                 entry.blob_name,
@@ -289,6 +295,20 @@ def restore_upload(entry: UploadEntry, storage: StorageAccess | None, recorder: 
     except Exception as error:
         raise CannotRestore(f"uploading it again failed: {error_summary(error)}", lasting=False) from None
     return True
+
+
+def _recreate_container(entry: UploadEntry, storage: StorageAccess | None, log: Any) -> None:
+    """Storage can lose a container created just before the crash with the blobs in it: create it again
+    (possible in the linked account only, with its key; it held the acknowledged upload)."""
+    client = linked_container(entry.container_url, storage)
+    if client is None:
+        return
+    with client:
+        try:
+            client.create_container()
+        except ResourceExistsError:
+            return
+    _log(log, f"created the container of {entry.blob_name} again: storage lost it in a crash")
 
 
 def lost_output_failure(entry: UploadEntry, reason: str) -> FailureInfo:

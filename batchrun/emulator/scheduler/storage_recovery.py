@@ -17,6 +17,9 @@ acknowledged writes may be lost, and :meth:`StorageLoss.recover` once storage se
    the task's ``exitConditions.fileUploadError`` (else ``default``) applied for its dependency and job
    actions. A task still uploading its outputs fails when it completes. Dependent tasks that already ran, and
    a job that already completed, stay as they are.
+4. application package versions: an Active version whose zip storage no longer holds goes back to Pending
+   (as a version never activated), so that the next ``batchrun apply`` uploads and activates it again; tasks
+   referring to it meanwhile fail with ApplicationPackageError instead of a download error on every node.
 """
 
 from __future__ import annotations
@@ -25,15 +28,19 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
+
+from azure.core.exceptions import AzureError
 
 from batchrun.emulator.model import internal
 from batchrun.emulator.node.outputs import CannotRestore, lost_output_failure, note_lost, restore_upload
+from batchrun.emulator.node.storage import container_in_account
 from batchrun.emulator.node.upload_journal import RunRecorder, UploadEntry
+from batchrun.emulator.packages import PACKAGE_CONTAINER, package_blob_name
 from batchrun.emulator.scheduler.outcomes import exit_decision
 from batchrun.emulator.store import StoreError
-from batchrun.emulator.timefmt import iso, parse_iso
+from batchrun.emulator.timefmt import iso, new_etag, parse_iso
 
 if TYPE_CHECKING:
     from batchrun.emulator.scheduler.core import Scheduler
@@ -52,12 +59,18 @@ class RecoveryReport:
     uploaded_again: int
     lost: tuple[str, ...]  # "job/task: blob: why", for outputs that could not be made to land
     failed_tasks: tuple[str, ...]  # "job/task" marked failed (or to fail when they complete)
+    pending_packages: tuple[str, ...] = ()  # "application@version" whose zip was lost: Pending again
 
     def summary(self) -> str:
         text = f"{self.checked} output blob(s) checked, {self.uploaded_again} uploaded again"
         if self.lost:
             failed = ", ".join(self.failed_tasks) or "none"
             text += f", {len(self.lost)} lost for good; failed task(s): {failed}"
+        if self.pending_packages:
+            text += (
+                f"; package version(s) whose zip was lost, Pending until the next apply uploads it: "
+                f"{', '.join(self.pending_packages)}"
+            )
         return text
 
 
@@ -78,7 +91,8 @@ class StorageLoss:
                 if not journal.settle(journal.clock(), SETTLE_SECONDS):
                     _LOG.warning("uploads still under way after %.0f s; checking anyway", SETTLE_SECONDS)
                 entries = latest_per_blob(journal.since(self.since))
-                return self._check(entries)
+                report = self._check(entries)
+                return replace(report, pending_packages=tuple(packages_without_zip(self.scheduler)))
         finally:
             self._hold.close()
 
@@ -183,6 +197,51 @@ def latest_per_blob(entries: list[UploadEntry]) -> list[UploadEntry]:
     for entry in entries:
         latest[(entry.container_base, entry.blob_name)] = entry
     return sorted(latest.values(), key=lambda entry: entry.acknowledged)
+
+
+def packages_without_zip(scheduler: Scheduler) -> list[str]:
+    """Active package versions whose zip storage does not hold go back to Pending; their names.
+
+    Every Active version is checked (there are few): its zip was uploaded before its activation, at any time.
+    """
+    model = scheduler.model
+    with model.lock:
+        active = [
+            (key, model.applications[key]["name"], version, package.get("etag"))
+            for key, versions in model.packages.items()
+            if key in model.applications
+            for version, package in versions.items()
+            if package.get("properties", {}).get("state") == "Active"
+        ]
+    if not active:
+        return []
+    missing = []
+    try:
+        with container_in_account(scheduler.storage, PACKAGE_CONTAINER) as container:
+            for key, name, version, etag in active:
+                if not container.get_blob_client(package_blob_name(name, version)).exists():
+                    missing.append((key, name, version, etag))
+    except AzureError as error:
+        _LOG.error("the package zips could not be checked after the storage restart: %s", error)
+        return []
+    names = []
+    with model.lock:
+        for key, name, version, etag in missing:
+            pair = (name, version)
+            package = model.packages.get(key, {}).get(version)
+            if package is None or package.get("etag") != etag:
+                continue  # changed meanwhile (uploaded and activated again, or deleted)
+            package["properties"]["state"] = "Pending"
+            package["properties"].pop("lastActivationTime", None)
+            package["etag"] = f'W/"{new_etag()}"'
+            try:
+                model.save_package(key, package)
+            except StoreError as error:
+                _LOG.error("package %s@%s could not be set back to Pending: %s", name, version, error)
+                continue
+            _LOG.error("storage lost the zip of package %s@%s: Pending until it is uploaded again", *pair)
+            names.append(f"{name}@{version}")
+    return names
 
 
 def storage_lost(scheduler: Scheduler, since: float) -> StorageLoss:
