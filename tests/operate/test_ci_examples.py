@@ -35,6 +35,7 @@ from jsonschema.validators import validator_for
 
 from batchrun.cli.main import cli
 from tests.operate.ci_support import (
+    NPM_CHECKERS,
     batchrun_command_lines,
     expand_azure_pipeline,
     lint_github_workflow,
@@ -427,3 +428,15 @@ def test_azure_steps_plan_apply_and_check_drift_on_the_local_target(
     assert f"##vso[task.logissue type=error]{prefix}: live state differs" in checked.stdout
     assert "`t2`" in (folder / f"drift-{prefix}.md").read_text()
     assert re.search(r"Plan: \d+ to create, \d+ to update", (folder / f"drift-{prefix}.md").read_text())
+
+
+def test_the_gitops_guide_names_the_files_and_the_checkers_as_pinned() -> None:
+    guide = (REPO / "docs" / "gitops.md").read_text()
+    section = guide[guide.index("## CI workflows") :]
+    assert "(ci/github-actions.yml)" in section and "(ci/azure-pipelines.yml)" in section
+    for package, version in NPM_CHECKERS.items():
+        assert f"`{package}` {version}" in section
+    pin = re.search(r'"check-jsonschema==([\d.]+);', (REPO / "pyproject.toml").read_text())
+    assert pin and f"`check-jsonschema` {pin[1]}" in section
+    assert "--detailed-exitcode -o markdown -out plan/plan.json" in section
+    assert "--detailed-exitcode -o markdown -out plan/plan.json" in GITHUB.read_text()
