@@ -80,8 +80,8 @@ def test_an_output_lost_after_its_upload_is_uploaded_again(
     real_upload = output_module._upload
     calls: list[str] = []
 
-    def upload_then_lose_the_first(container_url: str, blob_name: str, path: Path, headers: object) -> None:
-        real_upload(container_url, blob_name, path, headers)
+    def upload_then_lose_the_first(container_url: str, blob_name: str, path: Path, *rest: Any) -> None:
+        real_upload(container_url, blob_name, path, *rest)
         calls.append(blob_name)
         if len(calls) == 1:  # storage acknowledged the write, then lost it
             container.delete_blob(blob_name)
@@ -105,8 +105,8 @@ def test_an_output_that_never_lands_fails_the_task(
 ) -> None:
     real_upload = output_module._upload
 
-    def upload_and_lose(container_url: str, blob_name: str, path: Path, headers: object) -> None:
-        real_upload(container_url, blob_name, path, headers)
+    def upload_and_lose(container_url: str, blob_name: str, path: Path, *rest: Any) -> None:
+        real_upload(container_url, blob_name, path, *rest)
         container.delete_blob(blob_name)
 
     monkeypatch.setattr(output_module, "_upload", upload_and_lose)
