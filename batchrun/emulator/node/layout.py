@@ -43,19 +43,24 @@ def prepare_node(identity: NodeIdentity) -> None:
 def prepare_task_directory(task_dir: Path) -> None:
     """Create the task's folder with ``wd/`` and empty ``stdout.txt``/``stderr.txt``.
 
-    A rerun keeps the files (its process truncates them when it starts) and only touches them.
+    A new task costs two ``mkdir`` calls and two file creations (its job's folder exists after the first task
+    of the job on the node). A rerun keeps the files (its process truncates them when it starts) and only
+    touches them.
     """
-    working_dir = os.path.join(task_dir, "wd")
+    folder = os.fspath(task_dir)
+    working_dir = os.path.join(folder, "wd")
     try:
-        os.mkdir(working_dir)
-    except FileNotFoundError:
-        os.makedirs(working_dir, exist_ok=True)
+        os.mkdir(folder)
+    except FileNotFoundError:  # the first task of its job on this node
+        os.makedirs(folder, exist_ok=True)
     except FileExistsError:
+        os.makedirs(working_dir, exist_ok=True)
         for name in ("stdout.txt", "stderr.txt"):
             (task_dir / name).touch()
         return
+    os.mkdir(working_dir)
     for name in ("stdout.txt", "stderr.txt"):  # a new folder: the files cannot exist yet
-        os.close(os.open(os.path.join(task_dir, name), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666))
+        os.close(os.open(os.path.join(folder, name), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666))
 
 
 def job_directory(identity: NodeIdentity, job_id: str) -> Path:

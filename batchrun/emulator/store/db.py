@@ -29,6 +29,8 @@ class Table(enum.Enum):
 SCHEMA_VERSION = 1
 # Rows read and decoded together when the store is loaded.
 LOAD_BATCH = 1000
+# One encoder for every write (json.dumps with options builds one per call); bodies are trees, no cycles.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
 class StoreError(Exception):
@@ -103,7 +105,7 @@ class Store:
         with self.transaction():
             self._connection.execute(
                 f"INSERT OR REPLACE INTO {table.value} (parent, id, body) VALUES (?, ?, ?)",
-                (parent, key, json.dumps(body, separators=(",", ":"))),
+                (parent, key, _ENCODE(body)),
             )
 
     def delete(self, table: Table, parent: str, key: str) -> None:
