@@ -42,9 +42,11 @@ LOG_FILES = 3
 CHECK_SECONDS = 1.0
 # Azurite 3.35 saves its blob index (LokiJS) every 5 s and has no option to save sooner.
 AZURITE_AUTOSAVE_SECONDS = 5.0
-# Writes acknowledged this long before Azurite was found dead are checked again: the autosave interval, the
-# check interval, and margin for a slow save of a large index and a busy machine.
+# Writes acknowledged this long before Azurite was found dead (or before its index file was last saved, when
+# that is earlier: a stalled Azurite) are checked again: the autosave interval, the check interval, and margin
+# for a slow save of a large index and a busy machine.
 LOSS_WINDOW_SECONDS = 15.0
+AZURITE_INDEX_FILE = "__azurite_db_blob__.json"  # LokiJS's blob and container index, rewritten at each save
 QUIET_LOGGERS = ("azure", "urllib3", "uvicorn.access")
 
 _LOG = logging.getLogger("batchrun.local.supervisor")
@@ -58,6 +60,16 @@ def configure_logging(log_file: Path) -> None:
     root.setLevel(logging.INFO)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def loss_window_start(azurite_dir: Path, found_dead: float) -> float:
+    """From when (``time.time()``) Azurite's acknowledged writes may be lost, for a crash noticed at
+    ``found_dead``: :data:`LOSS_WINDOW_SECONDS` before that, or before its index file was last saved."""
+    try:
+        saved = (azurite_dir / AZURITE_INDEX_FILE).stat().st_mtime
+    except OSError:
+        saved = found_dead
+    return min(found_dead, saved) - LOSS_WINDOW_SECONDS
 
 
 class AzuriteSupervisor:
@@ -114,7 +126,7 @@ class AzuriteSupervisor:
         """Tell the emulator (once per crash) that Azurite's recent writes are in doubt."""
         scheduler = self.emulator.scheduler if self.emulator is not None else None
         if self._loss is None and scheduler is not None:
-            self._loss = storage_lost(scheduler, found_dead - LOSS_WINDOW_SECONDS)
+            self._loss = storage_lost(scheduler, loss_window_start(self.paths.azurite_dir, found_dead))
 
     def _recover(self) -> None:
         loss, self._loss = self._loss, None

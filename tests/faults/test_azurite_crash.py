@@ -278,3 +278,16 @@ def test_a_package_whose_zip_azurite_lost_is_pending_again_until_uploaded(target
         assert zip_blob.exists()
         return
     pytest.fail("Azurite saved every package zip before its kill, three times in a row")
+
+
+def test_the_loss_window_reaches_back_before_azurite_last_saved_its_index(tmp_path: Path) -> None:
+    from batchrun.local.emulator_daemon import AZURITE_INDEX_FILE, LOSS_WINDOW_SECONDS, loss_window_start
+
+    found_dead = time.time()
+    assert loss_window_start(tmp_path, found_dead) == found_dead - LOSS_WINDOW_SECONDS  # no index yet
+    index = tmp_path / AZURITE_INDEX_FILE
+    index.write_text("{}")
+    os.utime(index, (found_dead - 3, found_dead - 3))  # saved 3 s before: the usual case
+    assert loss_window_start(tmp_path, found_dead) == found_dead - LOSS_WINDOW_SECONDS
+    os.utime(index, (found_dead - 40, found_dead - 40))  # a stalled Azurite had not saved for 40 s
+    assert loss_window_start(tmp_path, found_dead) == pytest.approx(found_dead - 40 - LOSS_WINDOW_SECONDS)
