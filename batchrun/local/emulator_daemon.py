@@ -42,9 +42,9 @@ LOG_FILES = 3
 CHECK_SECONDS = 1.0
 # Azurite 3.35 saves its blob index (LokiJS) every 5 s and has no option to save sooner.
 AZURITE_AUTOSAVE_SECONDS = 5.0
-# Writes acknowledged this long before Azurite was found dead (or before its index file was last saved, when
-# that is earlier: a stalled Azurite) are checked again: the autosave interval, the check interval, and margin
-# for a slow save of a large index and a busy machine.
+# Writes acknowledged this long before Azurite last saved its index file (or before it was found dead, when
+# that is earlier) are checked again: the autosave interval, the check interval, and margin for a slow save
+# of a large index and a busy machine. A stalled Azurite that has not saved for long widens the window.
 LOSS_WINDOW_SECONDS = 15.0
 AZURITE_INDEX_FILE = "__azurite_db_blob__.json"  # LokiJS's blob and container index, rewritten at each save
 QUIET_LOGGERS = ("azure", "urllib3", "uvicorn.access")
@@ -64,7 +64,8 @@ def configure_logging(log_file: Path) -> None:
 
 def loss_window_start(azurite_dir: Path, found_dead: float) -> float:
     """From when (``time.time()``) Azurite's acknowledged writes may be lost, for a crash noticed at
-    ``found_dead``: :data:`LOSS_WINDOW_SECONDS` before that, or before its index file was last saved."""
+    ``found_dead``: :data:`LOSS_WINDOW_SECONDS` before its index file was last saved, or before ``found_dead``
+    when that is earlier (no index file yet, or one written since)."""
     try:
         saved = (azurite_dir / AZURITE_INDEX_FILE).stat().st_mtime
     except OSError:

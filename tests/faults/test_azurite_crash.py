@@ -288,6 +288,8 @@ def test_the_loss_window_reaches_back_before_azurite_last_saved_its_index(tmp_pa
     index = tmp_path / AZURITE_INDEX_FILE
     index.write_text("{}")
     os.utime(index, (found_dead - 3, found_dead - 3))  # saved 3 s before: the usual case
+    assert loss_window_start(tmp_path, found_dead) == pytest.approx(found_dead - 3 - LOSS_WINDOW_SECONDS)
+    os.utime(index, (found_dead + 1, found_dead + 1))  # saved after the crash was noticed: not its index
     assert loss_window_start(tmp_path, found_dead) == found_dead - LOSS_WINDOW_SECONDS
     os.utime(index, (found_dead - 40, found_dead - 40))  # a stalled Azurite had not saved for 40 s
     assert loss_window_start(tmp_path, found_dead) == pytest.approx(found_dead - 40 - LOSS_WINDOW_SECONDS)
