@@ -13,6 +13,7 @@ acknowledged, recorded) before it reads the journal.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import deque
@@ -45,7 +46,7 @@ class UploadEntry:
 
     @property
     def container_base(self) -> str:
-        """The container URL without its query (the SAS), lower-cased host part included as given."""
+        """The container URL without its query (the SAS)."""
         return self.container_url.split("?", 1)[0].rstrip("/")
 
     def __str__(self) -> str:
@@ -149,7 +150,7 @@ class RunRecorder:
                 task_id=self.task_id,
                 started=self.started,
                 task_dir=self.task_dir,
-                container_url=container_url,
+                container_url=sys.intern(container_url),  # one copy per container, not per output
                 blob_name=blob_name,
                 path=path,
                 size=size,
