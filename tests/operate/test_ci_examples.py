@@ -324,7 +324,7 @@ def test_github_steps_plan_apply_and_check_drift_on_the_local_target(
 
     # pull request: plan with changes, saved for the merge
     plan = run_step(step_named(jobs["plan"], "plan")["run"], folder, env_of("plan"), bash)
-    assert plan.returncode == 0, plan.stderr
+    assert plan.returncode == 0, plan.stdout + plan.stderr
     assert outputs(folder / "plan.out") == {"code": "2"}
     assert (folder / "plan" / "exitcode").read_text() == "2\n"
     markdown = (folder / "plan" / "plan.md").read_text()
@@ -335,18 +335,18 @@ def test_github_steps_plan_apply_and_check_drift_on_the_local_target(
     # merge: the reviewed plan is applied, then the job is waited for
     apply_env = env_of("apply")
     applied = run_step(step_named(jobs["apply"], "apply the reviewed plan")["run"], folder, apply_env, bash)
-    assert applied.returncode == 0, applied.stderr
+    assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "Apply complete: " in applied.stdout + applied.stderr and outputs(folder / "apply.out") == {
         "applied": "true"
     }
     waited = run_step(step_named(jobs["apply"], "wait for the job")["run"], folder, apply_env, bash)
-    assert waited.returncode == 0, waited.stderr
+    assert waited.returncode == 0, waited.stdout + waited.stderr
     assert "succeeded" in waited.stdout + waited.stderr
 
     # schedule: no drift, then an edit on main that was not applied
     drift = step_named(jobs["drift"], "drift check")["run"]
     checked = run_step(drift, folder, env_of("drift"), bash)
-    assert checked.returncode == 0, checked.stderr
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     assert outputs(folder / "drift.out") == {"code": "0"}
     write_workload(folder, prefix, ["t1", "t2"])
     checked = run_step(drift, folder, env_of("drift"), bash)
@@ -385,7 +385,7 @@ def test_azure_steps_plan_apply_and_check_drift_on_the_local_target(
 
     # main: plan with changes, saved as the artifact the Apply stage downloads
     planned = run_step(inline(stages["Plan"]["steps"], "plan"), folder, env_of(stages["Plan"]), bash)
-    assert planned.returncode == 0, planned.stderr
+    assert planned.returncode == 0, planned.stdout + planned.stderr
     assert f"##vso[task.uploadsummary]{folder}/plan/{prefix}.md" in planned.stdout
     assert (folder / "plan" / "exitcode").read_text() == "2\n"
     assert (
@@ -403,15 +403,14 @@ def test_azure_steps_plan_apply_and_check_drift_on_the_local_target(
             "artifact": f"plan-{prefix}",
         }
     )
-    shutil.copytree(
-        folder / publish["targetPath"], pipeline_workspace / publish["artifact"]
-    )  # what Azure does
+    published = folder / publish["targetPath"].replace("$(Build.SourcesDirectory)/", "")
+    shutil.copytree(published, pipeline_workspace / publish["artifact"])  # what Azure does
 
     # after approval: the saved plan is applied, then the job is waited for
     applied = run_step(
         inline(deploy["steps"], "apply the approved plan"), folder, env_of(stages["Apply"]), bash
     )
-    assert applied.returncode == 0, applied.stderr
+    assert applied.returncode == 0, applied.stdout + applied.stderr
     assert (
         "Apply complete: " in applied.stdout + applied.stderr
         and "succeeded" in applied.stdout + applied.stderr
@@ -420,7 +419,7 @@ def test_azure_steps_plan_apply_and_check_drift_on_the_local_target(
     # schedule: no drift, then an edit that was not applied fails the run
     drift = inline(stages["Drift"]["steps"], "drift check")
     checked = run_step(drift, folder, env_of(stages["Drift"]), bash)
-    assert checked.returncode == 0, checked.stderr
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"Live state matches workloads/{prefix}.yaml." in checked.stdout
     write_workload(folder, prefix, ["t1", "t2"])
     checked = run_step(drift, folder, env_of(stages["Drift"]), bash)
