@@ -54,11 +54,11 @@ def test_the_launcher_is_built_into_a_private_cache_and_reused(
         Path(built).name
     ]  # no build leftovers
     done = subprocess.run(
-        [built, str(os.getpid()), "2", str(tmp_path), "/bin/sh", "-c", "echo $0 $1 $PWD; exit 3", "a", "b"],
+        [built, str(os.getpid()), "/bin/sh", "-c", "echo $0 $1; exit 3", "a", "b"],
         capture_output=True,
         text=True,
     )
-    assert (done.returncode, done.stdout) == (3, f"a b {tmp_path}\n")
+    assert (done.returncode, done.stdout) == (3, "a b\n")
 
 
 @needs_compiler
@@ -70,7 +70,7 @@ def test_the_launcher_refuses_to_run_when_its_parent_is_already_gone(
     assert built is not None
     marker = tmp_path / "ran"
     # Its parent is this test process, not pid 1: as if the emulator had died before prctl took effect.
-    done = subprocess.run([built, "1", "2", str(tmp_path), "/bin/sh", "-c", f"touch {marker}"])
+    done = subprocess.run([built, "1", "/bin/sh", "-c", f"touch {marker}"])
     assert done.returncode == 137 and not marker.exists()
 
 
@@ -119,21 +119,10 @@ def test_a_task_process_dies_when_the_emulator_is_killed(tmp_path: Path, mode: s
             emulator.wait()
 
 
-def test_a_program_that_cannot_be_executed_is_a_launch_failure_and_no_descriptor_leaks(
+def test_a_task_process_runs_in_its_folder_and_inherits_no_descriptor_but_the_standard_streams(
     tmp_path: Path,
 ) -> None:
-    """The launcher reports a failed exec to the emulator (as subprocess would raise it), changes to the
-    task's folder and closes every inherited descriptor but the standard streams."""
-    from batchrun.emulator.node.process import LaunchError, run_process
-
-    bad = tmp_path / "bad"
-    bad.write_bytes(b"\0\1 not a program")
-    bad.chmod(0o755)
-    with pytest.raises(LaunchError) as raised:
-        run_process(
-            "./bad", tmp_path, {"PATH": "/bin"}, tmp_path / "o", tmp_path / "e", threading.Event(), None
-        )
-    assert raised.value.code == "CommandLaunchFailed" and "Exec format error" in str(raised.value)
+    from batchrun.emulator.node.process import run_process
 
     leaked = os.open(os.devnull, os.O_RDONLY)
     high = os.dup2(leaked, 200, inheritable=True)

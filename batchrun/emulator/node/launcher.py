@@ -8,13 +8,6 @@ parses its options). The launcher below is the same step at the cost of one smal
 closes the window ``setpriv`` leaves open: if the emulator died before ``prctl`` took effect, the launcher
 notices (its parent is no longer the emulator) and exits 137 instead of running the command orphaned.
 
-It also does what ``subprocess`` would otherwise do in the child: it changes to the task's working folder and
-closes every inherited descriptor but 0, 1 and 2. So the emulator starts it with ``os.posix_spawn`` (a
-``vfork``-style clone, the standard streams opened as file actions, a new session), without ``subprocess``'s
-Python-side work. If a step fails before the program runs, the launcher writes the step and ``errno`` to a
-descriptor it was given (close-on-exec, so the emulator reads end-of-file once the program runs) and exits
-127: the emulator reports a program that cannot be started as ``subprocess`` would have raised it.
-
 It is compiled with the host's C compiler (``cc``) on first use into a per-user cache folder
 (``$XDG_CACHE_HOME/batchrun`` or ``~/.cache/batchrun``, writable by this user only), named after a hash of
 its source, and reused from then on. Without a compiler (or if the build fails) the node runtime uses
@@ -35,65 +28,19 @@ from pathlib import Path
 
 _LOG = logging.getLogger(__name__)
 
-# argv: launcher <parent pid> <error fd> <working folder> <program> [args...]
-# On any failure before the program runs, the launcher writes "<step> <errno>" (step: prctl, chdir or exec) to
-# <error fd> and exits 127; that fd is close-on-exec, so the parent reads end-of-file once the program runs.
+# argv: launcher <parent pid> <program> [args...]
 SOURCE = r"""
-#define _GNU_SOURCE
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
-static int report(int fd, const char *step) {
-    char text[64];
-    int length = snprintf(text, sizeof text, "%s %d", step, errno);
-    if (length > 0) (void)!write(fd, text, (size_t)length);
-    _exit(127);
-}
-
-/* Every descriptor but 0, 1, 2 and keep is closed, as subprocess's close_fds does. */
-static void close_others(int keep) {
-#ifdef SYS_close_range
-    if (keep < 3) {
-        if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0) return;
-    } else if (syscall(SYS_close_range, 3U, (unsigned)keep - 1U, 0U) == 0
-               && syscall(SYS_close_range, (unsigned)keep + 1U, ~0U, 0U) == 0) {
-        return;
-    }
-#endif
-    DIR *folder = opendir("/proc/self/fd");
-    if (folder == NULL) {
-        long top = sysconf(_SC_OPEN_MAX);
-        for (int fd = 3; fd < (top > 0 && top < 65536 ? top : 65536); fd++) if (fd != keep) close(fd);
-        return;
-    }
-    int own = dirfd(folder);
-    struct dirent *entry;
-    while ((entry = readdir(folder)) != NULL) {
-        int fd = atoi(entry->d_name);
-        if (fd >= 3 && fd != keep && fd != own) close(fd);
-    }
-    closedir(folder);
-}
-
 int main(int argc, char **argv) {
-    if (argc < 5) return 127;
+    if (argc < 3) return 127;
     pid_t parent = (pid_t)strtol(argv[1], NULL, 10);
-    int errors = (int)strtol(argv[2], NULL, 10);
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) report(errors, "prctl");
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) return 127;
     if (getppid() != parent) _exit(137); /* the emulator died before prctl took effect */
-    if (chdir(argv[3]) != 0) report(errors, "chdir");
-    close_others(errors);
-    if (fcntl(errors, F_SETFD, FD_CLOEXEC) != 0) report(errors, "exec");
-    execv(argv[4], argv + 4);
-    report(errors, "exec");
+    execv(argv[2], argv + 2);
     return 127;
 }
 """
@@ -177,26 +124,11 @@ def _build(folder: Path, target: Path) -> str | None:
 
 
 def _works(launcher: Path) -> bool:
-    """The built launcher runs a program in the folder given and passes its exit code through."""
-    read_end, write_end = os.pipe()
+    """The built launcher runs a program and passes its exit code through."""
     try:
         done = subprocess.run(
-            [
-                str(launcher),
-                str(os.getpid()),
-                str(write_end),
-                "/",
-                "/bin/sh",
-                "-c",
-                'test "$PWD" = / && exit 7',
-            ],
-            capture_output=True,
-            timeout=30,
-            pass_fds=(write_end,),
+            [str(launcher), str(os.getpid()), "/bin/sh", "-c", "exit 7"], capture_output=True, timeout=30
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
-    finally:
-        os.close(write_end)
-        os.close(read_end)
     return done.returncode == 7

@@ -5,18 +5,16 @@ words (``shlex``) and executed directly. The child gets its own process group (s
 everything it started) and ``PR_SET_PDEATHSIG = SIGKILL`` (so it dies if the emulator process dies, even
 by SIGKILL).
 
-The death signal is set by a small native launcher in front of the command (:mod:`.launcher`), started with
-``os.posix_spawn`` (it also changes folder and closes inherited descriptors, so ``subprocess`` is not needed),
-or by util-linux's ``setpriv --pdeathsig`` through ``subprocess`` where the launcher cannot be built: a Python
-``preexec_fn`` would force a full fork of the (large, threaded) emulator process for every task, about 9 ms a
-spawn against 1 ms for the vfork path ``subprocess`` takes without one.
+The death signal is set by a small native launcher in front of the command (:mod:`.launcher`), or by
+util-linux's ``setpriv --pdeathsig`` where the launcher cannot be built: a Python ``preexec_fn`` would force a
+full fork of the (large, threaded) emulator process for every task, about 9 ms a spawn against 1 ms for the
+vfork path ``subprocess`` takes without one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import os
 import select
 import shlex
@@ -119,12 +117,11 @@ def run_process(
     words = split_command_line(command_line)
     program = resolve_program(words[0], env, working_dir)
     launcher = launcher_path()
-    if launcher is not None:
-        child: _Process = _spawn(launcher, program, words, working_dir, env, stdout_path, stderr_path)
-        return _wait(child, cancel, time_limit)
-    setpriv = _setpriv()
+    setpriv = None if launcher is not None else _setpriv()
     child_setup = None
-    if setpriv is not None:
+    if launcher is not None:
+        argv = [launcher, str(os.getpid()), program, *words[1:]]
+    elif setpriv is not None:
         argv = [setpriv, "--pdeathsig", "KILL", "--", program, *words[1:]]
     else:
         argv = [program, *words[1:]]
@@ -142,105 +139,26 @@ def run_process(
                 preexec_fn=child_setup,
                 close_fds=True,
             )
+        except FileNotFoundError:
+            raise _program_not_found(words[0]) from None
+        except PermissionError:
+            raise LaunchError("CommandLaunchFailed", f"The program '{words[0]}' is not executable") from None
         except OSError as error:
-            raise _launch_error(words[0], error.errno or 0) from None
+            raise LaunchError(
+                "CommandLaunchFailed", f"Starting '{words[0]}' failed: {error.strerror}"
+            ) from None
     return _wait(process, cancel, time_limit)
 
 
-def _launch_error(program: str, number: int) -> LaunchError:
-    if number == errno.ENOENT:
-        return _program_not_found(program)
-    if number in (errno.EACCES, errno.EPERM):
-        return LaunchError("CommandLaunchFailed", f"The program '{program}' is not executable")
-    return LaunchError("CommandLaunchFailed", f"Starting '{program}' failed: {os.strerror(number)}")
-
-
-_OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-
-
-def _spawn(
-    launcher: str,
-    program: str,
-    words: list[str],
-    working_dir: Path,
-    env: Mapping[str, str],
-    stdout_path: Path,
-    stderr_path: Path,
-) -> _Process:
-    """Start the program through the native launcher with ``posix_spawn``; raises LaunchError like Popen."""
-    read_end, write_end = os.pipe()  # both close-on-exec; the launcher gets write_end by number
-    try:
-        os.set_inheritable(write_end, True)
-        actions = [
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, os.fspath(stdout_path), _OUTPUT_FLAGS, 0o666),
-            (os.POSIX_SPAWN_OPEN, 2, os.fspath(stderr_path), _OUTPUT_FLAGS, 0o666),
-        ]
-        argv = [launcher, str(os.getpid()), str(write_end), os.fspath(working_dir), program, *words[1:]]
-        try:
-            pid = os.posix_spawn(launcher, argv, env, file_actions=actions, setsid=True)
-        except OSError as error:
-            raise _launch_error(words[0], error.errno or 0) from None
-        os.close(write_end)
-        write_end = -1
-        report = _read_all(read_end)  # end-of-file once the program runs (or the launcher ends)
-    finally:
-        os.close(read_end)
-        if write_end >= 0:
-            os.close(write_end)
-    child = _Process(pid)
-    if report:
-        child.wait()
-        _step, _, number = report.decode(errors="replace").partition(" ")
-        raise _launch_error(words[0], int(number) if number.isdigit() else 0)
-    return child
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 256):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-class _Process:
-    """A child started with ``posix_spawn``: the part of ``Popen``'s interface :func:`_wait` uses."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid == self.pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        if timeout is None:
-            if self.returncode is None:
-                _, status = os.waitpid(self.pid, 0)
-                self.returncode = os.waitstatus_to_exitcode(status)
-            return self.returncode
-        deadline = time.monotonic() + timeout
-        while (code := self.poll()) is None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise subprocess.TimeoutExpired(str(self.pid), timeout)
-            time.sleep(min(left, 0.01))
-        return code
-
-
 def _wait(
-    process: _Process | subprocess.Popen[bytes], cancel: threading.Event, time_limit: float | None
+    process: subprocess.Popen[bytes], cancel: threading.Event, time_limit: float | None
 ) -> ProcessResult:
     deadline = None if time_limit is None else time.monotonic() + time_limit
     pidfd = _open_pidfd(process.pid)
     try:
         while True:
-            if (code := process.poll()) is not None:
-                return ProcessResult(_exit_code(code), "exited")
+            if process.poll() is not None:
+                return ProcessResult(_exit_code(process.returncode), "exited")
             if cancel.is_set():
                 return ProcessResult(_end(process), "cancelled")
             if deadline is not None and time.monotonic() >= deadline:
@@ -271,13 +189,14 @@ def _open_pidfd(pid: int) -> int | None:
         return None
 
 
-def _end(process: _Process | subprocess.Popen[bytes]) -> int:
+def _end(process: subprocess.Popen[bytes]) -> int:
     """SIGTERM the group, then SIGKILL what is left after a short grace period."""
     _signal_group(process.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=TERMINATE_GRACE)
     _signal_group(process.pid, signal.SIGKILL)  # also reaps children that ignored SIGTERM
-    return _exit_code(process.wait())
+    process.wait()
+    return _exit_code(process.returncode)
 
 
 def _signal_group(pgid: int, signum: int) -> None:
