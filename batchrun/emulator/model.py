@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import json
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -61,11 +62,78 @@ def find_by_id(items: Mapping[str, Body], resource_id: str) -> Body | None:
     return found
 
 
+class TaskTable:
+    """The tasks of one job by id, each held as its stored JSON text until it is used.
+
+    A task nobody has asked for since it was loaded or saved is the JSON text the store holds (about a
+    fifth of the memory of the same task as a tree of dicts): a job of 100,000 idle tasks costs the size of
+    its data, not five times that. :meth:`get` decodes a task once and keeps that dict, so callers that
+    change a task and save it work on the one live copy; :meth:`settle` (called by ``Model.save_task``) puts
+    the saved text back in its place, so memory holds what the database holds. :meth:`peek` and
+    :meth:`values` decode without keeping (listings, scans): their dicts are copies that become the task only
+    when saved.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        self._items: dict[str, Body | str] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __getitem__(self, task_id: str) -> Body:
+        task = self.get(task_id)
+        if task is None:
+            raise KeyError(task_id)
+        return task
+
+    def get(self, task_id: str) -> Body | None:
+        """The task as the one live dict (decoded once and kept until it is saved)."""
+        item = self._items.get(task_id)
+        if isinstance(item, str):
+            item = self._items[task_id] = _decode(item)
+        return item
+
+    def peek(self, task_id: str) -> Body | None:
+        """The task for reading: the live dict, or a decoded copy that is not kept."""
+        item = self._items.get(task_id)
+        return _decode(item) if isinstance(item, str) else item
+
+    def values(self) -> Iterator[Body]:
+        """Every task for reading, decoded one at a time and not kept (a changed one must be saved)."""
+        for item in list(self._items.values()):
+            yield _decode(item) if isinstance(item, str) else item
+
+    def put(self, task_id: str, task: Body | str) -> None:
+        self._items[task_id] = task
+
+    def settle(self, task_id: str, text: str) -> None:
+        """``text`` was just saved for this task: hold that instead of the dict."""
+        if task_id in self._items:
+            self._items[task_id] = text
+
+    def pop(self, task_id: str) -> Body | None:
+        item = self._items.pop(task_id, None)
+        return _decode(item) if isinstance(item, str) else item
+
+
+def _decode(text: str) -> Body:
+    body: Body = json.loads(text)
+    return body
+
+
 @dataclass
 class JobTasks:
     """The tasks of one job: by id, in id order (listing), active ones in creation order, counters."""
 
-    by_id: dict[str, Body] = field(default_factory=dict)
+    by_id: TaskTable = field(default_factory=TaskTable)
     sorted_ids: list[str] = field(default_factory=list)
     pending: dict[str, None] = field(default_factory=dict)  # active task ids, in creation order
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TASK_STATES, 0))
@@ -73,42 +141,69 @@ class JobTasks:
     succeeded: list[int] = field(default_factory=lambda: [0, 0])  # tasks, slots
     failed: list[int] = field(default_factory=lambda: [0, 0])
     numeric: dict[int, list[str]] = field(default_factory=dict)  # integer-valued ids, for taskIdRanges
-    lowered: dict[str, str] = field(default_factory=dict)  # lower-cased id -> id (ids are case-insensitive)
+    # Lower-cased id -> id, for the ids that are not lower-case already (ids are case-insensitive).
+    lowered: dict[str, str] = field(default_factory=dict)
 
-    def find(self, task_id: str) -> Body | None:
-        """The task with this id, compared without case as Batch does."""
-        task = self.by_id.get(task_id)
-        if task is None and task_id.lower() in self.lowered:
-            task = self.by_id.get(self.lowered[task_id.lower()])
-        return task
+    def find(self, task_id: str, keep: bool = True) -> Body | None:
+        """The task with this id, compared without case as Batch does; with ``keep=False`` for reading only
+        (see :meth:`TaskTable.peek`)."""
+        stored = self.known_id(task_id)
+        if stored is None:
+            return None
+        return self.by_id.get(stored) if keep else self.by_id.peek(stored)
+
+    def known_id(self, task_id: str) -> str | None:
+        """The stored spelling of this task id (compared without case), None for no such task."""
+        if task_id in self.by_id:
+            return task_id
+        lowered = task_id.lower()
+        stored = self.lowered.get(lowered, lowered)
+        return stored if stored in self.by_id else None
 
     def _account(self, task: Body, sign: int) -> None:
-        state = task["state"]
-        slots = int(task.get("requiredSlots", 1))
+        self._count(
+            task["id"],
+            task["state"],
+            int(task.get("requiredSlots", 1)),
+            task.get("executionInfo", {}).get("result") == "success",
+            sign,
+        )
+
+    def _count(self, task_id: str, state: str, slots: int, succeeded: bool, sign: int) -> None:
         self.counts[state] += sign
         self.slot_counts[state] += sign * slots
         if state == "completed":
-            outcome = (
-                self.succeeded if task.get("executionInfo", {}).get("result") == "success" else self.failed
-            )
+            outcome = self.succeeded if succeeded else self.failed
             outcome[0] += sign
             outcome[1] += sign * slots
         if state == "active":
             if sign > 0:
-                self.pending[task["id"]] = None
+                self.pending[task_id] = None
             else:
-                self.pending.pop(task["id"], None)
+                self.pending.pop(task_id, None)
 
     def add(self, task: Body) -> None:
-        self.by_id[task["id"]] = task
-        self.lowered[task["id"].lower()] = task["id"]
-        bisect.insort(self.sorted_ids, task["id"])
-        if task["id"].isdigit():
-            self.numeric.setdefault(int(task["id"]), []).append(task["id"])
+        self._index(task["id"])
+        self.by_id.put(task["id"], task)
         self._account(task, +1)
 
+    def add_stored(self, task_id: str, text: str, state: str, slots: int, succeeded: bool) -> None:
+        """A task read from the store, kept as its stored text (``state``, ``slots``, ``succeeded``: for
+        the counters)."""
+        self._index(task_id)
+        self.by_id.put(task_id, text)
+        self._count(task_id, state, slots, succeeded, +1)
+
+    def _index(self, task_id: str) -> None:
+        lowered = task_id.lower()
+        if lowered != task_id:
+            self.lowered[lowered] = task_id
+        bisect.insort(self.sorted_ids, task_id)
+        if task_id.isdigit():
+            self.numeric.setdefault(int(task_id), []).append(task_id)
+
     def remove(self, task_id: str) -> Body | None:
-        task = self.by_id.pop(task_id, None)
+        task = self.by_id.pop(task_id)
         if task is not None:
             self.lowered.pop(task_id.lower(), None)
             self._account(task, -1)
@@ -129,10 +224,11 @@ class JobTasks:
         self._account(task, +1)
 
     def after(self, marker: str | None) -> Iterator[tuple[str, Body]]:
+        """Tasks in id order after ``marker``, for reading (see :meth:`TaskTable.peek`)."""
         start = 0 if marker is None else bisect.bisect_right(self.sorted_ids, marker)
         ids = self.sorted_ids
         for index in range(start, len(ids)):
-            task = self.by_id.get(ids[index])
+            task = self.by_id.peek(ids[index])
             if task is not None:
                 yield ids[index], task
 
@@ -177,12 +273,23 @@ class Model:
             for _, key, body in self.store.load(Table.JOBS):
                 self.jobs[key] = body
                 self.tasks.setdefault(key, JobTasks())
-            loaded: list[tuple[int, str, Body]] = []
-            for parent, _, body in self.store.load(Table.TASKS):
-                loaded.append((int(internal(body).get("seq", 0)), parent, body))
+            # Tasks stay their stored text; only what the counters and the order need is kept from the decode.
+            loaded: list[tuple[int, str, str, str, str, int, bool]] = []
+            for parent, key, body, text in self.store.load_with_text(Table.TASKS):
+                loaded.append(
+                    (
+                        int(body.get("_x", {}).get("seq", 0)),
+                        parent,
+                        key,
+                        text,
+                        body["state"],
+                        int(body.get("requiredSlots", 1)),
+                        body.get("executionInfo", {}).get("result") == "success",
+                    )
+                )
             loaded.sort(key=lambda item: item[0])
-            for _, parent, body in loaded:
-                self.tasks.setdefault(parent, JobTasks()).add(body)
+            for _, parent, key, text, state, slots, succeeded in loaded:
+                self.tasks.setdefault(parent, JobTasks()).add_stored(key, text, state, slots, succeeded)
             highest = max((item[0] for item in loaded), default=-1)
             self._sequence = itertools.count(highest + 1)
             for _, key, body in self.store.load(Table.JOBSCHEDULES):
@@ -209,7 +316,10 @@ class Model:
         self.store.put(Table.JOBSCHEDULES, "", schedule["id"], schedule)
 
     def save_task(self, job_id: str, task: Body) -> None:
-        self.store.put(Table.TASKS, job_id, task["id"], task)
+        text = self.store.put(Table.TASKS, job_id, task["id"], task)
+        job_tasks = self.tasks.get(job_id)
+        if job_tasks is not None:
+            job_tasks.by_id.settle(task["id"], text)
 
     def save_application(self, application: Body) -> None:
         self.store.put(Table.APPLICATIONS, "", application["name"].lower(), application)

@@ -320,9 +320,9 @@ def canonical_ids(model: Model, params: dict[str, str]) -> dict[str, str]:
             if job is not None:
                 params["jobId"] = job["id"]
                 job_tasks = model.tasks.get(job["id"])
-                task = job_tasks.find(params["taskId"]) if job_tasks and "taskId" in params else None
-                if task is not None:
-                    params["taskId"] = task["id"]
+                task_id = job_tasks.known_id(params["taskId"]) if job_tasks and "taskId" in params else None
+                if task_id is not None:
+                    params["taskId"] = task_id
     return params
 
 

@@ -69,8 +69,9 @@ def job_tasks_of(api: Api, job_id: str) -> JobTasks:
     return api.model.tasks[job_id]
 
 
-def get_task(api: Api, job_id: str, task_id: str) -> Body:
-    task = job_tasks_of(api, job_id).find(task_id)
+def get_task(api: Api, job_id: str, task_id: str, keep: bool = True) -> Body:
+    """The task (``keep=False``: for reading only, a stored task is decoded without being kept)."""
+    task = job_tasks_of(api, job_id).find(task_id, keep)
     if task is None:
         raise not_found("Task", task_id)
     return task
@@ -167,7 +168,7 @@ def get_task_route(api: Api, call: Call) -> Response:
     return read_one(
         api,
         call,
-        lambda: get_task(api, job_id, call.params["taskId"]),
+        lambda: get_task(api, job_id, call.params["taskId"], keep=False),
         lambda task: render(call, job_id, task),
         lambda task: task_url(call, job_id, task["id"]),
     )

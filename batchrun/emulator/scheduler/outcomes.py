@@ -82,7 +82,7 @@ def dependencies_ready(job_tasks: JobTasks, task: Body) -> bool:
     if not task.get("dependsOn"):
         return True
     for task_id in dependency_ids(job_tasks, task):
-        dependency = job_tasks.find(task_id)  # ids are case-insensitive, in dependsOn too
+        dependency = job_tasks.find(task_id, keep=False)  # ids are case-insensitive, in dependsOn too
         if dependency is None or dependency["state"] != "completed":
             return False
         if internal(dependency).get("dependencyAction", "satisfy") != "satisfy":

@@ -101,12 +101,15 @@ class Store:
         with suppress(sqlite3.Error):
             self._connection.execute("ROLLBACK")
 
-    def put(self, table: Table, parent: str, key: str, body: dict[str, Any]) -> None:
+    def put(self, table: Table, parent: str, key: str, body: dict[str, Any]) -> str:
+        """Write ``body``; returns its stored JSON text."""
+        text = _ENCODE(body)
         with self.transaction():
             self._connection.execute(
                 f"INSERT OR REPLACE INTO {table.value} (parent, id, body) VALUES (?, ?, ?)",
-                (parent, key, _ENCODE(body)),
+                (parent, key, text),
             )
+        return text
 
     def delete(self, table: Table, parent: str, key: str) -> None:
         with self.transaction():
@@ -117,7 +120,12 @@ class Store:
             self._connection.execute(f"DELETE FROM {table.value} WHERE parent = ?", (parent,))
 
     def load(self, table: Table) -> Iterator[tuple[str, str, dict[str, Any]]]:
-        """Every row of ``table`` in (parent, id) order, read and decoded a batch at a time.
+        """Every row of ``table`` in (parent, id) order, read and decoded a batch at a time."""
+        for parent, key, body, _ in self.load_with_text(table):
+            yield parent, key, body
+
+    def load_with_text(self, table: Table) -> Iterator[tuple[str, str, dict[str, Any], str]]:
+        """Every row of ``table`` in (parent, id) order, decoded and as its stored JSON text.
 
         Memory stays near the size of the decoded bodies: the stored JSON text of only one batch is held at
         once, a batch is decoded in one ``json.loads`` (so its bodies share their key strings instead of each
@@ -143,10 +151,10 @@ class Store:
             if not rows:
                 return
             last = (rows[-1][0], rows[-1][1])
-            for (parent, key, _), body in zip(rows, bodies, strict=True):
+            for (parent, key, text), body in zip(rows, bodies, strict=True):
                 if not isinstance(body, dict):
                     raise StoreUnreadable(f"{table.value} {parent}/{key}: the stored body is not an object")
-                yield parents.setdefault(parent, parent), key, body
+                yield parents.setdefault(parent, parent), key, body, text
             if len(rows) < LOAD_BATCH:
                 return
             del rows, bodies
