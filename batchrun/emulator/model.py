@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchrun.emulator.store import Store, Table
+from batchrun.emulator.store import Store, StoreUnreadable, Table
 from batchrun.emulator.timefmt import new_etag, now_iso
 
 Body = dict[str, Any]
@@ -189,16 +189,19 @@ class JobTasks:
 
     def add_stored(self, task_id: str, text: str, state: str, slots: int, succeeded: bool) -> None:
         """A task read from the store, kept as its stored text (``state``, ``slots``, ``succeeded``: for
-        the counters)."""
-        self._index(task_id)
+        the counters). Its id is appended to ``sorted_ids``: the loader sorts them once at the end."""
+        self._index(task_id, append=True)
         self.by_id.put(task_id, text)
         self._count(task_id, state, slots, succeeded, +1)
 
-    def _index(self, task_id: str) -> None:
+    def _index(self, task_id: str, append: bool = False) -> None:
         lowered = task_id.lower()
         if lowered != task_id:
             self.lowered[lowered] = task_id
-        bisect.insort(self.sorted_ids, task_id)
+        if append:
+            self.sorted_ids.append(task_id)
+        else:
+            bisect.insort(self.sorted_ids, task_id)
         if task_id.isdigit():
             self.numeric.setdefault(int(task_id), []).append(task_id)
 
@@ -273,25 +276,18 @@ class Model:
             for _, key, body in self.store.load(Table.JOBS):
                 self.jobs[key] = body
                 self.tasks.setdefault(key, JobTasks())
-            # Tasks stay their stored text; only what the counters and the order need is kept from the decode.
-            loaded: list[tuple[int, str, str, str, str, int, bool]] = []
-            for parent, key, body, text in self.store.load_with_text(Table.TASKS):
-                loaded.append(
-                    (
-                        int(body.get("_x", {}).get("seq", 0)),
-                        parent,
-                        key,
-                        text,
-                        body["state"],
-                        int(body.get("requiredSlots", 1)),
-                        body.get("executionInfo", {}).get("result") == "success",
-                    )
-                )
-            loaded.sort(key=lambda item: item[0])
-            for _, parent, key, text, state, slots, succeeded in loaded:
-                self.tasks.setdefault(parent, JobTasks()).add_stored(key, text, state, slots, succeeded)
-            highest = max((item[0] for item in loaded), default=-1)
-            self._sequence = itertools.count(highest + 1)
+            # Tasks stay their stored text; the counters take their state, slots and result from SQLite.
+            for parent, key, text, state, slots, result in self.store.load_tasks():
+                if state not in TASK_STATES:
+                    raise StoreUnreadable(f"tasks {parent}/{key}: the stored state {state!r} is unknown")
+                job_tasks = self.tasks.get(parent)
+                if job_tasks is None:
+                    job_tasks = self.tasks[parent] = JobTasks()
+                slots = 1 if slots is None else int(slots)
+                job_tasks.add_stored(key, text, state, slots, result == "success")
+            for job_tasks in self.tasks.values():
+                job_tasks.sorted_ids.sort()  # add_stored appends: one sort instead of an insort per task
+            self._sequence = itertools.count(self.store.highest_task_sequence() + 1)
             for _, key, body in self.store.load(Table.JOBSCHEDULES):
                 self.schedules[key] = body
             for _, key, body in self.store.load(Table.APPLICATIONS):

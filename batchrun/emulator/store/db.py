@@ -159,6 +159,41 @@ class Store:
                 return
             del rows, bodies
 
+    def load_tasks(self) -> Iterator[tuple[str, str, str, Any, Any, Any]]:
+        """Every task row in creation order (``_x.seq``): parent, id, stored JSON text, and the ``state``,
+        ``requiredSlots`` and ``executionInfo.result`` SQLite reads out of it.
+
+        Nothing is decoded in Python and rows stream a batch at a time in the order they are kept in, so
+        loading leaves no transient copies behind between the texts that stay in memory.
+        """
+        query = (
+            "SELECT parent, id, body, json_extract(body, '$.state'), json_extract(body, '$.requiredSlots'), "
+            "json_extract(body, '$.executionInfo.result'), json_type(body) FROM tasks "
+            "ORDER BY coalesce(json_extract(body, '$._x.seq'), 0), parent, id"
+        )
+        parents: dict[str, str] = {}
+        with self._lock:
+            try:
+                cursor = self._connection.execute(query)
+                while rows := cursor.fetchmany(LOAD_BATCH):
+                    for parent, key, text, state, slots, result, kind in rows:
+                        if kind != "object":
+                            raise StoreUnreadable(f"tasks {parent}/{key}: the stored body is not an object")
+                        yield parents.setdefault(parent, parent), key, text, state, slots, result
+            except sqlite3.DatabaseError as error:
+                raise StoreUnreadable(str(error)) from None
+
+    def highest_task_sequence(self) -> int:
+        """The largest ``_x.seq`` of the stored tasks (-1 without any)."""
+        with self._lock:
+            try:
+                (value,) = self._connection.execute(
+                    "SELECT max(coalesce(json_extract(body, '$._x.seq'), 0)) FROM tasks"
+                ).fetchone()
+            except sqlite3.DatabaseError as error:
+                raise StoreUnreadable(str(error)) from None
+        return -1 if value is None else int(value)
+
     def close(self) -> None:
         with self._lock:
             self._connection.close()
