@@ -12,6 +12,11 @@ SIGKILLed. After the supervisor's restart and its check of the window's uploads:
 Whether Azurite saved its index between the last upload and the kill is chance (a 5 s timer), so the scenario
 runs again (new job) until a round showed both an output uploaded again and the victim failed, at most
 :data:`ROUNDS` times; every round checks the guarantee above.
+
+Also: an application package version whose zip Azurite lost goes back to Pending (and uploading and activating
+it again works); after a crash the moment ``batchrun apply --wait`` of the hello workload returns, the
+outputs are back before any apply, and one more apply leaves nothing to change. The loss window reaches back
+before Azurite's last index save.
 """
 
 from __future__ import annotations
@@ -293,3 +298,59 @@ def test_the_loss_window_reaches_back_before_azurite_last_saved_its_index(tmp_pa
     assert loss_window_start(tmp_path, found_dead) == found_dead - LOSS_WINDOW_SECONDS
     os.utime(index, (found_dead - 40, found_dead - 40))  # a stalled Azurite had not saved for 40 s
     assert loss_window_start(tmp_path, found_dead) == pytest.approx(found_dead - 40 - LOSS_WINDOW_SECONDS)
+
+
+def test_after_a_crash_right_after_apply_the_next_apply_converges(
+    target: LocalTarget, tmp_path: Path
+) -> None:
+    """The hello workload applied, Azurite SIGKILLed the moment `apply --wait` returns: its inputs, package
+    zip and outputs were acknowledged seconds before. The outputs are back at once; the next apply uploads
+    the rest again, and then nothing is left to change."""
+    import shutil
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(repo / "workloads" / "hello.yaml", work)
+    shutil.copytree(repo / "workloads" / "hello", work / "hello")
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AZURE_")}
+    env.update(BATCHRUN_HOME=str(target.home), BATCHRUN_TOOLS_DIR=str(tools_dir()), NO_COLOR="1")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "batchrun", *args],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    first = cli("apply", "hello.yaml", "--auto-approve", "--wait")
+    assert first.returncode == 0, first.stdout + first.stderr
+    killed = azurite_pid(target.home)
+    os.kill(killed, signal.SIGKILL)
+    log_file = target.home / "local" / "logs" / "emulator.log"
+    wait(lambda: azurite_pid(target.home) != killed, 60, "the supervisor to restart Azurite")
+    wait(lambda: REPORT.search(log_file.read_text()), 120, "the check after the restart")
+
+    # Every succeeded task's outputs are in storage right after the restart, before any apply.
+    outputs = BlobServiceClient.from_connection_string(target.connection_string).get_container_client(
+        "hello-out"
+    )
+    names = sorted(blob.name for blob in outputs.list_blobs())
+    assert names == [f"greet/{i}/out-{i}.txt" for i in (1, 2, 3)] + ["merge/merged.txt"]
+    merged = outputs.download_blob("merge/merged.txt").readall().decode()
+    assert merged.splitlines() == ["hello Ada (task 1)", "hello Grace (task 2)", "hello Linus (task 3)"]
+
+    second = cli("apply", "hello.yaml", "--auto-approve", "--wait")
+    assert second.returncode == 0, second.stdout + second.stderr
+    plan = cli("plan", "hello.yaml", "--detailed-exitcode")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "No changes." in plan.stdout
+    fetched = cli("outputs", "hello.yaml", "-d", "out")
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    assert (work / "out" / "merge" / "merged.txt").read_text() == merged
+    assert "Traceback" not in first.stderr + second.stderr + plan.stderr + fetched.stderr
