@@ -73,19 +73,20 @@ def install_npm_checkers() -> Path:
     return target
 
 
-def lint_github_workflow(workflow: Path) -> dict[str, list[dict[str, Any]]]:
-    """``{"actionlint": [...], "workflowParser": [...]}``: each checker's findings on ``workflow``."""
+def lint_github_workflows(workflows: list[Path]) -> dict[Path, dict[str, list[dict[str, Any]]]]:
+    """For each workflow, ``{"actionlint": [...], "workflowParser": [...]}``: each checker's findings (one
+    node process for all: loading the checkers takes seconds)."""
     modules = install_npm_checkers()
     completed = subprocess.run(
-        ["node", str(LINT_SCRIPT), str(modules), str(workflow)],
+        ["node", str(LINT_SCRIPT), str(modules), *map(str, workflows)],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
     assert completed.returncode == 0, completed.stderr
-    findings: dict[str, list[dict[str, Any]]] = json.loads(completed.stdout)
-    return findings
+    findings: dict[str, dict[str, list[dict[str, Any]]]] = json.loads(completed.stdout)
+    return {Path(path): found for path, found in findings.items()}
 
 
 # --- Azure Pipelines: load as Azure does (every scalar a string) and expand compile-time expressions ---

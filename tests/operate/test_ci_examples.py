@@ -38,7 +38,7 @@ from tests.operate.ci_support import (
     NPM_CHECKERS,
     batchrun_command_lines,
     expand_azure_pipeline,
-    lint_github_workflow,
+    lint_github_workflows,
     load_azure_pipeline,
     shell_scripts_of_azure_pipeline,
     shell_scripts_of_github_workflow,
@@ -82,29 +82,34 @@ def unexpected(findings: list[dict[str, Any]], allowed: tuple[str, ...] = ()) ->
     ]
 
 
-def test_github_workflow_passes_githubs_parser_and_actionlint() -> None:
-    findings = lint_github_workflow(GITHUB)
-    assert unexpected(findings["workflowParser"]) == []
-    assert unexpected(findings["actionlint"], ACTIONLINT_TOO_OLD_FOR) == []
+GITHUB_BREAKAGES = {  # a broken copy of the workflow each checker must reject
+    "misspelt key": ("runs-on: ubuntu-latest", "run-on: ubuntu-latest"),
+    "unknown context": ("CODE: ${{ steps.plan.outputs.code }}", "CODE: ${{ step.plan.outputs.code }}"),
+    "broken expression": ("if: steps.drift.outputs.code == '2'", "if: steps.drift.outputs.code == '2"),
+    "bad permission": (
+        "id-token: write # azure/login\n      issues: write",
+        "id-token: writ # azure/login\n      issues: write",
+    ),
+}
 
 
-@pytest.mark.parametrize(
-    ("old", "new"),
-    [
-        ("runs-on: ubuntu-latest", "run-on: ubuntu-latest"),
-        ("CODE: ${{ steps.plan.outputs.code }}", "CODE: ${{ step.plan.outputs.code }}"),
-        ("if: steps.drift.outputs.code == '2'", "if: steps.drift.outputs.code == '2"),
-        (
-            "id-token: write # azure/login\n      issues: write",
-            "id-token: writ # azure/login\n      issues: write",
-        ),
-    ],
-    ids=["misspelt-key", "unknown-context", "broken-expression", "bad-permission"],
-)
-def test_the_github_checkers_reject_a_broken_workflow(tmp_path: Path, old: str, new: str) -> None:
-    findings = lint_github_workflow(broken_copy(tmp_path, GITHUB, old, new))
-    assert unexpected(findings["workflowParser"]) != []
-    assert unexpected(findings["actionlint"], ACTIONLINT_TOO_OLD_FOR) != []
+def test_github_workflow_passes_githubs_parser_and_actionlint_which_reject_broken_copies(
+    tmp_path: Path,
+) -> None:
+    broken = {}
+    for number, (what, (old, new)) in enumerate(GITHUB_BREAKAGES.items()):
+        (tmp_path / str(number)).mkdir()
+        broken[what] = broken_copy(tmp_path / str(number), GITHUB, old, new)
+    findings = lint_github_workflows([GITHUB, *broken.values()])
+    assert unexpected(findings[GITHUB]["workflowParser"]) == []
+    assert unexpected(findings[GITHUB]["actionlint"], ACTIONLINT_TOO_OLD_FOR) == []
+    missed = {
+        what: checker
+        for what, path in broken.items()
+        for checker, allowed in (("workflowParser", ()), ("actionlint", ACTIONLINT_TOO_OLD_FOR))
+        if unexpected(findings[path][checker], allowed) == []
+    }
+    assert missed == {}
 
 
 def check_jsonschema(*args: str) -> subprocess.CompletedProcess[str]:
