@@ -444,3 +444,17 @@ def test_the_gitops_guide_names_the_files_and_the_checkers_as_pinned() -> None:
     assert pin and f"`check-jsonschema` {pin[1]}" in section
     assert "--detailed-exitcode -o markdown -out plan/plan.json" in section
     assert "--detailed-exitcode -o markdown -out plan/plan.json" in GITHUB.read_text()
+
+
+def test_the_azure_pull_request_comment_script_is_python() -> None:
+    pipeline = expand_azure_pipeline(load_azure_pipeline(AZURE.read_text()))
+    plan_job = pipeline["stages"][0]["jobs"][0]
+    script = step_named(plan_job, "comment on the pull request")["script"]
+    heredoc = re.fullmatch(r"python3 - <<'EOF'\n(.*)\nEOF\n?", script, flags=re.DOTALL)
+    assert heredoc is not None
+    compile(heredoc[1], "comment.py", "exec")  # a syntax error here would only show on a pull request
+    for variable in ("SYSTEM_ACCESSTOKEN", "SYSTEM_PULLREQUEST_PULLREQUESTID", "BUILD_REPOSITORY_ID"):
+        assert f"os.environ['{variable}']" in heredoc[1] or f'os.environ["{variable}"]' in heredoc[1]
+    assert step_named(plan_job, "comment on the pull request")["env"] == {
+        "SYSTEM_ACCESSTOKEN": "$(System.AccessToken)"
+    }
