@@ -106,6 +106,10 @@ class TaskTable:
         item = self._items.get(task_id)
         return _decode(item) if isinstance(item, str) else item
 
+    def stored(self, task_id: str) -> Body | str | None:
+        """The task as held: the live dict, or its stored JSON text (``_x`` last, see :func:`public_json`)."""
+        return self._items.get(task_id)
+
     def values(self) -> Iterator[Body]:
         """Every task for reading, decoded one at a time and not kept (a changed one must be saved)."""
         for item in list(self._items.values()):
@@ -127,6 +131,20 @@ class TaskTable:
 def _decode(text: str) -> Body:
     body: Body = json.loads(text)
     return body
+
+
+_X_MEMBER = ',"_x":{'
+
+
+def public_json(text: str) -> str:
+    """A stored task's JSON text without its ``_x`` member, with no decoding.
+
+    Held texts always end with ``_x`` (``Model.save_task`` writes it last, the store moves it last on load),
+    and ``_x`` holds only the emulator's own keys, none of them ``_x``: the last ``,"_x":{`` outside a string
+    (inside one, the quotes would be escaped) is where it starts.
+    """
+    cut = text.rfind(_X_MEMBER)
+    return text if cut < 0 else text[:cut] + "}"
 
 
 @dataclass
@@ -226,6 +244,15 @@ class JobTasks:
     def end_change(self, task: Body) -> None:
         self._account(task, +1)
 
+    def after_stored(self, marker: str | None) -> Iterator[tuple[str, Body | str]]:
+        """Tasks in id order after ``marker`` as held (see :meth:`TaskTable.stored`), for encoding pages."""
+        start = 0 if marker is None else bisect.bisect_right(self.sorted_ids, marker)
+        ids = self.sorted_ids
+        for index in range(start, len(ids)):
+            item = self.by_id.stored(ids[index])
+            if item is not None:
+                yield ids[index], item
+
     def after(self, marker: str | None) -> Iterator[tuple[str, Body]]:
         """Tasks in id order after ``marker``, for reading (see :meth:`TaskTable.peek`)."""
         start = 0 if marker is None else bisect.bisect_right(self.sorted_ids, marker)
@@ -312,6 +339,8 @@ class Model:
         self.store.put(Table.JOBSCHEDULES, "", schedule["id"], schedule)
 
     def save_task(self, job_id: str, task: Body) -> None:
+        if "_x" in task and next(reversed(task)) != "_x":
+            task["_x"] = task.pop("_x")  # last, so that a page can leave it out of the text (public_json)
         text = self.store.put(Table.TASKS, job_id, task["id"], task)
         job_tasks = self.tasks.get(job_id)
         if job_tasks is not None:

@@ -6,11 +6,17 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
+from azure.batch import BatchClient
+from azure.core.credentials import AzureNamedKeyCredential
 
 from batchrun.emulator.model import JobTasks, Model, transition
+from batchrun.emulator.server import EmulatorServer
 from batchrun.emulator.store import Store, StoreUnreadable, Table
+from batchrun.local.azurite import AzuriteEndpoint
+from tests.emulator.conftest import ACCOUNT, API, KEY, emulator_config, raw
 
 
 def _task(model: Model, task_id: str, state: str = "active", **extra: object) -> dict[str, object]:
@@ -86,3 +92,78 @@ def test_a_stored_task_that_is_not_an_object_is_an_unreadable_store(tmp_path: Pa
         connection.execute("INSERT INTO tasks (parent, id, body) VALUES ('job', 't', '[1, 2]')")
     with pytest.raises(StoreUnreadable, match="tasks job/t"):
         _model(tmp_path)
+
+
+def test_task_pages_written_from_stored_text_equal_the_rendered_tasks(
+    tmp_path: Path, azurite: AzuriteEndpoint
+) -> None:
+    """A page without $filter or $select is written from the stored JSON texts: it must hold exactly what
+    the rendered path (a $filter page) and single GETs return, before and after a restart."""
+    config = emulator_config(tmp_path / "state", azurite)
+    server = EmulatorServer(config)
+    server.start()
+    try:
+        client = BatchClient(server.url, AzureNamedKeyCredential(ACCOUNT, KEY))
+        assert (
+            raw(
+                client,
+                "POST",
+                "/jobs",
+                {"id": "pages", "poolInfo": {"poolId": "none"}, "usesTaskDependencies": True},
+            ).status_code
+            == 201
+        )
+        tasks = [
+            {"id": "b-1", "commandLine": "/bin/true", "displayName": 'caf\u00e9 "quoted" \\ back'},
+            {"id": "A-2", "commandLine": "/bin/true", "environmentSettings": [{"name": "X", "value": "1"}]},
+            {"id": "c-3", "commandLine": "/bin/true", "dependsOn": {"taskIds": ["b-1"]}},
+            {
+                "id": "d-4",
+                "commandLine": "/bin/true",
+                "containerSettings": {
+                    "imageName": "busybox",
+                    "registry": {"registryServer": "r.example", "username": "u", "password": "Pw-Secret-9"},
+                },
+            },
+        ]
+        answer = raw(client, "POST", "/jobs/pages/addtaskcollection", {"value": tasks})
+        assert answer.status_code == 200, answer.text()
+        assert [item["status"] for item in answer.json()["value"]] == ["success"] * len(tasks)
+        # A client change: the task is decoded, changed and saved again (its text is replaced).
+        assert (
+            raw(client, "PUT", "/jobs/pages/tasks/A-2", {"constraints": {"maxTaskRetryCount": 2}}).status_code
+            == 200
+        )
+
+        def pages(query: str) -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = []
+            url: str | None = f"/jobs/pages/tasks?maxresults=3{query}"
+            while url:
+                body = raw(client, "GET", url).json()
+                assert body["odata.metadata"] == f"{server.url}/$metadata#tasks"
+                found.extend(body["value"])
+                link = body.get("odata.nextLink")
+                url = link[len(server.url) :].replace(f"&{API}", "") if link else None
+            return found
+
+        def check() -> None:
+            written = pages("")
+            rendered = pages("&$filter=state%20eq%20'active'")
+            assert [task["id"] for task in written] == ["A-2", "b-1", "c-3", "d-4"]
+            assert written == rendered
+            for task in written:
+                single = raw(client, "GET", f"/jobs/pages/tasks/{task['id']}").json()
+                single.pop("odata.metadata")
+                assert task == single
+            assert "Pw-Secret-9" not in json.dumps(written) and "_x" not in json.dumps(written)
+            assert written[0]["constraints"]["maxTaskRetryCount"] == 2
+            assert written[1]["displayName"] == 'caf\u00e9 "quoted" \\ back'
+
+        check()
+        server.stop()
+        server = EmulatorServer(config)
+        server.start()
+        client = BatchClient(server.url, AzureNamedKeyCredential(ACCOUNT, KEY))
+        check()
+    finally:
+        server.stop()

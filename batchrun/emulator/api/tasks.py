@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 from starlette.responses import Response
 from starlette.routing import Route
 
+from batchrun.emulator import odata
 from batchrun.emulator.api.base import (
+    JSON_TYPE,
     Api,
     Call,
     check_conditions,
@@ -29,7 +32,7 @@ from batchrun.emulator.api.task_bodies import (
     validate_constraints,
 )
 from batchrun.emulator.errors import BatchApiError, being_deleted, conflict, exists, not_found
-from batchrun.emulator.model import Body, JobTasks, internal, public, touch, transition
+from batchrun.emulator.model import Body, JobTasks, internal, public, public_json, touch, transition
 from batchrun.emulator.node import remove_task_directories
 from batchrun.emulator.scheduler.outcomes import end_unrun_task
 from batchrun.emulator.store import Table
@@ -154,6 +157,10 @@ def add_task_collection(api: Api, call: Call) -> Response:
 
 def list_tasks(api: Api, call: Call) -> Response:
     job_id = call.params["jobId"]
+    if odata.parse_filter(call.option("$filter"), FILTER_FIELDS) is None and not odata.parse_select(
+        call.option("$select")
+    ):
+        return encoded_task_page(api, call, job_id)
 
     def rows(marker: str | None) -> Iterator[tuple[str, Body]]:
         return job_tasks_of(api, job_id).after(marker)
@@ -161,6 +168,39 @@ def list_tasks(api: Api, call: Call) -> Response:
     return list_page(
         api, call, f"/jobs/{job_id}/tasks", FILTER_FIELDS, rows, lambda task: render(call, job_id, task)
     )
+
+
+def encoded_task_page(api: Api, call: Call, job_id: str) -> Response:
+    """A page of tasks without ``$filter`` or ``$select``, written from the stored JSON texts.
+
+    Each task held as its stored text goes into the page as that text, less its ``_x`` member, plus its
+    ``url``: nothing is decoded or copied per task (a task with a container registry, whose password is
+    write-only, and a task held as a live dict are rendered as for a single GET). The body is the one
+    :func:`list_page` would build for the same page.
+    """
+    limit = odata.parse_max_results(call.option("maxresults"))
+    base = f"{call.base_url}/jobs/{job_id}/tasks/"
+    parts: list[str] = []
+    next_marker: str | None = None
+    with api.model.lock:
+        last = None
+        for task_id, item in job_tasks_of(api, job_id).after_stored(call.option("$skiptoken")):
+            if len(parts) == limit:
+                next_marker = last
+                break
+            if isinstance(item, str) and '"registry"' not in item:
+                text = public_json(item)
+                parts.append(f'{text[:-1]},"url":{json.dumps(base + task_id)}}}')
+            else:
+                task = item if isinstance(item, dict) else json.loads(item)
+                parts.append(json.dumps(render(call, job_id, task), separators=(",", ":")))
+            last = task_id
+    metadata = json.dumps(f"{call.base_url}/$metadata#tasks")
+    page = f'{{"odata.metadata":{metadata},"value":[{",".join(parts)}]'
+    if next_marker is not None:
+        link = odata.next_link(call.base_url, f"/jobs/{job_id}/tasks", call.query, next_marker)
+        page += f',"odata.nextLink":{json.dumps(link)}'
+    return Response(page + "}", media_type=JSON_TYPE)
 
 
 def get_task_route(api: Api, call: Call) -> Response:

@@ -33,6 +33,13 @@ LOAD_BATCH = 1000
 _ENCODE = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
+# A task body with its emulator-internal ``_x`` object moved last (json_set appends), the rest as stored.
+_X_LAST = (
+    "CASE WHEN json_type(body, '$._x') = 'object' "
+    "THEN json_set(json_remove(body, '$._x'), '$._x', json(json_extract(body, '$._x'))) ELSE body END"
+)
+
+
 class StoreError(Exception):
     """A write the database did not take (a full disk, an I/O error): nothing of it was committed."""
 
@@ -160,15 +167,17 @@ class Store:
             del rows, bodies
 
     def load_tasks(self) -> Iterator[tuple[str, str, str, Any, Any, Any]]:
-        """Every task row in creation order (``_x.seq``): parent, id, stored JSON text, and the ``state``,
-        ``requiredSlots`` and ``executionInfo.result`` SQLite reads out of it.
+        """Every task row in creation order (``_x.seq``): parent, id, stored JSON text (with its ``_x``
+        member moved last, as the model keeps it), and the ``state``, ``requiredSlots`` and
+        ``executionInfo.result`` SQLite reads out of it.
 
         Nothing is decoded in Python and rows stream a batch at a time in the order they are kept in, so
         loading leaves no transient copies behind between the texts that stay in memory.
         """
         query = (
-            "SELECT parent, id, body, json_extract(body, '$.state'), json_extract(body, '$.requiredSlots'), "
-            "json_extract(body, '$.executionInfo.result'), json_type(body) FROM tasks "
+            f"SELECT parent, id, {_X_LAST}, json_extract(body, '$.state'), "
+            "json_extract(body, '$.requiredSlots'), json_extract(body, '$.executionInfo.result'), "
+            "json_type(body) FROM tasks "
             "ORDER BY coalesce(json_extract(body, '$._x.seq'), 0), parent, id"
         )
         parents: dict[str, str] = {}
