@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from batchrun.apply.hooks import ApplyHooks
 from batchrun.errors import Diagnostic, ManifestError, PlanError
@@ -151,10 +151,16 @@ def plan_with(
         read_orphans_of(session.clients.batch, workload),
     )
     shown = tasks_to_explain(decided)
-    if not shown or workload.job is None:
+    if not shown or not workload.jobs:
         return decided
-    bodies = read_task_bodies(session.clients.batch, workload.job.id, shown)
-    return explain(decided, {t.id.lower(): t for t in workload.job.tasks}, bodies)
+    bodies: dict[str, dict[str, Any]] = {}
+    for job in workload.jobs:  # task ids are unique across the jobs
+        ids = {t.id.lower() for t in job.tasks}
+        mine = [task_id for task_id in shown if task_id.lower() in ids]
+        if mine:
+            bodies.update(read_task_bodies(session.clients.batch, job.id, mine))
+    specs = {t.id.lower(): t for job in workload.jobs for t in job.tasks}
+    return explain(decided, specs, bodies)
 
 
 def destroy_plan_with(session: Session, workload: Workload, options: PlanOptions, containers: bool) -> Plan:

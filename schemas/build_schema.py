@@ -218,7 +218,8 @@ def build() -> dict[str, Any]:
         "$id": SCHEMA_ID,
         "title": "batchrun workload manifest (batchrun/v1)",
         "description": (
-            "A workload for Azure Batch: storage inputs, application packages, a pool, a job and its tasks. "
+            "A workload for Azure Batch: storage inputs, application packages, a pool, its jobs and their "
+            "tasks. "
             "`batchrun apply` makes Azure Batch match it. Use in editors with "
             "`# yaml-language-server: $schema=<path>/schemas/manifest.schema.json`."
         ),
@@ -242,7 +243,18 @@ def build() -> dict[str, Any]:
             },
             "pool": {"$ref": "#/$defs/pool"},
             "job": {"$ref": "#/$defs/job"},
+            "jobs": {
+                "title": "Jobs",
+                "description": (
+                    "Several jobs on the workload's pool, each reconciled like `job` (use `job` or `jobs`, not "
+                    "both). Job ids are unique, and task ids are unique across the jobs."
+                ),
+                "type": "array",
+                "minItems": 1,
+                "items": {"$ref": "#/$defs/job"},
+            },
         },
+        "not": {"required": ["job", "jobs"]},
         "$defs": definitions,
     }
 

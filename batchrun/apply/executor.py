@@ -146,22 +146,20 @@ class Executor:
         return report
 
     def _task_stage(self, steps: Sequence[tuple[Change, Operation]]) -> None:
-        job_id = self.plan.job_id or ""
-        bodies: list[dict[str, Any]] = []
+        by_job: dict[str, list[dict[str, Any]]] = {}
         for change, op in steps:
             if op.name == "task.update_constraints":
                 self._one(change.address, op)
             elif op.name == "task.add":
-                bodies.append(self.task_body(op.args))
+                job_id = change.address.split("/")[1]  # task/<job>/<task>
+                by_job.setdefault(job_id, []).append(self.task_body(job_id, op.args))
             else:
                 raise ApplyError(
                     f"{change.address}: unknown task operation {op.name!r}; make the plan again."
                 )
-        if bodies:
+        for job_id, bodies in by_job.items():
             self.hooks.step_started(f"job/{job_id}", f"add {len(bodies)} task(s)")
-            counter = _Counter(
-                lambda done, total: self.hooks.tasks_progress(job_id, "added", done, total), len(bodies)
-            )
+            counter = _Counter(self._progress(job_id, "added"), len(bodies))
             self.writer.add_tasks(job_id, bodies, counter.add)
             self.hooks.step_finished(f"job/{job_id}", f"add {len(bodies)} task(s)")
 
@@ -172,7 +170,7 @@ class Executor:
             self._sas_cache[key] = sign(container)
         return self._sas_cache[key]
 
-    def task_body(self, args: Mapping[str, Any]) -> dict[str, Any]:
+    def task_body(self, job_id: str, args: Mapping[str, Any]) -> dict[str, Any]:
         """The task body with resource files for its inputs and output files for its outputs (SAS URLs)."""
         body = dict(args["body"])
         inputs = args.get("inputs") or ()
@@ -182,9 +180,7 @@ class Executor:
             for name in inputs:
                 binding = self._bindings.get(name)
                 if binding is None:
-                    raise ApplyError(
-                        f"task/{self.plan.job_id}/{body['id']}: unknown input {name!r} in the plan."
-                    )
+                    raise ApplyError(f"task/{job_id}/{body['id']}: unknown input {name!r} in the plan.")
                 container_url = self._sas(binding.container, "input")
                 if name in some:  # just these files, each where the whole input would put it
                     files.extend(
@@ -204,7 +200,7 @@ class Executor:
         if reads:  # what earlier tasks uploaded: the outputs container, read + list
             if not self.plan.outputs_container:
                 raise ApplyError(
-                    f"task/{self.plan.job_id}/{body['id']}: reading outputs needs storage.outputs.container."
+                    f"task/{job_id}/{body['id']}: reading outputs needs storage.outputs.container."
                 )
             readable = self._sas(self.plan.outputs_container, "input")
             files = list(body.get("resourceFiles") or ())
@@ -214,9 +210,7 @@ class Executor:
         outputs = args.get("outputs") or ()
         if outputs:
             if not self.plan.outputs_container:
-                raise ApplyError(
-                    f"task/{self.plan.job_id}/{body['id']}: outputs need storage.outputs.container."
-                )
+                raise ApplyError(f"task/{job_id}/{body['id']}: outputs need storage.outputs.container.")
             url = self._sas(self.plan.outputs_container, "output")
             files = list(body.get("outputFiles") or ())
             for output in outputs:

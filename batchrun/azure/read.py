@@ -22,6 +22,7 @@ from batchrun.azure.storage import container_exists, read_input
 from batchrun.model import Workload
 from batchrun.plan.live import (
     LiveJob,
+    LiveJobState,
     LivePool,
     LiveState,
     LiveTask,
@@ -129,6 +130,15 @@ def read_live(
     tasks: dict[str, LiveTask] = {}
     if job is not None and with_tasks and job.state != "deleting":
         tasks = read_tasks(clients.batch, job.id)
+    more_jobs: dict[str, LiveJobState] = {}
+    for spec in workload.more_jobs:
+        other = read_job(clients.batch, spec.id)
+        other_tasks = (
+            read_tasks(clients.batch, other.id)
+            if other is not None and with_tasks and other.state != "deleting"
+            else {}
+        )
+        more_jobs[spec.id.lower()] = LiveJobState(other, other_tasks)
     outputs_exist = container_exists(clients.blob, workload.outputs.container) if workload.outputs else True
     record = read_record(clients.blob, workload.name) if workload.job else None
     return LiveState(
@@ -139,5 +149,6 @@ def read_live(
         pool=pool,
         job=job,
         tasks=tasks,
+        more_jobs=more_jobs,
         outputs_container_exists=outputs_exist,
     )

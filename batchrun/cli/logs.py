@@ -46,14 +46,20 @@ def show_start_task_failure(
     click.echo(f"\nWhole files: `{source.command('logs')} --start-task [--stderr]`")
 
 
-def _require_job(workload: Workload) -> str:
+def _require_jobs(workload: Workload) -> list[str]:
     if workload.job is None:
         raise manifest_lacks(
             workload,
             "the manifest defines no job, so it has no task logs",
             "add a job with tasks to the manifest",
         )
-    return workload.job.id
+    return [job.id for job in workload.jobs]
+
+
+def _job_of(workload: Workload, task: str) -> str:
+    """The job holding ``task`` (task ids are unique across a workload's jobs); the first job otherwise."""
+    holder = workload.job_of_task(task)
+    return holder.id if holder is not None else _require_jobs(workload)[0]
 
 
 class _TextSink:
@@ -135,14 +141,23 @@ def logs_command(
             "--follow prints text as it arrives; it cannot be combined with --failed or -o json."
         )
     workload = source.load()
-    job_id = _require_job(workload)
+    job_ids = _require_jobs(workload)
     name = "stderr.txt" if use_stderr or failed else "stdout.txt"
     with connected(target) as clients:
         monitor = BatchMonitor(clients.batch)
         if failed:
-            _print_failed(monitor, job_id, name, 20 if tail_lines is None else tail_lines, limit, output)
+            lines = 20 if tail_lines is None else tail_lines
+            documents = []
+            for index, each in enumerate(job_ids):
+                if index and output != "json":
+                    click.echo("")
+                documents.append(_print_failed(monitor, each, name, lines, limit, output))
+            if output == "json":  # one document; a workload with several jobs lists each
+                shown = documents[0] if len(documents) == 1 else {"jobs": documents}
+                click.echo(json.dumps(shown, indent=2))
             return
         assert task is not None
+        job_id = _job_of(workload, task)
         sink = _TextSink(clients.target.secrets())
         write = sink.collect if output == "json" else sink.echo
         kept = (
@@ -251,7 +266,10 @@ def _print_start_task(
         sys.stdout.flush()
 
 
-def _print_failed(monitor: Any, job_id: str, name: str, lines: int, limit: int, output: str) -> None:
+def _print_failed(
+    monitor: Any, job_id: str, name: str, lines: int, limit: int, output: str
+) -> dict[str, Any]:
+    """Print the failed tasks' tails of one job (text), or return them as a JSON document."""
     from batchrun.errors import TargetError
     from batchrun.watch.logs import failed_task_tails
     from batchrun.watch.text import clean
@@ -279,11 +297,10 @@ def _print_failed(monitor: Any, job_id: str, name: str, lines: int, limit: int, 
                 for t in tails
             ],
         }
-        click.echo(json.dumps(document, indent=2))
-        return
+        return document
     if not tails:
         click.echo(f"No failed tasks in job/{job_id}.")
-        return
+        return {}
     for index, t in enumerate(tails):
         if index:
             click.echo("")
@@ -299,3 +316,4 @@ def _print_failed(monitor: Any, job_id: str, name: str, lines: int, limit: int, 
             click.echo(f"({name} is empty)")
     if counts.failed > len(tails):
         click.echo(f"\n... {counts.failed - len(tails)} more failed task(s); raise --limit to see more.")
+    return {}

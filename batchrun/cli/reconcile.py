@@ -265,7 +265,8 @@ def _waiter(timeout: float | None, no_color: bool) -> Callable[[Session, Sequenc
         for workload in workloads:
             if workload.job is None:
                 continue
-            note(f"Waiting for workload {workload.name} (job {workload.job.id}) ...")
+            jobs = ", ".join(f"job {job.id}" for job in workload.jobs)
+            note(f"Waiting for workload {workload.name} ({jobs}) ...")
             result = wait_for_workload(
                 session.clients, workload, timeout=timeout, output=output_settings("text", no_color)
             )

@@ -30,8 +30,8 @@ def _summary(workload: Workload) -> str:
         parts.append(f"{len(workload.packages)} package(s)")
     if workload.pool is not None:
         parts.append(f"pool {workload.pool.id}")
-    if workload.job is not None:
-        parts.append(f"job {workload.job.id} with {len(workload.job.tasks):,} task(s)")
+    for job in workload.jobs:
+        parts.append(f"job {job.id} with {len(job.tasks):,} task(s)")
     return ", ".join(parts)
 
 
@@ -66,7 +66,7 @@ def validate_command(
                 for diagnostic in error.diagnostics:
                     click.echo(f"  {diagnostic}", err=True)
             continue
-        tasks = len(workload.job.tasks) if workload.job is not None else 0
+        tasks = sum(len(job.tasks) for job in workload.jobs)
         results.append(
             {
                 "file": str(manifest),

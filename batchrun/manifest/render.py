@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from batchrun.manifest.emit import Ordered, to_json, to_yaml
-from batchrun.model import Workload
+from batchrun.model import JobSpec, Workload
 from batchrun.model.write_only import mask
 
 
@@ -65,29 +65,35 @@ def desired_document(workload: Workload) -> Ordered:
         ]
     if workload.pool is not None:
         document["pool"] = _resource(workload.pool.id, workload.pool.properties)
-    if workload.job is not None:
-        tasks = []
-        for task in workload.job.tasks:
-            rendered = _resource(task.id, task.properties)
-            if task.inputs:
-                some = task.input_paths
-                rendered["inputs"] = [
-                    {"name": name, "paths": list(some[name])} if name in some else name
-                    for name in task.inputs
-                ]
-            if task.output_inputs:
-                listed = rendered.setdefault("inputs", [])
-                listed.extend({"outputs": prefix} for prefix in task.output_inputs)
-            if task.outputs:
-                rendered["outputs"] = [
-                    Ordered(pattern=output.pattern, path=output.path, uploadCondition=output.upload_condition)
-                    for output in task.outputs
-                ]
-            tasks.append(rendered)
-        job = _resource(workload.job.id, workload.job.properties)
-        job["tasks"] = tasks
-        document["job"] = job
+    rendered_jobs = [_job(job) for job in workload.jobs]
+    if len(rendered_jobs) == 1:
+        document["job"] = rendered_jobs[0]
+    elif rendered_jobs:
+        document["jobs"] = rendered_jobs
     return document
+
+
+def _job(spec: JobSpec) -> dict[str, Any]:
+    tasks = []
+    for task in spec.tasks:
+        rendered = _resource(task.id, task.properties)
+        if task.inputs:
+            some = task.input_paths
+            rendered["inputs"] = [
+                {"name": name, "paths": list(some[name])} if name in some else name for name in task.inputs
+            ]
+        if task.output_inputs:
+            listed = rendered.setdefault("inputs", [])
+            listed.extend({"outputs": prefix} for prefix in task.output_inputs)
+        if task.outputs:
+            rendered["outputs"] = [
+                Ordered(pattern=output.pattern, path=output.path, uploadCondition=output.upload_condition)
+                for output in task.outputs
+            ]
+        tasks.append(rendered)
+    job = _resource(spec.id, spec.properties)
+    job["tasks"] = tasks
+    return job
 
 
 def canonical_digest(document: dict[str, Any]) -> str:

@@ -28,6 +28,7 @@ from batchrun.manifest.limits import expansion_problems, task_problems
 from batchrun.manifest.load import Document, load_document
 from batchrun.manifest.render import canonical_digest, desired_document
 from batchrun.manifest.resources import Resources, check_package_variables, resolve_resources, resolve_storage
+from batchrun.manifest.several_jobs import load_jobs
 from batchrun.manifest.template import Compiled, Compiler, SubstitutionError
 from batchrun.manifest.validate import SchemaChecker, SchemaPaths
 from batchrun.manifest.variables import resolve_variables
@@ -155,7 +156,7 @@ def _broken_sections(document: Document, problems: list[Diagnostic]) -> frozense
         match = re.match(r"[A-Za-z_]+", problem.path)
         if problem.file != document.file or match is None or match.group(0) == "variables":
             return None
-        sections.add(match.group(0))
+        sections.add("job" if match.group(0) == "jobs" else match.group(0))
     return frozenset(sections)
 
 
@@ -178,6 +179,19 @@ def _load_workload(
     path: Path, variables: Mapping[str, str], var_files: Sequence[Path], max_tasks: int
 ) -> Workload:
     document = load_document(path)
+    if isinstance(document.data, dict) and "jobs" in document.data:
+        return load_jobs(
+            document,
+            lambda view: _load_document(view, variables, var_files, max_tasks),
+            lambda workload: canonical_digest(desired_document(workload)),
+            max_tasks,
+        )
+    return _load_document(document, variables, var_files, max_tasks)
+
+
+def _load_document(
+    document: Document, variables: Mapping[str, str], var_files: Sequence[Path], max_tasks: int
+) -> Workload:
     problems: list[Diagnostic] = []
     values = resolve_variables(document, variables, var_files, problems)
     data: dict[str, Any] = document.data

@@ -8,7 +8,8 @@ inputs, outputs, package short names, dependency globs, factories) are already r
 * ``PoolSpec.properties``: the pool body without ``id``; the manifest's ``packages: [name]`` short form is
   merged into ``applicationPackageReferences`` as ``{"applicationId": id, "version": version}``.
 * ``JobSpec.properties``: the job body without ``id`` and ``tasks``; ``poolInfo`` defaults to the
-  manifest's pool.
+  manifest's pool. A manifest with ``jobs:`` (several jobs on its pool) gives ``job`` (the first) and
+  ``more_jobs``; code that handles jobs reads ``Workload.jobs``.
 * ``TaskSpec.properties``: the task body without ``id``; ``dependsOn`` is resolved to Batch's
   ``{"taskIds": [...], "taskIdRanges": [...]}``. Storage ``inputs`` and ``outputs`` stay separate because
   their URLs carry SAS tokens that are generated at apply time and must never count as a change.
@@ -102,4 +103,15 @@ class Workload:
     outputs: StorageOutputs | None = None
     packages: tuple[PackageSpec, ...] = ()
     pool: PoolSpec | None = None
-    job: JobSpec | None = None
+    job: JobSpec | None = None  # the manifest's ``job``, or the first of its ``jobs``
+    more_jobs: tuple[JobSpec, ...] = ()  # the rest of its ``jobs``, in the manifest's order
+
+    @property
+    def jobs(self) -> tuple[JobSpec, ...]:
+        """Every job of the workload (task ids are unique across them: a task id names one task)."""
+        return () if self.job is None else (self.job, *self.more_jobs)
+
+    def job_of_task(self, task_id: str) -> JobSpec | None:
+        """The job holding the task ``task_id`` (case-insensitive), or None."""
+        wanted = task_id.lower()
+        return next((job for job in self.jobs if any(t.id.lower() == wanted for t in job.tasks)), None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from batchrun.model import Workload
+from batchrun.model import JobSpec, Workload
 from batchrun.model.durations import duration_seconds
 from batchrun.plan.actions import Action, Change, InputBinding, Operation, Plan, Stage
 from batchrun.plan.bodies import Ownership, input_bindings, job_body, pool_body
@@ -14,7 +14,14 @@ from batchrun.plan.decide_orphans import Owned, orphan_changes
 from batchrun.plan.decide_pool import decide_pool, pool_address
 from batchrun.plan.decide_storage import decide_input, decide_outputs, decide_package
 from batchrun.plan.decide_tasks import ContentChanges, TaskDecisions, TaskOptions, decide_tasks
-from batchrun.plan.live import STATE_CONTAINER, LivePackage, LiveState, PreparedInput, PreparedPackage
+from batchrun.plan.live import (
+    STATE_CONTAINER,
+    LiveJobState,
+    LivePackage,
+    LiveState,
+    PreparedInput,
+    PreparedPackage,
+)
 from batchrun.plan.task_identity import Contents, package_refs, task_graph
 
 DAY = 86400
@@ -23,13 +30,16 @@ ENTRA_SAS_LIMIT = 7 * DAY  # a user delegation key lives at most 7 days
 
 
 def sas_lifetime_seconds(workload: Workload, user_delegation_sas: bool) -> int:
-    """The job's maxWallClockTime plus a day, else 30 days; at most 7 days with Entra ID."""
+    """The jobs' longest maxWallClockTime plus a day (when every job sets one), else 30 days; at most 7 days
+    with Entra ID."""
+    limits = [
+        duration_seconds(limit)
+        for job in workload.jobs
+        if isinstance(limit := (job.properties.get("constraints") or {}).get("maxWallClockTime"), str)
+    ]
     seconds = DEFAULT_SAS_LIFETIME
-    if workload.job is not None:
-        limit = (workload.job.properties.get("constraints") or {}).get("maxWallClockTime")
-        parsed = duration_seconds(limit) if isinstance(limit, str) else None
-        if parsed is not None:
-            seconds = int(parsed) + DAY
+    if workload.jobs and len(limits) == len(workload.jobs) and all(p is not None for p in limits):
+        seconds = int(max(p for p in limits if p is not None)) + DAY
     return min(seconds, ENTRA_SAS_LIMIT) if user_delegation_sas else seconds
 
 
@@ -58,10 +68,24 @@ def make_plan(
         changes.append(decide_pool(pool_body(workload.pool, ownership), live.pool, ownership, options))
     bindings = input_bindings(workload)
     outputs = workload.outputs.container if workload.outputs else None
-    if workload.job is not None:
-        job_changes = _job_and_tasks(
-            workload, live, inputs, packages, ownership, options, bindings, outputs, changes[: len(inputs)]
-        )
+    if workload.jobs:
+        job_changes = [
+            change
+            for index, job in enumerate(workload.jobs)
+            for change in _job_and_tasks(
+                workload,
+                job,
+                live,
+                live.job_state(job.id, first=index == 0),
+                inputs,
+                packages,
+                ownership,
+                options,
+                bindings,
+                outputs,
+                changes[: len(inputs)],
+            )
+        ]
         if not live.state_container_exists and any(c.runs for c in job_changes):
             changes.append(state_container_change())
         changes.extend(job_changes)
@@ -126,7 +150,9 @@ def content_changes(
 
 def _job_and_tasks(
     workload: Workload,
+    job: JobSpec,
     live: LiveState,
+    job_live: LiveJobState,
     inputs: Sequence[PreparedInput],
     packages: Sequence[PreparedPackage],
     ownership: Ownership,
@@ -136,26 +162,25 @@ def _job_and_tasks(
     input_changes: Sequence[Change],
 ) -> list[Change]:
     """The job's change followed by its tasks' changes (blocked with the job when the job is blocked)."""
-    job = workload.job
-    assert job is not None
     graph = task_graph(job, bindings, outputs, contents_of(workload, inputs, packages))
     task_options = TaskOptions(options.prune, options.rerun_failed, options.rerun)
     reasons = content_changes(input_changes, live, packages)
     prefixes = {name: binding.prefix for name, binding in bindings.items()}
 
-    open_job = live.job is not None and live.job.state.lower() not in ("completed", "terminating", "deleting")
+    live_job = job_live.job
+    open_job = live_job is not None and live_job.state.lower() not in ("completed", "terminating", "deleting")
 
     def decide(fresh: bool) -> TaskDecisions:
         return decide_tasks(
-            job, graph, live.tasks, live.results, fresh, task_options, reasons, prefixes, open_job
+            job, graph, job_live.tasks, live.results, fresh, task_options, reasons, prefixes, open_job
         )
 
-    tasks = decide(live.job is None)
+    tasks = decide(live_job is None)
     final = str(job.properties.get("onAllTasksComplete", "noaction"))
     decision = decide_job(
         job_body(job, ownership),
         final,
-        live.job,
+        live_job,
         ownership,
         options,
         tasks.any_change,
@@ -173,7 +198,7 @@ def _job_and_tasks(
                 for c in tasks.changes
             ),
         ]
-    if decision.fresh and live.job is not None:
+    if decision.fresh and live_job is not None:
         tasks = decide(True)
     return [decision.change, *tasks.changes]
 
@@ -187,15 +212,16 @@ def make_destroy_plan(
 ) -> Plan:
     """Delete the job and the pool when this workload owns them; containers only when asked."""
     changes: list[Change] = []
-    if workload.job is not None:
-        busy = live.job.active_tasks + live.job.running_tasks if live.job is not None else 0
+    for index, job in enumerate(workload.jobs):
+        live_job = live.job_state(job.id, first=index == 0).job
+        busy = live_job.active_tasks + live_job.running_tasks if live_job is not None else 0
         changes.append(
             _delete(
-                job_address(workload.job.id),
-                None if live.job is None else live.job.metadata,
+                job_address(job.id),
+                None if live_job is None else live_job.metadata,
                 workload.name,
                 f"{busy} active or running task(s)" if busy and not options.confirm_replace else None,
-                Operation(Stage.JOB_DELETE, "job.delete", {"id": workload.job.id}),
+                Operation(Stage.JOB_DELETE, "job.delete", {"id": job.id}),
             )
         )
     if workload.pool is not None:

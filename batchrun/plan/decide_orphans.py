@@ -72,9 +72,7 @@ class Named:
 
 def named_by(workload: Workload) -> Named:
     pools = frozenset({workload.pool.id} if workload.pool else ())
-    jobs: dict[str, str] = {}
-    if workload.job is not None:
-        jobs[workload.job.id] = str((workload.job.properties.get("poolInfo") or {}).get("poolId", ""))
+    jobs = {job.id: str((job.properties.get("poolInfo") or {}).get("poolId", "")) for job in workload.jobs}
     return Named(pools, jobs)
 
 

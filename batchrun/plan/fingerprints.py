@@ -148,7 +148,19 @@ def fingerprints(
     inputs: Sequence[PreparedInput],
     packages: Sequence[PreparedPackage],
 ) -> Fingerprints:
-    tasks = sorted((k, t.digest, t.state, t.result, t.exit_code) for k, t in live.tasks.items())
+    tasks: list[Any] = sorted((k, t.digest, t.state, t.result, t.exit_code) for k, t in live.tasks.items())
+    for job_id, other in sorted(live.more_jobs.items()):  # a workload's other jobs: their prints and tasks
+        job_print = resource_print(other.job)
+        tasks.append(
+            (
+                job_id,
+                job_print.etag if job_print else "",
+                sorted(job_print.fields.items()) if job_print else [],
+            )
+        )
+        tasks.extend(
+            sorted((job_id, k, t.digest, t.state, t.result, t.exit_code) for k, t in other.tasks.items())
+        )
     results = sorted((k, tuple(r)) for k, r in live.results.items())
     return Fingerprints(
         manifest_digest=manifest_digest,

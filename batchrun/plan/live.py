@@ -103,15 +103,30 @@ class TaskResult(NamedTuple):
 
 
 @dataclass(frozen=True)
+class LiveJobState:
+    """One job as it is now, with its tasks by lower-cased id (empty when the job is missing)."""
+
+    job: LiveJob | None = None
+    tasks: Mapping[str, LiveTask] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class LiveState:
     inputs: Mapping[str, LiveInput] = field(default_factory=dict)
     packages: Mapping[str, LivePackage] = field(default_factory=dict)  # key: "<id>@<version>"
     pool: LivePool | None = None
-    job: LiveJob | None = None
+    job: LiveJob | None = None  # the workload's job (the first of its ``jobs``)
     tasks: Mapping[str, LiveTask] = field(default_factory=dict)
+    more_jobs: Mapping[str, LiveJobState] = field(default_factory=dict)  # the others, by lower-cased job id
     outputs_container_exists: bool = True
     results: Mapping[str, TaskResult] = field(default_factory=dict)  # by lower-cased task id
     state_container_exists: bool = True
+
+    def job_state(self, job_id: str, first: bool) -> LiveJobState:
+        """The live job for the manifest's job ``job_id`` (``first``: the workload's first job)."""
+        if first:
+            return LiveJobState(self.job, self.tasks)
+        return self.more_jobs.get(job_id.lower()) or LiveJobState()
 
 
 @dataclass(frozen=True)

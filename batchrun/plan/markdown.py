@@ -155,7 +155,7 @@ def _render(plan: Plan, destroy: bool, ids_per_group: int, groups_shown: int, ex
     lines = [
         f"### batchrun {'destroy ' if destroy else ''}plan: workload `{_cell(plan.workload)}`",
         "",
-        f"Target: {_cell(plan.target)}",
+        f"Target: {_cell(plan.target.removeprefix('Target: '))}",
         "",
         f"**{summary_line(plan, destroy)}**",
         "",

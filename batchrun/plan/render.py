@@ -197,8 +197,12 @@ def render_text(plan: Plan, destroy: bool = False) -> str:
                 if change.action is not Action.NOOP
                 else [f"    {change.address}: {change.reason}"]
             )
-    if tasks and any(c.action is not Action.NOOP or "--prune" in c.reason or c.cause in STUCK for c in tasks):
-        lines.extend(_summarise_tasks(tasks))
+    by_job: dict[str, list[Change]] = {}
+    for change in tasks:  # task/<job>/<task>: a workload with several jobs is summarised job by job
+        by_job.setdefault(change.address.split("/")[1], []).append(change)
+    for job_tasks in by_job.values():
+        if any(c.action is not Action.NOOP or "--prune" in c.reason or c.cause in STUCK for c in job_tasks):
+            lines.extend(_summarise_tasks(job_tasks))
     lines.append("")
     lines.append(summary_line(plan, destroy))
     return "\n".join(lines)

@@ -14,11 +14,10 @@ from batchrun.errors import Diagnostic, ManifestError
 from batchrun.model import Workload
 
 
-def _job_pool(workload: Workload) -> str | None:
-    if workload.job is None:
-        return None
-    pool_id = (workload.job.properties.get("poolInfo") or {}).get("poolId")
-    return str(pool_id).lower() if pool_id else None
+def _job_pools(workload: Workload) -> set[str]:
+    """The pools the workload's jobs run on (lower-cased)."""
+    found = ((job.properties.get("poolInfo") or {}).get("poolId") for job in workload.jobs)
+    return {str(pool_id).lower() for pool_id in found if pool_id}
 
 
 def _clash(kind: str, value: str, first: Workload, second: Workload) -> Diagnostic:
@@ -41,8 +40,7 @@ def check_together(workloads: Sequence[Workload]) -> None:
         keys = [("workload", workload.name)]
         if workload.pool is not None:
             keys.append(("pool", workload.pool.id.lower()))
-        if workload.job is not None:
-            keys.append(("job", workload.job.id.lower()))
+        keys.extend(("job", job.id.lower()) for job in workload.jobs)
         for key in keys:
             first = owners.setdefault(key, workload)
             if first is not workload:
@@ -58,8 +56,7 @@ def apply_order(workloads: Sequence[Workload]) -> tuple[Workload, ...]:
     owned_pools = {w.pool.id.lower() for w in workloads if w.pool is not None}
 
     def borrows(workload: Workload) -> bool:
-        pool = _job_pool(workload)
-        return workload.pool is None and pool is not None and pool in owned_pools
+        return workload.pool is None and bool(_job_pools(workload) & owned_pools)
 
     return tuple(w for w in workloads if not borrows(w)) + tuple(w for w in workloads if borrows(w))
 

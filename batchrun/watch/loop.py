@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from batchrun.errors import TargetError
@@ -69,7 +69,46 @@ def wait_for_workload(
 
     The caller exits with ``result.exit_code``. A manifest without a job has nothing to wait for and succeeds.
     Raises :class:`~batchrun.errors.TargetError` when the job does not exist (the manifest was not applied).
+    A workload with several jobs waits for each in turn (``timeout`` is for all of them); the result is the
+    first job's that did not succeed, else the last one's; JSON is one document with each job's.
     """
+    if len(workload.jobs) <= 1:
+        return _wait_for_job(clients, workload, timeout, output, settings, clock, sleep, report=True)
+    started = clock()
+    results: list[WaitResult] = []
+    for job in workload.jobs:
+        left = None if timeout is None else max(0.0, timeout - (clock() - started))
+        view = replace(workload, job=job, more_jobs=())
+        result = _wait_for_job(
+            clients, view, left, output, settings, clock, sleep, report=output.format != "json"
+        )
+        results.append(result)
+        if result.verdict.outcome is Outcome.TIMEOUT:
+            break
+    chosen = next((r for r in results if r.exit_code), results[-1])
+    if output.format == "json":
+        document = {
+            "workload": workload.name,
+            "outcome": chosen.verdict.outcome.value,
+            "exitCode": chosen.exit_code,
+            "jobs": [r.to_json() for r in results],
+        }
+        output.stream.write(json.dumps(document, indent=2) + "\n")
+        output.stream.flush()
+    return chosen
+
+
+def _wait_for_job(
+    clients: Clients,
+    workload: Workload,
+    timeout: float | None,
+    output: OutputSettings,
+    settings: WaitSettings | None,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    report: bool,
+) -> WaitResult:
+    """Wait for the workload's one job (``report``: print its summary or JSON)."""
     from batchrun.azure.monitor import BatchMonitor
 
     config = settings or WaitSettings()
@@ -88,14 +127,12 @@ def wait_for_workload(
         wait_result = recorded
     finally:
         renderer.close(last_view)
-    if not wait_result.job.exists:
-        return _report(output, wait_result)
     if wait_result.job.exists and wait_result.verdict.outcome is not Outcome.TIMEOUT:
         from batchrun.azure.results import save_results
 
         # What the job settled is recorded now, so every applier sees it even if the job is deleted.
         save_results(clients.batch, clients.blob, workload.name, wait_result.job.id)
-    return _report(output, wait_result)
+    return _report(output, wait_result) if report else wait_result
 
 
 class _JobMissing(TargetError):

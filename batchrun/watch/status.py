@@ -41,11 +41,13 @@ class WorkloadStatus:
     # The workload's record of results (batchrun.azure.results), by lower-cased task id: the results of
     # tasks that ran in earlier jobs are current without being in the live job.
     results: Mapping[str, TaskResult] = field(default_factory=dict)
+    # The workload's other jobs (``jobs:`` in the manifest), with their task counts.
+    more_jobs: tuple[tuple[JobSnapshot, TaskCounts], ...] = ()
 
     def recorded(self) -> tuple[int, int]:
         """(succeeded, failed): the manifest's tasks with a result in the record of results."""
         succeeded = failed = 0
-        for task in self.workload.job.tasks if self.workload.job is not None else ():
+        for task in (task for job in self.workload.jobs for task in job.tasks):
             result = self.results.get(task.id.lower())
             if result is not None:
                 succeeded, failed = (
@@ -54,7 +56,8 @@ class WorkloadStatus:
         return succeeded, failed
 
     def all_recorded(self) -> bool:
-        return self.workload.job is not None and sum(self.recorded()) == len(self.workload.job.tasks) > 0
+        total = sum(len(job.tasks) for job in self.workload.jobs)
+        return sum(self.recorded()) == total > 0
 
     def _resources(self) -> list[tuple[str, bool, dict[str, str]]]:
         found: list[tuple[str, bool, dict[str, str]]] = []
@@ -62,6 +65,7 @@ class WorkloadStatus:
             found.append((f"pool/{self.pool.id}", self.pool.exists, dict(self.pool.metadata)))
         if self.job is not None:
             found.append((f"job/{self.job.id}", self.job.exists, dict(self.job.metadata)))
+        found.extend((f"job/{job.id}", job.exists, dict(job.metadata)) for job, _counts in self.more_jobs)
         return found
 
     @property
@@ -117,7 +121,8 @@ class WorkloadStatus:
         if self.job is None or not self.job.exists or self.workload.job is None:
             return []
         wanted = len(self.workload.job.tasks)
-        if self.counts.total >= wanted or self.counts.total + sum(self.recorded()) >= wanted:
+        on_record = sum(1 for task in self.workload.job.tasks if task.id.lower() in self.results)
+        if self.counts.total >= wanted or self.counts.total + on_record >= wanted:
             return []  # a job replaced to rerun some tasks holds just those; the others are on record
         return [
             f"job/{self.job.id} has {self.counts.total} of the manifest's {wanted} tasks "
@@ -146,6 +151,10 @@ class WorkloadStatus:
             "differences": differences,
             "pool": pool,
             "job": job,
+            "moreJobs": [
+                job_json(other) | {"tasks": counts_json(counts) if other.exists else None}
+                for other, counts in self.more_jobs
+            ],
             "recordedResults": dict(zip(("succeeded", "failed"), self.recorded(), strict=True)),
         }
 
@@ -162,7 +171,11 @@ def read_status(
     nodes = monitor.nodes(pool.id) if pool is not None and pool.exists else None
     job = monitor.job(workload.job.id) if workload.job is not None else None
     counts = monitor.task_counts(job.id) if job is not None and job.exists else TaskCounts()
-    return WorkloadStatus(workload, pool, nodes, job, counts, dict(results or {}))
+    more: list[tuple[JobSnapshot, TaskCounts]] = []
+    for spec in workload.more_jobs:
+        other = monitor.job(spec.id)
+        more.append((other, monitor.task_counts(other.id) if other.exists else TaskCounts()))
+    return WorkloadStatus(workload, pool, nodes, job, counts, dict(results or {}), tuple(more))
 
 
 def render_status(console: Console, status: WorkloadStatus) -> None:
@@ -183,12 +196,15 @@ def render_status(console: Console, status: WorkloadStatus) -> None:
         _pool_rows(table, status.pool, status.nodes)
     if status.job is not None:
         _job_rows(table, status.job, status.counts)
+        for job, counts in status.more_jobs:
+            _job_rows(table, job, counts)
         succeeded, failed = status.recorded()
         if succeeded or failed:
+            total = sum(len(job.tasks) for job in status.workload.jobs)
             table.add_row(
                 "Results",
-                f"{succeeded + failed} of {len(status.workload.job.tasks) if status.workload.job else 0} "
-                f"tasks on record ({succeeded} succeeded, {failed} failed), carried over across jobs",
+                f"{succeeded + failed} of {total} tasks on record ({succeeded} succeeded, {failed} failed), "
+                "carried over across jobs",
             )
     print_block(console, table)
 

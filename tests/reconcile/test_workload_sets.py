@@ -66,6 +66,12 @@ def test_a_folder_of_workloads_plans_applies_and_destroys_as_one(
     assert planned.stdout.rstrip().split("\n")[-1].startswith("2 workloads, 2 with changes: ")
     assert f"Skipped {repo / 'vars' / 'dev.yaml'}: not a workload manifest" in planned.stderr
 
+    markdown = run(local_target_env, "plan", str(repo), "-o", "markdown")
+    assert markdown.returncode == 0, markdown.stderr
+    assert markdown.stdout.startswith("## batchrun plan: 2 workloads\n")
+    assert "| `set-etl` |" in markdown.stdout and "Target: local (" in markdown.stdout
+    assert "Target: Target:" not in markdown.stdout
+
     applied = run(local_target_env, "apply", str(repo), "--auto-approve", "--wait")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert applied.stderr.index("Applying workload set-shared") < applied.stderr.index(
@@ -133,3 +139,11 @@ def test_variables_flags_and_clashing_manifests_are_refused_before_any_request(
     flags = run(local_target_env, "apply", str(tmp_path), str(tmp_path / "a.yaml"), "--var", "x=1")
     assert flags.returncode == 1
     assert "--var and --var-file set one manifest's variables" in flags.stderr
+
+
+def test_the_repository_workloads_folder_plans_as_one(local_target_env: dict[str, str]) -> None:
+    # docs/gitops.md: `batchrun plan workloads/ -o markdown > plan.md`
+    planned = run(local_target_env, "plan", "workloads/", "-o", "markdown")
+    assert planned.returncode == 0, planned.stderr
+    for name in ("fails", "hello", "ingest", "sweep"):
+        assert f"| `{name}` | `workloads/{name}.yaml` |" in planned.stdout
