@@ -117,17 +117,21 @@ class WorkloadStatus:
     def _missing_tasks(self) -> list[str]:
         """The job's digest is stamped when it is created, before its tasks are added: an apply interrupted
         while adding tasks leaves a job with the right digest and too few tasks (Batch's task counts may lag
-        a few seconds behind a fresh apply on Azure)."""
-        if self.job is None or not self.job.exists or self.workload.job is None:
-            return []
-        wanted = len(self.workload.job.tasks)
-        on_record = sum(1 for task in self.workload.job.tasks if task.id.lower() in self.results)
-        if self.counts.total >= wanted or self.counts.total + on_record >= wanted:
-            return []  # a job replaced to rerun some tasks holds just those; the others are on record
-        return [
-            f"job/{self.job.id} has {self.counts.total} of the manifest's {wanted} tasks "
-            "(an interrupted apply? run `batchrun apply` again)"
-        ]
+        a few seconds behind a fresh apply on Azure). Each of the workload's jobs is checked."""
+        live = ([(self.job, self.counts)] if self.job is not None else []) + list(self.more_jobs)
+        reasons: list[str] = []
+        for spec, (job, counts) in zip(self.workload.jobs, live, strict=False):
+            if not job.exists:
+                continue
+            wanted = len(spec.tasks)
+            on_record = sum(1 for task in spec.tasks if task.id.lower() in self.results)
+            if counts.total >= wanted or counts.total + on_record >= wanted:
+                continue  # a job replaced to rerun some tasks holds just those; the others are on record
+            reasons.append(
+                f"job/{job.id} has {counts.total} of the manifest's {wanted} tasks "
+                "(an interrupted apply? run `batchrun apply` again)"
+            )
+        return reasons
 
     def to_json(self) -> dict[str, Any]:
         job = None
