@@ -151,6 +151,10 @@ def logs_command(
             for index, each in enumerate(job_ids):
                 if index and output != "json":
                     click.echo("")
+                if len(job_ids) > 1 and not monitor.job(each).exists:  # one missing job hides no other
+                    note(f"job/{each} does not exist on the target (not applied yet, or deleted).")
+                    documents.append({"job": each, "exists": False})
+                    continue
                 documents.append(_print_failed(monitor, each, name, lines, limit, output))
             if output == "json":  # one document; a workload with several jobs lists each
                 shown = documents[0] if len(documents) == 1 else {"jobs": documents}

@@ -39,7 +39,7 @@ from batchrun.cli.workload_set import (
     plan_set,
 )
 from batchrun.cost.report import plan_cost_lines, price_file_from, with_cost
-from batchrun.errors import TargetUnreachableError
+from batchrun.errors import PlanError, TargetUnreachableError
 from batchrun.model import Workload
 from batchrun.plan.decide_common import PlanOptions
 from batchrun.plan.markdown import render_markdown
@@ -183,11 +183,16 @@ def apply_command(
     wait = _waiter(timeout, no_color) if wait_for_job else None
     source = sources.single
     if source is None:
+        saved_among = [p for p in sources.paths if p.is_file() and read_saved_plans(p) is not None]
+        if saved_among:
+            raise PlanError(
+                f"{saved_among[0]} is a saved plan: apply it alone (`batchrun apply {saved_among[0]}`)."
+            )
         apply_set(sources, target, options, auto_approve, wait, break_lock)
         return
     saved_set = read_saved_plans(source.path)
     if saved_set is not None and len(saved_set) > 1:
-        apply_saved_set(sources, saved_set, target, options, break_lock)
+        apply_saved_set(sources, saved_set, target, options, wait, break_lock)
         return
     saved = saved_set[0] if saved_set else None
     if saved:  # hints name the manifest: a saved plan cannot be applied twice

@@ -108,7 +108,14 @@ class ManifestSet:
         return load_all(
             self.paths,
             self.max_tasks,
-            skipped=lambda path: note(f"Skipped {path}: not a workload manifest (no `kind: Workload`)."),
+            skipped=lambda path: note(
+                f"Skipped {path}: "
+                + (
+                    "a link (links are not followed)."
+                    if path.is_symlink()
+                    else "not a workload manifest (no `kind: Workload`)."
+                )
+            ),
         )
 
 

@@ -52,7 +52,7 @@ class PlanSetSettings:
 
 def shown(path: Path) -> Path:
     """A manifest's path relative to the working folder when it lies under it (as a user would type it, and
-    what a saved plan records, so that it applies from another checkout of the same repository)."""
+    what a saved plan records, so that it applies from the same folder of another checkout)."""
     try:
         return path.resolve().relative_to(Path.cwd().resolve())
     except ValueError:
@@ -123,7 +123,12 @@ def _resolve_blocked(
 
 
 def _carry_out(
-    session: Session, plans: Sequence[WorkloadPlan], sources: ManifestSet, verb: str, break_lock: bool
+    session: Session,
+    plans: Sequence[WorkloadPlan],
+    sources: ManifestSet,
+    verb: str,
+    break_lock: bool,
+    saved: bool = False,
 ) -> None:
     """Each workload's plan in order; a failure names what was done and how to finish."""
     finished: list[str] = []
@@ -136,10 +141,15 @@ def _carry_out(
         except (BatchrunError, KeyboardInterrupt) as error:
             left = [p.plan.workload for p in plans if p.plan.has_changes and p.plan.workload not in finished]
             done = ", ".join(finished) or "none"
+            finish = (
+                "Saved plans are used once: make the plans again (`batchrun plan MANIFEST... -out FILE`), "
+                "review them and apply that file; it does only what is left."
+                if saved
+                else f"Run `{sources.command(verb)}` again to finish (it does only what is left)."
+            )
             message = (
                 f"workload {one.plan.workload}: {error}\n{verb.capitalize()} stopped there. Workloads done: "
-                f"{done}; not done or part-way: {', '.join(left)}. Run `{sources.command(verb)}` again to "
-                "finish (it does only what is left)."
+                f"{done}; not done or part-way: {', '.join(left)}. {finish}"
             )
             if isinstance(error, KeyboardInterrupt):
                 note(message)
@@ -193,12 +203,13 @@ def _apply_plans(
     sources: ManifestSet,
     auto_approve: bool,
     break_lock: bool,
+    saved: bool = False,
 ) -> None:
     if not any(one.plan.has_changes for one in plans):
         note("Nothing to apply.")
         return
     approve(auto_approve, "Apply these changes?")
-    _carry_out(session, plans, sources, "apply", break_lock)
+    _carry_out(session, plans, sources, "apply", break_lock, saved)
     note("Apply complete: " + _set_done_line(plans))
 
 
@@ -207,10 +218,16 @@ def apply_saved_set(
     saved: Sequence[SavedPlan],
     target: TargetChoice,
     options: PlanOptions,
+    wait: Callable[[Session, Sequence[Workload]], int] | None,
     break_lock: bool,
 ) -> None:
-    """``apply FILE`` of a plan saved from several manifests: every plan is checked before any is carried
-    out."""
+    """``apply FILE`` of a plan saved from several manifests: every plan is checked (nothing moved, nothing
+    blocked) before any is carried out."""
+    if sources.variables or sources.var_files:
+        raise PlanError(
+            "a plan saved from several manifests was made with each manifest's own variables; apply it "
+            "without --var and --var-file."
+        )
     workloads = [load_planned_manifest(one, {}, ()) for one in saved]
     with target.session() as session:
         plans = [
@@ -218,7 +235,16 @@ def apply_saved_set(
             for one, workload in zip(saved, workloads, strict=True)
         ]
         click.echo(render_set_text(plans))
-        _apply_plans(session, plans, sources, True, break_lock)
+        blocked = _blocked(plans)
+        if blocked:
+            raise PlanError(
+                "the saved plans have blocked changes, so nothing was applied:\n  " + "\n  ".join(blocked)
+            )
+        _apply_plans(session, plans, sources, True, break_lock, saved=True)
+        if wait is not None:
+            code = wait(session, workloads)
+            if code:
+                sys.exit(code)
 
 
 def destroy_set(

@@ -18,20 +18,20 @@ from batchrun.errors import Diagnostic, ManifestError
 YAML_SUFFIXES = (".yaml", ".yml")
 # The top-level ``kind: Workload`` line (quoted or not, with or without a comment); read from the file's
 # text so that choosing the files costs no YAML parse.
-_WORKLOAD_KIND = re.compile(r"""^kind:[ \t]*(["']?)Workload\1[ \t]*(#.*)?$""", re.MULTILINE)
+_WORKLOAD_KIND = re.compile(r"""^kind:[ \t]*(["']?)Workload\1[ \t]*(#[^\r\n]*)?\r?$""", re.MULTILINE)
 _SNIFF_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
 class ManifestFiles:
     files: tuple[Path, ...]
-    skipped: tuple[Path, ...]  # YAML files under a folder that are not workload manifests
+    skipped: tuple[Path, ...]  # YAML files (and links) under a folder that are not read as workload manifests
 
 
 def _is_workload(path: Path) -> bool:
     try:
         with path.open("rb") as handle:
-            text = handle.read(_SNIFF_BYTES).decode("utf-8", errors="replace")
+            text = handle.read(_SNIFF_BYTES).decode("utf-8-sig", errors="replace")
     except OSError:
         return True  # the loader reports why it cannot be read
     return bool(_WORKLOAD_KIND.search(text))
@@ -43,7 +43,7 @@ def _under(folder: Path) -> list[Path]:
         relative = path.relative_to(folder).parts
         if any(part.startswith(".") for part in relative):
             continue
-        if path.suffix.lower() in YAML_SUFFIXES and path.is_file() and not path.is_symlink():
+        if path.suffix.lower() in YAML_SUFFIXES and (path.is_file() or path.is_symlink()):
             found.append(path)
     return found
 
@@ -66,7 +66,8 @@ def manifest_files(paths: Sequence[Path]) -> ManifestFiles:
             add(path)  # a missing file is reported by the loader with its name
             continue
         candidates = _under(path)
-        workloads = [candidate for candidate in candidates if _is_workload(candidate)]
+        # A link is not followed (as links in input folders are not): it is listed among the skipped files.
+        workloads = [c for c in candidates if not c.is_symlink() and _is_workload(c)]
         skipped.extend(candidate for candidate in candidates if candidate not in workloads)
         if not workloads:
             problems.append(
@@ -83,4 +84,5 @@ def manifest_files(paths: Sequence[Path]) -> ManifestFiles:
             add(workload)
     if problems:
         raise ManifestError(problems)
-    return ManifestFiles(tuple(files), tuple(path for path in skipped if path.resolve() not in seen))
+    named = {path.absolute() for path in files}  # a skipped file named explicitly too is read, not skipped
+    return ManifestFiles(tuple(files), tuple(path for path in skipped if path.absolute() not in named))

@@ -103,6 +103,15 @@ def resource_print(resource: LivePool | LiveJob | None) -> ResourcePrint | None:
 
 
 @dataclass(frozen=True)
+class JobPrints:
+    """One of a workload's other jobs as the plan saw it: the job and a digest of its tasks."""
+
+    job: ResourcePrint | None
+    tasks: str
+    task_count: int
+
+
+@dataclass(frozen=True)
 class Fingerprints:
     """What a plan was made from (see the module docstring)."""
 
@@ -115,6 +124,8 @@ class Fingerprints:
     task_count: int
     results: str  # digest of the record of results
     result_count: int
+    # The workload's other jobs (``jobs:``), by lower-cased id: their prints, their tasks' digest and count.
+    other_jobs: Mapping[str, JobPrints] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -125,6 +136,13 @@ class Fingerprints:
             "job": self.job.to_json() if self.job else None,
             "tasks": {"digest": self.tasks, "count": self.task_count},
             "results": {"digest": self.results, "count": self.result_count},
+            "otherJobs": {
+                key: {
+                    "job": prints.job.to_json() if prints.job else None,
+                    "tasks": {"digest": prints.tasks, "count": prints.task_count},
+                }
+                for key, prints in self.other_jobs.items()
+            },
         }
 
     @staticmethod
@@ -139,6 +157,14 @@ class Fingerprints:
             task_count=int(data["tasks"]["count"]),
             results=str(data["results"]["digest"]),
             result_count=int(data["results"]["count"]),
+            other_jobs={
+                str(key): JobPrints(
+                    ResourcePrint.from_json(value["job"]) if value.get("job") else None,
+                    str(value["tasks"]["digest"]),
+                    int(value["tasks"]["count"]),
+                )
+                for key, value in (data.get("otherJobs") or {}).items()
+            },
         )
 
 
@@ -148,19 +174,15 @@ def fingerprints(
     inputs: Sequence[PreparedInput],
     packages: Sequence[PreparedPackage],
 ) -> Fingerprints:
-    tasks: list[Any] = sorted((k, t.digest, t.state, t.result, t.exit_code) for k, t in live.tasks.items())
-    for job_id, other in sorted(live.more_jobs.items()):  # a workload's other jobs: their prints and tasks
-        job_print = resource_print(other.job)
-        tasks.append(
-            (
-                job_id,
-                job_print.etag if job_print else "",
-                sorted(job_print.fields.items()) if job_print else [],
-            )
+    tasks = sorted((k, t.digest, t.state, t.result, t.exit_code) for k, t in live.tasks.items())
+    other_jobs = {
+        job_id: JobPrints(
+            resource_print(other.job),
+            digest(sorted((k, t.digest, t.state, t.result, t.exit_code) for k, t in other.tasks.items())),
+            len(other.tasks),
         )
-        tasks.extend(
-            sorted((job_id, k, t.digest, t.state, t.result, t.exit_code) for k, t in other.tasks.items())
-        )
+        for job_id, other in sorted(live.more_jobs.items())
+    }
     results = sorted((k, tuple(r)) for k, r in live.results.items())
     return Fingerprints(
         manifest_digest=manifest_digest,
@@ -172,6 +194,7 @@ def fingerprints(
         task_count=len(tasks),
         results=digest(results),
         result_count=len(results),
+        other_jobs=other_jobs,
     )
 
 
@@ -233,6 +256,16 @@ def what_moved(saved: Fingerprints, now: Fingerprints) -> list[str]:
             f"tasks of job/{job}: changed since the plan was made (states or definitions; "
             f"{saved.task_count} task(s) then, {now.task_count} now)"
         )
+    for key in sorted(set(saved.other_jobs) | set(now.other_jobs)):
+        then, later = saved.other_jobs.get(key), now.other_jobs.get(key)
+        line = _resource_moved("job", then.job if then else None, later.job if later else None)
+        if line:
+            moved.append(line)
+        if (then.tasks if then else None) != (later.tasks if later else None):
+            moved.append(
+                f"tasks of job/{key}: changed since the plan was made (states or definitions; "
+                f"{then.task_count if then else 0} task(s) then, {later.task_count if later else 0} now)"
+            )
     if saved.results != now.results:
         moved.append(
             "the record of results changed since the plan was made (tasks finished or another apply ran; "

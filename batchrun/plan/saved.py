@@ -187,6 +187,10 @@ def loads_all(text: str, where: str) -> tuple[SavedPlan, ...]:
         ) from error
     if not isinstance(data, dict) or data.get("kind") != SET_KIND:
         return (loads(text, where),)
+    if data.get("formatVersion") == FORMAT_VERSION and data.get("plans") == []:
+        raise PlanError(
+            f"{where}: the saved plan set holds no plans; make it again with `batchrun plan -out`."
+        )
     if data.get("formatVersion") != FORMAT_VERSION or not isinstance(data.get("plans"), list):
         raise PlanError(
             f"{where}: saved plan format {data.get('formatVersion')!r} is not supported (expected "

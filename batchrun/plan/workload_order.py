@@ -20,6 +20,15 @@ def _job_pools(workload: Workload) -> set[str]:
     return {str(pool_id).lower() for pool_id in found if pool_id}
 
 
+_CLASH_HINTS = {
+    "workload": "give each manifest its own metadata.name",
+    "pool": "rename the pool in one of the manifests, or drop it there and run that manifest's job on the "
+    "other workload's pool with job.poolInfo.poolId",
+    "job": "rename the job in one of the manifests",
+}
+_CLASH_PATHS = {"workload": ("metadata", "name"), "pool": ("pool", "id"), "job": ("job", "id")}
+
+
 def _clash(kind: str, value: str, first: Workload, second: Workload) -> Diagnostic:
     return Diagnostic(
         file=str(second.manifest_path),
@@ -27,8 +36,8 @@ def _clash(kind: str, value: str, first: Workload, second: Workload) -> Diagnost
         column=0,
         message=f"{kind} {value!r} is also declared by {first.manifest_path} (workload {first.name!r}); "
         "each workload owns what it declares, so two cannot declare the same one",
-        hint=f"rename the {kind} in one of the manifests, or run the job on the other workload's pool "
-        "with job.poolInfo.poolId",
+        path=".".join(_CLASH_PATHS[kind]),
+        hint=_CLASH_HINTS[kind],
     )
 
 

@@ -70,11 +70,15 @@ class WorkloadStatus:
 
     @property
     def live_revision(self) -> str | None:
-        """The newest revision found on the job, else on the pool."""
-        for _address, exists, metadata in reversed(self._resources()):
-            if exists and metadata.get(REVISION_KEY):
-                return metadata[REVISION_KEY]
-        return None
+        """The revision on a resource stamped with the manifest's digest (the last apply of this manifest
+        wrote it), else the newest found on the jobs, else on the pool."""
+        live = [(exists, m) for _address, exists, m in reversed(self._resources()) if exists]
+        current = [
+            m for _exists, m in live if m.get(DIGEST_KEY) == self.workload.digest and m.get(REVISION_KEY)
+        ]
+        if current:
+            return current[0][REVISION_KEY]
+        return next((m[REVISION_KEY] for _exists, m in live if m.get(REVISION_KEY)), None)
 
     @property
     def live_digest(self) -> str | None:

@@ -49,3 +49,22 @@ def test_tasks_on_record_count_for_their_own_job_only() -> None:
     assert status(1, 0, results).differences() == [
         "job/a has 1 of the manifest's 2 tasks (an interrupted apply? run `batchrun apply` again)"
     ]
+
+
+def test_the_revision_shown_is_the_one_the_manifests_last_apply_wrote() -> None:
+    # An edit to the first job's task restamps that job only; the other job keeps the older revision.
+    current = {**MARKS, "batchrun.revision": "B"}
+    older = {"batchrun.workload": "w", "batchrun.digest": "old", "batchrun.revision": "A"}
+    workload = Workload(
+        name="w", manifest_path=Path("w.yaml"), digest="d", job=job("a", 1), more_jobs=(job("b", 1),)
+    )
+    shown = WorkloadStatus(
+        workload,
+        None,
+        None,
+        JobSnapshot("a", True, "active", metadata=current),
+        TaskCounts(active=1),
+        {},
+        ((JobSnapshot("b", True, "active", metadata=older), TaskCounts(active=1)),),
+    )
+    assert shown.live_revision == "B" and shown.differences() == []

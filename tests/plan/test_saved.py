@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from batchrun.plan.decide_common import PlanOptions
 from batchrun.plan.fingerprints import fingerprints, what_moved
 from batchrun.plan.live import (
     LiveJob,
+    LiveJobState,
     LivePool,
     LiveState,
     LiveTask,
@@ -28,6 +30,7 @@ from batchrun.plan.saved import (
     dumps,
     is_saved_plan,
     loads,
+    loads_all,
     plan_differences,
     sanitised_plan,
 )
@@ -159,3 +162,37 @@ def test_file_round_trip_and_errors() -> None:
         loads('{"kind": "batchrun/saved-plan", "formatVersion": 1}', "plan.json")
     with pytest.raises(PlanError, match="format 7 is not supported"):
         loads('{"kind": "batchrun/saved-plan", "formatVersion": 7}', "plan.json")
+
+
+def _with_other_job(state: str = "completed", task_state: str = "completed", etag: str = "0x5") -> LiveState:
+    other = LiveJob("b", {"id": "b", "state": state, "eTag": etag}, {}, state, "p")
+    return replace(
+        live(), more_jobs={"b": LiveJobState(other, {"t2": LiveTask("d2", task_state, {}, "success", 0)})}
+    )
+
+
+def test_a_workloads_other_jobs_are_fingerprinted_by_name() -> None:
+    before = fingerprints("m1", _with_other_job(), INPUTS, PACKAGES)
+    assert what_moved(before, fingerprints("m1", _with_other_job(), INPUTS, PACKAGES)) == []
+    moved = what_moved(before, fingerprints("m1", _with_other_job(task_state="running"), INPUTS, PACKAGES))
+    assert moved == [
+        "tasks of job/b: changed since the plan was made (states or definitions; 1 task(s) then, 1 now)"
+    ]
+    gone = what_moved(before, fingerprints("m1", live(), INPUTS, PACKAGES))
+    assert "job/b: deleted since the plan was made" in gone
+    # The first job's tasks are named apart from the other job's.
+    assert not any(line.startswith("tasks of job/j") for line in gone)
+    saved = SavedPlan(
+        ManifestRef("w.yaml", (), (), 100),
+        PlanOptions(),
+        Ownership("w", "m1", "abc", (), "00ff"),
+        before,
+        sanitised_plan(_plan("x"), Path("/checkout/a")),
+        "2026-01-01T00:00:00Z",
+    )
+    assert loads(dumps(saved), "plan.json") == saved
+
+
+def test_a_saved_set_without_plans_is_refused() -> None:
+    with pytest.raises(PlanError, match="holds no plans"):
+        loads_all('{"kind": "batchrun/saved-plans", "formatVersion": 1, "plans": []}', "plans.json")

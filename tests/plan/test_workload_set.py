@@ -74,7 +74,12 @@ def test_two_manifests_cannot_declare_the_same_workload_pool_or_job(second: Work
     with pytest.raises(ManifestError) as raised:
         check_together([first, second])
     assert message in str(raised.value)
-    assert "rename the" in raised.value.diagnostics[0].hint
+    kind = message.split()[0]
+    problem = raised.value.diagnostics[0]
+    assert problem.path == {"workload": "metadata.name", "pool": "pool.id", "job": "job.id"}[kind]
+    assert {"workload": "metadata.name", "pool": "rename the pool", "job": "rename the job"}[
+        kind
+    ] in problem.hint
 
 
 MANIFEST = "apiVersion: batchrun/v1\nkind: Workload\nmetadata: {name: %s}\n"
@@ -151,3 +156,11 @@ def test_combined_markdown_of_big_changes_fits_one_comment() -> None:
     many = [WorkloadPlan(Path(f"w{i}.yaml"), replace(big_plan(10), workload=f"w{i}")) for i in range(60)]
     crowded = render_set_markdown(many)
     assert len(crowded) < COMMENT_LIMIT and "details are left out to fit a comment" in crowded
+
+
+def test_windows_line_endings_and_links_in_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "crlf.yaml").write_bytes(b"\xef\xbb\xbfapiVersion: batchrun/v1\r\nkind: Workload\r\n")
+    (tmp_path / "link.yaml").symlink_to(tmp_path / "crlf.yaml")  # not followed: listed as skipped
+    found = manifest_files([tmp_path])
+    assert found.files == (tmp_path / "crlf.yaml",)
+    assert found.skipped == (tmp_path / "link.yaml",)

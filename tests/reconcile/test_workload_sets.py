@@ -104,8 +104,9 @@ def test_a_folder_of_workloads_plans_applies_and_destroys_as_one(
     # Planned again, the saved set is carried out exactly.
     saved = run(local_target_env, "plan", str(repo), "-out", str(out))
     assert saved.returncode == 0, saved.stderr
-    applied = run(local_target_env, "apply", str(out))
+    applied = run(local_target_env, "apply", str(out), "--wait")
     assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "Waiting for workload set-etl (job set-etl-job)" in applied.stderr
     # The pool is resized back to the manifest's count; the edited task runs again.
     assert "2 of 2 workloads changed: 1 created, 1 updated, 1 replaced" in applied.stderr
     assert batch_client.get_task("set-etl-job", "extract").command_line.endswith('two"')
@@ -147,3 +148,36 @@ def test_the_repository_workloads_folder_plans_as_one(local_target_env: dict[str
     assert planned.returncode == 0, planned.stderr
     for name in ("fails", "hello", "ingest", "sweep"):
         assert f"| `{name}` | `workloads/{name}.yaml` |" in planned.stdout
+
+
+def test_a_saved_set_with_a_blocked_change_applies_nothing(
+    tmp_path: Path, local_target_env: dict[str, str], batch_client: BatchClient
+) -> None:
+    from azure.batch import models
+
+    first = SHARED.replace("set-shared", "blk-first")
+    second = SHARED.replace("set-shared", "blk-second")
+    (tmp_path / "a.yaml").write_text(first)
+    (tmp_path / "b.yaml").write_text(second)
+    # b's pool id is taken by a pool batchrun does not own: its plan is blocked (needs --adopt).
+    batch_client.create_pool(
+        models.BatchPoolCreateOptions(
+            id="blk-second-pool",
+            vm_size="standard_d2s_v3",
+            virtual_machine_configuration=models.VirtualMachineConfiguration(
+                image_reference=models.BatchVmImageReference(
+                    publisher="canonical", offer="ubuntu-24_04-lts", sku="server", version="latest"
+                ),
+                node_agent_sku_id="batch.node.ubuntu 24.04",
+            ),
+        )
+    )
+    out = tmp_path / "plans.json"
+    assert run(local_target_env, "plan", str(tmp_path), "-out", str(out)).returncode == 0
+    refused = run(local_target_env, "apply", str(out))
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "the saved plans have blocked changes, so nothing was applied" in refused.stderr
+    assert "blk-second: pool/blk-second-pool" in refused.stderr and "Traceback" not in refused.stderr
+    assert not [p.id for p in batch_client.list_pools() if p.id == "blk-first-pool"]  # nothing applied
+    alone = run(local_target_env, "apply", str(out), str(tmp_path / "a.yaml"))
+    assert alone.returncode == 1 and f"{out} is a saved plan: apply it alone" in alone.stderr
