@@ -24,7 +24,8 @@ JOB_RELEASE_DIR = "jobrelease"
 
 def node_root(nodes_dir: Path, pool_id: str, node_id: str) -> Path:
     """Where the node ``node_id`` of ``pool_id`` keeps its files under the emulator's ``nodes`` folder."""
-    return nodes_dir / safe_segment(pool_id) / safe_segment(node_id)
+    # One Path built from a joined string: each ``/`` would parse and build another Path (this runs per task).
+    return Path(os.path.join(nodes_dir, safe_segment(pool_id), safe_segment(node_id)))
 
 
 def prepare_node(identity: NodeIdentity) -> None:
@@ -64,12 +65,13 @@ def prepare_task_directory(task_dir: Path) -> None:
 
 
 def job_directory(identity: NodeIdentity, job_id: str) -> Path:
-    return identity.root / "workitems" / safe_segment(job_id) / "job-1"
+    return Path(os.path.join(identity.root, "workitems", safe_segment(job_id), "job-1"))
 
 
 def task_directory(identity: NodeIdentity, job_id: str, task_id: str) -> Path:
     """The task's folder (``stdout.txt``, ``stderr.txt``, ``wd/``): ``workitems/<job>/job-1/<task>``."""
-    return job_directory(identity, job_id) / safe_segment(task_id)
+    job = safe_segment(job_id)
+    return Path(os.path.join(identity.root, "workitems", job, "job-1", safe_segment(task_id)))
 
 
 def start_task_directory(identity: NodeIdentity) -> Path:

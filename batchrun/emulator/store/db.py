@@ -11,7 +11,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,22 @@ class StoreUnreadable(Exception):
     """The database file cannot be opened or read (corrupt, or not an emulator database)."""
 
 
+class _Transaction:
+    """``with store.transaction():`` (a plain class: this runs several times per task, a generator-based
+    context manager costs more)."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __enter__(self) -> None:
+        self._store._begin()
+
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
+        self._store._end(error)
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,29 +95,37 @@ class Store:
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> _Transaction:
         """Group writes; nested use joins the outer transaction. Commits when the outermost block ends."""
-        with self._lock:
-            if self._depth == 0:
-                self._connection.execute("BEGIN")
-            self._depth += 1
+        return _Transaction(self)
+
+    def _begin(self) -> None:
+        self._lock.acquire()
+        if self._depth == 0:
             try:
-                yield
-            except BaseException as error:
-                self._depth -= 1
-                if self._depth == 0:
-                    self._rollback()
-                    if isinstance(error, sqlite3.Error):
-                        raise StoreError(f"{self.path}: {error}") from None
+                self._connection.execute("BEGIN")
+            except BaseException:
+                self._lock.release()
                 raise
+        self._depth += 1
+
+    def _end(self, error: BaseException | None) -> None:
+        try:
             self._depth -= 1
-            if self._depth == 0:
-                try:
-                    self._connection.execute("COMMIT")
-                except sqlite3.Error as error:
-                    self._rollback()
+            if self._depth > 0:
+                return
+            if error is not None:
+                self._rollback()
+                if isinstance(error, sqlite3.Error):
                     raise StoreError(f"{self.path}: {error}") from None
+                return
+            try:
+                self._connection.execute("COMMIT")
+            except sqlite3.Error as failure:
+                self._rollback()
+                raise StoreError(f"{self.path}: {failure}") from None
+        finally:
+            self._lock.release()
 
     def _rollback(self) -> None:
         """Undo the open transaction; SQLite may already have rolled it back itself (a full disk)."""
