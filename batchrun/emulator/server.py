@@ -136,8 +136,15 @@ class EmulatorServer:
         port = listener.getsockname()[1]
         host = f"[{config.host}]" if ":" in config.host else config.host
         self.url = f"http://{host}:{port}"
+        # Idle connections are kept 2 minutes (uvicorn's default is 5 s): a client reusing a pooled
+        # connection the moment the server closes it gets a reset, which SDK clients do not retry on a POST.
         server_config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=5
+            app,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            timeout_graceful_shutdown=5,
+            timeout_keep_alive=120,
         )
         self._server = uvicorn.Server(server_config)
         started = threading.Event()
