@@ -88,6 +88,8 @@ class Scheduler:
         moment = now_iso()
         with self.model.lock, self.model.store.transaction():
             for job_id, job_tasks in self.model.tasks.items():
+                if job_tasks.counts["running"] + job_tasks.counts["preparing"] == 0:
+                    continue  # nothing to requeue: its stored tasks need not be decoded
                 for task in [t for t in job_tasks.by_id.values() if t["state"] in ("running", "preparing")]:
                     job_tasks.begin_change(task)
                     requeue(task, moment)
@@ -118,6 +120,8 @@ class Scheduler:
             try:
                 with self.model.store.transaction():
                     for job_id, job_tasks in self.model.tasks.items():
+                        if job_tasks.counts["running"] + job_tasks.counts["preparing"] == 0:
+                            continue
                         for task in list(job_tasks.by_id.values()):
                             orphan = (job_id, task["id"]) not in self.running
                             if task["state"] in ("running", "preparing") and orphan:

@@ -103,8 +103,8 @@ class TaskRunner:
                 break
             if not free or max(free.values()) <= 0:
                 break
-            task = job_tasks.by_id[task_id]
-            if not dependencies_ready(job_tasks, task):
+            task = job_tasks.by_id.peek(task_id)  # read only: a waiting task stays its stored text
+            if task is None or not dependencies_ready(job_tasks, task):
                 continue
             need = task_slots(job, task, slots_per_node)
             fitting = [node_id for node_id, slots in free.items() if slots >= need]
@@ -121,7 +121,7 @@ class TaskRunner:
                 and by_id[node_id]["_x"].get("jobPrep", {}).get(job["id"]) is None
             ):
                 free.pop(node_id)  # the job preparation task runs there first; no other task of this job yet
-            chosen.append((task, by_id[node_id]))
+            chosen.append((job_tasks.by_id[task_id], by_id[node_id]))  # the live dict of a task that starts
         for task, node in chosen:
             self._launch(job, pool, task, node)
         return len(chosen)
