@@ -66,12 +66,11 @@ class TaskTable:
     """The tasks of one job by id, each held as its stored JSON text until it is used.
 
     A task nobody has asked for since it was loaded or saved is the JSON text the store holds (about a
-    fifth of the memory of the same task as a tree of dicts): a job of 100,000 idle tasks costs the size of
-    its data, not five times that. :meth:`get` decodes a task once and keeps that dict, so callers that
-    change a task and save it work on the one live copy; :meth:`settle` (called by ``Model.save_task``) puts
-    the saved text back in its place, so memory holds what the database holds. :meth:`peek` and
-    :meth:`values` decode without keeping (listings, scans): their dicts are copies that become the task only
-    when saved.
+    quarter of the memory of the same task as a tree of dicts): a job of 100,000 idle tasks costs about the
+    size of its data. :meth:`get` decodes a task once and keeps that dict, so callers that change a task and
+    save it work on the one live copy; :meth:`settle` (called by ``Model.save_task``) puts the saved text
+    back in its place, so memory holds what the database holds. :meth:`peek` and :meth:`values` decode
+    without keeping (listings, scans): their dicts are copies that become the task only when saved.
     """
 
     __slots__ = ("_items",)
