@@ -1,14 +1,22 @@
-"""Request authentication: Batch SharedKey (data plane) and the local bearer token (both planes)."""
+"""Request authentication: Batch SharedKey (data plane), the local bearer token (both planes), and the
+job-scoped tokens tasks get through ``authenticationTokenSettings`` (``AZ_BATCH_AUTHENTICATION_TOKEN``).
+
+A job token is ``bjt1.<payload>.<signature>``: the payload names the job and when the token expires, the
+signature is an HMAC of it with the account key, so the emulator issues and checks it without storing it. As
+on Azure Batch, it grants the operations on the job that holds the task (``/jobs/<id>`` and everything under
+it) and nothing else.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from batchrun.emulator.errors import BatchApiError
 
@@ -26,6 +34,8 @@ SIGNED_HEADERS = (
     "range",
 )
 MAX_CLOCK_SKEW = timedelta(minutes=15)
+JOB_TOKEN_PREFIX = "bjt1."
+JOB_TOKEN_LIFETIME = timedelta(days=7)
 
 
 def authentication_failed(reason: str) -> BatchApiError:
@@ -68,6 +78,51 @@ def sign(key: bytes, text: str) -> str:
     return base64.b64encode(hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()).decode()
 
 
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def job_token(account_key: bytes, job_id: str, now: datetime | None = None) -> str:
+    """A token for the operations on job ``job_id``, valid for :data:`JOB_TOKEN_LIFETIME`."""
+    expires = int(((now or datetime.now(timezone.utc)) + JOB_TOKEN_LIFETIME).timestamp())
+    payload = _b64(json.dumps({"job": job_id, "exp": expires}, separators=(",", ":")).encode())
+    signature = _b64(hmac.new(account_key, (JOB_TOKEN_PREFIX + payload).encode(), hashlib.sha256).digest())
+    return f"{JOB_TOKEN_PREFIX}{payload}.{signature}"
+
+
+def job_of_token(account_key: bytes, token: str, now: datetime | None = None) -> str | None:
+    """The job a valid, unexpired job token is for; None for anything else."""
+    if not token.startswith(JOB_TOKEN_PREFIX):
+        return None
+    payload, _, signature = token[len(JOB_TOKEN_PREFIX) :].partition(".")
+    expected = _b64(hmac.new(account_key, (JOB_TOKEN_PREFIX + payload).encode(), hashlib.sha256).digest())
+    if not signature or not hmac.compare_digest(expected, signature):
+        return None
+    try:
+        claims = json.loads(_unb64(payload))
+        job, expires = str(claims["job"]), int(claims["exp"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    current = now or datetime.now(timezone.utc)
+    return job if current.timestamp() < expires else None
+
+
+def _within_job(raw_path: str, job_id: str) -> bool:
+    path = unquote(raw_path).lower()
+    own = f"/jobs/{job_id.lower()}"
+    return path == own or path.startswith(own + "/")
+
+
+def authorization_failed() -> BatchApiError:
+    return BatchApiError(
+        403, "AuthorizationFailure", "This request is not authorized to perform this operation."
+    )
+
+
 def check_request(
     method: str,
     headers: Mapping[str, str],
@@ -86,6 +141,11 @@ def check_request(
     if scheme.lower() == "bearer":
         if hmac.compare_digest(credential.strip().encode(), token.encode()):
             return
+        job = job_of_token(account_key, credential.strip(), now)
+        if job is not None:
+            if _within_job(raw_path, job):
+                return
+            raise authorization_failed()
         raise authentication_failed("The bearer token is not valid for this account.")
     if scheme != "SharedKey":
         raise authentication_failed(f"Unsupported authorization scheme '{scheme}'.")

@@ -37,6 +37,7 @@ CREATE_KEYS = (
     "multiInstanceSettings",
     "dependsOn",
     "applicationPackageReferences",
+    "authenticationTokenSettings",
 )
 # A PUT carries a BatchTask; only constraints may change.
 MAX_DEPENDENCY_CHARS = 64000
@@ -159,6 +160,12 @@ def build_task(api: Api, job: Body, body: Any) -> Body:
     if affinity is not None:
         check_keys(affinity, ("affinityId",), "affinityInfo.")
         require(affinity, "affinityId", str, "affinityInfo.")
+    token_settings = optional(body, "authenticationTokenSettings", dict)
+    if token_settings is not None:
+        check_keys(token_settings, ("access",), "authenticationTokenSettings.")
+        access = optional(token_settings, "access", list, "authenticationTokenSettings.") or []
+        if any(item != "job" for item in access):
+            raise invalid_value("authenticationTokenSettings.access", str(access), "the only access is 'job'")
     moment = now_iso()
     task: Body = copy.deepcopy(body)
     task.update(

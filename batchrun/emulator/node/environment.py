@@ -113,6 +113,8 @@ def task_environment(
         if launch.kind == "jobpreparation" or os.path.isdir(prep_dir):
             env["AZ_BATCH_JOB_PREP_DIR"] = prep_dir
             env["AZ_BATCH_JOB_PREP_WORKING_DIR"] = os.path.join(prep_dir, "wd")
+    if launch.authentication_token is not None:
+        env["AZ_BATCH_AUTHENTICATION_TOKEN"] = launch.authentication_token
     if launch.kind == "task" and launch.spec.get("multiInstanceSettings") and launch.node_ips:
         ips = list(launch.node_ips)
         env["AZ_BATCH_IS_CURRENT_NODE_MASTER"] = "true"

@@ -77,6 +77,8 @@ class TaskLaunch:
     job_environment: EnvironmentSettings = ()
     packages: Sequence[PackageBlob] = ()
     node_ips: Sequence[str] = ()
+    # AZ_BATCH_AUTHENTICATION_TOKEN: set when the task asks for it (``authenticationTokenSettings``).
+    authentication_token: str | None = None
 
 
 @dataclass(frozen=True)
