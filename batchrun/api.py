@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -149,6 +150,7 @@ def plan_with(
         session.target.describe(),
         session.target.signs_with_user_delegation,
         read_orphans_of(session.clients.batch, workload),
+        datetime.now(timezone.utc),
     )
     shown = tasks_to_explain(decided)
     if not shown or not workload.jobs:

@@ -243,6 +243,15 @@ def build() -> dict[str, Any]:
             },
             "pool": {"$ref": "#/$defs/pool"},
             "job": {"$ref": "#/$defs/job"},
+            "schedule": {
+                **batch.object_schema(batch_models.BatchJobScheduleConfiguration),
+                "title": "Schedule",
+                "description": (
+                    "Run the job on a schedule (a Batch job schedule): each run is a new job made from `job`, "
+                    "whose tasks a job manager task adds. Batch's schedule fields: `recurrenceInterval`, "
+                    "`doNotRunUntil`, `doNotRunAfter`, `startWindow`. Needs `job` (not `jobs`)."
+                ),
+            },
             "jobs": {
                 "title": "Jobs",
                 "description": (

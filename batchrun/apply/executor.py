@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -20,10 +20,12 @@ from batchrun.apply.hooks import ApplyHooks, SilentHooks
 from batchrun.azure.clients import Clients
 from batchrun.azure.packages import set_default_version, upload_package
 from batchrun.azure.results import forget_results, logs_prefix, save_results
+from batchrun.azure.schedules import delete_schedule, put_schedule, schedule_body
 from batchrun.azure.storage import SasSigner, create_container, delete_blobs, delete_container, upload_files
 from batchrun.azure.write import BatchWriter
 from batchrun.errors import ApplyError
 from batchrun.plan.actions import Change, Operation, Plan, Stage
+from batchrun.plan.decide_schedule import SAS_EXPIRY_KEY
 from batchrun.plan.live import STATE_CONTAINER
 
 
@@ -51,6 +53,7 @@ class Executor:
         self.clients = clients
         self.hooks: ApplyHooks = hooks or SilentHooks()
         self.writer = BatchWriter(clients.batch, plan.workload, poll_seconds=poll_seconds)
+        self.poll_seconds = poll_seconds
         self.signer = SasSigner(
             clients.blob, clients.target, timedelta(seconds=plan.sas_expiry_seconds or 86400)
         )
@@ -112,10 +115,23 @@ class Executor:
             "job.patch": lambda a: writer.patch_job(a["id"], a["body"]),
             "job.disable": lambda a: writer.disable_job(a["id"]),
             "job.enable": lambda a: writer.enable_job(a["id"]),
+            "jobschedule.put": self._put_schedule,
+            "jobschedule.delete": lambda a: delete_schedule(self.clients.batch, a["id"], self.poll_seconds),
             "task.update_constraints": lambda a: writer.update_constraints(
                 a["job"], a["id"], a["constraints"]
             ),
         }
+
+    def _put_schedule(self, args: dict[str, Any]) -> None:
+        """The job schedule with the job manager task carrying the task bodies (SAS URLs minted now)."""
+        body = args["body"]
+        schedule_id = str(body["id"])
+        tasks = [self.task_body(schedule_id, task) for task in args["tasks"]]
+        expires = datetime.now(timezone.utc) + timedelta(seconds=self.plan.sas_expiry_seconds or 86400)
+        marks = {SAS_EXPIRY_KEY: expires.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        put_schedule(
+            self.clients.batch, self.plan.workload, schedule_body(body, tasks, marks), args["create"]
+        )
 
     def _save_results(self, job_id: str) -> None:
         changed = save_results(self.clients.batch, self.clients.blob, self.plan.workload, job_id)

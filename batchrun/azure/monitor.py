@@ -30,7 +30,7 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobServiceClient
 
-from batchrun.azure.rest import list_json
+from batchrun.azure.rest import get_json, list_json
 from batchrun.errors import AuthenticationError, TargetError, TargetUnreachableError
 from batchrun.redact import redact
 from batchrun.watch.snapshot import (
@@ -40,6 +40,7 @@ from batchrun.watch.snapshot import (
     NodeSummary,
     PoolSnapshot,
     ResizeProblem,
+    ScheduleSnapshot,
     TaskCounts,
     TaskDetail,
 )
@@ -193,6 +194,33 @@ class BatchMonitor:
                 else None
             ),
             metadata=_metadata(job.metadata),
+        )
+
+    def schedule(self, schedule_id: str, runs: int = 5) -> ScheduleSnapshot:
+        """The job schedule and its latest ``runs`` jobs (newest first)."""
+        path = f"/jobschedules/{quote(schedule_id, safe='')}"
+        with _reading(f"jobschedule/{schedule_id}"):
+            found = _or_none(lambda: get_json(self._batch, path))
+            if found is None:
+                return ScheduleSnapshot(id=schedule_id, exists=False)
+            select = {"$select": "id,state,executionInfo,creationTime"}
+            jobs = list(list_json(self._batch, f"{path}/jobs", select))
+        jobs.sort(key=lambda job: str(job.get("creationTime", "")), reverse=True)
+        return ScheduleSnapshot(
+            id=schedule_id,
+            exists=True,
+            state=str(found.get("state", "")),
+            next_run_time=(found.get("executionInfo") or {}).get("nextRunTime"),
+            metadata={str(i["name"]): str(i["value"]) for i in found.get("metadata") or ()},
+            runs=tuple(
+                (
+                    str(job.get("id", "")),
+                    str(job.get("state", "")),
+                    (job.get("executionInfo") or {}).get("startTime"),
+                    (job.get("executionInfo") or {}).get("endTime"),
+                )
+                for job in jobs[:runs]
+            ),
         )
 
     def task_counts(self, job_id: str) -> TaskCounts:

@@ -16,7 +16,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from batchrun.azure.clients import Clients
 from batchrun.azure.failures import translated
 from batchrun.azure.packages import read_package
-from batchrun.azure.rest import list_json
+from batchrun.azure.rest import get_json, list_json
 from batchrun.azure.results import read_record
 from batchrun.azure.storage import container_exists, read_input
 from batchrun.model import Workload
@@ -24,6 +24,7 @@ from batchrun.plan.live import (
     LiveJob,
     LiveJobState,
     LivePool,
+    LiveSchedule,
     LiveState,
     LiveTask,
     PreparedInput,
@@ -79,6 +80,20 @@ def read_job(batch: BatchClient, job_id: str) -> LiveJob | None:
         pool_id=str((job.get("poolInfo") or {}).get("poolId", "")),
         active_tasks=active,
         running_tasks=running,
+    )
+
+
+def read_schedule(batch: BatchClient, schedule_id: str) -> LiveSchedule | None:
+    with translated(f"reading jobschedule/{schedule_id}"):
+        try:
+            found = get_json(batch, f"/jobschedules/{quote(schedule_id, safe='')}")
+        except ResourceNotFoundError:
+            return None
+    return LiveSchedule(
+        id=str(found.get("id", schedule_id)),
+        properties=found,
+        metadata=_metadata(found.get("metadata")),
+        state=str(found.get("state", "active")),
     )
 
 
@@ -139,6 +154,7 @@ def read_live(
             else {}
         )
         more_jobs[spec.id.lower()] = LiveJobState(other, other_tasks)
+    schedule = read_schedule(clients.batch, workload.job.id) if workload.schedule and workload.job else None
     outputs_exist = container_exists(clients.blob, workload.outputs.container) if workload.outputs else True
     record = read_record(clients.blob, workload.name) if workload.job else None
     return LiveState(
@@ -150,5 +166,6 @@ def read_live(
         job=job,
         tasks=tasks,
         more_jobs=more_jobs,
+        schedule=schedule,
         outputs_container_exists=outputs_exist,
     )

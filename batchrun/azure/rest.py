@@ -32,15 +32,32 @@ def list_json(
         request = HttpRequest("GET", link) if link else None
 
 
-def post_json(batch: BatchClient, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-    """POST a JSON body to a Batch operation and return its JSON answer (errors raise as the SDK's do)."""
+def send_json(batch: BatchClient, method: str, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Send a JSON body to a Batch operation and return its JSON answer, ``{}`` when it has none (errors
+    raise as the SDK's do)."""
     request = HttpRequest(
-        "POST",
+        method,
         path,
         params={"api-version": str(batch._config.api_version)},
         headers={"Content-Type": "application/json; odata=minimalmetadata"},
         content=json.dumps(body, separators=(",", ":")),
     )
+    response = batch.send_request(request)
+    response.raise_for_status()
+    if not response.content:
+        return {}
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def post_json(batch: BatchClient, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """POST a JSON body to a Batch operation and return its JSON answer (errors raise as the SDK's do)."""
+    return send_json(batch, "POST", path, body)
+
+
+def get_json(batch: BatchClient, path: str) -> dict[str, Any]:
+    """GET one Batch resource as JSON (a missing one raises ``ResourceNotFoundError``)."""
+    request = HttpRequest("GET", path, params={"api-version": str(batch._config.api_version)})
     response = batch.send_request(request)
     response.raise_for_status()
     answer: dict[str, Any] = response.json()

@@ -56,6 +56,21 @@ def _require_jobs(workload: Workload) -> list[str]:
     return [job.id for job in workload.jobs]
 
 
+def _latest_run(monitor: Any, workload: Workload) -> str:
+    """A scheduled workload's logs are those of its latest run (the schedule's newest job)."""
+    assert workload.job is not None
+    schedule = monitor.schedule(workload.job.id, runs=1)
+    if not schedule.exists or not schedule.runs:
+        from batchrun.errors import TargetError
+
+        raise TargetError(
+            f"jobschedule/{workload.job.id} has no run yet on the target: apply the manifest, then wait for "
+            "its first run (`batchrun status FILE` shows the next run time)."
+        )
+    note(f"Logs of the schedule's latest run, job {schedule.runs[0][0]}.")
+    return str(schedule.runs[0][0])
+
+
 def _job_of(workload: Workload, task: str) -> str:
     """The job holding ``task`` (task ids are unique across a workload's jobs); the first job otherwise."""
     holder = workload.job_of_task(task)
@@ -145,6 +160,9 @@ def logs_command(
     name = "stderr.txt" if use_stderr or failed else "stdout.txt"
     with connected(target) as clients:
         monitor = BatchMonitor(clients.batch)
+        latest = _latest_run(monitor, workload) if workload.schedule is not None else None
+        if latest is not None:
+            job_ids = [latest]
         if failed:
             lines = 20 if tail_lines is None else tail_lines
             documents = []
@@ -161,7 +179,7 @@ def logs_command(
                 click.echo(json.dumps(shown, indent=2))
             return
         assert task is not None
-        job_id = _job_of(workload, task)
+        job_id = latest or _job_of(workload, task)
         sink = _TextSink(clients.target.secrets())
         write = sink.collect if output == "json" else sink.echo
         kept = (

@@ -78,6 +78,13 @@ def wait_command(
     from batchrun.watch import WaitSettings, output_settings, wait_for_workload
 
     workload = source.load()
+    if workload.schedule is not None and workload.job is not None:
+        raise manifest_lacks(
+            workload,
+            f"the workload runs on a schedule (jobschedule/{workload.job.id}): each run is a job of its own, "
+            "so there is no one job to wait for",
+            f"`{source.command('status')}` shows the schedule's runs",
+        )
     with connected(target) as clients, job_keeps_running_on_interrupt(source):
         result = wait_for_workload(
             clients,

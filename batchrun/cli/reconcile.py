@@ -248,6 +248,12 @@ def _wait(
     from batchrun.cli.logs import show_start_task_failure
     from batchrun.watch import output_settings, wait_for_workload
 
+    if workload.schedule is not None:
+        status = source.command("status")
+        note(
+            f"The workload runs on a schedule, so there is no one job to wait for: `{status}` shows its runs."
+        )
+        return
     with job_keeps_running_on_interrupt(source):
         result = wait_for_workload(
             session.clients, workload, timeout=timeout, output=output_settings("text", no_color)
@@ -269,6 +275,9 @@ def _waiter(timeout: float | None, no_color: bool) -> Callable[[Session, Sequenc
         codes = []
         for workload in workloads:
             if workload.job is None:
+                continue
+            if workload.schedule is not None:
+                note(f"Not waiting for {workload.name}: it runs on a schedule (status shows its runs).")
                 continue
             jobs = ", ".join(f"job {job.id}" for job in workload.jobs)
             note(f"Waiting for workload {workload.name} ({jobs}) ...")

@@ -32,6 +32,8 @@ def _summary(workload: Workload) -> str:
         parts.append(f"pool {workload.pool.id}")
     for job in workload.jobs:
         parts.append(f"job {job.id} with {len(job.tasks):,} task(s)")
+    if workload.schedule is not None:
+        parts.append(f"every {workload.schedule.get('recurrenceInterval') or 'once'}")
     return ", ".join(parts)
 
 

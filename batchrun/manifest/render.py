@@ -65,6 +65,8 @@ def desired_document(workload: Workload) -> Ordered:
         ]
     if workload.pool is not None:
         document["pool"] = _resource(workload.pool.id, workload.pool.properties)
+    if workload.schedule is not None:
+        document["schedule"] = dict(workload.schedule)
     rendered_jobs = [_job(job) for job in workload.jobs]
     if len(rendered_jobs) == 1:
         document["job"] = rendered_jobs[0]

@@ -66,6 +66,15 @@ def _shape_problems(document: Document) -> list[Diagnostic]:
                 key=True,
             )
         ]
+    if "schedule" in data:
+        return [
+            document.diagnostic(
+                ("schedule",),
+                "a schedule runs one job, and the manifest has `jobs`",
+                "use `job` for a scheduled workload (one job per run)",
+                key=True,
+            )
+        ]
     if not isinstance(jobs, list) or not jobs:
         return [
             document.diagnostic(("jobs",), "`jobs` must be a list of one or more jobs", "write jobs: [...]")

@@ -263,6 +263,16 @@ def _load_document(
                 for task in tasks
             ),
         )
+    schedule = resolved.get("schedule")
+    if schedule is not None and job_spec is None:
+        problems.append(
+            document.diagnostic(
+                ("schedule",),
+                "a schedule runs the manifest's job, and the manifest has no job",
+                "add a `job` with its tasks, or remove `schedule`",
+                key=True,
+            )
+        )
     if problems:
         raise ManifestError(problems)
     metadata = resolved["metadata"]
@@ -276,5 +286,6 @@ def _load_document(
         packages=resources.packages,
         pool=resources.pool,
         job=job_spec,
+        schedule=dict(schedule) if schedule is not None else None,
     )
     return dataclasses.replace(workload, digest=canonical_digest(desired_document(workload)))

@@ -105,6 +105,8 @@ class Workload:
     pool: PoolSpec | None = None
     job: JobSpec | None = None  # the manifest's ``job``, or the first of its ``jobs``
     more_jobs: tuple[JobSpec, ...] = ()  # the rest of its ``jobs``, in the manifest's order
+    # ``schedule:`` (Batch's schedule fields): the job runs as a Batch job schedule, one new job per run.
+    schedule: Mapping[str, Any] | None = None
 
     @property
     def jobs(self) -> tuple[JobSpec, ...]:

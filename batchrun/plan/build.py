@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from batchrun.model import JobSpec, Workload
 from batchrun.model.durations import duration_seconds
 from batchrun.plan.actions import Action, Change, InputBinding, Operation, Plan, Stage
-from batchrun.plan.bodies import Ownership, input_bindings, job_body, pool_body
+from batchrun.plan.bodies import Ownership, input_bindings, job_body, pool_body, task_operation_args
 from batchrun.plan.decide_common import PlanOptions, ownership_block
 from batchrun.plan.decide_job import decide_job, job_address
 from batchrun.plan.decide_orphans import Owned, orphan_changes
 from batchrun.plan.decide_pool import decide_pool, pool_address
+from batchrun.plan.decide_schedule import decide_schedule, schedule_address
 from batchrun.plan.decide_storage import decide_input, decide_outputs, decide_package
 from batchrun.plan.decide_tasks import ContentChanges, TaskDecisions, TaskOptions, decide_tasks
 from batchrun.plan.live import (
@@ -53,8 +55,10 @@ def make_plan(
     target_line: str,
     user_delegation_sas: bool = False,
     owned: Owned | None = None,
+    now: datetime | None = None,
 ) -> Plan:
-    """``owned``: what the workload owns live, for its orphans (None: not looked for)."""
+    """``owned``: what the workload owns live, for its orphans (None: not looked for); ``now``: for a
+    schedule's SAS renewal (None: not checked)."""
     changes: list[Change] = [
         decide_input(prepared, live.inputs.get(prepared.name), options.prune) for prepared in inputs
     ]
@@ -68,7 +72,11 @@ def make_plan(
         changes.append(decide_pool(pool_body(workload.pool, ownership), live.pool, ownership, options))
     bindings = input_bindings(workload)
     outputs = workload.outputs.container if workload.outputs else None
-    if workload.jobs:
+    if workload.schedule is not None and workload.job is not None:
+        graph = task_graph(workload.job, bindings, outputs, contents_of(workload, inputs, packages))
+        tasks = [task_operation_args(t, graph.digests[t.id.lower()]) for t in workload.job.tasks]
+        changes.extend(decide_schedule(workload, live.schedule, ownership, options, tasks, now))
+    elif workload.jobs:
         job_changes = [
             change
             for index, job in enumerate(workload.jobs)
@@ -212,7 +220,18 @@ def make_destroy_plan(
 ) -> Plan:
     """Delete the job and the pool when this workload owns them; containers only when asked."""
     changes: list[Change] = []
-    for index, job in enumerate(workload.jobs):
+    if workload.schedule is not None and workload.job is not None:
+        schedule = live.schedule
+        changes.append(
+            _delete(
+                schedule_address(workload.job.id),
+                None if schedule is None else schedule.metadata,
+                workload.name,
+                None,
+                Operation(Stage.JOB_DELETE, "jobschedule.delete", {"id": workload.job.id}),
+            )
+        )
+    for index, job in enumerate(() if workload.schedule is not None else workload.jobs):
         live_job = live.job_state(job.id, first=index == 0).job
         busy = live_job.active_tasks + live_job.running_tasks if live_job is not None else 0
         changes.append(

@@ -73,6 +73,16 @@ class LiveJob:
     running_tasks: int = 0
 
 
+@dataclass(frozen=True)
+class LiveSchedule:
+    """A Batch job schedule as it is now: its REST JSON and its metadata."""
+
+    id: str
+    properties: Mapping[str, Any]
+    metadata: Mapping[str, str]
+    state: str  # active | completed | disabled | terminating | deleting
+
+
 STATE_CONTAINER = "batchrun-state"  # the workloads' records of results and task logs, one folder per workload
 
 
@@ -118,6 +128,7 @@ class LiveState:
     job: LiveJob | None = None  # the workload's job (the first of its ``jobs``)
     tasks: Mapping[str, LiveTask] = field(default_factory=dict)
     more_jobs: Mapping[str, LiveJobState] = field(default_factory=dict)  # the others, by lower-cased job id
+    schedule: LiveSchedule | None = None  # the job schedule of a workload with ``schedule:``
     outputs_container_exists: bool = True
     results: Mapping[str, TaskResult] = field(default_factory=dict)  # by lower-cased task id
     state_container_exists: bool = True

@@ -84,6 +84,18 @@ class PoolSnapshot:
 
 
 @dataclass(frozen=True)
+class ScheduleSnapshot:
+    """A job schedule as seen live, with its latest runs (newest first): (job id, state, start, end)."""
+
+    id: str
+    exists: bool
+    state: str = ""
+    next_run_time: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    runs: tuple[tuple[str, str, str | None, str | None], ...] = ()
+
+
+@dataclass(frozen=True)
 class JobSnapshot:
     """A job as seen live. ``exists`` is False when Batch answered 404."""
 

@@ -20,7 +20,7 @@ from batchrun.model import Workload
 from batchrun.plan.live import TaskResult
 from batchrun.watch.console import print_block
 from batchrun.watch.result import counts_json, job_json, pool_json
-from batchrun.watch.snapshot import JobSnapshot, NodeSummary, PoolSnapshot, TaskCounts
+from batchrun.watch.snapshot import JobSnapshot, NodeSummary, PoolSnapshot, ScheduleSnapshot, TaskCounts
 from batchrun.watch.text import clean
 
 if TYPE_CHECKING:  # the SDK-facing readers import this package's snapshots: no import cycle
@@ -43,6 +43,8 @@ class WorkloadStatus:
     results: Mapping[str, TaskResult] = field(default_factory=dict)
     # The workload's other jobs (``jobs:`` in the manifest), with their task counts.
     more_jobs: tuple[tuple[JobSnapshot, TaskCounts], ...] = ()
+    # The job schedule of a workload with ``schedule:`` (its job runs as the schedule's jobs).
+    schedule: ScheduleSnapshot | None = None
 
     def recorded(self) -> tuple[int, int]:
         """(succeeded, failed): the manifest's tasks with a result in the record of results."""
@@ -66,6 +68,10 @@ class WorkloadStatus:
         if self.job is not None:
             found.append((f"job/{self.job.id}", self.job.exists, dict(self.job.metadata)))
         found.extend((f"job/{job.id}", job.exists, dict(job.metadata)) for job, _counts in self.more_jobs)
+        if self.schedule is not None:
+            found.append(
+                (f"jobschedule/{self.schedule.id}", self.schedule.exists, dict(self.schedule.metadata))
+            )
         return found
 
     @property
@@ -159,6 +165,18 @@ class WorkloadStatus:
             "differences": differences,
             "pool": pool,
             "job": job,
+            "schedule": None
+            if self.schedule is None
+            else {
+                "id": self.schedule.id,
+                "exists": self.schedule.exists,
+                "state": self.schedule.state or None,
+                "nextRunTime": self.schedule.next_run_time,
+                "runs": [
+                    {"job": job, "state": state, "startTime": start, "endTime": end}
+                    for job, state, start, end in self.schedule.runs
+                ],
+            },
             "moreJobs": [
                 job_json(other) | {"tasks": counts_json(counts) if other.exists else None}
                 for other, counts in self.more_jobs
@@ -177,6 +195,9 @@ def read_status(
     """Three to five requests: pool, its nodes, job, its task counts (and the record, read by the caller)."""
     pool = monitor.pool(workload.pool.id) if workload.pool is not None else None
     nodes = monitor.nodes(pool.id) if pool is not None and pool.exists else None
+    if workload.schedule is not None and workload.job is not None:  # its runs are the schedule's jobs
+        schedule = monitor.schedule(workload.job.id)
+        return WorkloadStatus(workload, pool, nodes, None, TaskCounts(), dict(results or {}), (), schedule)
     job = monitor.job(workload.job.id) if workload.job is not None else None
     counts = monitor.task_counts(job.id) if job is not None and job.exists else TaskCounts()
     more: list[tuple[JobSnapshot, TaskCounts]] = []
@@ -202,6 +223,8 @@ def render_status(console: Console, status: WorkloadStatus) -> None:
     table.add_row("Sync", sync)
     if status.pool is not None:
         _pool_rows(table, status.pool, status.nodes)
+    if status.schedule is not None:
+        _schedule_rows(table, status.schedule)
     if status.job is not None:
         _job_rows(table, status.job, status.counts)
         for job, counts in status.more_jobs:
@@ -215,6 +238,21 @@ def render_status(console: Console, status: WorkloadStatus) -> None:
                 "carried over across jobs",
             )
     print_block(console, table)
+
+
+def _schedule_rows(table: Table, schedule: ScheduleSnapshot) -> None:
+    if not schedule.exists:
+        table.add_row(f"Schedule {schedule.id}", Text("not found", style="red"))
+        return
+    next_run = f", next run at {schedule.next_run_time}" if schedule.next_run_time else ""
+    table.add_row(f"Schedule {schedule.id}", f"{schedule.state}{next_run}")
+    if not schedule.runs:
+        table.add_row("Runs", "none yet")
+    for index, (job_id, state, start, end) in enumerate(schedule.runs):
+        when = f"started {start}" if start else "not started"
+        if end:
+            when += f", ended {end}"
+        table.add_row("Runs" if index == 0 else "", f"{job_id}: {state}, {when}")
 
 
 def _pool_rows(table: Table, pool: PoolSnapshot, nodes: NodeSummary | None) -> None:

@@ -101,3 +101,24 @@ def test_the_task_limit_counts_every_job(write: Callable[[str], Path]) -> None:
     path = write(TWO_JOBS)
     problem = find(problems_of(path, max_tasks=4), "the jobs expand to 5 tasks in all")
     assert problem.path == "jobs"
+
+
+def test_a_schedule_runs_one_job(write: Callable[[str], Path]) -> None:
+    scheduled = write(
+        HEADER
+        + POOL
+        + "schedule: {recurrenceInterval: PT1H}\njob:\n  id: j\n  tasks: [{id: a, commandLine: x}]\n",
+        "ok.yaml",
+    )
+    assert load_workload(scheduled).schedule == {"recurrenceInterval": "PT1H"}
+    with_jobs = write(
+        HEADER + POOL + "schedule: {recurrenceInterval: PT1H}\n" + TWO_JOBS.split(POOL)[1], "j.yaml"
+    )
+    assert (
+        find(problems_of(with_jobs), "a schedule runs one job, and the manifest has `jobs`").path
+        == "schedule"
+    )
+    no_job = write(HEADER + POOL + "schedule: {recurrenceInterval: PT1H}\n", "n.yaml")
+    assert find(problems_of(no_job), "a schedule runs the manifest's job").path == "schedule"
+    typo = write(HEADER + POOL + "schedule: {recurrence: PT1H}\njob: {id: j, tasks: []}\n", "t.yaml")
+    assert "recurrence" in str(find(problems_of(typo), "recurrence"))
