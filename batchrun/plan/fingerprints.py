@@ -12,10 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from batchrun.plan.live import LiveJob, LivePool, LiveState, PreparedInput, PreparedPackage
+from batchrun.plan.live import LiveJob, LivePool, LiveSchedule, LiveState, PreparedInput, PreparedPackage
 from batchrun.redact import redact
 
 VOLATILE = frozenset(
@@ -89,7 +89,7 @@ class ResourcePrint:
         )
 
 
-def resource_print(resource: LivePool | LiveJob | None) -> ResourcePrint | None:
+def resource_print(resource: LivePool | LiveJob | LiveSchedule | None) -> ResourcePrint | None:
     if resource is None:
         return None
     properties = resource.properties
@@ -100,6 +100,13 @@ def resource_print(resource: LivePool | LiveJob | None) -> ResourcePrint | None:
         fields={k: digest(v) for k, v in properties.items() if k not in VOLATILE},
         values={k: properties[k] for k in sorted(SHOWN_VALUES) if k in properties},
     )
+
+
+def _schedule_print(schedule: LiveSchedule | None) -> ResourcePrint | None:
+    """A schedule's print without its ETag and time: Batch may move them when a run starts, which is not a
+    change of what the plan was made from (its fields still are)."""
+    found = resource_print(schedule)
+    return None if found is None else replace(found, etag="", last_modified="")
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,7 @@ class Fingerprints:
     result_count: int
     # The workload's other jobs (``jobs:``), by lower-cased id: their prints, their tasks' digest and count.
     other_jobs: Mapping[str, JobPrints] = field(default_factory=dict)
+    schedule: ResourcePrint | None = None  # a scheduled workload's job schedule
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -136,6 +144,7 @@ class Fingerprints:
             "job": self.job.to_json() if self.job else None,
             "tasks": {"digest": self.tasks, "count": self.task_count},
             "results": {"digest": self.results, "count": self.result_count},
+            "schedule": self.schedule.to_json() if self.schedule else None,
             "otherJobs": {
                 key: {
                     "job": prints.job.to_json() if prints.job else None,
@@ -157,6 +166,7 @@ class Fingerprints:
             task_count=int(data["tasks"]["count"]),
             results=str(data["results"]["digest"]),
             result_count=int(data["results"]["count"]),
+            schedule=ResourcePrint.from_json(data["schedule"]) if data.get("schedule") else None,
             other_jobs={
                 str(key): JobPrints(
                     ResourcePrint.from_json(value["job"]) if value.get("job") else None,
@@ -195,6 +205,7 @@ def fingerprints(
         results=digest(results),
         result_count=len(results),
         other_jobs=other_jobs,
+        schedule=_schedule_print(live.schedule),
     )
 
 
@@ -246,7 +257,12 @@ def what_moved(saved: Fingerprints, now: Fingerprints) -> list[str]:
             )
     for key in _files_moved(saved.packages, now.packages):
         moved.append(f"package/{key}: its content changed since the plan was made")
-    for kind, before, after in (("pool", saved.pool, now.pool), ("job", saved.job, now.job)):
+    resources = (
+        ("pool", saved.pool, now.pool),
+        ("job", saved.job, now.job),
+        ("jobschedule", saved.schedule, now.schedule),
+    )
+    for kind, before, after in resources:
         line = _resource_moved(kind, before, after)
         if line:
             moved.append(line)

@@ -17,6 +17,7 @@ from batchrun.plan.live import (
     LiveJob,
     LiveJobState,
     LivePool,
+    LiveSchedule,
     LiveState,
     LiveTask,
     LocalFile,
@@ -196,3 +197,15 @@ def test_a_workloads_other_jobs_are_fingerprinted_by_name() -> None:
 def test_a_saved_set_without_plans_is_refused() -> None:
     with pytest.raises(PlanError, match="holds no plans"):
         loads_all('{"kind": "batchrun/saved-plans", "formatVersion": 1, "plans": []}', "plans.json")
+
+
+def test_a_scheduled_workloads_schedule_is_fingerprinted_without_its_etag() -> None:
+    def with_schedule(every: str, etag: str) -> LiveState:
+        body = {"id": "s", "schedule": {"recurrenceInterval": every}, "eTag": etag, "state": "active"}
+        return replace(live(), schedule=LiveSchedule("s", body, {}, "active"))
+
+    before = fingerprints("m1", with_schedule("PT1H", "0x1"), INPUTS, PACKAGES)
+    # A run starting may move the ETag: not a change of what the plan was made from.
+    assert what_moved(before, fingerprints("m1", with_schedule("PT1H", "0x2"), INPUTS, PACKAGES)) == []
+    moved = what_moved(before, fingerprints("m1", with_schedule("PT2H", "0x3"), INPUTS, PACKAGES))
+    assert moved == ["jobschedule/s: changed since the plan was made (schedule)"]
