@@ -14,8 +14,17 @@ from azure.batch import BatchClient
 
 from batchrun.azure.failures import translated
 from batchrun.azure.read import read_job, read_pool
+from batchrun.azure.rest import list_json
 from batchrun.model import Workload
-from batchrun.plan.decide_orphans import LiveJobRef, LivePoolRef, Named, Owned, named_by, orphan_ids
+from batchrun.plan.decide_orphans import (
+    LiveJobRef,
+    LivePoolRef,
+    LiveScheduleRef,
+    Named,
+    Owned,
+    named_by,
+    orphan_ids,
+)
 from batchrun.plan.live import WORKLOAD_KEY
 
 PAGE_SIZE = 1000
@@ -51,7 +60,17 @@ def list_owned(batch: BatchClient, workload: str) -> Owned:
             )
             if _owner(data.get("metadata")) == workload
         )
-    return Owned(jobs, pools)
+    with translated("listing the job schedules"):
+        schedules = tuple(
+            LiveScheduleRef(
+                str(data.get("id", "")),
+                str(data.get("state", "")),
+                str(((data.get("jobSpecification") or {}).get("poolInfo") or {}).get("poolId", "")),
+                _owner(data.get("metadata")),
+            )
+            for data in list_json(batch, "/jobschedules", {"$select": "id,metadata,state,jobSpecification"})
+        )
+    return Owned(jobs, pools, schedules)
 
 
 def read_orphans(batch: BatchClient, workload: str, named: Named) -> Owned:
@@ -59,7 +78,7 @@ def read_orphans(batch: BatchClient, workload: str, named: Named) -> Owned:
     owned = list_owned(batch, workload)
     pool_ids, job_ids = orphan_ids(workload, owned, named)
     if not pool_ids and not job_ids:
-        return owned
+        return owned  # orphan schedules need nothing more read: deleting one interrupts its runs by design
     jobs = []
     for job in owned.jobs:
         live = read_job(batch, job.id) if job.id in job_ids else None
@@ -70,7 +89,7 @@ def read_orphans(batch: BatchClient, workload: str, named: Named) -> Owned:
         live_pool = read_pool(batch, pool.id) if pool.id in pool_ids else None
         running = live_pool.running_nodes if live_pool is not None else 0
         pools.append(LivePoolRef(pool.id, pool.state, pool.owner, running))
-    return Owned(tuple(jobs), tuple(pools))
+    return Owned(tuple(jobs), tuple(pools), owned.schedules)
 
 
 def read_orphans_of(batch: BatchClient, workload: Workload) -> Owned:

@@ -1,5 +1,5 @@
-"""Orphans: pools and jobs this workload owns (``batchrun.workload`` metadata) that the manifest no longer
-names, e.g. after a job or pool was renamed. Pure.
+"""Orphans: pools, jobs and job schedules this workload owns (``batchrun.workload`` metadata) that the
+manifest no longer names, e.g. after a job or pool was renamed. Pure.
 
 Without ``--prune`` each is shown and kept (a no-op whose ``cause`` is :data:`ORPHAN`); with ``--prune`` it is
 deleted, except:
@@ -9,9 +9,11 @@ deleted, except:
   not run again;
 - a job made by a job schedule (its id is ``<schedule>:job-<n>``, which no other job can have) is the
   schedule's, never an orphan of its own;
-- a pool is kept while a job that stays uses it (the manifest's job, a job kept or blocked here, or any other
-  live job, whoever owns it); a pool with nodes running tasks is blocked until ``--confirm-replace``. It is
-  deleted last (:attr:`Stage.ORPHAN_POOL_DELETE`), after the manifest's job has moved to its new pool.
+- a job schedule (of a workload with ``schedule:``) is deleted with its jobs;
+- a pool is kept while a job or job schedule that stays uses it (the manifest's job, a job kept or blocked
+  here, or any other live job, whoever owns it); a pool with nodes running tasks is blocked until
+  ``--confirm-replace``. It is deleted last (:attr:`Stage.ORPHAN_POOL_DELETE`), after the manifest's job
+  has moved to its new pool.
 """
 
 from __future__ import annotations
@@ -49,11 +51,23 @@ class LivePoolRef:
 
 
 @dataclass(frozen=True)
+class LiveScheduleRef:
+    """A live job schedule as listed: who owns it and which pool its jobs use."""
+
+    id: str
+    state: str
+    pool_id: str
+    owner: str
+
+
+@dataclass(frozen=True)
 class Owned:
-    """What the listing found: every live job (to see who uses a pool) and the pools this workload owns."""
+    """What the listing found: every live job and job schedule (to see who uses a pool) and the pools this
+    workload owns."""
 
     jobs: tuple[LiveJobRef, ...] = ()
     pools: tuple[LivePoolRef, ...] = ()
+    schedules: tuple[LiveScheduleRef, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,10 @@ class Named:
 
     pools: frozenset[str] = frozenset()
     jobs: Mapping[str, str] = field(default_factory=dict)  # job id -> pool id ("" when none)
+    schedules: frozenset[str] = frozenset()  # the job schedule of a workload with ``schedule:``
+
+    def names_schedule(self, schedule_id: str) -> bool:
+        return schedule_id.lower() in {s.lower() for s in self.schedules}
 
     def names_pool(self, pool_id: str) -> bool:
         return pool_id.lower() in {p.lower() for p in self.pools}
@@ -73,7 +91,24 @@ class Named:
 def named_by(workload: Workload) -> Named:
     pools = frozenset({workload.pool.id} if workload.pool else ())
     jobs = {job.id: str((job.properties.get("poolInfo") or {}).get("poolId", "")) for job in workload.jobs}
-    return Named(pools, jobs)
+    schedules = frozenset({workload.job.id} if workload.schedule is not None and workload.job else ())
+    return Named(pools, jobs, schedules)
+
+
+def orphan_schedule_ids(workload: str, owned: Owned, named: Named) -> list[str]:
+    return [
+        s.id
+        for s in owned.schedules
+        if s.owner == workload and s.state not in ("deleting",) and not named.names_schedule(s.id)
+    ]
+
+
+def _schedule_change(schedule: LiveScheduleRef, options: PlanOptions) -> Change:
+    address = f"jobschedule/{schedule.id}"
+    if not options.prune:
+        return Change(address, Action.NOOP, reason=KEPT, cause=ORPHAN)
+    delete = Operation(Stage.JOB_DELETE, "jobschedule.delete", {"id": schedule.id})
+    return Change(address, Action.DELETE, reason=GONE, operations=(delete,), cause=ORPHAN)
 
 
 def orphan_ids(workload: str, owned: Owned, named: Named) -> tuple[list[str], list[str]]:
@@ -117,9 +152,7 @@ def _pool_change(pool: LivePoolRef, users: Sequence[str], options: PlanOptions) 
     if not options.prune:
         return Change(address, Action.NOOP, reason=KEPT, cause=ORPHAN)
     if users:
-        shown = ", ".join(f"job/{u}" for u in users[:3]) + (
-            f" and {len(users) - 3} more" if len(users) > 3 else ""
-        )
+        shown = ", ".join(users[:3]) + (f" and {len(users) - 3} more" if len(users) > 3 else "")
         return Change(address, Action.NOOP, reason=f"{GONE}; kept while {shown} uses it", cause=ORPHAN)
     if pool.running_nodes and not options.confirm_replace:
         return Change(
@@ -134,22 +167,36 @@ def _pool_change(pool: LivePoolRef, users: Sequence[str], options: PlanOptions) 
 
 
 def decide_orphans(workload: str, owned: Owned, named: Named, options: PlanOptions) -> list[Change]:
-    """One change per orphan of ``workload``: jobs first, then pools."""
+    """One change per orphan of ``workload``: job schedules and jobs first, then pools."""
     pool_ids, job_ids = orphan_ids(workload, owned, named)
+    schedules = {x.id: x for x in owned.schedules}
+    changes = [
+        _schedule_change(schedules[i], options) for i in sorted(orphan_schedule_ids(workload, owned, named))
+    ]
+    gone_schedules = {c.address.split("/", 1)[1].lower() for c in changes if c.action is Action.DELETE}
     jobs = {j.id: j for j in owned.jobs}
-    changes = [_job_change(jobs[i], options) for i in sorted(job_ids)]
+    changes += [_job_change(jobs[i], options) for i in sorted(job_ids)]
     deleted = {c.address.split("/", 1)[1].lower() for c in changes if c.action is Action.DELETE}
     pools = {p.id: p for p in owned.pools}
     for pool in sorted(pool_ids):
         # The manifest's jobs as they will be, then the live jobs that stay (not the manifest's: they move).
-        users = sorted(job for job, uses in named.jobs.items() if uses.lower() == pool.lower())
+        users = sorted(f"job/{job}" for job, uses in named.jobs.items() if uses.lower() == pool.lower())
         users += sorted(
-            j.id
+            f"job/{j.id}"
             for j in owned.jobs
             if j.pool_id.lower() == pool.lower()
             and j.state not in FINISHED
             and j.id.lower() not in deleted
             and not named.names_job(j.id)
+            and j.id.split(":", 1)[0].lower() not in gone_schedules  # a deleted schedule's runs go with it
+        )
+        users += sorted(
+            f"jobschedule/{x.id}"
+            for x in owned.schedules
+            if x.pool_id.lower() == pool.lower()
+            and x.state not in FINISHED
+            and x.id.lower() not in gone_schedules
+            and not named.names_schedule(x.id)
         )
         changes.append(_pool_change(pools[pool], users, options))
     return changes

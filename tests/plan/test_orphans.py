@@ -6,7 +6,15 @@ import pytest
 
 from batchrun.plan.actions import Action, Change
 from batchrun.plan.decide_common import PlanOptions
-from batchrun.plan.decide_orphans import ORPHAN, LiveJobRef, LivePoolRef, Named, Owned, decide_orphans
+from batchrun.plan.decide_orphans import (
+    ORPHAN,
+    LiveJobRef,
+    LivePoolRef,
+    LiveScheduleRef,
+    Named,
+    Owned,
+    decide_orphans,
+)
 
 W = "etl"
 PRUNE = PlanOptions(prune=True)
@@ -121,3 +129,29 @@ def test_every_job_the_manifest_names_is_kept_and_holds_its_pool() -> None:
     (change,) = decide_orphans(W, owned, named, PRUNE)
     assert (change.address, change.action) == ("pool/pool-a", Action.NOOP)
     assert change.reason == "owned but no longer in the manifest; kept while job/Prep uses it"
+
+
+def test_a_schedule_no_longer_named_is_an_orphan_and_keeps_its_pool_until_it_goes() -> None:
+    owned = Owned(
+        pools=(LivePoolRef("pool-a", "active", W),),
+        schedules=(
+            LiveScheduleRef("nightly-old", "active", "pool-a", W),
+            LiveScheduleRef("someone-elses", "active", "pool-a", "other"),
+        ),
+    )
+    kept = decide(owned, PlanOptions())
+    assert (
+        "jobschedule/nightly-old",
+        "no-op",
+        "owned but no longer in the manifest; kept (--prune deletes it)",
+    ) in summary(kept)
+    pruned = summary(decide(owned))
+    assert ("jobschedule/nightly-old", "delete", "owned but no longer in the manifest") in pruned
+    # The other workload's schedule still runs jobs on pool-a: the pool stays.
+    assert (
+        "pool/pool-a",
+        "no-op",
+        "owned but no longer in the manifest; kept while jobschedule/someone-elses uses it",
+    ) in pruned
+    named = Named(frozenset({"pool-b"}), {"nightly-old": "pool-a"}, frozenset({"nightly-old"}))
+    assert not [c for c in decide_orphans(W, owned, named, PRUNE) if c.address.startswith("jobschedule/")]

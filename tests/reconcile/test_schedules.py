@@ -98,9 +98,23 @@ def test_a_scheduled_workload_runs_its_tasks_in_each_run(
     assert "extract two" in _decoded(variables["BATCHRUN_TASKS"])
     assert run(local_target_env, "plan", str(manifest), "--detailed-exitcode").returncode == 0
 
+    # Renamed: the old schedule is owned but no longer named; --prune deletes it (and its runs).
+    renamed = SCHEDULED.format(name="sched-a", pool="sched-a-pool", word="two").replace(
+        "id: sched-a\n", "id: sched-b\n"
+    )
+    manifest.write_text(renamed)
+    orphaned = run(local_target_env, "plan", str(manifest))
+    assert (
+        "jobschedule/sched-a: owned but no longer in the manifest; kept (--prune deletes it)"
+        in orphaned.stdout
+    )
+    pruned = run(local_target_env, "apply", str(manifest), "--auto-approve", "--prune")
+    assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+    assert "- jobschedule/sched-a will be deleted (owned but no longer in the manifest)" in pruned.stdout
+
     destroyed = run(local_target_env, "destroy", str(manifest), "--auto-approve")
     assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
-    assert "- jobschedule/sched-a will be deleted" in destroyed.stdout
+    assert "- jobschedule/sched-b will be deleted" in destroyed.stdout
     from azure.core.exceptions import ResourceNotFoundError
 
     try:
