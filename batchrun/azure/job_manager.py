@@ -2,11 +2,12 @@
 
 A Batch job schedule makes a new job for every run from its job specification, which cannot hold tasks. The
 specification's job manager task does it: a short standard-library Python program (``python3`` is on Batch's
-Linux images) that reads the task bodies from its environment and adds them to its own job, 100 per request,
-with the job-scoped token Batch gives it (``authenticationTokenSettings: {access: [job]}``, so no account key
-ever reaches a node). An add answered ``TaskExists`` is a success: a job manager restarted part-way adds only
-what is missing. The task bodies (with their storage SAS URLs) travel gzipped and base64-encoded in
-``BATCHRUN_TASKS``.
+Linux images) that reads the task bodies from its environment and adds them to its own job with the
+job-scoped token Batch gives it (``authenticationTokenSettings: {access: [job]}``, so no account key ever
+reaches a node). Requests hold at most 100 tasks and stay under Batch's 1 MB (a 413 halves the group); an add
+answered ``TaskExists`` is a success (a job manager restarted part-way adds only what is missing); a task
+still refused after the retries fails the job manager, naming it. The task bodies (with their storage SAS
+URLs) travel gzipped and base64-encoded in ``BATCHRUN_TASKS``, which Linux limits to 128 KiB.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from batchrun.errors import ApplyError
 
 MANAGER_ID = "batchrun-add-tasks"
 TASKS_VARIABLE = "BATCHRUN_TASKS"
-# Batch takes at most 1 MB per request; the schedule's body carries every task once, compressed.
-MAX_ENCODED_BYTES = 768 * 1024
+# Linux refuses an environment string over 128 KiB (MAX_ARG_STRLEN) when it starts the job manager.
+MAX_ENCODED_BYTES = 120 * 1024
 
 PROGRAM = """
 import base64, gzip, json, os, sys, time, urllib.error, urllib.request
@@ -31,8 +32,19 @@ job, token = os.environ["AZ_BATCH_JOB_ID"], os.environ["AZ_BATCH_AUTHENTICATION_
 tasks = json.loads(gzip.decompress(base64.b64decode(os.environ["BATCHRUN_TASKS"])))
 path = url + "/jobs/" + urllib.request.quote(job, safe="") + "/addtaskcollection?api-version=2024-07-01.20.0"
 failed = []
-for start in range(0, len(tasks), 100):
-    chunk = tasks[start:start + 100]
+def chunks(items, limit=900000):
+    # At most 100 tasks and well under Batch's 1 MB a request.
+    chunk, size = [], 0
+    for item in items:
+        length = len(json.dumps(item)) + 1
+        if chunk and (len(chunk) == 100 or size + length > limit):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item)
+        size += length
+    if chunk:
+        yield chunk
+def add(chunk):
     for attempt in range(6):
         request = urllib.request.Request(path, data=json.dumps({"value": chunk}).encode(), method="POST")
         request.add_header("Authorization", "Bearer " + token)
@@ -40,6 +52,16 @@ for start in range(0, len(tasks), 100):
         try:
             with urllib.request.urlopen(request, timeout=60) as answer:
                 results = json.load(answer)["value"]
+        except urllib.error.HTTPError as error:
+            if error.code == 413 and len(chunk) > 1:  # too large after all: halves
+                half = len(chunk) // 2
+                add(chunk[:half])
+                add(chunk[half:])
+                return
+            if error.code < 500 and error.code != 429 or attempt == 5:
+                sys.exit("adding tasks failed: HTTP %d %s" % (error.code, error.read()[:300]))
+            time.sleep(2 ** attempt)
+            continue
         except (urllib.error.URLError, OSError, ValueError) as error:
             if attempt == 5:
                 sys.exit("adding tasks failed: %s" % error)
@@ -52,8 +74,11 @@ for start in range(0, len(tasks), 100):
                 failed.append("%s: %s" % (r.get("taskId"), code))
         chunk = [t for t in chunk if t["id"] in again]
         if not chunk:
-            break
+            return
         time.sleep(2 ** attempt)
+    failed.extend("%s: server error after retries" % t["id"] for t in chunk)
+for chunk in chunks(tasks):
+    add(chunk)
 print("added %d task(s) to job %s" % (len(tasks) - len(failed), job))
 if failed:
     sys.exit("tasks not added: " + "; ".join(failed[:20]))

@@ -100,7 +100,7 @@ def job_of_token(account_key: bytes, token: str, now: datetime | None = None) ->
         return None
     payload, _, signature = token[len(JOB_TOKEN_PREFIX) :].partition(".")
     expected = _b64(hmac.new(account_key, (JOB_TOKEN_PREFIX + payload).encode(), hashlib.sha256).digest())
-    if not signature or not hmac.compare_digest(expected, signature):
+    if not signature or not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
         return None
     try:
         claims = json.loads(_unb64(payload))

@@ -264,6 +264,15 @@ def _load_document(
             ),
         )
     schedule = resolved.get("schedule")
+    if schedule is not None and job_spec is not None and "jobManagerTask" in job_spec.properties:
+        problems.append(
+            document.diagnostic(
+                ("job", "jobManagerTask"),
+                "a scheduled job's job manager task is batchrun's: it adds the manifest's tasks to each run",
+                "remove job.jobManagerTask, or remove `schedule` and keep your own job manager",
+                key=True,
+            )
+        )
     if schedule is not None and job_spec is None:
         problems.append(
             document.diagnostic(

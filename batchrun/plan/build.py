@@ -32,14 +32,16 @@ ENTRA_SAS_LIMIT = 7 * DAY  # a user delegation key lives at most 7 days
 
 
 def sas_lifetime_seconds(workload: Workload, user_delegation_sas: bool) -> int:
-    """The jobs' longest maxWallClockTime plus a day (when every job sets one), else 30 days; at most 7 days
-    with Entra ID."""
+    """The jobs' longest maxWallClockTime plus a day (when every job sets one and there is no schedule), else
+    30 days; at most 7 days with Entra ID."""
     limits = [
         duration_seconds(limit)
         for job in workload.jobs
         if isinstance(limit := (job.properties.get("constraints") or {}).get("maxWallClockTime"), str)
     ]
     seconds = DEFAULT_SAS_LIFETIME
+    if workload.schedule is not None:  # runs start long after the apply: the longest lifetime there is
+        limits = []
     if workload.jobs and len(limits) == len(workload.jobs) and all(p is not None for p in limits):
         seconds = int(max(p for p in limits if p is not None)) + DAY
     return min(seconds, ENTRA_SAS_LIMIT) if user_delegation_sas else seconds

@@ -76,7 +76,8 @@ class Named:
 
     pools: frozenset[str] = frozenset()
     jobs: Mapping[str, str] = field(default_factory=dict)  # job id -> pool id ("" when none)
-    schedules: frozenset[str] = frozenset()  # the job schedule of a workload with ``schedule:``
+    # The job schedule of a workload with ``schedule:``, with the pool its jobs use (its job is not a job).
+    schedules: Mapping[str, str] = field(default_factory=dict)
 
     def names_schedule(self, schedule_id: str) -> bool:
         return schedule_id.lower() in {s.lower() for s in self.schedules}
@@ -91,8 +92,9 @@ class Named:
 def named_by(workload: Workload) -> Named:
     pools = frozenset({workload.pool.id} if workload.pool else ())
     jobs = {job.id: str((job.properties.get("poolInfo") or {}).get("poolId", "")) for job in workload.jobs}
-    schedules = frozenset({workload.job.id} if workload.schedule is not None and workload.job else ())
-    return Named(pools, jobs, schedules)
+    if workload.schedule is not None:  # a job left from before the schedule is an orphan
+        return Named(pools, {}, jobs)
+    return Named(pools, jobs)
 
 
 def orphan_schedule_ids(workload: str, owned: Owned, named: Named) -> list[str]:
@@ -181,6 +183,9 @@ def decide_orphans(workload: str, owned: Owned, named: Named, options: PlanOptio
     for pool in sorted(pool_ids):
         # The manifest's jobs as they will be, then the live jobs that stay (not the manifest's: they move).
         users = sorted(f"job/{job}" for job, uses in named.jobs.items() if uses.lower() == pool.lower())
+        users += sorted(
+            f"jobschedule/{x}" for x, uses in named.schedules.items() if uses.lower() == pool.lower()
+        )
         users += sorted(
             f"job/{j.id}"
             for j in owned.jobs

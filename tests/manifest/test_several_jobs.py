@@ -122,3 +122,16 @@ def test_a_schedule_runs_one_job(write: Callable[[str], Path]) -> None:
     assert find(problems_of(no_job), "a schedule runs the manifest's job").path == "schedule"
     typo = write(HEADER + POOL + "schedule: {recurrence: PT1H}\njob: {id: j, tasks: []}\n", "t.yaml")
     assert "recurrence" in str(find(problems_of(typo), "recurrence"))
+
+
+def test_a_scheduled_job_keeps_no_job_manager_of_its_own(write: Callable[[str], Path]) -> None:
+    path = write(
+        HEADER
+        + POOL
+        + "schedule: {recurrenceInterval: PT1H}\njob:\n  id: j\n"
+        + "  jobManagerTask: {id: m, commandLine: x}\n  tasks: [{id: a, commandLine: x}]\n"
+    )
+    assert (
+        find(problems_of(path), "a scheduled job's job manager task is batchrun's").path
+        == "job.jobManagerTask"
+    )

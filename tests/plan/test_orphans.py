@@ -153,5 +153,5 @@ def test_a_schedule_no_longer_named_is_an_orphan_and_keeps_its_pool_until_it_goe
         "no-op",
         "owned but no longer in the manifest; kept while jobschedule/someone-elses uses it",
     ) in pruned
-    named = Named(frozenset({"pool-b"}), {"nightly-old": "pool-a"}, frozenset({"nightly-old"}))
+    named = Named(frozenset({"pool-b"}), {}, {"nightly-old": "pool-a"})
     assert not [c for c in decide_orphans(W, owned, named, PRUNE) if c.address.startswith("jobschedule/")]

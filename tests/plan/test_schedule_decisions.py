@@ -88,3 +88,24 @@ def test_each_run_ends_with_its_tasks_unless_the_manifest_says_otherwise() -> No
     assert {"name": "batchrun.workload", "value": "nightly"} in spec["metadata"]
     kept = JobSpec("n", {"onAllTasksComplete": "noaction"})
     assert job_specification(kept, OWNERSHIP)["onAllTasksComplete"] == "noaction"
+
+
+def test_scheduled_tasks_storage_urls_last_the_longest_lifetime() -> None:
+    from dataclasses import replace as replaced
+
+    from batchrun.plan.build import DEFAULT_SAS_LIFETIME, ENTRA_SAS_LIMIT, sas_lifetime_seconds
+
+    job = JobSpec("nightly", {"constraints": {"maxWallClockTime": "PT2H"}})
+    plain = replaced(workload(), job=job, schedule=None)
+    assert sas_lifetime_seconds(plain, False) == 2 * 3600 + 86400  # a job: its own limit plus a day
+    scheduled = replaced(workload(), job=job)
+    assert sas_lifetime_seconds(scheduled, False) == DEFAULT_SAS_LIFETIME  # runs start long after the apply
+    assert sas_lifetime_seconds(scheduled, True) == ENTRA_SAS_LIMIT
+
+
+def test_a_job_left_from_before_the_schedule_is_not_named() -> None:
+    from batchrun.plan.decide_orphans import named_by
+
+    named = named_by(workload())
+    assert not named.names_job("nightly") and named.names_schedule("nightly")
+    assert dict(named.schedules) == {"nightly": "p"}
