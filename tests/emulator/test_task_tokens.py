@@ -96,4 +96,6 @@ def test_job_tokens_are_signed_scoped_and_expire() -> None:
     assert job_of_token(key, token.replace("bjt1.", "bjt1.e"), moment) is None  # tampered
     assert job_of_token(key, token, moment + timedelta(days=8)) is None  # expired
     assert job_of_token(key, "not-a-token", moment) is None
-    assert job_of_token(key, "bjt1.x.\u00e9", moment) is None  # a header byte beyond ASCII: refused, not a crash
+    assert (
+        job_of_token(key, "bjt1.x.\u00e9", moment) is None
+    )  # a header byte beyond ASCII: refused, not a crash
