@@ -30,7 +30,7 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobServiceClient
 
-from batchrun.azure.rest import get_json, list_json
+from batchrun.azure.rest import get_json, list_json, metadata_of
 from batchrun.errors import AuthenticationError, TargetError, TargetUnreachableError
 from batchrun.redact import redact
 from batchrun.watch.snapshot import (
@@ -211,7 +211,7 @@ class BatchMonitor:
             exists=True,
             state=str(found.get("state", "")),
             next_run_time=(found.get("executionInfo") or {}).get("nextRunTime"),
-            metadata={str(i["name"]): str(i["value"]) for i in found.get("metadata") or ()},
+            metadata=metadata_of(found.get("metadata")),
             runs=tuple(
                 (
                     str(job.get("id", "")),

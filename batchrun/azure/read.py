@@ -6,7 +6,7 @@ once to ``LiveTask`` tuples, so memory stays bounded at 100,000 tasks and no SDK
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -16,7 +16,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from batchrun.azure.clients import Clients
 from batchrun.azure.failures import translated
 from batchrun.azure.packages import read_package
-from batchrun.azure.rest import get_json, list_json
+from batchrun.azure.rest import get_json, list_json, metadata_of
 from batchrun.azure.results import read_record
 from batchrun.azure.storage import container_exists, read_input
 from batchrun.model import Workload
@@ -36,10 +36,6 @@ TASK_PAGE_SIZE = 1000
 TASK_FIELDS = ["id", "state", "environmentSettings", "constraints", "executionInfo"]
 
 
-def _metadata(items: Sequence[Mapping[str, Any]] | None) -> dict[str, str]:
-    return {str(i.get("name")): str(i.get("value", "")) for i in items or ()}
-
-
 def read_pool(batch: BatchClient, pool_id: str) -> LivePool | None:
     with translated(f"reading pool/{pool_id}"):
         try:
@@ -54,7 +50,7 @@ def read_pool(batch: BatchClient, pool_id: str) -> LivePool | None:
     return LivePool(
         id=str(pool.get("id", pool_id)),
         properties=pool,
-        metadata=_metadata(pool.get("metadata")),
+        metadata=metadata_of(pool.get("metadata")),
         state=str(pool.get("state", "active")),
         allocation_state=str(pool.get("allocationState", "steady")),
         running_nodes=running,
@@ -75,7 +71,7 @@ def read_job(batch: BatchClient, job_id: str) -> LiveJob | None:
     return LiveJob(
         id=str(job.get("id", job_id)),
         properties=job,
-        metadata=_metadata(job.get("metadata")),
+        metadata=metadata_of(job.get("metadata")),
         state=state,
         pool_id=str((job.get("poolInfo") or {}).get("poolId", "")),
         active_tasks=active,
@@ -92,7 +88,7 @@ def read_schedule(batch: BatchClient, schedule_id: str) -> LiveSchedule | None:
     return LiveSchedule(
         id=str(found.get("id", schedule_id)),
         properties=found,
-        metadata=_metadata(found.get("metadata")),
+        metadata=metadata_of(found.get("metadata")),
         state=str(found.get("state", "active")),
     )
 

@@ -17,6 +17,11 @@ from azure.core.rest import HttpRequest
 PAGE_SIZE = 1000
 
 
+def metadata_of(items: Any) -> dict[str, str]:
+    """A Batch resource's ``metadata`` list (REST JSON) as a mapping; anything else is no metadata."""
+    return {str(i.get("name")): str(i.get("value", "")) for i in items or () if isinstance(i, Mapping)}
+
+
 def list_json(
     batch: BatchClient, path: str, params: Mapping[str, str] | None = None, page_size: int = PAGE_SIZE
 ) -> Iterator[dict[str, Any]]:

@@ -16,15 +16,11 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from batchrun.azure.failures import translated
 from batchrun.azure.job_manager import manager_task
-from batchrun.azure.rest import get_json, send_json
+from batchrun.azure.rest import get_json, metadata_of, send_json
 from batchrun.errors import ApplyError
 from batchrun.plan.live import DIGEST_KEY, WORKLOAD_KEY
 
 DELETE_WAIT_SECONDS = 300
-
-
-def _metadata(items: Any) -> dict[str, str]:
-    return {str(i.get("name")): str(i.get("value")) for i in items or () if isinstance(i, Mapping)}
 
 
 def schedule_body(
@@ -54,8 +50,8 @@ def put_schedule(batch: BatchClient, workload: str, body: Mapping[str, Any], cre
         try:
             send_json(batch, "POST", "/jobschedules", body)
         except ResourceExistsError:
-            live = _metadata(get_json(batch, path).get("metadata"))
-            wanted = _metadata(body.get("metadata"))
+            live = metadata_of(get_json(batch, path).get("metadata"))
+            wanted = metadata_of(body.get("metadata"))
             if live.get(WORKLOAD_KEY) != workload or live.get(DIGEST_KEY) != wanted.get(DIGEST_KEY):
                 raise ApplyError(
                     f"jobschedule/{schedule_id}: a job schedule with this id appeared that this apply did "

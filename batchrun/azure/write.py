@@ -23,7 +23,7 @@ from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsE
 
 from batchrun.azure.failures import error_code, status_of, translate, translated
 from batchrun.azure.parallel import run_parallel
-from batchrun.azure.rest import list_json, post_json
+from batchrun.azure.rest import list_json, metadata_of, post_json
 from batchrun.errors import ApplyError
 from batchrun.plan.live import DIGEST_KEY, WORKLOAD_KEY, task_digest_of
 
@@ -31,10 +31,6 @@ TASKS_PER_REQUEST = 100
 TASK_THREADS = 8
 SERVER_ERROR_RETRIES = 5
 WAIT_TIMEOUT_SECONDS = 30 * 60
-
-
-def _metadata(items: Any) -> dict[str, str]:
-    return {str(i.get("name")): str(i.get("value", "")) for i in items or ()}
 
 
 @dataclass
@@ -88,7 +84,7 @@ class BatchWriter:
     def _is_ours(self, live: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
         """A create answered 409 is done when the live resource is this workload's with this manifest's
         digest (a lost response of our own create), and a conflict otherwise."""
-        have, want = _metadata(live.get("metadata")), _metadata(body.get("metadata"))
+        have, want = metadata_of(live.get("metadata")), metadata_of(body.get("metadata"))
         return have.get(WORKLOAD_KEY) == self.workload and have.get(DIGEST_KEY) == want.get(DIGEST_KEY)
 
     # -- pool ------------------------------------------------------------------------------------------
