@@ -126,6 +126,14 @@ def read_task_bodies(batch: BatchClient, job_id: str, task_ids: Sequence[str]) -
     return bodies
 
 
+def _job_state(batch: BatchClient, job_id: str, with_tasks: bool) -> LiveJobState:
+    """A job and (unless it is being deleted, or not asked for) its tasks."""
+    job = read_job(batch, job_id)
+    if job is None or not with_tasks or job.state == "deleting":
+        return LiveJobState(job)
+    return LiveJobState(job, read_tasks(batch, job.id))
+
+
 def read_live(
     clients: Clients,
     workload: Workload,
@@ -137,19 +145,10 @@ def read_live(
     live_inputs = {p.name: read_input(clients.blob, p, workload.name) for p in inputs}
     live_packages = {f"{p.id}@{p.version}": read_package(clients, p) for p in packages}
     pool = read_pool(clients.batch, workload.pool.id) if workload.pool else None
-    job = read_job(clients.batch, workload.job.id) if workload.job else None
-    tasks: dict[str, LiveTask] = {}
-    if job is not None and with_tasks and job.state != "deleting":
-        tasks = read_tasks(clients.batch, job.id)
-    more_jobs: dict[str, LiveJobState] = {}
-    for spec in workload.more_jobs:
-        other = read_job(clients.batch, spec.id)
-        other_tasks = (
-            read_tasks(clients.batch, other.id)
-            if other is not None and with_tasks and other.state != "deleting"
-            else {}
-        )
-        more_jobs[spec.id.lower()] = LiveJobState(other, other_tasks)
+    first = _job_state(clients.batch, workload.job.id, with_tasks) if workload.job else LiveJobState()
+    more_jobs = {
+        spec.id.lower(): _job_state(clients.batch, spec.id, with_tasks) for spec in workload.more_jobs
+    }
     schedule = read_schedule(clients.batch, workload.job.id) if workload.schedule and workload.job else None
     outputs_exist = container_exists(clients.blob, workload.outputs.container) if workload.outputs else True
     record = read_record(clients.blob, workload.name) if workload.job else None
@@ -159,8 +158,8 @@ def read_live(
         inputs=live_inputs,
         packages=live_packages,
         pool=pool,
-        job=job,
-        tasks=tasks,
+        job=first.job,
+        tasks=first.tasks,
         more_jobs=more_jobs,
         schedule=schedule,
         outputs_container_exists=outputs_exist,

@@ -4,7 +4,7 @@ blocks a plan, and progress lines on stderr."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import click
 
@@ -43,6 +43,18 @@ def blocked_error(plan: Plan, done: str) -> PlanError:
     )
 
 
+def confirm_blocked(lines: Sequence[str]) -> None:
+    """Show the blocked changes and ask whether to replace or delete them anyway; anything but yes aborts."""
+    click.echo("")
+    for line in lines:
+        click.echo(f"  {line}")
+    answer = click.prompt(
+        "Replace or delete these anyway? Only 'yes' is accepted", default="", show_default=False
+    )
+    if answer.strip() != "yes":
+        raise AbortedError("Nothing was changed.")
+
+
 def resolve_blocked(
     plan: Plan, replan: Callable[[], Plan], auto_approve: bool, done: str = "applied"
 ) -> Plan:
@@ -50,14 +62,7 @@ def resolve_blocked(
     if not plan.blocked:
         return plan
     if needs_only_confirmation(plan) and interactive() and not auto_approve:
-        click.echo("")
-        for line in blocked_lines(plan.blocked):
-            click.echo(f"  {line}")
-        answer = click.prompt(
-            "Replace or delete these anyway? Only 'yes' is accepted", default="", show_default=False
-        )
-        if answer.strip() != "yes":
-            raise AbortedError("Nothing was changed.")
+        confirm_blocked(blocked_lines(plan.blocked))
         return replan()
     raise blocked_error(plan, done)
 

@@ -18,9 +18,9 @@ import click
 
 from batchrun.api import Session, destroy_plan_with, execute, plan_with
 from batchrun.cli import exit_codes
-from batchrun.cli.approval import Progress, approve, done_line, interactive
+from batchrun.cli.approval import Progress, approve, confirm_blocked, done_line, interactive
 from batchrun.cli.session import ManifestSet, TargetChoice, note
-from batchrun.errors import AbortedError, BatchrunError, PlanError
+from batchrun.errors import BatchrunError, PlanError
 from batchrun.model import Workload
 from batchrun.plan.decide_common import CONFIRM_FLAG, PlanOptions
 from batchrun.plan.render import blocked_lines
@@ -110,14 +110,7 @@ def _resolve_blocked(
         return plans
     only_confirmation = all(CONFIRM_FLAG in change.unblock for one in plans for change in one.plan.blocked)
     if only_confirmation and interactive() and not auto_approve:
-        click.echo("")
-        for line in lines:
-            click.echo(f"  {line}")
-        answer = click.prompt(
-            "Replace or delete these anyway? Only 'yes' is accepted", default="", show_default=False
-        )
-        if answer.strip() != "yes":
-            raise AbortedError("Nothing was changed.")
+        confirm_blocked(lines)
         return [replan(one) if one.plan.blocked else one for one in plans]
     raise PlanError(f"the plan has blocked changes, so nothing was {done}:\n  " + "\n  ".join(lines))
 

@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from batchrun.emulator.errors import BatchApiError
@@ -92,6 +93,12 @@ def job_token(account_key: bytes, job_id: str, now: datetime | None = None) -> s
     payload = _b64(json.dumps({"job": job_id, "exp": expires}, separators=(",", ":")).encode())
     signature = _b64(hmac.new(account_key, (JOB_TOKEN_PREFIX + payload).encode(), hashlib.sha256).digest())
     return f"{JOB_TOKEN_PREFIX}{payload}.{signature}"
+
+
+def task_token(account_key: bytes, job_id: str, spec: Mapping[str, Any]) -> str | None:
+    """The job token a task asks for with ``authenticationTokenSettings.access: [job]``, else None."""
+    settings = spec.get("authenticationTokenSettings") or {}
+    return job_token(account_key, job_id) if "job" in (settings.get("access") or ()) else None
 
 
 def job_of_token(account_key: bytes, token: str, now: datetime | None = None) -> str | None:

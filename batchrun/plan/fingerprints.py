@@ -15,7 +15,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from batchrun.plan.live import LiveJob, LivePool, LiveSchedule, LiveState, PreparedInput, PreparedPackage
+from batchrun.plan.live import (
+    LiveJob,
+    LivePool,
+    LiveSchedule,
+    LiveState,
+    LiveTask,
+    PreparedInput,
+    PreparedPackage,
+)
 from batchrun.redact import redact
 
 VOLATILE = frozenset(
@@ -178,19 +186,20 @@ class Fingerprints:
         )
 
 
+def _task_states(tasks: Mapping[str, LiveTask]) -> list[tuple[Any, ...]]:
+    """What a job's tasks are, in a stable order: id, digest, state, result, exit code."""
+    return sorted((k, t.digest, t.state, t.result, t.exit_code) for k, t in tasks.items())
+
+
 def fingerprints(
     manifest_digest: str,
     live: LiveState,
     inputs: Sequence[PreparedInput],
     packages: Sequence[PreparedPackage],
 ) -> Fingerprints:
-    tasks = sorted((k, t.digest, t.state, t.result, t.exit_code) for k, t in live.tasks.items())
+    tasks = _task_states(live.tasks)
     other_jobs = {
-        job_id: JobPrints(
-            resource_print(other.job),
-            digest(sorted((k, t.digest, t.state, t.result, t.exit_code) for k, t in other.tasks.items())),
-            len(other.tasks),
-        )
+        job_id: JobPrints(resource_print(other.job), digest(_task_states(other.tasks)), len(other.tasks))
         for job_id, other in sorted(live.more_jobs.items())
     }
     results = sorted((k, tuple(r)) for k, r in live.results.items())

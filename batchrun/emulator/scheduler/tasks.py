@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from batchrun.emulator.auth import job_token
+from batchrun.emulator.auth import task_token
 from batchrun.emulator.model import Body, find_by_id, internal, job_pool_id, transition
 from batchrun.emulator.node import (
     PackageBlob,
@@ -221,7 +221,7 @@ class TaskRunner:
                     environment,
                     packages,
                     [LOCAL_IP],
-                    self._authentication_token(run.job_id, spec),
+                    task_token(self.scheduler.config.account_key_bytes, run.job_id, spec),
                 )
                 outcome = run_task(
                     identity, launch, self.scheduler.storage, run.cancel, self.scheduler.upload_journal
@@ -236,13 +236,6 @@ class TaskRunner:
                 _LOG.error("the end of task %s/%s could not be saved: %s", run.job_id, run.task_id, error)
                 self.scheduler.running.pop((run.job_id, run.task_id), None)
                 self.scheduler.resync()  # the task runs again, as after a restart
-
-    def _authentication_token(self, job_id: str, spec: Body) -> str | None:
-        """A job-scoped token when the task asks for one (``authenticationTokenSettings.access: [job]``)."""
-        settings = spec.get("authenticationTokenSettings") or {}
-        if "job" not in (settings.get("access") or ()):
-            return None
-        return job_token(self.scheduler.config.account_key_bytes, job_id)
 
     def _run_preparation(
         self,
