@@ -276,20 +276,24 @@ def bench_processes(emulator: Emulator, rows: list[str], rounds: int) -> None:
         )
 
 
+def idle_job(client: BatchClient, job_id: str, tasks: list[tuple[str, str, int]]) -> list[dict[str, object]]:
+    """A job on a pool that does not exist (its tasks are only stored) and the bodies of ``tasks``
+    ((id, command line, index) triples) to add to it."""
+    client.create_job(models.BatchJobCreateOptions(id=job_id, pool_info=models.BatchPoolInfo(pool_id="none")))
+    return [
+        {
+            "id": task_id,
+            "commandLine": command,
+            "environmentSettings": [{"name": "INDEX", "value": str(index)}],
+        }
+        for task_id, command, index in tasks
+    ]
+
+
 def bench_listing(emulator: Emulator) -> None:
     print(f"list: {LIST_TASKS:,} tasks, pages of {PAGE:,}")
     client = emulator.client()
-    client.create_job(
-        models.BatchJobCreateOptions(id="list-job", pool_info=models.BatchPoolInfo(pool_id="none"))
-    )
-    bodies: list[dict[str, object]] = [
-        {
-            "id": f"task-{index:05d}",
-            "commandLine": f"/bin/echo {index}",
-            "environmentSettings": [{"name": "INDEX", "value": str(index)}],
-        }
-        for index in range(LIST_TASKS)
-    ]
+    bodies = idle_job(client, "list-job", [(f"task-{i:05d}", f"/bin/echo {i}", i) for i in range(LIST_TASKS)])
     started = time.perf_counter()
     add_tasks(emulator.url, "list-job", bodies)
     print(
@@ -347,17 +351,9 @@ def bench_listing(emulator: Emulator) -> None:
 def bench_rss(emulator: Emulator) -> None:
     print(f"rss: the emulator holding {RSS_TASKS:,} tasks, after a restart")
     client = emulator.client()
-    client.create_job(
-        models.BatchJobCreateOptions(id="rss-job", pool_info=models.BatchPoolInfo(pool_id="none"))
+    bodies = idle_job(
+        client, "rss-job", [(f"task-{i:06d}", f"/bin/sh -c 'echo {i}'", i) for i in range(RSS_TASKS)]
     )
-    bodies: list[dict[str, object]] = [
-        {
-            "id": f"task-{index:06d}",
-            "commandLine": f"/bin/sh -c 'echo {index}'",
-            "environmentSettings": [{"name": "INDEX", "value": str(index)}],
-        }
-        for index in range(RSS_TASKS)
-    ]
     started = time.perf_counter()
     add_tasks(emulator.url, "rss-job", bodies)
     print(f"  submitted in {time.perf_counter() - started:.1f} s; RSS live: {emulator.rss_mib():.0f} MiB")
