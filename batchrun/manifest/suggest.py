@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
 def closest(word: str, candidates: Iterable[str]) -> str | None:
     """The candidate ``word`` most likely meant: same letters in another case first, then a close spelling."""
+    import difflib  # only when a name is wrong: a valid manifest does not pay for importing it
+
     options = list(candidates)
     for option in options:
         if option.lower() == word.lower():

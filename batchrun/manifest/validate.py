@@ -9,25 +9,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import jsonschema  # type: ignore[import-untyped]
+from typing import TYPE_CHECKING, Any
 
 from batchrun.errors import Diagnostic
 from batchrun.manifest.load import Document, PathKey
+from batchrun.manifest.schema_compiled import CompiledSchema, compile_schema
 from batchrun.manifest.suggest import did_you_mean
+
+if TYPE_CHECKING:
+    import jsonschema  # type: ignore[import-untyped]
 
 _MAX_SHOWN = 60
 
 
 def schema_path() -> Path:
     """The schema file: inside an installed wheel (batchrun/_schemas) or at the root of a source checkout."""
-    packaged = resources.files("batchrun").joinpath("_schemas/manifest.schema.json")
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "_schemas" / "manifest.schema.json"
     if packaged.is_file():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "schemas" / "manifest.schema.json"
+        return packaged
+    return package.parent / "schemas" / "manifest.schema.json"
 
 
 def load_schema() -> dict[str, Any]:
@@ -68,14 +70,30 @@ _TYPE_WORDS = {
 
 
 class SchemaChecker:
-    """Validates instances against the manifest schema (or one of its definitions)."""
+    """Validates instances against the manifest schema (or one of its definitions).
+
+    A valid instance is recognised by the compiled schema (batchrun.manifest.schema_compiled) without
+    importing jsonschema; jsonschema's validator is built only to find and explain the errors of an invalid
+    one.
+    """
 
     def __init__(self, schema: dict[str, Any] | None = None) -> None:
         self.schema = schema if schema is not None else load_schema()
-        self.validator = jsonschema.Draft202012Validator(self.schema)
+        self.compiled: CompiledSchema | None = compile_schema(self.schema)
+        self._validator: jsonschema.Draft202012Validator | None = None
+
+    @property
+    def validator(self) -> jsonschema.Draft202012Validator:
+        if self._validator is None:
+            import jsonschema
+
+            self._validator = jsonschema.Draft202012Validator(self.schema)
+        return self._validator
 
     def check(self, document: Document, instance: Any, base: PathKey = ()) -> list[Diagnostic]:
         """Diagnostics for ``instance`` (the document's data, or the part of it at ``base``)."""
+        if self.compiled is not None and self.compiled.is_valid(instance):
+            return []
         problems: dict[tuple[Any, ...], Diagnostic] = {}
         for error in self.validator.iter_errors(instance):
             for diagnostic in self.explain(document, error, base):
@@ -135,6 +153,8 @@ class SchemaChecker:
             )
             return
         if validator == "propertyNames" and isinstance(instance, dict):
+            import jsonschema
+
             for key in instance:
                 if not isinstance(key, str) or not jsonschema.Draft202012Validator(error.schema).is_valid(
                     {key: 0}

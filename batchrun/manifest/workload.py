@@ -179,18 +179,23 @@ def _load_workload(
     path: Path, variables: Mapping[str, str], var_files: Sequence[Path], max_tasks: int
 ) -> Workload:
     document = load_document(path)
+    checker = SchemaChecker()  # one per manifest, whatever its number of jobs
     if isinstance(document.data, dict) and "jobs" in document.data:
         return load_jobs(
             document,
-            lambda view: _load_document(view, variables, var_files, max_tasks),
+            lambda view: _load_document(view, variables, var_files, max_tasks, checker),
             lambda workload: canonical_digest(desired_document(workload)),
             max_tasks,
         )
-    return _load_document(document, variables, var_files, max_tasks)
+    return _load_document(document, variables, var_files, max_tasks, checker)
 
 
 def _load_document(
-    document: Document, variables: Mapping[str, str], var_files: Sequence[Path], max_tasks: int
+    document: Document,
+    variables: Mapping[str, str],
+    var_files: Sequence[Path],
+    max_tasks: int,
+    checker: SchemaChecker,
 ) -> Workload:
     problems: list[Diagnostic] = []
     values = resolve_variables(document, variables, var_files, problems)
@@ -200,7 +205,6 @@ def _load_document(
     skeleton = {key: value for key, value in data.items() if key != "variables"}
     if isinstance(job, dict) and "tasks" in job:
         skeleton["job"] = {key: value for key, value in job.items() if key != "tasks"}
-    checker = SchemaChecker()
     paths = SchemaPaths(checker.schema)
     compiler = Compiler(values, text_only=paths.text_only)
     resolved: dict[str, Any] = compiler.compile(skeleton, ()).constant
