@@ -118,6 +118,18 @@ def run_process(
     time_limit: float | None,
 ) -> ProcessResult:
     """Run ``command_line`` to its end, streaming output to files; kill its group on cancel or time limit."""
+    process = spawn_process(command_line, working_dir, env, stdout_path, stderr_path)
+    return wait_process(process, cancel, time_limit)
+
+
+def spawn_process(
+    command_line: str,
+    working_dir: Path,
+    env: Mapping[str, str],
+    stdout_path: Path,
+    stderr_path: Path,
+) -> subprocess.Popen[bytes]:
+    """Start ``command_line`` in its own process group with its output going to the two files."""
     words = split_command_line(command_line)
     program = resolve_program(words[0], env, working_dir)
     launcher = launcher_path()
@@ -135,10 +147,10 @@ def run_process(
     try:
         stderr = os.open(stderr_path, _OUTPUT_FLAGS, 0o666)
         try:
-            process = subprocess.Popen(
+            return subprocess.Popen(
                 argv,
                 cwd=working_dir,
-                env=dict(env),
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,
                 stderr=stderr,
@@ -158,18 +170,19 @@ def run_process(
             os.close(stderr)
     finally:
         os.close(stdout)
-    return _wait(process, cancel, time_limit)
 
 
-def _wait(
+def wait_process(
     process: subprocess.Popen[bytes], cancel: threading.Event, time_limit: float | None
 ) -> ProcessResult:
+    """Wait in this thread for ``process`` to end; end its group on cancel or after ``time_limit`` seconds
+    (start tasks and job preparation/release tasks; task runs are watched by :mod:`.supervisor`)."""
     deadline = None if time_limit is None else time.monotonic() + time_limit
-    pidfd = _open_pidfd(process.pid)
+    pidfd = open_pidfd(process.pid)
     try:
         while True:
             if process.poll() is not None:
-                return ProcessResult(_exit_code(process.returncode), "exited")
+                return ProcessResult(exit_code(process.returncode), "exited")
             if cancel.is_set():
                 return ProcessResult(_end(process), "cancelled")
             if deadline is not None and time.monotonic() >= deadline:
@@ -189,7 +202,7 @@ def _wait(
             os.close(pidfd)
 
 
-def _open_pidfd(pid: int) -> int | None:
+def open_pidfd(pid: int) -> int | None:
     opener = getattr(os, "pidfd_open", None)
     if opener is None:
         return None
@@ -202,19 +215,19 @@ def _open_pidfd(pid: int) -> int | None:
 
 def _end(process: subprocess.Popen[bytes]) -> int:
     """SIGTERM the group, then SIGKILL what is left after a short grace period."""
-    _signal_group(process.pid, signal.SIGTERM)
+    signal_group(process.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=TERMINATE_GRACE)
-    _signal_group(process.pid, signal.SIGKILL)  # also reaps children that ignored SIGTERM
+    signal_group(process.pid, signal.SIGKILL)  # also reaps children that ignored SIGTERM
     process.wait()
-    return _exit_code(process.returncode)
+    return exit_code(process.returncode)
 
 
-def _signal_group(pgid: int, signum: int) -> None:
+def signal_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
 
 
-def _exit_code(returncode: int) -> int:
+def exit_code(returncode: int) -> int:
     # A process killed by a signal reports 128 + signal number, as a shell shows it.
     return 128 - returncode if returncode < 0 else returncode

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from batchrun.emulator.node.environment import task_environment
@@ -29,7 +32,7 @@ from batchrun.emulator.node.model import (
 )
 from batchrun.emulator.node.outputs import upload_outputs
 from batchrun.emulator.node.packages import PackageError, install_packages
-from batchrun.emulator.node.process import LaunchError, run_process
+from batchrun.emulator.node.process import LaunchError, ProcessResult, spawn_process, wait_process
 from batchrun.emulator.node.resources import ResourceFileError, download_resource_files
 from batchrun.emulator.node.upload_journal import RunRecorder, UploadJournal
 from batchrun.emulator.timefmt import duration_seconds
@@ -40,6 +43,26 @@ _LOG = logging.getLogger(__name__)
 JOB_RELEASE_DEFAULT_LIMIT = 15 * 60.0
 # Batch reports "unlimited" as TimeSpan.MaxValue (about 29,000 years); anything beyond a century is no limit.
 UNLIMITED_SECONDS = 100 * 365 * 86400.0
+
+
+@dataclass(frozen=True)
+class StartedTask:
+    """A task whose process runs: what :func:`finish_task` needs once it has ended."""
+
+    process: subprocess.Popen[bytes]
+    launch: TaskLaunch
+    storage: StorageAccess | None
+    journal: UploadJournal | None
+    start: datetime
+    task_dir: Path
+    env: Mapping[str, str]
+    limit_text: str
+    time_limit: float | None
+
+    @property
+    def uploads(self) -> bool:
+        """True when finishing uploads output files (it then waits on storage)."""
+        return bool(_outputs(self.launch))
 
 
 def run_task(
@@ -54,25 +77,64 @@ def run_task(
     Never raises for anything the task or its inputs did wrong: those become ``failure_info``. Output uploads
     storage acknowledged are recorded in ``journal`` (for a check after a storage crash).
     """
+    started = start_task(identity, launch, storage, cancel, journal)
+    if isinstance(started, TaskOutcome):
+        return started
+    return finish_task(started, wait_process(started.process, cancel, started.time_limit))
+
+
+def waits_on_storage(launch: TaskLaunch) -> bool:
+    """True when starting or finishing ``launch`` reads or writes storage (resource files, application
+    packages, output files): such runs are started and finished away from the thread that reaps processes."""
+    spec = launch.spec
+    if launch.packages or spec.get("resourceFiles") or _outputs(launch):
+        return True
+    multi_instance = spec.get("multiInstanceSettings")
+    return isinstance(multi_instance, Mapping) and bool(multi_instance.get("commonResourceFiles"))
+
+
+def start_task(
+    identity: NodeIdentity,
+    launch: TaskLaunch,
+    storage: StorageAccess | None,
+    cancel: threading.Event,
+    journal: UploadJournal | None = None,
+) -> StartedTask | TaskOutcome:
+    """Prepare the node and start the process of ``launch``; the outcome instead when it cannot start.
+
+    Never raises (see :func:`run_task`); the process is left to the caller to wait for.
+    """
     start = _now()
     try:
-        return _run(identity, launch, storage, cancel, start, journal)
+        return _start(identity, launch, storage, cancel, start, journal)
     except Exception as error:
-        _LOG.exception("node runtime error for %s/%s", launch.job_id, launch.task_id)
-        info = failure_info(
-            SERVER_ERROR, "NodeRuntimeError", f"The local node could not run the task: {redact(str(error))}"
-        )
-        return _failed(start, None, info, "preprocessing")
+        return _runtime_error(launch, start, error)
 
 
-def _run(
+def finish_task(started: StartedTask, result: ProcessResult) -> TaskOutcome:
+    """The outcome of a run whose process ended with ``result``, after its output files (never raises)."""
+    try:
+        return _finish(started, result)
+    except Exception as error:
+        return _runtime_error(started.launch, started.start, error)
+
+
+def _runtime_error(launch: TaskLaunch, start: datetime, error: Exception) -> TaskOutcome:
+    _LOG.error("node runtime error for %s/%s", launch.job_id, launch.task_id, exc_info=error)
+    info = failure_info(
+        SERVER_ERROR, "NodeRuntimeError", f"The local node could not run the task: {redact(str(error))}"
+    )
+    return _failed(start, None, info, "preprocessing")
+
+
+def _start(
     identity: NodeIdentity,
     launch: TaskLaunch,
     storage: StorageAccess | None,
     cancel: threading.Event,
     start: datetime,
-    journal: UploadJournal | None = None,
-) -> TaskOutcome:
+    journal: UploadJournal | None,
+) -> StartedTask | TaskOutcome:
     spec = launch.spec
     prepare_node(identity)
     task_dir = launch_directory(identity, launch)
@@ -117,39 +179,53 @@ def _run(
         return _failed(start, None, ended_failure(), "execution")
     limit_text, limit = _wall_clock_limit(launch)
     try:
-        result = run_process(
-            command_line, working_dir, env, task_dir / "stdout.txt", task_dir / "stderr.txt", cancel, limit
+        process = spawn_process(
+            command_line, working_dir, env, task_dir / "stdout.txt", task_dir / "stderr.txt"
         )
     except LaunchError as error:
         return _failed(start, None, failure_info(USER_ERROR, error.code, str(error)), "preprocessing")
+    return StartedTask(process, launch, storage, journal, start, task_dir, env, limit_text, limit)
 
+
+def _finish(started: StartedTask, result: ProcessResult) -> TaskOutcome:
     info: FailureInfo | None = None
     stage: FailureStage | None = None
     if result.reason == "timeout":
-        info, stage = wall_clock_failure(limit_text), "execution"
+        info, stage = wall_clock_failure(started.limit_text), "execution"
     elif result.reason == "cancelled":
         info, stage = ended_failure(), "execution"
     elif result.exit_code != 0:
         info, stage = exit_code_failure(result.exit_code), "execution"
 
-    outputs = _list(spec.get("outputFiles")) if launch.kind == "task" else []
+    outputs = _outputs(started.launch)
     if outputs:
+        launch, task_dir = started.launch, started.task_dir
         recorder = None
-        if journal is not None:
-            recorder = RunRecorder(journal, launch.job_id, launch.task_id, start, task_dir)
+        if started.journal is not None:
+            recorder = RunRecorder(started.journal, launch.job_id, launch.task_id, started.start, task_dir)
         report = upload_outputs(
-            outputs, working_dir, task_dir, env, succeeded=info is None, storage=storage, recorder=recorder
+            outputs,
+            task_dir / "wd",
+            task_dir,
+            started.env,
+            succeeded=info is None,
+            storage=started.storage,
+            recorder=recorder,
         )
         if report.failure is not None and info is None:
             info, stage = report.failure, "fileupload"
     return TaskOutcome(
         exit_code=result.exit_code,
         failure_info=info,
-        start_time=start,
+        start_time=started.start,
         end_time=_now(),
         result="success" if info is None else "failure",
         failure_stage=stage,
     )
+
+
+def _outputs(launch: TaskLaunch) -> Sequence[Mapping[str, Any]]:
+    return _list(launch.spec.get("outputFiles")) if launch.kind == "task" else []
 
 
 def _wall_clock_limit(launch: TaskLaunch) -> tuple[str, float | None]:
@@ -198,4 +274,4 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-__all__ = ["run_task"]
+__all__ = ["StartedTask", "finish_task", "run_task", "start_task", "waits_on_storage"]

@@ -31,6 +31,7 @@ from batchrun.emulator.scheduler import nodes
 from batchrun.emulator.scheduler.jobs import JobTransitions
 from batchrun.emulator.scheduler.node_ops import NodeOperations
 from batchrun.emulator.scheduler.pools import PoolManager
+from batchrun.emulator.scheduler.runs import TaskRuns
 from batchrun.emulator.scheduler.schedules import ScheduleClock
 from batchrun.emulator.scheduler.tasks import RunningTask, TaskRunner, record_prep_release, requeue
 from batchrun.emulator.store import StoreError
@@ -78,6 +79,7 @@ class Scheduler:
         self.node_ops = NodeOperations(self)
         self.pools = PoolManager(self)
         self.tasks = TaskRunner(self)
+        self.runs = TaskRuns(self)
 
     # ---- lifecycle
     def recover(self) -> None:
@@ -161,6 +163,9 @@ class Scheduler:
             self._thread.join(timeout)
         for worker in list(self._workers):
             worker.join(timeout)
+        with self.model.lock:  # every run ends (requeued) and is recorded before its threads stop
+            self.model.changed.wait_for(lambda: not self.running, timeout)
+        self.runs.stop(timeout)
         self.task_threads.shutdown(wait=True)
 
     def status(self) -> dict[str, Any]:

@@ -13,15 +13,14 @@ from typing import TYPE_CHECKING, Any
 from batchrun.emulator.auth import task_token
 from batchrun.emulator.model import Body, find_by_id, internal, job_pool_id, transition
 from batchrun.emulator.node import (
+    NodeIdentity,
     PackageBlob,
     TaskLaunch,
     TaskOutcome,
     remove_task_directories,
     run_task,
-    task_directory,
-    unsupported_on_host_failure,
 )
-from batchrun.emulator.node.failures import ended_failure, failure_info, record_unrunnable
+from batchrun.emulator.node.failures import ended_failure
 from batchrun.emulator.packages import blobs_of_snapshot, resolve_packages
 from batchrun.emulator.scheduler import nodes
 from batchrun.emulator.scheduler.outcomes import (
@@ -57,6 +56,19 @@ class RunningTask:
     lost_output: Body | None = None
 
 
+@dataclass(frozen=True)
+class TaskStart:
+    """What starting one run needs, taken from the model at dispatch (the lock is not held at the start)."""
+
+    run: RunningTask
+    identity: NodeIdentity
+    spec: Body
+    environment: list[Body]
+    packages: list[PackageBlob] | str  # a message when the packages cannot be used
+    prep_spec: Body | None  # the job preparation task to run on the node first
+    windows: bool
+
+
 class TaskRunner:
     def __init__(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
@@ -69,13 +81,14 @@ class TaskRunner:
             return
         active_jobs = [job for job in self.model.jobs.values() if job["state"] == "active"]
         active_jobs.sort(key=lambda job: (-int(job.get("priority", 0)), job["creationTime"]))
-        for job in active_jobs:
-            if budget <= 0:
-                return
-            pool = find_by_id(self.model.pools, job_pool_id(job))
-            if pool is None or pool["state"] != "active":
-                continue
-            budget -= self._dispatch_job(job, pool, budget)
+        with self.model.store.transaction():  # one commit for every task this pass starts
+            for job in active_jobs:
+                if budget <= 0:
+                    return
+                pool = find_by_id(self.model.pools, job_pool_id(job))
+                if pool is None or pool["state"] != "active":
+                    continue
+                budget -= self._dispatch_job(job, pool, budget)
 
     def _dispatch_job(self, job: Body, pool: Body, budget: int) -> int:
         job_tasks = self.model.tasks[job["id"]]
@@ -157,11 +170,7 @@ class TaskRunner:
             internal(node)["jobPrep"][job["id"]] = "running"
         if node["state"] == "idle":
             nodes.set_node_state(node, "running")
-        with self.model.store.transaction():
-            self.model.save_task(job["id"], task)
-            self.model.save_node(pool["id"], node)
         run = RunningTask(job["id"], task["id"], pool["id"], node["id"], slots)
-        self.scheduler.running[(job["id"], task["id"])] = run
         identity = nodes.identity(self.config, self.scheduler.account_url, pool["id"], node)
         prep_spec = job.get("jobPreparationTask") if run_prep else None
         environment = job.get("commonEnvironmentSettings") or []
@@ -177,58 +186,36 @@ class TaskRunner:
             packages = pool_packages if isinstance(pool_packages, str) else str(task_packages)
         else:
             packages = pool_packages + task_packages
-        windows = nodes.is_windows(pool)
         spec = dict(task)
         spec.pop("_x", None)
+        start = TaskStart(run, identity, spec, environment, packages, prep_spec, nodes.is_windows(pool))
+        key = (job["id"], task["id"])
+        with self.model.store.transaction():
+            self.model.save_task(job["id"], task)
+            self.model.save_node(pool["id"], node)
+            self.scheduler.running[key] = run
+            # The process starts once the task's running state is committed (with the rest of this pass).
+            self.model.store.after_commit(lambda: self.scheduler.runs.begin(start), lambda: self._unrun(key))
 
-        def work() -> None:
-            self._task_worker(run, identity, spec, environment, packages, prep_spec, windows)
+    def _unrun(self, key: tuple[str, str]) -> None:
+        """The transaction that started a run was rolled back: it never started."""
+        self.scheduler.running.pop(key, None)
 
-        self.scheduler.task_threads.submit(work)
+    def launch_of(self, start: TaskStart) -> TaskLaunch:
+        run = start.run
+        return TaskLaunch(
+            "task",
+            run.job_id,
+            run.task_id,
+            start.spec,
+            start.environment,
+            start.packages if isinstance(start.packages, list) else [],
+            [LOCAL_IP],
+            task_token(self.scheduler.config.account_key_bytes, run.job_id, start.spec),
+        )
 
-    def _task_worker(
-        self,
-        run: RunningTask,
-        identity: Any,
-        spec: Body,
-        environment: list[Body],
-        packages: list[PackageBlob] | str,
-        prep_spec: Body | None,
-        windows: bool,
-    ) -> None:
-        try:
-            if windows:
-                record_unrunnable(task_directory(identity, run.job_id, run.task_id), WINDOWS_REASON)
-                outcome = immediate_failure(unsupported_on_host_failure(WINDOWS_REASON))
-            elif isinstance(packages, str):
-                outcome = immediate_failure(
-                    failure_info(
-                        "usererror",
-                        "ApplicationPackageError",
-                        f"An application package could not be used: {packages}",
-                    )
-                )
-            else:
-                if prep_spec is not None and not self._run_preparation(
-                    run, identity, prep_spec, environment, packages
-                ):
-                    return
-                launch = TaskLaunch(
-                    "task",
-                    run.job_id,
-                    run.task_id,
-                    spec,
-                    environment,
-                    packages,
-                    [LOCAL_IP],
-                    task_token(self.scheduler.config.account_key_bytes, run.job_id, spec),
-                )
-                outcome = run_task(
-                    identity, launch, self.scheduler.storage, run.cancel, self.scheduler.upload_journal
-                )
-        except Exception as error:  # never leave a task stuck in running because of a bug
-            _LOG.exception("task %s/%s failed in the emulator", run.job_id, run.task_id)
-            outcome = immediate_failure(failure_info("servererror", "NodeRuntimeError", str(error)))
+    def complete_alone(self, run: RunningTask, outcome: TaskOutcome) -> None:
+        """Record the end of one run, from a thread of its own (takes the lock)."""
         with self.model.lock:
             try:
                 self._complete(run, outcome)
@@ -237,7 +224,22 @@ class TaskRunner:
                 self.scheduler.running.pop((run.job_id, run.task_id), None)
                 self.scheduler.resync()  # the task runs again, as after a restart
 
-    def _run_preparation(
+    def complete_together(self, ended: list[tuple[RunningTask, TaskOutcome]]) -> None:
+        """Record the end of runs that ended together: one lock acquisition, one transaction, one dispatch."""
+        with self.model.lock:
+            try:
+                with self.model.store.transaction():
+                    for run, outcome in ended:
+                        self.record_end(run, outcome)
+                    self.dispatch()
+            except StoreError as error:
+                _LOG.error("the end of %d task runs could not be saved: %s", len(ended), error)
+                for run, _ in ended:
+                    self.scheduler.running.pop((run.job_id, run.task_id), None)
+                self.scheduler.resync()  # the tasks run again, as after a restart
+            self.model.notify()
+
+    def run_preparation(
         self,
         run: RunningTask,
         identity: Any,
@@ -285,7 +287,15 @@ class TaskRunner:
             return False
 
     def _complete(self, run: RunningTask, outcome: TaskOutcome) -> None:
-        """Record how a task run ended (lock held)."""
+        """Record how a task run ended and fill the freed slots (lock held)."""
+        with self.model.store.transaction():
+            self.record_end(run, outcome)
+        # Fill the freed slot from this thread right away instead of waiting for the scheduler thread's pass.
+        self.dispatch()
+        self.model.notify()
+
+    def record_end(self, run: RunningTask, outcome: TaskOutcome) -> None:
+        """Record how a task run ended (lock held; in the caller's transaction)."""
         self.scheduler.running.pop((run.job_id, run.task_id), None)
         if run.lost_output is not None and outcome.result == "success":
             lost = run.lost_output
@@ -293,31 +303,27 @@ class TaskRunner:
         node = self.model.nodes.get(run.pool_id, {}).get(run.node_id)
         job_tasks = self.model.tasks.get(run.job_id)
         task = job_tasks.by_id.get(run.task_id) if job_tasks else None
-        with self.model.store.transaction():
-            if node is not None:
-                node["runningTasksCount"] = max(0, node["runningTasksCount"] - 1)
-                node["runningTaskSlotsCount"] = max(0, node["runningTaskSlotsCount"] - run.slots)
-                if outcome.result == "success" and run.reason is None:
-                    node["totalTasksSucceeded"] += 1
-                if node["state"] == "running" and node["runningTasksCount"] == 0:
-                    nodes.set_node_state(node, "idle")
-                self.model.save_node(run.pool_id, node)
-            if task is not None and job_tasks is not None and run.reason != "delete":
-                job_tasks.begin_change(task)
-                self._record_outcome(run, task, outcome)
-                job_tasks.end_change(task)
-                decision = None
-                if task["state"] == "completed":
-                    decision = self._record_exit_decision(task, outcome)
-                self.model.save_task(run.job_id, task)  # once, with its dependency action
-                if decision is not None:
-                    self.after_completion(run.job_id, task, decision)
+        if node is not None:
+            node["runningTasksCount"] = max(0, node["runningTasksCount"] - 1)
+            node["runningTaskSlotsCount"] = max(0, node["runningTaskSlotsCount"] - run.slots)
+            if outcome.result == "success" and run.reason is None:
+                node["totalTasksSucceeded"] += 1
+            if node["state"] == "running" and node["runningTasksCount"] == 0:
+                nodes.set_node_state(node, "idle")
+            self.model.save_node(run.pool_id, node)
+        if task is not None and job_tasks is not None and run.reason != "delete":
+            job_tasks.begin_change(task)
+            self._record_outcome(run, task, outcome)
+            job_tasks.end_change(task)
+            decision = None
+            if task["state"] == "completed":
+                decision = self._record_exit_decision(task, outcome)
+            self.model.save_task(run.job_id, task)  # once, with its dependency action
+            if decision is not None:
+                self.after_completion(run.job_id, task, decision)
         if run.reason == "delete":
             # The task (or its job) was deleted while it ran; its process has ended now.
             remove_task_directories(self.config.nodes_dir, run.job_id, run.task_id)
-        # Fill the freed slot from this thread right away instead of waiting for the scheduler thread's pass.
-        self.dispatch()
-        self.model.notify()
 
     def _record_outcome(self, run: RunningTask, task: Body, outcome: TaskOutcome) -> None:
         info = task.setdefault("executionInfo", {"retryCount": 0, "requeueCount": 0})

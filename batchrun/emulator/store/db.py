@@ -10,7 +10,7 @@ import enum
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,13 @@ class _Transaction:
         self._store._end(error)
 
 
+def _run_hooks(hooks: list[tuple[Callable[[], None], Callable[[], None] | None]], committed: bool) -> None:
+    for done, undone in hooks:
+        call = done if committed else undone
+        if call is not None:
+            call()
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,6 +78,8 @@ class Store:
         self._connection = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
         self._depth = 0
+        # (on commit, on rollback) of the open transaction, run when its outermost block ends.
+        self._hooks: list[tuple[Callable[[], None], Callable[[], None] | None]] = []
         try:
             self._open()
         except sqlite3.DatabaseError as error:
@@ -99,6 +108,16 @@ class Store:
         """Group writes; nested use joins the outer transaction. Commits when the outermost block ends."""
         return _Transaction(self)
 
+    def after_commit(self, committed: Callable[[], None], undone: Callable[[], None] | None = None) -> None:
+        """Run ``committed`` once what was written so far is committed (at once outside a transaction), or
+        ``undone`` if the open transaction is rolled back: work that must not start before a state change is
+        durable (a task process after its running state) waits for it without a commit of its own."""
+        with self._lock:
+            if self._depth == 0:
+                committed()
+            else:
+                self._hooks.append((committed, undone))
+
     def _begin(self) -> None:
         self._lock.acquire()
         if self._depth == 0:
@@ -114,8 +133,10 @@ class Store:
             self._depth -= 1
             if self._depth > 0:
                 return
+            hooks, self._hooks = self._hooks, []
             if error is not None:
                 self._rollback()
+                _run_hooks(hooks, committed=False)
                 if isinstance(error, sqlite3.Error):
                     raise StoreError(f"{self.path}: {error}") from None
                 return
@@ -123,7 +144,9 @@ class Store:
                 self._connection.execute("COMMIT")
             except sqlite3.Error as failure:
                 self._rollback()
+                _run_hooks(hooks, committed=False)
                 raise StoreError(f"{self.path}: {failure}") from None
+            _run_hooks(hooks, committed=True)
         finally:
             self._lock.release()
 

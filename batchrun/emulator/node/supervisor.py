@@ -1,0 +1,220 @@
+"""One thread that waits for every task process, instead of a thread blocked in ``wait()`` per running task.
+
+Each watched process is a pidfd (Linux 5.3+) in one ``epoll``: the thread wakes when a process ends, reaps it
+and reports its :class:`ProcessResult` to the ``on_exit`` given with it. Time limits and cancellation are
+handled there as :func:`~batchrun.emulator.node.process.wait_process` does for one process: SIGTERM to the
+process group, SIGKILL to the group after :data:`TERMINATE_GRACE` seconds or as soon as the process has ended.
+A cancel ``Event`` is looked at every :data:`CHECK_INTERVAL` seconds while processes run (as the old per-task
+loop did) or at once after :meth:`wake`.
+
+Other threads hand work to the thread with :meth:`call_soon` (it starts processes there), so one thread both
+starts processes and reaps them; the GIL is not handed over at every blocking call of every task. After each
+wake the thread calls ``flush`` once, after the ``on_exit`` callbacks of that wake: the owner completes the
+runs that ended together in one go (one lock acquisition, one database transaction).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import logging
+import os
+import select
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from batchrun.emulator.node.process import (
+    TERMINATE_GRACE,
+    ProcessResult,
+    exit_code,
+    open_pidfd,
+    signal_group,
+)
+
+_LOG = logging.getLogger(__name__)
+CHECK_INTERVAL = 0.05
+
+
+@dataclass(eq=False)
+class _Watch:
+    process: subprocess.Popen[bytes]
+    cancel: threading.Event
+    deadline: float | None
+    on_exit: Callable[[ProcessResult], None]
+    fd: int | None = None
+    reason: str | None = None  # cancelled | timeout once the process was told to end
+    kill_at: float | None = None
+
+
+class ProcessSupervisor:
+    """Starts on first use; :meth:`stop` ends the thread once nothing is watched or queued."""
+
+    def __init__(self, flush: Callable[[], None] | None = None, name: str = "batch-processes") -> None:
+        self._flush = flush
+        self._name = name
+        self._lock = threading.Lock()
+        self._calls: deque[Callable[[], None]] = deque()
+        self._watches: dict[int, _Watch] = {}  # by pidfd, or by pid where no pidfd could be opened
+        self._timers: list[tuple[float, int, _Watch]] = []
+        self._sequence = 0
+        self._epoll = select.epoll()
+        self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._epoll.register(self._wake_read, select.EPOLLIN)
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._closed = False
+
+    # ---- any thread
+    def call_soon(self, call: Callable[[], None]) -> None:
+        """Run ``call`` in the supervisor's thread (in order of the calls)."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the process supervisor has stopped")
+            self._calls.append(call)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                self._thread.start()
+        self.wake()
+
+    def wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_write, b"\0")
+
+    def in_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """End the thread once every watched process has been reported and every queued call has run."""
+        with self._lock:
+            self._stopping = True
+            thread = self._thread
+        self.wake()
+        if thread is not None:
+            thread.join(timeout)
+        with self._lock:
+            self._closed = True
+            if thread is None or not thread.is_alive():
+                self._close()
+
+    # ---- the supervisor's thread
+    def watch(
+        self,
+        process: subprocess.Popen[bytes],
+        cancel: threading.Event,
+        time_limit: float | None,
+        on_exit: Callable[[ProcessResult], None],
+    ) -> None:
+        """Report the end of ``process`` to ``on_exit`` in this thread (call from a :meth:`call_soon`)."""
+        deadline = None if time_limit is None else time.monotonic() + time_limit
+        item = _Watch(process, cancel, deadline, on_exit, open_pidfd(process.pid))
+        if item.fd is not None:
+            self._watches[item.fd] = item
+            self._epoll.register(item.fd, select.EPOLLIN)
+        else:
+            self._watches[-process.pid] = item
+        if deadline is not None:
+            self._add_timer(deadline, item)
+
+    def _add_timer(self, moment: float, item: _Watch) -> None:
+        self._sequence += 1
+        heapq.heappush(self._timers, (moment, self._sequence, item))
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                calls = list(self._calls)
+                self._calls.clear()
+                if not calls and not self._watches and self._stopping:
+                    self._thread = None
+                    self._closed = True
+                    self._close()
+                    return
+            for call in calls:
+                self._run(call)
+            ready = self._poll(0.0 if calls else self._timeout())
+            self._check(ready)
+            if self._flush is not None:
+                self._run(self._flush)
+
+    def _timeout(self) -> float | None:
+        if not self._watches:
+            return None
+        wait = CHECK_INTERVAL
+        if self._timers:
+            wait = min(wait, max(0.0, self._timers[0][0] - time.monotonic()))
+        return wait
+
+    def _poll(self, timeout: float | None) -> set[int]:
+        try:
+            events = self._epoll.poll(-1 if timeout is None else timeout)
+        except InterruptedError:
+            return set()
+        ready: set[int] = set()
+        for fd, _ in events:
+            if fd == self._wake_read:
+                with contextlib.suppress(BlockingIOError, OSError):
+                    while os.read(self._wake_read, 4096):
+                        pass
+            else:
+                ready.add(fd)
+        return ready
+
+    def _check(self, ready: set[int]) -> None:
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            heapq.heappop(self._timers)  # a due deadline or kill time; the pass below acts on it
+        for key, item in list(self._watches.items()):
+            maybe_ended = key in ready or item.fd is None or item.reason is not None or item.cancel.is_set()
+            if maybe_ended and item.process.poll() is not None:
+                self._finish(key, item)
+                continue
+            if item.reason is None:
+                if item.cancel.is_set():
+                    self._end(item, "cancelled", now)
+                elif item.deadline is not None and now >= item.deadline:
+                    self._end(item, "timeout", now)
+            elif item.kill_at is not None and now >= item.kill_at:
+                item.kill_at = None
+                signal_group(item.process.pid, signal.SIGKILL)
+
+    def _end(self, item: _Watch, reason: str, now: float) -> None:
+        item.reason = reason
+        signal_group(item.process.pid, signal.SIGTERM)
+        item.kill_at = now + TERMINATE_GRACE
+        self._add_timer(item.kill_at, item)
+
+    def _finish(self, key: int, item: _Watch) -> None:
+        del self._watches[key]
+        if item.fd is not None:
+            with contextlib.suppress(OSError):
+                self._epoll.unregister(item.fd)
+            os.close(item.fd)
+        if item.reason is not None:
+            signal_group(item.process.pid, signal.SIGKILL)  # also ends children that ignored SIGTERM
+        returncode = item.process.returncode
+        assert returncode is not None
+        reason = "exited" if item.reason is None else item.reason
+        self._run(lambda: item.on_exit(ProcessResult(exit_code(returncode), reason)))  # type: ignore[arg-type]
+
+    def _run(self, call: Callable[[], None]) -> None:
+        try:
+            call()
+        except Exception:  # a bug in one callback must not stop the waiting for every other process
+            _LOG.exception("a task process callback failed")
+
+    def _close(self) -> None:
+        for item in self._watches.values():
+            if item.fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(item.fd)
+        self._watches.clear()
+        with contextlib.suppress(OSError):
+            self._epoll.close()
+        for fd in (self._wake_read, self._wake_write):
+            with contextlib.suppress(OSError):
+                os.close(fd)

@@ -1,0 +1,157 @@
+"""Task runs from the start of their process to the record of their end, on one thread.
+
+A dispatched run (its running state committed) is started on the process supervisor's thread
+(:mod:`batchrun.emulator.node.supervisor`): the node's folders, the environment and the spawn. The same thread
+reaps the process through its pidfd, and the runs whose processes ended at one wake are recorded together
+(one model-lock acquisition, one SQLite transaction, which also starts the tasks that take the freed slots).
+
+Runs that wait on storage (resource files, application packages, output files) or run the job preparation task
+first are started and finished on the worker threads, so that the supervisor's thread never waits on the
+network; their processes are reaped by the supervisor all the same.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from batchrun.emulator.model import Body
+from batchrun.emulator.node import (
+    NodeIdentity,
+    PackageBlob,
+    TaskLaunch,
+    TaskOutcome,
+    task_directory,
+    unsupported_on_host_failure,
+)
+from batchrun.emulator.node.failures import failure_info, record_unrunnable
+from batchrun.emulator.node.process import ProcessResult
+from batchrun.emulator.node.runner import StartedTask, finish_task, start_task, waits_on_storage
+from batchrun.emulator.node.supervisor import ProcessSupervisor
+from batchrun.emulator.scheduler.tasks import WINDOWS_REASON, RunningTask, TaskStart, immediate_failure
+
+if TYPE_CHECKING:
+    from batchrun.emulator.scheduler.core import Scheduler
+
+_LOG = logging.getLogger("batchrun.emulator.scheduler")
+LAUNCHERS = 2
+
+
+class TaskRuns:
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+        self.supervisor = ProcessSupervisor(flush=self._flush, name="batch-task-processes")
+        self._ended: list[tuple[RunningTask, TaskOutcome]] = []  # touched on the supervisor's thread only
+        # A few threads start processes: the folders and the spawn wait on the kernel, not on the GIL.
+        self.launchers = ThreadPoolExecutor(
+            max_workers=min(LAUNCHERS, scheduler.cap), thread_name_prefix="batch-launch"
+        )
+
+    def begin(self, start: TaskStart) -> None:
+        """Start a dispatched run (called once its running state is committed, lock held)."""
+        if start.prep_spec is not None or self._waits_on_storage(start):
+            self.scheduler.task_threads.submit(self._start_on_worker, start)
+        else:
+            self.launchers.submit(self._start_here, start)
+
+    def stop(self, timeout: float) -> None:
+        self.launchers.shutdown(wait=True)
+        self.supervisor.stop(timeout)
+
+    # ---- a launcher thread
+    def _start_here(self, start: TaskStart) -> None:
+        run = start.run
+        try:
+            started = self._start(start)
+        except Exception as error:  # never leave a task stuck in running because of a bug
+            started = self._bug(run, error)
+        if isinstance(started, TaskOutcome):
+            outcome = started
+            self.supervisor.call_soon(lambda: self._ended.append((run, outcome)))
+        else:
+            self.supervisor.call_soon(lambda: self._watch(run, started))
+
+    # ---- the supervisor's thread
+
+    def _watch(self, run: RunningTask, started: StartedTask) -> None:
+        def exited(result: ProcessResult) -> None:
+            if started.uploads:
+                self.scheduler.task_threads.submit(self._finish_on_worker, run, started, result)
+            else:
+                self._ended.append((run, finish_task(started, result)))
+
+        try:
+            self.supervisor.watch(started.process, run.cancel, started.time_limit, exited)
+        except Exception as error:
+            _LOG.exception("task %s/%s: its process cannot be watched; it is ended", run.job_id, run.task_id)
+            started.process.kill()
+            started.process.wait()
+            self._ended.append((run, self._bug(run, error)))
+
+    def _flush(self) -> None:
+        if self._ended:
+            ended, self._ended = self._ended, []
+            self.scheduler.tasks.complete_together(ended)
+
+    # ---- worker threads
+    def _start_on_worker(self, start: TaskStart) -> None:
+        run = start.run
+        try:
+            packages, prep = start.packages, start.prep_spec
+            # Unusable packages (a message) fail the run in _start, without the preparation task.
+            ready = prep is None or isinstance(packages, str)
+            if not ready and not self._prepared(run, start.identity, prep or {}, start.environment, packages):
+                return
+            started = self._start(start)
+        except Exception as error:  # never leave a task stuck in running because of a bug
+            started = self._bug(run, error)
+        if isinstance(started, TaskOutcome):
+            self.scheduler.tasks.complete_alone(run, started)
+        else:
+            self.supervisor.call_soon(lambda: self._watch(run, started))
+
+    def _prepared(
+        self,
+        run: RunningTask,
+        identity: NodeIdentity,
+        prep: Body,
+        environment: list[Body],
+        packages: list[PackageBlob] | str,
+    ) -> bool:
+        blobs = [] if isinstance(packages, str) else packages
+        return self.scheduler.tasks.run_preparation(run, identity, prep, environment, blobs)
+
+    def _finish_on_worker(self, run: RunningTask, started: StartedTask, result: ProcessResult) -> None:
+        self.scheduler.tasks.complete_alone(run, finish_task(started, result))
+
+    # ---- either
+    def _start(self, start: TaskStart) -> StartedTask | TaskOutcome:
+        run = start.run
+        if start.windows:
+            record_unrunnable(task_directory(start.identity, run.job_id, run.task_id), WINDOWS_REASON)
+            return immediate_failure(unsupported_on_host_failure(WINDOWS_REASON))
+        if isinstance(start.packages, str):
+            return immediate_failure(
+                failure_info(
+                    "usererror",
+                    "ApplicationPackageError",
+                    f"An application package could not be used: {start.packages}",
+                )
+            )
+        launch = self.scheduler.tasks.launch_of(start)
+        return start_task(
+            start.identity, launch, self.scheduler.storage, run.cancel, self.scheduler.upload_journal
+        )
+
+    def _bug(self, run: RunningTask, error: Exception) -> TaskOutcome:
+        _LOG.error("task %s/%s failed in the emulator", run.job_id, run.task_id, exc_info=error)
+        return immediate_failure(failure_info("servererror", "NodeRuntimeError", str(error)))
+
+    @staticmethod
+    def _waits_on_storage(start: TaskStart) -> bool:
+        if start.windows or isinstance(start.packages, str):
+            return False
+        return bool(start.packages) or waits_on_storage(
+            TaskLaunch("task", start.run.job_id, start.run.task_id, start.spec)
+        )
