@@ -7,12 +7,14 @@ a traceback.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 from typing import Any
 
 import click
 
+from batchrun.cli.start_up import StartUp
 from batchrun.errors import BatchrunError
 
 # name -> "module:attribute" of a click.Command; one line per command, owned by the module that defines it.
@@ -69,7 +71,12 @@ def cli(ctx: click.Context) -> None:
 
 
 def main() -> None:
-    cli(prog_name="batchrun")
+    gc.disable()  # until the command has started (batchrun.cli.start_up)
+    try:
+        cli(prog_name="batchrun", obj=StartUp())
+    finally:
+        # What exists at exit is not scanned once more by the interpreter's last collection.
+        gc.freeze()
 
 
 if __name__ == "__main__":

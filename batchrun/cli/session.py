@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import shlex
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import click
 
 from batchrun.cli.options import manifest_argument, manifest_arguments, variable_options
+from batchrun.cli.start_up import end_start_up
 from batchrun.errors import Diagnostic, ManifestError
 
 if TYPE_CHECKING:
@@ -126,10 +127,13 @@ class TargetChoice:
     kind: str | None
     verbose: bool
 
-    def session(self) -> AbstractContextManager[Session]:
+    @contextmanager
+    def session(self) -> Iterator[Session]:
         from batchrun.api import open_session
 
-        return open_session(self.kind, note, note if self.verbose else None)
+        with open_session(self.kind, note, note if self.verbose else None) as session:
+            end_start_up()  # the target is resolved and its clients built: the command's work begins
+            yield session
 
 
 def manifest_input(function: F) -> F:

@@ -19,7 +19,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from batchrun.emulator.node import reap_orphans
 from batchrun.errors import LocalTargetError
 from batchrun.local.azurite import (
     DEV_ACCOUNT_KEY,
@@ -274,7 +273,7 @@ def _start_locked(
     blob_endpoint = f"http://{host}:{azurite_port}/{DEV_ACCOUNT_NAME}"
 
     # Task processes of a previous emulator that died must not keep writing into node folders.
-    reap_orphans(paths.nodes_dir)
+    _reap_orphans(paths.nodes_dir)
     azurite_log = paths.logs_dir / "azurite.log"
     azurite_pid, azurite_pgid = spawn_detached(
         azurite_command(launcher, paths.azurite_dir, host, azurite_port),
@@ -374,7 +373,7 @@ def _stop_locked(paths: LocalPaths) -> bool:
             started=started_at(azurite),
         )
     if paths.nodes_dir.exists():
-        reap_orphans(paths.nodes_dir)
+        _reap_orphans(paths.nodes_dir)
     if record:
         # Keep the ports so the next start reuses them and URLs stay stable; drop what is no longer true.
         kept = {key: value for key, value in record.items() if key not in ("batch_url", "started_at")}
@@ -383,6 +382,13 @@ def _stop_locked(paths: LocalPaths) -> bool:
         write_record(paths, kept)
     paths.discovery_file.unlink(missing_ok=True)
     return stopped
+
+
+def _reap_orphans(nodes_dir: Path) -> None:
+    # Imported here: finding a running target (every command) needs none of the emulator's node code.
+    from batchrun.emulator.node import reap_orphans
+
+    reap_orphans(nodes_dir)
 
 
 def _running_target(paths: LocalPaths) -> LocalTarget | None:
