@@ -14,13 +14,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from batchrun.api import Session, destroy_plan_with, execute, plan_with
 from batchrun.cli import exit_codes
-from batchrun.cli.approval import Progress, approve, done_line, resolve_blocked
 from batchrun.cli.options import output_option, plain_text_option, timeout_option
 from batchrun.cli.session import (
     ManifestInput,
@@ -31,27 +29,14 @@ from batchrun.cli.session import (
     note,
     target_options,
 )
-from batchrun.cli.workload_set import (
-    PlanSetSettings,
-    apply_saved_set,
-    apply_set,
-    destroy_set,
-    plan_set,
-)
-from batchrun.cost.report import plan_cost_lines, price_file_from, with_cost
 from batchrun.errors import PlanError, TargetUnreachableError
-from batchrun.model import Workload
-from batchrun.plan.decide_common import PlanOptions
-from batchrun.plan.markdown import render_markdown
-from batchrun.plan.render import render_json, render_text
-from batchrun.saved_plans import (
-    check_saved_plan,
-    load_planned_manifest,
-    manifest_ref,
-    read_saved_plans,
-    save_plan,
-)
 
+if TYPE_CHECKING:
+    from batchrun.api import Session
+    from batchrun.model import Workload
+
+# Each command imports what it uses when it runs (a plan of one manifest needs neither the saved plans, nor
+# the sets of manifests, nor apply's prompts), so that it starts no slower than it must.
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -124,14 +109,23 @@ def plan_command(
     """Show what apply would change, Terraform-style (+ create, ~ update, -/+ replace, - delete).
 
     Several manifests, or folders of them, make one plan (see docs/gitops.md)."""
+    from batchrun.api import plan_with
+    from batchrun.cost.report import plan_cost_lines, price_file_from, with_cost
+    from batchrun.plan.decide_common import PlanOptions
+    from batchrun.plan.render import render_json, render_text
+
     options = PlanOptions(prune, adopt, confirm_replace, rerun_failed, rerun, reboot_nodes)
     source = sources.single
     if source is None:
+        from batchrun.cli.workload_set import PlanSetSettings, plan_set
+
         plan_set(sources, target, options, PlanSetSettings(output, out, price_file, detailed_exitcode))
         return
     workload = source.load()
     with target.session() as session:
         if out:
+            from batchrun.saved_plans import manifest_ref, save_plan
+
             ref = manifest_ref(source.path, source.variables, source.var_files, source.max_tasks)
             plan = save_plan(session, workload, options, ref, out)
         else:
@@ -140,6 +134,8 @@ def plan_command(
             [] if output == "json" else plan_cost_lines(workload, session.target, price_file_from(price_file))
         )
     if output == "markdown":
+        from batchrun.plan.markdown import render_markdown
+
         click.echo(render_markdown(plan, extra=["", *cost]))
     else:
         click.echo(render_json(plan) if output == "json" else with_cost(render_text(plan), cost))
@@ -179,6 +175,13 @@ def apply_command(
     break_lock: bool,
 ) -> None:
     """Make Batch and Storage match the manifest (or carry out a plan saved by `plan -out FILE`)."""
+    from batchrun.api import execute, plan_with
+    from batchrun.cli.approval import Progress, approve, done_line, resolve_blocked
+    from batchrun.cli.workload_set import apply_saved_set, apply_set
+    from batchrun.plan.decide_common import PlanOptions
+    from batchrun.plan.render import render_text
+    from batchrun.saved_plans import check_saved_plan, load_planned_manifest, read_saved_plans
+
     options = PlanOptions(prune, adopt, confirm_replace, rerun_failed, rerun, reboot_nodes)
     wait = _waiter(timeout, no_color) if wait_for_job else None
     source = sources.single
@@ -309,6 +312,12 @@ def destroy_command(
     """Delete what the manifest owns: the job (with its tasks) and the pool; containers with --containers.
 
     Several manifests, or folders of them, are destroyed as one (jobs before the pools they run on)."""
+    from batchrun.api import destroy_plan_with, execute
+    from batchrun.cli.approval import Progress, approve, done_line, resolve_blocked
+    from batchrun.cli.workload_set import destroy_set
+    from batchrun.plan.decide_common import PlanOptions
+    from batchrun.plan.render import render_text
+
     source = sources.single
     if source is None:
         destroy_set(sources, target, confirm_replace, auto_approve, containers, break_lock)
