@@ -130,6 +130,13 @@ class CompiledSchema:
         return check
 
 
+def _regex(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as error:  # jsonschema would fail on it when validating: let it
+        raise Unsupported(f"pattern {pattern!r}") from error
+
+
 def _always(_instance: Any) -> bool:
     return True
 
@@ -259,7 +266,7 @@ def _properties(compiler: CompiledSchema, value: Any, _node: dict[str, Any]) -> 
 def _pattern_properties(compiler: CompiledSchema, value: Any, _node: dict[str, Any]) -> Check | None:
     if not isinstance(value, dict) or not all(isinstance(pattern, str) for pattern in value):
         raise Unsupported("patternProperties")
-    children = tuple((re.compile(pattern), compiler._compile(schema)) for pattern, schema in value.items())
+    children = tuple((_regex(pattern), compiler._compile(schema)) for pattern, schema in value.items())
     if not children:
         return None
 
@@ -287,7 +294,7 @@ def _additional_properties(compiler: CompiledSchema, value: Any, node: dict[str,
     names = frozenset(name for name in known if isinstance(name, str))
     if len(names) != len(known):
         raise Unsupported("properties")
-    joined = re.compile("|".join(patterns)) if patterns else None
+    joined = _regex("|".join(patterns)) if patterns else None
     child = compiler._compile(value)
 
     def check(instance: Any) -> bool:
@@ -356,7 +363,7 @@ def _unique_items(_compiler: CompiledSchema, value: Any, _node: dict[str, Any]) 
 def _pattern(_compiler: CompiledSchema, value: Any, _node: dict[str, Any]) -> Check:
     if not isinstance(value, str):
         raise Unsupported("pattern")
-    search = re.compile(value).search
+    search = _regex(value).search
     return lambda instance: not isinstance(instance, str) or search(instance) is not None
 
 

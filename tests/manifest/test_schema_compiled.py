@@ -298,6 +298,7 @@ def test_keyword_semantics_match_jsonschema(schema: Any, instance: Any) -> None:
         {"$ref": "#/$defs/a~1b", "$defs": {"a/b": {}}},
         {"properties": {"a": {"$id": "https://example.com/a", "type": "string"}}},
         {"type": "strnig"},
+        {"properties": {"a": {"pattern": "("}}},
         {"unevaluatedProperties": False},
     ],
 )
