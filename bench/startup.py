@@ -25,6 +25,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from batchrun.local.target import LocalTarget
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -98,6 +102,20 @@ def compare(
     )
 
 
+def batch_requests(local: LocalTarget, command: list[str], env: dict[str, str], cwd: Path) -> dict[str, int]:
+    """The Batch requests ``command`` makes, by route, as the emulator counts them (blobs are Azurite's)."""
+    from azure.batch import BatchClient
+    from azure.core.credentials import AzureNamedKeyCredential
+    from azure.core.rest import HttpRequest
+
+    credential = AzureNamedKeyCredential(local.account_name, local.account_key)
+    with BatchClient(local.batch_url, credential) as client:
+        client.send_request(HttpRequest("POST", "/_emulator/requests/reset")).raise_for_status()
+        subprocess.run(command, env=env, cwd=cwd, check=True, capture_output=True)
+        counts = client.send_request(HttpRequest("GET", "/_emulator/requests")).json()["by_route"]
+    return {route: count for route, count in counts.items() if "/_emulator/" not in route}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -146,6 +164,10 @@ def main() -> None:
             work,
             args.rounds,
         )
+        ours = batch_requests(local, [python, "-m", "batchrun", "plan", str(manifest)], env, work)
+        floor = batch_requests(local, [python, "-c", READS_FLOOR], floor_env, work)
+        routes = ", ".join(f"{route} x{count}" for route, count in ours.items())
+        print(f"Batch requests: plan {sum(ours.values())} ({routes}); floor {sum(floor.values())}")
         print(f"load after: {os.getloadavg()[0]:.1f}")
     finally:
         stop(home)
