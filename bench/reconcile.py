@@ -77,8 +77,30 @@ def workload(name: str, count: int) -> Workload:
     )
 
 
-def raw_create(client: Any, wl: Workload, job_id: str) -> tuple[float, float]:
-    """The floor: addtaskcollection with plain JSON bodies, 100 per request, THREADS requests at a time."""
+def failure_logs_url(local: Any) -> str:
+    """A write SAS of the state container, signed with the bare storage SDK: batchrun gives every task an
+    ``outputFiles`` entry that keeps its stdout/stderr there if it fails, so the floor's bodies carry one
+    too."""
+    from datetime import datetime, timedelta, timezone
+
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    expiry = datetime.now(timezone.utc) + timedelta(days=1)
+    sas = generate_container_sas(
+        local.storage_account_name,
+        "batchrun-state",
+        account_key=local.storage_account_key,
+        permission=ContainerSasPermissions(write=True, create=True),
+        expiry=expiry,
+    )
+    return f"{local.blob_endpoint.rstrip('/')}/batchrun-state?{sas}"
+
+
+def raw_create(client: Any, wl: Workload, job_id: str, logs_url: str) -> tuple[float, float]:
+    """The floor: addtaskcollection with plain JSON bodies, 100 per request, THREADS requests at a time.
+
+    The bodies are the ones batchrun sends for the same tasks: the definition, the digest setting and the
+    failure-logs ``outputFiles`` entry."""
     from concurrent.futures import ThreadPoolExecutor
 
     from azure.batch import models
@@ -89,6 +111,16 @@ def raw_create(client: Any, wl: Workload, job_id: str) -> tuple[float, float]:
     client.create_job(models.BatchJobCreateOptions({"id": job_id, "poolInfo": {"poolId": wl.pool.id}}))
     graph = task_graph(wl.job, {}, None, contents_of(wl, [], []))
     bodies = [task_body(t, graph.digests[t.id.lower()]) for t in wl.job.tasks]
+    for body in bodies:
+        body["outputFiles"] = [
+            {
+                "filePattern": "../std*.txt",
+                "destination": {
+                    "container": {"containerUrl": logs_url, "path": f"{wl.name}/logs/{body['id']}"}
+                },
+                "uploadOptions": {"uploadCondition": "taskfailure"},
+            }
+        ]
     chunks = [bodies[i : i + 100] for i in range(0, len(bodies), 100)]
     started = time.perf_counter()
     with ThreadPoolExecutor(THREADS) as pool:
@@ -130,10 +162,11 @@ def main() -> None:
     try:
         target = target_from_local(local)
         client = BatchClient(local.batch_url, AzureNamedKeyCredential(local.account_name, local.account_key))
+        logs_url = failure_logs_url(local)
         apply_times, raw_times, plan_times, list_times, plan_requests = [], [], [], [], []
         for round_number in range(args.rounds):
             wl = workload(f"bench{round_number}", args.tasks)
-            raw_total, _ = raw_create(client, wl, f"bench{round_number}-raw")
+            raw_total, _ = raw_create(client, wl, f"bench{round_number}-raw", logs_url)
             raw_times.append(raw_total)
 
             started = time.perf_counter()

@@ -7,6 +7,7 @@ once to ``LiveTask`` tuples, so memory stays bounded at 100,000 tasks and no SDK
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
@@ -33,6 +34,7 @@ from batchrun.plan.live import (
 )
 
 TASK_PAGE_SIZE = 1000
+READ_THREADS = 6  # independent reads of one plan at a time (a few per workload: pool, job, record, inputs)
 TASK_FIELDS = ["id", "state", "environmentSettings", "constraints", "executionInfo"]
 
 
@@ -126,12 +128,19 @@ def read_task_bodies(batch: BatchClient, job_id: str, task_ids: Sequence[str]) -
     return bodies
 
 
-def _job_state(batch: BatchClient, job_id: str, with_tasks: bool) -> LiveJobState:
-    """A job and (unless it is being deleted, or not asked for) its tasks."""
-    job = read_job(batch, job_id)
-    if job is None or not with_tasks or job.state == "deleting":
-        return LiveJobState(job)
-    return LiveJobState(job, read_tasks(batch, job.id))
+class _JobRead:
+    """A job and its task listing read at the same time: the listing does not wait for the job's answer
+    (it is dropped when the job turns out to be gone or being deleted)."""
+
+    def __init__(self, pool: ThreadPoolExecutor, batch: BatchClient, job_id: str, with_tasks: bool) -> None:
+        self.job = pool.submit(read_job, batch, job_id)
+        self.tasks = pool.submit(read_tasks, batch, job_id) if with_tasks else None
+
+    def result(self) -> LiveJobState:
+        job = self.job.result()
+        if job is None or self.tasks is None or job.state == "deleting":
+            return LiveJobState(job)
+        return LiveJobState(job, self.tasks.result())
 
 
 def read_live(
@@ -141,26 +150,38 @@ def read_live(
     packages: Sequence[PreparedPackage],
     with_tasks: bool = True,
 ) -> LiveState:
-    """Everything the manifest names, as it is now."""
-    live_inputs = {p.name: read_input(clients.blob, p, workload.name) for p in inputs}
-    live_packages = {f"{p.id}@{p.version}": read_package(clients, p) for p in packages}
-    pool = read_pool(clients.batch, workload.pool.id) if workload.pool else None
-    first = _job_state(clients.batch, workload.job.id, with_tasks) if workload.job else LiveJobState()
-    more_jobs = {
-        spec.id.lower(): _job_state(clients.batch, spec.id, with_tasks) for spec in workload.more_jobs
-    }
-    schedule = read_schedule(clients.batch, workload.job.id) if workload.schedule and workload.job else None
-    outputs_exist = container_exists(clients.blob, workload.outputs.container) if workload.outputs else True
-    record = read_record(clients.blob, workload.name) if workload.job else None
-    return LiveState(
-        results=record.results if record else {},
-        state_container_exists=record.container_exists if record else True,
-        inputs=live_inputs,
-        packages=live_packages,
-        pool=pool,
-        job=first.job,
-        tasks=first.tasks,
-        more_jobs=more_jobs,
-        schedule=schedule,
-        outputs_container_exists=outputs_exist,
-    )
+    """Everything the manifest names, as it is now.
+
+    The reads are independent, so they are made at the same time (the record of results from storage while
+    Batch lists the tasks, say): the plan waits for the slowest read, not for their sum."""
+    batch, blob = clients.batch, clients.blob
+    with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="batchrun-read") as pool:
+        # The longest reads first: the task listings, then the record of results.
+        first = _JobRead(pool, batch, workload.job.id, with_tasks) if workload.job else None
+        more_jobs = {
+            spec.id.lower(): _JobRead(pool, batch, spec.id, with_tasks) for spec in workload.more_jobs
+        }
+        record = pool.submit(read_record, blob, workload.name) if workload.job else None
+        live_inputs = {p.name: pool.submit(read_input, blob, p, workload.name) for p in inputs}
+        live_packages = {f"{p.id}@{p.version}": pool.submit(read_package, clients, p) for p in packages}
+        pool_state = pool.submit(read_pool, batch, workload.pool.id) if workload.pool else None
+        schedule = (
+            pool.submit(read_schedule, batch, workload.job.id) if workload.schedule and workload.job else None
+        )
+        outputs = (
+            pool.submit(container_exists, blob, workload.outputs.container) if workload.outputs else None
+        )
+        first_job = first.result() if first is not None else LiveJobState()
+        stored = record.result() if record is not None else None
+        return LiveState(
+            results=stored.results if stored else {},
+            state_container_exists=stored.container_exists if stored else True,
+            inputs={name: future.result() for name, future in live_inputs.items()},
+            packages={key: future.result() for key, future in live_packages.items()},
+            pool=pool_state.result() if pool_state is not None else None,
+            job=first_job.job,
+            tasks=first_job.tasks,
+            more_jobs={key: future.result() for key, future in more_jobs.items()},
+            schedule=schedule.result() if schedule is not None else None,
+            outputs_container_exists=outputs.result() if outputs is not None else True,
+        )

@@ -7,7 +7,6 @@ a traceback.
 
 from __future__ import annotations
 
-import gc
 import importlib
 import sys
 from typing import Any
@@ -71,12 +70,11 @@ def cli(ctx: click.Context) -> None:
 
 
 def main() -> None:
-    gc.disable()  # until the command has started (batchrun.cli.start_up)
+    start_up = StartUp.begin()  # the garbage collector is off until the command has started
     try:
-        cli(prog_name="batchrun", obj=StartUp())
+        cli(prog_name="batchrun", obj=start_up)
     finally:
-        # What exists at exit is not scanned once more by the interpreter's last collection.
-        gc.freeze()
+        start_up.finish()
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from batchrun.plan.live import (
     PreparedInput,
     PreparedPackage,
 )
-from batchrun.plan.task_identity import Contents, package_refs, task_graph
+from batchrun.plan.task_identity import Contents, TaskGraph, package_refs, task_graph
 
 DAY = 86400
 DEFAULT_SAS_LIFETIME = 30 * DAY
@@ -58,9 +58,13 @@ def make_plan(
     user_delegation_sas: bool = False,
     owned: Owned | None = None,
     now: datetime | None = None,
+    graphs: Mapping[str, TaskGraph] | None = None,
 ) -> Plan:
     """``owned``: what the workload owns live, for its orphans (None: not looked for); ``now``: for a
-    schedule's SAS renewal (None: not checked)."""
+    schedule's SAS renewal (None: not checked); ``graphs``: :func:`task_graphs` of the same workload,
+    inputs and packages when already made (they need no live state)."""
+    if graphs is None:
+        graphs = task_graphs(workload, inputs, packages)
     changes: list[Change] = [
         decide_input(prepared, live.inputs.get(prepared.name), options.prune) for prepared in inputs
     ]
@@ -75,7 +79,7 @@ def make_plan(
     bindings = input_bindings(workload)
     outputs = workload.outputs.container if workload.outputs else None
     if workload.schedule is not None and workload.job is not None:
-        graph = task_graph(workload.job, bindings, outputs, contents_of(workload, inputs, packages))
+        graph = graphs[workload.job.id.lower()]
         tasks = [task_operation_args(t, graph.digests[t.id.lower()]) for t in workload.job.tasks]
         changes.extend(decide_schedule(workload, live.schedule, ownership, options, tasks, now))
     elif workload.jobs:
@@ -83,16 +87,14 @@ def make_plan(
             change
             for index, job in enumerate(workload.jobs)
             for change in _job_and_tasks(
-                workload,
                 job,
                 live,
                 live.job_state(job.id, first=index == 0),
-                inputs,
+                graphs[job.id.lower()],
                 packages,
                 ownership,
                 options,
                 bindings,
-                outputs,
                 changes[: len(inputs)],
             )
         ]
@@ -121,6 +123,17 @@ def state_container_change() -> Change:
         reason="keeps the record of results and failed tasks' logs",
         operations=(create,),
     )
+
+
+def task_graphs(
+    workload: Workload, inputs: Sequence[PreparedInput], packages: Sequence[PreparedPackage]
+) -> dict[str, TaskGraph]:
+    """Each job's task graph by lower-cased job id: from the manifest and local content alone, so it can be
+    made while live state is read."""
+    bindings = input_bindings(workload)
+    outputs = workload.outputs.container if workload.outputs else None
+    contents = contents_of(workload, inputs, packages)
+    return {job.id.lower(): task_graph(job, bindings, outputs, contents) for job in workload.jobs}
 
 
 def contents_of(
@@ -159,20 +172,17 @@ def content_changes(
 
 
 def _job_and_tasks(
-    workload: Workload,
     job: JobSpec,
     live: LiveState,
     job_live: LiveJobState,
-    inputs: Sequence[PreparedInput],
+    graph: TaskGraph,
     packages: Sequence[PreparedPackage],
     ownership: Ownership,
     options: PlanOptions,
     bindings: Mapping[str, InputBinding],
-    outputs: str | None,
     input_changes: Sequence[Change],
 ) -> list[Change]:
     """The job's change followed by its tasks' changes (blocked with the job when the job is blocked)."""
-    graph = task_graph(job, bindings, outputs, contents_of(workload, inputs, packages))
     task_options = TaskOptions(options.prune, options.rerun_failed, options.rerun)
     reasons = content_changes(input_changes, live, packages)
     prefixes = {name: binding.prefix for name, binding in bindings.items()}

@@ -6,6 +6,7 @@ imported and whether the garbage collector is on.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from batchrun.cli.start_up import StartUp
 from tests.operate.cli import REPO, manifest
 
 _REPORT = """
@@ -96,3 +98,20 @@ def test_plan_loads_no_emulator_code_and_collects_garbage_once_started(
     assert not _imported(report, "batchrun.cli.workload_set", "batchrun.cli.approval")
     # The collector is off while the command starts (batchrun.cli.start_up) and on again for its work.
     assert report["collector"] is True
+
+
+def test_start_up_turns_the_collector_off_then_back_as_it_was() -> None:
+    was_on = gc.isenabled()
+    try:
+        for on in (True, False):
+            gc.enable() if on else gc.disable()
+            start_up = StartUp.begin()
+            assert not gc.isenabled()
+            start_up.end()
+            assert gc.isenabled() is on and gc.get_freeze_count() > 0
+            start_up.finish()
+            assert gc.isenabled() is on
+            gc.unfreeze()
+    finally:
+        gc.unfreeze()
+        gc.enable() if was_on else gc.disable()
