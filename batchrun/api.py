@@ -124,34 +124,42 @@ def plan_with(
 ) -> Plan:
     """Read live state through ``session`` and decide the plan (``ownership``: the marks of a saved plan;
     ``observe`` sees what the plan is made from, for :mod:`batchrun.saved_plans`)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from batchrun.azure.orphans import read_orphans_of
     from batchrun.azure.ownership import ownership_of
     from batchrun.azure.packages import prepare_package
     from batchrun.azure.read import read_live, read_task_bodies
     from batchrun.azure.storage import prepare_input
     from batchrun.hash_cache import HashCache
-    from batchrun.plan.build import make_plan
+    from batchrun.plan.build import make_plan, task_graphs
     from batchrun.plan.explain import explain, tasks_to_explain
 
     hashes = HashCache.for_workload(workload.name, workload.manifest_path.parent)
     inputs = [prepare_input(spec, hashes) for spec in workload.inputs]
     hashes.save()
     packages = [prepare_package(spec) for spec in workload.packages]
-    live = read_live(session.clients, workload, inputs, packages)
-    if observe is not None:
-        observe(live, inputs, packages)
-    decided = make_plan(
-        workload,
-        live,
-        inputs,
-        packages,
-        ownership or ownership_of(workload),
-        options,
-        session.target.describe(),
-        session.target.signs_with_user_delegation,
-        read_orphans_of(session.clients.batch, workload),
-        datetime.now(timezone.utc),
-    )
+    # The task graphs (digests) need no live state and the orphans are another read: both are made while
+    # live state is read, so the plan costs about the slowest of them rather than their sum.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="batchrun-plan") as pool:
+        graphs = pool.submit(task_graphs, workload, inputs, packages)
+        orphans = pool.submit(read_orphans_of, session.clients.batch, workload)
+        live = read_live(session.clients, workload, inputs, packages)
+        if observe is not None:
+            observe(live, inputs, packages)
+        decided = make_plan(
+            workload,
+            live,
+            inputs,
+            packages,
+            ownership or ownership_of(workload),
+            options,
+            session.target.describe(),
+            session.target.signs_with_user_delegation,
+            orphans.result(),
+            datetime.now(timezone.utc),
+            graphs.result(),
+        )
     shown = tasks_to_explain(decided)
     if not shown or not workload.jobs:
         return decided
