@@ -131,6 +131,7 @@ def plan_with(
     from batchrun.azure.packages import prepare_package
     from batchrun.azure.read import read_live, read_task_bodies
     from batchrun.azure.storage import prepare_input
+    from batchrun.collector import collector_paused
     from batchrun.hash_cache import HashCache
     from batchrun.plan.build import make_plan, task_graphs
     from batchrun.plan.explain import explain, tasks_to_explain
@@ -141,7 +142,7 @@ def plan_with(
     packages = [prepare_package(spec) for spec in workload.packages]
     # The task graphs (digests) need no live state and the orphans are another read: both are made while
     # live state is read, so the plan costs about the slowest of them rather than their sum.
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="batchrun-plan") as pool:
+    with collector_paused(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="batchrun-plan") as pool:
         graphs = pool.submit(task_graphs, workload, inputs, packages)
         orphans = pool.submit(read_orphans_of, session.clients.batch, workload)
         live = read_live(session.clients, workload, inputs, packages)
@@ -197,6 +198,7 @@ def execute(session: Session, plan: Plan, hooks: ApplyHooks | None = None, break
 
     from batchrun.apply.executor import Executor
     from batchrun.azure.lock import apply_lock
+    from batchrun.collector import collector_paused
 
     if plan.target != session.target.describe():
         raise PlanError(
@@ -212,7 +214,7 @@ def execute(session: Session, plan: Plan, hooks: ApplyHooks | None = None, break
         if plan.has_changes
         else nullcontext()
     )
-    with lock:
+    with lock, collector_paused():
         Executor(plan, session.clients, hooks, poll_seconds=poll).run()
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -58,6 +59,7 @@ class Executor:
             clients.blob, clients.target, timedelta(seconds=plan.sas_expiry_seconds or 86400)
         )
         self._sas_cache: dict[tuple[str, str], str] = {}
+        self._sas_lock = threading.Lock()
         self._bindings = {b.name: b for b in plan.inputs}
 
     def run(self) -> None:
@@ -162,29 +164,30 @@ class Executor:
         return report
 
     def _task_stage(self, steps: Sequence[tuple[Change, Operation]]) -> None:
-        by_job: dict[str, list[dict[str, Any]]] = {}
+        by_job: dict[str, list[Mapping[str, Any]]] = {}
         for change, op in steps:
             if op.name == "task.update_constraints":
                 self._one(change.address, op)
             elif op.name == "task.add":
                 job_id = change.address.split("/")[1]  # task/<job>/<task>
-                by_job.setdefault(job_id, []).append(self.task_body(job_id, op.args))
+                by_job.setdefault(job_id, []).append(op.args)
             else:
                 raise ApplyError(
                     f"{change.address}: unknown task operation {op.name!r}; make the plan again."
                 )
-        for job_id, bodies in by_job.items():
-            self.hooks.step_started(f"job/{job_id}", f"add {len(bodies)} task(s)")
-            counter = _Counter(self._progress(job_id, "added"), len(bodies))
-            self.writer.add_tasks(job_id, bodies, counter.add)
-            self.hooks.step_finished(f"job/{job_id}", f"add {len(bodies)} task(s)")
+        for job_id, adds in by_job.items():
+            self.hooks.step_started(f"job/{job_id}", f"add {len(adds)} task(s)")
+            counter = _Counter(self._progress(job_id, "added"), len(adds))
+            self.writer.add_tasks(job_id, adds, partial(self.task_body, job_id), counter.add)
+            self.hooks.step_finished(f"job/{job_id}", f"add {len(adds)} task(s)")
 
     def _sas(self, container: str, kind: str) -> str:
         key = (container, kind)
-        if key not in self._sas_cache:
-            sign = self.signer.input_url if kind == "input" else self.signer.output_url
-            self._sas_cache[key] = sign(container)
-        return self._sas_cache[key]
+        with self._sas_lock:  # task bodies are made by the threads that send them: sign each URL once
+            if key not in self._sas_cache:
+                sign = self.signer.input_url if kind == "input" else self.signer.output_url
+                self._sas_cache[key] = sign(container)
+            return self._sas_cache[key]
 
     def task_body(self, job_id: str, args: Mapping[str, Any]) -> dict[str, Any]:
         """The task body with resource files for its inputs and output files for its outputs (SAS URLs)."""

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from azure.batch import BatchClient
@@ -26,6 +26,8 @@ from batchrun.azure.parallel import run_parallel
 from batchrun.azure.rest import list_json, metadata_of, post_json
 from batchrun.errors import ApplyError
 from batchrun.plan.live import DIGEST_KEY, WORKLOAD_KEY, task_digest_of
+
+T = TypeVar("T")
 
 TASKS_PER_REQUEST = 100
 TASK_THREADS = 8
@@ -245,11 +247,21 @@ class BatchWriter:
             )
 
     def add_tasks(
-        self, job_id: str, bodies: Sequence[Mapping[str, Any]], progress: Callable[[int], None]
+        self,
+        job_id: str,
+        tasks: Sequence[T],
+        body_of: Callable[[T], Mapping[str, Any]],
+        progress: Callable[[int], None],
     ) -> None:
-        """Add ``bodies`` 100 per request with parallel requests; raise ApplyError naming failed tasks."""
-        chunks = [bodies[i : i + TASKS_PER_REQUEST] for i in range(0, len(bodies), TASKS_PER_REQUEST)]
-        results = run_parallel(lambda chunk: self._add_chunk(job_id, chunk, progress), chunks, TASK_THREADS)
+        """Add the bodies of ``tasks`` 100 per request with parallel requests; raise ApplyError naming failed
+        tasks. Each request's bodies are made by the thread that sends it, so the first request leaves
+        without waiting for every body."""
+        chunks = [tasks[i : i + TASKS_PER_REQUEST] for i in range(0, len(tasks), TASKS_PER_REQUEST)]
+        results = run_parallel(
+            lambda chunk: self._add_chunk(job_id, [body_of(task) for task in chunk], progress),
+            chunks,
+            TASK_THREADS,
+        )
         failures = [failure for result in results for failure in result]
         if failures:
             shown = "\n  ".join(failures[:10])

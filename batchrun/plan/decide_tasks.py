@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from batchrun.model import JobSpec, TaskSpec
 from batchrun.plan.actions import Action, Change, Operation, Stage
@@ -118,14 +118,22 @@ class TaskDecisions:
     carried: int = 0  # tasks whose current result comes from an earlier run
 
 
-@dataclass(frozen=True)
-class _Status:
+class _Status(NamedTuple):
     cause: Cause
     reason: str
 
     @property
     def runs(self) -> bool:
         return self.cause in RUN_CAUSES
+
+
+# The statuses most tasks have, made once (a plan of 100,000 tasks decides 100,000 of them).
+_NEW = _Status(Cause.NEW, "new")
+_CHANGED = _Status(Cause.DEFINITION, "")  # the part that changed is named by the caller
+_PENDING = _Status(Cause.PENDING, "waiting or running")
+_WAITING = _Status(Cause.WAITING, "it had not run when its job was replaced")
+_CURRENT = _Status(Cause.CURRENT, "")
+_CURRENT_EARLIER = _Status(Cause.CURRENT, "succeeded in an earlier run")
 
 
 def _first(items: Sequence[str], noun: str) -> str:
@@ -167,6 +175,21 @@ def _changed_reason(
     return _Status(Cause.UPSTREAM, _upstream_reason(upstream_runs))
 
 
+def _changed_part(
+    key: str,
+    task: TaskSpec,
+    graph: TaskGraph,
+    live: Mapping[str, LiveTask],
+    results: Mapping[str, TaskResult],
+    runs_upstream: Sequence[str],
+    changes: ContentChanges,
+    prefixes: Mapping[str, str],
+) -> _Status:
+    previous = live[key].digest if key in live else results[key].digest
+    parts = graph.identities[key].differing(parse_digest(previous))
+    return _changed_reason(task, parts, runs_upstream, changes, prefixes)
+
+
 def _forced(task_id: str, patterns: Sequence[re.Pattern[str]]) -> bool:
     return any(pattern.match(task_id) for pattern in patterns)
 
@@ -185,21 +208,25 @@ def _statuses(
     tasks = {task.id.lower(): task for task in job.tasks}
     patterns = [re.compile(fnmatch.translate(glob.lower())) for glob in options.rerun]
     statuses: dict[str, _Status] = {}
+    digests, all_upstream = graph.digests, graph.upstream
     for key in graph.order:
         task = tasks[key]
-        identity = graph.identities[key]
-        digest = graph.digests[key]
-        upstream = graph.upstream.get(key, ())
-        runs_upstream = [tasks[d].id for d in upstream if d in statuses and statuses[d].runs]
-        status = _own_status(
-            task, digest, live.get(key), results.get(key), fresh, options, patterns, runs_upstream
+        upstream = all_upstream.get(key, ())
+        runs_upstream = (
+            [tasks[d].id for d in upstream if d in statuses and statuses[d].runs] if upstream else []
         )
+        status = _own_status(
+            task, digests[key], live.get(key), results.get(key), fresh, options, patterns, runs_upstream
+        )
+        if not upstream:
+            if status is _CHANGED:  # say which part changed
+                status = _changed_part(key, task, graph, live, results, runs_upstream, changes, prefixes)
+            statuses[key] = status
+            continue
         if not status.runs and runs_upstream:
             status = _Status(Cause.UPSTREAM, _upstream_reason(runs_upstream))
-        elif status.cause is Cause.DEFINITION and not status.reason:  # changed: say which part
-            previous = live[key].digest if key in live else results[key].digest
-            parts = identity.differing(parse_digest(previous))
-            status = _changed_reason(task, parts, runs_upstream, changes, prefixes)
+        elif status is _CHANGED:
+            status = _changed_part(key, task, graph, live, results, runs_upstream, changes, prefixes)
         if status.runs:
             stuck = [
                 tasks[d].id
@@ -235,19 +262,16 @@ def _own_status(
     elif record is not None:
         previous, completed, result, exit_code = record.digest, True, record.result, record.exit_code
     else:
-        return _Status(Cause.NEW, "new")
+        return _NEW
     if previous != digest:
-        return _Status(Cause.DEFINITION, "")
+        return _CHANGED
     if not completed:
-        if fresh:
-            return _Status(Cause.WAITING, "it had not run when its job was replaced")
-        return _Status(Cause.PENDING, "waiting or running")
+        return _WAITING if fresh else _PENDING
     forced = _forced(task.id.lower(), patterns)
     if result == "success":
         if forced:
             return _Status(Cause.FORCED, "forced (--rerun)")
-        earlier = live is None or fresh
-        return _Status(Cause.CURRENT, "succeeded in an earlier run" if earlier else "")
+        return _CURRENT_EARLIER if live is None or fresh else _CURRENT
     shown = f"exit {exit_code}" if exit_code is not None else "no exit code"
     if forced:
         return _Status(Cause.FORCED, "forced (--rerun)")
@@ -308,21 +332,21 @@ def decide_tasks(
     statuses = _statuses(
         job, graph, live, results, fresh, options, changes or ContentChanges(), prefixes or {}
     )
-    in_job = {key for key, status in statuses.items() if status.runs}
-    if not fresh:
-        in_job |= set(live)
+    runs = {key for key, status in statuses.items() if status.runs}
+    in_job = runs | set(live) if not fresh else runs
+    changed_in_place = False  # a constraints update or a deletion
     numeric = numeric_task_ids(job.tasks)
     filled = _constraints_filler(job.properties.get("constraints") or {})
     result: list[Change] = []
     carried = 0
+    kept_as_is = (Cause.CURRENT, Cause.PENDING, Cause.FAILED)  # a live task whose constraints may change
     for task in job.tasks:
         key = task.id.lower()
         status = statuses[key]
         address = task_address(job.id, task.id)
-        digest = graph.digests[key]
         observed = None if fresh else live.get(key)
         if status.runs:
-            add = _add(_without_satisfied(task, in_job, numeric), digest)
+            add = _add(_without_satisfied(task, in_job, numeric), graph.digests[key])
             if observed is None:
                 result.append(
                     Change(
@@ -345,14 +369,15 @@ def decide_tasks(
                     )
                 )
             continue
-        if status.cause is Cause.CURRENT and status.reason:
+        if status is _CURRENT_EARLIER:
             carried += 1
-        if observed is not None and open_job and status.cause in (Cause.CURRENT, Cause.PENDING, Cause.FAILED):
+        if observed is not None and open_job and status.cause in kept_as_is:
             update = _constraints_update(job.id, task, observed, filled)
             if update is not None:
                 result.append(update)
+                changed_in_place = True
                 continue
-        result.append(Change(address, Action.NOOP, reason=status.reason, cause=status.cause.value))
+        result.append(Change(address, Action.NOOP, reason=status.reason, cause=status.cause._value_))
     if not fresh:
         known = set(statuses)
         for key in sorted(set(live) - known):
@@ -362,13 +387,12 @@ def decide_tasks(
                 result.append(
                     Change(address, Action.DELETE, reason="not in the manifest", operations=(operation,))
                 )
+                changed_in_place = True
             else:
                 result.append(
                     Change(address, Action.NOOP, reason="not in the manifest; kept (--prune deletes it)")
                 )
-    any_change = any(change.action is not Action.NOOP for change in result)
-    any_run = any(change.runs for change in result)
-    return TaskDecisions(tuple(result), any_change, any_run, carried)
+    return TaskDecisions(tuple(result), bool(runs) or changed_in_place, bool(runs), carried)
 
 
 def _constraints_update(
