@@ -65,6 +65,8 @@ def compile_schema(schema: Any) -> CompiledSchema | None:
 
 
 class CompiledSchema:
+    """A schema compiled into closures, one per keyword of each node; ``$ref`` targets on first use."""
+
     def __init__(self, schema: dict[str, Any]) -> None:
         defs = schema.get("$defs", {})
         if not isinstance(defs, dict):
