@@ -25,7 +25,7 @@ from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
 
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobLeaseClient, BlobServiceClient
 
 from batchrun.azure.failures import status_of, translated
@@ -131,15 +131,23 @@ def apply_lock(service: BlobServiceClient, workload: str, *, force: bool = False
     with translated(f"taking the apply lock of workload {workload}"):
         if force:
             break_lock(service, workload)
-        blob = _blob(service, workload)
+        # The lock blob is made only when it is missing (the first apply of the workload): two requests
+        # fewer on every other apply.
+        blob = service.get_blob_client(LOCK_CONTAINER, lock_blob_name(workload))
         # A lease id of our own: an acquire whose answer was lost and is retried gets the same lease back
         # (Storage accepts an acquire that proposes the active lease's id), not "already leased".
         lease_id = str(uuid.uuid4())
         deadline = time.monotonic() + LEASE_SECONDS + 5
+        made = False
         while True:
             try:
                 lease = blob.acquire_lease(lease_duration=LEASE_SECONDS, lease_id=lease_id)
                 break
+            except ResourceNotFoundError:
+                if made:
+                    raise
+                blob, made = _blob(service, workload), True
+                continue
             except HttpResponseError as error:
                 if status_of(error) != 409:
                     raise

@@ -1,10 +1,15 @@
-"""Run calls on a thread pool and stop promptly on the first error or Ctrl-C (queued calls are cancelled;
-calls already in flight finish, so nothing is left half-sent)."""
+"""Run calls on a few threads and stop promptly on the first error or Ctrl-C (queued calls are not started;
+calls already in flight finish, so nothing is left half-sent).
+
+Every thread is started before any takes a call. A thread started while the others already work (say, building
+request bodies) waits for Python's lock each time it starts: up to 15 ms a thread on a busy machine, which was
+a third of a 1,000-task apply.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -12,13 +17,47 @@ R = TypeVar("R")
 
 
 def run_parallel(function: Callable[[T], R], items: Iterable[T], threads: int) -> list[R]:
-    """``[function(item) for item in items]`` on ``threads`` threads, results in order."""
-    pool = ThreadPoolExecutor(max_workers=threads)
+    """``[function(item) for item in items]`` on ``threads`` threads, results in order; the error of the
+    earliest item that failed is raised."""
+    work = list(items)
+    results: dict[int, R] = {}
+    errors: dict[int, BaseException] = {}
+    taken = iter(range(len(work)))
+    take = threading.Lock()
+    go = threading.Event()
+    stop = threading.Event()
+
+    def worker() -> None:
+        go.wait()
+        while not stop.is_set():
+            with take:
+                index = next(taken, None)
+            if index is None:
+                return
+            try:
+                results[index] = function(work[index])
+            except BaseException as error:  # handed to the caller, which raises it
+                errors[index] = error
+                stop.set()
+                return
+
+    workers = [
+        threading.Thread(target=worker, name=f"batchrun-call-{n}", daemon=True)
+        for n in range(min(threads, len(work)))
+    ]
     try:
-        futures = [pool.submit(function, item) for item in items]
-        results = [future.result() for future in futures]
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
+        for thread in workers:
+            thread.start()
+        go.set()
+        for thread in workers:
+            thread.join()
+    except BaseException:  # Ctrl-C: no new call starts, the calls in flight finish
+        stop.set()
+        go.set()
+        for thread in workers:
+            if thread.is_alive():
+                thread.join()
         raise
-    pool.shutdown(wait=True)
-    return results
+    if errors:
+        raise errors[min(errors)]
+    return [results[index] for index in range(len(work))]

@@ -65,19 +65,21 @@ def decide_job(
     body, ownership = marked(body, ownership, kept_metadata(body_user(body), live.metadata) if live else ())
     finish = _job_finish(ownership, body, final_on_all_tasks_complete, job_id)
     create = Operation(Stage.JOB, "job.create", {"body": dict(body)})
+    # A job is created with noaction (it has no tasks yet) and its marks: only another onAllTasksComplete
+    # needs a patch once its tasks are in.
+    ends_itself = (final_on_all_tasks_complete or "noaction").lower() != "noaction"
+    created = (create, finish) if ends_itself else (create,)
     idle = has_tasks and not tasks_run
     if live is None:
         if idle:
             return JobDecision(Change(address, Action.NOOP, reason=NOTHING_TO_RUN), True)
-        return JobDecision(Change(address, Action.CREATE, operations=(create, finish)), True)
+        return JobDecision(Change(address, Action.CREATE, operations=created), True)
     if live.state.lower() == "deleting":
         if idle:
             return JobDecision(Change(address, Action.NOOP, reason=NOTHING_TO_RUN), True)
         wait = Operation(Stage.JOB_DELETE, "job.wait_deleted", {"id": job_id})
         return JobDecision(
-            Change(
-                address, Action.CREATE, reason="the job is being deleted", operations=(wait, create, finish)
-            ),
+            Change(address, Action.CREATE, reason="the job is being deleted", operations=(wait, *created)),
             True,
         )
     blocked = ownership_block(address, live.metadata, ownership.workload, options.adopt)
@@ -132,7 +134,7 @@ def decide_job(
             )
         save = Operation(Stage.RESULTS, "results.save", {"job": job_id})
         delete = Operation(Stage.JOB_DELETE, "job.delete", {"id": job_id})
-        steps = (save, delete, *(() if idle else (create, finish)))
+        steps = (save, delete, *(() if idle else created))
         return JobDecision(Change(address, Action.REPLACE, fields, reason=reason, operations=steps), True)
     operations: list[Operation] = []
     metadata_fields = user_metadata_changes(body_user(body), live.metadata)

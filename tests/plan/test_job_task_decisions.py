@@ -83,6 +83,14 @@ JOB_CASES = [
         final="terminatejob",
         tasks_run=True,
     ),
+    JobCase(
+        "absent, noaction -> created with its marks, no patch after the tasks",
+        job_spec(),
+        None,
+        Action.CREATE,
+        ["job.create"],
+        tasks_run=True,
+    ),
     JobCase("absent, every result current -> not created", job_spec(), None, Action.NOOP),
     JobCase("live defaults are not drift", job_spec(maxParallelTasks=-1), live_job(), Action.NOOP),
     JobCase(
@@ -115,7 +123,7 @@ JOB_CASES = [
         job_spec(),
         live_job(onAllTasksComplete="terminatejob"),
         Action.REPLACE,
-        ["results.save", "job.delete", "job.create", "job.patch"],
+        ["results.save", "job.delete", "job.create"],
         tasks_run=True,
     ),
     JobCase(
@@ -123,7 +131,7 @@ JOB_CASES = [
         job_spec(displayName="new"),
         live_job(displayName="old"),
         Action.REPLACE,
-        ["results.save", "job.delete", "job.create", "job.patch"],
+        ["results.save", "job.delete", "job.create"],
         tasks_run=True,
     ),
     JobCase(
@@ -150,7 +158,7 @@ JOB_CASES = [
         job_spec(),
         live_job(state="completed"),
         Action.REPLACE,
-        ["results.save", "job.delete", "job.create", "job.patch"],
+        ["results.save", "job.delete", "job.create"],
         tasks_change=True,
         tasks_run=True,
     ),
@@ -186,7 +194,7 @@ JOB_CASES = [
         job_spec(),
         live_job(state="deleting"),
         Action.CREATE,
-        ["job.wait_deleted", "job.create", "job.patch"],
+        ["job.wait_deleted", "job.create"],
         tasks_run=True,
     ),
 ]

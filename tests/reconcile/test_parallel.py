@@ -1,0 +1,46 @@
+"""batchrun.azure.parallel: results in order, the earliest failure raised, nothing new started after one."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from batchrun.azure.parallel import run_parallel
+
+
+def test_results_keep_the_order_of_the_items() -> None:
+    def slow_for_small(n: int) -> int:
+        time.sleep(0.01 * (5 - n % 5))
+        return n * n
+
+    assert run_parallel(slow_for_small, range(23), 4) == [n * n for n in range(23)]
+    assert run_parallel(slow_for_small, [], 4) == []
+
+
+def test_every_thread_runs_calls_at_the_same_time() -> None:
+    barrier = threading.Barrier(4, timeout=10)
+
+    def meet(n: int) -> int:
+        barrier.wait()  # would time out if fewer than 4 calls ran at once
+        return n
+
+    assert run_parallel(meet, range(8), 4) == list(range(8))
+
+
+def test_the_first_failure_is_raised_and_no_new_call_starts() -> None:
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def call(n: int) -> int:
+        with lock:
+            started.append(n)
+        if n == 3:
+            raise ValueError("item 3 failed")
+        time.sleep(0.05)
+        return n
+
+    with pytest.raises(ValueError, match="item 3 failed"):
+        run_parallel(call, range(100), 2)
+    assert len(started) < 10, started  # the queued calls were not started
