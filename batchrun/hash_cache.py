@@ -94,19 +94,28 @@ class HashCache:
             self.entries = {}
 
     def md5(self, path: Path) -> str:
+        return self.md5_and_stat(path)[0]
+
+    def md5_and_stat(self, path: Path) -> tuple[str, Stat | None]:
+        """The file's MD5 and the stat data that vouches for it: while the file's stat data is still that,
+        its content is what was hashed (None when it cannot vouch: the cache is off, the file changed while
+        it was read, or it was hashed within ``RACY_NS`` of its last modification)."""
         key = str(path)
         self.seen.add(key)
         stat = Stat.of(path)
         known = self.entries.get(key)
         if known is not None and known[0] == stat and known[2] - stat.mtime_ns >= RACY_NS:
-            return known[1]
+            return known[1], stat
         md5 = md5_of(path)
         self.hashed += 1
         after = Stat.of(path)
-        if after == stat:  # unchanged while it was read: safe to remember
-            self.entries[key] = (stat, md5, time.time_ns())
+        recorded = time.time_ns()
+        if after != stat:
+            return md5, None
+        if self.file is not None:  # unchanged while it was read: safe to remember
+            self.entries[key] = (stat, md5, recorded)
             self.changed = True
-        return md5
+        return md5, stat if self.file is not None and recorded - stat.mtime_ns >= RACY_NS else None
 
     def save(self) -> None:
         if self.file is None or not (self.changed or set(self.entries) - self.seen):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import (
     BlobServiceClient,
     ContainerSasPermissions,
@@ -27,10 +28,10 @@ from azure.storage.blob import (
     generate_container_sas,
 )
 
-from batchrun.azure.failures import translated
+from batchrun.azure.failures import error_code, status_of, translated
 from batchrun.azure.parallel import run_parallel
 from batchrun.errors import ApplyError
-from batchrun.hash_cache import HashCache, md5_of
+from batchrun.hash_cache import HashCache, Stat, md5_of
 from batchrun.manifest.sources import source_files
 from batchrun.model import StorageInput
 from batchrun.plan.live import BLOB_WORKLOAD_KEY, LiveInput, LocalFile, PreparedInput
@@ -46,10 +47,11 @@ def local_files(source: Path, prefix: str, hashes: HashCache | None = None) -> l
     come from ``hashes`` when a file's stat data is unchanged since it was last hashed.
     """
     cache = hashes or HashCache(None)
-    return [
-        LocalFile(prefix + entry.name, str(entry.path), cache.md5(entry.path), entry.size)
-        for entry in source_files(source)
-    ]
+    found = []
+    for entry in source_files(source):
+        md5, stat = cache.md5_and_stat(entry.path)
+        found.append(LocalFile(prefix + entry.name, str(entry.path), md5, entry.size, stat))
+    return found
 
 
 def prepare_input(spec: StorageInput, hashes: HashCache | None = None) -> PreparedInput:
@@ -97,6 +99,19 @@ class _HashingReader:
         return base64.b64encode(self._digest.digest()).decode()
 
 
+def _md5_refused(error: HttpResponseError) -> bool:
+    """Storage refused an upload whose bytes do not have its Content-MD5 (Azure: ``Md5Mismatch``; Azurite:
+    ``InvalidOperation``, "Provided contentMD5 doesn't match")."""
+    if status_of(error) != 400:
+        return False
+    return error_code(error) == "Md5Mismatch" or "md5" in str(getattr(error, "message", "") or "").lower()
+
+
+def _stat_of(handle: BinaryIO) -> Stat:
+    found = os.fstat(handle.fileno())
+    return Stat(found.st_size, found.st_mtime_ns, found.st_ctime_ns, found.st_ino)
+
+
 def read_input(service: BlobServiceClient, prepared: PreparedInput, workload: str) -> LiveInput:
     """Blobs under the input's prefix with their Content-MD5 and whether this workload uploaded them."""
     container = service.get_container_client(prepared.container)
@@ -141,24 +156,37 @@ def upload_files(
     def upload(item: Mapping[str, Any]) -> None:
         path = Path(str(item["path"]))
         blob = str(item["blob"])
+        # The plan's stat data vouches for its MD5 while the file keeps it (see batchrun.hash_cache): such a
+        # file is read once and not hashed again; any other is hashed from the bytes sent.
+        planned = list(item.get("stat") or ())
         with translated(f"uploading {blob} to container {container}"), path.open("rb") as handle:
+            vouched = bool(planned) and list(_stat_of(handle)) == planned
             reader = _HashingReader(handle, path)
-            client.upload_blob(
-                blob,
-                cast(Any, reader),  # a file-like object to the SDK
-                overwrite=True,
-                length=int(item["size"]),
-                content_settings=ContentSettings(content_md5=bytearray(base64.b64decode(str(item["md5"])))),
-                metadata={BLOB_WORKLOAD_KEY: workload},
+            changed = ApplyError(
+                f"{path} changed after the plan was made; run the plan again so it uploads what you see now."
             )
-            if reader.md5() != item["md5"]:
+            try:
+                client.upload_blob(
+                    blob,
+                    handle if vouched else cast(Any, reader),  # a file-like object to the SDK
+                    overwrite=True,
+                    length=int(item["size"]),
+                    content_settings=ContentSettings(
+                        content_md5=bytearray(base64.b64decode(str(item["md5"])))
+                    ),
+                    metadata={BLOB_WORKLOAD_KEY: workload},
+                )
+            except HttpResponseError as error:
+                if _md5_refused(error):  # storage checked the content against the planned MD5
+                    raise changed from None
+                raise
+            # Vouched for: the file has the planned stat data still once sent, so the planned content went.
+            unchanged = list(_stat_of(handle)) == planned if vouched else reader.md5() == item["md5"]
+            if not unchanged:
                 # What was sent is not what the plan showed: never leave it under the planned MD5.
                 with suppress(ResourceNotFoundError):
                     client.delete_blob(blob)
-                raise ApplyError(
-                    f"{path} changed after the plan was made; "
-                    "run the plan again so it uploads what you see now."
-                )
+                raise changed
         progress(blob)
 
     run_parallel(upload, files, UPLOAD_THREADS)

@@ -36,7 +36,8 @@ def decide_input(desired: PreparedInput, live: LiveInput | None, prune: bool) ->
                 {
                     "container": desired.container,
                     "files": [
-                        {"blob": f.blob, "path": f.path, "md5": f.md5, "size": f.size} for f in uploads
+                        {"blob": f.blob, "path": f.path, "md5": f.md5, "size": f.size, "stat": f.stat}
+                        for f in uploads
                     ],
                 },
             )

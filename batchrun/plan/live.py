@@ -30,12 +30,15 @@ class LiveInput:
 
 @dataclass(frozen=True)
 class LocalFile:
-    """A file to upload: blob name, absolute local path, base64 MD5 and size."""
+    """A file to upload: blob name, absolute local path, base64 MD5 and size; ``stat`` (size, mtime_ns,
+    ctime_ns, inode) vouches for the MD5 while the file still has it (None: an upload hashes what it
+    sends)."""
 
     blob: str
     path: str
     md5: str
     size: int
+    stat: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from batchrun.hash_cache import HashCache, md5_of
+from batchrun.hash_cache import HashCache, Stat, md5_of
 
 OLD = time.time() - 3600
 
@@ -82,3 +82,13 @@ def test_it_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("BATCHRUN_HASH_CACHE")
     cache = HashCache.for_workload("w", tmp_path)
     assert cache.file is not None and cache.file.parent == tmp_path / "cache" / "hashes"
+
+
+def test_the_stat_data_vouches_for_an_md5_only_when_it_can(tmp_path: Path) -> None:
+    aged = old_file(tmp_path / "aged.txt", b"aged\n")
+    fresh = tmp_path / "fresh.txt"
+    fresh.write_bytes(b"fresh\n")
+    cache = HashCache(tmp_path / "cache.json")
+    assert cache.md5_and_stat(aged) == (md5_of(aged), Stat.of(aged))
+    assert cache.md5_and_stat(fresh) == (md5_of(fresh), None)  # modified within the racy window
+    assert HashCache(None).md5_and_stat(aged) == (md5_of(aged), None)  # BATCHRUN_HASH_CACHE=off
