@@ -4,20 +4,22 @@
    another pool and job, then ``addtaskcollection`` with plain JSON bodies (the bodies batchrun sends), 100
    per request, 8 requests at a time. Goal: within 1.1x.
 2. No-change plan of that job, vs reading the same ``$select`` pages as plain JSON. Goal: within 1.3x and
-   under 30 requests; the peak RSS of the process is printed too.
+   under 30 requests.
+3. With ``--rss``: peak RSS of a process making the no-change plan (the workload built in it), vs a process
+   listing the same tasks with the bare SDK (``list_tasks``, the same ``$select``). Goal: within 1.5x.
 
 The pool has no nodes, so no task runs and the emulator only stores them. Usage:
 
-    .venv/bin/python bench/reconcile.py [--tasks 10000] [--rounds 3]
+    .venv/bin/python bench/reconcile.py [--tasks 10000] [--rounds 3] [--rss]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -179,13 +181,64 @@ def one_round(client: Any, target: Any, wl: Workload, logs_url: str, floor_first
     return found
 
 
+def child(mode: str, home: Path, name: str, count: int) -> None:
+    """In a child process: the no-change plan of the workload, or the bare SDK listing of its tasks; prints
+    the peak RSS in MiB."""
+    from batchrun.local.target import running_target
+    from batchrun.target import target_from_local
+
+    local = running_target(home)
+    assert local is not None, "the local target is not running"
+    if mode == "plan":
+        wl = workload(name, count)
+        assert not batchrun.plan(wl, target=target_from_local(local)).has_changes
+    else:  # the floor holds no workload: it only lists the job's tasks
+        from azure.batch import BatchClient
+        from azure.core.credentials import AzureNamedKeyCredential
+
+        client = BatchClient(local.batch_url, AzureNamedKeyCredential(local.account_name, local.account_key))
+        select = ["id", "state", "environmentSettings", "constraints", "executionInfo"]
+        listed = client.list_tasks(f"{name}-job", select=select, max_results=1000)
+        assert sum(1 for _ in listed) == count
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so a child would report its parent's peak.
+    status = Path("/proc/self/status").read_text(encoding="ascii")
+    print(int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024)
+
+
+def peak_rss(home: Path, client: Any, target: Any, count: int, rounds: int) -> None:
+    """Peak RSS of a no-change plan vs the bare SDK listing, each a fresh process, alternated, medians."""
+    wl = workload("rss", count)
+    batchrun.apply(wl, target=target)
+    mine: list[float] = []
+    floor: list[float] = []
+    for _ in range(rounds):
+        for mode, into in (("plan", mine), ("list", floor)):
+            command = [sys.executable, __file__, "--child", mode, str(home), wl.name, str(count)]
+            done = subprocess.run(command, check=True, capture_output=True, text=True)
+            into.append(float(done.stdout.split()[-1]))
+    ours, theirs = statistics.median(mine), statistics.median(floor)
+    verdict = "OK" if ours / theirs <= 1.5 else "over the goal"
+    print(
+        f"peak RSS, no-change plan of {count:,} tasks (a process building the workload and planning): "
+        f"{ours:.0f} MiB vs the bare SDK listing them: {theirs:.0f} MiB -> {ours / theirs:.2f}x "
+        f"(goal <= 1.5x: {verdict})"
+    )
+    batchrun.destroy(wl, target=target, confirm_replace=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rss", action="store_true", help="measure peak RSS instead of time")
+    parser.add_argument("--child", nargs=4, metavar=("MODE", "HOME", "NAME", "TASKS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        mode, home_text, name, count = args.child
+        child(mode, Path(home_text), name, int(count))
+        return
 
     from azure.batch import BatchClient
     from azure.core.credentials import AzureNamedKeyCredential
@@ -199,6 +252,9 @@ def main() -> None:
     try:
         target = target_from_local(local)
         client = BatchClient(local.batch_url, AzureNamedKeyCredential(local.account_name, local.account_key))
+        if args.rss:
+            peak_rss(home, client, target, args.tasks, args.rounds)
+            return
         logs_url = failure_logs_url(local)
         applies: list[tuple[float, float]] = []
         raws: list[tuple[float, float]] = []
@@ -247,8 +303,6 @@ def main() -> None:
         )
         show("no-change plan vs the same $select pages as plain JSON", plans, lists, 1.3)
         print(f"no-change plan requests: {max(plan_requests)} (target < 30 at 10,000 tasks)")
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"peak RSS of this process: {peak:.0f} MiB (holds the workload, plans and the raw SDK models)")
         client.close()
     finally:
         stop(home)

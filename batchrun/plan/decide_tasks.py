@@ -186,7 +186,7 @@ def _changed_part(
     prefixes: Mapping[str, str],
 ) -> _Status:
     previous = live[key].digest if key in live else results[key].digest
-    parts = graph.identities[key].differing(parse_digest(previous))
+    parts = graph.identity(key).differing(parse_digest(previous))
     return _changed_reason(task, parts, runs_upstream, changes, prefixes)
 
 

@@ -224,13 +224,18 @@ def topological_order(tasks: Sequence[TaskSpec], upstream: Mapping[str, Sequence
 
 @dataclass(frozen=True)
 class TaskGraph:
-    """Each task's identity and its upstream/downstream tasks, by lower-cased id; ``order`` is topological."""
+    """Each task's digest and its upstream/downstream tasks, by lower-cased id; ``order`` is topological.
 
-    identities: Mapping[str, TaskIdentity]
-    digests: Mapping[str, str]  # each identity's digest, joined once
+    Only the joined digests are kept (a plan of 100,000 tasks holds them all); :meth:`identity` splits one
+    into its parts when a reason is wanted."""
+
+    digests: Mapping[str, str]
     upstream: Mapping[str, Sequence[str]]
     downstream: Mapping[str, Sequence[str]]
     order: tuple[str, ...]
+
+    def identity(self, key: str) -> TaskIdentity:
+        return TaskIdentity(*self.digests[key].split("-"))
 
 
 def task_graph(
@@ -252,7 +257,6 @@ def task_graph(
     definitions = _DefinitionText(bindings, outputs_container, job_context(job))
     inputs = _InputDigests(bindings, contents)
     pool_packages = package_digest(contents.pool_packages, contents)
-    identities: dict[str, TaskIdentity] = {}
     digests: dict[str, str] = {}
     order: list[str] = []
     # Without dependencies the manifest's order is already topological.
@@ -268,8 +272,6 @@ def task_graph(
         )
         needs = upstream.get(key) if upstream else None
         up = _hash(",".join(digests[d] for d in needs if d in digests)) if needs else NOTHING
-        identity = TaskIdentity(_hash(definitions.of(task)), inputs.of(task), packages, up)
-        identities[key] = identity
-        digests[key] = f"{identity[0]}-{identity[1]}-{identity[2]}-{identity[3]}"
+        digests[key] = f"{_hash(definitions.of(task))}-{inputs.of(task)}-{packages}-{up}"
         order.append(key)
-    return TaskGraph(identities, digests, upstream, downstream, tuple(order))
+    return TaskGraph(digests, upstream, downstream, tuple(order))

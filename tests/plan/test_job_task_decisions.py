@@ -247,7 +247,7 @@ def live_for(wl: Workload, state: str = "completed") -> LiveState:
     graph = task_graph(wl.job, input_bindings(wl), "demo-out", contents_of(wl, [], []))
     tasks = {
         t.id.lower(): LiveTask(
-            graph.identities[t.id.lower()].digest,
+            graph.digests[t.id.lower()],
             state,
             {
                 "maxWallClockTime": "P10675199DT2H48M5.4775807S",

@@ -83,10 +83,7 @@ def completed_live(wl: Workload, inputs: PreparedInput, pkg: PreparedPackage, jo
     """Live state once ``wl`` ran to success with these contents."""
     assert wl.job is not None
     graph = task_graph(wl.job, input_bindings(wl), "demo-out", contents_of(wl, [inputs], [pkg]))
-    tasks = {
-        key: LiveTask(identity.digest, "completed", {}, "success", 0)
-        for key, identity in graph.identities.items()
-    }
+    tasks = {key: LiveTask(digest, "completed", {}, "success", 0) for key, digest in graph.digests.items()}
     blobs = {f.blob: (f.md5, True) for f in inputs.files}
     pool_props = {
         "id": "p1",
@@ -264,10 +261,10 @@ def test_digest_parts_say_what_changed() -> None:
     after = task_graph(
         wl.job, input_bindings(wl), "demo-out", contents_of(wl, [prepared({"a.txt": "x"})], [package()])
     )
-    old = parse_digest(before.identities["count-a"].digest)
-    assert after.identities["count-a"].differing(old) == ["inputs"]
-    assert after.identities["count-b"].digest == before.identities["count-b"].digest
-    assert after.identities["merge"].differing(before.identities["merge"]) == ["upstream"]
+    old = parse_digest(before.digests["count-a"])
+    assert after.identity("count-a").differing(old) == ["inputs"]
+    assert after.digests["count-b"] == before.digests["count-b"]
+    assert after.identity("merge").differing(before.identity("merge")) == ["upstream"]
     assert parse_digest("not-a-digest") is None
 
 
@@ -285,7 +282,7 @@ def test_ten_thousand_tasks_one_edit_reruns_two() -> None:
     assert wl.job is not None
     graph = task_graph(wl.job, {}, None, contents_of(wl, [], []))
     results: dict[str, Any] = {
-        key: TaskResult(identity.digest, "success", 0, "", "j1") for key, identity in graph.identities.items()
+        key: TaskResult(digest, "success", 0, "", "j1") for key, digest in graph.digests.items()
     }
     edited_tasks = (*sweep[:41], TaskSpec("42", {"commandLine": "run 42 again"}), *sweep[42:], merge)
     edited = replace(wl, job=replace(wl.job, tasks=edited_tasks))
