@@ -15,7 +15,14 @@ processes', from /proc) is reported apart from the client's. Rows (``--rows``, a
 ``--rounds`` rounds, wall time and CPU time side by side: the machine may be shared and busy.
 
 Run: ``.venv/bin/python bench/emulator_tasks.py [--rows true,sleep] [--rounds 5]``
-(starts Azurite and the emulator in a temp dir).
+(starts Azurite and the emulator in a temp dir; ``TMPDIR`` chooses where).
+
+Each task run creates its folder, ``wd/``, ``stdout.txt`` and ``stderr.txt`` (four new inodes; xargs creates
+none). What that costs depends on the file system's state more than on the emulator: on ext4 without a
+journal an inode allocation skips the inodes freed in the last minutes, scanning its block group from the
+start, so a folder where many files were just deleted (a shared ``/tmp``, the previous bench's cleanup) costs
+1-2 ms of kernel CPU per task instead of under 0.1 ms. The header prints that cost, measured in the bench's
+own folder.
 """
 
 from __future__ import annotations
@@ -370,6 +377,20 @@ def bench_rss(emulator: Emulator) -> None:
     print(f"  the tasks' stored JSON: {json_bytes / 2**20:.0f} MiB")
 
 
+def folder_cost(folder: Path, count: int = 200) -> float:
+    """Microseconds of CPU to create one task's folders here (folder, wd/, stdout.txt, stderr.txt), as the
+    node runtime does for every task run. The folders stay (they go with the bench's temp dir)."""
+    root = folder / "folder-cost"
+    root.mkdir()
+    started = time.process_time()
+    for index in range(count):
+        task = root / f"t{index:05d}"
+        (task / "wd").mkdir(parents=True)
+        for name in ("stdout.txt", "stderr.txt"):
+            os.close(os.open(task / name, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666))
+    return (time.process_time() - started) / count * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", default="true,sleep,list,rss", help="comma-separated: true,sleep,list,rss")
@@ -380,6 +401,7 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     with tempfile.TemporaryDirectory(prefix="batchrun-bench-") as folder:
         state = Path(folder)
+        print(f"creating one task's folders in {folder}: {folder_cost(state):.0f} us of CPU")
         azurite, endpoint = start_azurite(tools, state / "azurite")
         try:
             if "true" in rows or "sleep" in rows:

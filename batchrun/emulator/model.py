@@ -105,6 +105,13 @@ class TaskTable:
         item = self._items.get(task_id)
         return _decode(item) if isinstance(item, str) else item
 
+    def keep(self, task_id: str, task: Body) -> Body:
+        """Make ``task`` (a :meth:`peek` of this id, unchanged since) the live dict; returns the live dict."""
+        item = self._items.get(task_id)
+        if isinstance(item, str):
+            self._items[task_id] = item = task
+        return task if item is None else item
+
     def stored(self, task_id: str) -> Body | str | None:
         """The task as held: the live dict, or its stored JSON text (``_x`` last, see :func:`public_json`)."""
         return self._items.get(task_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import threading
@@ -62,6 +63,7 @@ _TICK = Decimal("0.0000001")  # a TimeSpan counts 100 ns ticks
 _MAX_TIMEDELTA_SECONDS = 999_999_999 * 86400.0
 
 
+@functools.lru_cache(maxsize=1024)  # a pure function, asked for every task start with a few distinct values
 def duration_seconds(text: str) -> float | None:
     """Seconds in an ISO-8601 duration of days, hours, minutes, seconds (``PT15M00S``, ``P7D``, ``P``)."""
     match = _DURATION.match(text)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import select
 import shlex
 import shutil
@@ -40,6 +41,11 @@ _PRCTL = _LIBC.prctl
 TERMINATE_GRACE = 1.0
 _POLL_INTERVAL = 0.05
 
+# shlex.split (POSIX mode, no comments) splits words at spaces, tabs, CR and LF and interprets only quotes and
+# backslashes: a line without those splits the same with one regular expression.
+_WORD = re.compile(r"[^ \t\r\n]+")
+_QUOTING = re.compile(r"['\"\\]")
+
 EndReason = Literal["exited", "cancelled", "timeout"]
 
 
@@ -58,6 +64,11 @@ class LaunchError(Exception):
 
 
 def split_command_line(command_line: str) -> list[str]:
+    if not _QUOTING.search(command_line):  # nothing for shlex to interpret: its words are the plain ones
+        words = _WORD.findall(command_line)
+        if not words:
+            raise LaunchError("CommandLaunchFailed", "The command line is empty")
+        return words
     try:
         words = shlex.split(command_line, posix=True)
     except ValueError as error:

@@ -1,13 +1,14 @@
-"""Task runs from the start of their process to the record of their end, on one thread.
+"""Task runs from the start of their process to the record of their end, without a thread per running task.
 
-A dispatched run (its running state committed) is started on the process supervisor's thread
-(:mod:`batchrun.emulator.node.supervisor`): the node's folders, the environment and the spawn. The same thread
-reaps the process through its pidfd, and the runs whose processes ended at one wake are recorded together
-(one model-lock acquisition, one SQLite transaction, which also starts the tasks that take the freed slots).
+A dispatched run (its running state committed) is started by one of :data:`LAUNCHERS` threads: the node's
+folders, the environment and the spawn. Its process is then watched by the process supervisor's one thread
+(:mod:`batchrun.emulator.node.supervisor`), which reaps it through its pidfd; the runs whose processes ended
+at one wake are recorded together (one model-lock acquisition, one SQLite transaction, which also dispatches
+the tasks that take the freed slots; their processes start once that transaction has committed).
 
 Runs that wait on storage (resource files, application packages, output files) or run the job preparation task
-first are started and finished on the worker threads, so that the supervisor's thread never waits on the
-network; their processes are reaped by the supervisor all the same.
+first are started and finished on the worker threads, so that neither the launchers nor the supervisor ever
+wait on the network; their processes are reaped by the supervisor all the same.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ if TYPE_CHECKING:
     from batchrun.emulator.scheduler.core import Scheduler
 
 _LOG = logging.getLogger("batchrun.emulator.scheduler")
-LAUNCHERS = 2
+# Threads that start task processes: a spawn waits for the child's exec (without the GIL), so a few overlap;
+# more would only hand the GIL around.
+LAUNCHERS = 4
 
 
 class TaskRuns:
@@ -43,7 +46,6 @@ class TaskRuns:
         self.scheduler = scheduler
         self.supervisor = ProcessSupervisor(flush=self._flush, name="batch-task-processes")
         self._ended: list[tuple[RunningTask, TaskOutcome]] = []  # touched on the supervisor's thread only
-        # A few threads start processes: the folders and the spawn wait on the kernel, not on the GIL.
         self.launchers = ThreadPoolExecutor(
             max_workers=min(LAUNCHERS, scheduler.cap), thread_name_prefix="batch-launch"
         )
@@ -73,7 +75,6 @@ class TaskRuns:
             self.supervisor.call_soon(lambda: self._watch(run, started))
 
     # ---- the supervisor's thread
-
     def _watch(self, run: RunningTask, started: StartedTask) -> None:
         def exited(result: ProcessResult) -> None:
             if started.uploads:

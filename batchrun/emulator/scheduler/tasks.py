@@ -74,6 +74,7 @@ class TaskRunner:
         self.scheduler = scheduler
         self.model = scheduler.model
         self.config = scheduler.config
+        self._identities: dict[tuple[str, str, bool], NodeIdentity] = {}
 
     def dispatch(self) -> None:
         budget = self.scheduler.cap - len(self.scheduler.running)
@@ -135,7 +136,7 @@ class TaskRunner:
                 and by_id[node_id]["_x"].get("jobPrep", {}).get(job["id"]) is None
             ):
                 free.pop(node_id)  # the job preparation task runs there first; no other task of this job yet
-            chosen.append((job_tasks.by_id[task_id], by_id[node_id]))  # the live dict of a task that starts
+            chosen.append((job_tasks.by_id.keep(task_id, task), by_id[node_id]))  # a task that starts is live
         for task, node in chosen:
             self._launch(job, pool, task, node)
         return len(chosen)
@@ -171,7 +172,7 @@ class TaskRunner:
         if node["state"] == "idle":
             nodes.set_node_state(node, "running")
         run = RunningTask(job["id"], task["id"], pool["id"], node["id"], slots)
-        identity = nodes.identity(self.config, self.scheduler.account_url, pool["id"], node)
+        identity = self._identity(pool["id"], node)
         prep_spec = job.get("jobPreparationTask") if run_prep else None
         environment = job.get("commonEnvironmentSettings") or []
         packages: list[PackageBlob] | str
@@ -200,6 +201,15 @@ class TaskRunner:
     def _unrun(self, key: tuple[str, str]) -> None:
         """The transaction that started a run was rolled back: it never started."""
         self.scheduler.running.pop(key, None)
+
+    def _identity(self, pool_id: str, node: Body) -> NodeIdentity:
+        """The node's identity, made once per node (it depends only on the pool, the node and the config)."""
+        key = (pool_id, node["id"], bool(node.get("isDedicated", True)))
+        found = self._identities.get(key)
+        if found is None:
+            found = nodes.identity(self.config, self.scheduler.account_url, pool_id, node)
+            self._identities[key] = found
+        return found
 
     def launch_of(self, start: TaskStart) -> TaskLaunch:
         run = start.run
