@@ -75,6 +75,7 @@ class TaskRunner:
         self.model = scheduler.model
         self.config = scheduler.config
         self._identities: dict[tuple[str, str, bool], NodeIdentity] = {}
+        self._node_saves: dict[tuple[str, str], Body] | None = None  # set while complete_together runs
 
     def dispatch(self) -> None:
         budget = self.scheduler.cap - len(self.scheduler.running)
@@ -193,7 +194,7 @@ class TaskRunner:
         key = (job["id"], task["id"])
         with self.model.store.transaction():
             self.model.save_task(job["id"], task)
-            self.model.save_node(pool["id"], node)
+            self._save_node(pool["id"], node)
             self.scheduler.running[key] = run
             # The process starts once the task's running state is committed (with the rest of this pass).
             self.model.store.after_commit(lambda: self.scheduler.runs.begin(start), lambda: self._unrun(key))
@@ -201,6 +202,14 @@ class TaskRunner:
     def _unrun(self, key: tuple[str, str]) -> None:
         """The transaction that started a run was rolled back: it never started."""
         self.scheduler.running.pop(key, None)
+
+    def _save_node(self, pool_id: str, node: Body) -> None:
+        """Save a node whose counters a run's start or end changed: once per batch in
+        :meth:`complete_together` (lock held, in a transaction)."""
+        if self._node_saves is None:
+            self.model.save_node(pool_id, node)
+        else:
+            self._node_saves[(pool_id, node["id"])] = node
 
     def _identity(self, pool_id: str, node: Body) -> NodeIdentity:
         """The node's identity, made once per node (it depends only on the pool, the node and the config)."""
@@ -239,9 +248,16 @@ class TaskRunner:
         with self.model.lock:
             try:
                 with self.model.store.transaction():
-                    for run, outcome in ended:
-                        self.record_end(run, outcome)
-                    self.dispatch()
+                    self._node_saves = {}  # each node these ends and starts change is saved once, below
+                    try:
+                        for run, outcome in ended:
+                            self.record_end(run, outcome)
+                        self.dispatch()
+                    finally:
+                        changed, self._node_saves = self._node_saves, None
+                    for (pool_id, node_id), node in changed.items():
+                        if self.model.nodes.get(pool_id, {}).get(node_id) is node:  # (not removed since)
+                            self.model.save_node(pool_id, node)
             except StoreError as error:
                 _LOG.error("the end of %d task runs could not be saved: %s", len(ended), error)
                 for run, _ in ended:
@@ -320,7 +336,7 @@ class TaskRunner:
                 node["totalTasksSucceeded"] += 1
             if node["state"] == "running" and node["runningTasksCount"] == 0:
                 nodes.set_node_state(node, "idle")
-            self.model.save_node(run.pool_id, node)
+            self._save_node(run.pool_id, node)
         if task is not None and job_tasks is not None and run.reason != "delete":
             job_tasks.begin_change(task)
             self._record_outcome(run, task, outcome)
