@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -72,6 +73,7 @@ class HashCache:
         self.changed = False
         self.seen: set[str] = set()  # paths looked up this run: only they are kept
         self.hashed = 0  # files read this run (for tests and benchmarks)
+        self._lock = threading.Lock()
         if file is not None:
             self._load(file)
 
@@ -107,14 +109,15 @@ class HashCache:
         if known is not None and known[0] == stat and known[2] - stat.mtime_ns >= RACY_NS:
             return known[1], stat
         md5 = md5_of(path)
-        self.hashed += 1
         after = Stat.of(path)
         recorded = time.time_ns()
-        if after != stat:
-            return md5, None
-        if self.file is not None:  # unchanged while it was read: safe to remember
-            self.entries[key] = (stat, md5, recorded)
-            self.changed = True
+        with self._lock:  # files are hashed on several threads
+            self.hashed += 1
+            if after != stat:
+                return md5, None
+            if self.file is not None:  # unchanged while it was read: safe to remember
+                self.entries[key] = (stat, md5, recorded)
+                self.changed = True
         return md5, stat if self.file is not None and recorded - stat.mtime_ns >= RACY_NS else None
 
     def save(self) -> None:

@@ -38,6 +38,7 @@ from batchrun.plan.live import BLOB_WORKLOAD_KEY, LiveInput, LocalFile, Prepared
 from batchrun.target import Target
 
 UPLOAD_THREADS = 8
+HASH_THREADS = 4
 
 
 def local_files(source: Path, prefix: str, hashes: HashCache | None = None) -> list[LocalFile]:
@@ -47,11 +48,13 @@ def local_files(source: Path, prefix: str, hashes: HashCache | None = None) -> l
     come from ``hashes`` when a file's stat data is unchanged since it was last hashed.
     """
     cache = hashes or HashCache(None)
-    found = []
-    for entry in source_files(source):
-        md5, stat = cache.md5_and_stat(entry.path)
-        found.append(LocalFile(prefix + entry.name, str(entry.path), md5, entry.size, stat))
-    return found
+    entries = source_files(source)
+    # Several files are hashed at once: hashlib lets go of the interpreter lock, so each core hashes one.
+    hashed = run_parallel(lambda entry: cache.md5_and_stat(entry.path), entries, HASH_THREADS)
+    return [
+        LocalFile(prefix + entry.name, str(entry.path), md5, entry.size, stat)
+        for entry, (md5, stat) in zip(entries, hashed, strict=True)
+    ]
 
 
 def prepare_input(spec: StorageInput, hashes: HashCache | None = None) -> PreparedInput:
