@@ -51,10 +51,15 @@ def _start(
     command: str,
     cancel: threading.Event | None = None,
     limit: float | None = None,
+    from_its_thread: bool = False,
 ) -> None:
+    """Spawn ``command`` and hand it to the supervisor: from this thread, or from a call on its own."""
     process = spawn_process(command, folder, ENV, folder / f"{name}.out", folder / f"{name}.err")
     event = cancel or threading.Event()
-    supervisor.call_soon(lambda: supervisor.watch(process, event, limit, recorder.on_exit(name)))
+    if from_its_thread:
+        supervisor.call_soon(lambda: supervisor.watch(process, event, limit, recorder.on_exit(name)))
+    else:
+        supervisor.watch(process, event, limit, recorder.on_exit(name))
 
 
 def _alive(pid: int) -> bool:
@@ -78,7 +83,8 @@ def test_exit_codes_are_reported_on_the_supervisor_thread_and_followed_by_a_flus
     supervisor = ProcessSupervisor(flush=recorder.flush, name="test-supervisor")
     try:
         for code in (0, 3, 7):
-            _start(supervisor, recorder, tmp_path, f"exit{code}", f"/bin/sh -c 'exit {code}'")
+            command = f"/bin/sh -c 'exit {code}'"
+            _start(supervisor, recorder, tmp_path, f"exit{code}", command, from_its_thread=code == 3)
         results = dict(recorder.next() for _ in range(3))
     finally:
         supervisor.stop()

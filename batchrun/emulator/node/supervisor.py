@@ -4,13 +4,13 @@ Each watched process is a pidfd (Linux 5.3+) in one ``epoll``: the thread wakes 
 and reports its :class:`ProcessResult` to the ``on_exit`` given with it. Time limits and cancellation are
 handled there as :func:`~batchrun.emulator.node.process.wait_process` does for one process: SIGTERM to the
 process group, SIGKILL to the group after :data:`TERMINATE_GRACE` seconds or as soon as the process has ended.
-A cancel ``Event`` is looked at every :data:`CHECK_INTERVAL` seconds while processes run (as the old per-task
-loop did) or at once after :meth:`wake`.
+A cancel ``Event`` is looked at every :data:`CHECK_INTERVAL` seconds while processes run (as the per-process
+loop does) or at once after :meth:`wake`.
 
-Other threads hand work to the thread with :meth:`call_soon` (it starts processes there), so one thread both
-starts processes and reaps them; the GIL is not handed over at every blocking call of every task. After each
-wake the thread calls ``flush`` once, after the ``on_exit`` callbacks of that wake: the owner completes the
-runs that ended together in one go (one lock acquisition, one database transaction).
+Any thread may hand a process over with :meth:`watch` (its pidfd goes into the epoll; the supervisor's thread
+is not woken for it) or queue work for the thread with :meth:`call_soon`. After each wake the thread calls
+``flush`` once, after the ``on_exit`` callbacks of that wake: the owner records the runs that ended together
+in one go (one lock acquisition, one database transaction).
 """
 
 from __future__ import annotations
@@ -76,17 +76,12 @@ class ProcessSupervisor:
             if self._closed:
                 raise RuntimeError("the process supervisor has stopped")
             self._calls.append(call)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
-                self._thread.start()
+            self._ensure_thread()
         self.wake()
 
     def wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake_write, b"\0")
-
-    def in_thread(self) -> bool:
-        return threading.current_thread() is self._thread
 
     def stop(self, timeout: float = 20.0) -> None:
         """End the thread once every watched process has been reported and every queued call has run."""
@@ -101,7 +96,6 @@ class ProcessSupervisor:
             if thread is None or not thread.is_alive():
                 self._close()
 
-    # ---- the supervisor's thread
     def watch(
         self,
         process: subprocess.Popen[bytes],
@@ -109,17 +103,33 @@ class ProcessSupervisor:
         time_limit: float | None,
         on_exit: Callable[[ProcessResult], None],
     ) -> None:
-        """Report the end of ``process`` to ``on_exit`` in this thread (call from a :meth:`call_soon`)."""
+        """Report the end of ``process`` to ``on_exit``, called on the supervisor's thread.
+
+        From any thread: the pidfd goes into the epoll directly, without waking the thread (unless it sleeps
+        without a timeout, or the process has a time limit)."""
         deadline = None if time_limit is None else time.monotonic() + time_limit
         item = _Watch(process, cancel, deadline, on_exit, open_pidfd(process.pid))
-        if item.fd is not None:
-            self._watches[item.fd] = item
-            self._epoll.register(item.fd, select.EPOLLIN)
-        else:
-            self._watches[-process.pid] = item
-        if deadline is not None:
-            self._add_timer(deadline, item)
+        with self._lock:
+            if self._closed:
+                if item.fd is not None:
+                    os.close(item.fd)
+                raise RuntimeError("the process supervisor has stopped")
+            self._watches[-process.pid if item.fd is None else item.fd] = item
+            if item.fd is not None:
+                self._epoll.register(item.fd, select.EPOLLIN)
+            if deadline is not None:
+                self._add_timer(deadline, item)
+            wake = len(self._watches) == 1 or deadline is not None
+            self._ensure_thread()
+        if wake:  # the thread may sleep with no timeout (nothing watched) or past this deadline
+            self.wake()
 
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+            self._thread.start()
+
+    # ---- the supervisor's thread
     def _add_timer(self, moment: float, item: _Watch) -> None:
         self._sequence += 1
         heapq.heappush(self._timers, (moment, self._sequence, item))
@@ -142,12 +152,13 @@ class ProcessSupervisor:
                 self._run(self._flush)
 
     def _timeout(self) -> float | None:
-        if not self._watches:
-            return None
-        wait = CHECK_INTERVAL
-        if self._timers:
-            wait = min(wait, max(0.0, self._timers[0][0] - time.monotonic()))
-        return wait
+        with self._lock:
+            if not self._watches:
+                return None
+            wait = CHECK_INTERVAL
+            if self._timers:
+                wait = min(wait, max(0.0, self._timers[0][0] - time.monotonic()))
+            return wait
 
     def _poll(self, timeout: float | None) -> set[int]:
         try:
@@ -166,9 +177,11 @@ class ProcessSupervisor:
 
     def _check(self, ready: set[int]) -> None:
         now = time.monotonic()
-        while self._timers and self._timers[0][0] <= now:
-            heapq.heappop(self._timers)  # a due deadline or kill time; the pass below acts on it
-        for key, item in list(self._watches.items()):
+        with self._lock:
+            while self._timers and self._timers[0][0] <= now:
+                heapq.heappop(self._timers)  # a due deadline or kill time; the pass below acts on it
+            watched = list(self._watches.items())
+        for key, item in watched:
             maybe_ended = key in ready or item.fd is None or item.reason is not None or item.cancel.is_set()
             if maybe_ended and item.process.poll() is not None:
                 self._finish(key, item)
@@ -186,14 +199,16 @@ class ProcessSupervisor:
         item.reason = reason
         signal_group(item.process.pid, signal.SIGTERM)
         item.kill_at = now + TERMINATE_GRACE
-        self._add_timer(item.kill_at, item)
+        with self._lock:
+            self._add_timer(item.kill_at, item)
 
     def _finish(self, key: int, item: _Watch) -> None:
-        del self._watches[key]
-        if item.fd is not None:
-            with contextlib.suppress(OSError):
-                self._epoll.unregister(item.fd)
-            os.close(item.fd)
+        with self._lock:
+            del self._watches[key]
+            if item.fd is not None:
+                with contextlib.suppress(OSError):
+                    self._epoll.unregister(item.fd)
+                os.close(item.fd)
         if item.reason is not None:
             signal_group(item.process.pid, signal.SIGKILL)  # also ends children that ignored SIGTERM
         returncode = item.process.returncode

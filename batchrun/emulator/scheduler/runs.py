@@ -14,6 +14,7 @@ wait on the network; their processes are reaped by the supervisor all the same.
 from __future__ import annotations
 
 import logging
+import signal
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,7 @@ from batchrun.emulator.node import (
     unsupported_on_host_failure,
 )
 from batchrun.emulator.node.failures import failure_info, record_unrunnable
-from batchrun.emulator.node.process import ProcessResult
+from batchrun.emulator.node.process import ProcessResult, signal_group
 from batchrun.emulator.node.runner import StartedTask, finish_task, start_task, waits_on_storage
 from batchrun.emulator.node.supervisor import ProcessSupervisor
 from batchrun.emulator.scheduler.tasks import WINDOWS_REASON, RunningTask, TaskStart, immediate_failure
@@ -69,13 +70,18 @@ class TaskRuns:
         except Exception as error:  # never leave a task stuck in running because of a bug
             started = self._bug(run, error)
         if isinstance(started, TaskOutcome):
-            outcome = started
-            self.supervisor.call_soon(lambda: self._ended.append((run, outcome)))
+            self._ended_elsewhere(run, started)
         else:
-            self.supervisor.call_soon(lambda: self._watch(run, started))
+            self._watch(run, started)
 
-    # ---- the supervisor's thread
+    def _ended_elsewhere(self, run: RunningTask, outcome: TaskOutcome) -> None:
+        """A run that ended without a process, recorded with the supervisor's next batch."""
+        self.supervisor.call_soon(lambda: self._ended.append((run, outcome)))
+
+    # ---- any thread
     def _watch(self, run: RunningTask, started: StartedTask) -> None:
+        """Hand the run's process to the supervisor; ``exited`` runs on the supervisor's thread."""
+
         def exited(result: ProcessResult) -> None:
             if started.uploads:
                 self.scheduler.task_threads.submit(self._finish_on_worker, run, started, result)
@@ -86,10 +92,11 @@ class TaskRuns:
             self.supervisor.watch(started.process, run.cancel, started.time_limit, exited)
         except Exception as error:
             _LOG.exception("task %s/%s: its process cannot be watched; it is ended", run.job_id, run.task_id)
-            started.process.kill()
+            signal_group(started.process.pid, signal.SIGKILL)
             started.process.wait()
-            self._ended.append((run, self._bug(run, error)))
+            self._ended_elsewhere(run, self._bug(run, error))
 
+    # ---- the supervisor's thread
     def _flush(self) -> None:
         if self._ended:
             ended, self._ended = self._ended, []
@@ -110,7 +117,7 @@ class TaskRuns:
         if isinstance(started, TaskOutcome):
             self.scheduler.tasks.complete_alone(run, started)
         else:
-            self.supervisor.call_soon(lambda: self._watch(run, started))
+            self._watch(run, started)
 
     def _prepared(
         self,
