@@ -2,7 +2,7 @@
 
 1. Fresh apply of N tasks (default 10,000) through the Python API, vs the same work on the wire: creating
    another pool and job, then ``addtaskcollection`` with plain JSON bodies (the bodies batchrun sends), 100
-   per request, 8 requests at a time. Goal: within 1.1x.
+   per request, 8 requests at a time. Goal: within 1.1x (within 1.3x at 1,000 tasks, where start-up counts).
 2. No-change plan of that job, vs reading the same ``$select`` pages as plain JSON. Goal: within 1.3x and
    under 30 requests.
 3. With ``--rss``: peak RSS of a process making the no-change plan (the workload built in it), vs a process
@@ -299,7 +299,9 @@ def main() -> None:
             "8 threads)",
             applies,
             raws,
-            1.1,
+            1.1
+            if args.tasks >= 10_000
+            else 1.3,  # the goals: 10,000 tasks, and 1,000 (start-up cost)
         )
         show("no-change plan vs the same $select pages as plain JSON", plans, lists, 1.3)
         print(f"no-change plan requests: {max(plan_requests)} (target < 30 at 10,000 tasks)")

@@ -99,12 +99,17 @@ def _holder_is_gone(meta: dict[str, str] | None) -> bool:
 
 
 def _blob(service: BlobServiceClient, workload: str) -> BlobClient:
+    """The workload's lock blob, made when missing (and its container, when that is missing too)."""
     container = service.get_container_client(LOCK_CONTAINER)
-    with suppress(ResourceExistsError):
-        container.create_container()
     blob = container.get_blob_client(lock_blob_name(workload))
-    with suppress(ResourceExistsError):
-        blob.upload_blob(b"", overwrite=False)
+    try:
+        with suppress(ResourceExistsError):
+            blob.upload_blob(b"", overwrite=False)
+    except ResourceNotFoundError:  # no container yet: the first workload on this storage account
+        with suppress(ResourceExistsError):
+            container.create_container()
+        with suppress(ResourceExistsError):
+            blob.upload_blob(b"", overwrite=False)
     return blob
 
 
