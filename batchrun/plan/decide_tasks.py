@@ -190,6 +190,11 @@ def _changed_part(
     return _changed_reason(task, parts, runs_upstream, changes, prefixes)
 
 
+def _keys(job: JobSpec, graph: TaskGraph) -> Sequence[str]:
+    """The job's lower-cased task ids in its order (the graph's, made once, when it has them)."""
+    return graph.keys if len(graph.keys) == len(job.tasks) else [task.id.lower() for task in job.tasks]
+
+
 def _forced(task_id: str, patterns: Sequence[re.Pattern[str]]) -> bool:
     return any(pattern.match(task_id) for pattern in patterns)
 
@@ -205,7 +210,7 @@ def _statuses(
     prefixes: Mapping[str, str],
 ) -> dict[str, _Status]:
     """Each task's status, deciding upstream before downstream."""
-    tasks = {task.id.lower(): task for task in job.tasks}
+    tasks = dict(zip(_keys(job, graph), job.tasks, strict=True))
     patterns = [re.compile(fnmatch.translate(glob.lower())) for glob in options.rerun]
     statuses: dict[str, _Status] = {}
     digests, all_upstream = graph.digests, graph.upstream
@@ -333,15 +338,15 @@ def decide_tasks(
         job, graph, live, results, fresh, options, changes or ContentChanges(), prefixes or {}
     )
     runs = {key for key, status in statuses.items() if status.runs}
-    in_job = runs | set(live) if not fresh else runs
+    # What a task to run may still depend on (only worked out when a task runs).
+    in_job = (runs | set(live) if not fresh else runs) if runs else set()
+    numeric = numeric_task_ids(job.tasks) if runs else {}
     changed_in_place = False  # a constraints update or a deletion
-    numeric = numeric_task_ids(job.tasks)
     filled = _constraints_filler(job.properties.get("constraints") or {})
     result: list[Change] = []
     carried = 0
     kept_as_is = (Cause.CURRENT, Cause.PENDING, Cause.FAILED)  # a live task whose constraints may change
-    for task in job.tasks:
-        key = task.id.lower()
+    for key, task in zip(_keys(job, graph), job.tasks, strict=True):
         status = statuses[key]
         address = task_address(job.id, task.id)
         observed = None if fresh else live.get(key)

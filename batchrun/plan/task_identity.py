@@ -233,6 +233,7 @@ class TaskGraph:
     upstream: Mapping[str, Sequence[str]]
     downstream: Mapping[str, Sequence[str]]
     order: tuple[str, ...]
+    keys: tuple[str, ...] = ()  # the lower-cased ids in the manifest's order (the job's ``tasks``)
 
     def identity(self, key: str) -> TaskIdentity:
         return TaskIdentity(*self.digests[key].split("-"))
@@ -274,4 +275,6 @@ def task_graph(
         up = _hash(",".join(digests[d] for d in needs if d in digests)) if needs else NOTHING
         digests[key] = f"{_hash(definitions.of(task))}-{inputs.of(task)}-{packages}-{up}"
         order.append(key)
-    return TaskGraph(digests, upstream, downstream, tuple(order))
+    order_keys = tuple(order)
+    keys = order_keys if not upstream else tuple(task.id.lower() for task in job.tasks)
+    return TaskGraph(digests, upstream, downstream, order_keys, keys)
