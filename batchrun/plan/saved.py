@@ -50,14 +50,20 @@ def _relative(path: str, base: Path) -> str:
 
 def sanitised_plan(plan: Plan, manifest_folder: Path) -> dict[str, Any]:
     """The plan as saved: write-only values masked, signatures redacted, local paths relative to the
-    manifest's folder (so the same plan made on another checkout is equal)."""
+    manifest's folder and no stat data of local files (so the same plan made on another checkout, or after
+    the files were written again with the same content, is equal; apply carries out the plan it makes again,
+    with the stat data of now)."""
     data = plan_to_json(plan)
     for change in data["changes"]:
         for operation in change.get("operations", ()):
             args = operation["args"]
             if operation["name"] == "storage.upload":
                 args["files"] = [
-                    {**f, "path": _relative(str(f["path"]), manifest_folder)} for f in args["files"]
+                    {
+                        **{key: value for key, value in f.items() if key != "stat"},
+                        "path": _relative(str(f["path"]), manifest_folder),
+                    }
+                    for f in args["files"]
                 ]
             if operation["name"] == "package.upload" and "source" in args:
                 args["source"] = _relative(str(args["source"]), manifest_folder)

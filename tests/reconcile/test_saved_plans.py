@@ -140,3 +140,24 @@ def test_plan_markdown_through_the_cli(tmp_path: Path, local_target_env: dict[st
     assert shown.stdout.startswith("### batchrun plan: workload `saved-d`")
     assert "| create | `pool/saved-d-pool` |" in shown.stdout
     assert "P4ssw0rd-never-shown" not in shown.stdout and SIGNATURE not in shown.stdout
+
+
+def test_a_saved_upload_applies_after_its_files_are_written_again_with_the_same_content(
+    tmp_path: Path, local_target_env: dict[str, str]
+) -> None:
+    """Another checkout (CI) or a fresh `git checkout` writes the inputs again: new inode, ctime and maybe
+    mtime, the same content. The plan is the same plan."""
+    import os
+    import time
+
+    manifest = write(tmp_path, "saved-e")
+    data = tmp_path / "data" / "in.txt"
+    old = time.time() - 3600
+    os.utime(data, (old, old))  # the plan's hash is vouched for by the file's stat data
+    out = tmp_path / "plan.json"
+    assert run(local_target_env, "plan", str(manifest), "-out", str(out)).returncode == 0
+    data.unlink()
+    data.write_text("content\n")  # written again: the same bytes, a new inode, a new mtime and ctime
+    applied = run(local_target_env, "apply", str(out))
+    assert applied.returncode == 0, applied.stderr
+    assert "Apply complete: " in applied.stderr
