@@ -23,7 +23,7 @@ def error_code(error: BaseException) -> str:
     """The Batch/Storage error code of an SDK error ("" when none)."""
     code = getattr(error, "error_code", None)
     if code:
-        return str(code)
+        return str(getattr(code, "value", code))  # azure-storage-blob gives an enum: its value is the code
     inner = getattr(error, "error", None)
     return str(getattr(inner, "code", "") or "")
 

@@ -107,7 +107,8 @@ def _md5_refused(error: HttpResponseError) -> bool:
     ``InvalidOperation``, "Provided contentMD5 doesn't match")."""
     if status_of(error) != 400:
         return False
-    return error_code(error) == "Md5Mismatch" or "md5" in str(getattr(error, "message", "") or "").lower()
+    code, message = error_code(error), str(getattr(error, "message", "") or "")
+    return code == "Md5Mismatch" or (code == "InvalidOperation" and "contentMD5 doesn't match" in message)
 
 
 def _stat_of(handle: BinaryIO) -> Stat:

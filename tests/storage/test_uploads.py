@@ -69,3 +69,36 @@ def test_a_file_changed_after_the_plan_is_refused_and_not_left_behind(
         upload_files(service, container, files, "w")
     with pytest.raises(ResourceNotFoundError):
         service.get_blob_client(container, "data/a.bin").get_blob_properties()
+
+
+@pytest.mark.parametrize("in_blocks", [False, True], ids=["one request", "in blocks"])
+def test_a_vouched_file_changed_while_it_is_sent_is_not_left_behind(
+    local_target: LocalTarget, tmp_path: Path, in_blocks: bool
+) -> None:
+    """The file's stat data vouches for its planned MD5 when the upload starts (so it is not hashed again);
+    it is written again as its first request leaves. Storage checks a one-request upload's Content-MD5
+    itself; for an upload in blocks only the stat data checked once it is sent can tell."""
+    folder = source(tmp_path, b"p" * (1024 * 1024 if in_blocks else 1024))
+    files = planned(folder, tmp_path)
+    assert files[0]["stat"] is not None
+    written: list[bool] = []
+
+    def write_again(request: object) -> None:
+        if not written:
+            written.append(True)
+            (folder / "a.bin").write_bytes(b"c" * int(str(files[0]["size"])))
+            os.utime(folder / "a.bin", (OLD, OLD))
+
+    service = BlobServiceClient.from_connection_string(
+        local_target.connection_string,
+        max_single_put_size=256 * 1024,
+        max_block_size=256 * 1024,
+        raw_request_hook=write_again,
+    )
+    container = f"during-{'b' if in_blocks else 'o'}"
+    BlobServiceClient.from_connection_string(local_target.connection_string).create_container(container)
+    with pytest.raises(ApplyError, match="changed after the plan was made"):
+        upload_files(service, container, files, "w")
+    assert written
+    with pytest.raises(ResourceNotFoundError):
+        service.get_blob_client(container, "data/a.bin").get_blob_properties()
