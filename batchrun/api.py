@@ -142,25 +142,31 @@ def plan_with(
     packages = [prepare_package(spec) for spec in workload.packages]
     # The task graphs (digests) need no live state and the orphans are another read: both are made while
     # live state is read, so the plan costs about the slowest of them rather than their sum.
-    with collector_paused(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="batchrun-plan") as pool:
-        graphs = pool.submit(task_graphs, workload, inputs, packages)
-        orphans = pool.submit(read_orphans_of, session.clients.batch, workload)
-        live = read_live(session.clients, workload, inputs, packages)
-        if observe is not None:
-            observe(live, inputs, packages)
-        decided = make_plan(
-            workload,
-            live,
-            inputs,
-            packages,
-            ownership or ownership_of(workload),
-            options,
-            session.target.describe(),
-            session.target.signs_with_user_delegation,
-            orphans.result(),
-            datetime.now(timezone.utc),
-            graphs.result(),
-        )
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="batchrun-plan")
+    try:
+        with collector_paused():
+            graphs = pool.submit(task_graphs, workload, inputs, packages)
+            orphans = pool.submit(read_orphans_of, session.clients.batch, workload)
+            live = read_live(session.clients, workload, inputs, packages)
+            if observe is not None:
+                observe(live, inputs, packages)
+            decided = make_plan(
+                workload,
+                live,
+                inputs,
+                packages,
+                ownership or ownership_of(workload),
+                options,
+                session.target.describe(),
+                session.target.signs_with_user_delegation,
+                orphans.result(),
+                datetime.now(timezone.utc),
+                graphs.result(),
+            )
+    except BaseException:  # an error or Ctrl-C: raised now, not after the other reads
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     shown = tasks_to_explain(decided)
     if not shown or not workload.jobs:
         return decided

@@ -6,8 +6,9 @@ once to ``LiveTask`` tuples, so memory stays bounded at 100,000 tasks and no SDK
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
@@ -95,8 +96,11 @@ def read_schedule(batch: BatchClient, schedule_id: str) -> LiveSchedule | None:
     )
 
 
-def read_tasks(batch: BatchClient, job_id: str) -> dict[str, LiveTask]:
-    """Every task of the job by lower-cased id, reduced to (digest, state, constraints, result, exit code)."""
+def read_tasks(
+    batch: BatchClient, job_id: str, stopped: Callable[[], bool] | None = None
+) -> dict[str, LiveTask]:
+    """Every task of the job by lower-cased id, reduced to (digest, state, constraints, result, exit code);
+    once ``stopped()`` says so, the listing ends at the next page (what it holds then is incomplete)."""
     tasks: dict[str, LiveTask] = {}
     select = {"$select": ",".join(TASK_FIELDS)}
     # A job's tasks mostly share their state, result and constraints: one object for each value, not one per
@@ -104,7 +108,8 @@ def read_tasks(batch: BatchClient, job_id: str) -> dict[str, LiveTask]:
     shared: dict[Any, Any] = {}
     with translated(f"listing the tasks of job/{job_id}"):
         try:
-            for data in list_json(batch, f"/jobs/{quote(job_id, safe='')}/tasks", select, TASK_PAGE_SIZE):
+            path = f"/jobs/{quote(job_id, safe='')}/tasks"
+            for data in list_json(batch, path, select, TASK_PAGE_SIZE, stopped):
                 digest = task_digest_of(data.get("environmentSettings"))
                 info = data.get("executionInfo") or {}
                 state = str(data.get("state", ""))
@@ -143,12 +148,29 @@ def read_task_bodies(batch: BatchClient, job_id: str, task_ids: Sequence[str]) -
 
 
 class _JobRead:
-    """A job and its task listing read at the same time: the listing does not wait for the job's answer
-    (it is dropped when the job turns out to be gone or being deleted)."""
+    """A job and its task listing read at the same time: the listing does not wait for the job's answer. It
+    stops at its next page when the job turns out to be gone or being deleted, or when the plan stops."""
 
-    def __init__(self, pool: ThreadPoolExecutor, batch: BatchClient, job_id: str, with_tasks: bool) -> None:
+    def __init__(
+        self,
+        pool: ThreadPoolExecutor,
+        batch: BatchClient,
+        job_id: str,
+        with_tasks: bool,
+        stop: threading.Event,
+    ) -> None:
+        self.gone = threading.Event()
         self.job = pool.submit(read_job, batch, job_id)
-        self.tasks = pool.submit(read_tasks, batch, job_id) if with_tasks else None
+        self.tasks = (
+            pool.submit(read_tasks, batch, job_id, lambda: stop.is_set() or self.gone.is_set())
+            if with_tasks
+            else None
+        )
+        self.job.add_done_callback(self._stop_when_gone)
+
+    def _stop_when_gone(self, done: Future[LiveJob | None]) -> None:
+        if done.exception() is not None or (job := done.result()) is None or job.state == "deleting":
+            self.gone.set()
 
     def result(self) -> LiveJobState:
         job = self.job.result()
@@ -167,35 +189,54 @@ def read_live(
     """Everything the manifest names, as it is now.
 
     The reads are independent, so they are made at the same time (the record of results from storage while
-    Batch lists the tasks, say): the plan waits for the slowest read, not for their sum."""
+    Batch lists the tasks, say): the plan waits for the slowest read, not for their sum. On an error or
+    Ctrl-C the reads not started are dropped and the task listings end at their next page."""
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="batchrun-read")
+    try:
+        live = _read_all(pool, stop, clients, workload, inputs, packages, with_tasks)
+    except BaseException:
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return live
+
+
+def _read_all(
+    pool: ThreadPoolExecutor,
+    stop: threading.Event,
+    clients: Clients,
+    workload: Workload,
+    inputs: Sequence[PreparedInput],
+    packages: Sequence[PreparedPackage],
+    with_tasks: bool,
+) -> LiveState:
     batch, blob = clients.batch, clients.blob
-    with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="batchrun-read") as pool:
-        # The longest reads first: the task listings, then the record of results.
-        first = _JobRead(pool, batch, workload.job.id, with_tasks) if workload.job else None
-        more_jobs = {
-            spec.id.lower(): _JobRead(pool, batch, spec.id, with_tasks) for spec in workload.more_jobs
-        }
-        record = pool.submit(read_record, blob, workload.name) if workload.job else None
-        live_inputs = {p.name: pool.submit(read_input, blob, p, workload.name) for p in inputs}
-        live_packages = {f"{p.id}@{p.version}": pool.submit(read_package, clients, p) for p in packages}
-        pool_state = pool.submit(read_pool, batch, workload.pool.id) if workload.pool else None
-        schedule = (
-            pool.submit(read_schedule, batch, workload.job.id) if workload.schedule and workload.job else None
-        )
-        outputs = (
-            pool.submit(container_exists, blob, workload.outputs.container) if workload.outputs else None
-        )
-        first_job = first.result() if first is not None else LiveJobState()
-        stored = record.result() if record is not None else None
-        return LiveState(
-            results=stored.results if stored else {},
-            state_container_exists=stored.container_exists if stored else True,
-            inputs={name: future.result() for name, future in live_inputs.items()},
-            packages={key: future.result() for key, future in live_packages.items()},
-            pool=pool_state.result() if pool_state is not None else None,
-            job=first_job.job,
-            tasks=first_job.tasks,
-            more_jobs={key: future.result() for key, future in more_jobs.items()},
-            schedule=schedule.result() if schedule is not None else None,
-            outputs_container_exists=outputs.result() if outputs is not None else True,
-        )
+    # The longest reads first: the task listings, then the record of results.
+    first = _JobRead(pool, batch, workload.job.id, with_tasks, stop) if workload.job else None
+    more_jobs = {
+        spec.id.lower(): _JobRead(pool, batch, spec.id, with_tasks, stop) for spec in workload.more_jobs
+    }
+    record = pool.submit(read_record, blob, workload.name) if workload.job else None
+    live_inputs = {p.name: pool.submit(read_input, blob, p, workload.name) for p in inputs}
+    live_packages = {f"{p.id}@{p.version}": pool.submit(read_package, clients, p) for p in packages}
+    pool_state = pool.submit(read_pool, batch, workload.pool.id) if workload.pool else None
+    schedule = (
+        pool.submit(read_schedule, batch, workload.job.id) if workload.schedule and workload.job else None
+    )
+    outputs = pool.submit(container_exists, blob, workload.outputs.container) if workload.outputs else None
+    first_job = first.result() if first is not None else LiveJobState()
+    stored = record.result() if record is not None else None
+    return LiveState(
+        results=stored.results if stored else {},
+        state_container_exists=stored.container_exists if stored else True,
+        inputs={name: future.result() for name, future in live_inputs.items()},
+        packages={key: future.result() for key, future in live_packages.items()},
+        pool=pool_state.result() if pool_state is not None else None,
+        job=first_job.job,
+        tasks=first_job.tasks,
+        more_jobs={key: future.result() for key, future in more_jobs.items()},
+        schedule=schedule.result() if schedule is not None else None,
+        outputs_container_exists=outputs.result() if outputs is not None else True,
+    )

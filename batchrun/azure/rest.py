@@ -8,7 +8,7 @@ policies still apply, and its error policy still raises ``ResourceNotFoundError`
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from azure.batch import BatchClient
@@ -23,12 +23,19 @@ def metadata_of(items: Any) -> dict[str, str]:
 
 
 def list_json(
-    batch: BatchClient, path: str, params: Mapping[str, str] | None = None, page_size: int = PAGE_SIZE
+    batch: BatchClient,
+    path: str,
+    params: Mapping[str, str] | None = None,
+    page_size: int = PAGE_SIZE,
+    stopped: Callable[[], bool] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Every item of a Batch list operation (``/jobs/{id}/tasks``, ``/pools`` ...), following next links."""
+    """Every item of a Batch list operation (``/jobs/{id}/tasks``, ``/pools`` ...), following next links;
+    once ``stopped()`` says so, no further page is asked for."""
     query = {"api-version": str(batch._config.api_version), "maxresults": str(page_size), **(params or {})}
     request: HttpRequest | None = HttpRequest("GET", path, params=query)
     while request is not None:
+        if stopped is not None and stopped():
+            return
         response = batch.send_request(request)
         response.raise_for_status()
         page = response.json()
