@@ -204,7 +204,6 @@ def execute(session: Session, plan: Plan, hooks: ApplyHooks | None = None, break
 
     from batchrun.apply.executor import Executor
     from batchrun.azure.lock import apply_lock
-    from batchrun.collector import collector_paused
 
     if plan.target != session.target.describe():
         raise PlanError(
@@ -220,7 +219,7 @@ def execute(session: Session, plan: Plan, hooks: ApplyHooks | None = None, break
         if plan.has_changes
         else nullcontext()
     )
-    with lock, collector_paused():
+    with lock:
         Executor(plan, session.clients, hooks, poll_seconds=poll).run()
 
 

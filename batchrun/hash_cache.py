@@ -98,16 +98,26 @@ class HashCache:
     def md5(self, path: Path) -> str:
         return self.md5_and_stat(path)[0]
 
+    def known(self, path: Path) -> tuple[str, Stat] | None:
+        """The MD5 the cache holds for ``path`` with the stat data that vouches for it, when the file still
+        has that stat data (None: the file must be hashed)."""
+        key = str(path)
+        self.seen.add(key)
+        stat = Stat.of(path)
+        found = self.entries.get(key)
+        if found is not None and found[0] == stat and found[2] - stat.mtime_ns >= RACY_NS:
+            return found[1], stat
+        return None
+
     def md5_and_stat(self, path: Path) -> tuple[str, Stat | None]:
         """The file's MD5 and the stat data that vouches for it: while the file's stat data is still that,
         its content is what was hashed (None when it cannot vouch: the cache is off, the file changed while
         it was read, or it was hashed within ``RACY_NS`` of its last modification)."""
+        found = self.known(path)
+        if found is not None:
+            return found
         key = str(path)
-        self.seen.add(key)
         stat = Stat.of(path)
-        known = self.entries.get(key)
-        if known is not None and known[0] == stat and known[2] - stat.mtime_ns >= RACY_NS:
-            return known[1], stat
         md5 = md5_of(path)
         after = Stat.of(path)
         recorded = time.time_ns()

@@ -11,7 +11,7 @@ An interrupted apply leaves a state the next plan reads and converges from: ever
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Any
@@ -24,6 +24,7 @@ from batchrun.azure.results import forget_results, logs_prefix, save_results
 from batchrun.azure.schedules import delete_schedule, put_schedule, schedule_body
 from batchrun.azure.storage import SasSigner, create_container, delete_blobs, delete_container, upload_files
 from batchrun.azure.write import BatchWriter
+from batchrun.collector import collector_paused
 from batchrun.errors import ApplyError
 from batchrun.plan.actions import Change, Operation, Plan, Stage
 from batchrun.plan.decide_schedule import SAS_EXPIRY_KEY
@@ -164,6 +165,10 @@ class Executor:
         return report
 
     def _task_stage(self, steps: Sequence[tuple[Change, Operation]]) -> None:
+        with collector_paused():  # a body per task, alive until sent: nothing for the collector to find
+            self._add_and_update(steps)
+
+    def _add_and_update(self, steps: Sequence[tuple[Change, Operation]]) -> None:
         by_job: dict[str, list[Mapping[str, Any]]] = {}
         for change, op in steps:
             if op.name == "task.update_constraints":
@@ -175,11 +180,31 @@ class Executor:
                 raise ApplyError(
                     f"{change.address}: unknown task operation {op.name!r}; make the plan again."
                 )
+        self._sign_for(adds for adds in by_job.values())
         for job_id, adds in by_job.items():
             self.hooks.step_started(f"job/{job_id}", f"add {len(adds)} task(s)")
             counter = _Counter(self._progress(job_id, "added"), len(adds))
             self.writer.add_tasks(job_id, adds, partial(self.task_body, job_id), counter.add)
             self.hooks.step_finished(f"job/{job_id}", f"add {len(adds)} task(s)")
+
+    def _sign_for(self, adds_by_job: Iterable[Sequence[Mapping[str, Any]]]) -> None:
+        """Every SAS URL the task bodies need, signed before any body is sent: a signing error (say, no user
+        delegation key) stops the apply before any task is added."""
+        inputs: set[str] = set()
+        reads = outputs = False
+        for adds in adds_by_job:
+            for args in adds:
+                inputs.update(args.get("inputs") or ())
+                reads = reads or bool(args.get("readsOutputs"))
+                outputs = outputs or bool(args.get("outputs"))
+        self._sas(STATE_CONTAINER, "output")
+        for name in sorted(inputs):
+            if name in self._bindings:
+                self._sas(self._bindings[name].container, "input")
+        if self.plan.outputs_container and reads:
+            self._sas(self.plan.outputs_container, "input")
+        if self.plan.outputs_container and outputs:
+            self._sas(self.plan.outputs_container, "output")
 
     def _sas(self, container: str, kind: str) -> str:
         key = (container, kind)

@@ -42,7 +42,7 @@ def run_parallel(function: Callable[[T], R], items: Iterable[T], threads: int) -
                 return
 
     workers = [
-        threading.Thread(target=worker, name=f"batchrun-call-{n}", daemon=True)
+        threading.Thread(target=worker, name=f"batchrun-call-{n}")  # not daemons: calls in flight finish
         for n in range(min(threads, len(work)))
     ]
     try:

@@ -49,11 +49,20 @@ def local_files(source: Path, prefix: str, hashes: HashCache | None = None) -> l
     """
     cache = hashes or HashCache(None)
     entries = source_files(source)
-    # Several files are hashed at once: hashlib lets go of the interpreter lock, so each core hashes one.
-    hashed = run_parallel(lambda entry: cache.md5_and_stat(entry.path), entries, HASH_THREADS)
+    found: dict[int, tuple[str, Stat | None]] = {}
+    missing = []
+    for index, entry in enumerate(entries):  # stat data first: most files are known, and cheap to check
+        known = cache.known(entry.path)
+        if known is None:
+            missing.append(index)
+        else:
+            found[index] = known
+    # The others are hashed several at once: hashlib lets go of the interpreter lock, so each core hashes one.
+    hashed = run_parallel(lambda index: cache.md5_and_stat(entries[index].path), missing, HASH_THREADS)
+    found.update(zip(missing, hashed, strict=True))
     return [
-        LocalFile(prefix + entry.name, str(entry.path), md5, entry.size, stat)
-        for entry, (md5, stat) in zip(entries, hashed, strict=True)
+        LocalFile(prefix + entry.name, str(entry.path), found[index][0], entry.size, found[index][1])
+        for index, entry in enumerate(entries)
     ]
 
 

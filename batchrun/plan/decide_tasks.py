@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, NamedTuple
@@ -24,11 +24,10 @@ from typing import Any, NamedTuple
 from batchrun.model import JobSpec, TaskSpec
 from batchrun.plan.actions import Action, Change, Operation, Stage
 from batchrun.plan.bodies import task_operation_args
-from batchrun.plan.diff import DEFAULTS, diff_subset
 from batchrun.plan.live import LiveTask, TaskResult
+from batchrun.plan.task_constraints import constraints_filler, constraints_update
 from batchrun.plan.task_identity import TaskGraph, numeric_task_ids, parse_digest
 
-CONSTRAINT_KEYS = ("maxWallClockTime", "retentionTime", "maxTaskRetryCount")
 RERUN_FAILED_FLAG = "--rerun-failed"
 
 
@@ -76,38 +75,6 @@ class ContentChanges:
 
 def task_address(job_id: str, task_id: str) -> str:
     return f"task/{job_id}/{task_id}"
-
-
-def full_constraints(
-    constraints: Mapping[str, Any] | None, job_constraints: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """The task's constraints with what Batch fills in: maxTaskRetryCount defaults to the job's."""
-    given = dict(constraints or {})
-    defaults = {key: DEFAULTS[f"constraints.{key}"] for key in CONSTRAINT_KEYS}
-    if job_constraints and "maxTaskRetryCount" in job_constraints:
-        defaults["maxTaskRetryCount"] = job_constraints["maxTaskRetryCount"]
-    return {key: given.get(key, defaults[key]) for key in CONSTRAINT_KEYS}
-
-
-def _constraints_filler(
-    job_constraints: Mapping[str, Any],
-) -> Callable[[Mapping[str, Any] | None], dict[str, Any]]:
-    """:func:`full_constraints` under ``job_constraints``, worked out once per distinct constraints (a job's
-    tasks mostly share a few): at 100,000 tasks the plan compares constraints twice per task. The dicts
-    returned are shared: read them, never change them."""
-    memo: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
-
-    def fill(constraints: Mapping[str, Any] | None) -> dict[str, Any]:
-        key = tuple(constraints.items()) if constraints else ()
-        try:
-            return memo[key]
-        except KeyError:
-            memo[key] = full_constraints(constraints, job_constraints)
-            return memo[key]
-        except TypeError:  # a value that cannot be a key (not a Batch constraint): no memo
-            return full_constraints(constraints, job_constraints)
-
-    return fill
 
 
 @dataclass(frozen=True)
@@ -342,7 +309,7 @@ def decide_tasks(
     in_job = (runs | set(live) if not fresh else runs) if runs else set()
     numeric = numeric_task_ids(job.tasks) if runs else {}
     changed_in_place = False  # a constraints update or a deletion
-    filled = _constraints_filler(job.properties.get("constraints") or {})
+    filled = constraints_filler(job.properties.get("constraints") or {})
     result: list[Change] = []
     carried = 0
     kept_as_is = (Cause.CURRENT, Cause.PENDING, Cause.FAILED)  # a live task whose constraints may change
@@ -377,7 +344,7 @@ def decide_tasks(
         if status is _CURRENT_EARLIER:
             carried += 1
         if observed is not None and open_job and status.cause in kept_as_is:
-            update = _constraints_update(job.id, task, observed, filled)
+            update = constraints_update(address, job.id, task, observed, filled)
             if update is not None:
                 result.append(update)
                 changed_in_place = True
@@ -398,30 +365,3 @@ def decide_tasks(
                     Change(address, Action.NOOP, reason="not in the manifest; kept (--prune deletes it)")
                 )
     return TaskDecisions(tuple(result), bool(runs) or changed_in_place, bool(runs), carried)
-
-
-def _constraints_update(
-    job_id: str,
-    task: TaskSpec,
-    live: LiveTask,
-    filled: Callable[[Mapping[str, Any] | None], dict[str, Any]],
-) -> Change | None:
-    desired = filled(task.properties.get("constraints"))
-    have = filled(live.constraints)
-    if desired == have:  # the common case, without the field-by-field comparison (normalised durations)
-        return None
-    fields = diff_subset(desired, have, "constraints")
-    if not fields:
-        return None
-    return Change(
-        task_address(job_id, task.id),
-        Action.UPDATE,
-        tuple(fields),
-        operations=(
-            Operation(
-                Stage.TASKS,
-                "task.update_constraints",
-                {"job": job_id, "id": task.id, "constraints": dict(desired)},
-            ),
-        ),
-    )
