@@ -4,7 +4,8 @@
    hash cache: stat only) vs ``md5sum`` of the same files (what hashing them costs) and vs the same plan with
    ``BATCHRUN_HASH_CACHE=off``. Goal: under 0.3 s of work beyond a plan with no inputs.
 2. First upload of the same files: ``batchrun apply`` vs a bare azure-storage-blob loop uploading them with
-   the same concurrency (8 files at a time, Content-MD5 set). Goal: within 1.05x.
+   the same concurrency (8 files at a time, each hashed for its Content-MD5), each its own process. Goal:
+   within 1.05x.
 
     .venv/bin/python bench/storage.py [--files 20] [--size-mb 50] [--rounds 3]
 """
@@ -50,7 +51,9 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     return time.perf_counter() - wall, children_cpu() - cpu
 
 
-def bare_upload(connection: str, container: str, files: list[Path]) -> tuple[float, float]:
+def bare_upload(connection: str, container: str, files: list[Path]) -> None:
+    """The floor, run as its own process like ``batchrun apply``: hash each file, then upload it with its
+    Content-MD5, 8 files at a time, with the bare azure-storage-blob SDK."""
     from azure.storage.blob import BlobServiceClient, ContentSettings
 
     service = BlobServiceClient.from_connection_string(connection, api_version="2025-11-05")
@@ -70,13 +73,16 @@ def bare_upload(connection: str, container: str, files: list[Path]) -> tuple[flo
                 content_settings=ContentSettings(content_md5=bytearray(digest.digest())),
             )
 
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu, wall = usage.ru_utime + usage.ru_stime, time.perf_counter()
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(upload, files))
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    result = time.perf_counter() - wall, usage.ru_utime + usage.ru_stime - cpu
-    service.delete_container(container)
+
+
+def timed_bare_upload(connection: str, container: str, files: list[Path]) -> tuple[float, float]:
+    from azure.storage.blob import BlobServiceClient
+
+    command = [sys.executable, __file__, "--bare-upload", container, *map(str, files)]
+    result = timed(command, {**os.environ, "BENCH_CONNECTION": connection})
+    BlobServiceClient.from_connection_string(connection).delete_container(container)
     return result
 
 
@@ -96,7 +102,12 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=20)
     parser.add_argument("--size-mb", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bare-upload", nargs="+", metavar=("CONTAINER", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.bare_upload:
+        container, *paths = args.bare_upload
+        bare_upload(os.environ["BENCH_CONNECTION"], container, [Path(path) for path in paths])
+        return
 
     from batchrun.local.target import start, stop
 
@@ -131,11 +142,11 @@ def main() -> None:
             manifest = work / f"{name}.yaml"
             manifest.write_text(MANIFEST.format(name=name), encoding="utf-8")
             if round_number % 2:
-                bare.append(bare_upload(local.connection_string, f"bare{round_number}", files))
+                bare.append(timed_bare_upload(local.connection_string, f"bare{round_number}", files))
                 uploads.append(timed([*cli, "apply", str(manifest), "--auto-approve"], env))
             else:
                 uploads.append(timed([*cli, "apply", str(manifest), "--auto-approve"], env))
-                bare.append(bare_upload(local.connection_string, f"bare{round_number}", files))
+                bare.append(timed_bare_upload(local.connection_string, f"bare{round_number}", files))
         show("first upload", uploads, bare, "bare azure-storage-blob loop (8 threads)")
 
         manifest = work / "bench-store0.yaml"
