@@ -135,12 +135,25 @@ def raw_create(client: Any, wl: Workload, suffix: str, logs_url: str) -> tuple[f
 
 
 def raw_list(client: Any, job_id: str) -> tuple[float, float, int]:
-    """The floor: the same pages a no-change plan reads ($select, 1,000 per page), as plain JSON."""
-    from batchrun.azure.rest import list_json
+    """The floor: the same pages a no-change plan reads ($select, 1,000 per page), as plain JSON, one page
+    after the other through the SDK's pipeline."""
+    from azure.core.rest import HttpRequest
 
     started, cpu = time.perf_counter(), time.process_time()
-    select = {"$select": "id,state,environmentSettings,constraints,executionInfo"}
-    count = sum(1 for _ in list_json(client, f"/jobs/{job_id}/tasks", select))
+    query = {
+        "api-version": str(client._config.api_version),
+        "maxresults": "1000",
+        "$select": "id,state,environmentSettings,constraints,executionInfo",
+    }
+    request: HttpRequest | None = HttpRequest("GET", f"/jobs/{job_id}/tasks", params=query)
+    count = 0
+    while request is not None:
+        response = client.send_request(request)
+        response.raise_for_status()
+        page = response.json()
+        count += len(page.get("value") or ())
+        link = page.get("odata.nextLink")
+        request = HttpRequest("GET", link) if link else None
     return time.perf_counter() - started, time.process_time() - cpu, count
 
 

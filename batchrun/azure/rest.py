@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from azure.batch import BatchClient
@@ -30,18 +31,28 @@ def list_json(
     stopped: Callable[[], bool] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Every item of a Batch list operation (``/jobs/{id}/tasks``, ``/pools`` ...), following next links;
-    once ``stopped()`` says so, no further page is asked for."""
+    once ``stopped()`` says so, no further page is asked for.
+
+    The next page is asked for as soon as a page arrives, while the caller works through its items: the
+    service makes the next page while this one is read (a 100,000-task listing is 100 pages)."""
     query = {"api-version": str(batch._config.api_version), "maxresults": str(page_size), **(params or {})}
-    request: HttpRequest | None = HttpRequest("GET", path, params=query)
-    while request is not None:
-        if stopped is not None and stopped():
-            return
+
+    def fetch(request: HttpRequest) -> dict[str, Any]:
         response = batch.send_request(request)
         response.raise_for_status()
-        page = response.json()
-        yield from page.get("value") or ()
-        link = page.get("odata.nextLink")
-        request = HttpRequest("GET", link) if link else None
+        page: dict[str, Any] = response.json()
+        return page
+
+    if stopped is not None and stopped():
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batchrun-page") as ahead:
+        pending: Future[dict[str, Any]] | None = ahead.submit(fetch, HttpRequest("GET", path, params=query))
+        while pending is not None:
+            page = pending.result()
+            link = str(page.get("odata.nextLink") or "")
+            more = bool(link) and not (stopped is not None and stopped())
+            pending = ahead.submit(fetch, HttpRequest("GET", link)) if more else None
+            yield from page.get("value") or ()
 
 
 def send_json(batch: BatchClient, method: str, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
