@@ -22,7 +22,8 @@ from batchrun.emulator.node import (
 from batchrun.emulator.node.failures import failure_info
 from batchrun.emulator.packages import blobs_of_snapshot, snapshot_packages
 from batchrun.emulator.scheduler import autoscale, nodes
-from batchrun.emulator.scheduler.tasks import WINDOWS_REASON, immediate_failure
+from batchrun.emulator.scheduler.task_records import immediate_failure
+from batchrun.emulator.scheduler.tasks import WINDOWS_REASON
 from batchrun.emulator.store import Table
 from batchrun.emulator.timefmt import iso, now, now_iso, parse_iso
 

@@ -31,7 +31,8 @@ from batchrun.emulator.node.failures import failure_info, record_unrunnable
 from batchrun.emulator.node.process import ProcessResult, signal_group
 from batchrun.emulator.node.runner import StartedTask, finish_task, start_task, waits_on_storage
 from batchrun.emulator.node.supervisor import ProcessSupervisor
-from batchrun.emulator.scheduler.tasks import WINDOWS_REASON, RunningTask, TaskStart, immediate_failure
+from batchrun.emulator.scheduler.task_records import immediate_failure
+from batchrun.emulator.scheduler.tasks import WINDOWS_REASON, RunningTask, TaskStart
 
 if TYPE_CHECKING:
     from batchrun.emulator.scheduler.core import Scheduler

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from batchrun.emulator.auth import task_token
@@ -29,8 +28,13 @@ from batchrun.emulator.scheduler.outcomes import (
     exit_decision,
     should_retry,
 )
+from batchrun.emulator.scheduler.task_records import (
+    record_prep_release,
+    requeue,
+    task_slots,
+)
 from batchrun.emulator.store import StoreError
-from batchrun.emulator.timefmt import iso, now, now_iso
+from batchrun.emulator.timefmt import iso, now_iso
 
 if TYPE_CHECKING:
     from batchrun.emulator.scheduler.core import Scheduler
@@ -149,7 +153,7 @@ class TaskRunner:
         run_prep = bool(job.get("jobPreparationTask")) and prep_state is None
         moment = now_iso()
         job_tasks.begin_change(task)
-        transition_task(task, "preparing" if run_prep else "running", moment)
+        transition(task, "preparing" if run_prep else "running", moment)
         job_tasks.end_change(task)
         info = task.setdefault("executionInfo", {"retryCount": 0, "requeueCount": 0})
         info["startTime"] = moment
@@ -300,7 +304,7 @@ class TaskRunner:
             task = job_tasks.by_id.get(run.task_id) if job_tasks else None
             if ok and run.reason is None and task is not None and task["state"] == "preparing":
                 job_tasks.begin_change(task)  # type: ignore[union-attr]
-                transition_task(task, "running")
+                transition(task, "running")
                 job_tasks.end_change(task)  # type: ignore[union-attr]
                 self.model.save_task(run.job_id, task)
                 return True
@@ -358,7 +362,7 @@ class TaskRunner:
             if run.reason == "prepfailed":
                 for name in ("startTime", "endTime", "exitCode", "failureInfo", "result"):
                     info.pop(name, None)
-                transition_task(task, "active", moment)
+                transition(task, "active", moment)
             else:
                 requeue(task, moment)
             return
@@ -370,7 +374,7 @@ class TaskRunner:
             info["lastRetryTime"] = moment
             for name in ("endTime", "exitCode", "failureInfo", "result"):
                 info.pop(name, None)
-            transition_task(task, "active", moment)
+            transition(task, "active", moment)
             return
         if outcome.start_time is not None:
             info["startTime"] = iso(outcome.start_time)
@@ -384,7 +388,7 @@ class TaskRunner:
         else:
             info.pop("failureInfo", None)
         info["result"] = "success" if failure is None else "failure"
-        transition_task(task, "completed", moment)
+        transition(task, "completed", moment)
 
     def _record_exit_decision(self, task: Body, outcome: TaskOutcome) -> ExitDecision:
         """What the task's exit conditions say now that it has completed; keeps its dependency action."""
@@ -408,77 +412,3 @@ class TaskRunner:
             self.scheduler.jobs.terminate(job, "TaskFailed")
         elif decision.job_action == "disable":
             self.scheduler.jobs.disable(job, "requeue")
-
-    # ---- cancellation (lock held)
-
-
-def transition_task(task: Body, state: str, moment: str | None = None) -> None:
-    transition(task, state, moment)
-
-
-def requeue(task: Body, moment: str) -> None:
-    info = task.setdefault("executionInfo", {"retryCount": 0, "requeueCount": 0})
-    info["requeueCount"] = int(info.get("requeueCount", 0)) + 1
-    info["lastRequeueTime"] = moment
-    for name in ("startTime", "endTime", "exitCode", "failureInfo", "result"):
-        info.pop(name, None)
-    task.pop("nodeInfo", None)
-    transition_task(task, "active", moment)
-
-
-def immediate_failure(info: Body) -> TaskOutcome:
-    moment: datetime = now()
-    return TaskOutcome(
-        exit_code=None,
-        failure_info=info,
-        start_time=moment,
-        end_time=moment,
-        result="failure",
-        failure_stage="preprocessing",
-    )
-
-
-def record_prep_release(
-    model: Any, account_url: str, run: Any, kind: str, outcome: TaskOutcome | None = None
-) -> None:
-    """Keep what ``GET /jobs/{job}/jobpreparationandreleasetaskstatus`` reports for one node (lock held).
-
-    ``run`` names the job, pool and node; ``kind`` is ``jobPreparationTaskExecutionInfo`` or
-    ``jobReleaseTaskExecutionInfo``; without ``outcome`` the task has just started.
-    """
-    job = model.jobs.get(run.job_id)
-    if job is None:
-        return
-    node_url = f"{account_url}/pools/{run.pool_id}/nodes/{run.node_id}"
-    folder = "jobpreparation" if kind.startswith("jobPreparation") else "jobrelease"
-    directory = f"workitems/{run.job_id}/job-1/{folder}"
-    statuses = internal(job).setdefault("prepRelease", {})
-    entry = statuses.setdefault(
-        f"{run.pool_id}/{run.node_id}", {"poolId": run.pool_id, "nodeId": run.node_id, "nodeUrl": node_url}
-    )
-    if outcome is None:
-        entry[kind] = {
-            "startTime": now_iso(),
-            "state": "running",
-            "taskRootDirectory": directory,
-            "taskRootDirectoryUrl": f"{node_url}/files/{directory}",
-            "retryCount": 0,
-        }
-    else:
-        info = entry.setdefault(kind, {"retryCount": 0})
-        if outcome.start_time is not None:
-            info["startTime"] = iso(outcome.start_time)
-        info.update({"endTime": iso(outcome.end_time), "state": "completed", "result": outcome.result})
-        if outcome.exit_code is not None:
-            info["exitCode"] = outcome.exit_code
-        if outcome.failure_info:
-            info["failureInfo"] = outcome.failure_info
-    model.save_job(job)
-
-
-def task_slots(job: Body, task: Body, slots_per_node: int) -> int:
-    """Slots a task takes on its node: ``requiredSlots``, or the whole node for a job manager task with
-    ``runExclusive`` (Batch runs nothing else there meanwhile)."""
-    if internal(task).get("jobManager") and job.get("jobManagerTask", {}).get("runExclusive", True):
-        return slots_per_node
-    return int(task.get("requiredSlots", 1))
