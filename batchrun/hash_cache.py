@@ -37,7 +37,8 @@ class Stat(NamedTuple):
     inode: int
 
     @classmethod
-    def of(cls, path: Path) -> Stat:
+    def of(cls, path: Path | int) -> Stat:
+        """The stat data of a file, by path or by an open file's descriptor."""
         result = os.stat(path)
         return cls(result.st_size, result.st_mtime_ns, result.st_ctime_ns, result.st_ino)
 
@@ -101,9 +102,10 @@ class HashCache:
     def known(self, path: Path) -> tuple[str, Stat] | None:
         """The MD5 the cache holds for ``path`` with the stat data that vouches for it, when the file still
         has that stat data (None: the file must be hashed)."""
-        key = str(path)
+        return self._known(str(path), Stat.of(path))
+
+    def _known(self, key: str, stat: Stat) -> tuple[str, Stat] | None:
         self.seen.add(key)
-        stat = Stat.of(path)
         found = self.entries.get(key)
         if found is not None and found[0] == stat and found[2] - stat.mtime_ns >= RACY_NS:
             return found[1], stat
@@ -113,11 +115,10 @@ class HashCache:
         """The file's MD5 and the stat data that vouches for it: while the file's stat data is still that,
         its content is what was hashed (None when it cannot vouch: the cache is off, the file changed while
         it was read, or it was hashed within ``RACY_NS`` of its last modification)."""
-        found = self.known(path)
+        key, stat = str(path), Stat.of(path)
+        found = self._known(key, stat)
         if found is not None:
             return found
-        key = str(path)
-        stat = Stat.of(path)
         md5 = md5_of(path)
         after = Stat.of(path)
         recorded = time.time_ns()

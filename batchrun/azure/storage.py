@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -120,11 +119,6 @@ def _md5_refused(error: HttpResponseError) -> bool:
     return code == "Md5Mismatch" or (code == "InvalidOperation" and "contentMD5 doesn't match" in message)
 
 
-def _stat_of(handle: BinaryIO) -> Stat:
-    found = os.fstat(handle.fileno())
-    return Stat(found.st_size, found.st_mtime_ns, found.st_ctime_ns, found.st_ino)
-
-
 def read_input(service: BlobServiceClient, prepared: PreparedInput, workload: str) -> LiveInput:
     """Blobs under the input's prefix with their Content-MD5 and whether this workload uploaded them."""
     container = service.get_container_client(prepared.container)
@@ -173,7 +167,7 @@ def upload_files(
         # file is read once and not hashed again; any other is hashed from the bytes sent.
         planned = list(item.get("stat") or ())
         with translated(f"uploading {blob} to container {container}"), path.open("rb") as handle:
-            vouched = bool(planned) and list(_stat_of(handle)) == planned
+            vouched = bool(planned) and list(Stat.of(handle.fileno())) == planned
             reader = _HashingReader(handle, path)
             changed = ApplyError(
                 f"{path} changed after the plan was made; run the plan again so it uploads what you see now."
@@ -194,7 +188,7 @@ def upload_files(
                     raise changed from None
                 raise
             # Vouched for: the file has the planned stat data still once sent, so the planned content went.
-            unchanged = list(_stat_of(handle)) == planned if vouched else reader.md5() == item["md5"]
+            unchanged = list(Stat.of(handle.fileno())) == planned if vouched else reader.md5() == item["md5"]
             if not unchanged:
                 # What was sent is not what the plan showed: never leave it under the planned MD5.
                 with suppress(ResourceNotFoundError):
