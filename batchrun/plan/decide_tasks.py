@@ -157,11 +157,6 @@ def _changed_part(
     return _changed_reason(task, parts, runs_upstream, changes, prefixes)
 
 
-def _keys(job: JobSpec, graph: TaskGraph) -> Sequence[str]:
-    """The job's lower-cased task ids in its order (the graph's, made once, when it has them)."""
-    return graph.keys if len(graph.keys) == len(job.tasks) else [task.id.lower() for task in job.tasks]
-
-
 def _forced(task_id: str, patterns: Sequence[re.Pattern[str]]) -> bool:
     return any(pattern.match(task_id) for pattern in patterns)
 
@@ -177,7 +172,7 @@ def _statuses(
     prefixes: Mapping[str, str],
 ) -> dict[str, _Status]:
     """Each task's status, deciding upstream before downstream."""
-    tasks = dict(zip(_keys(job, graph), job.tasks, strict=True))
+    tasks = dict(zip(graph.keys, job.tasks, strict=True))
     patterns = [re.compile(fnmatch.translate(glob.lower())) for glob in options.rerun]
     statuses: dict[str, _Status] = {}
     digests, all_upstream = graph.digests, graph.upstream
@@ -313,7 +308,7 @@ def decide_tasks(
     result: list[Change] = []
     carried = 0
     kept_as_is = (Cause.CURRENT, Cause.PENDING, Cause.FAILED)  # a live task whose constraints may change
-    for key, task in zip(_keys(job, graph), job.tasks, strict=True):
+    for key, task in zip(graph.keys, job.tasks, strict=True):
         status = statuses[key]
         address = task_address(job.id, task.id)
         observed = None if fresh else live.get(key)

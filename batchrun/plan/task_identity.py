@@ -233,7 +233,7 @@ class TaskGraph:
     upstream: Mapping[str, Sequence[str]]
     downstream: Mapping[str, Sequence[str]]
     order: tuple[str, ...]
-    keys: tuple[str, ...] = ()  # the lower-cased ids in the manifest's order (the job's ``tasks``)
+    keys: tuple[str, ...]  # the lower-cased ids in the manifest's order (the job's ``tasks``)
 
     def identity(self, key: str) -> TaskIdentity:
         return TaskIdentity(*self.digests[key].split("-"))
