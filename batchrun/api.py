@@ -124,11 +124,10 @@ def plan_with(
 ) -> Plan:
     """Read live state through ``session`` and decide the plan (``ownership``: the marks of a saved plan;
     ``observe`` sees what the plan is made from, for :mod:`batchrun.saved_plans`)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from batchrun.azure.orphans import read_orphans_of
     from batchrun.azure.ownership import ownership_of
     from batchrun.azure.packages import prepare_package
+    from batchrun.azure.parallel import calls_at_once
     from batchrun.azure.read import read_live, read_task_bodies
     from batchrun.azure.storage import prepare_input
     from batchrun.collector import collector_paused
@@ -142,31 +141,25 @@ def plan_with(
     packages = [prepare_package(spec) for spec in workload.packages]
     # The task graphs (digests) need no live state and the orphans are another read: both are made while
     # live state is read, so the plan costs about the slowest of them rather than their sum.
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="batchrun-plan")
-    try:
-        with collector_paused():
-            graphs = pool.submit(task_graphs, workload, inputs, packages)
-            orphans = pool.submit(read_orphans_of, session.clients.batch, workload)
-            live = read_live(session.clients, workload, inputs, packages)
-            if observe is not None:
-                observe(live, inputs, packages)
-            decided = make_plan(
-                workload,
-                live,
-                inputs,
-                packages,
-                ownership or ownership_of(workload),
-                options,
-                session.target.describe(),
-                session.target.signs_with_user_delegation,
-                orphans.result(),
-                datetime.now(timezone.utc),
-                graphs.result(),
-            )
-    except BaseException:  # an error or Ctrl-C: raised now, not after the other reads
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+    with calls_at_once(2, "batchrun-plan") as pool, collector_paused():
+        graphs = pool.submit(task_graphs, workload, inputs, packages)
+        orphans = pool.submit(read_orphans_of, session.clients.batch, workload)
+        live = read_live(session.clients, workload, inputs, packages)
+        if observe is not None:
+            observe(live, inputs, packages)
+        decided = make_plan(
+            workload,
+            live,
+            inputs,
+            packages,
+            ownership or ownership_of(workload),
+            options,
+            session.target.describe(),
+            session.target.signs_with_user_delegation,
+            orphans.result(),
+            datetime.now(timezone.utc),
+            graphs.result(),
+        )
     shown = tasks_to_explain(decided)
     if not shown or not workload.jobs:
         return decided

@@ -9,7 +9,9 @@ a third of a 1,000-task apply.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -61,3 +63,17 @@ def run_parallel(function: Callable[[T], R], items: Iterable[T], threads: int) -
     if errors:
         raise errors[min(errors)]
     return [results[index] for index in range(len(work))]
+
+
+@contextmanager
+def calls_at_once(threads: int, name: str) -> Iterator[ThreadPoolExecutor]:
+    """A pool for independent calls made at the same time (a plan's reads). On an error or Ctrl-C in the
+    block, the calls not started are dropped and the error is raised at once, not after the slowest call;
+    calls in flight finish on their own. Otherwise the block's end waits for every call."""
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)

@@ -18,6 +18,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from batchrun.azure.clients import Clients
 from batchrun.azure.failures import translated
 from batchrun.azure.packages import read_package
+from batchrun.azure.parallel import calls_at_once
 from batchrun.azure.rest import get_json, list_json, metadata_of
 from batchrun.azure.results import read_record
 from batchrun.azure.storage import container_exists, read_input
@@ -192,15 +193,12 @@ def read_live(
     Batch lists the tasks, say): the plan waits for the slowest read, not for their sum. On an error or
     Ctrl-C the reads not started are dropped and the task listings end at their next page."""
     stop = threading.Event()
-    pool = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="batchrun-read")
-    try:
-        live = _read_all(pool, stop, clients, workload, inputs, packages, with_tasks)
-    except BaseException:
-        stop.set()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-    return live
+    with calls_at_once(READ_THREADS, "batchrun-read") as pool:
+        try:
+            return _read_all(pool, stop, clients, workload, inputs, packages, with_tasks)
+        except BaseException:
+            stop.set()  # the task listings end at their next page
+            raise
 
 
 def _read_all(
