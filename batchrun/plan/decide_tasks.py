@@ -22,10 +22,10 @@ from enum import Enum
 from typing import Any, NamedTuple
 
 from batchrun.model import JobSpec, TaskSpec
-from batchrun.plan.actions import Action, Change, Operation, Stage
+from batchrun.plan.actions import Action, Change, Operation, Stage, unchanged
 from batchrun.plan.bodies import task_operation_args
 from batchrun.plan.live import LiveTask, TaskResult
-from batchrun.plan.task_constraints import constraints_filler, constraints_update
+from batchrun.plan.task_constraints import constraints_checker
 from batchrun.plan.task_identity import TaskGraph, numeric_task_ids, parse_digest
 
 RERUN_FAILED_FLAG = "--rerun-failed"
@@ -88,19 +88,20 @@ class TaskDecisions:
 class _Status(NamedTuple):
     cause: Cause
     reason: str
+    runs: bool  # the cause is one of RUN_CAUSES (a field: read once per task, never worked out again)
 
-    @property
-    def runs(self) -> bool:
-        return self.cause in RUN_CAUSES
+
+def _status(cause: Cause, reason: str) -> _Status:
+    return _Status(cause, reason, cause in RUN_CAUSES)
 
 
 # The statuses most tasks have, made once (a plan of 100,000 tasks decides 100,000 of them).
-_NEW = _Status(Cause.NEW, "new")
-_CHANGED = _Status(Cause.DEFINITION, "")  # the part that changed is named by the caller
-_PENDING = _Status(Cause.PENDING, "waiting or running")
-_WAITING = _Status(Cause.WAITING, "it had not run when its job was replaced")
-_CURRENT = _Status(Cause.CURRENT, "")
-_CURRENT_EARLIER = _Status(Cause.CURRENT, "succeeded in an earlier run")
+_NEW = _status(Cause.NEW, "new")
+_CHANGED = _status(Cause.DEFINITION, "")  # the part that changed is named by the caller
+_PENDING = _status(Cause.PENDING, "waiting or running")
+_WAITING = _status(Cause.WAITING, "it had not run when its job was replaced")
+_CURRENT = _status(Cause.CURRENT, "")
+_CURRENT_EARLIER = _status(Cause.CURRENT, "succeeded in an earlier run")
 
 
 def _first(items: Sequence[str], noun: str) -> str:
@@ -124,7 +125,7 @@ def _changed_reason(
     """The one reason for a task whose digest changed: the first part that differs."""
     part = parts[0] if parts else "definition"
     if part == "definition":
-        return _Status(Cause.DEFINITION, "definition changed")
+        return _status(Cause.DEFINITION, "definition changed")
     if part == "inputs":
         blobs: list[str] = []
         for name in task.inputs:
@@ -135,11 +136,11 @@ def _changed_reason(
                 blobs.extend(blob for blob in changed if blob in own)
             else:
                 blobs.extend(changed)
-        return _Status(Cause.INPUT, _first(blobs, "input") + " changed" if blobs else "input content changed")
+        return _status(Cause.INPUT, _first(blobs, "input") + " changed" if blobs else "input content changed")
     if part == "packages":
         named = [f"{name} {text}" for name, text in sorted(changes.packages.items())]
-        return _Status(Cause.PACKAGE, _first(named, "package") if named else "package content changed")
-    return _Status(Cause.UPSTREAM, _upstream_reason(upstream_runs))
+        return _status(Cause.PACKAGE, _first(named, "package") if named else "package content changed")
+    return _status(Cause.UPSTREAM, _upstream_reason(upstream_runs))
 
 
 def _changed_part(
@@ -172,10 +173,20 @@ def _statuses(
     prefixes: Mapping[str, str],
 ) -> dict[str, _Status]:
     """Each task's status, deciding upstream before downstream."""
-    tasks = dict(zip(graph.keys, job.tasks, strict=True))
     patterns = [re.compile(fnmatch.translate(glob.lower())) for glob in options.rerun]
     statuses: dict[str, _Status] = {}
     digests, all_upstream = graph.digests, graph.upstream
+    live_task, recorded = live.get, results.get
+    if not all_upstream:  # no task waits for another: each status is the task's own, in any order
+        for key, task in zip(graph.keys, job.tasks, strict=True):
+            status = _own_status(
+                task, digests[key], live_task(key), recorded(key), fresh, options, patterns, ()
+            )
+            if status is _CHANGED:  # say which part changed
+                status = _changed_part(key, task, graph, live, results, (), changes, prefixes)
+            statuses[key] = status
+        return statuses
+    tasks = dict(zip(graph.keys, job.tasks, strict=True))
     for key in graph.order:
         task = tasks[key]
         upstream = all_upstream.get(key, ())
@@ -183,7 +194,7 @@ def _statuses(
             [tasks[d].id for d in upstream if d in statuses and statuses[d].runs] if upstream else []
         )
         status = _own_status(
-            task, digests[key], live.get(key), results.get(key), fresh, options, patterns, runs_upstream
+            task, digests[key], live_task(key), recorded(key), fresh, options, patterns, runs_upstream
         )
         if not upstream:
             if status is _CHANGED:  # say which part changed
@@ -191,7 +202,7 @@ def _statuses(
             statuses[key] = status
             continue
         if not status.runs and runs_upstream:
-            status = _Status(Cause.UPSTREAM, _upstream_reason(runs_upstream))
+            status = _status(Cause.UPSTREAM, _upstream_reason(runs_upstream))
         elif status is _CHANGED:
             status = _changed_part(key, task, graph, live, results, runs_upstream, changes, prefixes)
         if status.runs:
@@ -201,7 +212,7 @@ def _statuses(
                 if d in statuses and statuses[d].cause in (Cause.FAILED, Cause.BLOCKED)
             ]
             if stuck:
-                status = _Status(
+                status = _status(
                     Cause.BLOCKED, f"waits for failed {stuck[0]} ({RERUN_FAILED_FLAG} reruns it)"
                 )
         statuses[key] = status
@@ -237,14 +248,14 @@ def _own_status(
     forced = _forced(task.id.lower(), patterns)
     if result == "success":
         if forced:
-            return _Status(Cause.FORCED, "forced (--rerun)")
+            return _status(Cause.FORCED, "forced (--rerun)")
         return _CURRENT_EARLIER if live is None or fresh else _CURRENT
     shown = f"exit {exit_code}" if exit_code is not None else "no exit code"
     if forced:
-        return _Status(Cause.FORCED, "forced (--rerun)")
+        return _status(Cause.FORCED, "forced (--rerun)")
     if options.rerun_failed:
-        return _Status(Cause.FORCED, f"failed before ({shown}); {RERUN_FAILED_FLAG}")
-    return _Status(Cause.FAILED, f"failed ({shown}); {RERUN_FAILED_FLAG} reruns it")
+        return _status(Cause.FORCED, f"failed before ({shown}); {RERUN_FAILED_FLAG}")
+    return _status(Cause.FAILED, f"failed ({shown}); {RERUN_FAILED_FLAG} reruns it")
 
 
 def _without_satisfied(task: TaskSpec, in_job: set[str], numeric: Mapping[int, str]) -> TaskSpec:
@@ -304,14 +315,15 @@ def decide_tasks(
     in_job = (runs | set(live) if not fresh else runs) if runs else set()
     numeric = numeric_task_ids(job.tasks) if runs else {}
     changed_in_place = False  # a constraints update or a deletion
-    filled = constraints_filler(job.properties.get("constraints") or {})
+    constraints_change = constraints_checker(job.properties.get("constraints") or {})
     result: list[Change] = []
     carried = 0
     kept_as_is = (Cause.CURRENT, Cause.PENDING, Cause.FAILED)  # a live task whose constraints may change
+    job_id, live_task = job.id, live.get
     for key, task in zip(graph.keys, job.tasks, strict=True):
         status = statuses[key]
-        address = task_address(job.id, task.id)
-        observed = None if fresh else live.get(key)
+        address = f"task/{job_id}/{task.id}"  # task_address, inline: once per task of the job
+        observed = None if fresh else live_task(key)
         if status.runs:
             add = _add(_without_satisfied(task, in_job, numeric), graph.digests[key])
             if observed is None:
@@ -339,12 +351,12 @@ def decide_tasks(
         if status is _CURRENT_EARLIER:
             carried += 1
         if observed is not None and open_job and status.cause in kept_as_is:
-            update = constraints_update(address, job.id, task, observed, filled)
+            update = constraints_change(address, job_id, task, observed)
             if update is not None:
                 result.append(update)
                 changed_in_place = True
                 continue
-        result.append(Change(address, Action.NOOP, reason=status.reason, cause=status.cause._value_))
+        result.append(unchanged(address, status.reason, status.cause._value_))
     if not fresh:
         known = set(statuses)
         for key in sorted(set(live) - known):
