@@ -73,7 +73,7 @@ class Change:
     @property
     def runs(self) -> bool:
         """A task change that makes the task run (again)."""
-        return self.kind == "task" and self.action in (Action.CREATE, Action.REPLACE)
+        return self.action in (Action.CREATE, Action.REPLACE) and self.kind == "task"
 
     @property
     def kind(self) -> str:
