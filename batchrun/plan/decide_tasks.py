@@ -22,7 +22,7 @@ from enum import Enum
 from typing import Any, NamedTuple
 
 from batchrun.model import JobSpec, TaskSpec
-from batchrun.plan.actions import Action, Change, Operation, Stage, unchanged
+from batchrun.plan.actions import Action, Change, Operation, Stage
 from batchrun.plan.bodies import task_operation_args
 from batchrun.plan.live import LiveTask, TaskResult
 from batchrun.plan.task_constraints import constraints_checker
@@ -356,7 +356,7 @@ def decide_tasks(
                 result.append(update)
                 changed_in_place = True
                 continue
-        result.append(unchanged(address, status.reason, status.cause._value_))
+        result.append(Change(address, Action.NOOP, reason=status.reason, cause=status.cause._value_))
     if not fresh:
         known = set(statuses)
         for key in sorted(set(live) - known):

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from batchrun.model import JobSpec, PoolSpec, StorageInput, StorageOutputs, TaskOutput, TaskSpec, Workload
-from batchrun.plan.actions import Action, Change, Plan, plan_from_json, plan_to_json, unchanged
+from batchrun.plan.actions import Action, Plan, plan_from_json, plan_to_json
 from batchrun.plan.bodies import Ownership, input_bindings, job_body, metadata_list
 from batchrun.plan.build import contents_of, make_plan
 from batchrun.plan.decide_common import PlanOptions
@@ -365,15 +365,6 @@ def test_constraints_compared_once_per_pair_still_tell_each_task_apart() -> None
     }
     update = next(c for c in plan.changes if c.address == "task/j1/t3")
     assert update.operations[0].args["constraints"]["maxTaskRetryCount"] == 4
-
-
-def test_unchanged_is_a_noop_change() -> None:
-    made = unchanged("task/j1/t1", "waiting or running", "pending")
-    expected = Change("task/j1/t1", Action.NOOP, reason="waiting or running", cause="pending")
-    assert made == expected and repr(made) == repr(expected) and hash(made) == hash(expected)
-    assert not made.runs and made.kind == "task" and made.operations == () and made.fields == ()
-    with pytest.raises(AttributeError):
-        made.reason = "edited"  # type: ignore[misc]
 
 
 def test_new_tasks_are_added_and_extra_tasks_kept_without_prune() -> None:
