@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, NamedTuple
@@ -162,6 +162,27 @@ def _forced(task_id: str, patterns: Sequence[re.Pattern[str]]) -> bool:
     return any(pattern.match(task_id) for pattern in patterns)
 
 
+def _own_statuses(
+    job: JobSpec,
+    graph: TaskGraph,
+    live: Mapping[str, LiveTask],
+    results: Mapping[str, TaskResult],
+    fresh: bool,
+    options: TaskOptions,
+    changes: ContentChanges,
+    prefixes: Mapping[str, str],
+) -> Iterator[tuple[str, TaskSpec, _Status]]:
+    """(key, task, status) in the manifest's order for a job whose tasks wait for none: each status is the
+    task's own, made as it is used (no table of 100,000 statuses)."""
+    patterns = [re.compile(fnmatch.translate(glob.lower())) for glob in options.rerun]
+    digests, live_task, recorded = graph.digests, live.get, results.get
+    for key, task in zip(graph.keys, job.tasks, strict=True):
+        status = _own_status(task, digests[key], live_task(key), recorded(key), fresh, options, patterns, ())
+        if status is _CHANGED:  # say which part changed
+            status = _changed_part(key, task, graph, live, results, (), changes, prefixes)
+        yield key, task, status
+
+
 def _statuses(
     job: JobSpec,
     graph: TaskGraph,
@@ -173,20 +194,10 @@ def _statuses(
     prefixes: Mapping[str, str],
 ) -> dict[str, _Status]:
     """Each task's status, deciding upstream before downstream."""
+    tasks = dict(zip(graph.keys, job.tasks, strict=True))
     patterns = [re.compile(fnmatch.translate(glob.lower())) for glob in options.rerun]
     statuses: dict[str, _Status] = {}
     digests, all_upstream = graph.digests, graph.upstream
-    live_task, recorded = live.get, results.get
-    if not all_upstream:  # no task waits for another: each status is the task's own, in any order
-        for key, task in zip(graph.keys, job.tasks, strict=True):
-            status = _own_status(
-                task, digests[key], live_task(key), recorded(key), fresh, options, patterns, ()
-            )
-            if status is _CHANGED:  # say which part changed
-                status = _changed_part(key, task, graph, live, results, (), changes, prefixes)
-            statuses[key] = status
-        return statuses
-    tasks = dict(zip(graph.keys, job.tasks, strict=True))
     for key in graph.order:
         task = tasks[key]
         upstream = all_upstream.get(key, ())
@@ -194,7 +205,7 @@ def _statuses(
             [tasks[d].id for d in upstream if d in statuses and statuses[d].runs] if upstream else []
         )
         status = _own_status(
-            task, digests[key], live_task(key), recorded(key), fresh, options, patterns, runs_upstream
+            task, digests[key], live.get(key), results.get(key), fresh, options, patterns, runs_upstream
         )
         if not upstream:
             if status is _CHANGED:  # say which part changed
@@ -307,24 +318,31 @@ def decide_tasks(
     ``prefixes``: each storage input's blob prefix, to name changed files in reasons.
     ``open_job``: the live job still runs tasks (constraints of a completed job's tasks are left as they are).
     """
-    statuses = _statuses(
-        job, graph, live, results, fresh, options, changes or ContentChanges(), prefixes or {}
-    )
-    runs = {key for key, status in statuses.items() if status.runs}
-    # What a task to run may still depend on (only worked out when a task runs).
-    in_job = (runs | set(live) if not fresh else runs) if runs else set()
-    numeric = numeric_task_ids(job.tasks) if runs else {}
+    content = changes or ContentChanges()
+    decided: Iterable[tuple[str, TaskSpec, _Status]]
+    in_job: set[str] = set()  # what a task to run may still depend on (only when a task depends on others)
+    numeric: dict[int, str] = {}
+    if graph.upstream:
+        statuses = _statuses(job, graph, live, results, fresh, options, content, prefixes or {})
+        runs = {key for key, status in statuses.items() if status.runs}
+        if runs:
+            in_job = runs | set(live) if not fresh else runs
+            numeric = numeric_task_ids(job.tasks)
+        decided = ((key, task, statuses[key]) for key, task in zip(graph.keys, job.tasks, strict=True))
+    else:  # no task depends on another: nothing to leave out of a body, statuses made as they are used
+        decided = _own_statuses(job, graph, live, results, fresh, options, content, prefixes or {})
+    any_run = False
     changed_in_place = False  # a constraints update or a deletion
     constraints_change = constraints_checker(job.properties.get("constraints") or {})
     result: list[Change] = []
     carried = 0
     kept_as_is = (Cause.CURRENT, Cause.PENDING, Cause.FAILED)  # a live task whose constraints may change
     job_id, live_task = job.id, live.get
-    for key, task in zip(graph.keys, job.tasks, strict=True):
-        status = statuses[key]
+    for key, task, status in decided:
         address = f"task/{job_id}/{task.id}"  # task_address, inline: once per task of the job
         observed = None if fresh else live_task(key)
         if status.runs:
+            any_run = True
             add = _add(_without_satisfied(task, in_job, numeric), graph.digests[key])
             if observed is None:
                 result.append(
@@ -358,8 +376,7 @@ def decide_tasks(
                 continue
         result.append(Change(address, Action.NOOP, reason=status.reason, cause=status.cause._value_))
     if not fresh:
-        known = set(statuses)
-        for key in sorted(set(live) - known):
+        for key in sorted(set(live) - graph.digests.keys()):
             address = task_address(job.id, key)
             if options.prune:
                 operation = Operation(Stage.TASK_DELETE, "task.delete", {"job": job.id, "id": key})
@@ -371,4 +388,4 @@ def decide_tasks(
                 result.append(
                     Change(address, Action.NOOP, reason="not in the manifest; kept (--prune deletes it)")
                 )
-    return TaskDecisions(tuple(result), bool(runs) or changed_in_place, bool(runs), carried)
+    return TaskDecisions(tuple(result), any_run or changed_in_place, any_run, carried)
