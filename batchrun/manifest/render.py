@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from batchrun.manifest.emit import Ordered, to_json, to_yaml
-from batchrun.model import JobSpec, Workload
+from batchrun.model import JobSpec, TaskSpec, Workload
 from batchrun.model.write_only import mask
 
 
@@ -29,8 +31,11 @@ def _resource(resource_id: str, properties: Any) -> Ordered:
     return document
 
 
-def desired_document(workload: Workload) -> Ordered:
-    """The expanded desired state as plain data. Shares the workload's values: read it, do not change it."""
+def desired_document(workload: Workload, tasks_of: Callable[[int, JobSpec], Any] | None = None) -> Ordered:
+    """The expanded desired state as plain data. Shares the workload's values: read it, do not change it.
+
+    ``tasks_of(index, job)``: what stands for the tasks of the workload's ``index``-th job (by default the
+    list of their documents)."""
     folder = workload.manifest_path.parent
     document = Ordered(apiVersion="batchrun/v1", kind="Workload")
     metadata = Ordered(name=workload.name)
@@ -67,7 +72,10 @@ def desired_document(workload: Workload) -> Ordered:
         document["pool"] = _resource(workload.pool.id, workload.pool.properties)
     if workload.schedule is not None:
         document["schedule"] = dict(workload.schedule)
-    rendered_jobs = [_job(job) for job in workload.jobs]
+    rendered_jobs = [
+        _job(job, _tasks(job) if tasks_of is None else tasks_of(index, job))
+        for index, job in enumerate(workload.jobs)
+    ]
     if len(rendered_jobs) == 1:
         document["job"] = rendered_jobs[0]
     elif rendered_jobs:
@@ -75,33 +83,70 @@ def desired_document(workload: Workload) -> Ordered:
     return document
 
 
-def _job(spec: JobSpec) -> dict[str, Any]:
-    tasks = []
-    for task in spec.tasks:
-        rendered = _resource(task.id, task.properties)
-        if task.inputs:
-            some = task.input_paths
-            rendered["inputs"] = [
-                {"name": name, "paths": list(some[name])} if name in some else name for name in task.inputs
-            ]
-        if task.output_inputs:
-            listed = rendered.setdefault("inputs", [])
-            listed.extend({"outputs": prefix} for prefix in task.output_inputs)
-        if task.outputs:
-            rendered["outputs"] = [
-                Ordered(pattern=output.pattern, path=output.path, uploadCondition=output.upload_condition)
-                for output in task.outputs
-            ]
-        tasks.append(rendered)
+def _task(task: TaskSpec) -> Ordered:
+    rendered = _resource(task.id, task.properties)
+    if task.inputs:
+        some = task.input_paths
+        rendered["inputs"] = [
+            {"name": name, "paths": list(some[name])} if name in some else name for name in task.inputs
+        ]
+    if task.output_inputs:
+        listed = rendered.setdefault("inputs", [])
+        listed.extend({"outputs": prefix} for prefix in task.output_inputs)
+    if task.outputs:
+        rendered["outputs"] = [
+            Ordered(pattern=output.pattern, path=output.path, uploadCondition=output.upload_condition)
+            for output in task.outputs
+        ]
+    return rendered
+
+
+def _tasks(spec: JobSpec) -> list[Ordered]:
+    return [_task(task) for task in spec.tasks]
+
+
+def _job(spec: JobSpec, tasks: Any) -> dict[str, Any]:
     job = _resource(spec.id, spec.properties)
     job["tasks"] = tasks
     return job
 
 
+def _canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_digest(document: dict[str, Any]) -> str:
     """sha256 of the canonical JSON (sorted keys, no spaces) of a desired-state document."""
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_canonical_json(document).encode("utf-8")).hexdigest()
+
+
+TASKS_PER_CHUNK = 1000
+
+
+def workload_digest(workload: Workload) -> str:
+    """``canonical_digest(desired_document(workload))``, without holding either at once.
+
+    The document of a 100,000-task workload and its JSON text took more memory than the workload itself
+    (120 MiB at the peak of loading one). Here each job's tasks stand as a marker in the document, which is
+    encoded once; the tasks are encoded a thousand at a time in their place. Canonical JSON has no
+    indentation, so a value encodes to the same text alone as inside the document: the bytes hashed, and so
+    the digest, are the same."""
+    markers = [f"batchrun-tasks-{index}-{uuid.uuid4().hex}" for index in range(len(workload.jobs))]
+    rest = _canonical_json(desired_document(workload, lambda index, _job: markers[index]))
+    digest = hashlib.sha256()
+    for job, marker in zip(workload.jobs, markers, strict=True):
+        before, rest = rest.split(_canonical_json(marker), 1)
+        digest.update(before.encode("utf-8"))
+        digest.update(b"[")
+        tasks = job.tasks
+        for start in range(0, len(tasks), TASKS_PER_CHUNK):
+            if start:
+                digest.update(b",")
+            chunk = [_task(task) for task in tasks[start : start + TASKS_PER_CHUNK]]
+            digest.update(_canonical_json(chunk)[1:-1].encode("utf-8"))
+        digest.update(b"]")
+    digest.update(rest.encode("utf-8"))
+    return digest.hexdigest()
 
 
 def render_workload(workload: Workload, fmt: Literal["yaml", "json"] = "yaml") -> str:

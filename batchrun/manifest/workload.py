@@ -26,7 +26,7 @@ from batchrun.manifest.factories import (
 )
 from batchrun.manifest.limits import expansion_problems, task_problems
 from batchrun.manifest.load import Document, load_document
-from batchrun.manifest.render import canonical_digest, desired_document
+from batchrun.manifest.render import workload_digest
 from batchrun.manifest.resources import Resources, check_package_variables, resolve_resources, resolve_storage
 from batchrun.manifest.several_jobs import load_jobs
 from batchrun.manifest.template import Compiled, Compiler, SubstitutionError
@@ -184,7 +184,7 @@ def _load_workload(
         return load_jobs(
             document,
             lambda view: _load_document(view, variables, var_files, max_tasks, checker),
-            lambda workload: canonical_digest(desired_document(workload)),
+            workload_digest,
             max_tasks,
         )
     return _load_document(document, variables, var_files, max_tasks, checker)
@@ -301,4 +301,4 @@ def _load_document(
         job=job_spec,
         schedule=dict(schedule) if schedule is not None else None,
     )
-    return dataclasses.replace(workload, digest=canonical_digest(desired_document(workload)))
+    return dataclasses.replace(workload, digest=workload_digest(workload))

@@ -1,0 +1,70 @@
+"""The workload digest made a chunk of tasks at a time is the digest of the whole desired document."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from batchrun.manifest.render import TASKS_PER_CHUNK, canonical_digest, desired_document, workload_digest
+from batchrun.model import JobSpec, PoolSpec, StorageInput, StorageOutputs, TaskOutput, TaskSpec, Workload
+
+
+def task(index: int) -> TaskSpec:
+    return TaskSpec(
+        f"t-{index}",
+        {
+            "commandLine": f'/bin/sh -c "echo {index} \\"quoted\\" é ✓ \\u2028"',
+            "environmentSettings": [{"name": "N", "value": str(index)}],
+            "constraints": {"maxTaskRetryCount": index % 3},
+        },
+        inputs=("data",) if index % 2 else (),
+        outputs=(TaskOutput("*.txt", f"out/{index}/"),) if index % 3 else (),
+        input_paths={"data": (f"file-{index}.txt",)} if index % 4 == 1 else {},
+        output_inputs=("greet/",) if index % 5 == 0 else (),
+    )
+
+
+def workload(*task_counts: int) -> Workload:
+    jobs = [
+        JobSpec(f"job-{number}", {"poolInfo": {"poolId": "p"}}, tuple(task(i) for i in range(count)))
+        for number, count in enumerate(task_counts)
+    ]
+    return Workload(
+        name="digest",
+        manifest_path=Path("/nowhere/digest.yaml"),
+        digest="",
+        labels={"team": "ünï"},
+        inputs=(StorageInput("data", Path("/nowhere/data"), "in", "data/"),),
+        outputs=StorageOutputs("out"),
+        pool=PoolSpec("p", {"vmSize": "standard_d2s_v3"}),
+        job=jobs[0] if jobs else None,
+        more_jobs=tuple(jobs[1:]),
+    )
+
+
+@pytest.mark.parametrize(
+    "task_counts",
+    [
+        (),
+        (0,),
+        (1,),
+        (TASKS_PER_CHUNK,),
+        (TASKS_PER_CHUNK + 1,),
+        (2 * TASKS_PER_CHUNK + 500,),
+        (3, 0, TASKS_PER_CHUNK + 7),
+    ],
+)
+def test_chunked_digest_is_the_whole_documents(task_counts: tuple[int, ...]) -> None:
+    wl = workload(*task_counts)
+    assert workload_digest(wl) == canonical_digest(desired_document(wl))
+
+
+def test_digest_follows_any_task_change() -> None:
+    wl = workload(TASKS_PER_CHUNK + 2)
+    assert wl.job is not None
+    tasks = list(wl.job.tasks)
+    tasks[-1] = TaskSpec(tasks[-1].id, {**tasks[-1].properties, "commandLine": "other"})
+    edited = Workload(**{**wl.__dict__, "job": JobSpec(wl.job.id, wl.job.properties, tuple(tasks))})
+    assert workload_digest(edited) != workload_digest(wl)
+    assert workload_digest(edited) == canonical_digest(desired_document(edited))
