@@ -1,7 +1,8 @@
 """Benchmark of the local Batch emulator, each figure side by side with its floor measured in the same run.
 
-The emulator runs as its own process (``python -m batchrun.emulator``), so its CPU time (its own and its task
-processes', from /proc) is reported apart from the client's. Rows (``--rows``, all by default):
+The emulator runs as its own process (``python -m batchrun.emulator``), so its CPU time (its own and that of
+every process under it, from /proc: the task processes, the spawn server and the task processes the server
+reaped) is reported apart from the client's. Rows (``--rows``, all by default):
 
 ``true``   500 x ``/bin/true`` on 4 slots (1 node x 4 slots), submission to last completion, against
            ``xargs -P 4`` running the same 500 programs (no shell on either side).
@@ -114,10 +115,10 @@ class Emulator:
             self.process.wait(timeout=120)
 
     def cpu(self) -> float:
-        """CPU seconds of the emulator and of its (reaped) task processes so far."""
+        """CPU seconds so far of the emulator and of every process under it: the ones it reaped (in its own
+        counters) and the live ones with what they reaped (the spawn server and the task processes it ran)."""
         assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return sum(int(value) for value in fields[11:15]) / TICK
+        return sum(_cpu_ticks(pid) for pid in _process_tree(self.process.pid)) / TICK
 
     def rss_mib(self) -> float:
         assert self.process is not None
@@ -128,6 +129,36 @@ class Emulator:
 
     def client(self) -> BatchClient:
         return BatchClient(self.url, AzureNamedKeyCredential(ACCOUNT, KEY))
+
+
+def _cpu_ticks(pid: int) -> int:
+    """utime + stime + cutime + cstime of a live process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+    return sum(int(value) for value in fields[11:15])
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants (from each thread's ``children`` list in /proc)."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        try:
+            threads = os.listdir(f"/proc/{current}/task")
+        except FileNotFoundError:
+            continue
+        for thread in threads:
+            try:
+                pending.extend(
+                    int(child)
+                    for child in Path(f"/proc/{current}/task/{thread}/children").read_text().split()
+                )
+            except FileNotFoundError:
+                continue
+    return found
 
 
 def signed(session: requests.Session, method: str, url: str, body: bytes = b"") -> requests.Response:

@@ -16,17 +16,12 @@ its source, and reused from then on. Without a compiler (or if the build fails) 
 
 from __future__ import annotations
 
-import hashlib
-import logging
 import os
-import shutil
-import stat
 import subprocess
-import tempfile
 import threading
 from pathlib import Path
 
-_LOG = logging.getLogger(__name__)
+from batchrun.emulator.node.native import find_or_build
 
 # argv: launcher <parent pid> <program> [args...]
 SOURCE = r"""
@@ -44,8 +39,6 @@ int main(int argc, char **argv) {
     return 127;
 }
 """
-_DIGEST = hashlib.sha256(SOURCE.encode()).hexdigest()[:16]
-_BUILD_SECONDS = 120.0
 _lock = threading.Lock()
 _built: list[str | None] = []  # memo of this process's one attempt: [] not tried yet, [path or None] tried
 
@@ -59,68 +52,8 @@ def launcher_path() -> str | None:
         return _built[0]
 
 
-def cache_folder() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "batchrun"
-
-
 def _find_or_build() -> str | None:
-    folder = cache_folder()
-    target = folder / f"task-launcher-{_DIGEST}"
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not _private(folder):
-            _LOG.debug("not using %s for the task launcher: not a private folder of this user", folder)
-            return None
-        if _usable(target):
-            return str(target)
-        return _build(folder, target)
-    except OSError as error:
-        _LOG.debug("no task launcher: %s", error)
-        return None
-
-
-def _private(folder: Path) -> bool:
-    """Only this user can write there (nobody else could swap the binary)."""
-    info = folder.stat()
-    return info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-
-
-def _usable(path: Path) -> bool:
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        return False
-    return (
-        stat.S_ISREG(info.st_mode)
-        and info.st_uid == os.getuid()
-        and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-        and os.access(path, os.X_OK)
-    )
-
-
-def _build(folder: Path, target: Path) -> str | None:
-    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if compiler is None:
-        return None
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".build-") as work:
-        source = Path(work) / "launcher.c"
-        source.write_text(SOURCE)
-        output = Path(work) / "launcher"
-        # Static when the C library allows it (one exec, no dynamic loader); dynamic otherwise.
-        for extra in (["-static"], []):
-            command = [compiler, "-O2", *extra, "-o", str(output), str(source)]
-            try:
-                done = subprocess.run(command, capture_output=True, timeout=_BUILD_SECONDS, check=False)
-            except (OSError, subprocess.TimeoutExpired) as error:
-                _LOG.debug("building the task launcher failed: %s", error)
-                return None
-            if done.returncode == 0 and _works(output):
-                output.chmod(0o755)
-                os.replace(output, target)  # atomic: a concurrent build of the same source is identical
-                return str(target)
-    _LOG.debug("building the task launcher failed; using setpriv")
-    return None
+    return find_or_build("task-launcher", SOURCE, _works)
 
 
 def _works(launcher: Path) -> bool:

@@ -85,17 +85,17 @@ def resolve_program(program: str, env: Mapping[str, str], working_dir: Path) -> 
         try:
             mode = os.stat(candidate).st_mode
         except (OSError, ValueError):  # as os.path.exists: whatever cannot be stat'ed is not there
-            raise _program_not_found(program) from None
+            raise program_not_found(program) from None
         if stat.S_ISDIR(mode) or not os.access(candidate, os.X_OK):
             raise LaunchError("CommandLaunchFailed", f"The program '{program}' is not executable")
         return candidate
     found = shutil.which(program, path=env.get("PATH", os.defpath))
     if found is None:
-        raise _program_not_found(program)
+        raise program_not_found(program)
     return found
 
 
-def _program_not_found(program: str) -> LaunchError:
+def program_not_found(program: str) -> LaunchError:
     return LaunchError(
         "CommandProgramNotFound",
         f"The program '{program}' in the task's command line was not found on the node "
@@ -141,7 +141,17 @@ def spawn_process(
     stderr_path: Path,
 ) -> subprocess.Popen[bytes]:
     """Start ``command_line`` in its own process group with its output going to the two files."""
-    words = split_command_line(command_line)
+    return spawn_words(split_command_line(command_line), working_dir, env, stdout_path, stderr_path)
+
+
+def spawn_words(
+    words: list[str],
+    working_dir: Path,
+    env: Mapping[str, str],
+    stdout_path: Path,
+    stderr_path: Path,
+) -> subprocess.Popen[bytes]:
+    """Start the command ``words`` (a split command line) as :func:`spawn_process` does."""
     program = resolve_program(words[0], env, working_dir)
     launcher = launcher_path()
     setpriv = None if launcher is not None else _setpriv()
@@ -169,18 +179,21 @@ def spawn_process(
                 preexec_fn=child_setup,
                 close_fds=True,
             )
-        except FileNotFoundError:
-            raise _program_not_found(words[0]) from None
-        except PermissionError:
-            raise LaunchError("CommandLaunchFailed", f"The program '{words[0]}' is not executable") from None
         except OSError as error:
-            raise LaunchError(
-                "CommandLaunchFailed", f"Starting '{words[0]}' failed: {error.strerror}"
-            ) from None
+            raise launch_error(words[0], error) from None
         finally:
             os.close(stderr)
     finally:
         os.close(stdout)
+
+
+def launch_error(program: str, error: OSError) -> LaunchError:
+    """What a failed start of ``program`` (an error of ``fork``, ``chdir`` or ``exec``) is reported as."""
+    if isinstance(error, FileNotFoundError):
+        return program_not_found(program)
+    if isinstance(error, PermissionError):
+        return LaunchError("CommandLaunchFailed", f"The program '{program}' is not executable")
+    return LaunchError("CommandLaunchFailed", f"Starting '{program}' failed: {error.strerror}")
 
 
 def wait_process(

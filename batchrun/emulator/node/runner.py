@@ -1,8 +1,18 @@
-"""``run_task``: one task on one simulated node, from resource files to output files."""
+"""``run_task``: one task on one simulated node, from resource files to output files.
+
+A run is prepared (:func:`prepare_task`: node and task folders, environment, packages, resource files, the
+command's words), then started: through ``subprocess`` (:func:`spawn_task`, then waited for by the caller) or
+by the spawn server (:mod:`.spawn_server`: :func:`spawn_request` encodes the start; the server creates the
+task's folders itself when the preparation left them to it), and finished (:func:`finish_task`: outcome and
+output files). :func:`launch_failed` turns a failure the server reports into the outcome a failed
+``subprocess`` start would have given.
+"""
 
 from __future__ import annotations
 
+import errno as errno_codes
 import logging
+import os
 import subprocess
 import threading
 from collections.abc import Mapping, Sequence
@@ -32,8 +42,27 @@ from batchrun.emulator.node.model import (
 )
 from batchrun.emulator.node.outputs import upload_outputs
 from batchrun.emulator.node.packages import PackageError, install_packages
-from batchrun.emulator.node.process import LaunchError, ProcessResult, spawn_process, wait_process
+from batchrun.emulator.node.process import (
+    LaunchError,
+    ProcessResult,
+    launch_error,
+    program_not_found,
+    spawn_words,
+    split_command_line,
+    wait_process,
+)
 from batchrun.emulator.node.resources import ResourceFileError, download_resource_files
+from batchrun.emulator.node.spawn_server import (
+    FOLDER,
+    NOT_EXECUTABLE,
+    NOT_FOUND,
+    STDERR,
+    STDOUT,
+    WORKING,
+    SpawnFailure,
+    SpawnRequest,
+)
+from batchrun.emulator.node.spawn_server import spawn_request as encode_request
 from batchrun.emulator.node.upload_journal import RunRecorder, UploadJournal
 from batchrun.emulator.timefmt import duration_seconds
 from batchrun.redact import redact
@@ -46,10 +75,9 @@ UNLIMITED_SECONDS = 100 * 365 * 86400.0
 
 
 @dataclass(frozen=True)
-class StartedTask:
-    """A task whose process runs: what :func:`finish_task` needs once it has ended."""
+class PreparedTask:
+    """A run ready to start: its command's words and environment, and what :func:`finish_task` needs."""
 
-    process: subprocess.Popen[bytes]
     launch: TaskLaunch
     storage: StorageAccess | None
     journal: UploadJournal | None
@@ -58,11 +86,21 @@ class StartedTask:
     env: Mapping[str, str]
     limit_text: str
     time_limit: float | None
+    words: list[str]
+    folders_made: bool  # False: whoever starts the process creates the task's folders first
 
     @property
     def uploads(self) -> bool:
         """True when finishing uploads output files (it then waits on storage)."""
         return bool(_outputs(self.launch))
+
+
+@dataclass(frozen=True)
+class StartedTask:
+    """A run whose process was started through ``subprocess``."""
+
+    process: subprocess.Popen[bytes]
+    task: PreparedTask
 
 
 def run_task(
@@ -80,7 +118,7 @@ def run_task(
     started = start_task(identity, launch, storage, cancel, journal)
     if isinstance(started, TaskOutcome):
         return started
-    return finish_task(started, wait_process(started.process, cancel, started.time_limit))
+    return finish_task(started.task, wait_process(started.process, cancel, started.task.time_limit))
 
 
 def waits_on_storage(launch: TaskLaunch) -> bool:
@@ -104,19 +142,100 @@ def start_task(
 
     Never raises (see :func:`run_task`); the process is left to the caller to wait for.
     """
+    prepared = prepare_task(identity, launch, storage, cancel, journal)
+    return prepared if isinstance(prepared, TaskOutcome) else spawn_task(prepared)
+
+
+def prepare_task(
+    identity: NodeIdentity,
+    launch: TaskLaunch,
+    storage: StorageAccess | None,
+    cancel: threading.Event,
+    journal: UploadJournal | None = None,
+    leave_folders: bool = False,
+) -> PreparedTask | TaskOutcome:
+    """Everything before the start of the process of ``launch``; the outcome instead when it cannot start.
+
+    ``leave_folders``: the task's folders are left to the spawn server when nothing needs them before the
+    start (no resource files, no packages); they are made here all the same when the run fails before it.
+    Never raises (see :func:`run_task`).
+    """
     start = _now()
+    task_dir: Path | None = None
+    leave = leave_folders and not launch.packages and not waits_on_storage(launch)
     try:
-        return _start(identity, launch, storage, cancel, start, journal)
+        prepare_node(identity)
+        task_dir = launch_directory(identity, launch)
+        if not leave:
+            prepare_task_directory(task_dir)
+        prepared = _prepare(identity, launch, storage, cancel, start, journal, task_dir, not leave)
     except Exception as error:
-        return _runtime_error(launch, start, error)
+        prepared = _runtime_error(launch, start, error)
+    if leave and task_dir is not None and isinstance(prepared, TaskOutcome):
+        try:  # the folders exist whatever happens to the run, as when they are made first
+            prepare_task_directory(task_dir)
+        except OSError as error:
+            return _runtime_error(launch, start, error)
+    return prepared
 
 
-def finish_task(started: StartedTask, result: ProcessResult) -> TaskOutcome:
+def spawn_task(task: PreparedTask) -> StartedTask | TaskOutcome:
+    """Start the prepared run through ``subprocess`` (never raises)."""
+    try:
+        if not task.folders_made:
+            prepare_task_directory(task.task_dir)
+        out, err = task.task_dir / "stdout.txt", task.task_dir / "stderr.txt"
+        process = spawn_words(task.words, task.task_dir / "wd", task.env, out, err)
+    except LaunchError as error:
+        return _failed(task.start, None, failure_info(USER_ERROR, error.code, str(error)), "preprocessing")
+    except Exception as error:
+        return _runtime_error(task.launch, task.start, error)
+    return StartedTask(process, task)
+
+
+def spawn_request(task: PreparedTask) -> SpawnRequest:
+    """The spawn server's request that starts the prepared run (raises ValueError as ``subprocess`` would)."""
+    folder = str(task.task_dir)
+    return encode_request(
+        task.words,
+        task.env,
+        os.path.join(folder, "wd"),
+        os.path.join(folder, "stdout.txt"),
+        os.path.join(folder, "stderr.txt"),
+        None if task.folders_made else folder,
+    )
+
+
+def launch_failed(task: PreparedTask, failure: SpawnFailure | Exception) -> TaskOutcome:
+    """The outcome of a run the spawn server could not start: what the same failure of a ``subprocess``
+    start gives (:func:`spawn_task`)."""
+    program = task.words[0]
+    if isinstance(failure, Exception):
+        return _runtime_error(task.launch, task.start, failure)
+    if failure.stage == NOT_FOUND:
+        error: LaunchError = program_not_found(program)
+    elif failure.stage == NOT_EXECUTABLE:
+        error = LaunchError("CommandLaunchFailed", f"The program '{program}' is not executable")
+    elif failure.stage in _FILE_STAGES:
+        folder = str(task.task_dir)
+        path = folder if failure.stage == FOLDER else os.path.join(folder, _FILE_STAGES[failure.stage])
+        code = failure.error or errno_codes.EIO
+        return _runtime_error(task.launch, task.start, OSError(code, os.strerror(code), path))
+    else:
+        code = failure.error or errno_codes.EIO
+        error = launch_error(program, OSError(code, os.strerror(code)))
+    return _failed(task.start, None, failure_info(USER_ERROR, error.code, str(error)), "preprocessing")
+
+
+_FILE_STAGES = {FOLDER: "", WORKING: "wd", STDOUT: "stdout.txt", STDERR: "stderr.txt"}
+
+
+def finish_task(task: PreparedTask, result: ProcessResult) -> TaskOutcome:
     """The outcome of a run whose process ended with ``result``, after its output files (never raises)."""
     try:
-        return _finish(started, result)
+        return _finish(task, result)
     except Exception as error:
-        return _runtime_error(started.launch, started.start, error)
+        return _runtime_error(task.launch, task.start, error)
 
 
 def _runtime_error(launch: TaskLaunch, start: datetime, error: Exception) -> TaskOutcome:
@@ -127,20 +246,18 @@ def _runtime_error(launch: TaskLaunch, start: datetime, error: Exception) -> Tas
     return _failed(start, None, info, "preprocessing")
 
 
-def _start(
+def _prepare(
     identity: NodeIdentity,
     launch: TaskLaunch,
     storage: StorageAccess | None,
     cancel: threading.Event,
     start: datetime,
     journal: UploadJournal | None,
-) -> StartedTask | TaskOutcome:
+    task_dir: Path,
+    folders_made: bool,
+) -> PreparedTask | TaskOutcome:
     spec = launch.spec
-    prepare_node(identity)
-    task_dir = launch_directory(identity, launch)
     working_dir = task_dir / "wd"
-    prepare_task_directory(task_dir)
-
     if spec.get("containerSettings"):
         return _failed(
             start,
@@ -179,15 +296,15 @@ def _start(
         return _failed(start, None, ended_failure(), "execution")
     limit_text, limit = _wall_clock_limit(launch)
     try:
-        process = spawn_process(
-            command_line, working_dir, env, task_dir / "stdout.txt", task_dir / "stderr.txt"
-        )
+        words = split_command_line(command_line)
     except LaunchError as error:
         return _failed(start, None, failure_info(USER_ERROR, error.code, str(error)), "preprocessing")
-    return StartedTask(process, launch, storage, journal, start, task_dir, env, limit_text, limit)
+    return PreparedTask(
+        launch, storage, journal, start, task_dir, env, limit_text, limit, words, folders_made
+    )
 
 
-def _finish(started: StartedTask, result: ProcessResult) -> TaskOutcome:
+def _finish(started: PreparedTask, result: ProcessResult) -> TaskOutcome:
     info: FailureInfo | None = None
     stage: FailureStage | None = None
     if result.reason == "timeout":
@@ -274,4 +391,15 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-__all__ = ["StartedTask", "finish_task", "run_task", "start_task", "waits_on_storage"]
+__all__ = [
+    "PreparedTask",
+    "StartedTask",
+    "finish_task",
+    "launch_failed",
+    "prepare_task",
+    "run_task",
+    "spawn_request",
+    "spawn_task",
+    "start_task",
+    "waits_on_storage",
+]

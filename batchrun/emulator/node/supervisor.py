@@ -11,6 +11,13 @@ Any thread may hand a process over with :meth:`watch` (its pidfd goes into the e
 is not woken for it) or queue work for the thread with :meth:`call_soon`. After each wake the thread calls
 ``flush`` once, after the ``on_exit`` callbacks of that wake: the owner records the runs that ended together
 in one go (one lock acquisition, one database transaction).
+
+Or any thread may have a process started by the spawn server (:mod:`.spawn_server`) with :meth:`spawn`: the
+request goes straight to the server's socket, which is in the same epoll; the server answers with the pid (or
+why nothing started, reported to ``on_failure``) and later with the exit status, several at a time, so such
+processes need no pidfd, no ``Popen`` and no ``waitpid`` here. The server is started by this thread (its
+parent-death signal follows the thread that starts it) on the first :meth:`spawns`. If it ends, the processes
+it ran are reported killed (SIGKILL: they die with it) and later starts go through ``subprocess``.
 """
 
 from __future__ import annotations
@@ -35,20 +42,45 @@ from batchrun.emulator.node.process import (
     open_pidfd,
     signal_group,
 )
+from batchrun.emulator.node.spawn_server import (
+    EXITED,
+    FAILED,
+    GONE,
+    STARTED,
+    SpawnFailure,
+    SpawnRequest,
+    SpawnServer,
+    server_path,
+)
 
 _LOG = logging.getLogger(__name__)
 CHECK_INTERVAL = 0.05
 
 
+class SpawnedProcess:
+    """A process started by the spawn server: its pid once started (0 before), its returncode once reaped
+    (as ``Popen.returncode``: negative for a signal)."""
+
+    __slots__ = ("pid", "returncode")
+
+    def __init__(self) -> None:
+        self.pid = 0
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+
 @dataclass(eq=False)
 class _Watch:
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | SpawnedProcess
     cancel: threading.Event
     deadline: float | None
     on_exit: Callable[[ProcessResult], None]
     fd: int | None = None
     reason: str | None = None  # cancelled | timeout once the process was told to end
     kill_at: float | None = None
+    on_failure: Callable[[SpawnFailure], None] | None = None  # a spawn's, until it has started
 
 
 class ProcessSupervisor:
@@ -60,6 +92,11 @@ class ProcessSupervisor:
         self._lock = threading.Lock()
         self._calls: deque[Callable[[], None]] = deque()
         self._watches: dict[int, _Watch] = {}  # by pidfd, or by pid where no pidfd could be opened
+        self._spawned: dict[int, _Watch] = {}  # processes of the spawn server, by request id
+        self._requests = 0
+        self._server: SpawnServer | None = None
+        self._server_state = "unknown"  # unknown | starting | up | down
+        self._server_ready = threading.Event()
         self._timers: list[tuple[float, int, _Watch]] = []
         self._sequence = 0
         self._epoll = select.epoll()
@@ -77,7 +114,8 @@ class ProcessSupervisor:
                 raise RuntimeError("the process supervisor has stopped")
             self._calls.append(call)
             self._ensure_thread()
-        self.wake()
+        if not self._on_thread():  # the thread itself looks at its calls before it waits again
+            self.wake()
 
     def wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
@@ -124,6 +162,76 @@ class ProcessSupervisor:
         if wake:  # the thread may sleep with no timeout (nothing watched) or past this deadline
             self.wake()
 
+    def spawns(self) -> bool:
+        """True when :meth:`spawn` can start processes: the spawn server is (built and) running.
+
+        The first call builds the server if needed and has this supervisor's thread start it (waiting for
+        that unless called on that thread)."""
+        with self._lock:
+            state = self._server_state
+            if state == "unknown":
+                if self._closed:
+                    return False
+                self._server_state = "starting"
+        if state == "unknown":
+            path = server_path()
+            if path is None:
+                self._server_started(None)
+            elif self._on_thread():
+                self._start_server(path)
+            else:
+                try:
+                    self.call_soon(lambda: self._start_server(path))
+                except RuntimeError:
+                    self._server_started(None)
+        elif state == "starting" and self._on_thread():
+            return False  # another thread builds it; its start is queued behind this call
+        self._server_ready.wait()
+        return self._server_state == "up"
+
+    def serving(self) -> bool:
+        """True when the spawn server runs (without starting or waiting for it)."""
+        return self._server_state == "up"
+
+    def _on_thread(self) -> bool:
+        return self._thread is not None and self._thread.ident == threading.get_ident()
+
+    def spawn(
+        self,
+        request: SpawnRequest,
+        cancel: threading.Event,
+        time_limit: float | None,
+        on_exit: Callable[[ProcessResult], None],
+        on_failure: Callable[[SpawnFailure], None],
+    ) -> bool:
+        """Have the spawn server start ``request``; False (nothing done) when there is no server running.
+
+        ``on_exit`` as for :meth:`watch`, or ``on_failure`` when nothing started; both on this supervisor's
+        thread. From any thread; the thread is not woken (unless the process has a time limit)."""
+        deadline = None if time_limit is None else time.monotonic() + time_limit
+        item = _Watch(SpawnedProcess(), cancel, deadline, on_exit, on_failure=on_failure)
+        with self._lock:
+            server = self._server
+            if server is None or self._closed:
+                return False
+            self._requests += 1
+            ident = self._requests
+            self._spawned[ident] = item
+            if deadline is not None:
+                self._add_timer(deadline, item)
+        # An error: the server has ended; the thread reports its end, this run included.
+        with contextlib.suppress(OSError):
+            server.send(request.frame(ident))
+        if deadline is not None:
+            self.wake()
+        return True
+
+    def _server_started(self, server: SpawnServer | None) -> None:
+        with self._lock:
+            self._server = server
+            self._server_state = "up" if server is not None else "down"
+        self._server_ready.set()
+
     def _ensure_thread(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
@@ -139,7 +247,7 @@ class ProcessSupervisor:
             with self._lock:
                 calls = list(self._calls)
                 self._calls.clear()
-                if not calls and not self._watches and self._stopping:
+                if not calls and not self._watches and not self._spawned and self._stopping:
                     self._thread = None
                     self._closed = True
                     self._close()
@@ -151,9 +259,59 @@ class ProcessSupervisor:
             if self._flush is not None:
                 self._run(self._flush)
 
+    def _start_server(self, path: str) -> None:
+        try:
+            server: SpawnServer | None = SpawnServer.start(path)
+        except OSError as error:
+            _LOG.warning("the spawn server could not be started (%s); tasks start through subprocess", error)
+            server = None
+        if server is not None:
+            self._epoll.register(server.fileno(), select.EPOLLIN)
+        self._server_started(server)
+
+    def _server_records(self) -> None:
+        """Read what the spawn server reported; once it has ended, report what it ran as killed."""
+        server = self._server
+        if server is None:
+            return
+        records = server.receive()
+        with self._lock:
+            if records is None:
+                _LOG.error("the spawn server ended; its task processes died with it")
+                self._server = None
+                self._server_state = "down"
+                with contextlib.suppress(OSError, ValueError):
+                    self._epoll.unregister(server.fileno())
+                records = [
+                    (FAILED, ident, GONE, 0) if not item.process.pid else (EXITED, ident, signal.SIGKILL, 0)
+                    for ident, item in self._spawned.items()
+                ]
+            else:
+                server = None
+            failures: list[tuple[_Watch, SpawnFailure]] = []
+            for kind, ident, first, second in records:
+                item = self._spawned.get(ident)
+                if item is None:
+                    continue
+                process = item.process
+                assert isinstance(process, SpawnedProcess)
+                if kind == STARTED:
+                    process.pid = first
+                elif kind == EXITED:
+                    process.returncode = os.waitstatus_to_exitcode(first)
+                else:
+                    del self._spawned[ident]
+                    failures.append((item, SpawnFailure(first, second)))
+        if server is not None:
+            server.close()
+        for item, failure in failures:
+            report = item.on_failure
+            assert report is not None
+            self._run(lambda report=report, failure=failure: report(failure))  # type: ignore[misc]
+
     def _timeout(self) -> float | None:
         with self._lock:
-            if not self._watches:
+            if not self._watches and not self._spawned:
                 return None
             wait = CHECK_INTERVAL
             if self._timers:
@@ -166,8 +324,11 @@ class ProcessSupervisor:
         except InterruptedError:
             return set()
         ready: set[int] = set()
+        server = self._server
         for fd, _ in events:
-            if fd == self._wake_read:
+            if server is not None and fd == server.fileno():
+                self._server_records()
+            elif fd == self._wake_read:
                 with contextlib.suppress(BlockingIOError, OSError):
                     while os.read(self._wake_read, 4096):
                         pass
@@ -181,11 +342,17 @@ class ProcessSupervisor:
             while self._timers and self._timers[0][0] <= now:
                 heapq.heappop(self._timers)  # a due deadline or kill time; the pass below acts on it
             watched = list(self._watches.items())
-        for key, item in watched:
-            maybe_ended = key in ready or item.fd is None or item.reason is not None or item.cancel.is_set()
-            if maybe_ended and item.process.poll() is not None:
-                self._finish(key, item)
-                continue
+            spawned = [(-ident, item) for ident, item in self._spawned.items() if item.process.pid]
+        for key, item in [*watched, *spawned]:
+            if key < 0 and isinstance(item.process, SpawnedProcess):  # the spawn server's: reaped there
+                if item.process.returncode is not None:
+                    self._finish(key, item)
+                    continue
+            else:
+                maybe_ended = key in ready or item.fd is None or item.reason is not None
+                if (maybe_ended or item.cancel.is_set()) and item.process.poll() is not None:
+                    self._finish(key, item)
+                    continue
             if item.reason is None:
                 if item.cancel.is_set():
                     self._end(item, "cancelled", now)
@@ -204,7 +371,10 @@ class ProcessSupervisor:
 
     def _finish(self, key: int, item: _Watch) -> None:
         with self._lock:
-            del self._watches[key]
+            if isinstance(item.process, SpawnedProcess):
+                del self._spawned[-key]
+            else:
+                del self._watches[key]
             if item.fd is not None:
                 with contextlib.suppress(OSError):
                     self._epoll.unregister(item.fd)
@@ -223,6 +393,12 @@ class ProcessSupervisor:
             _LOG.exception("a task process callback failed")
 
     def _close(self) -> None:
+        server, self._server = self._server, None
+        if self._server_state != "down":
+            self._server_state = "down"
+            self._server_ready.set()
+        if server is not None:
+            server.close()
         for item in self._watches.values():
             if item.fd is not None:
                 with contextlib.suppress(OSError):

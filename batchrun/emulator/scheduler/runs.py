@@ -1,10 +1,13 @@
 """Task runs from the start of their process to the record of their end, without a thread per running task.
 
 A dispatched run (its running state committed) is started by one of :data:`LAUNCHERS` threads: the node's
-folders, the environment and the spawn. Its process is then watched by the process supervisor's one thread
-(:mod:`batchrun.emulator.node.supervisor`), which reaps it through its pidfd; the runs whose processes ended
-at one wake are recorded together (one model-lock acquisition, one SQLite transaction, which also dispatches
-the tasks that take the freed slots; their processes start once that transaction has committed).
+folders, the environment, then the start, through the spawn server
+(:mod:`batchrun.emulator.node.spawn_server`, which also creates the task's folders) or, where it cannot be
+had, through ``subprocess``. Its process is then watched by the process supervisor's one thread
+(:mod:`batchrun.emulator.node.supervisor`), which learns of its end from the spawn server (or reaps it
+through its pidfd); the runs whose processes ended at one wake are recorded together (one model-lock
+acquisition, one SQLite transaction, which also dispatches the tasks that take the freed slots; their
+processes start once that transaction has committed).
 
 Runs that wait on storage (resource files, application packages, output files) or run the job preparation task
 first are started and finished on the worker threads, so that neither the launchers nor the supervisor ever
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -29,7 +33,17 @@ from batchrun.emulator.node import (
 )
 from batchrun.emulator.node.failures import failure_info, record_unrunnable
 from batchrun.emulator.node.process import ProcessResult, signal_group
-from batchrun.emulator.node.runner import StartedTask, finish_task, start_task, waits_on_storage
+from batchrun.emulator.node.runner import (
+    PreparedTask,
+    StartedTask,
+    finish_task,
+    launch_failed,
+    prepare_task,
+    spawn_request,
+    spawn_task,
+    waits_on_storage,
+)
+from batchrun.emulator.node.spawn_server import SpawnFailure, SpawnRequest
 from batchrun.emulator.node.supervisor import ProcessSupervisor
 from batchrun.emulator.scheduler.task_records import immediate_failure
 from batchrun.emulator.scheduler.tasks import WINDOWS_REASON, RunningTask, TaskStart
@@ -56,6 +70,10 @@ class TaskRuns:
         """Start a dispatched run (called once its running state is committed, lock held)."""
         if start.prep_spec is not None or self._waits_on_storage(start):
             self.scheduler.task_threads.submit(self._start_on_worker, start)
+        elif self.supervisor.serving():
+            # A start is then a message to the spawn server: sent from the supervisor's thread, after this
+            # transaction and outside the model lock, with the other starts of the same batch.
+            self.supervisor.call_soon(lambda: self._start_here(start))
         else:
             self.launchers.submit(self._start_here, start)
 
@@ -67,30 +85,57 @@ class TaskRuns:
     def _start_here(self, start: TaskStart) -> None:
         run = start.run
         try:
-            started = self._start(start)
+            prepared = self._prepare(start)
+            if isinstance(prepared, TaskOutcome):
+                self._ended_elsewhere(run, prepared)
+                return
+            self._launch(run, prepared, self._ended_elsewhere)
         except Exception as error:  # never leave a task stuck in running because of a bug
-            started = self._bug(run, error)
-        if isinstance(started, TaskOutcome):
-            self._ended_elsewhere(run, started)
-        else:
-            self._watch(run, started)
+            self._ended_elsewhere(run, self._bug(run, error))
 
     def _ended_elsewhere(self, run: RunningTask, outcome: TaskOutcome) -> None:
         """A run that ended without a process, recorded with the supervisor's next batch."""
         self.supervisor.call_soon(lambda: self._ended.append((run, outcome)))
 
     # ---- any thread
-    def _watch(self, run: RunningTask, started: StartedTask) -> None:
-        """Hand the run's process to the supervisor; ``exited`` runs on the supervisor's thread."""
+    def _launch(
+        self, run: RunningTask, task: PreparedTask, ended: Callable[[RunningTask, TaskOutcome], None]
+    ) -> None:
+        """Start the prepared run through the spawn server, or through ``subprocess`` without one; ``ended``
+        records a run that could not start from this thread."""
+        request = None
+        if self.supervisor.spawns():
+            # None for what subprocess refuses (a NUL byte, an '=' in a name): it says so below, as ever.
+            request = _request_or_none(task)
+        if request is not None:
+
+            def failed(failure: SpawnFailure) -> None:
+                self._ended.append((run, launch_failed(task, failure)))
+
+            if self.supervisor.spawn(request, run.cancel, task.time_limit, self._exited(run, task), failed):
+                return
+        started = spawn_task(task)
+        if isinstance(started, TaskOutcome):
+            ended(run, started)
+        else:
+            self._watch(run, started)
+
+    def _exited(self, run: RunningTask, task: PreparedTask) -> Callable[[ProcessResult], None]:
+        """What the supervisor's thread does once the run's process has ended."""
 
         def exited(result: ProcessResult) -> None:
-            if started.uploads:
-                self.scheduler.task_threads.submit(self._finish_on_worker, run, started, result)
+            if task.uploads:
+                self.scheduler.task_threads.submit(self._finish_on_worker, run, task, result)
             else:
-                self._ended.append((run, finish_task(started, result)))
+                self._ended.append((run, finish_task(task, result)))
 
+        return exited
+
+    def _watch(self, run: RunningTask, started: StartedTask) -> None:
+        """Hand the run's process to the supervisor; ``exited`` runs on the supervisor's thread."""
+        exited = self._exited(run, started.task)
         try:
-            self.supervisor.watch(started.process, run.cancel, started.time_limit, exited)
+            self.supervisor.watch(started.process, run.cancel, started.task.time_limit, exited)
         except Exception as error:
             _LOG.exception("task %s/%s: its process cannot be watched; it is ended", run.job_id, run.task_id)
             signal_group(started.process.pid, signal.SIGKILL)
@@ -112,13 +157,13 @@ class TaskRuns:
             ready = prep is None or isinstance(packages, str)
             if not ready and not self._prepared(run, start.identity, prep or {}, start.environment, packages):
                 return
-            started = self._start(start)
+            prepared = self._prepare(start)
+            if isinstance(prepared, TaskOutcome):
+                self.scheduler.tasks.complete_alone(run, prepared)
+                return
+            self._launch(run, prepared, self.scheduler.tasks.complete_alone)
         except Exception as error:  # never leave a task stuck in running because of a bug
-            started = self._bug(run, error)
-        if isinstance(started, TaskOutcome):
-            self.scheduler.tasks.complete_alone(run, started)
-        else:
-            self._watch(run, started)
+            self.scheduler.tasks.complete_alone(run, self._bug(run, error))
 
     def _prepared(
         self,
@@ -131,11 +176,11 @@ class TaskRuns:
         blobs = [] if isinstance(packages, str) else packages
         return self.scheduler.tasks.run_preparation(run, identity, prep, environment, blobs)
 
-    def _finish_on_worker(self, run: RunningTask, started: StartedTask, result: ProcessResult) -> None:
-        self.scheduler.tasks.complete_alone(run, finish_task(started, result))
+    def _finish_on_worker(self, run: RunningTask, task: PreparedTask, result: ProcessResult) -> None:
+        self.scheduler.tasks.complete_alone(run, finish_task(task, result))
 
     # ---- either
-    def _start(self, start: TaskStart) -> StartedTask | TaskOutcome:
+    def _prepare(self, start: TaskStart) -> PreparedTask | TaskOutcome:
         run = start.run
         if start.windows:
             record_unrunnable(task_directory(start.identity, run.job_id, run.task_id), WINDOWS_REASON)
@@ -149,9 +194,10 @@ class TaskRuns:
                 )
             )
         launch = self.scheduler.tasks.launch_of(start)
-        return start_task(
-            start.identity, launch, self.scheduler.storage, run.cancel, self.scheduler.upload_journal
-        )
+        journal = self.scheduler.upload_journal
+        # The spawn server creates the task's folders (when nothing needs them before the start).
+        leave = self.supervisor.spawns()
+        return prepare_task(start.identity, launch, self.scheduler.storage, run.cancel, journal, leave)
 
     def _bug(self, run: RunningTask, error: Exception) -> TaskOutcome:
         _LOG.error("task %s/%s failed in the emulator", run.job_id, run.task_id, exc_info=error)
@@ -164,3 +210,10 @@ class TaskRuns:
         return bool(start.packages) or waits_on_storage(
             TaskLaunch("task", start.run.job_id, start.run.task_id, start.spec)
         )
+
+
+def _request_or_none(task: PreparedTask) -> SpawnRequest | None:
+    try:
+        return spawn_request(task)
+    except ValueError:
+        return None
