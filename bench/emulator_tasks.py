@@ -92,6 +92,7 @@ class Emulator:
         )
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
+        self.own: list[float] = []  # the emulator process's own CPU seconds in each run, without its children
 
     def start(self) -> None:
         discovery = self.state / "emulator.json"
@@ -119,6 +120,12 @@ class Emulator:
         counters) and the live ones with what they reaped (the spawn server and the task processes it ran)."""
         assert self.process is not None
         return sum(_cpu_ticks(pid) for pid in _process_tree(self.process.pid)) / TICK
+
+    def own_cpu(self) -> float:
+        """CPU seconds so far of the emulator process itself (its threads), without any child process."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
 
     def rss_mib(self) -> float:
         assert self.process is not None
@@ -231,13 +238,14 @@ def run_on_emulator(
     bodies: list[dict[str, object]] = [
         {"id": f"t{index:05d}", "commandLine": command} for index in range(count)
     ]
-    cpu = emulator.cpu()
+    cpu, own = emulator.cpu(), emulator.own_cpu()
     started = time.perf_counter()
     add_tasks(emulator.url, job_id, bodies, threads=2)
     while client.get_job_task_counts(job_id).task_counts.completed < count:
         time.sleep(0.02)
     wall = time.perf_counter() - started
     cpu = emulator.cpu() - cpu
+    emulator.own.append(emulator.own_cpu() - own)
     counts = client.get_job_task_counts(job_id).task_counts
     assert counts.succeeded == count, counts
     return wall, cpu
@@ -265,6 +273,7 @@ def side_by_side(
     ours: Callable[[int], tuple[float, float]],
     floor: Callable[[], tuple[float, float]],
     floor_name: str,
+    own: list[float],
 ) -> None:
     results: dict[str, list[tuple[float, float]]] = {"emulator": [], floor_name: []}
     for round_number in range(rounds):
@@ -286,7 +295,8 @@ def side_by_side(
         )
     print(
         f"  {name}: wall ratio {wall['emulator'] / wall[floor_name]:.2f}x, "
-        f"CPU ratio {cpu['emulator'] / cpu[floor_name]:.2f}x"
+        f"CPU ratio {cpu['emulator'] / cpu[floor_name]:.2f}x; of the emulator's CPU, its own process "
+        f"(without the task processes and the spawn server) {statistics.median(own[-rounds:]):.2f} s"
     )
 
 
@@ -301,6 +311,7 @@ def bench_processes(emulator: Emulator, rows: list[str], rounds: int) -> None:
             lambda n: run_on_emulator(emulator, "pool4", f"true-{n}", ["/bin/true"], 500),
             lambda: run_on_xargs(["/bin/true"], 500, 4),
             "xargs",
+            emulator.own,
         )
     if "sleep" in rows:
         make_pool(client, "pool16", 16)
@@ -311,6 +322,7 @@ def bench_processes(emulator: Emulator, rows: list[str], rounds: int) -> None:
             lambda n: run_on_emulator(emulator, "pool16", f"sleep-{n}", ["sleep", "0.05"], 2000),
             lambda: run_on_xargs(["sleep", "0.05"], 2000, 16),
             "xargs",
+            emulator.own,
         )
 
 

@@ -20,6 +20,9 @@ def now() -> datetime:
 
 
 def iso(moment: datetime) -> str:
+    if moment.tzinfo is timezone.utc and moment.year >= 1000:
+        # The same text as the strftime below, at a fraction of its cost (it runs several times per task).
+        return moment.isoformat(timespec="microseconds")[:-6] + "Z"
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

@@ -257,7 +257,6 @@ def _prepare(
     folders_made: bool,
 ) -> PreparedTask | TaskOutcome:
     spec = launch.spec
-    working_dir = task_dir / "wd"
     if spec.get("containerSettings"):
         return _failed(
             start,
@@ -285,7 +284,9 @@ def _prepare(
     env = task_environment(identity, launch, task_dir, package_dirs)
 
     try:
-        download_resource_files(_list(spec.get("resourceFiles")), working_dir, storage)
+        resource_files = _list(spec.get("resourceFiles"))
+        if resource_files:
+            download_resource_files(resource_files, task_dir / "wd", storage)
         multi_instance = spec.get("multiInstanceSettings")
         if launch.kind == "task" and isinstance(multi_instance, Mapping):
             download_resource_files(_list(multi_instance.get("commonResourceFiles")), task_dir, storage)

@@ -101,7 +101,7 @@ def spawn_request(
         *argv,
         *items,
     ]
-    strings = b"\0".join(map(os.fsencode, texts)) + b"\0"
+    strings = os.fsencode("\0".join(texts)) + b"\0"  # one encoding, as os.fsencode of each
     if strings.count(0) != len(texts):
         raise ValueError("embedded null byte")
     return SpawnRequest(flags, len(argv), len(items), strings)
@@ -170,28 +170,21 @@ class SpawnServer:
                 view = view[sent:]
 
     def receive(self) -> list[tuple[int, int, int, int]] | None:
-        """The records available now (perhaps none); None once the server has ended."""
-        chunks = [self._pending]
-        ended = False
-        while True:
-            try:
-                chunk = self._channel.recv(65536)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                ended = True
-                break
-            if not chunk:
-                ended = True
-                break
-            chunks.append(chunk)
-        data = b"".join(chunks)
+        """The records that came with one read (perhaps none); None once the server has ended.
+
+        One read a call: the caller's epoll (level-triggered) says when more is there."""
+        try:
+            chunk = self._channel.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return []
+        except OSError:
+            chunk = b""
+        if not chunk:
+            return None
+        data = self._pending + chunk if self._pending else chunk
         whole = len(data) - len(data) % _RECORD.size
         self._pending = data[whole:]
-        records = list(_RECORD.iter_unpack(data[:whole]))
-        if ended and not records:
-            return None
-        return records
+        return list(_RECORD.iter_unpack(data[:whole] if whole < len(data) else data))
 
     def close(self, timeout: float = 10.0) -> None:
         """Close the socket: the server exits and the tasks it still runs die with it."""
