@@ -318,3 +318,16 @@ def _server_of(task_pid: int) -> int:
     server = _parent_of(task_pid)
     assert _is_server(server)
     return server
+
+
+@pytest.mark.parametrize("setting", ["launcher", "setpriv"])
+def test_the_launcher_setting_keeps_task_starts_on_subprocess(setting: str) -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO), BATCHRUN_EMULATOR_LAUNCHER=setting)
+    code = (
+        "from batchrun.emulator.node.supervisor import ProcessSupervisor\n"
+        "supervisor = ProcessSupervisor()\n"
+        "print(supervisor.spawns())\n"
+        "supervisor.stop()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr

@@ -10,8 +10,10 @@ notices (its parent is no longer the emulator) and exits 137 instead of running 
 
 It is compiled with the host's C compiler (``cc``) on first use into a per-user cache folder
 (``$XDG_CACHE_HOME/batchrun`` or ``~/.cache/batchrun``, writable by this user only), named after a hash of
-its source, and reused from then on. Without a compiler (or if the build fails) the node runtime uses
-``setpriv``, then a ``preexec_fn``. ``BATCHRUN_EMULATOR_LAUNCHER=setpriv`` skips the launcher.
+its source, and reused from then on (:mod:`.native`). Without a compiler (or if the build fails) the node
+runtime uses ``setpriv``, then a ``preexec_fn``. ``BATCHRUN_EMULATOR_LAUNCHER=setpriv`` skips the launcher
+(and the spawn server). The scheduler's task runs start through the spawn server (:mod:`.spawn_server`) where
+it can be built; the launcher serves the other starts and the runs where it cannot.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ words (``shlex``) and executed directly. The child gets its own process group (s
 everything it started) and ``PR_SET_PDEATHSIG = SIGKILL`` (so it dies if the emulator process dies, even
 by SIGKILL).
 
-The death signal is set by a small native launcher in front of the command (:mod:`.launcher`), or by
+This module is the ``subprocess`` path: start tasks, job preparation and release tasks, and task runs where
+the spawn server (:mod:`.spawn_server`, which starts the scheduler's task runs with one exec each) cannot be
+had. The death signal is set by a small native launcher in front of the command (:mod:`.launcher`), or by
 util-linux's ``setpriv --pdeathsig`` where the launcher cannot be built: a Python ``preexec_fn`` would force a
 full fork of the (large, threaded) emulator process for every task, about 9 ms a spawn against 1 ms for the
 vfork path ``subprocess`` takes without one.
