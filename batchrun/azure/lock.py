@@ -28,7 +28,7 @@ from pathlib import Path
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobLeaseClient, BlobServiceClient
 
-from batchrun.azure.failures import status_of, translated
+from batchrun.azure.failures import error_code, status_of, translated
 from batchrun.errors import TargetError
 from batchrun.local.processes import is_alive, start_time
 from batchrun.plan.live import STATE_CONTAINER
@@ -130,6 +130,26 @@ def _held(workload: str, meta: dict[str, str] | None) -> LockHeldError:
     )
 
 
+def _write_holder(blob: BlobClient, lease: BlobLeaseClient, workload: str) -> None:
+    """Write who holds the lock under its lease. The lease can lapse before the write lands: an answer lost
+    on the way is retried after up to 8 s, twice, and a lease lasts 15 s. Then the lease is taken again with
+    the same id (Storage allows that while nobody else took it; when somebody did, the lock is theirs) and
+    the write tried again."""
+    for attempt in range(3):
+        try:
+            blob.set_blob_metadata(_holder(), lease=lease)
+            return
+        except HttpResponseError as error:
+            if error_code(error) != "LeaseNotPresentWithBlobOperation" or attempt == 2:
+                raise
+        try:
+            lease.acquire(lease_duration=LEASE_SECONDS)
+        except HttpResponseError as error:
+            if status_of(error) != 409:
+                raise
+            raise _held(workload, _holder_metadata(blob)) from None
+
+
 @contextmanager
 def apply_lock(service: BlobServiceClient, workload: str, *, force: bool = False) -> Iterator[None]:
     """Hold the workload's apply lock for the block; raise LockHeldError naming the holder when taken."""
@@ -163,7 +183,7 @@ def apply_lock(service: BlobServiceClient, workload: str, *, force: bool = False
             if not _holder_is_gone(meta) or time.monotonic() > deadline:
                 raise _held(workload, meta) from None
             time.sleep(1)
-        blob.set_blob_metadata(_holder(), lease=lease)
+        _write_holder(blob, lease, workload)
     stop = threading.Event()
 
     def renew() -> None:

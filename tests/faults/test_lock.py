@@ -238,3 +238,38 @@ def test_a_pool_created_meanwhile_with_another_digest_is_a_conflict(
     ):
         batchrun.apply(plan, target=target)
     assert batch_client.get_pool("lock-digest-pool").vm_size == "standard_d4s_v3"
+
+
+def test_a_lease_that_lapses_before_the_holder_is_written_is_taken_again(
+    local_target: LocalTarget, blob_service: BlobServiceClient
+) -> None:
+    """The lease ends between its acquire and the write of the holder (here broken; in the field it lapses
+    while a lost answer is retried): the lock takes the lease again with its id and writes the holder."""
+    from azure.storage.blob import BlobLeaseClient, BlobServiceClient
+
+    from batchrun.azure.lock import apply_lock, lock_blob_name
+
+    workload = "lapsing-lock"
+    lock = blob_service.get_blob_client("batchrun-state", lock_blob_name(workload))
+    ended: list[str] = []
+
+    def end_the_lease_once(method: str, path: str) -> Decision:
+        # The first write to the lock blob while it is leased is the holder's: the lease ends just before.
+        if method == "PUT" and path.endswith(f"/{workload}/lock") and not ended:
+            with contextlib.suppress(Exception):
+                if lock.get_blob_properties().lease.state == "leased":
+                    BlobLeaseClient(lock).break_lease(lease_break_period=0)
+                    ended.append(path)
+        return "pass"
+
+    with FaultProxy(local_target.blob_endpoint.rstrip("/").rsplit("/", 1)[0], end_the_lease_once) as proxy:
+        account = local_target.blob_endpoint.rstrip("/").rsplit("/", 1)[1]
+        connection = local_target.connection_string.replace(
+            local_target.blob_endpoint, f"{proxy.url}/{account}"
+        )
+        with BlobServiceClient.from_connection_string(connection) as service, apply_lock(service, workload):
+            properties = lock.get_blob_properties()
+            assert properties.lease.state == "leased"
+            assert properties.metadata.get("pid") == str(os.getpid())
+    assert ended, "the lease was never ended: the test did not exercise the lapse"
+    assert lock.get_blob_properties().lease.state == "available"
