@@ -15,6 +15,7 @@ from batchrun.emulator.node import NodeIdentity, reap_orphans, task_directory
 from batchrun.emulator.node.layout import launch_directory
 from batchrun.emulator.node.model import TaskLaunch
 from tests.node.conftest import run
+from tests.node.processes import alive
 
 
 def read_env(path: Path) -> dict[str, str]:
@@ -151,13 +152,13 @@ def test_task_dies_with_the_emulator_process(node: NodeIdentity, tmp_path: Path)
         while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
             time.sleep(0.05)
         child = int(pid_file.read_text())
-        assert _alive(child)
+        assert alive(child)
         parent.send_signal(signal.SIGKILL)
         parent.wait()
         deadline = time.monotonic() + 5
-        while _alive(child) and time.monotonic() < deadline:
+        while alive(child) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(child)
+        assert not alive(child)
     finally:
         parent.kill()
         parent.wait()
@@ -175,11 +176,3 @@ def test_reap_orphans_kills_leftover_task_processes(node: NodeIdentity) -> None:
         for process in (orphan, bystander):
             process.kill()
             process.wait()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False

@@ -9,12 +9,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from batchrun.emulator.node import launcher
+from tests.node.processes import alive, wait_gone, written
 
 REPO = Path(__file__).resolve().parents[2]
 needs_compiler = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler on this host")
@@ -30,14 +30,6 @@ print(launcher_path() or "none", flush=True)
 run_process("/bin/sh -c 'echo $$ > pid; exec sleep 60'", folder, {"PATH": "/usr/bin:/bin"},
             folder / "out", folder / "err", threading.Event(), None)
 """
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as status:
-            return status.read().split(") ")[-1][0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @needs_compiler
@@ -100,19 +92,11 @@ def test_a_task_process_dies_when_the_emulator_is_killed(tmp_path: Path, mode: s
         assert emulator.stdout is not None
         used = emulator.stdout.readline().strip()
         assert (used != "none") == (mode == "launcher"), used
-        pid_file = tmp_path / "pid"
-        deadline = time.monotonic() + 60
-        while not (pid_file.exists() and pid_file.read_text().strip()):
-            assert time.monotonic() < deadline, "the task process did not start"
-            time.sleep(0.05)
-        task_pid = int(pid_file.read_text())
-        assert _alive(task_pid)
+        task_pid = int(written(tmp_path / "pid", "the task process did not start"))
+        assert alive(task_pid)
         os.kill(emulator.pid, signal.SIGKILL)
         emulator.wait()
-        deadline = time.monotonic() + 30
-        while _alive(task_pid):
-            assert time.monotonic() < deadline, "the task process outlived the emulator"
-            time.sleep(0.05)
+        wait_gone(task_pid, what="the task process outlived the emulator")
     finally:
         if emulator.poll() is None:
             emulator.kill()

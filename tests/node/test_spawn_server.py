@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from batchrun.emulator.node.spawn_server import (
     spawn_request as encode,
 )
 from batchrun.emulator.node.supervisor import ProcessSupervisor
+from tests.node.processes import parent_of, wait_gone, written
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler on this host")
@@ -176,12 +176,7 @@ def test_cancelling_ends_the_process_group_and_a_time_limit_is_a_timeout(
     ended: queue.Queue[TaskOutcome] = queue.Queue()
     thread = threading.Thread(target=lambda: ended.put(_through_server(supervisor, group, cancel)))
     thread.start()
-    child_file = group.task_dir / "wd" / "child"
-    deadline = time.monotonic() + 60
-    while not (child_file.exists() and child_file.read_text().strip()):
-        assert time.monotonic() < deadline, "the task did not start"
-        time.sleep(0.02)
-    child = int(child_file.read_text())
+    child = int(written(group.task_dir / "wd" / "child", "the task did not start"))
     cancel.set()
     outcome = ended.get(timeout=60)
     thread.join()
@@ -190,10 +185,7 @@ def test_cancelling_ends_the_process_group_and_a_time_limit_is_a_timeout(
         and outcome.failure_info["message"] == "Task Was Ended by User Request"
     )
     assert outcome.exit_code == 128 + signal.SIGTERM
-    deadline = time.monotonic() + 30
-    while _alive(child):
-        assert time.monotonic() < deadline, "a process of the cancelled task's group survived"
-        time.sleep(0.02)
+    wait_gone(child, what="a process of the cancelled task's group survived")
 
     slow = _prepared(node, "sleep 300", "slow", constraints={"maxWallClockTime": "PT0.3S"})
     outcome = _through_server(supervisor, slow)
@@ -211,21 +203,13 @@ def test_when_the_server_dies_its_tasks_are_reported_killed_and_starts_fall_back
         ended: queue.Queue[TaskOutcome] = queue.Queue()
         thread = threading.Thread(target=lambda: ended.put(_through_server(supervisor, task)))
         thread.start()
-        pid_file = task.task_dir / "wd" / "pid"
-        deadline = time.monotonic() + 60
-        while not (pid_file.exists() and pid_file.read_text().strip()):
-            assert time.monotonic() < deadline, "the task did not start"
-            time.sleep(0.02)
-        task_pid = int(pid_file.read_text())
+        task_pid = int(written(task.task_dir / "wd" / "pid", "the task did not start"))
         server = _server_of(task_pid)
         os.kill(server, signal.SIGKILL)
         outcome = ended.get(timeout=60)
         thread.join()
         assert outcome.exit_code == 128 + signal.SIGKILL
-        deadline = time.monotonic() + 30
-        while _alive(task_pid):
-            assert time.monotonic() < deadline, "the task outlived its spawn server"
-            time.sleep(0.02)
+        wait_gone(task_pid, what="the task outlived its spawn server")
         assert not supervisor.spawns()  # later starts go through subprocess
         again = _prepared(node, "/bin/true", "after")
         assert not supervisor.spawn(spawn_request(again), threading.Event(), None, print, print)
@@ -258,20 +242,12 @@ def test_a_task_process_and_the_server_die_when_the_emulator_is_killed(tmp_path:
     try:
         assert emulator.stdout is not None
         assert emulator.stdout.readline().strip() == "up"
-        pid_file = tmp_path / "pid"
-        deadline = time.monotonic() + 60
-        while not (pid_file.exists() and pid_file.read_text().strip()):
-            assert time.monotonic() < deadline, "the task process did not start"
-            time.sleep(0.05)
-        task_pid = int(pid_file.read_text())
+        task_pid = int(written(tmp_path / "pid", "the task process did not start"))
         server = _server_of(task_pid)
-        assert _parent_of(server) == emulator.pid
+        assert parent_of(server) == emulator.pid
         os.kill(emulator.pid, signal.SIGKILL)
         emulator.wait()
-        deadline = time.monotonic() + 30
-        while _alive(task_pid) or _alive(server):
-            assert time.monotonic() < deadline, "the task process or the spawn server outlived the emulator"
-            time.sleep(0.05)
+        wait_gone(task_pid, server, what="the task process or the spawn server outlived the emulator")
     finally:
         if emulator.poll() is None:
             emulator.kill()
@@ -296,26 +272,13 @@ def test_a_request_subprocess_would_refuse_is_refused_before_the_server() -> Non
     assert server.process.returncode == 0  # closing its socket ends it
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as status:
-            return status.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def _parent_of(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as status:
-        return int(status.read().rsplit(")", 1)[1].split()[1])
-
-
 def _is_server(pid: int) -> bool:
     with open(f"/proc/{pid}/cmdline", "rb") as command:
         return b"spawn-server-" in command.read().split(b"\0")[0]
 
 
 def _server_of(task_pid: int) -> int:
-    server = _parent_of(task_pid)
+    server = parent_of(task_pid)
     assert _is_server(server)
     return server
 

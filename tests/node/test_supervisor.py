@@ -13,6 +13,7 @@ from pathlib import Path
 
 from batchrun.emulator.node.process import ProcessResult, spawn_process
 from batchrun.emulator.node.supervisor import ProcessSupervisor
+from tests.node.processes import written
 
 ENV = {"PATH": "/usr/bin:/bin"}
 
@@ -70,14 +71,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _wait_for_file(path: Path) -> str:
-    deadline = time.monotonic() + 60
-    while not path.exists() or not path.read_text().strip():
-        assert time.monotonic() < deadline, f"{path} never written"
-        time.sleep(0.01)
-    return path.read_text().strip()
-
-
 def test_exit_codes_are_reported_on_the_supervisor_thread_and_followed_by_a_flush(tmp_path: Path) -> None:
     recorder = Recorder()
     supervisor = ProcessSupervisor(flush=recorder.flush, name="test-supervisor")
@@ -106,7 +99,7 @@ def test_a_cancelled_process_group_is_ended_with_its_children(tmp_path: Path) ->
         _start(
             supervisor, recorder, tmp_path, "group", "/bin/sh -c 'sleep 300 & echo $! > child; wait'", cancel
         )
-        child = int(_wait_for_file(tmp_path / "child"))
+        child = int(written(tmp_path / "child", "the child never wrote its pid"))
         assert _alive(child)
         cancel.set()
         supervisor.wake()
@@ -148,7 +141,7 @@ def test_a_process_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_pat
             "/bin/sh -c 'trap \"\" TERM; echo ready > ready; while :; do sleep 0.05; done'",
             cancel,
         )
-        _wait_for_file(tmp_path / "ready")
+        written(tmp_path / "ready", "the task never wrote ready")
         cancel.set()
         name, result = recorder.next()
     finally:
