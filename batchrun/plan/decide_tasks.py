@@ -143,59 +143,45 @@ def _changed_reason(
     return _status(Cause.UPSTREAM, _upstream_reason(upstream_runs))
 
 
-def _changed_part(
-    key: str,
-    task: TaskSpec,
-    graph: TaskGraph,
-    live: Mapping[str, LiveTask],
-    results: Mapping[str, TaskResult],
-    runs_upstream: Sequence[str],
-    changes: ContentChanges,
-    prefixes: Mapping[str, str],
-) -> _Status:
-    previous = live[key].digest if key in live else results[key].digest
-    parts = graph.identity(key).differing(parse_digest(previous))
-    return _changed_reason(task, parts, runs_upstream, changes, prefixes)
+class _Known(NamedTuple):
+    """What the statuses of a job's tasks are decided from."""
+
+    graph: TaskGraph
+    live: Mapping[str, LiveTask]
+    results: Mapping[str, TaskResult]
+    fresh: bool
+    options: TaskOptions
+    patterns: Sequence[re.Pattern[str]]  # options.rerun, compiled
+    changes: ContentChanges
+    prefixes: Mapping[str, str]
+
+
+def _changed_part(key: str, task: TaskSpec, known: _Known, runs_upstream: Sequence[str]) -> _Status:
+    previous = known.live[key].digest if key in known.live else known.results[key].digest
+    parts = known.graph.identity(key).differing(parse_digest(previous))
+    return _changed_reason(task, parts, runs_upstream, known.changes, known.prefixes)
 
 
 def _forced(task_id: str, patterns: Sequence[re.Pattern[str]]) -> bool:
     return any(pattern.match(task_id) for pattern in patterns)
 
 
-def _own_statuses(
-    job: JobSpec,
-    graph: TaskGraph,
-    live: Mapping[str, LiveTask],
-    results: Mapping[str, TaskResult],
-    fresh: bool,
-    options: TaskOptions,
-    changes: ContentChanges,
-    prefixes: Mapping[str, str],
-) -> Iterator[tuple[str, TaskSpec, _Status]]:
+def _own_statuses(job: JobSpec, known: _Known) -> Iterator[tuple[str, TaskSpec, _Status]]:
     """(key, task, status) in the manifest's order for a job whose tasks wait for none: each status is the
     task's own, made as it is used (no table of 100,000 statuses)."""
-    patterns = [re.compile(fnmatch.translate(glob.lower())) for glob in options.rerun]
-    digests, live_task, recorded = graph.digests, live.get, results.get
+    graph, fresh, options, patterns = known.graph, known.fresh, known.options, known.patterns
+    digests, live_task, recorded = graph.digests, known.live.get, known.results.get
     for key, task in zip(graph.keys, job.tasks, strict=True):
-        status = _own_status(task, digests[key], live_task(key), recorded(key), fresh, options, patterns, ())
+        status = _own_status(task, digests[key], live_task(key), recorded(key), fresh, options, patterns)
         if status is _CHANGED:  # say which part changed
-            status = _changed_part(key, task, graph, live, results, (), changes, prefixes)
+            status = _changed_part(key, task, known, ())
         yield key, task, status
 
 
-def _statuses(
-    job: JobSpec,
-    graph: TaskGraph,
-    live: Mapping[str, LiveTask],
-    results: Mapping[str, TaskResult],
-    fresh: bool,
-    options: TaskOptions,
-    changes: ContentChanges,
-    prefixes: Mapping[str, str],
-) -> dict[str, _Status]:
+def _statuses(job: JobSpec, known: _Known) -> dict[str, _Status]:
     """Each task's status, deciding upstream before downstream."""
+    graph, live, results = known.graph, known.live, known.results
     tasks = dict(zip(graph.keys, job.tasks, strict=True))
-    patterns = [re.compile(fnmatch.translate(glob.lower())) for glob in options.rerun]
     statuses: dict[str, _Status] = {}
     digests, all_upstream = graph.digests, graph.upstream
     for key in graph.order:
@@ -205,17 +191,17 @@ def _statuses(
             [tasks[d].id for d in upstream if d in statuses and statuses[d].runs] if upstream else []
         )
         status = _own_status(
-            task, digests[key], live.get(key), results.get(key), fresh, options, patterns, runs_upstream
+            task, digests[key], live.get(key), results.get(key), known.fresh, known.options, known.patterns
         )
         if not upstream:
             if status is _CHANGED:  # say which part changed
-                status = _changed_part(key, task, graph, live, results, runs_upstream, changes, prefixes)
+                status = _changed_part(key, task, known, runs_upstream)
             statuses[key] = status
             continue
         if not status.runs and runs_upstream:
             status = _status(Cause.UPSTREAM, _upstream_reason(runs_upstream))
         elif status is _CHANGED:
-            status = _changed_part(key, task, graph, live, results, runs_upstream, changes, prefixes)
+            status = _changed_part(key, task, known, runs_upstream)
         if status.runs:
             stuck = [
                 tasks[d].id
@@ -238,7 +224,6 @@ def _own_status(
     fresh: bool,
     options: TaskOptions,
     patterns: Sequence[re.Pattern[str]],
-    runs_upstream: Sequence[str],
 ) -> _Status:
     """The task's status from its own latest outcome.
 
@@ -318,19 +303,22 @@ def decide_tasks(
     ``prefixes``: each storage input's blob prefix, to name changed files in reasons.
     ``open_job``: the live job still runs tasks (constraints of a completed job's tasks are left as they are).
     """
-    content = changes or ContentChanges()
+    patterns = [re.compile(fnmatch.translate(glob.lower())) for glob in options.rerun]
+    known = _Known(
+        graph, live, results, fresh, options, patterns, changes or ContentChanges(), prefixes or {}
+    )
     decided: Iterable[tuple[str, TaskSpec, _Status]]
     in_job: set[str] = set()  # what a task to run may still depend on (only when a task depends on others)
     numeric: dict[int, str] = {}
     if graph.upstream:
-        statuses = _statuses(job, graph, live, results, fresh, options, content, prefixes or {})
+        statuses = _statuses(job, known)
         runs = {key for key, status in statuses.items() if status.runs}
         if runs:
             in_job = runs | set(live) if not fresh else runs
             numeric = numeric_task_ids(job.tasks)
         decided = ((key, task, statuses[key]) for key, task in zip(graph.keys, job.tasks, strict=True))
     else:  # no task depends on another: nothing to leave out of a body, statuses made as they are used
-        decided = _own_statuses(job, graph, live, results, fresh, options, content, prefixes or {})
+        decided = _own_statuses(job, known)
     any_run = False
     changed_in_place = False  # a constraints update or a deletion
     constraints_change = constraints_checker(job.properties.get("constraints") or {})
