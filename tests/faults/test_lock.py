@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from azure.core.exceptions import ResourceExistsError
@@ -245,6 +245,8 @@ def test_a_lease_that_lapses_before_the_holder_is_written_is_taken_again(
 ) -> None:
     """The lease ends between its acquire and the write of the holder (here broken; in the field it lapses
     while a lost answer is retried): the lock takes the lease again with its id and writes the holder."""
+    from azure.core.pipeline import PipelineRequest
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
     from azure.storage.blob import BlobLeaseClient, BlobServiceClient
 
     from batchrun.azure.lock import apply_lock, lock_blob_name
@@ -253,23 +255,23 @@ def test_a_lease_that_lapses_before_the_holder_is_written_is_taken_again(
     lock = blob_service.get_blob_client("batchrun-state", lock_blob_name(workload))
     ended: list[str] = []
 
-    def end_the_lease_once(method: str, path: str) -> Decision:
-        # The first write to the lock blob while it is leased is the holder's: the lease ends just before.
-        if method == "PUT" and path.endswith(f"/{workload}/lock") and not ended:
-            with contextlib.suppress(Exception):
-                if lock.get_blob_properties().lease.state == "leased":
-                    BlobLeaseClient(lock).break_lease(lease_break_period=0)
-                    ended.append(path)
-        return "pass"
+    class EndTheLeaseOnce(SansIOHTTPPolicy[Any, Any]):
+        """Just before the first write of the holder's metadata, the lease ends."""
 
-    with FaultProxy(local_target.blob_endpoint.rstrip("/").rsplit("/", 1)[0], end_the_lease_once) as proxy:
-        account = local_target.blob_endpoint.rstrip("/").rsplit("/", 1)[1]
-        connection = local_target.connection_string.replace(
-            local_target.blob_endpoint, f"{proxy.url}/{account}"
-        )
-        with BlobServiceClient.from_connection_string(connection) as service, apply_lock(service, workload):
-            properties = lock.get_blob_properties()
-            assert properties.lease.state == "leased"
-            assert properties.metadata.get("pid") == str(os.getpid())
+        def on_request(self, request: PipelineRequest[Any]) -> None:
+            sent = request.http_request
+            if sent.method == "PUT" and "comp=metadata" in sent.url and not ended:
+                BlobLeaseClient(lock).break_lease(lease_break_period=0)
+                ended.append(sent.url)
+
+    with (
+        BlobServiceClient.from_connection_string(
+            local_target.connection_string, _additional_pipeline_policies=[EndTheLeaseOnce()]
+        ) as service,
+        apply_lock(service, workload),
+    ):
+        properties = lock.get_blob_properties()
+        assert properties.lease.state == "leased"
+        assert properties.metadata.get("pid") == str(os.getpid())
     assert ended, "the lease was never ended: the test did not exercise the lapse"
     assert lock.get_blob_properties().lease.state == "available"
