@@ -128,7 +128,7 @@ def plan_with(
     from batchrun.azure.ownership import ownership_of
     from batchrun.azure.packages import prepare_package
     from batchrun.azure.parallel import calls_at_once
-    from batchrun.azure.read import read_live, read_task_bodies
+    from batchrun.azure.read import read_task_bodies, reading_live
     from batchrun.azure.storage import prepare_input
     from batchrun.collector import collector_paused
     from batchrun.hash_cache import HashCache
@@ -140,26 +140,29 @@ def plan_with(
     hashes.save()
     packages = [prepare_package(spec) for spec in workload.packages]
     # The task graphs (digests) need no live state and the orphans are another read: both are made while
-    # live state is read, so the plan costs about the slowest of them rather than their sum.
+    # live state is read, so the plan costs about the slowest of them rather than their sum. The tasks are
+    # decided as their listing brings them, while the service makes the next pages.
     with calls_at_once(2, "batchrun-plan") as pool, collector_paused():
-        graphs = pool.submit(task_graphs, workload, inputs, packages)
         orphans = pool.submit(read_orphans_of, session.clients.batch, workload)
-        live = read_live(session.clients, workload, inputs, packages)
-        if observe is not None:
-            observe(live, inputs, packages)
-        decided = make_plan(
-            workload,
-            live,
-            inputs,
-            packages,
-            ownership or ownership_of(workload),
-            options,
-            session.target.describe(),
-            session.target.signs_with_user_delegation,
-            orphans.result(),
-            datetime.now(timezone.utc),
-            graphs.result(),
-        )
+        marks = pool.submit(lambda: ownership or ownership_of(workload))  # git is asked for the revision
+        with reading_live(session.clients, workload, inputs, packages) as settled:
+            graphs = task_graphs(workload, inputs, packages)  # while the reads are on their way
+            live = settled()
+            if observe is not None:
+                observe(live, inputs, packages)
+            decided = make_plan(
+                workload,
+                live,
+                inputs,
+                packages,
+                marks.result(),
+                options,
+                session.target.describe(),
+                session.target.signs_with_user_delegation,
+                orphans.result(),
+                datetime.now(timezone.utc),
+                graphs,
+            )
     shown = tasks_to_explain(decided)
     if not shown or not workload.jobs:
         return decided

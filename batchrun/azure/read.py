@@ -7,14 +7,16 @@ once to ``LiveTask`` tuples, so memory stays bounded at 100,000 tasks and no SDK
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
 from azure.batch import BatchClient
 from azure.core.exceptions import ResourceNotFoundError
 
+from batchrun.azure.arriving_tasks import ArrivingTasks, ListingStopped
 from batchrun.azure.clients import Clients
 from batchrun.azure.failures import translated
 from batchrun.azure.packages import read_package
@@ -103,10 +105,23 @@ def read_tasks(
     """Every task of the job by lower-cased id, reduced to (digest, state, constraints, result, exit code);
     once ``stopped()`` says so, the listing ends at the next page (what it holds then is incomplete)."""
     tasks: dict[str, LiveTask] = {}
+    list_tasks(batch, job_id, tasks.update, stopped)
+    return tasks
+
+
+def list_tasks(
+    batch: BatchClient,
+    job_id: str,
+    arrived: Callable[[dict[str, LiveTask]], None],
+    stopped: Callable[[], bool] | None = None,
+) -> bool:
+    """The job's tasks, handed to ``arrived`` a page at a time as :func:`read_tasks` reduces them; False
+    when the listing stopped before its last page (the job is missing: True, with no task)."""
     select = {"$select": ",".join(TASK_FIELDS)}
     # A job's tasks mostly share their state, result and constraints: one object for each value, not one per
     # task (a fifth of a 100,000-task plan's memory).
     shared: dict[Any, Any] = {}
+    page: dict[str, LiveTask] = {}
     with translated(f"listing the tasks of job/{job_id}"):
         try:
             path = f"/jobs/{quote(job_id, safe='')}/tasks"
@@ -115,16 +130,20 @@ def read_tasks(
                 info = data.get("executionInfo") or {}
                 state = str(data.get("state", ""))
                 result = str(info.get("result") or "").lower()
-                tasks[str(data["id"]).lower()] = LiveTask(
+                page[str(data["id"]).lower()] = LiveTask(
                     digest,
                     shared.setdefault(state, state),
                     _one_of(shared, data.get("constraints") or {}),
                     shared.setdefault(result, result),
                     info.get("exitCode"),
                 )
+                if len(page) == TASK_PAGE_SIZE:
+                    arrived(page)
+                    page = {}
         except ResourceNotFoundError:
-            return {}
-    return tasks
+            return True
+    arrived(page)
+    return stopped is None or not stopped()
 
 
 def _one_of(shared: dict[Any, Any], constraints: dict[str, Any]) -> dict[str, Any]:
@@ -149,8 +168,10 @@ def read_task_bodies(batch: BatchClient, job_id: str, task_ids: Sequence[str]) -
 
 
 class _JobRead:
-    """A job and its task listing read at the same time: the listing does not wait for the job's answer. It
-    stops at its next page when the job turns out to be gone or being deleted, or when the plan stops."""
+    """A job and its task listing read at the same time: the listing does not wait for the job's answer, and
+    the job's state is ready as soon as the job is read, its tasks arriving (:class:`ArrivingTasks`). The
+    listing stops at its next page when the job turns out to be gone or being deleted, or when the plan
+    stops."""
 
     def __init__(
         self,
@@ -161,13 +182,22 @@ class _JobRead:
         stop: threading.Event,
     ) -> None:
         self.gone = threading.Event()
-        self.job = pool.submit(read_job, batch, job_id)
-        self.tasks = (
-            pool.submit(read_tasks, batch, job_id, lambda: stop.is_set() or self.gone.is_set())
+        self.arriving = ArrivingTasks()
+        self.tasks = (  # first: the listing is the longest read
+            pool.submit(self._list, batch, job_id, lambda: stop.is_set() or self.gone.is_set())
             if with_tasks
             else None
         )
+        self.job = pool.submit(read_job, batch, job_id)
         self.job.add_done_callback(self._stop_when_gone)
+
+    def _list(self, batch: BatchClient, job_id: str, stopped: Callable[[], bool]) -> None:
+        try:
+            whole = list_tasks(batch, job_id, self.arriving.arrived, stopped)
+        except BaseException as error:
+            self.arriving.finish(error)
+            raise
+        self.arriving.finish(None if whole else ListingStopped(f"the listing of job/{job_id} was stopped"))
 
     def _stop_when_gone(self, done: Future[LiveJob | None]) -> None:
         if done.exception() is not None or (job := done.result()) is None or job.state == "deleting":
@@ -177,7 +207,31 @@ class _JobRead:
         job = self.job.result()
         if job is None or self.tasks is None or job.state == "deleting":
             return LiveJobState(job)
-        return LiveJobState(job, self.tasks.result())
+        return LiveJobState(job, self.arriving)
+
+
+@contextmanager
+def reading_live(
+    clients: Clients,
+    workload: Workload,
+    inputs: Sequence[PreparedInput],
+    packages: Sequence[PreparedPackage],
+    with_tasks: bool = True,
+) -> Iterator[Callable[[], LiveState]]:
+    """Starts reading everything the manifest names; inside the block, the function given waits for the
+    reads and returns the live state with each job's tasks still arriving (:class:`ArrivingTasks`), so a
+    plan made in the block decides the tasks already listed while the next pages are read.
+
+    The reads are independent, so they are made at the same time (the record of results from storage while
+    Batch lists the tasks, say): the plan waits for the slowest read, not for their sum. On an error or
+    Ctrl-C the reads not started are dropped; the task listings end at their next page then, and at the end
+    of the block."""
+    stop = threading.Event()
+    with calls_at_once(READ_THREADS, "batchrun-read") as pool:
+        try:
+            yield _read_all(pool, stop, clients, workload, inputs, packages, with_tasks)
+        finally:
+            stop.set()
 
 
 def read_live(
@@ -187,18 +241,12 @@ def read_live(
     packages: Sequence[PreparedPackage],
     with_tasks: bool = True,
 ) -> LiveState:
-    """Everything the manifest names, as it is now.
-
-    The reads are independent, so they are made at the same time (the record of results from storage while
-    Batch lists the tasks, say): the plan waits for the slowest read, not for their sum. On an error or
-    Ctrl-C the reads not started are dropped and the task listings end at their next page."""
-    stop = threading.Event()
-    with calls_at_once(READ_THREADS, "batchrun-read") as pool:
-        try:
-            return _read_all(pool, stop, clients, workload, inputs, packages, with_tasks)
-        except BaseException:
-            stop.set()  # the task listings end at their next page
-            raise
+    """Everything the manifest names, as it is now, every task listed (:func:`reading_live` to its end)."""
+    with reading_live(clients, workload, inputs, packages, with_tasks) as settled:
+        live = settled()
+        for tasks in (live.tasks, *(other.tasks for other in live.more_jobs.values())):
+            len(tasks)  # waits for the listing's last page
+        return live
 
 
 def _read_all(
@@ -209,7 +257,9 @@ def _read_all(
     inputs: Sequence[PreparedInput],
     packages: Sequence[PreparedPackage],
     with_tasks: bool,
-) -> LiveState:
+) -> Callable[[], LiveState]:
+    """Starts every read; the function returned waits for them (the task listings aside) and gives the live
+    state."""
     batch, blob = clients.batch, clients.blob
     # The longest reads first: the task listings, then the record of results.
     first = _JobRead(pool, batch, workload.job.id, with_tasks, stop) if workload.job else None
@@ -224,17 +274,21 @@ def _read_all(
         pool.submit(read_schedule, batch, workload.job.id) if workload.schedule and workload.job else None
     )
     outputs = pool.submit(container_exists, blob, workload.outputs.container) if workload.outputs else None
-    first_job = first.result() if first is not None else LiveJobState()
-    stored = record.result() if record is not None else None
-    return LiveState(
-        results=stored.results if stored else {},
-        state_container_exists=stored.container_exists if stored else True,
-        inputs={name: future.result() for name, future in live_inputs.items()},
-        packages={key: future.result() for key, future in live_packages.items()},
-        pool=pool_state.result() if pool_state is not None else None,
-        job=first_job.job,
-        tasks=first_job.tasks,
-        more_jobs={key: future.result() for key, future in more_jobs.items()},
-        schedule=schedule.result() if schedule is not None else None,
-        outputs_container_exists=outputs.result() if outputs is not None else True,
-    )
+
+    def settled() -> LiveState:
+        first_job = first.result() if first is not None else LiveJobState()
+        stored = record.result() if record is not None else None
+        return LiveState(
+            results=stored.results if stored else {},
+            state_container_exists=stored.container_exists if stored else True,
+            inputs={name: future.result() for name, future in live_inputs.items()},
+            packages={key: future.result() for key, future in live_packages.items()},
+            pool=pool_state.result() if pool_state is not None else None,
+            job=first_job.job,
+            tasks=first_job.tasks,
+            more_jobs={key: future.result() for key, future in more_jobs.items()},
+            schedule=schedule.result() if schedule is not None else None,
+            outputs_container_exists=outputs.result() if outputs is not None else True,
+        )
+
+    return settled

@@ -8,14 +8,17 @@ policies still apply, and its error policy still raises ``ResourceNotFoundError`
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+import queue
+import threading
+from collections.abc import Callable, Generator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from azure.batch import BatchClient
 from azure.core.rest import HttpRequest
 
 PAGE_SIZE = 1000
+PAGES_AHEAD = 2  # pages read ahead of the caller, at most (memory: 2 x 1,000 tasks)
 
 
 def metadata_of(items: Any) -> dict[str, str]:
@@ -29,30 +32,65 @@ def list_json(
     params: Mapping[str, str] | None = None,
     page_size: int = PAGE_SIZE,
     stopped: Callable[[], bool] | None = None,
-) -> Iterator[dict[str, Any]]:
+) -> Generator[dict[str, Any], None, None]:
     """Every item of a Batch list operation (``/jobs/{id}/tasks``, ``/pools`` ...), following next links;
     once ``stopped()`` says so, no further page is asked for.
 
-    The next page is asked for as soon as a page arrives, while the caller works through its items: the
-    service makes the next page while this one is read (a 100,000-task listing is 100 pages)."""
+    After the first page, one thread asks for each next page as soon as the page before has come, while the
+    caller works through the items of earlier ones (at most ``PAGES_AHEAD`` pages wait for it): the service
+    makes the pages back to back, as a plain loop would, and a 100,000-task listing is 100 pages."""
     query = {"api-version": str(batch._config.api_version), "maxresults": str(page_size), **(params or {})}
 
-    def fetch(request: HttpRequest) -> dict[str, Any]:
+    def fetch(link: str) -> dict[str, Any]:
+        request = HttpRequest("GET", path, params=query) if not link else HttpRequest("GET", link)
         response = batch.send_request(request)
         response.raise_for_status()
         page: dict[str, Any] = response.json()
         return page
 
+    def more(page: dict[str, Any]) -> str:
+        link = str(page.get("odata.nextLink") or "")
+        return link if link and not (stopped is not None and stopped()) else ""
+
     if stopped is not None and stopped():
         return
+    first = fetch("")  # most lists are one page
+    link = more(first)
+    if not link:
+        yield from first.get("value") or ()
+        return
+    pages: queue.Queue[dict[str, Any] | BaseException | None] = queue.Queue(PAGES_AHEAD)
+    closed = threading.Event()
+
+    def offer(item: dict[str, Any] | BaseException | None) -> None:
+        while not closed.is_set():  # a caller that stopped reading takes no more
+            try:
+                pages.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def read_ahead(link: str) -> None:
+        try:
+            while link and not closed.is_set():
+                page = fetch(link)
+                offer(page)
+                link = more(page)
+        except BaseException as error:  # raised to the caller, in its thread
+            offer(error)
+            return
+        offer(None)
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batchrun-page") as ahead:
-        pending: Future[dict[str, Any]] | None = ahead.submit(fetch, HttpRequest("GET", path, params=query))
-        while pending is not None:
-            page = pending.result()
-            link = str(page.get("odata.nextLink") or "")
-            more = bool(link) and not (stopped is not None and stopped())
-            pending = ahead.submit(fetch, HttpRequest("GET", link)) if more else None
-            yield from page.get("value") or ()
+        ahead.submit(read_ahead, link)
+        try:
+            yield from first.get("value") or ()
+            while (page := pages.get()) is not None:
+                if isinstance(page, BaseException):
+                    raise page
+                yield from page.get("value") or ()
+        finally:
+            closed.set()
 
 
 def send_json(batch: BatchClient, method: str, path: str, body: Mapping[str, Any]) -> dict[str, Any]:

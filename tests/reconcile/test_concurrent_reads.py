@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
 from batchrun.azure.read import _JobRead, read_tasks
@@ -71,3 +72,117 @@ def test_nothing_is_listed_once_stopped() -> None:
     batch = SlowBatch()
     assert read_tasks(batch, "j", lambda: True) == {}  # type: ignore[arg-type]
     assert batch.pages == 0
+
+
+class CountedBatch:
+    """``pages`` pages of 1,000 tasks (t0, t1, ... in id order), each answered after ``delay`` s; the page
+    numbered ``fail_at`` answers with an error."""
+
+    _config = _Config()
+
+    def __init__(self, pages: int, delay: float = 0.0, fail_at: int | None = None) -> None:
+        self.total, self.delay, self.fail_at = pages, delay, fail_at
+        self.asked = 0
+
+    def send_request(self, request: Any) -> _Page:
+        time.sleep(self.delay)
+        number = self.asked
+        self.asked += 1
+        if number == self.fail_at:
+            raise ConnectionError(f"page {number} was lost")
+        tasks = [{"id": f"t{number * 1000 + i}", "state": "completed"} for i in range(1000)]
+        more = (
+            {"odata.nextLink": f"http://batch/jobs/j/tasks?page={number + 1}"}
+            if number + 1 < self.total
+            else {}
+        )
+        return _Page({"value": tasks, **more})
+
+    def get_job(self, job_id: str) -> Any:
+        raise ResourceNotFoundError("The specified job does not exist.")
+
+
+def test_every_page_is_listed_in_order() -> None:
+    from batchrun.azure.rest import list_json
+
+    batch = CountedBatch(pages=5)
+    ids = [item["id"] for item in list_json(batch, "/jobs/j/tasks")]  # type: ignore[arg-type]
+    assert ids == [f"t{i}" for i in range(5000)] and batch.asked == 5
+
+
+def test_a_caller_that_stops_reading_stops_the_pages_read_ahead() -> None:
+    from batchrun.azure.rest import PAGES_AHEAD, list_json
+
+    batch = CountedBatch(pages=50, delay=0.002)
+    items = list_json(batch, "/jobs/j/tasks")  # type: ignore[arg-type]
+    assert next(items)["id"] == "t0"
+    time.sleep(0.2)  # time for 50 pages: only a few are read ahead of the caller
+    items.close()
+    assert batch.asked <= 2 + PAGES_AHEAD
+
+
+def test_a_page_that_fails_raises_in_the_caller_after_the_pages_before_it() -> None:
+    from batchrun.azure.rest import list_json
+
+    batch = CountedBatch(pages=5, fail_at=3)
+    seen: list[str] = []
+    with pytest.raises(ConnectionError, match="page 3 was lost"):
+        for item in list_json(batch, "/jobs/j/tasks"):  # type: ignore[arg-type]
+            seen.append(item["id"])
+    assert len(seen) == 3000
+
+
+def test_tasks_listed_already_are_read_while_later_pages_are_on_their_way() -> None:
+    from batchrun.azure.arriving_tasks import ArrivingTasks
+    from batchrun.azure.read import list_tasks
+
+    batch = CountedBatch(pages=20, delay=0.02)
+    arriving = ArrivingTasks()
+
+    def listing_thread() -> None:
+        list_tasks(batch, "j", arriving.arrived)  # type: ignore[arg-type]
+        arriving.finish()
+
+    listing = threading.Thread(target=listing_thread)
+    listing.start()
+    assert arriving.get("t10") is not None  # on the first page
+    assert batch.asked < 20  # found before the listing's end
+    assert arriving.get("t15500") is not None and arriving.get("nope") is None  # a later page; the end
+    assert batch.asked == 20 and len(arriving) == 20_000
+    listing.join()
+
+
+def test_a_listing_that_fails_raises_where_its_tasks_are_read() -> None:
+    from batchrun.azure.arriving_tasks import ArrivingTasks
+
+    arriving = ArrivingTasks()
+    arriving.arrived({})
+    threading.Timer(0.05, lambda: arriving.finish(ConnectionError("listing lost"))).start()
+    with pytest.raises(ConnectionError, match="listing lost"):
+        arriving.get("t1")
+    with pytest.raises(ConnectionError):
+        len(arriving)
+
+
+def test_a_plan_cannot_read_a_listing_stopped_before_its_end() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from batchrun.azure.arriving_tasks import ListingStopped
+    from batchrun.azure.read import _JobRead
+
+    class Job:
+        def as_dict(self) -> dict[str, Any]:
+            return {"id": "j", "state": "completed"}
+
+    class SlowJob(CountedBatch):
+        def get_job(self, job_id: str) -> Job:
+            return Job()
+
+    stop = threading.Event()
+    with ThreadPoolExecutor(2) as pool:
+        read = _JobRead(pool, SlowJob(pages=50, delay=0.01), "j", True, stop)  # type: ignore[arg-type]
+        tasks = read.arriving
+        assert tasks.get("t1") is not None
+        stop.set()
+    with pytest.raises(ListingStopped):
+        tasks.get("t49000")

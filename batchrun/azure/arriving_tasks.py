@@ -1,0 +1,85 @@
+"""A job's live tasks as their listing brings them, page by page.
+
+The plan looks tasks up in the manifest's order while later pages are still on their way: a lookup of a task
+not listed yet waits for the next page (or for the end of the listing, when it is not there at all), so the
+plan's decisions are made while the service makes the next pages instead of after the last one. Batch and
+the local target list a job's tasks in id order, which is the order of most manifests; in any other order a
+lookup just waits longer, never past the end of the listing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+
+from batchrun.plan.live import LiveTask
+
+
+class ListingStopped(RuntimeError):
+    """Read after the listing was stopped before its last page (a plan reads its live state only while the
+    state is being read): what it holds is not all of the job's tasks."""
+
+
+class ArrivingTasks(Mapping[str, LiveTask]):
+    """Tasks by lower-cased id, filled by one listing thread (:meth:`arrived`, then :meth:`finish`) and read
+    by others: a read that needs the listing's end (a missing key, ``len``, iteration) waits for it and
+    raises the listing's error, if it failed."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, LiveTask] = {}
+        self._done = False
+        self._error: BaseException | None = None
+        self._changed = threading.Condition()
+
+    def arrived(self, tasks: Mapping[str, LiveTask]) -> None:
+        with self._changed:
+            self._tasks.update(tasks)
+            self._changed.notify_all()
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """The listing ended: with ``error`` when it failed or was stopped early."""
+        with self._changed:
+            self._error = error
+            self._done = True
+            self._changed.notify_all()
+
+    def get(self, key: str, default: LiveTask | None = None) -> LiveTask | None:  # type: ignore[override]
+        found = self._tasks.get(key)  # the common case: listed already, no lock taken
+        if found is not None:
+            return found
+        return self._wait_for(key) or default
+
+    def _wait_for(self, key: str) -> LiveTask | None:
+        tasks = self._tasks
+        with self._changed:
+            while key not in tasks and not self._done:
+                self._changed.wait()
+        if key not in tasks:
+            self._raise_error()
+        return tasks.get(key)
+
+    def _all(self) -> dict[str, LiveTask]:
+        with self._changed:
+            while not self._done:
+                self._changed.wait()
+        self._raise_error()
+        return self._tasks
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def __getitem__(self, key: str) -> LiveTask:
+        found = self.get(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
