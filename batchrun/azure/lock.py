@@ -25,6 +25,7 @@ from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
 
+from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobLeaseClient, BlobServiceClient
 
@@ -113,6 +114,30 @@ def _blob(service: BlobServiceClient, workload: str) -> BlobClient:
     return blob
 
 
+def _made_naming_me(service: BlobServiceClient, workload: str) -> str | None:
+    """Make the missing lock blob with this apply named as its holder (and its container, when that is
+    missing too); its ETag, or None when another apply made it first."""
+    container = service.get_container_client(LOCK_CONTAINER)
+    blob = container.get_blob_client(lock_blob_name(workload))
+    for attempt in range(2):
+        try:
+            return str(blob.upload_blob(b"", overwrite=False, metadata=_holder())["etag"])
+        except ResourceExistsError:
+            return None
+        except ResourceNotFoundError:  # no container yet: the first workload on this storage account
+            if attempt:
+                raise
+            with suppress(ResourceExistsError):
+                container.create_container()
+    return None
+
+
+def _names_me(meta: dict[str, str] | None) -> bool:
+    return (
+        meta is not None and meta.get("pid") == str(os.getpid()) and meta.get("host") == socket.gethostname()
+    )
+
+
 def break_lock(service: BlobServiceClient, workload: str) -> None:
     """Break the workload's lock now (its holder is gone, or must be stopped)."""
     with translated(f"breaking the apply lock of workload {workload}"):
@@ -163,27 +188,43 @@ def apply_lock(service: BlobServiceClient, workload: str, *, force: bool = False
         # (Storage accepts an acquire that proposes the active lease's id), not "already leased".
         lease_id = str(uuid.uuid4())
         deadline = time.monotonic() + LEASE_SECONDS + 5
-        made = False
+        # The first apply of a workload makes the blob with its name already written, then takes the lease
+        # only if nobody touched the blob since (its ETag): one request fewer than writing the name after.
+        made, named = False, ""
         while True:
             try:
-                lease = blob.acquire_lease(lease_duration=LEASE_SECONDS, lease_id=lease_id)
+                if named:
+                    lease = blob.acquire_lease(
+                        lease_duration=LEASE_SECONDS,
+                        lease_id=lease_id,
+                        etag=named,
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                else:
+                    lease = blob.acquire_lease(lease_duration=LEASE_SECONDS, lease_id=lease_id)
                 break
             except ResourceNotFoundError:
                 if made:
                     raise
-                blob, made = _blob(service, workload), True
+                named, made = _made_naming_me(service, workload) or "", True
                 continue
             except HttpResponseError as error:
+                if status_of(error) == 412:  # touched since it was made: taken as any lock blob is
+                    named = ""
+                    continue
                 if status_of(error) != 409:
                     raise
             meta = _holder_metadata(blob)
+            if _names_me(meta):  # made by this apply and leased by another, which has not written its name
+                meta = {}
             # A holder killed on this machine (SIGKILL, a closed terminal) cannot renew: its lease lapses
             # within LEASE_SECONDS, so wait for that instead of failing. Never break it: another apply may
             # have taken the lock a moment ago without having written its name yet.
             if not _holder_is_gone(meta) or time.monotonic() > deadline:
                 raise _held(workload, meta) from None
             time.sleep(1)
-        _write_holder(blob, lease, workload)
+        if not named:
+            _write_holder(blob, lease, workload)
     stop = threading.Event()
 
     def renew() -> None:

@@ -253,6 +253,11 @@ def test_a_lease_that_lapses_before_the_holder_is_written_is_taken_again(
 
     workload = "lapsing-lock"
     lock = blob_service.get_blob_client("batchrun-state", lock_blob_name(workload))
+    with contextlib.suppress(ResourceExistsError):
+        blob_service.create_container("batchrun-state")
+    lock.upload_blob(
+        b"", overwrite=True
+    )  # as an earlier apply left it: the holder is written after the lease
     ended: list[str] = []
 
     class EndTheLeaseOnce(SansIOHTTPPolicy[Any, Any]):
@@ -275,3 +280,47 @@ def test_a_lease_that_lapses_before_the_holder_is_written_is_taken_again(
         assert properties.metadata.get("pid") == str(os.getpid())
     assert ended, "the lease was never ended: the test did not exercise the lapse"
     assert lock.get_blob_properties().lease.state == "available"
+
+
+def test_the_first_apply_makes_the_lock_naming_itself_and_takes_it_unless_touched_since(
+    local_target: LocalTarget, blob_service: BlobServiceClient
+) -> None:
+    """A workload's first apply makes the lock blob with its own name in it and takes the lease on that very
+    blob (its ETag), so it writes no name after. A blob touched in between is taken as any other: the name is
+    written under the lease."""
+    from azure.core.pipeline import PipelineRequest
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
+    from azure.storage.blob import BlobServiceClient
+
+    from batchrun.azure.lock import apply_lock, lock_blob_name
+
+    sent: list[str] = []
+    touch: list[str] = []
+
+    class Watch(SansIOHTTPPolicy[Any, Any]):
+        """Notes each lock request; before a conditional acquire of a blob in ``touch``, another writer
+        changes that blob."""
+
+        def on_request(self, request: PipelineRequest[Any]) -> None:
+            http = request.http_request
+            sent.append(f"{http.method} {http.url.split('?')[1] if '?' in http.url else ''}")
+            if "comp=lease" in http.url and "If-Match" in http.headers and touch:
+                blob_service.get_blob_client("batchrun-state", touch.pop()).set_blob_metadata({"by": "other"})
+
+    with BlobServiceClient.from_connection_string(
+        local_target.connection_string, _additional_pipeline_policies=[Watch()]
+    ) as service:
+        first = blob_service.get_blob_client("batchrun-state", lock_blob_name("first-lock"))
+        with apply_lock(service, "first-lock"):
+            assert first.get_blob_properties().lease.state == "leased"
+            assert first.get_blob_properties().metadata.get("pid") == str(os.getpid())
+        assert not any("comp=metadata" in line for line in sent), sent
+        assert len(sent) == 4, sent  # acquire (404), make, acquire, release
+
+        sent.clear()
+        touch.append(lock_blob_name("touched-lock"))
+        touched = blob_service.get_blob_client("batchrun-state", lock_blob_name("touched-lock"))
+        with apply_lock(service, "touched-lock"):
+            assert not touch, "the blob was never touched: the test did not exercise the fallback"
+            assert touched.get_blob_properties().metadata.get("pid") == str(os.getpid())
+        assert any("comp=metadata" in line for line in sent), sent
