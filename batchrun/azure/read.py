@@ -20,7 +20,7 @@ from batchrun.azure.arriving_tasks import ArrivingTasks, ListingStopped
 from batchrun.azure.clients import Clients
 from batchrun.azure.failures import translated
 from batchrun.azure.packages import read_package
-from batchrun.azure.parallel import calls_at_once
+from batchrun.azure.parallel import calls_at_once, prompt_thread_switches
 from batchrun.azure.rest import get_json, list_json, metadata_of
 from batchrun.azure.results import read_record
 from batchrun.azure.storage import container_exists, read_input
@@ -227,7 +227,7 @@ def reading_live(
     Ctrl-C the reads not started are dropped; the task listings end at their next page then, and at the end
     of the block."""
     stop = threading.Event()
-    with calls_at_once(READ_THREADS, "batchrun-read") as pool:
+    with prompt_thread_switches(), calls_at_once(READ_THREADS, "batchrun-read") as pool:
         try:
             yield _read_all(pool, stop, clients, workload, inputs, packages, with_tasks)
         finally:

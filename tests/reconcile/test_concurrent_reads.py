@@ -186,3 +186,16 @@ def test_a_plan_cannot_read_a_listing_stopped_before_its_end() -> None:
         stop.set()
     with pytest.raises(ListingStopped):
         tasks.get("t49000")
+
+
+def test_threads_switch_every_millisecond_while_live_state_is_read_and_as_before_after() -> None:
+    import sys
+
+    from batchrun.azure.parallel import prompt_thread_switches
+
+    before = sys.getswitchinterval()
+    with prompt_thread_switches():
+        assert sys.getswitchinterval() == pytest.approx(0.001)
+        with prompt_thread_switches(0.01):  # never slower than it was
+            assert sys.getswitchinterval() == pytest.approx(0.001)
+    assert sys.getswitchinterval() == before
