@@ -161,3 +161,38 @@ def test_stopping_waits_until_every_watched_process_is_reported(tmp_path: Path) 
         pass
     else:
         raise AssertionError("a stopped supervisor took more work")
+
+
+def test_a_flush_that_asks_to_run_again_soon_is_run_then_with_nothing_else_happening() -> None:
+    calls: list[float] = []
+    due: list[float] = []  # when the flush wants to run again
+    fired: list[float] = []
+
+    def flush() -> float | None:
+        now = time.monotonic()
+        calls.append(now)
+        if len(calls) == 2:
+            due.append(now + 0.05)
+        if not due:
+            return None
+        if now < due[0]:
+            return due[0] - now
+        fired.append(now - due.pop())
+        return None
+
+    supervisor = ProcessSupervisor(flush=flush, name="test-flush-again")
+    try:
+        supervisor.call_soon(lambda: None)  # starts the thread: one pass, one flush
+        deadline = time.monotonic() + 5
+        while not calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        supervisor.call_soon(lambda: None)  # a second pass, whose flush asks to run again in 50 ms
+        while not fired and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert fired, "the flush was not run again: the thread slept with nothing watched"
+        assert fired[0] < 0.5, f"run again {fired[0]:.3f} s late"
+        count = len(calls)
+        time.sleep(0.2)
+        assert len(calls) == count, "a flush that asks for nothing is not run again"
+    finally:
+        supervisor.stop()

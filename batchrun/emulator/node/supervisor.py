@@ -86,8 +86,11 @@ class _Watch:
 class ProcessSupervisor:
     """Starts on first use; :meth:`stop` ends the thread once nothing is watched or queued."""
 
-    def __init__(self, flush: Callable[[], None] | None = None, name: str = "batch-processes") -> None:
-        self._flush = flush
+    def __init__(
+        self, flush: Callable[[], float | None] | None = None, name: str = "batch-processes"
+    ) -> None:
+        self._flush = flush  # after each wake of the thread; returns how soon it must run again (or None)
+        self._flush_at: float | None = None
         self._name = name
         self._lock = threading.Lock()
         self._calls: deque[Callable[[], None]] = deque()
@@ -257,7 +260,7 @@ class ProcessSupervisor:
             ready = self._poll(0.0 if calls else self._timeout())
             self._check(ready)
             if self._flush is not None:
-                self._run(self._flush)
+                self._flushed(self._flush)
 
     def _start_server(self, path: str) -> None:
         try:
@@ -309,14 +312,25 @@ class ProcessSupervisor:
             assert report is not None
             self._run(lambda report=report, failure=failure: report(failure))  # type: ignore[misc]
 
+    def _flushed(self, flush: Callable[[], float | None]) -> None:
+        try:
+            again = flush()
+        except Exception:  # a bug in the callback must not stop the waiting for every process
+            _LOG.exception("a task process callback failed")
+            again = None
+        self._flush_at = None if again is None else time.monotonic() + again
+
     def _timeout(self) -> float | None:
+        wait: float | None = None
         with self._lock:
-            if not self._watches and not self._spawned:
-                return None
-            wait = CHECK_INTERVAL
-            if self._timers:
-                wait = min(wait, max(0.0, self._timers[0][0] - time.monotonic()))
-            return wait
+            if self._watches or self._spawned:
+                wait = CHECK_INTERVAL
+                if self._timers:
+                    wait = min(wait, max(0.0, self._timers[0][0] - time.monotonic()))
+        if self._flush_at is not None:
+            due = max(0.0, self._flush_at - time.monotonic())
+            wait = due if wait is None else min(wait, due)
+        return wait
 
     def _poll(self, timeout: float | None) -> set[int]:
         try:

@@ -247,8 +247,11 @@ class TaskRunner:
                 self.scheduler.running.pop((run.job_id, run.task_id), None)
                 self.scheduler.resync()  # the task runs again, as after a restart
 
-    def complete_together(self, ended: list[tuple[RunningTask, TaskOutcome]]) -> None:
-        """Record the end of runs that ended together: one lock acquisition, one transaction, one dispatch."""
+    def complete_together(self, ended: list[tuple[RunningTask, TaskOutcome]], wake: bool = True) -> None:
+        """Record the end of runs that ended together: one lock acquisition, one transaction, one dispatch.
+
+        ``wake``: wake the scheduler for its pass (job ends, pools waiting on tasks ...); a caller that passes
+        False wakes it itself, soon."""
         with self.model.lock:
             try:
                 with self.model.store.transaction():
@@ -267,7 +270,8 @@ class TaskRunner:
                 for run, _ in ended:
                     self.scheduler.running.pop((run.job_id, run.task_id), None)
                 self.scheduler.resync()  # the tasks run again, as after a restart
-            self.model.notify()
+            if wake:
+                self.model.notify()
 
     def run_preparation(
         self,
