@@ -134,6 +134,9 @@ class TaskTable:
         return _decode(item) if isinstance(item, str) else item
 
 
+_UNDER_WAY = ("running", "preparing")
+
+
 def _decode(text: str) -> Body:
     body: Body = json.loads(text)
     return body
@@ -349,7 +352,9 @@ class Model:
             task["_x"] = task.pop("_x")  # last, so that a page can leave it out of the text (public_json)
         text = self.store.put(Table.TASKS, job_id, task["id"], task)
         job_tasks = self.tasks.get(job_id)
-        if job_tasks is not None:
+        # A task that runs is changed again when it ends: it stays the live dict until then instead of being
+        # decoded once more (as many as the nodes have slots).
+        if job_tasks is not None and task.get("state") not in _UNDER_WAY:
             job_tasks.by_id.settle(task["id"], text)
 
     def save_application(self, application: Body) -> None:

@@ -59,7 +59,7 @@ LAUNCHERS = 4
 # Runs that end are recorded as they end, with the dispatch that fills their slots, but the scheduler's pass
 # (job ends, pools and nodes waiting on tasks) is woken at most this often: each wake is a pass over every
 # pool, job and schedule, and 500 short tasks ended in some 200 separate batches.
-SCHEDULER_WAKES = 0.005
+SCHEDULER_WAKES = 0.02
 
 
 class TaskRuns:
