@@ -77,8 +77,10 @@ def run_on_emulator(
     cpu, own = emulator.cpu(), emulator.own_cpu()
     started = time.perf_counter()
     add_tasks(emulator.url, job_id, bodies, threads=2)
-    while client.get_job_task_counts(job_id).task_counts.completed < count:
-        time.sleep(0.02)
+    # Asked every 20 ms, then every 2 ms near the end: the last completion is seen within about 2 ms (a
+    # 20 ms step added 10 ms to a 0.4 s row on average) without a request every 2 ms all along.
+    while (completed := client.get_job_task_counts(job_id).task_counts.completed) < count:
+        time.sleep(0.02 if completed < count * 0.9 else 0.002)
     wall = time.perf_counter() - started
     cpu = emulator.cpu() - cpu
     emulator.own.append(emulator.own_cpu() - own)
