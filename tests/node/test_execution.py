@@ -176,3 +176,27 @@ def test_reap_orphans_kills_leftover_task_processes(node: NodeIdentity) -> None:
         for process in (orphan, bystander):
             process.kill()
             process.wait()
+
+
+def test_the_job_preparation_folder_is_named_as_the_scheduler_knows_it_ran(node: NodeIdentity) -> None:
+    """A task launched by the scheduler says whether the job's preparation task ran on the node: that decides
+    AZ_BATCH_JOB_PREP_DIR, not a look at the disk; a launch that does not say falls back to the folder."""
+    from batchrun.emulator.node.environment import task_environment
+
+    prep_dir = node.root / "workitems" / "job1" / "job-1" / "jobpreparation"
+    task_dir = task_directory(node, "job1", "task1")
+    for prepared, folder, expected in (
+        (True, False, True),
+        (False, True, False),
+        (None, True, True),
+        (None, False, False),
+    ):
+        if folder:
+            prep_dir.mkdir(parents=True, exist_ok=True)
+        elif prep_dir.exists():
+            prep_dir.rmdir()
+        launch = TaskLaunch("task", "job1", "task1", {"commandLine": "true"}, job_prepared=prepared)
+        env = task_environment(node, launch, task_dir, ())
+        assert ("AZ_BATCH_JOB_PREP_DIR" in env) is expected, (prepared, folder)
+        if expected:
+            assert env["AZ_BATCH_JOB_PREP_DIR"] == str(prep_dir)

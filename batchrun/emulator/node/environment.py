@@ -110,7 +110,8 @@ def task_environment(
         env["AZ_BATCH_TASK_ID"] = launch.task_id
         prep_dir = os.path.join(root, "workitems", safe_segment(launch.job_id), "job-1", JOB_PREPARATION_DIR)
         # Set for every task of a job that has a preparation task, which has then run on this node first.
-        if launch.kind == "jobpreparation" or os.path.isdir(prep_dir):
+        prepared = launch.job_prepared if launch.job_prepared is not None else os.path.isdir(prep_dir)
+        if launch.kind == "jobpreparation" or prepared:
             env["AZ_BATCH_JOB_PREP_DIR"] = prep_dir
             env["AZ_BATCH_JOB_PREP_WORKING_DIR"] = os.path.join(prep_dir, "wd")
     if launch.authentication_token is not None:

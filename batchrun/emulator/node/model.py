@@ -79,6 +79,8 @@ class TaskLaunch:
     node_ips: Sequence[str] = ()
     # AZ_BATCH_AUTHENTICATION_TOKEN: set when the task asks for it (``authenticationTokenSettings``).
     authentication_token: str | None = None
+    # The job's preparation task has run on this node, as the scheduler knows it (None: its folder says).
+    job_prepared: bool | None = None
 
 
 @dataclass(frozen=True)

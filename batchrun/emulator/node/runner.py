@@ -153,18 +153,21 @@ def prepare_task(
     cancel: threading.Event,
     journal: UploadJournal | None = None,
     leave_folders: bool = False,
+    node_laid_out: bool = False,
 ) -> PreparedTask | TaskOutcome:
     """Everything before the start of the process of ``launch``; the outcome instead when it cannot start.
 
     ``leave_folders``: the task's folders are left to the spawn server when nothing needs them before the
     start (no resource files, no packages); they are made here all the same when the run fails before it.
+    ``node_laid_out``: the node's folders are known to be there (not looked for again).
     Never raises (see :func:`run_task`).
     """
     start = _now()
     task_dir: Path | None = None
     leave = leave_folders and not launch.packages and not waits_on_storage(launch)
     try:
-        prepare_node(identity)
+        if not node_laid_out:
+            prepare_node(identity)
         task_dir = launch_directory(identity, launch)
         if not leave:
             prepare_task_directory(task_dir)

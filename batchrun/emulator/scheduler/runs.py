@@ -68,6 +68,7 @@ class TaskRuns:
         self.supervisor = ProcessSupervisor(flush=self._flush, name="batch-task-processes")
         self._ended: list[tuple[RunningTask, TaskOutcome]] = []  # touched on the supervisor's thread only
         self._wake_pending = False  # ends were recorded since the scheduler was last woken (same thread)
+        self._laid_out: set[str] = set()  # roots of the nodes whose folders a task start found there
         self._next_wake = 0.0
         self.launchers = ThreadPoolExecutor(
             max_workers=min(LAUNCHERS, scheduler.cap), thread_name_prefix="batch-launch"
@@ -215,7 +216,15 @@ class TaskRuns:
         journal = self.scheduler.upload_journal
         # The spawn server creates the task's folders (when nothing needs them before the start).
         leave = self.supervisor.spawns()
-        return prepare_task(start.identity, launch, self.scheduler.storage, run.cancel, journal, leave)
+        # A node's folders are made when it boots (again after a reimage): looked for at its first task here.
+        root = str(start.identity.root)
+        laid_out = root in self._laid_out
+        prepared = prepare_task(
+            start.identity, launch, self.scheduler.storage, run.cancel, journal, leave, laid_out
+        )
+        if not laid_out and not isinstance(prepared, TaskOutcome):
+            self._laid_out.add(root)
+        return prepared
 
     def _bug(self, run: RunningTask, error: Exception) -> TaskOutcome:
         _LOG.error("task %s/%s failed in the emulator", run.job_id, run.task_id, exc_info=error)

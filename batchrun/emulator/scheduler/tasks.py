@@ -71,6 +71,7 @@ class TaskStart:
     packages: list[PackageBlob] | str  # a message when the packages cannot be used
     prep_spec: Body | None  # the job preparation task to run on the node first
     windows: bool
+    job_prepared: bool = False  # the job's preparation task has run (or runs first) on the node
 
 
 class TaskRunner:
@@ -194,7 +195,10 @@ class TaskRunner:
             packages = pool_packages + task_packages
         spec = dict(task)
         spec.pop("_x", None)
-        start = TaskStart(run, identity, spec, environment, packages, prep_spec, nodes.is_windows(pool))
+        prepared = job["id"] in internal(node).get("jobPrep", {})
+        start = TaskStart(
+            run, identity, spec, environment, packages, prep_spec, nodes.is_windows(pool), prepared
+        )
         key = (job["id"], task["id"])
         with self.model.store.transaction():
             self.model.save_task(job["id"], task)
@@ -235,6 +239,7 @@ class TaskRunner:
             start.packages if isinstance(start.packages, list) else [],
             [LOCAL_IP],
             task_token(self.scheduler.config.account_key_bytes, run.job_id, start.spec),
+            start.job_prepared,
         )
 
     def complete_alone(self, run: RunningTask, outcome: TaskOutcome) -> None:
