@@ -2,9 +2,9 @@
 
 The plan looks tasks up in the manifest's order while later pages are still on their way: a lookup of a task
 not listed yet waits for the next page (or for the end of the listing, when it is not there at all), so the
-plan's decisions are made while the service makes the next pages instead of after the last one. Batch and
-the local target list a job's tasks in id order, which is the order of most manifests; in any other order a
-lookup just waits longer, never past the end of the listing.
+plan's decisions are made while the service makes the next pages instead of after the last one. The local
+target lists a job's tasks in id order, the order of most manifests (Batch documents no order); in any other
+order a lookup just waits longer, never past the end of the listing.
 """
 
 from __future__ import annotations
