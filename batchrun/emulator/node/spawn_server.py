@@ -124,6 +124,20 @@ def _find_or_build() -> str | None:
     return find_or_build("spawn-server", source, _works)
 
 
+class SpawnedProcess:
+    """A process started by the spawn server: its pid once started (0 before), its returncode once reaped
+    (as ``Popen.returncode``: negative for a signal)."""
+
+    __slots__ = ("pid", "returncode")
+
+    def __init__(self) -> None:
+        self.pid = 0
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+
 class SpawnServer:
     """The emulator's end of a running server. Start it from a thread that lives as long as it is used:
     the server's parent-death signal follows that thread. :meth:`send` from any thread; :meth:`receive`

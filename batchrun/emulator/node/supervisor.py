@@ -10,7 +10,8 @@ loop does) or at once after :meth:`wake`.
 Any thread may hand a process over with :meth:`watch` (its pidfd goes into the epoll; the supervisor's thread
 is not woken for it) or queue work for the thread with :meth:`call_soon`. After each wake the thread calls
 ``flush`` once, after the ``on_exit`` callbacks of that wake: the owner records the runs that ended together
-in one go (one lock acquisition, one database transaction).
+in one go (one lock acquisition, one database transaction), and says how soon it must be called again, if at
+all (the thread wakes by then even when nothing else happens).
 
 Or any thread may have a process started by the spawn server (:mod:`.spawn_server`) with :meth:`spawn`: the
 request goes straight to the server's socket, which is in the same epoll; the server answers with the pid (or
@@ -47,6 +48,7 @@ from batchrun.emulator.node.spawn_server import (
     FAILED,
     GONE,
     STARTED,
+    SpawnedProcess,
     SpawnFailure,
     SpawnRequest,
     SpawnServer,
@@ -55,20 +57,6 @@ from batchrun.emulator.node.spawn_server import (
 
 _LOG = logging.getLogger(__name__)
 CHECK_INTERVAL = 0.05
-
-
-class SpawnedProcess:
-    """A process started by the spawn server: its pid once started (0 before), its returncode once reaped
-    (as ``Popen.returncode``: negative for a signal)."""
-
-    __slots__ = ("pid", "returncode")
-
-    def __init__(self) -> None:
-        self.pid = 0
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        return self.returncode
 
 
 @dataclass(eq=False)

@@ -10,8 +10,9 @@ acquisition, one SQLite transaction, which also dispatches the tasks that take t
 processes start once that transaction has committed).
 
 Runs that wait on storage (resource files, application packages, output files) or run the job preparation task
-first are started and finished on the worker threads, so that neither the launchers nor the supervisor ever
-wait on the network; their processes are reaped by the supervisor all the same.
+first (:meth:`TaskRuns._prepared`) are started and finished on the worker threads, so that neither the
+launchers nor the supervisor ever wait on the network; their processes are reaped by the supervisor all the
+same.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from batchrun.emulator.model import Body
+from batchrun.emulator.model import Body, internal, transition
 from batchrun.emulator.node import (
     NodeIdentity,
     PackageBlob,
     TaskLaunch,
     TaskOutcome,
+    run_task,
     task_directory,
     unsupported_on_host_failure,
 )
@@ -46,13 +48,14 @@ from batchrun.emulator.node.runner import (
 )
 from batchrun.emulator.node.spawn_server import SpawnFailure, SpawnRequest
 from batchrun.emulator.node.supervisor import ProcessSupervisor
-from batchrun.emulator.scheduler.task_records import immediate_failure
+from batchrun.emulator.scheduler.task_records import immediate_failure, record_prep_release
 from batchrun.emulator.scheduler.tasks import WINDOWS_REASON, RunningTask, TaskStart
 
 if TYPE_CHECKING:
     from batchrun.emulator.scheduler.core import Scheduler
 
 _LOG = logging.getLogger("batchrun.emulator.scheduler")
+PREPARATION_INFO = "jobPreparationTaskExecutionInfo"
 # Threads that start task processes: a spawn waits for the child's exec (without the GIL), so a few overlap;
 # more would only hand the GIL around.
 LAUNCHERS = 4
@@ -188,12 +191,45 @@ class TaskRuns:
         self,
         run: RunningTask,
         identity: NodeIdentity,
-        prep: Body,
+        prep_spec: Body,
         environment: list[Body],
         packages: list[PackageBlob] | str,
     ) -> bool:
-        blobs = [] if isinstance(packages, str) else packages
-        return self.scheduler.tasks.run_preparation(run, identity, prep, environment, blobs)
+        """Run the job preparation task on the node first; False when the task must not run there."""
+        launch = TaskLaunch(
+            "jobpreparation",
+            run.job_id,
+            str(prep_spec.get("id", "jobpreparation")),
+            prep_spec,
+            environment,
+            [] if isinstance(packages, str) else packages,
+        )
+        model, account_url = self.scheduler.model, self.scheduler.account_url
+        with model.lock:
+            record_prep_release(model, account_url, run, PREPARATION_INFO)
+        outcome = run_task(identity, launch, self.scheduler.storage, run.cancel)
+        with model.lock:
+            record_prep_release(model, account_url, run, PREPARATION_INFO, outcome)
+            node = model.nodes.get(run.pool_id, {}).get(run.node_id)
+            ok = outcome.result == "success" or not prep_spec.get("waitForSuccess", True)
+            if node is not None:
+                internal(node).setdefault("jobPrep", {})[run.job_id] = "succeeded" if ok else "failed"
+                model.save_node(run.pool_id, node)
+            job_tasks = model.tasks.get(run.job_id)
+            task = job_tasks.by_id.get(run.task_id) if job_tasks else None
+            if ok and run.reason is None and task is not None and task["state"] == "preparing":
+                job_tasks.begin_change(task)  # type: ignore[union-attr]
+                transition(task, "running")
+                job_tasks.end_change(task)  # type: ignore[union-attr]
+                model.save_task(run.job_id, task)
+                return True
+            if ok and run.reason is None:
+                return True
+            # Batch does not run this job's tasks on a node whose preparation task failed: back to the queue.
+            if run.reason is None:
+                run.reason = "prepfailed"
+            self.scheduler.tasks.complete_locked(run, outcome)
+            return False
 
     def _finish_on_worker(self, run: RunningTask, task: PreparedTask, result: ProcessResult) -> None:
         self.scheduler.tasks.complete_alone(run, finish_task(task, result))

@@ -1,5 +1,6 @@
-"""Task dispatch and completion: choosing nodes and slots, running a task (and the job preparation task) in a
-worker thread, and recording the outcome (retries, requeues, exit conditions, job actions).
+"""Task dispatch and completion: choosing nodes and slots, and recording how a run ended (retries, requeues,
+exit conditions, job actions). The runs themselves, the job preparation task included, are started and watched
+by :mod:`batchrun.emulator.scheduler.runs`.
 """
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from batchrun.emulator.auth import task_token
 from batchrun.emulator.model import Body, find_by_id, internal, job_pool_id, transition
@@ -17,7 +18,6 @@ from batchrun.emulator.node import (
     TaskLaunch,
     TaskOutcome,
     remove_task_directories,
-    run_task,
 )
 from batchrun.emulator.node.failures import ended_failure
 from batchrun.emulator.packages import blobs_of_snapshot, resolve_packages
@@ -29,7 +29,6 @@ from batchrun.emulator.scheduler.outcomes import (
     should_retry,
 )
 from batchrun.emulator.scheduler.task_records import (
-    record_prep_release,
     requeue,
     task_slots,
 )
@@ -246,7 +245,7 @@ class TaskRunner:
         """Record the end of one run, from a thread of its own (takes the lock)."""
         with self.model.lock:
             try:
-                self._complete(run, outcome)
+                self.complete_locked(run, outcome)
             except StoreError as error:
                 _LOG.error("the end of task %s/%s could not be saved: %s", run.job_id, run.task_id, error)
                 self.scheduler.running.pop((run.job_id, run.task_id), None)
@@ -278,54 +277,7 @@ class TaskRunner:
             if wake:
                 self.model.notify()
 
-    def run_preparation(
-        self,
-        run: RunningTask,
-        identity: Any,
-        prep_spec: Body,
-        environment: list[Body],
-        packages: list[PackageBlob],
-    ) -> bool:
-        """Run the job preparation task on the node first; False when the task must not run there."""
-        launch = TaskLaunch(
-            "jobpreparation",
-            run.job_id,
-            str(prep_spec.get("id", "jobpreparation")),
-            prep_spec,
-            environment,
-            packages,
-        )
-        with self.model.lock:
-            record_prep_release(
-                self.model, self.scheduler.account_url, run, "jobPreparationTaskExecutionInfo"
-            )
-        outcome = run_task(identity, launch, self.scheduler.storage, run.cancel)
-        with self.model.lock:
-            record_prep_release(
-                self.model, self.scheduler.account_url, run, "jobPreparationTaskExecutionInfo", outcome
-            )
-            node = self.model.nodes.get(run.pool_id, {}).get(run.node_id)
-            ok = outcome.result == "success" or not prep_spec.get("waitForSuccess", True)
-            if node is not None:
-                internal(node).setdefault("jobPrep", {})[run.job_id] = "succeeded" if ok else "failed"
-                self.model.save_node(run.pool_id, node)
-            job_tasks = self.model.tasks.get(run.job_id)
-            task = job_tasks.by_id.get(run.task_id) if job_tasks else None
-            if ok and run.reason is None and task is not None and task["state"] == "preparing":
-                job_tasks.begin_change(task)  # type: ignore[union-attr]
-                transition(task, "running")
-                job_tasks.end_change(task)  # type: ignore[union-attr]
-                self.model.save_task(run.job_id, task)
-                return True
-            if ok and run.reason is None:
-                return True
-            # Batch does not run this job's tasks on a node whose preparation task failed: back to the queue.
-            if run.reason is None:
-                run.reason = "prepfailed"
-            self._complete(run, outcome)
-            return False
-
-    def _complete(self, run: RunningTask, outcome: TaskOutcome) -> None:
+    def complete_locked(self, run: RunningTask, outcome: TaskOutcome) -> None:
         """Record how a task run ended and fill the freed slots (lock held)."""
         with self.model.store.transaction():
             self.record_end(run, outcome)
