@@ -10,9 +10,11 @@ several threads without nesting may turn it back on early, which costs time, nev
 
 Turned back on, the collector would scan every object made during the pause at its next young collection,
 and again at the one after (about 12 ms after a 10,000-task plan, between the plan and the first write). So
-the objects alive at the end of the pause are moved to the oldest generation first (``gc.freeze`` then
-``gc.unfreeze``, which only splice lists): they are scanned at the next full collection, like any object that
-lives long, and the young collections stay small.
+the objects alive at the end of the pause are moved out of the young generations first (list splices, no
+scan). In a process that freezes what lives long (``gc.freeze``, as the CLI does once it has started), they
+are frozen with the rest; otherwise they go to the oldest generation (``gc.freeze`` then ``gc.unfreeze``) and
+are scanned at the next full collection, like any object that lives long. A freeze made before the pause is
+never undone.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def collector_paused() -> Iterator[None]:
         yield
     finally:
         if was_on:
+            frozen_before = gc.get_freeze_count()
             gc.freeze()
-            gc.unfreeze()  # all that is alive now is in the oldest generation
+            if not frozen_before:
+                gc.unfreeze()  # all that is alive now is in the oldest generation
             gc.enable()

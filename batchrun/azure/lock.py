@@ -133,9 +133,11 @@ def _made_naming_me(service: BlobServiceClient, workload: str) -> str | None:
 
 
 def _names_me(meta: dict[str, str] | None) -> bool:
-    return (
-        meta is not None and meta.get("pid") == str(os.getpid()) and meta.get("host") == socket.gethostname()
-    )
+    """The holder named is this very process (its pid, start time, host and boot), not one before it."""
+    if meta is None:
+        return False
+    me = _holder()
+    return all(meta.get(key) == me[key] for key in ("host", "pid", "pid_start", "boot_id"))
 
 
 def break_lock(service: BlobServiceClient, workload: str) -> None:

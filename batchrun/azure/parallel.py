@@ -88,10 +88,13 @@ def prompt_thread_switches(seconds: float = 0.001) -> Iterator[None]:
     A response body is read 10 KB at a time, each read letting go of the lock and waiting to take it back:
     while another thread decides tasks, a 1 MB page of tasks waited up to 5 ms for it again and again, and a
     10,000-task plan took 4-6 % longer. The setting is the process's: a block that ends puts back what it
-    found, so overlapping blocks on several threads may end it early, which costs time, never correctness."""
+    found unless the setting has changed since it began (another block's end put back its own), so blocks that
+    overlap on several threads may end it early, which costs time, and always leave it as it was."""
     before = sys.getswitchinterval()
-    sys.setswitchinterval(min(seconds, before))
+    ours = min(seconds, before)
+    sys.setswitchinterval(ours)
     try:
         yield
     finally:
-        sys.setswitchinterval(before)
+        if sys.getswitchinterval() == ours:
+            sys.setswitchinterval(before)

@@ -24,6 +24,7 @@ from batchrun.azure.parallel import calls_at_once, prompt_thread_switches
 from batchrun.azure.rest import get_json, list_json, metadata_of
 from batchrun.azure.results import read_record
 from batchrun.azure.storage import container_exists, read_input
+from batchrun.errors import TargetError
 from batchrun.model import Workload
 from batchrun.plan.live import (
     LiveJob,
@@ -116,16 +117,20 @@ def list_tasks(
     stopped: Callable[[], bool] | None = None,
 ) -> bool:
     """The job's tasks, handed to ``arrived`` a page at a time as :func:`read_tasks` reduces them; False
-    when the listing stopped before its last page (the job is missing: True, with no task)."""
+    when the listing stopped before its last page (the job is missing: True, with no task). A job deleted
+    after its first page raises TargetError: what was listed is not the job's tasks."""
     select = {"$select": ",".join(TASK_FIELDS)}
     # A job's tasks mostly share their state, result and constraints: one object for each value, not one per
     # task (a fifth of a 100,000-task plan's memory).
     shared: dict[Any, Any] = {}
     page: dict[str, LiveTask] = {}
+    listed = 0
+    deleted = False
     with translated(f"listing the tasks of job/{job_id}"):
         try:
             path = f"/jobs/{quote(job_id, safe='')}/tasks"
             for data in list_json(batch, path, select, TASK_PAGE_SIZE, stopped):
+                listed += 1
                 digest = task_digest_of(data.get("environmentSettings"))
                 info = data.get("executionInfo") or {}
                 state = str(data.get("state", ""))
@@ -141,7 +146,14 @@ def list_tasks(
                     arrived(page)
                     page = {}
         except ResourceNotFoundError:
-            return True
+            if not listed:
+                return True
+            deleted = True
+    if deleted:
+        raise TargetError(
+            f"job/{job_id} was deleted while its tasks were being listed (after {listed} of them); "
+            "make the plan again."
+        )
     arrived(page)
     return stopped is None or not stopped()
 

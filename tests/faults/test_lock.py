@@ -324,3 +324,15 @@ def test_the_first_apply_makes_the_lock_naming_itself_and_takes_it_unless_touche
             assert not touch, "the blob was never touched: the test did not exercise the fallback"
             assert touched.get_blob_properties().metadata.get("pid") == str(os.getpid())
         assert any("comp=metadata" in line for line in sent), sent
+
+
+def test_only_this_very_process_is_taken_for_itself_as_the_holder() -> None:
+    """A holder with this host and pid but another start time (a process before this one, in a container with
+    a fixed hostname) is another apply: its lease is waited for as any other's."""
+    from batchrun.azure.lock import _holder, _names_me
+
+    me = _holder()
+    assert _names_me(me)
+    assert not _names_me({**me, "pid_start": str(int(me["pid_start"] or "0") + 1)})
+    assert not _names_me({**me, "boot_id": "another-boot"})
+    assert not _names_me(None) and not _names_me({})

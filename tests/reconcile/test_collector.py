@@ -41,3 +41,15 @@ def test_pauses_nest_and_only_the_outermost_turns_the_collector_back_on() -> Non
         assert not gc.isenabled(), "a pause that found the collector off leaves it off"
     finally:
         gc.enable()
+
+
+def test_a_freeze_made_before_a_pause_is_kept_and_what_the_pause_made_joins_it() -> None:
+    """The CLI freezes what exists once it has started: a pause must not undo that (nor a library user's)."""
+    gc.freeze()
+    try:
+        before = gc.get_freeze_count()
+        with collector_paused():
+            kept = [_Node() for _ in range(1_000)]
+        assert gc.get_freeze_count() >= before + len(kept), "the freeze made before the pause was undone"
+    finally:
+        gc.unfreeze()

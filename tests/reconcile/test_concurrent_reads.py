@@ -80,8 +80,10 @@ class CountedBatch:
 
     _config = _Config()
 
-    def __init__(self, pages: int, delay: float = 0.0, fail_at: int | None = None) -> None:
-        self.total, self.delay, self.fail_at = pages, delay, fail_at
+    def __init__(
+        self, pages: int, delay: float = 0.0, fail_at: int | None = None, gone_at: int | None = None
+    ) -> None:
+        self.total, self.delay, self.fail_at, self.gone_at = pages, delay, fail_at, gone_at
         self.asked = 0
 
     def send_request(self, request: Any) -> _Page:
@@ -90,6 +92,8 @@ class CountedBatch:
         self.asked += 1
         if number == self.fail_at:
             raise ConnectionError(f"page {number} was lost")
+        if number == self.gone_at:
+            raise ResourceNotFoundError("The specified job does not exist.")
         tasks = [{"id": f"t{number * 1000 + i}", "state": "completed"} for i in range(1000)]
         more = (
             {"odata.nextLink": f"http://batch/jobs/j/tasks?page={number + 1}"}
@@ -199,3 +203,29 @@ def test_threads_switch_every_millisecond_while_live_state_is_read_and_as_before
         with prompt_thread_switches(0.01):  # never slower than it was
             assert sys.getswitchinterval() == pytest.approx(0.001)
     assert sys.getswitchinterval() == before
+
+
+def test_a_job_missing_from_the_start_has_no_task_and_one_deleted_midway_is_an_error() -> None:
+    from batchrun.azure.read import list_tasks
+    from batchrun.errors import TargetError
+
+    pages: list[dict[str, Any]] = []
+    assert list_tasks(CountedBatch(pages=5, gone_at=0), "j", pages.append)  # type: ignore[arg-type]
+    assert pages == []
+    with pytest.raises(TargetError, match="deleted while its tasks were being listed"):
+        list_tasks(CountedBatch(pages=5, gone_at=2), "j", pages.append)  # type: ignore[arg-type]
+
+
+def test_overlapping_prompt_switches_leave_the_interval_as_it_was_whichever_ends_first() -> None:
+    import sys
+
+    from batchrun.azure.parallel import prompt_thread_switches
+
+    before = sys.getswitchinterval()
+    for first_ends_first in (True, False):
+        first, second = prompt_thread_switches(), prompt_thread_switches()
+        first.__enter__()
+        second.__enter__()
+        for block in (first, second) if first_ends_first else (second, first):
+            block.__exit__(None, None, None)
+        assert sys.getswitchinterval() == before, first_ends_first
