@@ -375,3 +375,24 @@ def test_deleting_a_pool_ends_a_running_start_task(client: BatchClient) -> None:
     assert time.monotonic() - started < 20
     with pytest.raises(ResourceNotFoundError):
         client.get_pool("slowstart-pool")
+
+
+def test_a_job_ends_right_after_its_last_task_when_runs_end_in_a_burst(
+    client: BatchClient, pool: str
+) -> None:
+    """Runs that end wake the scheduler's pass at most every 20 ms, but always: a job set to terminate when
+    its tasks are done completes within moments of its last task (otherwise the pass waits up to 60 s)."""
+    job_id = "burst-job"
+    client.create_job(job_options(job_id))
+    client.create_tasks(job_id, [task(f"b{index:02d}", "true") for index in range(24)])
+    client.update_job(
+        job_id,
+        models.BatchJobUpdateOptions(all_tasks_complete_mode=models.BatchAllTasksCompleteMode.TERMINATE_JOB),
+    )
+    job = wait_until(
+        lambda: (found := client.get_job(job_id)).state == models.BatchJobState.COMPLETED and found,
+        30,
+        "the burst job to complete",
+    )
+    last_end = max(item.execution_info.end_time for item in client.list_tasks(job_id))
+    assert (job.execution_info.end_time - last_end).total_seconds() < 2.0
