@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from batchrun.emulator.node.layout import JOB_PREPARATION_DIR, safe_segment, start_task_directory
+from batchrun.emulator.node.layout import JOB_PREPARATION_DIR, job_folder, start_task_directory
 from batchrun.emulator.node.model import EnvironmentSettings, NodeIdentity, TaskLaunch
 
 HOST_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL", "TERM")
@@ -108,7 +108,7 @@ def task_environment(
     if launch.kind != "starttask":
         env["AZ_BATCH_JOB_ID"] = launch.job_id
         env["AZ_BATCH_TASK_ID"] = launch.task_id
-        prep_dir = os.path.join(root, "workitems", safe_segment(launch.job_id), "job-1", JOB_PREPARATION_DIR)
+        prep_dir = os.path.join(job_folder(identity, launch.job_id), JOB_PREPARATION_DIR)
         # Set for every task of a job that has a preparation task, which has then run on this node first.
         prepared = launch.job_prepared if launch.job_prepared is not None else os.path.isdir(prep_dir)
         if launch.kind == "jobpreparation" or prepared:

@@ -64,14 +64,18 @@ def prepare_task_directory(task_dir: Path) -> None:
         os.close(os.open(os.path.join(folder, name), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666))
 
 
+def job_folder(identity: NodeIdentity, job_id: str) -> str:
+    """The job's folder on the node, ``workitems/<job>/job-1``, as a plain string (joined for every task)."""
+    return os.path.join(identity.root, "workitems", safe_segment(job_id), "job-1")
+
+
 def job_directory(identity: NodeIdentity, job_id: str) -> Path:
-    return Path(os.path.join(identity.root, "workitems", safe_segment(job_id), "job-1"))
+    return Path(job_folder(identity, job_id))
 
 
 def task_directory(identity: NodeIdentity, job_id: str, task_id: str) -> Path:
     """The task's folder (``stdout.txt``, ``stderr.txt``, ``wd/``): ``workitems/<job>/job-1/<task>``."""
-    job = safe_segment(job_id)
-    return Path(os.path.join(identity.root, "workitems", job, "job-1", safe_segment(task_id)))
+    return Path(os.path.join(job_folder(identity, job_id), safe_segment(task_id)))
 
 
 def start_task_directory(identity: NodeIdentity) -> Path:

@@ -33,15 +33,12 @@ from batchrun.emulator.scheduler.node_ops import NodeOperations
 from batchrun.emulator.scheduler.pools import PoolManager
 from batchrun.emulator.scheduler.runs import TaskRuns
 from batchrun.emulator.scheduler.schedules import ScheduleClock
-from batchrun.emulator.scheduler.task_records import record_prep_release, requeue
+from batchrun.emulator.scheduler.task_records import RELEASE_INFO, record_prep_release, requeue
 from batchrun.emulator.scheduler.tasks import RunningTask, TaskRunner
 from batchrun.emulator.store import StoreError
 from batchrun.emulator.timefmt import now_iso
 
 _LOG = logging.getLogger("batchrun.emulator.scheduler")
-
-
-RELEASE_INFO = "jobReleaseTaskExecutionInfo"
 
 
 @dataclass

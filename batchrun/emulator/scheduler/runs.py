@@ -48,14 +48,17 @@ from batchrun.emulator.node.runner import (
 )
 from batchrun.emulator.node.spawn_server import SpawnFailure, SpawnRequest
 from batchrun.emulator.node.supervisor import ProcessSupervisor
-from batchrun.emulator.scheduler.task_records import immediate_failure, record_prep_release
+from batchrun.emulator.scheduler.task_records import (
+    PREPARATION_INFO,
+    immediate_failure,
+    record_prep_release,
+)
 from batchrun.emulator.scheduler.tasks import WINDOWS_REASON, RunningTask, TaskStart
 
 if TYPE_CHECKING:
     from batchrun.emulator.scheduler.core import Scheduler
 
 _LOG = logging.getLogger("batchrun.emulator.scheduler")
-PREPARATION_INFO = "jobPreparationTaskExecutionInfo"
 # Threads that start task processes: a spawn waits for the child's exec (without the GIL), so a few overlap;
 # more would only hand the GIL around.
 LAUNCHERS = 4

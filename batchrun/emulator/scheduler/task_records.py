@@ -10,6 +10,10 @@ from batchrun.emulator.model import Body, internal, transition
 from batchrun.emulator.node import TaskOutcome
 from batchrun.emulator.timefmt import iso, now, now_iso
 
+# What record_prep_release keeps, by task kind (the members of a node's jobpreparationandreleasetaskstatus).
+PREPARATION_INFO = "jobPreparationTaskExecutionInfo"
+RELEASE_INFO = "jobReleaseTaskExecutionInfo"
+
 
 def requeue(task: Body, moment: str) -> None:
     info = task.setdefault("executionInfo", {"retryCount": 0, "requeueCount": 0})
@@ -38,14 +42,14 @@ def record_prep_release(
 ) -> None:
     """Keep what ``GET /jobs/{job}/jobpreparationandreleasetaskstatus`` reports for one node (lock held).
 
-    ``run`` names the job, pool and node; ``kind`` is ``jobPreparationTaskExecutionInfo`` or
-    ``jobReleaseTaskExecutionInfo``; without ``outcome`` the task has just started.
+    ``run`` names the job, pool and node; ``kind`` is :data:`PREPARATION_INFO` or :data:`RELEASE_INFO`;
+    without ``outcome`` the task has just started.
     """
     job = model.jobs.get(run.job_id)
     if job is None:
         return
     node_url = f"{account_url}/pools/{run.pool_id}/nodes/{run.node_id}"
-    folder = "jobpreparation" if kind.startswith("jobPreparation") else "jobrelease"
+    folder = "jobpreparation" if kind == PREPARATION_INFO else "jobrelease"
     directory = f"workitems/{run.job_id}/job-1/{folder}"
     statuses = internal(job).setdefault("prepRelease", {})
     entry = statuses.setdefault(
