@@ -177,10 +177,10 @@ def plan_with(
 
 
 def destroy_plan_with(session: Session, workload: Workload, options: PlanOptions, containers: bool) -> Plan:
-    from batchrun.azure.read import read_live
+    from batchrun.azure.read import read_live_without_tasks
     from batchrun.plan.build import make_destroy_plan
 
-    live = read_live(session.clients, workload, [], [], with_tasks=False)
+    live = read_live_without_tasks(session.clients, workload)
     return make_destroy_plan(workload, live, options, session.target.describe(), containers)
 
 

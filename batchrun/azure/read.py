@@ -100,25 +100,16 @@ def read_schedule(batch: BatchClient, schedule_id: str) -> LiveSchedule | None:
     )
 
 
-def read_tasks(
-    batch: BatchClient, job_id: str, stopped: Callable[[], bool] | None = None
-) -> dict[str, LiveTask]:
-    """Every task of the job by lower-cased id, reduced to (digest, state, constraints, result, exit code);
-    once ``stopped()`` says so, the listing ends at the next page (what it holds then is incomplete)."""
-    tasks: dict[str, LiveTask] = {}
-    list_tasks(batch, job_id, tasks.update, stopped)
-    return tasks
-
-
 def list_tasks(
     batch: BatchClient,
     job_id: str,
     arrived: Callable[[dict[str, LiveTask]], None],
     stopped: Callable[[], bool] | None = None,
 ) -> bool:
-    """The job's tasks, handed to ``arrived`` a page at a time as :func:`read_tasks` reduces them; False
-    when the listing stopped before its last page (the job is missing: True, with no task). A job deleted
-    after its first page raises TargetError: what was listed is not the job's tasks."""
+    """The job's tasks by lower-cased id, reduced to (digest, state, constraints, result, exit code) and
+    handed to ``arrived`` a page at a time. Once ``stopped()`` says so, the listing ends at its next page and
+    returns False (what arrived is incomplete); a missing job returns True with no task. A job deleted after
+    its first page raises TargetError: what was listed is not the job's tasks."""
     select = {"$select": ",".join(TASK_FIELDS)}
     # A job's tasks mostly share their state, result and constraints: one object for each value, not one per
     # task (a fifth of a 100,000-task plan's memory).
@@ -246,19 +237,11 @@ def reading_live(
             stop.set()
 
 
-def read_live(
-    clients: Clients,
-    workload: Workload,
-    inputs: Sequence[PreparedInput],
-    packages: Sequence[PreparedPackage],
-    with_tasks: bool = True,
-) -> LiveState:
-    """Everything the manifest names, as it is now, every task listed (:func:`reading_live` to its end)."""
-    with reading_live(clients, workload, inputs, packages, with_tasks) as settled:
-        live = settled()
-        for tasks in (live.tasks, *(other.tasks for other in live.more_jobs.values())):
-            len(tasks)  # waits for the listing's last page
-        return live
+def read_live_without_tasks(clients: Clients, workload: Workload) -> LiveState:
+    """The pool, jobs, schedule and containers the manifest names, as they are now, without the jobs' tasks
+    (what a destroy plan is made from)."""
+    with reading_live(clients, workload, (), (), with_tasks=False) as settled:
+        return settled()
 
 
 def _read_all(

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
-from batchrun.azure.read import _JobRead, read_tasks
+from batchrun.azure.read import _JobRead, list_tasks
+from batchrun.plan.live import LiveTask
 
 
 class _Page:
@@ -52,7 +53,8 @@ def test_a_listing_stops_at_its_next_page_when_asked() -> None:
     batch = SlowBatch()
     stop = threading.Event()
     threading.Timer(0.1, stop.set).start()
-    listed = read_tasks(batch, "j", stop.is_set)  # type: ignore[arg-type]
+    listed: dict[str, LiveTask] = {}
+    list_tasks(batch, "j", listed.update, stop.is_set)  # type: ignore[arg-type]
     assert 0 < len(listed) < 20 and batch.pages < 20
 
 
@@ -70,7 +72,9 @@ def test_the_listing_of_a_job_that_is_gone_stops() -> None:
 
 def test_nothing_is_listed_once_stopped() -> None:
     batch = SlowBatch()
-    assert read_tasks(batch, "j", lambda: True) == {}  # type: ignore[arg-type]
+    listed: dict[str, LiveTask] = {}
+    list_tasks(batch, "j", listed.update, lambda: True)  # type: ignore[arg-type]
+    assert listed == {}
     assert batch.pages == 0
 
 
@@ -138,7 +142,6 @@ def test_a_page_that_fails_raises_in_the_caller_after_the_pages_before_it() -> N
 
 def test_tasks_listed_already_are_read_while_later_pages_are_on_their_way() -> None:
     from batchrun.azure.arriving_tasks import ArrivingTasks
-    from batchrun.azure.read import list_tasks
 
     batch = CountedBatch(pages=20, delay=0.02)
     arriving = ArrivingTasks()
@@ -206,7 +209,6 @@ def test_threads_switch_every_millisecond_while_live_state_is_read_and_as_before
 
 
 def test_a_job_missing_from_the_start_has_no_task_and_one_deleted_midway_is_an_error() -> None:
-    from batchrun.azure.read import list_tasks
     from batchrun.errors import TargetError
 
     pages: list[dict[str, Any]] = []
