@@ -35,6 +35,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from batchrun.emulator.node.process import (
     TERMINATE_GRACE,
@@ -56,6 +57,7 @@ from batchrun.emulator.node.spawn_server import (
 )
 
 _LOG = logging.getLogger(__name__)
+_T = TypeVar("_T")
 CHECK_INTERVAL = 0.05
 
 
@@ -301,11 +303,7 @@ class ProcessSupervisor:
             self._run(lambda report=report, failure=failure: report(failure))  # type: ignore[misc]
 
     def _flushed(self, flush: Callable[[], float | None]) -> None:
-        try:
-            again = flush()
-        except Exception:  # a bug in the callback must not stop the waiting for every process
-            _LOG.exception("a task process callback failed")
-            again = None
+        again = self._run(flush)
         self._flush_at = None if again is None else time.monotonic() + again
 
     def _timeout(self) -> float | None:
@@ -388,11 +386,13 @@ class ProcessSupervisor:
         reason = "exited" if item.reason is None else item.reason
         self._run(lambda: item.on_exit(ProcessResult(exit_code(returncode), reason)))  # type: ignore[arg-type]
 
-    def _run(self, call: Callable[[], None]) -> None:
+    def _run(self, call: Callable[[], _T]) -> _T | None:
+        """``call()``'s answer; None when it failed (logged)."""
         try:
-            call()
+            return call()
         except Exception:  # a bug in one callback must not stop the waiting for every other process
             _LOG.exception("a task process callback failed")
+            return None
 
     def _close(self) -> None:
         server, self._server = self._server, None
