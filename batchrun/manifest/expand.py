@@ -17,7 +17,7 @@ from batchrun.manifest.load import Document, PathKey
 from batchrun.manifest.resources import Resources, package_references
 from batchrun.manifest.suggest import did_you_mean
 from batchrun.manifest.template import Compiled, Context, SubstitutionError
-from batchrun.model import TaskOutput
+from batchrun.model import NO_INPUT_PATHS, TaskOutput
 
 ID_RULE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _WILDCARD = re.compile(r"[*?\[]")
@@ -46,7 +46,7 @@ class ExpandedTask:
     inputs: tuple[str, ...]
     outputs: tuple[TaskOutput, ...]
     depends_on: Mapping[str, Any] | None
-    input_paths: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    input_paths: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: NO_INPUT_PATHS)
     output_inputs: tuple[str, ...] = ()
 
 
@@ -93,7 +93,7 @@ def default_output_path(job_id: str, task_id: str, pattern: str) -> str:
 
 def _task_inputs(
     entries: Sequence[Any],
-) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]], tuple[str, ...]]:
+) -> tuple[tuple[str, ...], Mapping[str, tuple[str, ...]], tuple[str, ...]]:
     """Input names in order, the file paths of those listed as ``{name, paths}``, and the outputs-container
     prefixes listed as ``{outputs: PREFIX}`` (schema-checked)."""
     names: list[str] = []
@@ -111,7 +111,7 @@ def _task_inputs(
             name = str(entry)
         if name not in names:
             names.append(name)
-    return tuple(names), paths, tuple(prefixes)
+    return tuple(names), paths or NO_INPUT_PATHS, tuple(prefixes)
 
 
 def expand_tasks(

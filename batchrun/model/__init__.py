@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from batchrun.model.desired import (
+    NO_INPUT_PATHS,
     JobSpec,
     PackageSpec,
     PoolSpec,
@@ -14,6 +15,7 @@ from batchrun.model.desired import (
 )
 
 __all__ = [
+    "NO_INPUT_PATHS",
     "JobSpec",
     "PackageSpec",
     "PoolSpec",

@@ -22,9 +22,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 UploadCondition = Literal["tasksuccess", "taskfailure", "taskcompletion"]
+
+# What most tasks have: one read-only empty mapping shared by all, not an empty dict each.
+NO_INPUT_PATHS: Mapping[str, tuple[str, ...]] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ class TaskOutput:
     upload_condition: UploadCondition = "taskcompletion"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a job may hold 100,000 of them
 class TaskSpec:
     id: str
     properties: Mapping[str, Any]
@@ -78,7 +82,7 @@ class TaskSpec:
     outputs: tuple[TaskOutput, ...] = ()
     # For an input listed with ``paths``: only those files (relative to the input's source) are downloaded,
     # and only their content is part of the task's identity. Inputs not named here are downloaded whole.
-    input_paths: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    input_paths: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: NO_INPUT_PATHS)
     # Blob prefixes of the outputs container downloaded before the command runs (what earlier tasks
     # uploaded): ``inputs: [{outputs: greet/}]``.
     output_inputs: tuple[str, ...] = ()

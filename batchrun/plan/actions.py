@@ -41,7 +41,7 @@ class Stage(int, Enum):
     CONTAINER_DELETE = 95
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FieldChange:
     """One field's before -> after (display only); ``forces_replacement`` marks what causes a replace."""
 
@@ -51,7 +51,7 @@ class FieldChange:
     forces_replacement: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Operation:
     """One call the executor makes. ``name`` is e.g. ``pool.resize``; ``args`` is JSON-serialisable data."""
 
@@ -60,7 +60,7 @@ class Operation:
     args: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     address: str
     action: Action
