@@ -241,7 +241,7 @@ def _own_status(
         return _CHANGED
     if not completed:
         return _WAITING if fresh else _PENDING
-    forced = _forced(task.id.lower(), patterns)
+    forced = bool(patterns) and _forced(task.id.lower(), patterns)
     if result == "success":
         if forced:
             return _status(Cause.FORCED, "forced (--rerun)")
@@ -364,7 +364,9 @@ def decide_tasks(
                 continue
         result.append(Change(address, Action.NOOP, reason=status.reason, cause=status.cause._value_))
     if not fresh:
-        for key in sorted(set(live) - graph.digests.keys()):
+        desired = graph.digests
+        # Not set(live) - desired: a set of every live id is megabytes at 100,000 tasks, for the few orphans.
+        for key in sorted(key for key in live if key not in desired):
             address = task_address(job.id, key)
             if options.prune:
                 operation = Operation(Stage.TASK_DELETE, "task.delete", {"job": job.id, "id": key})

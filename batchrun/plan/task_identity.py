@@ -177,6 +177,13 @@ class _InputDigests:
         return _hash(canonical_json(parts))
 
 
+def task_key(task_id: str) -> str:
+    """The lower-cased id tasks are keyed by: the id itself when it is lower-case already, so a plan of
+    100,000 tasks does not hold a second copy of each id."""
+    lowered = task_id.lower()
+    return task_id if lowered == task_id else lowered
+
+
 def dependencies(task: TaskSpec, numeric_ids: Mapping[int, str]) -> list[str]:
     """Lower-cased ids of the tasks ``task`` depends on (``taskIds`` and ``taskIdRanges``)."""
     spec = task.properties.get("dependsOn") or {}
@@ -262,7 +269,7 @@ def task_graph(
     order: list[str] = []
     # Without dependencies the manifest's order is already topological.
     for task in topological_order(job.tasks, upstream) if upstream else job.tasks:
-        key = task.id.lower()
+        key = task_key(task.id)
         own_packages = (
             package_refs(task.properties) if "applicationPackageReferences" in task.properties else ()
         )
@@ -276,5 +283,5 @@ def task_graph(
         digests[key] = f"{_hash(definitions.of(task))}-{inputs.of(task)}-{packages}-{up}"
         order.append(key)
     order_keys = tuple(order)
-    keys = order_keys if not upstream else tuple(task.id.lower() for task in job.tasks)
+    keys = order_keys if not upstream else tuple(task_key(task.id) for task in job.tasks)
     return TaskGraph(digests, upstream, downstream, order_keys, keys)
