@@ -4,7 +4,9 @@ The plan looks tasks up in the manifest's order while later pages are still on t
 not listed yet waits for the next page (or for the end of the listing, when it is not there at all), so the
 plan's decisions are made while the service makes the next pages instead of after the last one. The local
 target lists a job's tasks in id order, the order of most manifests (Batch documents no order); in any other
-order a lookup just waits longer, never past the end of the listing.
+order a lookup just waits longer, never past the end of the listing. When no task of the job waits for
+another, the plan takes each task out as it decides it (:meth:`ArrivingTasks.take`): what is held is the
+pages not decided yet, not the whole job.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 
-from batchrun.plan.live import LiveTask
+from batchrun.plan.live import LiveTask, TakenOnce
 
 
 class ListingStopped(RuntimeError):
@@ -20,10 +22,10 @@ class ListingStopped(RuntimeError):
     state is being read): what it holds is not all of the job's tasks."""
 
 
-class ArrivingTasks(Mapping[str, LiveTask]):
+class ArrivingTasks(TakenOnce):
     """Tasks by lower-cased id, filled by one listing thread (:meth:`arrived`, then :meth:`finish`) and read
     by others: a read that needs the listing's end (a missing key, ``len``, iteration) waits for it and
-    raises the listing's error, if it failed."""
+    raises the listing's error, if it failed. A task taken (:meth:`take`) is no longer held."""
 
     def __init__(self) -> None:
         self._tasks: dict[str, LiveTask] = {}
@@ -48,6 +50,15 @@ class ArrivingTasks(Mapping[str, LiveTask]):
         if found is not None:
             return found
         return self._wait_for(key) or default
+
+    def take(self, key: str) -> LiveTask | None:
+        # One listing thread adds whole pages under the lock; a dict's pop and update are each atomic.
+        found = self._tasks.pop(key, None)
+        if found is not None:
+            return found
+        if self._wait_for(key) is None:
+            return None
+        return self._tasks.pop(key, None)
 
     def _wait_for(self, key: str) -> LiveTask | None:
         tasks = self._tasks

@@ -190,9 +190,18 @@ def _job_and_tasks(
     live_job = job_live.job
     open_job = live_job is not None and live_job.state.lower() not in ("completed", "terminating", "deleting")
 
-    def decide(fresh: bool) -> TaskDecisions:
+    def decide(fresh: bool, earlier: TaskDecisions | None = None) -> TaskDecisions:
         return decide_tasks(
-            job, graph, job_live.tasks, live.results, fresh, task_options, reasons, prefixes, open_job
+            job,
+            graph,
+            job_live.tasks,
+            live.results,
+            fresh,
+            task_options,
+            reasons,
+            prefixes,
+            open_job,
+            earlier,
         )
 
     tasks = decide(live_job is None)
@@ -219,7 +228,7 @@ def _job_and_tasks(
             ),
         ]
     if decision.fresh and live_job is not None:
-        tasks = decide(True)
+        tasks = decide(True, tasks)
     return [decision.change, *tasks.changes]
 
 

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 from batchrun.model import JobSpec, TaskSpec
 from batchrun.plan.actions import Action, Change, Operation, Stage
 from batchrun.plan.bodies import task_operation_args
-from batchrun.plan.live import LiveTask, TaskResult
+from batchrun.plan.live import LiveTask, TakenOnce, TaskResult
 from batchrun.plan.task_constraints import constraints_checker
 from batchrun.plan.task_identity import TaskGraph, numeric_task_ids, parse_digest
 
@@ -77,14 +77,6 @@ def task_address(job_id: str, task_id: str) -> str:
     return f"task/{job_id}/{task_id}"
 
 
-@dataclass(frozen=True)
-class TaskDecisions:
-    changes: tuple[Change, ...]
-    any_change: bool  # something is added, replaced, updated or deleted
-    any_run: bool  # some task is added or replaced, so it must run
-    carried: int = 0  # tasks whose current result comes from an earlier run
-
-
 class _Status(NamedTuple):
     cause: Cause
     reason: str
@@ -102,6 +94,27 @@ _PENDING = _status(Cause.PENDING, "waiting or running")
 _WAITING = _status(Cause.WAITING, "it had not run when its job was replaced")
 _CURRENT = _status(Cause.CURRENT, "")
 _CURRENT_EARLIER = _status(Cause.CURRENT, "succeeded in an earlier run")
+
+
+@dataclass(frozen=True)
+class TaskDecisions:
+    changes: tuple[Change, ...]
+    any_change: bool  # something is added, replaced, updated or deleted
+    any_run: bool  # some task is added or replaced, so it must run
+    carried: int = 0  # tasks whose current result comes from an earlier run
+    # Each task's status in the manifest's order, when no task waits for another: deciding the same tasks
+    # again for a replaced job reuses them, as the live tasks were taken while they were decided.
+    statuses: tuple[_Status, ...] = ()
+
+
+def _as_fresh(status: _Status) -> _Status:
+    """A task's status in a job that is replaced, from its status in the live job (what _own_status gives
+    with ``fresh``): a task that had not finished runs again, a success is carried over."""
+    if status is _PENDING:
+        return _WAITING
+    if status is _CURRENT:
+        return _CURRENT_EARLIER
+    return status
 
 
 def _first(items: Sequence[str], noun: str) -> str:
@@ -156,8 +169,10 @@ class _Known(NamedTuple):
     prefixes: Mapping[str, str]
 
 
-def _changed_part(key: str, task: TaskSpec, known: _Known, runs_upstream: Sequence[str]) -> _Status:
-    previous = known.live[key].digest if key in known.live else known.results[key].digest
+def _changed_part(
+    key: str, task: TaskSpec, known: _Known, runs_upstream: Sequence[str], observed: LiveTask | None
+) -> _Status:
+    previous = observed.digest if observed is not None else known.results[key].digest
     parts = known.graph.identity(key).differing(parse_digest(previous))
     return _changed_reason(task, parts, runs_upstream, known.changes, known.prefixes)
 
@@ -166,16 +181,23 @@ def _forced(task_id: str, patterns: Sequence[re.Pattern[str]]) -> bool:
     return any(pattern.match(task_id) for pattern in patterns)
 
 
-def _own_statuses(job: JobSpec, known: _Known) -> Iterator[tuple[str, TaskSpec, _Status]]:
-    """(key, task, status) in the manifest's order for a job whose tasks wait for none: each status is the
-    task's own, made as it is used (no table of 100,000 statuses)."""
+Decided = tuple[str, TaskSpec, _Status, LiveTask | None]  # key, task, status, live task
+
+
+def _own_statuses(job: JobSpec, known: _Known) -> Iterator[Decided]:
+    """(key, task, status, live task) in the manifest's order for a job whose tasks wait for none: each
+    status is the task's own, made as it is used, and each live task taken as it is decided (see
+    :class:`TakenOnce`)."""
     graph, fresh, options, patterns = known.graph, known.fresh, known.options, known.patterns
-    digests, live_task, recorded = graph.digests, known.live.get, known.results.get
+    live = known.live
+    observe = live.take if isinstance(live, TakenOnce) else live.get
+    digests, recorded = graph.digests, known.results.get
     for key, task in zip(graph.keys, job.tasks, strict=True):
-        status = _own_status(task, digests[key], live_task(key), recorded(key), fresh, options, patterns)
+        observed = observe(key)
+        status = _own_status(task, digests[key], observed, recorded(key), fresh, options, patterns)
         if status is _CHANGED:  # say which part changed
-            status = _changed_part(key, task, known, ())
-        yield key, task, status
+            status = _changed_part(key, task, known, (), observed)
+        yield key, task, status, observed
 
 
 def _statuses(job: JobSpec, known: _Known) -> dict[str, _Status]:
@@ -195,13 +217,13 @@ def _statuses(job: JobSpec, known: _Known) -> dict[str, _Status]:
         )
         if not upstream:
             if status is _CHANGED:  # say which part changed
-                status = _changed_part(key, task, known, runs_upstream)
+                status = _changed_part(key, task, known, runs_upstream, live.get(key))
             statuses[key] = status
             continue
         if not status.runs and runs_upstream:
             status = _status(Cause.UPSTREAM, _upstream_reason(runs_upstream))
         elif status is _CHANGED:
-            status = _changed_part(key, task, known, runs_upstream)
+            status = _changed_part(key, task, known, runs_upstream, live.get(key))
         if status.runs:
             stuck = [
                 tasks[d].id
@@ -296,39 +318,53 @@ def decide_tasks(
     changes: ContentChanges | None = None,
     prefixes: Mapping[str, str] | None = None,
     open_job: bool = True,
+    earlier: TaskDecisions | None = None,
 ) -> TaskDecisions:
     """``live`` and ``results`` are keyed by lower-cased task id (Batch task ids are case-insensitive).
 
     ``fresh``: the job is created or replaced, so every task to run is added to an empty job.
     ``prefixes``: each storage input's blob prefix, to name changed files in reasons.
     ``open_job``: the live job still runs tasks (constraints of a completed job's tasks are left as they are).
+    ``earlier``: the decisions of these tasks against the live job, which is now to be replaced (``fresh``):
+    their statuses are reused, the live tasks being taken by then when ``live`` is :class:`TakenOnce`.
     """
     patterns = [re.compile(fnmatch.translate(glob.lower())) for glob in options.rerun]
     known = _Known(
         graph, live, results, fresh, options, patterns, changes or ContentChanges(), prefixes or {}
     )
-    decided: Iterable[tuple[str, TaskSpec, _Status]]
+    decided: Iterable[Decided]
     in_job: set[str] = set()  # what a task to run may still depend on (only when a task depends on others)
     numeric: dict[int, str] = {}
+    kept: list[_Status] | None = None  # the statuses, kept for deciding again (no task waits for another)
     if graph.upstream:
         statuses = _statuses(job, known)
         runs = {key for key, status in statuses.items() if status.runs}
         if runs:
             in_job = runs | set(live) if not fresh else runs
             numeric = numeric_task_ids(job.tasks)
-        decided = ((key, task, statuses[key]) for key, task in zip(graph.keys, job.tasks, strict=True))
+        decided = (
+            (key, task, statuses[key], live.get(key)) for key, task in zip(graph.keys, job.tasks, strict=True)
+        )
+    elif earlier is not None and fresh and earlier.statuses:
+        decided = (
+            (key, task, _as_fresh(status), None)
+            for key, task, status in zip(graph.keys, job.tasks, earlier.statuses, strict=True)
+        )
     else:  # no task depends on another: nothing to leave out of a body, statuses made as they are used
         decided = _own_statuses(job, known)
+        kept = []
     any_run = False
     changed_in_place = False  # a constraints update or a deletion
     constraints_change = constraints_checker(job.properties.get("constraints") or {})
     result: list[Change] = []
     carried = 0
     kept_as_is = (Cause.CURRENT, Cause.PENDING, Cause.FAILED)  # a live task whose constraints may change
-    job_id, live_task = job.id, live.get
-    for key, task, status in decided:
+    job_id = job.id
+    for key, task, status, live_task in decided:
         address = f"task/{job_id}/{task.id}"  # task_address, inline: once per task of the job
-        observed = None if fresh else live_task(key)
+        observed = None if fresh else live_task
+        if kept is not None:
+            kept.append(status)
         if status.runs:
             any_run = True
             add = _add(_without_satisfied(task, in_job, numeric), graph.digests[key])
@@ -378,4 +414,6 @@ def decide_tasks(
                 result.append(
                     Change(address, Action.NOOP, reason="not in the manifest; kept (--prune deletes it)")
                 )
-    return TaskDecisions(tuple(result), any_run or changed_in_place, any_run, carried)
+    return TaskDecisions(
+        tuple(result), any_run or changed_in_place, any_run, carried, tuple(kept) if kept else ()
+    )

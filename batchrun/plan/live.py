@@ -6,6 +6,7 @@ like. Tasks are kept as small tuples (``LiveTask``) because a job can hold 100,0
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -95,6 +96,16 @@ class LiveTask(NamedTuple):
     constraints: Mapping[str, Any]
     result: str = ""  # success | failure, once completed
     exit_code: int | None = None
+
+
+class TakenOnce(Mapping[str, LiveTask], ABC):
+    """Live tasks a plan takes one by one as it decides them (:meth:`take`), so a plan of 100,000 tasks does
+    not hold them all at once; what is left once every task of the manifest was taken are the tasks the
+    manifest no longer has. A plain mapping is read as it is, never changed."""
+
+    @abstractmethod
+    def take(self, key: str) -> LiveTask | None:
+        """The task ``key``, no longer held here afterwards; None when the job has no such task."""
 
 
 def task_digest_of(settings: Any) -> str:

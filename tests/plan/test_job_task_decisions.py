@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from batchrun.plan.bodies import Ownership, input_bindings, job_body, metadata_l
 from batchrun.plan.build import contents_of, make_plan
 from batchrun.plan.decide_common import PlanOptions
 from batchrun.plan.decide_job import decide_job
-from batchrun.plan.live import LiveJob, LivePool, LiveState, LiveTask
+from batchrun.plan.live import LiveJob, LivePool, LiveState, LiveTask, TakenOnce
 from batchrun.plan.render import render_text
 from batchrun.plan.task_identity import task_graph
 
@@ -417,3 +418,71 @@ def test_labels_are_recorded_but_never_drift() -> None:
     body = job_body(job_spec(), labelled)
     decision = decide_job(body, "noaction", live_job(), labelled, PlanOptions(), False, False)
     assert decision.change.action is Action.NOOP  # live has no labels or digest: marks are not drift
+
+
+class TakenFromDict(TakenOnce):
+    """Live tasks taken once each, as a plan takes them from a listing (ArrivingTasks)."""
+
+    def __init__(self, tasks: dict[str, LiveTask]) -> None:
+        self.tasks = dict(tasks)
+        self.taken: list[str] = []
+
+    def take(self, key: str) -> LiveTask | None:
+        self.taken.append(key)
+        return self.tasks.pop(key, None)
+
+    def __getitem__(self, key: str) -> LiveTask:
+        return self.tasks[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tasks)
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+
+def _mixed_live(wl: Workload, job_state: str) -> LiveState:
+    """t0 succeeded, t1 still runs, t2 failed, t9 is no longer in the manifest."""
+    live = live_for(wl)
+    tasks = dict(live.tasks)
+    tasks["t1"] = tasks["t1"]._replace(state="running", result="", exit_code=None)
+    tasks["t2"] = tasks["t2"]._replace(result="failure", exit_code=3)
+    tasks["t9"] = tasks["t0"]._replace(digest="0" * 16)
+    return replace(live, job=replace(job_of(live), state=job_state), tasks=tasks)
+
+
+@pytest.mark.parametrize(
+    ("case", "job_state", "edit", "options"),
+    [
+        ("no change", "active", {}, PlanOptions()),
+        ("a changed task, orphan kept", "active", {1: "echo changed"}, PlanOptions()),
+        ("a changed task, orphan pruned", "active", {3: "echo new"}, PlanOptions(prune=True)),
+        (
+            "completed job replaced: running task waits, success carried",
+            "completed",
+            {2: "echo fixed"},
+            PlanOptions(),
+        ),
+        ("failed task rerun", "active", {}, PlanOptions(rerun_failed=True)),
+    ],
+)
+def test_tasks_taken_as_decided_give_the_same_plan(
+    case: str, job_state: str, edit: dict[int, str], options: PlanOptions
+) -> None:
+    """A plan takes each live task as it decides it (so 100,000 of them are not all held): the plan is the one
+    made from a plain mapping, even when the job is replaced and the tasks are decided a second time; what
+    is left untaken is the task the manifest no longer has."""
+    wl = workload([task(i) for i in range(3)], onAllTasksComplete="terminatejob")
+    live = _mixed_live(wl, job_state)
+    tasks = [task(i, edit.get(i, "echo hi")) for i in range(4 if 3 in edit else 3)]
+    edited = replace(wl, job=replace(job_of(wl), tasks=tuple(tasks)))
+    plain = make(edited, live, options)
+    taken = TakenFromDict(dict(live.tasks))
+    assert make(edited, replace(live, tasks=taken), options) == plain, case
+    assert sorted(taken.taken) == sorted(t.id for t in tasks), "each task of the manifest is taken once"
+    assert list(taken.tasks) == ["t9"]
+    if job_state == "completed":
+        assert actions(plain, "job") == {"job/j1": "replace"}
+        assert actions(plain, "task")["task/j1/t1"] == "create"  # it had not finished in the old job
+        carried = next(c for c in plain.changes if c.address == "task/j1/t0")
+        assert carried.reason == "succeeded in an earlier run"

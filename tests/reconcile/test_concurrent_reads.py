@@ -159,6 +159,32 @@ def test_tasks_listed_already_are_read_while_later_pages_are_on_their_way() -> N
     listing.join()
 
 
+def test_a_task_taken_is_no_longer_held_and_a_take_waits_for_its_page() -> None:
+    """A plan takes each task as it decides it: what the listing brought is held only until then, a take of
+    a task on a later page waits for that page, and what nobody took (orphans) stays."""
+    from batchrun.azure.arriving_tasks import ArrivingTasks
+
+    batch = CountedBatch(pages=20, delay=0.02)
+    arriving = ArrivingTasks()
+
+    def listing_thread() -> None:
+        list_tasks(batch, "j", arriving.arrived)  # type: ignore[arg-type]
+        arriving.finish()
+
+    listing = threading.Thread(target=listing_thread)
+    listing.start()
+    first = arriving.take("t10")
+    assert first is not None and batch.asked < 20
+    assert arriving.get("t10") is None and arriving.take("t10") is None  # taken once
+    assert arriving.take("t15500") is not None  # a later page
+    assert arriving.take("nope") is None and batch.asked == 20  # not there: the end of the listing
+    for index in range(20_000):
+        if index % 1000 and index not in (10, 15500):  # every page's first task stays
+            assert arriving.take(f"t{index}") is not None
+    assert sorted(arriving) == sorted(f"t{index}" for index in range(0, 20_000, 1000))
+    listing.join()
+
+
 def test_a_listing_that_fails_raises_where_its_tasks_are_read() -> None:
     from batchrun.azure.arriving_tasks import ArrivingTasks
 
