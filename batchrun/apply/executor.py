@@ -26,7 +26,7 @@ from batchrun.azure.storage import SasSigner, create_container, delete_blobs, de
 from batchrun.azure.write import BatchWriter
 from batchrun.collector import collector_paused
 from batchrun.errors import ApplyError
-from batchrun.plan.actions import Change, Operation, Plan, Stage
+from batchrun.plan.actions import Change, Operation, Plan, Stage, acting
 from batchrun.plan.decide_schedule import SAS_EXPIRY_KEY
 from batchrun.plan.live import STATE_CONTAINER
 
@@ -65,7 +65,7 @@ class Executor:
 
     def run(self) -> None:
         stages: dict[int, list[tuple[Change, Operation]]] = {}
-        for change in self.plan.changes:  # plan order within a stage
+        for change in acting(self.plan.changes):  # plan order within a stage; a task kept does nothing
             for op in change.operations:
                 stages.setdefault(int(op.stage), []).append((change, op))
         for stage in sorted(stages):

@@ -9,10 +9,15 @@ turns those names into SAS URLs at apply time (generated SAS must never count as
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from itertools import chain
+from typing import TYPE_CHECKING, Any, overload
+
+if TYPE_CHECKING:
+    from batchrun.model import TaskSpec
 
 
 class Action(str, Enum):
@@ -80,6 +85,135 @@ class Change:
         return self.address.split("/", 1)[0]
 
 
+class TaskChanges(Sequence[Change]):
+    """A job's task changes in the order they were decided. A task kept as it is (a no-op and its reason) is
+    held as one number, its position in the job's tasks and its reason's, and made into a Change only when
+    read: a plan of 100,000 unchanged tasks holds no 100,000 Change objects."""
+
+    def __init__(self, job_id: str, tasks: Sequence[TaskSpec]) -> None:
+        self._job_id = job_id
+        self._tasks = tasks
+        self._entries = array("q")  # position << 8 | reason number, or ~index into _others
+        self._others: list[Change] = []
+        self._reasons: list[tuple[str, str]] = []  # (reason, cause) by number
+        self._numbers: dict[tuple[str, str], int] = {}
+
+    def add(self, change: Change) -> None:
+        self._entries.append(~len(self._others))
+        self._others.append(change)
+
+    def keep(self, position: int, reason: str, cause: str) -> None:
+        """The task at ``position`` of the job's tasks is kept as it is, for ``reason``."""
+        number = self._numbers.get((reason, cause))
+        if number is None:
+            if len(self._reasons) == 256:  # more reasons than a byte tells apart (exit codes): held whole
+                self.add(self._kept(position, (reason, cause)))
+                return
+            number = self._numbers[(reason, cause)] = len(self._reasons)
+            self._reasons.append((reason, cause))
+        self._entries.append(position << 8 | number)
+
+    def _kept(self, position: int, why: tuple[str, str]) -> Change:
+        address = f"task/{self._job_id}/{self._tasks[position].id}"
+        return Change(address, Action.NOOP, reason=why[0], cause=why[1])
+
+    def _made(self, entry: int) -> Change:
+        if entry < 0:
+            return self._others[~entry]
+        return self._kept(entry >> 8, self._reasons[entry & 0xFF])
+
+    def acting(self) -> list[Change]:
+        """The changes other than the tasks kept as they are, in order."""
+        return self._others
+
+    def mapped(self, change: Callable[[Change], Change]) -> TaskChanges:
+        """These changes with ``change`` applied to each but the tasks kept as they are."""
+        copy = TaskChanges(self._job_id, self._tasks)
+        copy._entries, copy._reasons, copy._numbers = self._entries, self._reasons, self._numbers
+        copy._others = [change(item) for item in self._others]
+        return copy
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[Change]:
+        return map(self._made, self._entries)
+
+    @overload
+    def __getitem__(self, index: int) -> Change: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Change]: ...
+
+    def __getitem__(self, index: int | slice) -> Change | Sequence[Change]:
+        if isinstance(index, slice):
+            return tuple(map(self._made, self._entries[index]))
+        return self._made(self._entries[index])
+
+
+def acting(changes: Iterable[Change]) -> Iterable[Change]:
+    """The changes other than tasks kept as they are (every change of a plain sequence)."""
+    if isinstance(changes, (Changes, TaskChanges)):
+        return changes.acting()
+    return changes
+
+
+class Changes(Sequence[Change]):
+    """A plan's changes, read in order from parts (a job's :class:`TaskChanges` among them) without copying
+    them into one tuple; equal to any sequence of the same changes."""
+
+    def __init__(self, parts: Iterable[Sequence[Change]]) -> None:
+        self._parts = tuple(part for part in parts if len(part))
+        self._length = sum(len(part) for part in self._parts)
+
+    def acting(self) -> Iterator[Change]:
+        return chain.from_iterable(acting(part) for part in self._parts)
+
+    def mapped(self, change: Callable[[Change], Change]) -> Changes:
+        """These changes with ``change`` applied to each but the tasks kept as they are."""
+        return Changes(
+            part.mapped(change) if isinstance(part, TaskChanges) else tuple(map(change, part))
+            for part in self._parts
+        )
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Iterator[Change]:
+        return chain.from_iterable(self._parts)
+
+    @overload
+    def __getitem__(self, index: int) -> Change: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Change]: ...
+
+    def __getitem__(self, index: int | slice) -> Change | Sequence[Change]:
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        position = index + self._length if index < 0 else index
+        if not 0 <= position < self._length:
+            raise IndexError(index)
+        for part in self._parts:
+            if position < len(part):
+                return part[position]
+            position -= len(part)
+        raise IndexError(index)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        if len(self) != len(other):
+            return False
+        return all(mine == theirs for mine, theirs in zip(self, other, strict=True))
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"Changes({list(self)!r})"
+
+
 @dataclass(frozen=True)
 class InputBinding:
     """Where a storage input lives, so task bodies can reference it by name."""
@@ -95,7 +229,7 @@ class Plan:
 
     workload: str
     target: str  # the target line this plan was made against (no secrets)
-    changes: tuple[Change, ...]
+    changes: Sequence[Change]  # a tuple, or Changes (as make_plan builds it)
     inputs: tuple[InputBinding, ...] = ()
     outputs_container: str | None = None
     sas_expiry_seconds: int = 0
@@ -103,16 +237,19 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return any(change.action is not Action.NOOP for change in self.changes)
+        return any(change.action is not Action.NOOP for change in acting(self.changes))
 
     @property
     def blocked(self) -> tuple[Change, ...]:
-        return tuple(change for change in self.changes if change.action is Action.BLOCKED)
+        return tuple(change for change in acting(self.changes) if change.action is Action.BLOCKED)
 
     def counts(self) -> dict[str, int]:
         result = {action.value: 0 for action in Action}
-        for change in self.changes:
+        seen = 0
+        for change in acting(self.changes):
             result[change.action.value] += 1
+            seen += 1
+        result[Action.NOOP.value] += len(self.changes) - seen  # the tasks kept as they are
         return result
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from batchrun.model import JobSpec, Workload
 from batchrun.model.durations import duration_seconds
-from batchrun.plan.actions import Action, Change, InputBinding, Operation, Plan, Stage
+from batchrun.plan.actions import Action, Change, Changes, InputBinding, Operation, Plan, Stage, acting
 from batchrun.plan.bodies import Ownership, input_bindings, job_body, pool_body, task_operation_args
 from batchrun.plan.decide_common import PlanOptions, ownership_block
 from batchrun.plan.decide_job import decide_job, job_address
@@ -80,33 +80,31 @@ def make_plan(
     outputs = workload.outputs.container if workload.outputs else None
     if workload.schedule is not None and workload.job is not None:
         graph = graphs[workload.job.id.lower()]
-        tasks = [task_operation_args(t, graph.digests[t.id.lower()]) for t in workload.job.tasks]
+        tasks = [task_operation_args(t, graph.digests.at(i)) for i, t in enumerate(workload.job.tasks)]
         changes.extend(decide_schedule(workload, live.schedule, ownership, options, tasks, now))
-    elif workload.jobs:
-        job_changes = [
-            change
-            for index, job in enumerate(workload.jobs)
-            for change in _job_and_tasks(
-                job,
-                live,
-                live.job_state(job.id, first=index == 0),
-                graphs[job.id.lower()],
-                packages,
-                ownership,
-                options,
-                bindings,
-                changes[: len(inputs)],
+    job_parts: list[Sequence[Change]] = []  # each job's change, then its tasks' (not copied into one)
+    if workload.schedule is None:
+        for index, job in enumerate(workload.jobs):
+            job_parts.extend(
+                _job_and_tasks(
+                    job,
+                    live,
+                    live.job_state(job.id, first=index == 0),
+                    graphs[job.id.lower()],
+                    packages,
+                    ownership,
+                    options,
+                    bindings,
+                    changes[: len(inputs)],
+                )
             )
-        ]
-        if not live.state_container_exists and any(c.runs for c in job_changes):
+        if not live.state_container_exists and any(c.runs for part in job_parts for c in acting(part)):
             changes.append(state_container_change())
-        changes.extend(job_changes)
-    if owned is not None:
-        changes.extend(orphan_changes(workload, owned, options))
+    orphans = orphan_changes(workload, owned, options) if owned is not None else []
     return Plan(
         workload=workload.name,
         target=target_line,
-        changes=tuple(changes),
+        changes=Changes((tuple(changes), *job_parts, tuple(orphans))),
         inputs=tuple(bindings.values()),
         outputs_container=outputs,
         sas_expiry_seconds=sas_lifetime_seconds(workload, user_delegation_sas),
@@ -181,7 +179,7 @@ def _job_and_tasks(
     options: PlanOptions,
     bindings: Mapping[str, InputBinding],
     input_changes: Sequence[Change],
-) -> list[Change]:
+) -> list[Sequence[Change]]:
     """The job's change followed by its tasks' changes (blocked with the job when the job is blocked)."""
     task_options = TaskOptions(options.prune, options.rerun_failed, options.rerun)
     reasons = content_changes(input_changes, live, packages)
@@ -219,8 +217,8 @@ def _job_and_tasks(
     if decision.change.action is Action.BLOCKED:
         unblock = decision.change.unblock
         return [
-            decision.change,
-            *(
+            (decision.change,),
+            tuple(
                 Change(c.address, Action.BLOCKED, reason="its job is blocked", unblock=unblock)
                 if c.action is not Action.NOOP
                 else c
@@ -229,7 +227,7 @@ def _job_and_tasks(
         ]
     if decision.fresh and live_job is not None:
         tasks = decide(True, tasks)
-    return [decision.change, *tasks.changes]
+    return [(decision.change,), tasks.changes]
 
 
 def make_destroy_plan(

@@ -22,11 +22,11 @@ from enum import Enum
 from typing import Any, NamedTuple
 
 from batchrun.model import JobSpec, TaskSpec
-from batchrun.plan.actions import Action, Change, Operation, Stage
+from batchrun.plan.actions import Action, Change, Operation, Stage, TaskChanges
 from batchrun.plan.bodies import task_operation_args
 from batchrun.plan.live import LiveTask, TakenOnce, TaskResult
 from batchrun.plan.task_constraints import constraints_checker
-from batchrun.plan.task_identity import TaskGraph, numeric_task_ids, parse_digest
+from batchrun.plan.task_identity import TaskGraph, TaskIdentity, numeric_task_ids, parse_digest
 
 RERUN_FAILED_FLAG = "--rerun-failed"
 
@@ -98,7 +98,7 @@ _CURRENT_EARLIER = _status(Cause.CURRENT, "succeeded in an earlier run")
 
 @dataclass(frozen=True)
 class TaskDecisions:
-    changes: tuple[Change, ...]
+    changes: Sequence[Change]  # TaskChanges: the tasks kept as they are are not a Change each
     any_change: bool  # something is added, replaced, updated or deleted
     any_run: bool  # some task is added or replaced, so it must run
     carried: int = 0  # tasks whose current result comes from an earlier run
@@ -170,10 +170,15 @@ class _Known(NamedTuple):
 
 
 def _changed_part(
-    key: str, task: TaskSpec, known: _Known, runs_upstream: Sequence[str], observed: LiveTask | None
+    key: str,
+    task: TaskSpec,
+    digest: str,
+    known: _Known,
+    runs_upstream: Sequence[str],
+    observed: LiveTask | None,
 ) -> _Status:
     previous = observed.digest if observed is not None else known.results[key].digest
-    parts = known.graph.identity(key).differing(parse_digest(previous))
+    parts = TaskIdentity(*digest.split("-")).differing(parse_digest(previous))
     return _changed_reason(task, parts, runs_upstream, known.changes, known.prefixes)
 
 
@@ -181,7 +186,7 @@ def _forced(task_id: str, patterns: Sequence[re.Pattern[str]]) -> bool:
     return any(pattern.match(task_id) for pattern in patterns)
 
 
-Decided = tuple[str, TaskSpec, _Status, LiveTask | None]  # key, task, status, live task
+Decided = tuple[str, TaskSpec, str, _Status, LiveTask | None]  # key, task, digest, status, live task
 
 
 def _own_statuses(job: JobSpec, known: _Known) -> Iterator[Decided]:
@@ -191,13 +196,14 @@ def _own_statuses(job: JobSpec, known: _Known) -> Iterator[Decided]:
     graph, fresh, options, patterns = known.graph, known.fresh, known.options, known.patterns
     live = known.live
     observe = live.take if isinstance(live, TakenOnce) else live.get
-    digests, recorded = graph.digests, known.results.get
-    for key, task in zip(graph.keys, job.tasks, strict=True):
+    digest_at, recorded = graph.digests.at, known.results.get
+    for position, (key, task) in enumerate(zip(graph.keys, job.tasks, strict=True)):
         observed = observe(key)
-        status = _own_status(task, digests[key], observed, recorded(key), fresh, options, patterns)
+        digest = digest_at(position)
+        status = _own_status(task, digest, observed, recorded(key), fresh, options, patterns)
         if status is _CHANGED:  # say which part changed
-            status = _changed_part(key, task, known, (), observed)
-        yield key, task, status, observed
+            status = _changed_part(key, task, digest, known, (), observed)
+        yield key, task, digest, status, observed
 
 
 def _statuses(job: JobSpec, known: _Known) -> dict[str, _Status]:
@@ -217,13 +223,13 @@ def _statuses(job: JobSpec, known: _Known) -> dict[str, _Status]:
         )
         if not upstream:
             if status is _CHANGED:  # say which part changed
-                status = _changed_part(key, task, known, runs_upstream, live.get(key))
+                status = _changed_part(key, task, digests[key], known, runs_upstream, live.get(key))
             statuses[key] = status
             continue
         if not status.runs and runs_upstream:
             status = _status(Cause.UPSTREAM, _upstream_reason(runs_upstream))
         elif status is _CHANGED:
-            status = _changed_part(key, task, known, runs_upstream, live.get(key))
+            status = _changed_part(key, task, digests[key], known, runs_upstream, live.get(key))
         if status.runs:
             stuck = [
                 tasks[d].id
@@ -343,12 +349,15 @@ def decide_tasks(
             in_job = runs | set(live) if not fresh else runs
             numeric = numeric_task_ids(job.tasks)
         decided = (
-            (key, task, statuses[key], live.get(key)) for key, task in zip(graph.keys, job.tasks, strict=True)
+            (key, task, graph.digests.at(position), statuses[key], live.get(key))
+            for position, (key, task) in enumerate(zip(graph.keys, job.tasks, strict=True))
         )
     elif earlier is not None and fresh and earlier.statuses:
         decided = (
-            (key, task, _as_fresh(status), None)
-            for key, task, status in zip(graph.keys, job.tasks, earlier.statuses, strict=True)
+            (key, task, graph.digests.at(position), _as_fresh(status), None)
+            for position, (key, task, status) in enumerate(
+                zip(graph.keys, job.tasks, earlier.statuses, strict=True)
+            )
         )
     else:  # no task depends on another: nothing to leave out of a body, statuses made as they are used
         decided = _own_statuses(job, known)
@@ -356,20 +365,20 @@ def decide_tasks(
     any_run = False
     changed_in_place = False  # a constraints update or a deletion
     constraints_change = constraints_checker(job.properties.get("constraints") or {})
-    result: list[Change] = []
+    result = TaskChanges(job.id, job.tasks)
     carried = 0
     kept_as_is = (Cause.CURRENT, Cause.PENDING, Cause.FAILED)  # a live task whose constraints may change
     job_id = job.id
-    for key, task, status, live_task in decided:
+    for position, (_key, task, digest, status, live_task) in enumerate(decided):
         address = f"task/{job_id}/{task.id}"  # task_address, inline: once per task of the job
         observed = None if fresh else live_task
         if kept is not None:
             kept.append(status)
         if status.runs:
             any_run = True
-            add = _add(_without_satisfied(task, in_job, numeric), graph.digests[key])
+            add = _add(_without_satisfied(task, in_job, numeric), digest)
             if observed is None:
-                result.append(
+                result.add(
                     Change(
                         address,
                         Action.CREATE,
@@ -380,7 +389,7 @@ def decide_tasks(
                 )
             else:
                 delete = Operation(Stage.TASK_DELETE, "task.delete", {"job": job.id, "id": task.id})
-                result.append(
+                result.add(
                     Change(
                         address,
                         Action.REPLACE,
@@ -395,25 +404,26 @@ def decide_tasks(
         if observed is not None and open_job and status.cause in kept_as_is:
             update = constraints_change(address, job_id, task, observed)
             if update is not None:
-                result.append(update)
+                result.add(update)
                 changed_in_place = True
                 continue
-        result.append(Change(address, Action.NOOP, reason=status.reason, cause=status.cause._value_))
+        result.keep(position, status.reason, status.cause._value_)
     if not fresh:
+        # Every task of the manifest was taken out of a TakenOnce as it was decided: what is left are the
+        # orphans, found without an index of the manifest's ids. Not set(live) - desired either way: a set
+        # of every live id is megabytes at 100,000 tasks, for the few orphans.
+        taken = kept is not None and isinstance(live, TakenOnce)
         desired = graph.digests
-        # Not set(live) - desired: a set of every live id is megabytes at 100,000 tasks, for the few orphans.
-        for key in sorted(key for key in live if key not in desired):
+        for key in sorted(key for key in live if taken or key not in desired):
             address = task_address(job.id, key)
             if options.prune:
                 operation = Operation(Stage.TASK_DELETE, "task.delete", {"job": job.id, "id": key})
-                result.append(
+                result.add(
                     Change(address, Action.DELETE, reason="not in the manifest", operations=(operation,))
                 )
                 changed_in_place = True
             else:
-                result.append(
+                result.add(
                     Change(address, Action.NOOP, reason="not in the manifest; kept (--prune deletes it)")
                 )
-    return TaskDecisions(
-        tuple(result), any_run or changed_in_place, any_run, carried, tuple(kept) if kept else ()
-    )
+    return TaskDecisions(result, any_run or changed_in_place, any_run, carried, tuple(kept) if kept else ())

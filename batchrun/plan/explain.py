@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from batchrun.model import TaskSpec
-from batchrun.plan.actions import Action, Change, FieldChange, Plan
+from batchrun.plan.actions import Action, Change, Changes, FieldChange, Plan, acting
 from batchrun.plan.diff import diff_subset
 from batchrun.plan.live import TASK_DIGEST_ENV
 
@@ -23,7 +23,7 @@ def tasks_to_explain(plan: Plan, limit: int = EXPLAINED_TASKS) -> list[str]:
     """Ids of the first ``limit`` tasks that run because their definition changed (live body differs)."""
     ids = [
         c.address.split("/", 2)[2]
-        for c in plan.changes
+        for c in acting(plan.changes)
         if c.runs and (c.cause == "definition changed" or (c.action is Action.REPLACE and not c.cause))
     ]
     return ids[:limit]
@@ -41,12 +41,17 @@ def task_fields(task: TaskSpec, live: Mapping[str, Any]) -> list[FieldChange]:
 
 def explain(plan: Plan, tasks: Mapping[str, TaskSpec], live_bodies: Mapping[str, Mapping[str, Any]]) -> Plan:
     """``plan`` with field-level changes on tasks to run whose live body is given (by lower-cased id)."""
-    changes: list[Change] = []
-    for change in plan.changes:
+
+    def explained(change: Change) -> Change:
         task_id = change.address.split("/", 2)[2].lower() if change.kind == "task" else ""
         if change.runs and task_id in live_bodies and task_id in tasks:
             fields = task_fields(tasks[task_id], live_bodies[task_id])
             if fields:
-                change = replace(change, fields=tuple(fields))
-        changes.append(change)
-    return replace(plan, changes=tuple(changes))
+                return replace(change, fields=tuple(fields))
+        return change
+
+    changes = plan.changes
+    # A task kept as it is does not run: only the others can be explained.
+    if isinstance(changes, Changes):
+        return replace(plan, changes=changes.mapped(explained))
+    return replace(plan, changes=tuple(map(explained, changes)))

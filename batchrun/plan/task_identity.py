@@ -229,14 +229,57 @@ def topological_order(tasks: Sequence[TaskSpec], upstream: Mapping[str, Sequence
                 yield by_id[current]
 
 
+_PACKED = PART_LENGTH * len(PART_NAMES) // 2  # bytes of a digest's hex digits
+
+
+class TaskDigests(Mapping[str, str]):
+    """Each task's digest by lower-cased id, kept in the manifest's order as the 32 bytes its hex digits
+    spell rather than a 67-character string each (a plan of 100,000 tasks holds them all). A plan reads
+    them by position (:meth:`at`) as it decides tasks in that order; a read by id makes the index once."""
+
+    def __init__(self, keys: Sequence[str], packed: bytearray) -> None:
+        self._keys = keys
+        self._packed = packed
+        self._index: dict[str, int] | None = None
+
+    def at(self, position: int) -> str:
+        start = position * _PACKED
+        text = self._packed[start : start + _PACKED].hex()
+        return f"{text[:16]}-{text[16:32]}-{text[32:48]}-{text[48:]}"
+
+    def _position(self, key: object) -> int | None:
+        if self._index is None:
+            self._index = {known: position for position, known in enumerate(self._keys)}
+        return self._index.get(key) if isinstance(key, str) else None
+
+    def __getitem__(self, key: str) -> str:
+        position = self._position(key)
+        if position is None:
+            raise KeyError(key)
+        return self.at(position)
+
+    def __contains__(self, key: object) -> bool:
+        return self._position(key) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+def _packed(digest: str) -> bytes:
+    return bytes.fromhex(digest.replace("-", ""))
+
+
 @dataclass(frozen=True)
 class TaskGraph:
     """Each task's digest and its upstream/downstream tasks, by lower-cased id; ``order`` is topological.
 
-    Only the joined digests are kept (a plan of 100,000 tasks holds them all); :meth:`identity` splits one
-    into its parts when a reason is wanted."""
+    Only the joined digests are kept, packed (:class:`TaskDigests`); :meth:`identity` splits one into its
+    parts when a reason is wanted."""
 
-    digests: Mapping[str, str]
+    digests: TaskDigests
     upstream: Mapping[str, Sequence[str]]
     downstream: Mapping[str, Sequence[str]]
     order: tuple[str, ...]
@@ -265,9 +308,11 @@ def task_graph(
     definitions = _DefinitionText(bindings, outputs_container, job_context(job))
     inputs = _InputDigests(bindings, contents)
     pool_packages = package_digest(contents.pool_packages, contents)
-    digests: dict[str, str] = {}
+    # Digests by id only while they are made with dependencies (a task's upstream part reads those of the
+    # tasks it waits for); without, each is packed as it is made, in the manifest's (topological) order.
+    made: dict[str, str] = {}
+    packed = bytearray()
     order: list[str] = []
-    # Without dependencies the manifest's order is already topological.
     for task in topological_order(job.tasks, upstream) if upstream else job.tasks:
         key = task_key(task.id)
         own_packages = (
@@ -279,9 +324,17 @@ def task_graph(
             else pool_packages
         )
         needs = upstream.get(key) if upstream else None
-        up = _hash(",".join(digests[d] for d in needs if d in digests)) if needs else NOTHING
-        digests[key] = f"{_hash(definitions.of(task))}-{inputs.of(task)}-{packages}-{up}"
+        up = _hash(",".join(made[d] for d in needs if d in made)) if needs else NOTHING
+        digest = f"{_hash(definitions.of(task))}-{inputs.of(task)}-{packages}-{up}"
+        if upstream:
+            made[key] = digest
+        else:
+            packed += _packed(digest)
         order.append(key)
     order_keys = tuple(order)
-    keys = order_keys if not upstream else tuple(task_key(task.id) for task in job.tasks)
-    return TaskGraph(digests, upstream, downstream, order_keys, keys)
+    keys = order_keys
+    if upstream:
+        keys = tuple(task_key(task.id) for task in job.tasks)
+        for key in keys:
+            packed += _packed(made[key])
+    return TaskGraph(TaskDigests(keys, packed), upstream, downstream, order_keys, keys)
