@@ -19,11 +19,11 @@ Properties mappings may be shared between tasks of one factory: treat them as re
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 UploadCondition = Literal["tasksuccess", "taskfailure", "taskcompletion"]
 
@@ -88,11 +88,44 @@ class TaskSpec:
     output_inputs: tuple[str, ...] = ()
 
 
+class TaskFactory(Sequence[TaskSpec]):
+    """A job's tasks made one at a time when read, from their number and a function of their position: a
+    job of 100,000 tasks built in Python holds none of them (a plan reads each task a few times, and keeps
+    only what it must do). ``make`` must give the same task for the same position every time."""
+
+    def __init__(self, count: int, make: Callable[[int], TaskSpec]) -> None:
+        self._count = count
+        self._make = make
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[TaskSpec]:
+        return map(self._make, range(self._count))
+
+    @overload
+    def __getitem__(self, index: int) -> TaskSpec: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[TaskSpec]: ...
+
+    def __getitem__(self, index: int | slice) -> TaskSpec | Sequence[TaskSpec]:
+        if isinstance(index, slice):
+            return tuple(map(self._make, range(self._count)[index]))
+        position = index + self._count if index < 0 else index
+        if not 0 <= position < self._count:
+            raise IndexError(index)
+        return self._make(position)
+
+    def __repr__(self) -> str:
+        return f"TaskFactory({self._count} tasks)"
+
+
 @dataclass(frozen=True)
 class JobSpec:
     id: str
     properties: Mapping[str, Any]
-    tasks: tuple[TaskSpec, ...] = ()
+    tasks: Sequence[TaskSpec] = ()  # a tuple, or a TaskFactory that makes each task when read
 
 
 @dataclass(frozen=True)

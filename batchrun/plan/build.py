@@ -80,7 +80,7 @@ def make_plan(
     outputs = workload.outputs.container if workload.outputs else None
     if workload.schedule is not None and workload.job is not None:
         graph = graphs[workload.job.id.lower()]
-        tasks = [task_operation_args(t, graph.digests.at(i)) for i, t in enumerate(workload.job.tasks)]
+        tasks = [task_operation_args(t, graph.digest_of(t, i)) for i, t in enumerate(workload.job.tasks)]
         changes.extend(decide_schedule(workload, live.schedule, ownership, options, tasks, now))
     job_parts: list[Sequence[Change]] = []  # each job's change, then its tasks' (not copied into one)
     if workload.schedule is None:

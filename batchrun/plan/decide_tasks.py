@@ -26,7 +26,7 @@ from batchrun.plan.actions import Action, Change, Operation, Stage, TaskChanges
 from batchrun.plan.bodies import task_operation_args
 from batchrun.plan.live import LiveTask, TakenOnce, TaskResult
 from batchrun.plan.task_constraints import constraints_checker
-from batchrun.plan.task_identity import TaskGraph, TaskIdentity, numeric_task_ids, parse_digest
+from batchrun.plan.task_identity import TaskGraph, TaskIdentity, numeric_task_ids, parse_digest, task_key
 
 RERUN_FAILED_FLAG = "--rerun-failed"
 
@@ -196,10 +196,11 @@ def _own_statuses(job: JobSpec, known: _Known) -> Iterator[Decided]:
     graph, fresh, options, patterns = known.graph, known.fresh, known.options, known.patterns
     live = known.live
     observe = live.take if isinstance(live, TakenOnce) else live.get
-    digest_at, recorded = graph.digests.at, known.results.get
-    for position, (key, task) in enumerate(zip(graph.keys, job.tasks, strict=True)):
+    digest_of, recorded = graph.digest_of, known.results.get
+    for position, task in enumerate(job.tasks):  # each task read once: it may be made as it is read
+        key = task_key(task.id)
         observed = observe(key)
-        digest = digest_at(position)
+        digest = digest_of(task, position)
         status = _own_status(task, digest, observed, recorded(key), fresh, options, patterns)
         if status is _CHANGED:  # say which part changed
             status = _changed_part(key, task, digest, known, (), observed)
@@ -354,10 +355,8 @@ def decide_tasks(
         )
     elif earlier is not None and fresh and earlier.statuses:
         decided = (
-            (key, task, graph.digests.at(position), _as_fresh(status), None)
-            for position, (key, task, status) in enumerate(
-                zip(graph.keys, job.tasks, earlier.statuses, strict=True)
-            )
+            (task_key(task.id), task, graph.digest_of(task, position), _as_fresh(status), None)
+            for position, (task, status) in enumerate(zip(job.tasks, earlier.statuses, strict=True))
         )
     else:  # no task depends on another: nothing to leave out of a body, statuses made as they are used
         decided = _own_statuses(job, known)

@@ -18,9 +18,9 @@ Comparing parts says why a task must run again; comparing whole digests says whe
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 from batchrun.model import JobSpec, TaskSpec
 from batchrun.plan.actions import InputBinding
@@ -232,20 +232,42 @@ def topological_order(tasks: Sequence[TaskSpec], upstream: Mapping[str, Sequence
 _PACKED = PART_LENGTH * len(PART_NAMES) // 2  # bytes of a digest's hex digits
 
 
-class TaskDigests(Mapping[str, str]):
-    """Each task's digest by lower-cased id, kept in the manifest's order as the 32 bytes its hex digits
-    spell rather than a 67-character string each (a plan of 100,000 tasks holds them all). A plan reads
-    them by position (:meth:`at`) as it decides tasks in that order; a read by id makes the index once."""
+class TaskKeys(Sequence[str]):
+    """The lower-cased ids of a job's tasks, read from the tasks (which may be made as they are read)."""
 
-    def __init__(self, keys: Sequence[str], packed: bytearray) -> None:
+    def __init__(self, tasks: Sequence[TaskSpec]) -> None:
+        self._tasks = tasks
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __iter__(self) -> Iterator[str]:
+        return (task_key(task.id) for task in self._tasks)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        if isinstance(index, slice):
+            return tuple(task_key(task.id) for task in self._tasks[index])
+        return task_key(self._tasks[index].id)
+
+
+class TaskDigests(Mapping[str, str]):
+    """Each task's digest by lower-cased id, in the manifest's order: read by position (:meth:`at`), as a
+    plan decides tasks in that order, or by id through an index made when first asked. ``at`` unpacks a
+    digest kept as the 32 bytes its hex digits spell, or makes it from the task (see :class:`TaskGraph`)."""
+
+    def __init__(self, keys: Sequence[str], at: Callable[[int], str]) -> None:
         self._keys = keys
-        self._packed = packed
+        self._at = at
         self._index: dict[str, int] | None = None
 
     def at(self, position: int) -> str:
-        start = position * _PACKED
-        text = self._packed[start : start + _PACKED].hex()
-        return f"{text[:16]}-{text[16:32]}-{text[32:48]}-{text[48:]}"
+        return self._at(position)
 
     def _position(self, key: object) -> int | None:
         if self._index is None:
@@ -272,21 +294,65 @@ def _packed(digest: str) -> bytes:
     return bytes.fromhex(digest.replace("-", ""))
 
 
+def _unpacker(packed: bytearray) -> Callable[[int], str]:
+    def at(position: int) -> str:
+        start = position * _PACKED
+        text = packed[start : start + _PACKED].hex()
+        return f"{text[:16]}-{text[16:32]}-{text[32:48]}-{text[48:]}"
+
+    return at
+
+
+class _Digests:
+    """Makes tasks' digests: what every task of a job shares is worked out once."""
+
+    def __init__(
+        self,
+        job: JobSpec,
+        bindings: Mapping[str, InputBinding],
+        outputs_container: str | None,
+        contents: Contents,
+    ) -> None:
+        self._definitions = _DefinitionText(bindings, outputs_container, job_context(job))
+        self._inputs = _InputDigests(bindings, contents)
+        self._contents = contents
+        self._pool_packages = package_digest(contents.pool_packages, contents)
+
+    def of(self, task: TaskSpec, up: str = NOTHING) -> str:
+        """``up``: the upstream part (the hash of the digests of the tasks ``task`` waits for)."""
+        own_packages = (
+            package_refs(task.properties) if "applicationPackageReferences" in task.properties else ()
+        )
+        packages = (
+            package_digest([*self._contents.pool_packages, *own_packages], self._contents)
+            if own_packages
+            else self._pool_packages
+        )
+        return f"{_hash(self._definitions.of(task))}-{self._inputs.of(task)}-{packages}-{up}"
+
+
 @dataclass(frozen=True)
 class TaskGraph:
     """Each task's digest and its upstream/downstream tasks, by lower-cased id; ``order`` is topological.
 
-    Only the joined digests are kept, packed (:class:`TaskDigests`); :meth:`identity` splits one into its
-    parts when a reason is wanted."""
+    Without dependencies no digest is kept: each is made from its task when the plan decides it
+    (:meth:`digest_of`), as the task's page arrives. With, they are made first (a task's upstream part
+    reads those it waits for) and kept packed. :meth:`identity` splits one into parts for a reason."""
 
     digests: TaskDigests
     upstream: Mapping[str, Sequence[str]]
     downstream: Mapping[str, Sequence[str]]
-    order: tuple[str, ...]
-    keys: tuple[str, ...]  # the lower-cased ids in the manifest's order (the job's ``tasks``)
+    order: Sequence[str]
+    keys: Sequence[str]  # the lower-cased ids in the manifest's order (the job's ``tasks``)
+
+    made_from: _Digests | None = None  # without dependencies: each digest is made from its task
 
     def identity(self, key: str) -> TaskIdentity:
         return TaskIdentity(*self.digests[key].split("-"))
+
+    def digest_of(self, task: TaskSpec, position: int) -> str:
+        """The digest of ``task``, at ``position`` in the job's tasks."""
+        return self.made_from.of(task) if self.made_from is not None else self.digests.at(position)
 
 
 def task_graph(
@@ -295,46 +361,41 @@ def task_graph(
     outputs_container: str | None,
     contents: Contents,
 ) -> TaskGraph:
-    numeric = numeric_task_ids(job.tasks)
+    # One pass for the integer ids (what taskIdRanges match) and the few tasks that wait for others: a job's
+    # tasks may be made as they are read (TaskFactory).
+    numeric: dict[int, str] = {}
+    waiting: list[TaskSpec] = []
+    for task in job.tasks:
+        if task.id.isdigit():
+            numeric[int(task.id)] = task.id.lower()
+        if task.properties.get("dependsOn"):
+            waiting.append(task)
     upstream: dict[str, list[str]] = {}
     downstream: dict[str, list[str]] = {}
-    for task in job.tasks:
+    for task in waiting:
         deps = dependencies(task, numeric)
         if deps:
             key = task.id.lower()
             upstream[key] = deps
             for dep in deps:
                 downstream.setdefault(dep, []).append(key)
-    definitions = _DefinitionText(bindings, outputs_container, job_context(job))
-    inputs = _InputDigests(bindings, contents)
-    pool_packages = package_digest(contents.pool_packages, contents)
-    # Digests by id only while they are made with dependencies (a task's upstream part reads those of the
-    # tasks it waits for); without, each is packed as it is made, in the manifest's (topological) order.
+    digests = _Digests(job, bindings, outputs_container, contents)
+    if not upstream:  # nothing kept per task: keys and digests are made from the tasks when read
+        tasks = job.tasks
+        keys: Sequence[str] = TaskKeys(tasks)
+        found = TaskDigests(keys, lambda position: digests.of(tasks[position]))
+        return TaskGraph(found, upstream, downstream, keys, keys, digests)
     made: dict[str, str] = {}
-    packed = bytearray()
     order: list[str] = []
-    for task in topological_order(job.tasks, upstream) if upstream else job.tasks:
+    for task in topological_order(job.tasks, upstream):
         key = task_key(task.id)
-        own_packages = (
-            package_refs(task.properties) if "applicationPackageReferences" in task.properties else ()
+        needs = upstream.get(key)
+        made[key] = digests.of(
+            task, _hash(",".join(made[d] for d in needs if d in made)) if needs else NOTHING
         )
-        packages = (
-            package_digest([*contents.pool_packages, *own_packages], contents)
-            if own_packages
-            else pool_packages
-        )
-        needs = upstream.get(key) if upstream else None
-        up = _hash(",".join(made[d] for d in needs if d in made)) if needs else NOTHING
-        digest = f"{_hash(definitions.of(task))}-{inputs.of(task)}-{packages}-{up}"
-        if upstream:
-            made[key] = digest
-        else:
-            packed += _packed(digest)
         order.append(key)
-    order_keys = tuple(order)
-    keys = order_keys
-    if upstream:
-        keys = tuple(task_key(task.id) for task in job.tasks)
-        for key in keys:
-            packed += _packed(made[key])
-    return TaskGraph(TaskDigests(keys, packed), upstream, downstream, order_keys, keys)
+    keys = tuple(task_key(task.id) for task in job.tasks)
+    packed = bytearray()
+    for key in keys:
+        packed += _packed(made[key])
+    return TaskGraph(TaskDigests(keys, _unpacker(packed)), upstream, downstream, tuple(order), keys)
