@@ -28,6 +28,7 @@ from tests.conftest import tools_dir
 from tests.operate.cli import REPO, batchrun, manifest
 
 README = (REPO / "README.md").read_text()
+RECONCILER = (REPO / "docs" / "reconciler.md").read_text()
 GUIDE = (REPO / "docs" / "manifest-guide.md").read_text()
 
 
@@ -143,6 +144,18 @@ def test_readme_quickstart_and_examples_in_a_fresh_clone_with_a_fresh_home(clone
         check=False,
     )
     assert python.returncode == 0, python.stderr
+    # The reconciler guide's task factory, planned against the same target.
+    factory = blocks(section(RECONCILER, "## Python API"), "python")[1]
+    planned = subprocess.run(
+        [sys.executable, "-c", factory],
+        cwd=clone.folder,
+        env=clone.env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert planned.returncode == 0, planned.stderr
+    assert int(planned.stdout.split()[-1]) >= 1000  # the factory's tasks are new to the job
     assert clone.git_status() == ""
 
 
