@@ -22,13 +22,32 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Literal, overload
 
 UploadCondition = Literal["tasksuccess", "taskfailure", "taskcompletion"]
 
-# What most tasks have: one read-only empty mapping shared by all, not an empty dict each.
-NO_INPUT_PATHS: Mapping[str, tuple[str, ...]] = MappingProxyType({})
+
+class _NoInputPaths(Mapping[str, tuple[str, ...]]):
+    """What most tasks have: one read-only empty mapping shared by all, not an empty dict each. It copies
+    and pickles as itself."""
+
+    def __getitem__(self, key: str) -> tuple[str, ...]:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __reduce__(self) -> str:
+        return "NO_INPUT_PATHS"
+
+    def __repr__(self) -> str:
+        return "{}"
+
+
+NO_INPUT_PATHS: Mapping[str, tuple[str, ...]] = _NoInputPaths()
 
 
 @dataclass(frozen=True)
@@ -91,7 +110,8 @@ class TaskSpec:
 class TaskFactory(Sequence[TaskSpec]):
     """A job's tasks made one at a time when read, from their number and a function of their position: a
     job of 100,000 tasks built in Python holds none of them (a plan reads each task a few times, and keeps
-    only what it must do). ``make`` must give the same task for the same position every time."""
+    only what it must do). ``make`` must give the same task for the same position every time, and the ids
+    must be unique ignoring case, as in a manifest."""
 
     def __init__(self, count: int, make: Callable[[int], TaskSpec]) -> None:
         self._count = count

@@ -104,6 +104,10 @@ class TaskChanges(Sequence[Change]):
 
     def keep(self, position: int, reason: str, cause: str) -> None:
         """The task at ``position`` of the job's tasks is kept as it is, for ``reason``."""
+        if not 0 <= position < len(self._tasks):
+            raise IndexError(
+                f"task position {position} is not in job {self._job_id}'s {len(self._tasks)} tasks"
+            )
         number = self._numbers.get((reason, cause))
         if number is None:
             if len(self._reasons) == 256:  # more reasons than a byte tells apart (exit codes): held whole
@@ -122,14 +126,15 @@ class TaskChanges(Sequence[Change]):
             return self._others[~entry]
         return self._kept(entry >> 8, self._reasons[entry & 0xFF])
 
-    def acting(self) -> list[Change]:
+    def acting(self) -> Iterator[Change]:
         """The changes other than the tasks kept as they are, in order."""
-        return self._others
+        return iter(self._others)
 
     def mapped(self, change: Callable[[Change], Change]) -> TaskChanges:
         """These changes with ``change`` applied to each but the tasks kept as they are."""
         copy = TaskChanges(self._job_id, self._tasks)
-        copy._entries, copy._reasons, copy._numbers = self._entries, self._reasons, self._numbers
+        copy._entries = array("q", self._entries)
+        copy._reasons, copy._numbers = list(self._reasons), dict(self._numbers)
         copy._others = [change(item) for item in self._others]
         return copy
 

@@ -7,7 +7,17 @@ from datetime import datetime
 
 from batchrun.model import JobSpec, Workload
 from batchrun.model.durations import duration_seconds
-from batchrun.plan.actions import Action, Change, Changes, InputBinding, Operation, Plan, Stage, acting
+from batchrun.plan.actions import (
+    Action,
+    Change,
+    Changes,
+    InputBinding,
+    Operation,
+    Plan,
+    Stage,
+    TaskChanges,
+    acting,
+)
 from batchrun.plan.bodies import Ownership, input_bindings, job_body, pool_body, task_operation_args
 from batchrun.plan.decide_common import PlanOptions, ownership_block
 from batchrun.plan.decide_job import decide_job, job_address
@@ -216,15 +226,15 @@ def _job_and_tasks(
     )
     if decision.change.action is Action.BLOCKED:
         unblock = decision.change.unblock
-        return [
-            (decision.change,),
-            tuple(
-                Change(c.address, Action.BLOCKED, reason="its job is blocked", unblock=unblock)
-                if c.action is not Action.NOOP
-                else c
-                for c in tasks.changes
-            ),
-        ]
+
+        def blocked(change: Change) -> Change:
+            if change.action is Action.NOOP:
+                return change
+            return Change(change.address, Action.BLOCKED, reason="its job is blocked", unblock=unblock)
+
+        changes = tasks.changes
+        kept = changes.mapped(blocked) if isinstance(changes, TaskChanges) else tuple(map(blocked, changes))
+        return [(decision.change,), kept]
     if decision.fresh and live_job is not None:
         tasks = decide(True, tasks)
     return [(decision.change,), tasks.changes]

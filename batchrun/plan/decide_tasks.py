@@ -408,12 +408,17 @@ def decide_tasks(
                 continue
         result.keep(position, status.reason, status.cause._value_)
     if not fresh:
-        # Every task of the manifest was taken out of a TakenOnce as it was decided: what is left are the
-        # orphans, found without an index of the manifest's ids. Not set(live) - desired either way: a set
-        # of every live id is megabytes at 100,000 tasks, for the few orphans.
-        taken = kept is not None and isinstance(live, TakenOnce)
-        desired = graph.digests
-        for key in sorted(key for key in live if taken or key not in desired):
+        # Not set(live) - desired: a set of every live id is megabytes at 100,000 tasks, for the few orphans.
+        orphans: list[str]
+        if kept is not None and isinstance(live, TakenOnce):
+            # Every task of the manifest was taken as it was decided: what is left are the orphans, and a task
+            # the listing brought twice, told apart in one pass over the manifest's ids when anything is left.
+            left = set(live)
+            orphans = sorted(left.difference(left.intersection(graph.keys))) if left else []
+        else:
+            desired = graph.digests
+            orphans = sorted(key for key in live if key not in desired)
+        for key in orphans:
             address = task_address(job.id, key)
             if options.prune:
                 operation = Operation(Stage.TASK_DELETE, "task.delete", {"job": job.id, "id": key})

@@ -298,7 +298,7 @@ def _unpacker(packed: bytearray) -> Callable[[int], str]:
     def at(position: int) -> str:
         start = position * _PACKED
         text = packed[start : start + _PACKED].hex()
-        return f"{text[:16]}-{text[16:32]}-{text[32:48]}-{text[48:]}"
+        return "-".join(text[start : start + PART_LENGTH] for start in range(0, len(text), PART_LENGTH))
 
     return at
 

@@ -486,3 +486,23 @@ def test_tasks_taken_as_decided_give_the_same_plan(
         assert actions(plain, "task")["task/j1/t1"] == "create"  # it had not finished in the old job
         carried = next(c for c in plain.changes if c.address == "task/j1/t0")
         assert carried.reason == "succeeded in an earlier run"
+
+
+class ListedTwice(TakenFromDict):
+    """A listing whose later page brings t0 again, after the plan took it."""
+
+    def take(self, key: str) -> LiveTask | None:
+        found = super().take(key)
+        if key == "t0" and found is not None:
+            self.tasks[key] = found
+        return found
+
+
+def test_a_task_the_listing_brings_twice_is_not_an_orphan() -> None:
+    """What is left once the manifest's tasks are taken is checked against the manifest: a task listed twice
+    is not deleted by --prune."""
+    wl = workload([task(i) for i in range(3)])
+    live = live_for(wl, state="active")
+    plan = make(wl, replace(live, tasks=ListedTwice(dict(live.tasks))), PlanOptions(prune=True))
+    assert actions(plan, "task") == {f"task/j1/t{i}": "no-op" for i in range(3)}
+    assert not plan.has_changes

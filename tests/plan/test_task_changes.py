@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from batchrun.model import TaskSpec
 from batchrun.plan.actions import (
     Action,
@@ -47,6 +49,8 @@ def test_tasks_kept_read_back_as_the_changes_they_stand_for() -> None:
     assert tuple(changes) == expected and len(changes) == 5
     assert changes[0] == expected[0] and changes[-1] == expected[-1] and changes[1:3] == expected[1:3]
     assert list(acting(changes)) == [expected[1], expected[4]]  # only what is not a task kept
+    with pytest.raises(IndexError):
+        changes.keep(len(TASKS), "", "current")  # no such task: refused, not read back as another
 
 
 def test_a_plan_of_parts_equals_the_plan_of_one_tuple_and_counts_the_same() -> None:

@@ -59,3 +59,15 @@ def test_a_plan_of_a_task_factory_is_the_plan_of_the_same_tuple(job_state: str) 
             # reads them all again per task (a plan of 100,000 tasks makes each a few times, holds none).
             assert made.made <= 4 * 3
             assert planned == make(eager, state, options)
+
+
+def test_tasks_copy_and_pickle_with_their_shared_empty_input_paths() -> None:
+    import copy
+    import pickle
+
+    from batchrun.model import NO_INPUT_PATHS
+
+    task = _task(0)
+    assert task.input_paths is NO_INPUT_PATHS and task.input_paths == {}
+    assert copy.deepcopy(task) == task and copy.deepcopy(task).input_paths is NO_INPUT_PATHS
+    assert pickle.loads(pickle.dumps(task)).input_paths is NO_INPUT_PATHS
