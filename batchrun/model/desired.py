@@ -22,7 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, Literal
+
+from batchrun.model.by_position import ByPosition
 
 UploadCondition = Literal["tasksuccess", "taskfailure", "taskcompletion"]
 
@@ -107,7 +109,7 @@ class TaskSpec:
     output_inputs: tuple[str, ...] = ()
 
 
-class TaskFactory(Sequence[TaskSpec]):
+class TaskFactory(ByPosition[TaskSpec]):
     """A job's tasks made one at a time when read, from their number and a function of their position: a
     job of 100,000 tasks built in Python holds none of them (a plan reads each task a few times, and keeps
     only what it must do). ``make`` must give the same task for the same position every time, and the ids
@@ -123,18 +125,7 @@ class TaskFactory(Sequence[TaskSpec]):
     def __iter__(self) -> Iterator[TaskSpec]:
         return map(self._make, range(self._count))
 
-    @overload
-    def __getitem__(self, index: int) -> TaskSpec: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[TaskSpec]: ...
-
-    def __getitem__(self, index: int | slice) -> TaskSpec | Sequence[TaskSpec]:
-        if isinstance(index, slice):
-            return tuple(map(self._make, range(self._count)[index]))
-        position = index + self._count if index < 0 else index
-        if not 0 <= position < self._count:
-            raise IndexError(index)
+    def _at(self, position: int) -> TaskSpec:
         return self._make(position)
 
     def __repr__(self) -> str:

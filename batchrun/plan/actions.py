@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from itertools import chain
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any
+
+from batchrun.model.by_position import ByPosition
 
 if TYPE_CHECKING:
     from batchrun.model import TaskSpec
@@ -85,7 +87,7 @@ class Change:
         return self.address.split("/", 1)[0]
 
 
-class TaskChanges(Sequence[Change]):
+class TaskChanges(ByPosition[Change]):
     """A job's task changes in the order they were decided. A task kept as it is (a no-op and its reason) is
     held as one number, its position in the job's tasks and its reason's, and made into a Change only when
     read: a plan of 100,000 unchanged tasks holds no 100,000 Change objects."""
@@ -144,16 +146,8 @@ class TaskChanges(Sequence[Change]):
     def __iter__(self) -> Iterator[Change]:
         return map(self._made, self._entries)
 
-    @overload
-    def __getitem__(self, index: int) -> Change: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Change]: ...
-
-    def __getitem__(self, index: int | slice) -> Change | Sequence[Change]:
-        if isinstance(index, slice):
-            return tuple(map(self._made, self._entries[index]))
-        return self._made(self._entries[index])
+    def _at(self, position: int) -> Change:
+        return self._made(self._entries[position])
 
 
 def acting(changes: Iterable[Change]) -> Iterable[Change]:
@@ -163,7 +157,7 @@ def acting(changes: Iterable[Change]) -> Iterable[Change]:
     return changes
 
 
-class Changes(Sequence[Change]):
+class Changes(ByPosition[Change]):
     """A plan's changes, read in order from parts (a job's :class:`TaskChanges` among them) without copying
     them into one tuple; equal to any sequence of the same changes."""
 
@@ -187,23 +181,12 @@ class Changes(Sequence[Change]):
     def __iter__(self) -> Iterator[Change]:
         return chain.from_iterable(self._parts)
 
-    @overload
-    def __getitem__(self, index: int) -> Change: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Change]: ...
-
-    def __getitem__(self, index: int | slice) -> Change | Sequence[Change]:
-        if isinstance(index, slice):
-            return tuple(self)[index]
-        position = index + self._length if index < 0 else index
-        if not 0 <= position < self._length:
-            raise IndexError(index)
+    def _at(self, position: int) -> Change:
         for part in self._parts:
             if position < len(part):
                 return part[position]
             position -= len(part)
-        raise IndexError(index)
+        raise IndexError(position)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence) or isinstance(other, str):

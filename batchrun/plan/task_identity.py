@@ -20,9 +20,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, overload
+from typing import Any, NamedTuple
 
 from batchrun.model import JobSpec, TaskSpec
+from batchrun.model.by_position import ByPosition
 from batchrun.plan.actions import InputBinding
 from batchrun.plan.bodies import canonical_json
 
@@ -232,7 +233,7 @@ def topological_order(tasks: Sequence[TaskSpec], upstream: Mapping[str, Sequence
 _PACKED = PART_LENGTH * len(PART_NAMES) // 2  # bytes of a digest's hex digits
 
 
-class TaskKeys(Sequence[str]):
+class TaskKeys(ByPosition[str]):
     """The lower-cased ids of a job's tasks, read from the tasks (which may be made as they are read)."""
 
     def __init__(self, tasks: Sequence[TaskSpec]) -> None:
@@ -244,16 +245,8 @@ class TaskKeys(Sequence[str]):
     def __iter__(self) -> Iterator[str]:
         return (task_key(task.id) for task in self._tasks)
 
-    @overload
-    def __getitem__(self, index: int) -> str: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[str]: ...
-
-    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
-        if isinstance(index, slice):
-            return tuple(task_key(task.id) for task in self._tasks[index])
-        return task_key(self._tasks[index].id)
+    def _at(self, position: int) -> str:
+        return task_key(self._tasks[position].id)
 
 
 class TaskDigests(Mapping[str, str]):

@@ -133,27 +133,21 @@ def test_readme_quickstart_and_examples_in_a_fresh_clone_with_a_fresh_home(clone
     assert clone.run(validate).returncode == 0
     assert clone.run(drift).returncode == 0  # live matches: exit 0
 
+    def python(code: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=clone.folder,
+            env=clone.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
     # The Python API example.
-    api = blocks(section(README, "## Python API"), "python")[0]
-    python = subprocess.run(
-        [sys.executable, "-c", api],
-        cwd=clone.folder,
-        env=clone.env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert python.returncode == 0, python.stderr
+    api = python(blocks(section(README, "## Python API"), "python")[0])
+    assert api.returncode == 0, api.stderr
     # The reconciler guide's task factory, planned against the same target.
-    factory = blocks(section(RECONCILER, "## Python API"), "python")[1]
-    planned = subprocess.run(
-        [sys.executable, "-c", factory],
-        cwd=clone.folder,
-        env=clone.env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    planned = python(blocks(section(RECONCILER, "## Python API"), "python")[1])
     assert planned.returncode == 0, planned.stderr
     assert int(planned.stdout.split()[-1]) >= 1000  # the factory's tasks are new to the job
     assert clone.git_status() == ""

@@ -140,10 +140,10 @@ def test_a_page_that_fails_raises_in_the_caller_after_the_pages_before_it() -> N
     assert len(seen) == 3000
 
 
-def test_tasks_listed_already_are_read_while_later_pages_are_on_their_way() -> None:
+def _listing(batch: CountedBatch) -> tuple[Any, threading.Thread]:
+    """ArrivingTasks filled by a listing of ``batch`` in its own thread, as a plan's reads fill them."""
     from batchrun.azure.arriving_tasks import ArrivingTasks
 
-    batch = CountedBatch(pages=20, delay=0.02)
     arriving = ArrivingTasks()
 
     def listing_thread() -> None:
@@ -152,6 +152,12 @@ def test_tasks_listed_already_are_read_while_later_pages_are_on_their_way() -> N
 
     listing = threading.Thread(target=listing_thread)
     listing.start()
+    return arriving, listing
+
+
+def test_tasks_listed_already_are_read_while_later_pages_are_on_their_way() -> None:
+    batch = CountedBatch(pages=20, delay=0.02)
+    arriving, listing = _listing(batch)
     assert arriving.get("t10") is not None  # on the first page
     assert batch.asked < 20  # found before the listing's end
     assert arriving.get("t15500") is not None and arriving.get("nope") is None  # a later page; the end
@@ -162,17 +168,8 @@ def test_tasks_listed_already_are_read_while_later_pages_are_on_their_way() -> N
 def test_a_task_taken_is_no_longer_held_and_a_take_waits_for_its_page() -> None:
     """A plan takes each task as it decides it: what the listing brought is held only until then, a take of
     a task on a later page waits for that page, and what nobody took (orphans) stays."""
-    from batchrun.azure.arriving_tasks import ArrivingTasks
-
     batch = CountedBatch(pages=20, delay=0.02)
-    arriving = ArrivingTasks()
-
-    def listing_thread() -> None:
-        list_tasks(batch, "j", arriving.arrived)  # type: ignore[arg-type]
-        arriving.finish()
-
-    listing = threading.Thread(target=listing_thread)
-    listing.start()
+    arriving, listing = _listing(batch)
     first = arriving.take("t10")
     assert first is not None and batch.asked < 20
     assert arriving.get("t10") is None and arriving.take("t10") is None  # taken once
