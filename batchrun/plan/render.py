@@ -109,58 +109,89 @@ def render_change(change: Change) -> list[str]:
     return lines
 
 
-def _summarise_tasks(changes: list[Change]) -> list[str]:
-    by_action: dict[Action, list[Change]] = {}
-    for change in changes:
-        by_action.setdefault(change.action, []).append(change)
-    job = changes[0].address.split("/")[1]
-    parts = [
-        f"{len(by_action.get(action, []))} to {word}"
-        for action, word in (
-            (Action.CREATE, "add"),
-            (Action.REPLACE, "replace"),
-            (Action.UPDATE, "update"),
-            (Action.DELETE, "delete"),
-        )
-    ]
-    kept = by_action.get(Action.NOOP, [])
-    unchanged = len(kept)
-    blocked = len(by_action.get(Action.BLOCKED, []))
-    extra_kept = sum(1 for c in kept if "--prune" in c.reason)
-    carried = sum(1 for c in kept if c.cause == "current" and c.reason)
-    line = f"    tasks of job/{job}: " + ", ".join(parts) + f", {unchanged} unchanged"
-    if carried:
-        line += f" ({carried} carried over from an earlier run)"
-    if blocked:
-        line += f", {blocked} blocked"
-    lines = [line]
-    causes = Counter(c.cause for c in changes if c.runs)
-    if causes:
-        lines.append("    why they run: " + ", ".join(f"{n} {cause}" for cause, n in causes.most_common()))
-    for cause, text in (
-        ("failed", "failed and will not run again"),
-        ("waits for a failed task", "wait for a failed task"),
-    ):
-        stuck = [c for c in kept if c.cause == cause]
-        if stuck:
-            shown = "; ".join(
-                f"{c.address.split('/', 2)[2]}: {c.reason}" for c in stuck[:TASKS_SHOWN_PER_ACTION]
+class _JobTasks:
+    """What the text shows of one job's tasks, gathered as the changes go by: counts, the first few of each
+    kind, and why tasks run. No list of every task is made (a plan of 100,000 tasks makes each kept task's
+    change only as it is read)."""
+
+    _STUCK_TEXT = {
+        "failed": "failed and will not run again",
+        "waits for a failed task": "wait for a failed task",
+    }
+
+    def __init__(self, job: str) -> None:
+        self.job = job
+        self.counts: Counter[Action] = Counter()
+        self.shown: dict[Action, list[Change]] = {}  # the first few of each action
+        self.causes: Counter[str] = Counter()  # why tasks run
+        self.stuck: dict[str, list[Change]] = {cause: [] for cause in STUCK}  # the first few, kept tasks
+        self.stuck_counts: Counter[str] = Counter()
+        self.carried = 0
+        self.extra_kept = 0
+        self.worth_showing = False
+
+    def add(self, change: Change) -> None:
+        action = change.action
+        self.counts[action] += 1
+        shown = self.shown.setdefault(action, [])
+        if len(shown) < TASKS_SHOWN_PER_ACTION:
+            shown.append(change)
+        if change.runs:
+            self.causes[change.cause] += 1
+        if action is not Action.NOOP:
+            self.worth_showing = True
+            return
+        if "--prune" in change.reason:
+            self.extra_kept += 1
+            self.worth_showing = True
+        if change.cause == "current" and change.reason:
+            self.carried += 1
+        if change.cause in STUCK:
+            self.worth_showing = True
+            self.stuck_counts[change.cause] += 1
+            if len(self.stuck[change.cause]) < TASKS_SHOWN_PER_ACTION:
+                self.stuck[change.cause].append(change)
+
+    def lines(self) -> list[str]:
+        parts = [
+            f"{self.counts[action]} to {word}"
+            for action, word in (
+                (Action.CREATE, "add"),
+                (Action.REPLACE, "replace"),
+                (Action.UPDATE, "update"),
+                (Action.DELETE, "delete"),
             )
-            more = (
-                f"; ... and {len(stuck) - TASKS_SHOWN_PER_ACTION} more"
-                if len(stuck) > TASKS_SHOWN_PER_ACTION
-                else ""
+        ]
+        line = f"    tasks of job/{self.job}: " + ", ".join(parts) + f", {self.counts[Action.NOOP]} unchanged"
+        if self.carried:
+            line += f" ({self.carried} carried over from an earlier run)"
+        if self.counts[Action.BLOCKED]:
+            line += f", {self.counts[Action.BLOCKED]} blocked"
+        lines = [line]
+        if self.causes:
+            lines.append(
+                "    why they run: " + ", ".join(f"{n} {cause}" for cause, n in self.causes.most_common())
             )
-            lines.append(f"    {len(stuck)} task(s) {text}: {shown}{more}")
-    if extra_kept:
-        lines.append(f"    {extra_kept} task(s) not in the manifest are kept (--prune deletes them)")
-    for action in (Action.CREATE, Action.REPLACE, Action.UPDATE, Action.DELETE):
-        items = by_action.get(action, [])
-        for change in items[:TASKS_SHOWN_PER_ACTION]:
-            lines.extend("  " + text for text in render_change(change))
-        if len(items) > TASKS_SHOWN_PER_ACTION:
-            lines.append(f"      ... and {len(items) - TASKS_SHOWN_PER_ACTION} more to {action.value}")
-    return lines
+        for cause in STUCK:
+            count = self.stuck_counts[cause]
+            if count:
+                shown = "; ".join(f"{c.address.split('/', 2)[2]}: {c.reason}" for c in self.stuck[cause])
+                more = (
+                    f"; ... and {count - TASKS_SHOWN_PER_ACTION} more"
+                    if count > TASKS_SHOWN_PER_ACTION
+                    else ""
+                )
+                lines.append(f"    {count} task(s) {self._STUCK_TEXT[cause]}: {shown}{more}")
+        if self.extra_kept:
+            lines.append(f"    {self.extra_kept} task(s) not in the manifest are kept (--prune deletes them)")
+        for action in (Action.CREATE, Action.REPLACE, Action.UPDATE, Action.DELETE):
+            for change in self.shown.get(action, []):
+                lines.extend("  " + text for text in render_change(change))
+            if self.counts[action] > TASKS_SHOWN_PER_ACTION:
+                lines.append(
+                    f"      ... and {self.counts[action] - TASKS_SHOWN_PER_ACTION} more to {action.value}"
+                )
+        return lines
 
 
 def summary_line(plan: Plan, destroy: bool = False) -> str:
@@ -182,10 +213,16 @@ def summary_line(plan: Plan, destroy: bool = False) -> str:
 
 def render_text(plan: Plan, destroy: bool = False) -> str:
     lines: list[str] = []
-    tasks: list[Change] = []
+    by_job: dict[
+        str, _JobTasks
+    ] = {}  # task/<job>/<task>: a workload with several jobs is summarised job by job
     for change in plan.changes:
         if change.kind == "task":
-            tasks.append(change)
+            job = change.address.split("/")[1]
+            summary = by_job.get(job)
+            if summary is None:
+                summary = by_job[job] = _JobTasks(job)
+            summary.add(change)
         elif (
             change.action is not Action.NOOP
             or (destroy and change.reason)
@@ -197,12 +234,9 @@ def render_text(plan: Plan, destroy: bool = False) -> str:
                 if change.action is not Action.NOOP
                 else [f"    {change.address}: {change.reason}"]
             )
-    by_job: dict[str, list[Change]] = {}
-    for change in tasks:  # task/<job>/<task>: a workload with several jobs is summarised job by job
-        by_job.setdefault(change.address.split("/")[1], []).append(change)
-    for job_tasks in by_job.values():
-        if any(c.action is not Action.NOOP or "--prune" in c.reason or c.cause in STUCK for c in job_tasks):
-            lines.extend(_summarise_tasks(job_tasks))
+    for summary in by_job.values():
+        if summary.worth_showing:
+            lines.extend(summary.lines())
     lines.append("")
     lines.append(summary_line(plan, destroy))
     return "\n".join(lines)
