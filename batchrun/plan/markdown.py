@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from batchrun.plan.actions import Action, Change, Plan
@@ -102,13 +103,39 @@ def _group_key(change: Change) -> tuple[str, str]:
     return "kept: not in the manifest (--prune deletes them)", ""
 
 
-def _shown_tasks(tasks: Sequence[Change]) -> list[Change]:
-    return [c for c in tasks if c.action is not Action.NOOP or c.cause in STUCK or "--prune" in c.reason]
+@dataclass
+class _JobTasks:
+    """A job's tasks as the comment shows them: counts of all, and the ones shown grouped by why."""
+
+    counts: Counter[Action] = field(default_factory=Counter)
+    runs: int = 0
+    groups: dict[str, list[Change]] = field(default_factory=dict)  # heading -> its tasks, in plan order
 
 
-def _task_section(job: str, tasks: Sequence[Change], ids_per_group: int, groups_shown: int) -> list[str]:
-    counts = Counter(c.action for c in tasks)
-    runs = sum(1 for c in tasks if c.runs)
+def _gathered(plan: Plan) -> tuple[list[Change], dict[str, _JobTasks]]:
+    """The plan's resource changes, and its tasks by job, in one pass: a task kept as it is only counts (a
+    plan of 100,000 tasks makes each kept task's change only as it is read, and the comment is made up to
+    six times to fit)."""
+    resources: list[Change] = []
+    jobs: dict[str, _JobTasks] = {}
+    for change in plan.changes:
+        if change.kind != "task":
+            resources.append(change)
+            continue
+        job = change.address.split("/")[1]
+        tasks = jobs.get(job)
+        if tasks is None:
+            tasks = jobs[job] = _JobTasks()
+        tasks.counts[change.action] += 1
+        if change.runs:
+            tasks.runs += 1
+        if change.action is not Action.NOOP or change.cause in STUCK or "--prune" in change.reason:
+            tasks.groups.setdefault(_group_key(change)[0], []).append(change)
+    return resources, jobs
+
+
+def _task_section(job: str, tasks: _JobTasks, ids_per_group: int, groups_shown: int) -> list[str]:
+    counts, runs = tasks.counts, tasks.runs
     line = (
         f"**Tasks of `job/{_cell(job)}`**: {runs} to run ({counts[Action.CREATE]} new in the job, "
         f"{counts[Action.REPLACE]} replaced), {counts[Action.UPDATE]} to update, "
@@ -117,10 +144,7 @@ def _task_section(job: str, tasks: Sequence[Change], ids_per_group: int, groups_
     if counts[Action.BLOCKED]:
         line += f", {counts[Action.BLOCKED]} blocked"
     lines = [line, ""]
-    groups: dict[str, list[Change]] = {}
-    for change in _shown_tasks(tasks):
-        groups.setdefault(_group_key(change)[0], []).append(change)
-    ordered = sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+    ordered = sorted(tasks.groups.items(), key=lambda item: (-len(item[1]), item[0]))
     for heading, members in ordered[:groups_shown]:
         lines.append(f"<details><summary>{len(members)} task(s): {_cell(heading)}</summary>")
         lines.append("")
@@ -147,8 +171,15 @@ def _task_section(job: str, tasks: Sequence[Change], ids_per_group: int, groups_
     return lines
 
 
-def _render(plan: Plan, destroy: bool, ids_per_group: int, groups_shown: int, extra: Sequence[str]) -> str:
-    resources = [c for c in plan.changes if c.kind != "task"]
+def _render(
+    plan: Plan,
+    gathered: tuple[list[Change], dict[str, _JobTasks]],
+    destroy: bool,
+    ids_per_group: int,
+    groups_shown: int,
+    extra: Sequence[str],
+) -> str:
+    resources, jobs = gathered
     attention = [c for a in ATTENTION for c in resources if c.action is a]
     other = [c for c in resources if c.action in (Action.CREATE, Action.UPDATE)]
     noted = [c for c in resources if c.action is Action.NOOP and c.reason and c.cause == ORPHAN]
@@ -166,12 +197,8 @@ def _render(plan: Plan, destroy: bool, ids_per_group: int, groups_shown: int, ex
         lines += ["#### Changes", "", *_resource_table(other), ""]
     if noted:
         lines += ["#### Owned but no longer in the manifest", "", *_resource_table(noted), ""]
-    by_job: dict[str, list[Change]] = {}
-    for change in plan.changes:
-        if change.kind == "task":
-            by_job.setdefault(change.address.split("/")[1], []).append(change)
-    for job, tasks in by_job.items():
-        if _shown_tasks(tasks):
+    for job, tasks in jobs.items():
+        if tasks.groups:
             lines += _task_section(job, tasks, ids_per_group, groups_shown)
     lines.extend(extra)
     return redact("\n".join(lines).rstrip() + "\n")
@@ -183,9 +210,10 @@ def render_markdown(
     """The plan as a pull-request comment of at most ``budget`` characters (``extra``: lines added at the end,
     e.g. the cost of the pools)."""
     text = ""
+    gathered = _gathered(plan)
     for groups_shown in (GROUPS_SHOWN, 10, 0):
         for ids in IDS_PER_GROUP:
-            text = _render(plan, destroy, ids, groups_shown, extra)
+            text = _render(plan, gathered, destroy, ids, groups_shown, extra)
             if len(text) <= budget:
                 return text
     # Only the resource tables are left and they do not fit (thousands of resources): cut at a line.
