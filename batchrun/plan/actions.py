@@ -133,7 +133,6 @@ class TaskChanges(ByPosition[Change]):
         return iter(self._others)
 
     def mapped(self, change: Callable[[Change], Change]) -> TaskChanges:
-        """These changes with ``change`` applied to each but the tasks kept as they are."""
         copy = TaskChanges(self._job_id, self._tasks)
         copy._entries = array("q", self._entries)
         copy._reasons, copy._numbers = list(self._reasons), dict(self._numbers)
@@ -157,6 +156,14 @@ def acting(changes: Iterable[Change]) -> Iterable[Change]:
     return changes
 
 
+def mapped(changes: Sequence[Change], change: Callable[[Change], Change]) -> Sequence[Change]:
+    """``changes`` with ``change`` applied to each but the tasks kept as they are (a kept task is a no-op
+    that ``change`` must leave as it is), without making the kept tasks' changes."""
+    if isinstance(changes, (Changes, TaskChanges)):
+        return changes.mapped(change)
+    return tuple(map(change, changes))
+
+
 class Changes(ByPosition[Change]):
     """A plan's changes, read in order from parts (a job's :class:`TaskChanges` among them) without copying
     them into one tuple; equal to any sequence of the same changes."""
@@ -169,11 +176,7 @@ class Changes(ByPosition[Change]):
         return chain.from_iterable(acting(part) for part in self._parts)
 
     def mapped(self, change: Callable[[Change], Change]) -> Changes:
-        """These changes with ``change`` applied to each but the tasks kept as they are."""
-        return Changes(
-            part.mapped(change) if isinstance(part, TaskChanges) else tuple(map(change, part))
-            for part in self._parts
-        )
+        return Changes(mapped(part, change) for part in self._parts)
 
     def __len__(self) -> int:
         return self._length

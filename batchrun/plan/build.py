@@ -15,8 +15,8 @@ from batchrun.plan.actions import (
     Operation,
     Plan,
     Stage,
-    TaskChanges,
     acting,
+    mapped,
 )
 from batchrun.plan.bodies import Ownership, input_bindings, job_body, pool_body, task_operation_args
 from batchrun.plan.decide_common import PlanOptions, ownership_block
@@ -232,9 +232,7 @@ def _job_and_tasks(
                 return change
             return Change(change.address, Action.BLOCKED, reason="its job is blocked", unblock=unblock)
 
-        changes = tasks.changes
-        kept = changes.mapped(blocked) if isinstance(changes, TaskChanges) else tuple(map(blocked, changes))
-        return [(decision.change,), kept]
+        return [(decision.change,), mapped(tasks.changes, blocked)]
     if decision.fresh and live_job is not None:
         tasks = decide(True, tasks)
     return [(decision.change,), tasks.changes]

@@ -342,7 +342,7 @@ def decide_tasks(
     decided: Iterable[Decided]
     in_job: set[str] = set()  # what a task to run may still depend on (only when a task depends on others)
     numeric: dict[int, str] = {}
-    kept: list[_Status] | None = None  # the statuses, kept for deciding again (no task waits for another)
+    own: list[_Status] | None = None  # each task's own status, for deciding again (no task waits for another)
     if graph.upstream:
         statuses = _statuses(job, known)
         runs = {key for key, status in statuses.items() if status.runs}
@@ -360,7 +360,7 @@ def decide_tasks(
         )
     else:  # no task depends on another: nothing to leave out of a body, statuses made as they are used
         decided = _own_statuses(job, known)
-        kept = []
+        own = []
     any_run = False
     changed_in_place = False  # a constraints update or a deletion
     constraints_change = constraints_checker(job.properties.get("constraints") or {})
@@ -371,8 +371,8 @@ def decide_tasks(
     for position, (_key, task, digest, status, live_task) in enumerate(decided):
         address = f"task/{job_id}/{task.id}"  # task_address, inline: once per task of the job
         observed = None if fresh else live_task
-        if kept is not None:
-            kept.append(status)
+        if own is not None:
+            own.append(status)
         if status.runs:
             any_run = True
             add = _add(_without_satisfied(task, in_job, numeric), digest)
@@ -410,11 +410,11 @@ def decide_tasks(
     if not fresh:
         # Not set(live) - desired: a set of every live id is megabytes at 100,000 tasks, for the few orphans.
         orphans: list[str]
-        if kept is not None and isinstance(live, TakenOnce):
+        if own is not None and isinstance(live, TakenOnce):
             # Every task of the manifest was taken as it was decided: what is left are the orphans, and a task
             # the listing brought twice, told apart in one pass over the manifest's ids when anything is left.
             left = set(live)
-            orphans = sorted(left.difference(left.intersection(graph.keys))) if left else []
+            orphans = sorted(left.difference(graph.keys)) if left else []
         else:
             desired = graph.digests
             orphans = sorted(key for key in live if key not in desired)
@@ -430,4 +430,4 @@ def decide_tasks(
                 result.add(
                     Change(address, Action.NOOP, reason="not in the manifest; kept (--prune deletes it)")
                 )
-    return TaskDecisions(result, any_run or changed_in_place, any_run, carried, tuple(kept) if kept else ())
+    return TaskDecisions(result, any_run or changed_in_place, any_run, carried, tuple(own) if own else ())

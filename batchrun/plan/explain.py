@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from batchrun.model import TaskSpec
-from batchrun.plan.actions import Action, Change, Changes, FieldChange, Plan, acting
+from batchrun.plan.actions import Action, Change, FieldChange, Plan, acting, mapped
 from batchrun.plan.diff import diff_subset
 from batchrun.plan.live import TASK_DIGEST_ENV
 
@@ -50,8 +50,4 @@ def explain(plan: Plan, tasks: Mapping[str, TaskSpec], live_bodies: Mapping[str,
                 return replace(change, fields=tuple(fields))
         return change
 
-    changes = plan.changes
-    # A task kept as it is does not run: only the others can be explained.
-    if isinstance(changes, Changes):
-        return replace(plan, changes=changes.mapped(explained))
-    return replace(plan, changes=tuple(map(explained, changes)))
+    return replace(plan, changes=mapped(plan.changes, explained))  # a task kept as it is does not run

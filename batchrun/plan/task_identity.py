@@ -354,15 +354,10 @@ def task_graph(
     outputs_container: str | None,
     contents: Contents,
 ) -> TaskGraph:
-    # One pass for the integer ids (what taskIdRanges match) and the few tasks that wait for others: a job's
-    # tasks may be made as they are read (TaskFactory).
-    numeric: dict[int, str] = {}
-    waiting: list[TaskSpec] = []
-    for task in job.tasks:
-        if task.id.isdigit():
-            numeric[int(task.id)] = task.id.lower()
-        if task.properties.get("dependsOn"):
-            waiting.append(task)
+    # A job's tasks may be made as they are read (TaskFactory): without dependencies this is the one pass
+    # before the plan's; the integer ids (what taskIdRanges match) are needed only with some.
+    waiting = [task for task in job.tasks if task.properties.get("dependsOn")]
+    numeric = numeric_task_ids(job.tasks) if waiting else {}
     upstream: dict[str, list[str]] = {}
     downstream: dict[str, list[str]] = {}
     for task in waiting:
