@@ -20,7 +20,7 @@ from typing import Any
 
 from batchrun.plan.actions import Action, Change, Plan
 from batchrun.plan.decide_orphans import ORPHAN
-from batchrun.plan.render import STUCK, summary_line
+from batchrun.plan.render import STUCK, summary_line, task_worth_showing
 from batchrun.plan.secrets import mask, masked_field
 from batchrun.redact import redact
 
@@ -129,7 +129,7 @@ def _gathered(plan: Plan) -> tuple[list[Change], dict[str, _JobTasks]]:
         tasks.counts[change.action] += 1
         if change.runs:
             tasks.runs += 1
-        if change.action is not Action.NOOP or change.cause in STUCK or "--prune" in change.reason:
+        if task_worth_showing(change):
             tasks.groups.setdefault(_group_key(change)[0], []).append(change)
     return resources, jobs
 

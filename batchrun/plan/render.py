@@ -32,6 +32,13 @@ VERBS = {
 TASK_VERBS = {Action.CREATE: "will run", Action.REPLACE: "will run again (replaced in its job)"}
 TASKS_SHOWN_PER_ACTION = 5
 STUCK = ("failed", "waits for a failed task")  # tasks that do not run, shown even when nothing changes
+
+
+def task_worth_showing(change: Change) -> bool:
+    """A task change a plan shows: one that acts, a task that will not run (STUCK), or an orphan kept."""
+    return change.action is not Action.NOOP or change.cause in STUCK or "--prune" in change.reason
+
+
 VALUE_WIDTH = 100
 FILES_SHOWN = 5  # file names listed per storage input
 
@@ -138,16 +145,14 @@ class _JobTasks:
             shown.append(change)
         if change.runs:
             self.causes[change.cause] += 1
+        self.worth_showing = self.worth_showing or task_worth_showing(change)
         if action is not Action.NOOP:
-            self.worth_showing = True
             return
         if "--prune" in change.reason:
             self.extra_kept += 1
-            self.worth_showing = True
         if change.cause == "current" and change.reason:
             self.carried += 1
         if change.cause in STUCK:
-            self.worth_showing = True
             self.stuck_counts[change.cause] += 1
             if len(self.stuck[change.cause]) < TASKS_SHOWN_PER_ACTION:
                 self.stuck[change.cause].append(change)
