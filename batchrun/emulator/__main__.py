@@ -15,6 +15,8 @@ from batchrun.emulator.config import EmulatorConfig
 from batchrun.emulator.server import EmulatorServer, write_discovery
 from batchrun.errors import BatchrunError
 
+STOP_CHECK_SECONDS = 0.2
+
 
 def main(argv: list[str] | None = None, on_start: Callable[[EmulatorServer], None] | None = None) -> int:
     """Serve until SIGTERM/SIGINT; ``on_start`` receives the server once it serves (an embedding daemon)."""
@@ -42,7 +44,9 @@ def main(argv: list[str] | None = None, on_start: Callable[[EmulatorServer], Non
         if on_start is not None:
             on_start(server)
         write_discovery(config.discovery_path, url)
-        while not stop.wait(3600):
+        # A signal is taken by any thread, but Python runs its handler in the main thread, when that thread
+        # next runs Python: a main thread asleep for an hour slept through a SIGTERM another thread took.
+        while not stop.wait(STOP_CHECK_SECONDS):
             pass
     finally:
         logging.getLogger("batchrun.emulator").info("stopping: running tasks are ended and requeued")

@@ -122,3 +122,22 @@ def test_sigterm_stops_gracefully_and_requeues_running_tasks(daemon: Daemon) -> 
     sleeper = client.get_task("term-job", "sleeper")
     assert sleeper.execution_info.requeue_count == 1
     assert sleeper.state in (models.BatchTaskState.ACTIVE, models.BatchTaskState.RUNNING)
+
+
+TGKILL = {"x86_64": 234, "aarch64": 131}.get(os.uname().machine)
+
+
+@pytest.mark.skipif(TGKILL is None, reason="tgkill's system call number is known for x86_64 and aarch64")
+def test_sigterm_taken_by_another_thread_stops_it_too(daemon: Daemon) -> None:
+    """A process-wide SIGTERM reaches whichever thread the kernel picks; one taken by the HTTP thread, say,
+    stops the emulator as one taken by the main thread does."""
+    import ctypes
+
+    daemon.start()
+    assert daemon.process is not None
+    pid = daemon.process.pid
+    others = [int(tid) for tid in os.listdir(f"/proc/{pid}/task") if int(tid) != pid]
+    assert others, "the emulator runs its HTTP server and scheduler in threads"
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.syscall(TGKILL, pid, others[0], signal.SIGTERM) == 0
+    assert daemon.process.wait(10) == 0
