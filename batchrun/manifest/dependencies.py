@@ -35,16 +35,18 @@ class _Globs:
         return found
 
 
-def resolve_dependencies(document: Document, tasks: list[ExpandedTask], problems: list[Diagnostic]) -> bool:
-    """Write Batch ``dependsOn`` into each task's properties; True when any task has dependencies."""
+def resolve_dependencies(
+    document: Document, ids: Sequence[str], waiting: Sequence[ExpandedTask], problems: list[Diagnostic]
+) -> bool:
+    """Write Batch ``dependsOn`` into the properties of each task of ``waiting`` (the tasks with a
+    ``dependsOn``), resolved over ``ids`` (every task's, in order); True when any task has dependencies."""
     reporter = Reporter(document, problems)
-    ids = [task.id for task in tasks]
     by_lower = {task_id.lower(): task_id for task_id in ids}
     globs = _Globs(ids)
     numeric = sorted(int(task_id) for task_id in ids if task_id.isdigit())
     edges: dict[str, list[str]] = {}
     any_dependencies = False
-    for task in tasks:
+    for task in waiting:
         spec = task.depends_on
         if spec is None:
             continue
@@ -125,7 +127,7 @@ def resolve_dependencies(document: Document, tasks: list[ExpandedTask], problems
     reporter.finish()
     cycle = find_cycle(edges)
     if cycle:
-        first = next(task for task in tasks if task.id == cycle[0])
+        first = next(task for task in waiting if task.id == cycle[0])
         problems.append(
             document.diagnostic(
                 (*first.template.path, "dependsOn"),

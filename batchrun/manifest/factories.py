@@ -158,3 +158,14 @@ def combinations(axes: Mapping[str, Sequence[Any]], zipped: bool) -> Iterator[di
     rows = zip(*axes.values(), strict=False) if zipped else _product(list(axes.values()))
     for row in rows:
         yield dict(zip(names, row, strict=True))
+
+
+def combination_at(axes: Mapping[str, Sequence[Any]], zipped: bool, index: int) -> dict[str, Any]:
+    """``list(combinations(axes, zipped))[index]`` without making the others: the last axis varies fastest."""
+    if zipped:
+        return {name: values[index] for name, values in axes.items()}
+    chosen: dict[str, Any] = {}
+    for name, values in reversed(list(axes.items())):
+        index, place = divmod(index, axis_length(values))
+        chosen[name] = values[place]
+    return {name: chosen[name] for name in axes}

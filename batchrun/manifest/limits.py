@@ -130,25 +130,30 @@ def expansion_problems(
     return problems
 
 
-def task_problems(
-    document: Document, tasks: Sequence[Any], templates: Sequence[Any], raw_tasks: Sequence[Any] | None
-) -> list[Diagnostic]:
-    """Expanded tasks over :data:`MAX_TASK_BYTES` (one per entry), measured only for the entries whose
-    bound allows it: most entries cost nothing here."""
-    suspicious = set()
-    for template in templates:
-        raw = raw_tasks[template.index] if raw_tasks is not None and template.index < len(raw_tasks) else None
-        if task_bound(template, raw)[1] > MAX_TASK_BYTES:
-            suspicious.add(template.index)
-    problems: list[Diagnostic] = []
-    reported: set[int] = set()
-    for task in tasks:
+class TaskSizes:
+    """Expanded tasks over :data:`MAX_TASK_BYTES` (one per entry), measured one task at a time as they are
+    made, and only for the entries whose bound allows it: most entries cost nothing here."""
+
+    def __init__(self, document: Document, templates: Sequence[Any], raw_tasks: Sequence[Any] | None) -> None:
+        self.document = document
+        self.suspicious: set[int] = set()
+        for template in templates:
+            raw = (
+                raw_tasks[template.index]
+                if raw_tasks is not None and template.index < len(raw_tasks)
+                else None
+            )
+            if task_bound(template, raw)[1] > MAX_TASK_BYTES:
+                self.suspicious.add(template.index)
+        self.problems: list[Diagnostic] = []
+        self.reported: set[int] = set()
+
+    def check(self, task: Any) -> None:
         index = task.template.index
-        if index not in suspicious or index in reported:
-            continue
+        if index not in self.suspicious or index in self.reported:
+            return
         body = {"id": task.id, **task.properties}
-        found = body_problem(document, ("job", "tasks", index), f"task {task.id!r}", body)
+        found = body_problem(self.document, ("job", "tasks", index), f"task {task.id!r}", body)
         if found is not None:
-            problems.append(found)
-            reported.add(index)
-    return problems
+            self.problems.append(found)
+            self.reported.add(index)

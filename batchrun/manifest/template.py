@@ -250,10 +250,14 @@ class Context(dict[str, Any]):
 
     def __init__(self, values: Mapping[str, Any]) -> None:
         super().__init__(values)
-        self.text = {
-            name: text_of(value) if value is None or isinstance(value, (bool, list, dict)) else value
-            for name, value in values.items()
-        }
+        self.text: Mapping[str, Any] = self  # most values (numbers, text, files) read as themselves
+        for value in values.values():
+            if value is None or isinstance(value, (bool, list, dict)):
+                self.text = {
+                    name: text_of(value) if value is None or isinstance(value, (bool, list, dict)) else value
+                    for name, value in values.items()
+                }
+                break
 
 
 def _format_template(parts: list[Part]) -> str | None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from batchrun.errors import Diagnostic, ManifestError
 from batchrun.manifest.dependencies import resolve_dependencies
-from batchrun.manifest.expand import TaskTemplate, expand_tasks
+from batchrun.manifest.expand import ExpandedTask, TaskChecks, TaskTemplate
 from batchrun.manifest.factories import (
     AxisError,
     FileItem,
@@ -24,7 +24,8 @@ from batchrun.manifest.factories import (
     combination_count,
     combinations,
 )
-from batchrun.manifest.limits import expansion_problems, task_problems
+from batchrun.manifest.job_tasks import ManifestTasks
+from batchrun.manifest.limits import TaskSizes, expansion_problems
 from batchrun.manifest.load import Document, load_document
 from batchrun.manifest.render import workload_digest
 from batchrun.manifest.resources import Resources, check_package_variables, resolve_resources, resolve_storage
@@ -32,7 +33,7 @@ from batchrun.manifest.several_jobs import load_jobs
 from batchrun.manifest.template import Compiled, Compiler, SubstitutionError
 from batchrun.manifest.validate import SchemaChecker, SchemaPaths
 from batchrun.manifest.variables import resolve_variables
-from batchrun.model import JobSpec, StorageInput, TaskSpec, Workload
+from batchrun.model import JobSpec, StorageInput, Workload
 
 DEFAULT_MAX_TASKS = 100_000
 
@@ -187,7 +188,8 @@ def _load_workload(
             workload_digest,
             max_tasks,
         )
-    return _load_document(document, variables, var_files, max_tasks, checker)
+    workload = _load_document(document, variables, var_files, max_tasks, checker)
+    return dataclasses.replace(workload, digest=workload_digest(workload))
 
 
 def _load_document(
@@ -241,9 +243,17 @@ def _load_document(
         raise ManifestError(problems)
     if size_problems := expansion_problems(document, resolved, templates, raw_tasks):  # before expanding
         raise ManifestError(problems + size_problems)
-    tasks = expand_tasks(document, templates, resources, problems)
-    problems.extend(task_problems(document, tasks, templates, raw_tasks))
-    uses_dependencies = resolve_dependencies(document, tasks, problems)
+    # Each task is made and checked once here, and made again whenever it is read (ManifestTasks): only the
+    # tasks that wait for others are held, to resolve their dependencies.
+    checks = TaskChecks(document, templates, resources, problems)
+    sizes = TaskSizes(document, templates, raw_tasks)
+    waiting: list[ExpandedTask] = []
+    for task in checks.tasks():
+        sizes.check(task)
+        if task.depends_on is not None:
+            waiting.append(task)
+    problems.extend(sizes.problems)
+    uses_dependencies = bool(waiting) and resolve_dependencies(document, checks.ids(), waiting, problems)
     job_spec: JobSpec | None = None
     if resources.job_id is not None:
         properties = resources.job_properties
@@ -260,11 +270,14 @@ def _load_document(
         job_spec = JobSpec(
             id=resources.job_id,
             properties=properties,
-            tasks=tuple(
-                TaskSpec(
-                    task.id, task.properties, task.inputs, task.outputs, task.input_paths, task.output_inputs
-                )
-                for task in tasks
+            tasks=ManifestTasks(
+                templates,
+                checks.maker,
+                {
+                    task.position: task.properties["dependsOn"]
+                    for task in waiting
+                    if "dependsOn" in task.properties
+                },
             ),
         )
     schedule = resolved.get("schedule")
@@ -289,7 +302,7 @@ def _load_document(
     if problems:
         raise ManifestError(problems)
     metadata = resolved["metadata"]
-    workload = Workload(
+    return Workload(  # its digest is made once the workload is whole (a manifest's jobs, one at a time)
         name=metadata["name"],
         manifest_path=document.path,
         digest="",
@@ -301,4 +314,3 @@ def _load_document(
         job=job_spec,
         schedule=dict(schedule) if schedule is not None else None,
     )
-    return dataclasses.replace(workload, digest=workload_digest(workload))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from batchrun.model.desired import (
     NO_INPUT_PATHS,
     JobSpec,
+    MadeTasks,
     PackageSpec,
     PoolSpec,
     StorageInput,
@@ -13,11 +14,13 @@ from batchrun.model.desired import (
     TaskOutput,
     TaskSpec,
     Workload,
+    tasks_with_dependencies,
 )
 
 __all__ = [
     "NO_INPUT_PATHS",
     "JobSpec",
+    "MadeTasks",
     "PackageSpec",
     "PoolSpec",
     "StorageInput",
@@ -26,4 +29,5 @@ __all__ = [
     "TaskOutput",
     "TaskSpec",
     "Workload",
+    "tasks_with_dependencies",
 ]

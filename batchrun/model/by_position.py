@@ -10,7 +10,8 @@ Item = TypeVar("Item")
 
 class ByPosition(Sequence[Item]):
     """A subclass gives ``__len__`` and ``_at`` (called with 0 <= position < len); indexing, negative
-    indices and slices (a tuple) are answered here."""
+    indices and slices (a tuple) are answered here. It equals any sequence of equal items, as a tuple of
+    them would."""
 
     def _at(self, position: int) -> Item:
         raise NotImplementedError
@@ -28,3 +29,13 @@ class ByPosition(Sequence[Item]):
         if not 0 <= position < len(self):
             raise IndexError(index)
         return self._at(position)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        if len(self) != len(other):
+            return False
+        return all(mine == theirs for mine, theirs in zip(self, other, strict=True))
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))

@@ -109,7 +109,23 @@ class TaskSpec:
     output_inputs: tuple[str, ...] = ()
 
 
-class TaskFactory(ByPosition[TaskSpec]):
+class MadeTasks(ByPosition[TaskSpec]):
+    """A job's tasks made when read, not held: a :class:`TaskFactory`, or a manifest's tasks."""
+
+    def with_dependencies(self) -> Iterator[TaskSpec]:
+        """The tasks that wait for others (``dependsOn``), in order. This reads every task; a subclass that
+        knows which ones wait makes only those."""
+        return (task for task in self if task.properties.get("dependsOn"))
+
+
+def tasks_with_dependencies(tasks: Sequence[TaskSpec]) -> list[TaskSpec]:
+    """The tasks of ``tasks`` that wait for others, in order."""
+    if isinstance(tasks, MadeTasks):
+        return list(tasks.with_dependencies())
+    return [task for task in tasks if task.properties.get("dependsOn")]
+
+
+class TaskFactory(MadeTasks):
     """A job's tasks made one at a time when read, from their number and a function of their position: a
     job of 100,000 tasks built in Python holds none of them (a plan reads each task a few times, and keeps
     only what it must do). ``make`` must give the same task for the same position every time, and the ids

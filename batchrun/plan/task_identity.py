@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from batchrun.model import JobSpec, TaskSpec
+from batchrun.model import JobSpec, MadeTasks, TaskSpec, tasks_with_dependencies
 from batchrun.model.by_position import ByPosition
 from batchrun.plan.actions import InputBinding
 from batchrun.plan.bodies import canonical_json
@@ -354,10 +354,15 @@ def task_graph(
     outputs_container: str | None,
     contents: Contents,
 ) -> TaskGraph:
-    # A job's tasks may be made as they are read (TaskFactory): without dependencies this is the one pass
-    # before the plan's; the integer ids (what taskIdRanges match) are needed only with some.
-    waiting = [task for task in job.tasks if task.properties.get("dependsOn")]
-    numeric = numeric_task_ids(job.tasks) if waiting else {}
+    # A job's tasks may be made as they are read (a manifest's, a TaskFactory): the ones that wait are found
+    # without making the others when their source knows them; the integer ids (what taskIdRanges match)
+    # are needed only with some.
+    waiting = tasks_with_dependencies(job.tasks)
+    # With dependencies every task is read several times below: made once, not once per read.
+    every: Sequence[TaskSpec] = (
+        tuple(job.tasks) if waiting and isinstance(job.tasks, MadeTasks) else job.tasks
+    )
+    numeric = numeric_task_ids(every) if waiting else {}
     upstream: dict[str, list[str]] = {}
     downstream: dict[str, list[str]] = {}
     for task in waiting:
@@ -375,14 +380,14 @@ def task_graph(
         return TaskGraph(found, upstream, downstream, keys, keys, digests)
     made: dict[str, str] = {}
     order: list[str] = []
-    for task in topological_order(job.tasks, upstream):
+    for task in topological_order(every, upstream):
         key = task_key(task.id)
         needs = upstream.get(key)
         made[key] = digests.of(
             task, _hash(",".join(made[d] for d in needs if d in made)) if needs else NOTHING
         )
         order.append(key)
-    keys = tuple(task_key(task.id) for task in job.tasks)
+    keys = tuple(task_key(task.id) for task in every)
     packed = bytearray()
     for key in keys:
         packed += _packed(made[key])
