@@ -37,6 +37,10 @@ class TaskTemplate:
     def path(self) -> PathKey:
         return ("job", "tasks", self.index)
 
+    def task_id(self, context: Mapping[str, Any]) -> Any:
+        """The id of the task made from ``context``, without making the task."""
+        return self.body.item("id").value(Context(context))
+
 
 @dataclass(slots=True)
 class ExpandedTask:

@@ -39,10 +39,17 @@ class ManifestTasks(MadeTasks):
         return self._count
 
     def _at(self, position: int) -> TaskSpec:
+        return self._made(*self._source(position), position)
+
+    def _source(self, position: int) -> tuple[TaskTemplate, dict[str, Any]]:
+        """The template of the task at ``position`` and its combination of the template's axes."""
         part = bisect.bisect_right(self._starts, position) - 1
         template = self._templates[part]
-        context = combination_at(template.axes, template.zipped, position - self._starts[part])
-        return self._made(template, context, position)
+        return template, combination_at(template.axes, template.zipped, position - self._starts[part])
+
+    def id_at(self, position: int) -> str:
+        template, context = self._source(position)
+        return str(template.task_id(context))
 
     def _made(self, template: TaskTemplate, context: Mapping[str, Any], position: int) -> TaskSpec:
         return self._maker.spec(template, context, self._depends_on.get(position))

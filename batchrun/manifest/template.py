@@ -148,10 +148,17 @@ class Compiled:
 
     constant: Any = None
     render: Render | None = None
+    items: Mapping[str, Compiled] | None = None  # a rendered mapping's values, compiled
 
     @property
     def is_constant(self) -> bool:
         return self.render is None
+
+    def item(self, key: str) -> Compiled:
+        """The compiled value of ``key`` of a mapping (KeyError when it has none)."""
+        if self.items is not None:
+            return self.items[key]
+        return Compiled(self.constant[key])
 
     def value(self, context: Mapping[str, Any]) -> Any:
         return self.constant if self.render is None else self.render(context)
@@ -179,7 +186,7 @@ class Compiler:
             compiled_items = [(key, self.compile(item, (*path, key))) for key, item in value.items()]
             if all(item.is_constant for _, item in compiled_items):
                 return Compiled({key: item.constant for key, item in compiled_items})
-            return Compiled(render=_dict_renderer(compiled_items))
+            return Compiled(render=_dict_renderer(compiled_items), items=dict(compiled_items))
         if isinstance(value, list):
             compiled_list = [self.compile(item, (*path, index)) for index, item in enumerate(value)]
             if all(item.is_constant for item in compiled_list):
@@ -250,7 +257,9 @@ class Context(dict[str, Any]):
 
     def __init__(self, values: Mapping[str, Any]) -> None:
         super().__init__(values)
-        self.text: Mapping[str, Any] = self  # most values (numbers, text, files) read as themselves
+        # Most values (numbers, text, files) read as themselves. (Not ``self``: a context referring to
+        # itself would be freed only by the garbage collector, and a plan makes one per task.)
+        self.text: Mapping[str, Any] = values
         for value in values.values():
             if value is None or isinstance(value, (bool, list, dict)):
                 self.text = {

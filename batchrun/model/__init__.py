@@ -14,6 +14,7 @@ from batchrun.model.desired import (
     TaskOutput,
     TaskSpec,
     Workload,
+    task_id_at,
     tasks_with_dependencies,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "TaskOutput",
     "TaskSpec",
     "Workload",
+    "task_id_at",
     "tasks_with_dependencies",
 ]

@@ -117,6 +117,16 @@ class MadeTasks(ByPosition[TaskSpec]):
         knows which ones wait makes only those."""
         return (task for task in self if task.properties.get("dependsOn"))
 
+    def id_at(self, position: int) -> str:
+        """The id of the task at ``position`` (0 <= position < len); a subclass may tell it without making
+        the task."""
+        return self._at(position).id
+
+
+def task_id_at(tasks: Sequence[TaskSpec], position: int) -> str:
+    """The id of ``tasks[position]``, without making the task where its source can tell it."""
+    return tasks.id_at(position) if isinstance(tasks, MadeTasks) else tasks[position].id
+
 
 def tasks_with_dependencies(tasks: Sequence[TaskSpec]) -> list[TaskSpec]:
     """The tasks of ``tasks`` that wait for others, in order."""

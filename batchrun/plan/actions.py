@@ -16,6 +16,7 @@ from enum import Enum
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
+from batchrun.model import task_id_at
 from batchrun.model.by_position import ByPosition
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ class TaskChanges(ByPosition[Change]):
         self._entries.append(position << 8 | number)
 
     def _kept(self, position: int, why: tuple[str, str]) -> Change:
-        address = f"task/{self._job_id}/{self._tasks[position].id}"
+        address = f"task/{self._job_id}/{task_id_at(self._tasks, position)}"
         return Change(address, Action.NOOP, reason=why[0], cause=why[1])
 
     def _made(self, entry: int) -> Change:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from batchrun.model import JobSpec, MadeTasks, TaskSpec, tasks_with_dependencies
+from batchrun.model import JobSpec, MadeTasks, TaskSpec, task_id_at, tasks_with_dependencies
 from batchrun.model.by_position import ByPosition
 from batchrun.plan.actions import InputBinding
 from batchrun.plan.bodies import canonical_json
@@ -246,7 +246,7 @@ class TaskKeys(ByPosition[str]):
         return (task_key(task.id) for task in self._tasks)
 
     def _at(self, position: int) -> str:
-        return task_key(self._tasks[position].id)
+        return task_key(task_id_at(self._tasks, position))
 
 
 class TaskDigests(Mapping[str, str]):
