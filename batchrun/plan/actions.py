@@ -129,9 +129,29 @@ class TaskChanges(ByPosition[Change]):
             return self._others[~entry]
         return self._kept(entry >> 8, self._reasons[entry & 0xFF])
 
+    @property
+    def job_id(self) -> str:
+        return self._job_id
+
     def acting(self) -> Iterator[Change]:
         """The changes other than the tasks kept as they are, in order."""
         return iter(self._others)
+
+    def walk(self) -> Iterator[tuple[Change | None, int, str, str]]:
+        """Each change in order, without making the kept tasks' changes: ``(change, -1, "", "")`` for a
+        change held whole, ``(None, position, reason, cause)`` for a task kept as it is (its change:
+        :meth:`kept_change`). A plan's text counts 100,000 kept tasks this way and shows a few."""
+        others, reasons = self._others, self._reasons
+        for entry in self._entries:
+            if entry < 0:
+                yield others[~entry], -1, "", ""
+            else:
+                reason, cause = reasons[entry & 0xFF]
+                yield None, entry >> 8, reason, cause
+
+    def kept_change(self, position: int, reason: str, cause: str) -> Change:
+        """The change of the task at ``position`` kept as it is (as :meth:`walk` gave it)."""
+        return self._kept(position, (reason, cause))
 
     def mapped(self, change: Callable[[Change], Change]) -> TaskChanges:
         copy = TaskChanges(self._job_id, self._tasks)
@@ -157,6 +177,17 @@ def acting(changes: Iterable[Change]) -> Iterable[Change]:
     return changes
 
 
+def by_part(changes: Sequence[Change]) -> Iterator[Change | TaskChanges]:
+    """The changes in order, each job's task changes as one :class:`TaskChanges` (read with ``walk``)."""
+    if isinstance(changes, TaskChanges):
+        yield changes
+    elif isinstance(changes, Changes):
+        for part in changes.parts:
+            yield from by_part(part)
+    else:
+        yield from changes
+
+
 def mapped(changes: Sequence[Change], change: Callable[[Change], Change]) -> Sequence[Change]:
     """``changes`` with ``change`` applied to each but the tasks kept as they are (a kept task is a no-op
     that ``change`` must leave as it is), without making the kept tasks' changes."""
@@ -172,6 +203,10 @@ class Changes(ByPosition[Change]):
     def __init__(self, parts: Iterable[Sequence[Change]]) -> None:
         self._parts = tuple(part for part in parts if len(part))
         self._length = sum(len(part) for part in self._parts)
+
+    @property
+    def parts(self) -> tuple[Sequence[Change], ...]:
+        return self._parts
 
     def acting(self) -> Iterator[Change]:
         return chain.from_iterable(acting(part) for part in self._parts)

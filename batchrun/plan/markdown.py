@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchrun.plan.actions import Action, Change, Plan
+from batchrun.plan.actions import Action, Change, Plan, TaskChanges, by_part
 from batchrun.plan.decide_orphans import ORPHAN
-from batchrun.plan.render import STUCK, summary_line, task_worth_showing
+from batchrun.plan.render import STUCK, kept_worth_showing, summary_line, task_worth_showing
 from batchrun.plan.secrets import mask, masked_field
 from batchrun.redact import redact
 
@@ -111,6 +111,16 @@ class _JobTasks:
     runs: int = 0
     groups: dict[str, list[Change]] = field(default_factory=dict)  # heading -> its tasks, in plan order
 
+    def add(self, change: Change) -> None:
+        self.counts[change.action] += 1
+        if change.runs:
+            self.runs += 1
+        if task_worth_showing(change):
+            self.add_shown(change)
+
+    def add_shown(self, change: Change) -> None:
+        self.groups.setdefault(_group_key(change)[0], []).append(change)
+
 
 def _gathered(plan: Plan) -> tuple[list[Change], dict[str, _JobTasks]]:
     """The plan's resource changes, and its tasks by job, in one pass: a task kept as it is only counts (a
@@ -118,19 +128,21 @@ def _gathered(plan: Plan) -> tuple[list[Change], dict[str, _JobTasks]]:
     six times to fit)."""
     resources: list[Change] = []
     jobs: dict[str, _JobTasks] = {}
-    for change in plan.changes:
+    for change in by_part(plan.changes):
+        if isinstance(change, TaskChanges):  # a job's task changes: a kept task is made only to be shown
+            tasks = jobs.setdefault(change.job_id, _JobTasks())
+            for whole, position, reason, cause in change.walk():
+                if whole is not None:
+                    tasks.add(whole)
+                    continue
+                tasks.counts[Action.NOOP] += 1
+                if kept_worth_showing(reason, cause):
+                    tasks.add_shown(change.kept_change(position, reason, cause))
+            continue
         if change.kind != "task":
             resources.append(change)
             continue
-        job = change.address.split("/")[1]
-        tasks = jobs.get(job)
-        if tasks is None:
-            tasks = jobs[job] = _JobTasks()
-        tasks.counts[change.action] += 1
-        if change.runs:
-            tasks.runs += 1
-        if task_worth_showing(change):
-            tasks.groups.setdefault(_group_key(change)[0], []).append(change)
+        jobs.setdefault(change.address.split("/")[1], _JobTasks()).add(change)
     return resources, jobs
 
 

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from batchrun.plan.actions import Action, Change, Plan, plan_to_json
+from batchrun.plan.actions import Action, Change, Plan, TaskChanges, by_part, plan_to_json
 from batchrun.plan.secrets import mask
 from batchrun.redact import redact
 
@@ -36,7 +36,12 @@ STUCK = ("failed", "waits for a failed task")  # tasks that do not run, shown ev
 
 def task_worth_showing(change: Change) -> bool:
     """A task change a plan shows: one that acts, a task that will not run (STUCK), or an orphan kept."""
-    return change.action is not Action.NOOP or change.cause in STUCK or "--prune" in change.reason
+    return change.action is not Action.NOOP or kept_worth_showing(change.reason, change.cause)
+
+
+def kept_worth_showing(reason: str, cause: str) -> bool:
+    """A task kept as it is that a plan shows: one that will not run, or an orphan kept."""
+    return cause in STUCK or "--prune" in reason
 
 
 VALUE_WIDTH = 100
@@ -137,6 +142,21 @@ class _JobTasks:
         self.extra_kept = 0
         self.worth_showing = False
 
+    def keep(self, part: TaskChanges, position: int, reason: str, cause: str) -> None:
+        """What :meth:`add` does with a kept task's change, making the change only to show it."""
+        self.counts[Action.NOOP] += 1
+        if len(self.shown.setdefault(Action.NOOP, [])) < TASKS_SHOWN_PER_ACTION:
+            self.shown[Action.NOOP].append(part.kept_change(position, reason, cause))
+        self.worth_showing = self.worth_showing or kept_worth_showing(reason, cause)
+        if "--prune" in reason:
+            self.extra_kept += 1
+        if cause == "current" and reason:
+            self.carried += 1
+        if cause in STUCK:
+            self.stuck_counts[cause] += 1
+            if len(self.stuck[cause]) < TASKS_SHOWN_PER_ACTION:
+                self.stuck[cause].append(part.kept_change(position, reason, cause))
+
     def add(self, change: Change) -> None:
         action = change.action
         self.counts[action] += 1
@@ -221,8 +241,17 @@ def render_text(plan: Plan, destroy: bool = False) -> str:
     by_job: dict[
         str, _JobTasks
     ] = {}  # task/<job>/<task>: a workload with several jobs is summarised job by job
-    for change in plan.changes:
-        if change.kind == "task":
+    for change in by_part(plan.changes):
+        if isinstance(change, TaskChanges):  # a job's task changes, its kept tasks not made
+            summary = by_job.get(change.job_id)
+            if summary is None:
+                summary = by_job[change.job_id] = _JobTasks(change.job_id)
+            for whole, position, reason, cause in change.walk():
+                if whole is None:
+                    summary.keep(change, position, reason, cause)
+                else:
+                    summary.add(whole)
+        elif change.kind == "task":
             job = change.address.split("/")[1]
             summary = by_job.get(job)
             if summary is None:

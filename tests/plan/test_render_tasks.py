@@ -4,12 +4,41 @@ from __future__ import annotations
 
 from batchrun.model import TaskSpec
 from batchrun.plan.actions import Action, Change, Changes, Operation, Plan, Stage, TaskChanges
+from batchrun.plan.markdown import render_markdown
 from batchrun.plan.render import render_text
 
 
 def _run(task_id: str, action: Action, cause: str) -> Change:
     add = Operation(Stage.TASKS, "task.add", {"job": "j1", "body": {"id": task_id}})
     return Change(f"task/j1/{task_id}", action, reason=cause, operations=(add,), cause=cause)
+
+
+def _mixed() -> TaskChanges:
+    """Kept tasks of every kind (failed, current, waiting) between changes held whole, and an orphan kept."""
+    tasks = (*(TaskSpec(f"f{i}", {}) for i in range(6)), TaskSpec("c0", {}), TaskSpec("w0", {}))
+    changes = TaskChanges("j1", tasks)
+    changes.keep(0, "failed (exit 1); --rerun-failed reruns it", "failed")
+    changes.add(_run("n0", Action.CREATE, "new"))
+    for index in range(1, 6):
+        changes.keep(index, f"failed (exit {index + 1}); --rerun-failed reruns it", "failed")
+        changes.add(_run(f"n{index}", Action.CREATE, "new"))
+    changes.keep(6, "succeeded in an earlier run", "current")
+    changes.add(_run("d0", Action.REPLACE, "definition changed"))
+    changes.keep(7, "waits for failed f0 (--rerun-failed reruns it)", "waits for a failed task")
+    changes.add(Change("task/j1/old", Action.NOOP, reason="not in the manifest; kept (--prune deletes it)"))
+    return changes
+
+
+def test_the_text_and_the_comment_read_kept_tasks_as_the_changes_they_stand_for() -> None:
+    """Both renderers walk a job's task changes without making the kept ones: what they print is what the
+    same changes print held whole, in a plain tuple."""
+    changes = _mixed()
+    pool = Change("pool/p1", Action.NOOP)
+    walked = Plan("w", "Target: test", Changes(((pool,), changes)))
+    whole = Plan("w", "Target: test", (pool, *changes))
+    assert render_text(walked) == render_text(whole)
+    assert render_markdown(walked) == render_markdown(whole)
+    assert "f0: failed (exit 1)" in render_text(walked) and "`f0`" in render_markdown(walked)
 
 
 def test_a_jobs_tasks_are_summarised_with_counts_the_first_few_and_why() -> None:
