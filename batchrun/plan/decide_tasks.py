@@ -210,7 +210,7 @@ def _own_statuses(job: JobSpec, known: _Known) -> Iterator[Decided]:
 def _statuses(job: JobSpec, known: _Known) -> dict[str, _Status]:
     """Each task's status, deciding upstream before downstream."""
     graph, live, results = known.graph, known.live, known.results
-    tasks = dict(zip(graph.keys, job.tasks, strict=True))
+    tasks = dict(zip(graph.keys, graph.tasks_of(job), strict=True))
     statuses: dict[str, _Status] = {}
     digests, all_upstream = graph.digests, graph.upstream
     for key in graph.order:
@@ -348,10 +348,10 @@ def decide_tasks(
         runs = {key for key, status in statuses.items() if status.runs}
         if runs:
             in_job = runs | set(live) if not fresh else runs
-            numeric = numeric_task_ids(job.tasks)
+            numeric = numeric_task_ids(graph.tasks_of(job))
         decided = (
             (key, task, graph.digests.at(position), statuses[key], live.get(key))
-            for position, (key, task) in enumerate(zip(graph.keys, job.tasks, strict=True))
+            for position, (key, task) in enumerate(zip(graph.keys, graph.tasks_of(job), strict=True))
         )
     elif earlier is not None and fresh and earlier.statuses:
         decided = (

@@ -339,6 +339,13 @@ class TaskGraph:
     keys: Sequence[str]  # the lower-cased ids in the manifest's order (the job's ``tasks``)
 
     made_from: _Digests | None = None  # without dependencies: each digest is made from its task
+    # With dependencies, the job's tasks as the graph read them, when they are made as they are read: the
+    # plan reads each several times, so they are made once.
+    made_tasks: Sequence[TaskSpec] | None = None
+
+    def tasks_of(self, job: JobSpec) -> Sequence[TaskSpec]:
+        """``job``'s tasks (this graph's job), made once where the graph made them."""
+        return job.tasks if self.made_tasks is None else self.made_tasks
 
     def identity(self, key: str) -> TaskIdentity:
         return TaskIdentity(*self.digests[key].split("-"))
@@ -391,4 +398,7 @@ def task_graph(
     packed = bytearray()
     for key in keys:
         packed += _packed(made[key])
-    return TaskGraph(TaskDigests(keys, _unpacker(packed)), upstream, downstream, tuple(order), keys)
+    held = every if every is not job.tasks else None
+    return TaskGraph(
+        TaskDigests(keys, _unpacker(packed)), upstream, downstream, tuple(order), keys, None, held
+    )
