@@ -13,6 +13,7 @@ from typing import Any
 from azure.batch import BatchClient
 
 from batchrun.azure.failures import translated
+from batchrun.azure.parallel import calls_at_once
 from batchrun.azure.read import read_job, read_pool
 from batchrun.azure.rest import list_json
 from batchrun.model import Workload
@@ -35,42 +36,47 @@ def _owner(items: Sequence[Mapping[str, Any]] | None) -> str:
 
 
 def list_owned(batch: BatchClient, workload: str) -> Owned:
-    """Every live job (id, state, pool, owner) and the pools ``workload`` owns."""
-    with translated("listing the jobs"):
-        jobs = tuple(
-            LiveJobRef(
-                str(data.get("id", "")),
-                str(data.get("state", "")),
-                str((data.get("poolInfo") or {}).get("poolId", "")),
-                _owner(data.get("metadata")),
+    """Every live job (id, state, pool, owner), the pools ``workload`` owns and every job schedule; the three
+    lists are read at the same time (one after another, they were the longest read of a small plan)."""
+
+    def jobs() -> tuple[LiveJobRef, ...]:
+        with translated("listing the jobs"):
+            return tuple(
+                LiveJobRef(
+                    str(data.get("id", "")),
+                    str(data.get("state", "")),
+                    str((data.get("poolInfo") or {}).get("poolId", "")),
+                    _owner(data.get("metadata")),
+                )
+                for data in list_json(batch, "/jobs", {"$select": "id,metadata,state,poolInfo"}, PAGE_SIZE)
             )
-            for data in (
-                job.as_dict()
-                for job in batch.list_jobs(
-                    select=["id", "metadata", "state", "poolInfo"], max_results=PAGE_SIZE
+
+    def pools() -> tuple[LivePoolRef, ...]:
+        with translated("listing the pools"):
+            return tuple(
+                LivePoolRef(str(data.get("id", "")), str(data.get("state", "")), _owner(data.get("metadata")))
+                for data in list_json(batch, "/pools", {"$select": "id,metadata,state"}, PAGE_SIZE)
+                if _owner(data.get("metadata")) == workload
+            )
+
+    def schedules() -> tuple[LiveScheduleRef, ...]:
+        with translated("listing the job schedules"):
+            return tuple(
+                LiveScheduleRef(
+                    str(data.get("id", "")),
+                    str(data.get("state", "")),
+                    str(((data.get("jobSpecification") or {}).get("poolInfo") or {}).get("poolId", "")),
+                    _owner(data.get("metadata")),
+                )
+                for data in list_json(
+                    batch, "/jobschedules", {"$select": "id,metadata,state,jobSpecification"}, PAGE_SIZE
                 )
             )
-        )
-    with translated("listing the pools"):
-        pools = tuple(
-            LivePoolRef(str(data.get("id", "")), str(data.get("state", "")), _owner(data.get("metadata")))
-            for data in (
-                pool.as_dict()
-                for pool in batch.list_pools(select=["id", "metadata", "state"], max_results=PAGE_SIZE)
-            )
-            if _owner(data.get("metadata")) == workload
-        )
-    with translated("listing the job schedules"):
-        schedules = tuple(
-            LiveScheduleRef(
-                str(data.get("id", "")),
-                str(data.get("state", "")),
-                str(((data.get("jobSpecification") or {}).get("poolInfo") or {}).get("poolId", "")),
-                _owner(data.get("metadata")),
-            )
-            for data in list_json(batch, "/jobschedules", {"$select": "id,metadata,state,jobSpecification"})
-        )
-    return Owned(jobs, pools, schedules)
+
+    with calls_at_once(2, "batchrun-orphans") as pool:
+        listed_pools, listed_schedules = pool.submit(pools), pool.submit(schedules)
+        listed_jobs = jobs()
+        return Owned(listed_jobs, listed_pools.result(), listed_schedules.result())
 
 
 def read_orphans(batch: BatchClient, workload: str, named: Named) -> Owned:

@@ -230,6 +230,9 @@ def topological_order(tasks: Sequence[TaskSpec], upstream: Mapping[str, Sequence
                 yield by_id[current]
 
 
+# Up to this many tasks (no dependencies), a job's digests are made before the plan, while live state is read:
+# they then cost no time after the reads, for 64 bytes a task. Beyond, each is made as its task is decided.
+DIGESTS_AHEAD = 2_000
 _PACKED = PART_LENGTH * len(PART_NAMES) // 2  # bytes of a digest's hex digits
 
 
@@ -380,9 +383,15 @@ def task_graph(
             for dep in deps:
                 downstream.setdefault(dep, []).append(key)
     digests = _Digests(job, bindings, outputs_container, contents)
+    if not upstream and len(job.tasks) <= DIGESTS_AHEAD:
+        # A small job's digests are made now, while the plan's reads are on their way (api.plan_with).
+        pairs = [(task_key(task.id), digests.of(task)) for task in job.tasks]
+        keys: Sequence[str] = tuple(key for key, _ in pairs)
+        ahead = [digest for _, digest in pairs]
+        return TaskGraph(TaskDigests(keys, ahead.__getitem__), upstream, downstream, keys, keys)
     if not upstream:  # nothing kept per task: keys and digests are made from the tasks when read
         tasks = job.tasks
-        keys: Sequence[str] = TaskKeys(tasks)
+        keys = TaskKeys(tasks)
         found = TaskDigests(keys, lambda position: digests.of(tasks[position]))
         return TaskGraph(found, upstream, downstream, keys, keys, digests)
     made: dict[str, str] = {}
