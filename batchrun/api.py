@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from batchrun.apply.hooks import ApplyHooks
 from batchrun.errors import Diagnostic, ManifestError, PlanError
-from batchrun.model import Workload
+from batchrun.model import TaskSpec, Workload, task_ids
 from batchrun.plan.actions import Action, Plan
 from batchrun.plan.decide_common import PlanOptions
 from batchrun.plan.render import blocked_lines, render_text
@@ -166,13 +166,14 @@ def plan_with(
     shown = tasks_to_explain(decided)
     if not shown or not workload.jobs:
         return decided
+    wanted = {task_id.lower() for task_id in shown}
     bodies: dict[str, dict[str, Any]] = {}
-    for job in workload.jobs:  # task ids are unique across the jobs
-        ids = {t.id.lower() for t in job.tasks}
-        mine = [task_id for task_id in shown if task_id.lower() in ids]
+    specs: dict[str, TaskSpec] = {}
+    for job in workload.jobs:  # task ids are unique across the jobs; only the tasks shown are made
+        mine = [job.tasks[at] for at, task_id in enumerate(task_ids(job.tasks)) if task_id.lower() in wanted]
         if mine:
-            bodies.update(read_task_bodies(session.clients.batch, job.id, mine))
-    specs = {t.id.lower(): t for job in workload.jobs for t in job.tasks}
+            bodies.update(read_task_bodies(session.clients.batch, job.id, [task.id for task in mine]))
+            specs.update((task.id.lower(), task) for task in mine)
     return explain(decided, specs, bodies)
 
 

@@ -1,5 +1,6 @@
-"""What a workload owns beyond its manifest: one ``list_pools`` and one ``list_jobs``, then a little more for
-each orphan only (its task counts or running nodes). Returns :mod:`batchrun.plan.decide_orphans` data.
+"""What a workload owns beyond its manifest: one listing each of the jobs, the pools and the job schedules
+(plain JSON), then a little more for each orphan only (its task counts or running nodes). Returns
+:mod:`batchrun.plan.decide_orphans` data.
 
 Batch cannot filter by metadata, so the lists are read with ``$select=id,metadata,state`` (and ``poolInfo``
 for jobs, to see which pools are still used) and filtered here.

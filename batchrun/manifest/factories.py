@@ -155,7 +155,8 @@ def _product(axes: Sequence[Sequence[Any]]) -> Iterator[tuple[Any, ...]]:
 
 def combinations(axes: Mapping[str, Sequence[Any]], zipped: bool) -> Iterator[dict[str, Any]]:
     names = list(axes)
-    rows = zip(*axes.values(), strict=False) if zipped else _product(list(axes.values()))
+    # ``zip: true`` without axes is one task, as for any entry without ``foreach`` (combination_count).
+    rows = zip(*axes.values(), strict=False) if zipped and axes else _product(list(axes.values()))
     for row in rows:
         yield dict(zip(names, row, strict=True))
 

@@ -51,6 +51,11 @@ class ManifestTasks(MadeTasks):
         template, context = self._source(position)
         return str(template.task_id(context))
 
+    def ids(self) -> Iterator[str]:
+        for template in self._templates:
+            for context in combinations(template.axes, template.zipped):
+                yield str(template.task_id(context))
+
     def _made(self, template: TaskTemplate, context: Mapping[str, Any], position: int) -> TaskSpec:
         return self._maker.spec(template, context, self._depends_on.get(position))
 

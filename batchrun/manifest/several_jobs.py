@@ -15,7 +15,7 @@ from typing import Any
 
 from batchrun.errors import Diagnostic, ManifestError
 from batchrun.manifest.load import Document, PathKey, format_path
-from batchrun.model import Workload
+from batchrun.model import Workload, task_ids
 
 
 @dataclass
@@ -104,13 +104,13 @@ def _clash_problems(document: Document, loaded: Sequence[tuple[int, Workload]]) 
                     "give each job its own id",
                 )
             )
-        for task in job.tasks:
-            owner = tasks.setdefault(task.id.lower(), (index, job.id))
+        for task_id in task_ids(job.tasks):
+            owner = tasks.setdefault(task_id.lower(), (index, job.id))
             if owner[0] != index:
                 problems.append(
                     document.diagnostic(
                         ("jobs", index, "tasks"),
-                        f"task id {task.id!r} is also a task of job {owner[1]!r}: task ids are unique across "
+                        f"task id {task_id!r} is also a task of job {owner[1]!r}: task ids are unique across "
                         "a workload's jobs (results, logs and --rerun go by task id)",
                         "give the tasks of each job their own ids (e.g. a prefix per job)",
                     )

@@ -15,6 +15,7 @@ from batchrun.model.desired import (
     TaskSpec,
     Workload,
     task_id_at,
+    task_ids,
     tasks_with_dependencies,
 )
 
@@ -31,5 +32,6 @@ __all__ = [
     "TaskSpec",
     "Workload",
     "task_id_at",
+    "task_ids",
     "tasks_with_dependencies",
 ]

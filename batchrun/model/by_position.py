@@ -10,8 +10,7 @@ Item = TypeVar("Item")
 
 class ByPosition(Sequence[Item]):
     """A subclass gives ``__len__`` and ``_at`` (called with 0 <= position < len); indexing, negative
-    indices and slices (a tuple) are answered here. It equals any sequence of equal items, as a tuple of
-    them would."""
+    indices and slices (a tuple) are answered here. It equals any sequence (not a string) of equal items."""
 
     def _at(self, position: int) -> Item:
         raise NotImplementedError

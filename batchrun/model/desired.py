@@ -122,6 +122,15 @@ class MadeTasks(ByPosition[TaskSpec]):
         the task."""
         return self._at(position).id
 
+    def ids(self) -> Iterator[str]:
+        """Every task's id, in order."""
+        return map(self.id_at, range(len(self)))
+
+
+def task_ids(tasks: Sequence[TaskSpec]) -> Iterator[str]:
+    """The ids of ``tasks`` in order, without making the tasks where their source can tell them."""
+    return tasks.ids() if isinstance(tasks, MadeTasks) else (task.id for task in tasks)
+
 
 def task_id_at(tasks: Sequence[TaskSpec], position: int) -> str:
     """The id of ``tasks[position]``, without making the task where its source can tell it."""
@@ -190,4 +199,4 @@ class Workload:
     def job_of_task(self, task_id: str) -> JobSpec | None:
         """The job holding the task ``task_id`` (case-insensitive), or None."""
         wanted = task_id.lower()
-        return next((job for job in self.jobs if any(t.id.lower() == wanted for t in job.tasks)), None)
+        return next((job for job in self.jobs if any(i.lower() == wanted for i in task_ids(job.tasks))), None)

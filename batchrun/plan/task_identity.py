@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from batchrun.model import JobSpec, MadeTasks, TaskSpec, task_id_at, tasks_with_dependencies
+from batchrun.model import JobSpec, MadeTasks, TaskSpec, task_id_at, task_ids, tasks_with_dependencies
 from batchrun.model.by_position import ByPosition
 from batchrun.plan.actions import InputBinding
 from batchrun.plan.bodies import canonical_json
@@ -200,7 +200,12 @@ def dependencies(task: TaskSpec, numeric_ids: Mapping[int, str]) -> list[str]:
 
 def numeric_task_ids(tasks: Iterable[TaskSpec]) -> dict[int, str]:
     """Integer value -> lower-cased id for the tasks whose ids are integers (what ``taskIdRanges`` match)."""
-    return {int(task.id): task.id.lower() for task in tasks if task.id.isdigit()}
+    return numeric_ids(task.id for task in tasks)
+
+
+def numeric_ids(ids: Iterable[str]) -> dict[int, str]:
+    """Integer value -> lower-cased id for the ids that are integers."""
+    return {int(task_id): task_id.lower() for task_id in ids if task_id.isdigit()}
 
 
 def topological_order(tasks: Sequence[TaskSpec], upstream: Mapping[str, Sequence[str]]) -> Iterator[TaskSpec]:
@@ -246,7 +251,7 @@ class TaskKeys(ByPosition[str]):
         return len(self._tasks)
 
     def __iter__(self) -> Iterator[str]:
-        return (task_key(task.id) for task in self._tasks)
+        return map(task_key, task_ids(self._tasks))
 
     def _at(self, position: int) -> str:
         return task_key(task_id_at(self._tasks, position))
@@ -368,11 +373,7 @@ def task_graph(
     # without making the others when their source knows them; the integer ids (what taskIdRanges match)
     # are needed only with some.
     waiting = tasks_with_dependencies(job.tasks)
-    # With dependencies every task is read several times below: made once, not once per read.
-    every: Sequence[TaskSpec] = (
-        tuple(job.tasks) if waiting and isinstance(job.tasks, MadeTasks) else job.tasks
-    )
-    numeric = numeric_task_ids(every) if waiting else {}
+    numeric = numeric_ids(task_ids(job.tasks)) if waiting else {}
     upstream: dict[str, list[str]] = {}
     downstream: dict[str, list[str]] = {}
     for task in waiting:
@@ -394,6 +395,8 @@ def task_graph(
         keys = TaskKeys(tasks)
         found = TaskDigests(keys, lambda position: digests.of(tasks[position]))
         return TaskGraph(found, upstream, downstream, keys, keys, digests)
+    # With dependencies every task is read several times below: made once, not once per read.
+    every: Sequence[TaskSpec] = tuple(job.tasks) if isinstance(job.tasks, MadeTasks) else job.tasks
     made: dict[str, str] = {}
     order: list[str] = []
     for task in topological_order(every, upstream):

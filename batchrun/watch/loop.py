@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from batchrun.errors import TargetError
-from batchrun.model import Workload
+from batchrun.model import Workload, task_ids
 from batchrun.watch.blocked import blocked_tasks
 from batchrun.watch.console import OutputSettings
 from batchrun.watch.logs import failed_task_tails
@@ -146,7 +146,7 @@ def _from_record(clients: Clients, workload: Workload) -> WaitResult | None:
     from batchrun.azure.results import read_record
 
     results = read_record(clients.blob, workload.name).results
-    found = [results.get(task.id.lower()) for task in workload.job.tasks]
+    found = [results.get(task_id.lower()) for task_id in task_ids(workload.job.tasks)]
     if any(result is None for result in found):
         return None
     failed = sum(1 for result in found if result is not None and result.result != "success")

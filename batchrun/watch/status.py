@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from batchrun.model import Workload
+from batchrun.model import Workload, task_ids
 from batchrun.plan.live import TaskResult
 from batchrun.watch.console import print_block
 from batchrun.watch.result import counts_json, job_json, pool_json
@@ -49,8 +49,8 @@ class WorkloadStatus:
     def recorded(self) -> tuple[int, int]:
         """(succeeded, failed): the manifest's tasks with a result in the record of results."""
         succeeded = failed = 0
-        for task in (task for job in self.workload.jobs for task in job.tasks):
-            result = self.results.get(task.id.lower())
+        for task_id in (task_id for job in self.workload.jobs for task_id in task_ids(job.tasks)):
+            result = self.results.get(task_id.lower())
             if result is not None:
                 succeeded, failed = (
                     (succeeded + 1, failed) if result.result == "success" else (succeeded, failed + 1)
@@ -134,7 +134,7 @@ class WorkloadStatus:
             if not job.exists:
                 continue
             wanted = len(spec.tasks)
-            on_record = sum(1 for task in spec.tasks if task.id.lower() in self.results)
+            on_record = sum(1 for task_id in task_ids(spec.tasks) if task_id.lower() in self.results)
             if counts.total >= wanted or counts.total + on_record >= wanted:
                 continue  # a job replaced to rerun some tasks holds just those; the others are on record
             reasons.append(

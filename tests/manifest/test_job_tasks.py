@@ -15,7 +15,7 @@ import pytest
 from batchrun.manifest import load_workload
 from batchrun.manifest.factories import combination_at, combinations
 from batchrun.manifest.job_tasks import ManifestTasks
-from batchrun.model import tasks_with_dependencies
+from batchrun.model import task_ids, tasks_with_dependencies
 
 RICH = """\
 apiVersion: batchrun/v1
@@ -120,6 +120,33 @@ def test_tasks_read_by_position_are_the_tasks_read_in_order(tmp_path: Path) -> N
     assert tasks == tuple(in_order) and tasks == in_order
     with pytest.raises(IndexError):
         tasks[len(tasks)]
+
+
+def test_the_ids_are_read_without_making_the_tasks(tmp_path: Path) -> None:
+    tasks = _rich(tmp_path)
+    expected = [task.id for task in tasks]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ManifestTasks, "_made", lambda *args: pytest.fail("a task was made for its id"))
+        assert list(tasks.ids()) == expected
+        assert [tasks.id_at(position) for position in range(len(tasks))] == expected
+        assert list(task_ids(tasks)) == expected
+
+
+def test_zip_without_foreach_is_one_task_like_any_entry(write: Callable[[str], Path]) -> None:
+    path = write(
+        "apiVersion: batchrun/v1\nkind: Workload\nmetadata: {name: z}\n"
+        "pool: {id: p, vmSize: standard_d2s_v3, targetDedicatedNodes: 0}\n"
+        "job:\n  id: j\n  tasks:\n"
+        "    - {id: a, commandLine: 'true', zip: true}\n"
+        "    - {id: b, commandLine: 'true'}\n"
+        "    - {id: c, commandLine: 'true', dependsOn: {tasks: [b]}}\n"
+    )
+    job = load_workload(path).job
+    assert job is not None
+    assert [task.id for task in job.tasks] == ["a", "b", "c"] == [job.tasks[i].id for i in range(3)]
+    assert "dependsOn" not in job.tasks[1].properties and "zip" not in job.tasks[0].properties
+    assert job.tasks[2].properties["dependsOn"] == {"taskIds": ["b"]}
+    assert [task.id for task in tasks_with_dependencies(job.tasks)] == ["c"]
 
 
 def test_each_task_is_made_as_the_manifest_says(tmp_path: Path) -> None:
