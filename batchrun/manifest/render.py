@@ -12,7 +12,7 @@ import itertools
 import json
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -124,21 +124,50 @@ def canonical_digest(document: dict[str, Any]) -> str:
 TASKS_PER_CHUNK = 1000
 
 
-def workload_digest(workload: Workload) -> str:
+class TaskTexts:
+    """A job's tasks as :func:`workload_digest` hashes them (their canonical JSON, a thousand at a time),
+    gathered while the tasks are made for another reason: loading a manifest checks each task once, and
+    the digest then needs no second pass over them."""
+
+    def __init__(self) -> None:
+        self._chunks: list[str] = []
+        self._pending: list[Ordered] = []
+
+    def add(self, task: TaskSpec) -> None:
+        self._pending.append(_task(task))
+        if len(self._pending) == TASKS_PER_CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._chunks.append(_canonical_json(self._pending)[1:-1])
+            self._pending = []
+
+    def chunks(self) -> list[str]:
+        self._flush()
+        return self._chunks
+
+
+def workload_digest(workload: Workload, texts: Mapping[int, TaskTexts] | None = None) -> str:
     """``canonical_digest(desired_document(workload))``, without holding either at once.
 
     The document of a 100,000-task workload and its JSON text took more memory than the workload itself
     (120 MiB at the peak of loading one). Here each job's tasks stand as a marker in the document, which is
     encoded once; the tasks are encoded a thousand at a time in their place. Canonical JSON has no
     indentation, so a value encodes to the same text alone as inside the document: the bytes hashed, and so
-    the digest, are the same."""
+    the digest, are the same. ``texts``: the tasks of some jobs (by index) as gathered already."""
     markers = [f"batchrun-tasks-{index}-{uuid.uuid4().hex}" for index in range(len(workload.jobs))]
     rest = _canonical_json(desired_document(workload, lambda index, _job: markers[index]))
     digest = hashlib.sha256()
-    for job, marker in zip(workload.jobs, markers, strict=True):
+    for index, (job, marker) in enumerate(zip(workload.jobs, markers, strict=True)):
         before, rest = rest.split(_canonical_json(marker), 1)
         digest.update(before.encode("utf-8"))
         digest.update(b"[")
+        gathered = (texts or {}).get(index)
+        if gathered is not None:
+            digest.update(",".join(gathered.chunks()).encode("utf-8"))
+            digest.update(b"]")
+            continue
         tasks = iter(job.tasks)  # in order: tasks made when read are made fastest that way
         for start in range(0, len(job.tasks), TASKS_PER_CHUNK):
             if start:

@@ -27,13 +27,13 @@ from batchrun.manifest.factories import (
 from batchrun.manifest.job_tasks import ManifestTasks
 from batchrun.manifest.limits import TaskSizes, expansion_problems
 from batchrun.manifest.load import Document, load_document
-from batchrun.manifest.render import workload_digest
+from batchrun.manifest.render import TaskTexts, workload_digest
 from batchrun.manifest.resources import Resources, check_package_variables, resolve_resources, resolve_storage
 from batchrun.manifest.several_jobs import load_jobs
 from batchrun.manifest.template import Compiled, Compiler, SubstitutionError
 from batchrun.manifest.validate import SchemaChecker, SchemaPaths
 from batchrun.manifest.variables import resolve_variables
-from batchrun.model import JobSpec, StorageInput, Workload
+from batchrun.model import JobSpec, StorageInput, TaskSpec, Workload
 
 DEFAULT_MAX_TASKS = 100_000
 
@@ -188,8 +188,9 @@ def _load_workload(
             workload_digest,
             max_tasks,
         )
-    workload = _load_document(document, variables, var_files, max_tasks, checker)
-    return dataclasses.replace(workload, digest=workload_digest(workload))
+    texts: list[TaskTexts] = []
+    workload = _load_document(document, variables, var_files, max_tasks, checker, texts)
+    return dataclasses.replace(workload, digest=workload_digest(workload, dict(enumerate(texts))))
 
 
 def _load_document(
@@ -198,7 +199,10 @@ def _load_document(
     var_files: Sequence[Path],
     max_tasks: int,
     checker: SchemaChecker,
+    texts: list[TaskTexts] | None = None,
 ) -> Workload:
+    """The workload of one document (its job's tasks made when read); ``texts`` receives the job's tasks as
+    the workload digest hashes them, when they were gathered while checked (no task waits for another)."""
     problems: list[Diagnostic] = []
     values = resolve_variables(document, variables, var_files, problems)
     data: dict[str, Any] = document.data
@@ -248,10 +252,18 @@ def _load_document(
     checks = TaskChecks(document, templates, resources, problems)
     sizes = TaskSizes(document, templates, raw_tasks)
     waiting: list[ExpandedTask] = []
+    gathered: TaskTexts | None = TaskTexts() if texts is not None else None
     for task in checks.tasks():
         sizes.check(task)
         if task.depends_on is not None:
             waiting.append(task)
+            gathered = None  # its dependsOn is resolved after: the digest reads the tasks again
+        if gathered is not None:
+            gathered.add(
+                TaskSpec(
+                    task.id, task.properties, task.inputs, task.outputs, task.input_paths, task.output_inputs
+                )
+            )
     problems.extend(sizes.problems)
     uses_dependencies = bool(waiting) and resolve_dependencies(document, checks.ids(), waiting, problems)
     job_spec: JobSpec | None = None
@@ -301,6 +313,8 @@ def _load_document(
         )
     if problems:
         raise ManifestError(problems)
+    if texts is not None and gathered is not None and job_spec is not None:
+        texts.append(gathered)
     metadata = resolved["metadata"]
     return Workload(  # its digest is made once the workload is whole (a manifest's jobs, one at a time)
         name=metadata["name"],

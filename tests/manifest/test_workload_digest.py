@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from batchrun.manifest.render import TASKS_PER_CHUNK, canonical_digest, desired_document, workload_digest
+from batchrun.manifest.render import (
+    TASKS_PER_CHUNK,
+    TaskTexts,
+    canonical_digest,
+    desired_document,
+    workload_digest,
+)
 from batchrun.model import JobSpec, PoolSpec, StorageInput, StorageOutputs, TaskOutput, TaskSpec, Workload
 
 
@@ -58,6 +64,36 @@ def workload(*task_counts: int) -> Workload:
 def test_chunked_digest_is_the_whole_documents(task_counts: tuple[int, ...]) -> None:
     wl = workload(*task_counts)
     assert workload_digest(wl) == canonical_digest(desired_document(wl))
+    # The tasks' texts gathered beforehand (as loading a manifest does) give the same digest.
+    gathered: dict[int, TaskTexts] = {}
+    for index, job in enumerate(wl.jobs):
+        gathered[index] = TaskTexts()
+        for item in job.tasks:
+            gathered[index].add(item)
+    assert workload_digest(wl, gathered) == canonical_digest(desired_document(wl))
+    assert workload_digest(wl, {len(wl.jobs) - 1: gathered[len(wl.jobs) - 1]} if wl.jobs else {}) == (
+        canonical_digest(desired_document(wl))
+    )
+
+
+def test_a_loaded_manifest_digest_is_its_whole_documents(tmp_path: Path) -> None:
+    """Without dependencies the digest is hashed from the tasks' texts gathered while they were checked;
+    with, from the tasks read again once their dependsOn is resolved: the whole document's digest each way."""
+    from batchrun.manifest import load_workload
+
+    for depends in ("", ", dependsOn: {tasks: [first]}"):
+        path = tmp_path / f"m{len(depends)}.yaml"
+        path.write_text(
+            "apiVersion: batchrun/v1\nkind: Workload\nmetadata: {name: d}\n"
+            "pool: {id: p, vmSize: standard_d2s_v3, targetDedicatedNodes: 0}\n"
+            "job:\n  id: j\n  tasks:\n    - {id: first, commandLine: 'true'}\n"
+            "    - {id: 't-${i}', foreach: {i: {range: [1, 2500]}}, commandLine: 'echo ${i} é'"
+            + depends
+            + "}\n",
+            encoding="utf-8",
+        )
+        loaded = load_workload(path)
+        assert loaded.digest == canonical_digest(desired_document(loaded))
 
 
 def test_digest_follows_any_task_change() -> None:
