@@ -12,7 +12,7 @@ import itertools
 import json
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -124,14 +124,19 @@ def canonical_digest(document: dict[str, Any]) -> str:
 TASKS_PER_CHUNK = 1000
 
 
-class TaskTexts:
-    """A job's tasks as :func:`workload_digest` hashes them (their canonical JSON, a thousand at a time),
-    gathered while the tasks are made for another reason: loading a manifest checks each task once, and
-    the digest then needs no second pass over them."""
+class TaskDigest:
+    """:func:`workload_digest` of a workload with one job, hashed as the job's tasks go by (loading a manifest
+    checks each task once: the digest then needs no second pass over them, and holds none of their text).
+    ``workload``: the workload as it will be, its job's tasks aside."""
 
-    def __init__(self) -> None:
-        self._chunks: list[str] = []
+    def __init__(self, workload: Workload) -> None:
+        marker = f"batchrun-tasks-0-{uuid.uuid4().hex}"
+        text = _canonical_json(desired_document(workload, lambda _index, _job: marker))
+        before, self._rest = text.split(_canonical_json(marker), 1)
+        self._digest = hashlib.sha256(before.encode("utf-8"))
+        self._digest.update(b"[")
         self._pending: list[Ordered] = []
+        self._empty = True
 
     def add(self, task: TaskSpec) -> None:
         self._pending.append(_task(task))
@@ -140,34 +145,34 @@ class TaskTexts:
 
     def _flush(self) -> None:
         if self._pending:
-            self._chunks.append(_canonical_json(self._pending)[1:-1])
-            self._pending = []
+            if not self._empty:
+                self._digest.update(b",")
+            self._digest.update(_canonical_json(self._pending)[1:-1].encode("utf-8"))
+            self._pending, self._empty = [], False
 
-    def chunks(self) -> list[str]:
+    def hexdigest(self) -> str:
         self._flush()
-        return self._chunks
+        digest = self._digest.copy()
+        digest.update(b"]")
+        digest.update(self._rest.encode("utf-8"))
+        return digest.hexdigest()
 
 
-def workload_digest(workload: Workload, texts: Mapping[int, TaskTexts] | None = None) -> str:
+def workload_digest(workload: Workload) -> str:
     """``canonical_digest(desired_document(workload))``, without holding either at once.
 
     The document of a 100,000-task workload and its JSON text took more memory than the workload itself
     (120 MiB at the peak of loading one). Here each job's tasks stand as a marker in the document, which is
     encoded once; the tasks are encoded a thousand at a time in their place. Canonical JSON has no
     indentation, so a value encodes to the same text alone as inside the document: the bytes hashed, and so
-    the digest, are the same. ``texts``: the tasks of some jobs (by index) as gathered already."""
+    the digest, are the same."""
     markers = [f"batchrun-tasks-{index}-{uuid.uuid4().hex}" for index in range(len(workload.jobs))]
     rest = _canonical_json(desired_document(workload, lambda index, _job: markers[index]))
     digest = hashlib.sha256()
-    for index, (job, marker) in enumerate(zip(workload.jobs, markers, strict=True)):
+    for job, marker in zip(workload.jobs, markers, strict=True):
         before, rest = rest.split(_canonical_json(marker), 1)
         digest.update(before.encode("utf-8"))
         digest.update(b"[")
-        gathered = (texts or {}).get(index)
-        if gathered is not None:
-            digest.update(",".join(gathered.chunks()).encode("utf-8"))
-            digest.update(b"]")
-            continue
         tasks = iter(job.tasks)  # in order: tasks made when read are made fastest that way
         for start in range(0, len(job.tasks), TASKS_PER_CHUNK):
             if start:

@@ -27,7 +27,7 @@ from batchrun.manifest.factories import (
 from batchrun.manifest.job_tasks import ManifestTasks
 from batchrun.manifest.limits import TaskSizes, expansion_problems
 from batchrun.manifest.load import Document, load_document
-from batchrun.manifest.render import TaskTexts, workload_digest
+from batchrun.manifest.render import TaskDigest, workload_digest
 from batchrun.manifest.resources import Resources, check_package_variables, resolve_resources, resolve_storage
 from batchrun.manifest.several_jobs import load_jobs
 from batchrun.manifest.template import Compiled, Compiler, SubstitutionError
@@ -188,9 +188,9 @@ def _load_workload(
             workload_digest,
             max_tasks,
         )
-    texts: list[TaskTexts] = []
-    workload = _load_document(document, variables, var_files, max_tasks, checker, texts)
-    return dataclasses.replace(workload, digest=workload_digest(workload, dict(enumerate(texts))))
+    hashed: list[str] = []
+    workload = _load_document(document, variables, var_files, max_tasks, checker, hashed)
+    return dataclasses.replace(workload, digest=hashed[0] if hashed else workload_digest(workload))
 
 
 def _load_document(
@@ -199,10 +199,10 @@ def _load_document(
     var_files: Sequence[Path],
     max_tasks: int,
     checker: SchemaChecker,
-    texts: list[TaskTexts] | None = None,
+    hashed: list[str] | None = None,
 ) -> Workload:
-    """The workload of one document (its job's tasks made when read); ``texts`` receives the job's tasks as
-    the workload digest hashes them, when they were gathered while checked (no task waits for another)."""
+    """The workload of one document (its job's tasks made when read), its digest not made. ``hashed``
+    receives the workload digest when it was hashed as the tasks were checked (no task waits for another)."""
     problems: list[Diagnostic] = []
     values = resolve_variables(document, variables, var_files, problems)
     data: dict[str, Any] = document.data
@@ -252,14 +252,18 @@ def _load_document(
     checks = TaskChecks(document, templates, resources, problems)
     sizes = TaskSizes(document, templates, raw_tasks)
     waiting: list[ExpandedTask] = []
-    gathered: TaskTexts | None = TaskTexts() if texts is not None else None
+    digest: TaskDigest | None = None
+    if hashed is not None and not problems and resources.job_id is not None:
+        digest = TaskDigest(
+            _workload(document, resolved, resources, JobSpec(resources.job_id, resources.job_properties))
+        )
     for task in checks.tasks():
         sizes.check(task)
         if task.depends_on is not None:
             waiting.append(task)
-            gathered = None  # its dependsOn is resolved after: the digest reads the tasks again
-        if gathered is not None:
-            gathered.add(
+            digest = None  # its dependsOn is resolved after: the digest reads the tasks again
+        if digest is not None:
+            digest.add(
                 TaskSpec(
                     task.id, task.properties, task.inputs, task.outputs, task.input_paths, task.output_inputs
                 )
@@ -313,10 +317,18 @@ def _load_document(
         )
     if problems:
         raise ManifestError(problems)
-    if texts is not None and gathered is not None and job_spec is not None:
-        texts.append(gathered)
+    if hashed is not None and digest is not None:
+        hashed.append(digest.hexdigest())
+    return _workload(document, resolved, resources, job_spec)
+
+
+def _workload(
+    document: Document, resolved: Mapping[str, Any], resources: Resources, job: JobSpec | None
+) -> Workload:
+    """The workload of a checked document, its digest not made (a manifest's jobs load one at a time)."""
     metadata = resolved["metadata"]
-    return Workload(  # its digest is made once the workload is whole (a manifest's jobs, one at a time)
+    schedule = resolved.get("schedule")
+    return Workload(
         name=metadata["name"],
         manifest_path=document.path,
         digest="",
@@ -325,6 +337,6 @@ def _load_document(
         outputs=resources.outputs,
         packages=resources.packages,
         pool=resources.pool,
-        job=job_spec,
+        job=job,
         schedule=dict(schedule) if schedule is not None else None,
     )
