@@ -253,7 +253,10 @@ def _load_document(
     sizes = TaskSizes(document, templates, raw_tasks)
     waiting: list[ExpandedTask] = []
     digest: TaskDigest | None = None
-    if hashed is not None and not problems and resources.job_id is not None:
+    # Hashed as the tasks go by only when no entry has dependencies: a task's resolved dependsOn is known only
+    # after the pass, and the job's properties may gain usesTaskDependencies (both are in the digest).
+    waits = any(isinstance(raw, dict) and "dependsOn" in raw for raw in raw_tasks or ())
+    if hashed is not None and not problems and not waits and resources.job_id is not None:
         digest = TaskDigest(
             _workload(document, resolved, resources, JobSpec(resources.job_id, resources.job_properties))
         )
@@ -261,7 +264,7 @@ def _load_document(
         sizes.check(task)
         if task.depends_on is not None:
             waiting.append(task)
-            digest = None  # its dependsOn is resolved after: the digest reads the tasks again
+            digest = None  # (not expected: its entry has dependsOn) the digest reads the tasks again
         if digest is not None:
             digest.add(
                 TaskSpec(

@@ -93,6 +93,42 @@ def test_a_loaded_manifest_digest_is_its_whole_documents(tmp_path: Path) -> None
         assert loaded.digest == canonical_digest(desired_document(loaded))
 
 
+def test_a_full_manifest_is_hashed_as_its_tasks_are_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storage, packages, a schedule, labels and job properties: hashed in the one pass over the tasks, the
+    same digest as the whole document's."""
+    from batchrun.manifest import load_workload, render
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("a")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "run.sh").write_text("true")
+    path = tmp_path / "full.yaml"
+    path.write_text(
+        "apiVersion: batchrun/v1\nkind: Workload\nmetadata: {name: full, labels: {team: ünï}}\n"
+        "storage:\n  inputs: [{name: data, source: data, container: inputs}]\n  outputs: {container: out}\n"
+        "packages: [{id: tool, version: '1.0', source: pkg}]\n"
+        "pool: {id: p, vmSize: standard_d2s_v3, targetDedicatedNodes: 0}\n"
+        "schedule: {recurrenceInterval: PT1H}\n"
+        "job:\n  id: j\n  priority: 5\n  constraints: {maxTaskRetryCount: 2}\n  tasks:\n"
+        "    - {id: 't-${i}', foreach: {i: {range: [1, 1500]}}, commandLine: 'echo ${i}', inputs: [data],"
+        " packages: [tool], outputs: [{pattern: o.txt}]}\n",
+        encoding="utf-8",
+    )
+    added: list[str] = []
+    original = render.TaskDigest.add
+
+    def counted(self: render.TaskDigest, task: TaskSpec) -> None:
+        added.append(task.id)
+        original(self, task)
+
+    monkeypatch.setattr(render.TaskDigest, "add", counted)
+    loaded = load_workload(path)
+    assert len(added) == 1500  # the one pass: the digest did not read the tasks again
+    assert loaded.digest == canonical_digest(desired_document(loaded))
+
+
 def test_digest_follows_any_task_change() -> None:
     wl = workload(TASKS_PER_CHUNK + 2)
     assert wl.job is not None
