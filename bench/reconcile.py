@@ -18,6 +18,7 @@ The pool has no nodes, so no task runs and the emulator only stores them. Usage:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -72,27 +73,24 @@ def bench_task(position: int) -> TaskSpec:
     )
 
 
-def manifest_text(name: str, count: int) -> str:
-    """The bench's workload as a manifest: one ``foreach`` entry that expands to the same tasks."""
-    return f"""\
-apiVersion: batchrun/v1
-kind: Workload
-metadata: {{name: {name}}}
-pool:
-  id: {name}-pool
-  vmSize: standard_d2s_v3
-  virtualMachineConfiguration:
-    imageReference: {{publisher: canonical, offer: ubuntu-24_04-lts, sku: server, version: latest}}
-    nodeAgentSKUId: batch.node.ubuntu 24.04
-  targetDedicatedNodes: 0
-job:
-  id: {name}-job
-  tasks:
-    - id: task-${{i:06d}}
-      foreach: {{i: {{range: [0, {count - 1}]}}}}
-      commandLine: /bin/echo ${{i}}
-      constraints: {{maxTaskRetryCount: 1}}
-"""
+def manifest_text(wl: Workload) -> str:
+    """The bench's workload as a manifest whose one ``foreach`` entry expands to the same tasks as
+    :func:`bench_task` (the pool as the workload has it: YAML reads JSON as it is)."""
+    assert wl.pool is not None and wl.job is not None
+    entry = {
+        "id": "task-${i:06d}",
+        "foreach": {"i": {"range": [0, len(wl.job.tasks) - 1]}},
+        "commandLine": "/bin/echo ${i}",
+        "constraints": {"maxTaskRetryCount": 1},
+    }
+    document = {
+        "apiVersion": "batchrun/v1",
+        "kind": "Workload",
+        "metadata": {"name": wl.name},
+        "pool": {"id": wl.pool.id, **wl.pool.properties},
+        "job": {"id": wl.job.id, "tasks": [entry]},
+    }
+    return json.dumps(document, indent=2)
 
 
 def workload(name: str, count: int, factory: bool = False) -> Workload:
@@ -255,7 +253,7 @@ def peak_rss(home: Path, client: Any, target: Any, count: int, rounds: int) -> N
     """Peak RSS of a no-change plan vs the bare SDK listing, each a fresh process, alternated, medians."""
     wl = workload("rss", count)
     batchrun.apply(wl, target=target)
-    (home / f"{wl.name}.yaml").write_text(manifest_text(wl.name, count), encoding="utf-8")
+    (home / f"{wl.name}.yaml").write_text(manifest_text(wl), encoding="utf-8")
     peaks: dict[str, list[float]] = {"plan": [], "plan-factory": [], "plan-manifest": [], "list": []}
     for _ in range(rounds):
         for mode, into in peaks.items():

@@ -54,6 +54,12 @@ class ExpandedTask:
     output_inputs: tuple[str, ...] = ()
     position: int = 0  # in the job's tasks
 
+    def spec(self) -> TaskSpec:
+        """The task as the plan reads it."""
+        return TaskSpec(
+            self.id, self.properties, self.inputs, self.outputs, self.input_paths, self.output_inputs
+        )
+
 
 class Reporter:
     """Collects problems, keeping at most a few per task template so a 100,000-task factory stays readable."""
@@ -199,7 +205,6 @@ class TaskChecks:
         self.resources = resources
         self.reporter = Reporter(document, problems)
         self.seen: dict[str, str] = {}
-        self.count = 0  # tasks made without a problem
 
     def ids(self) -> list[str]:
         return list(self.seen.values())
@@ -283,6 +288,5 @@ class TaskChecks:
                     )
                 for problem in package_problems:
                     reporter.report(template, ("packages",), problem.message, problem.hint)
-                self.count += 1
                 yield task
         self.reporter.finish()

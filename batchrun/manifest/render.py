@@ -8,7 +8,6 @@ depend on where the repository is cloned.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 import uuid
@@ -124,19 +123,28 @@ def canonical_digest(document: dict[str, Any]) -> str:
 TASKS_PER_CHUNK = 1000
 
 
-class TaskDigest:
-    """:func:`workload_digest` of a workload with one job, hashed as the job's tasks go by (loading a manifest
-    checks each task once: the digest then needs no second pass over them, and holds none of their text).
-    ``workload``: the workload as it will be, its job's tasks aside."""
+def _around_tasks(workload: Workload) -> list[str]:
+    """The canonical JSON of the workload's document cut where each job's tasks go (one piece more than
+    jobs). Canonical JSON has no indentation, so a value encodes to the same text alone as inside the
+    document: hashing the pieces and the tasks in order hashes the same bytes as the whole document."""
+    markers = [f"batchrun-tasks-{index}-{uuid.uuid4().hex}" for index in range(len(workload.jobs))]
+    rest = _canonical_json(desired_document(workload, lambda index, _job: markers[index]))
+    pieces: list[str] = []
+    for marker in markers:
+        before, rest = rest.split(_canonical_json(marker), 1)
+        pieces.append(before)
+    return [*pieces, rest]
 
-    def __init__(self, workload: Workload) -> None:
-        marker = f"batchrun-tasks-0-{uuid.uuid4().hex}"
-        text = _canonical_json(desired_document(workload, lambda _index, _job: marker))
-        before, self._rest = text.split(_canonical_json(marker), 1)
-        self._digest = hashlib.sha256(before.encode("utf-8"))
-        self._digest.update(b"[")
+
+class _TaskArray:
+    """A job's tasks hashed as the JSON array the document holds there, encoded a thousand at a time as
+    they are added."""
+
+    def __init__(self, digest: Any) -> None:
+        self._digest = digest
         self._pending: list[Ordered] = []
         self._empty = True
+        digest.update(b"[")
 
     def add(self, task: TaskSpec) -> None:
         self._pending.append(_task(task))
@@ -150,37 +158,46 @@ class TaskDigest:
             self._digest.update(_canonical_json(self._pending)[1:-1].encode("utf-8"))
             self._pending, self._empty = [], False
 
-    def hexdigest(self) -> str:
+    def close(self) -> None:
         self._flush()
-        digest = self._digest.copy()
-        digest.update(b"]")
-        digest.update(self._rest.encode("utf-8"))
-        return digest.hexdigest()
+        self._digest.update(b"]")
+
+
+class TaskDigest:
+    """:func:`workload_digest` of a workload with one job, hashed as the job's tasks go by (loading a manifest
+    checks each task once: the digest then needs no second pass over them, and holds none of their text).
+    ``workload``: the workload as it will be, its job's tasks aside."""
+
+    def __init__(self, workload: Workload) -> None:
+        before, self._rest = _around_tasks(workload)
+        self._digest = hashlib.sha256(before.encode("utf-8"))
+        self._tasks = _TaskArray(self._digest)
+
+    def add(self, task: TaskSpec) -> None:
+        self._tasks.add(task)
+
+    def hexdigest(self) -> str:
+        """The digest, once every task is added (call it once)."""
+        self._tasks.close()
+        self._digest.update(self._rest.encode("utf-8"))
+        return self._digest.hexdigest()
 
 
 def workload_digest(workload: Workload) -> str:
     """``canonical_digest(desired_document(workload))``, without holding either at once.
 
     The document of a 100,000-task workload and its JSON text took more memory than the workload itself
-    (120 MiB at the peak of loading one). Here each job's tasks stand as a marker in the document, which is
-    encoded once; the tasks are encoded a thousand at a time in their place. Canonical JSON has no
-    indentation, so a value encodes to the same text alone as inside the document: the bytes hashed, and so
-    the digest, are the same."""
-    markers = [f"batchrun-tasks-{index}-{uuid.uuid4().hex}" for index in range(len(workload.jobs))]
-    rest = _canonical_json(desired_document(workload, lambda index, _job: markers[index]))
-    digest = hashlib.sha256()
-    for job, marker in zip(workload.jobs, markers, strict=True):
-        before, rest = rest.split(_canonical_json(marker), 1)
-        digest.update(before.encode("utf-8"))
-        digest.update(b"[")
-        tasks = iter(job.tasks)  # in order: tasks made when read are made fastest that way
-        for start in range(0, len(job.tasks), TASKS_PER_CHUNK):
-            if start:
-                digest.update(b",")
-            chunk = [_task(task) for task in itertools.islice(tasks, TASKS_PER_CHUNK)]
-            digest.update(_canonical_json(chunk)[1:-1].encode("utf-8"))
-        digest.update(b"]")
-    digest.update(rest.encode("utf-8"))
+    (120 MiB at the peak of loading one). Here the document is encoded once without the jobs' tasks, and
+    the tasks are encoded a thousand at a time in their place (:func:`_around_tasks`): the same bytes
+    hashed, so the same digest."""
+    first, *after = _around_tasks(workload)
+    digest = hashlib.sha256(first.encode("utf-8"))
+    for job, piece in zip(workload.jobs, after, strict=True):
+        tasks = _TaskArray(digest)
+        for task in job.tasks:
+            tasks.add(task)
+        tasks.close()
+        digest.update(piece.encode("utf-8"))
     return digest.hexdigest()
 
 

@@ -260,13 +260,15 @@ class Context(dict[str, Any]):
         # Most values (numbers, text, files) read as themselves. (Not ``self``: a context referring to
         # itself would be freed only by the garbage collector, and a plan makes one per task.)
         self.text: Mapping[str, Any] = values
-        for value in values.values():
-            if value is None or isinstance(value, (bool, list, dict)):
-                self.text = {
-                    name: text_of(value) if value is None or isinstance(value, (bool, list, dict)) else value
-                    for name, value in values.items()
-                }
-                break
+        if any(map(_reads_otherwise, values.values())):
+            self.text = {
+                name: text_of(value) if _reads_otherwise(value) else value for name, value in values.items()
+            }
+
+
+def _reads_otherwise(value: Any) -> bool:
+    """A value that reads inside a string as other text than ``str`` gives (see :func:`text_of`)."""
+    return value is None or isinstance(value, (bool, list, dict))
 
 
 def _format_template(parts: list[Part]) -> str | None:

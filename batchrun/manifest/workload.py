@@ -33,7 +33,7 @@ from batchrun.manifest.several_jobs import load_jobs
 from batchrun.manifest.template import Compiled, Compiler, SubstitutionError
 from batchrun.manifest.validate import SchemaChecker, SchemaPaths
 from batchrun.manifest.variables import resolve_variables
-from batchrun.model import JobSpec, StorageInput, TaskSpec, Workload
+from batchrun.model import JobSpec, StorageInput, Workload
 
 DEFAULT_MAX_TASKS = 100_000
 
@@ -188,9 +188,8 @@ def _load_workload(
             workload_digest,
             max_tasks,
         )
-    hashed: list[str] = []
-    workload = _load_document(document, variables, var_files, max_tasks, checker, hashed)
-    return dataclasses.replace(workload, digest=hashed[0] if hashed else workload_digest(workload))
+    workload = _load_document(document, variables, var_files, max_tasks, checker, hash_as_checked=True)
+    return workload if workload.digest else dataclasses.replace(workload, digest=workload_digest(workload))
 
 
 def _load_document(
@@ -199,10 +198,10 @@ def _load_document(
     var_files: Sequence[Path],
     max_tasks: int,
     checker: SchemaChecker,
-    hashed: list[str] | None = None,
+    hash_as_checked: bool = False,
 ) -> Workload:
-    """The workload of one document (its job's tasks made when read), its digest not made. ``hashed``
-    receives the workload digest when it was hashed as the tasks were checked (no task waits for another)."""
+    """The workload of one document (its job's tasks made when read). Its digest is "" unless
+    ``hash_as_checked`` and it could be hashed as the tasks were checked (no task waits for another)."""
     problems: list[Diagnostic] = []
     values = resolve_variables(document, variables, var_files, problems)
     data: dict[str, Any] = document.data
@@ -256,7 +255,7 @@ def _load_document(
     # Hashed as the tasks go by only when no entry has dependencies: a task's resolved dependsOn is known only
     # after the pass, and the job's properties may gain usesTaskDependencies (both are in the digest).
     waits = any(isinstance(raw, dict) and "dependsOn" in raw for raw in raw_tasks or ())
-    if hashed is not None and not problems and not waits and resources.job_id is not None:
+    if hash_as_checked and not problems and not waits and resources.job_id is not None:
         digest = TaskDigest(
             _workload(document, resolved, resources, JobSpec(resources.job_id, resources.job_properties))
         )
@@ -264,13 +263,8 @@ def _load_document(
         sizes.check(task)
         if task.depends_on is not None:
             waiting.append(task)
-            digest = None  # (not expected: its entry has dependsOn) the digest reads the tasks again
-        if digest is not None:
-            digest.add(
-                TaskSpec(
-                    task.id, task.properties, task.inputs, task.outputs, task.input_paths, task.output_inputs
-                )
-            )
+        elif digest is not None:
+            digest.add(task.spec())
     problems.extend(sizes.problems)
     uses_dependencies = bool(waiting) and resolve_dependencies(document, checks.ids(), waiting, problems)
     job_spec: JobSpec | None = None
@@ -320,15 +314,14 @@ def _load_document(
         )
     if problems:
         raise ManifestError(problems)
-    if hashed is not None and digest is not None:
-        hashed.append(digest.hexdigest())
-    return _workload(document, resolved, resources, job_spec)
+    workload = _workload(document, resolved, resources, job_spec)
+    return workload if digest is None else dataclasses.replace(workload, digest=digest.hexdigest())
 
 
 def _workload(
     document: Document, resolved: Mapping[str, Any], resources: Resources, job: JobSpec | None
 ) -> Workload:
-    """The workload of a checked document, its digest not made (a manifest's jobs load one at a time)."""
+    """The workload of a checked document, its digest not made."""
     metadata = resolved["metadata"]
     schedule = resolved.get("schedule")
     return Workload(

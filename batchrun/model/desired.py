@@ -115,7 +115,7 @@ class MadeTasks(ByPosition[TaskSpec]):
     def with_dependencies(self) -> Iterator[TaskSpec]:
         """The tasks that wait for others (``dependsOn``), in order. This reads every task; a subclass that
         knows which ones wait makes only those."""
-        return (task for task in self if task.properties.get("dependsOn"))
+        return filter(_waits, self)
 
     def id_at(self, position: int) -> str:
         """The id of the task at ``position`` (0 <= position < len); a subclass may tell it without making
@@ -139,9 +139,11 @@ def task_id_at(tasks: Sequence[TaskSpec], position: int) -> str:
 
 def tasks_with_dependencies(tasks: Sequence[TaskSpec]) -> list[TaskSpec]:
     """The tasks of ``tasks`` that wait for others, in order."""
-    if isinstance(tasks, MadeTasks):
-        return list(tasks.with_dependencies())
-    return [task for task in tasks if task.properties.get("dependsOn")]
+    return list(tasks.with_dependencies() if isinstance(tasks, MadeTasks) else filter(_waits, tasks))
+
+
+def _waits(task: TaskSpec) -> bool:
+    return bool(task.properties.get("dependsOn"))
 
 
 class TaskFactory(MadeTasks):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, NamedTuple
 
-from batchrun.model import JobSpec, TaskSpec
+from batchrun.model import JobSpec, TaskSpec, task_ids
 from batchrun.plan.actions import Action, Change, Operation, Stage, TaskChanges
 from batchrun.plan.bodies import task_operation_args
 from batchrun.plan.live import LiveTask, TakenOnce, TaskResult
@@ -348,7 +348,7 @@ def decide_tasks(
         runs = {key for key, status in statuses.items() if status.runs}
         if runs:
             in_job = runs | set(live) if not fresh else runs
-            numeric = numeric_task_ids(graph.tasks_of(job))
+            numeric = numeric_task_ids(task_ids(graph.tasks_of(job)))
         decided = (
             (key, task, graph.digests.at(position), statuses[key], live.get(key))
             for position, (key, task) in enumerate(zip(graph.keys, graph.tasks_of(job), strict=True))

@@ -134,7 +134,7 @@ class _JobTasks:
     def __init__(self, job: str) -> None:
         self.job = job
         self.counts: Counter[Action] = Counter()
-        self.shown: dict[Action, list[Change]] = {}  # the first few of each action
+        self.shown: dict[Action, list[Change]] = {}  # the first few of each action that acts
         self.causes: Counter[str] = Counter()  # why tasks run
         self.stuck: dict[str, list[Change]] = {cause: [] for cause in STUCK}  # the first few, kept tasks
         self.stuck_counts: Counter[str] = Counter()
@@ -143,22 +143,16 @@ class _JobTasks:
         self.worth_showing = False
 
     def keep(self, part: TaskChanges, position: int, reason: str, cause: str) -> None:
-        """What :meth:`add` does with a kept task's change, making the change only to show it."""
-        self.counts[Action.NOOP] += 1
-        if len(self.shown.setdefault(Action.NOOP, [])) < TASKS_SHOWN_PER_ACTION:
-            self.shown[Action.NOOP].append(part.kept_change(position, reason, cause))
-        self.worth_showing = self.worth_showing or kept_worth_showing(reason, cause)
-        if "--prune" in reason:
-            self.extra_kept += 1
-        if cause == "current" and reason:
-            self.carried += 1
-        if cause in STUCK:
-            self.stuck_counts[cause] += 1
-            if len(self.stuck[cause]) < TASKS_SHOWN_PER_ACTION:
-                self.stuck[cause].append(part.kept_change(position, reason, cause))
+        """A task kept as it is, read from ``part`` without its change, which is made only to be shown."""
+        if self._kept(reason, cause):
+            self.stuck[cause].append(part.kept_change(position, reason, cause))
 
     def add(self, change: Change) -> None:
         action = change.action
+        if action is Action.NOOP:
+            if self._kept(change.reason, change.cause):
+                self.stuck[change.cause].append(change)
+            return
         self.counts[action] += 1
         shown = self.shown.setdefault(action, [])
         if len(shown) < TASKS_SHOWN_PER_ACTION:
@@ -166,16 +160,19 @@ class _JobTasks:
         if change.runs:
             self.causes[change.cause] += 1
         self.worth_showing = self.worth_showing or task_worth_showing(change)
-        if action is not Action.NOOP:
-            return
-        if "--prune" in change.reason:
+
+    def _kept(self, reason: str, cause: str) -> bool:
+        """Count a task kept as it is; True when it is one of the first few stuck ones, to be shown."""
+        self.counts[Action.NOOP] += 1
+        self.worth_showing = self.worth_showing or kept_worth_showing(reason, cause)
+        if "--prune" in reason:
             self.extra_kept += 1
-        if change.cause == "current" and change.reason:
+        if cause == "current" and reason:
             self.carried += 1
-        if change.cause in STUCK:
-            self.stuck_counts[change.cause] += 1
-            if len(self.stuck[change.cause]) < TASKS_SHOWN_PER_ACTION:
-                self.stuck[change.cause].append(change)
+        if cause not in STUCK:
+            return False
+        self.stuck_counts[cause] += 1
+        return len(self.stuck[cause]) < TASKS_SHOWN_PER_ACTION
 
     def lines(self) -> list[str]:
         parts = [

@@ -198,13 +198,8 @@ def dependencies(task: TaskSpec, numeric_ids: Mapping[int, str]) -> list[str]:
     return found
 
 
-def numeric_task_ids(tasks: Iterable[TaskSpec]) -> dict[int, str]:
-    """Integer value -> lower-cased id for the tasks whose ids are integers (what ``taskIdRanges`` match)."""
-    return numeric_ids(task.id for task in tasks)
-
-
-def numeric_ids(ids: Iterable[str]) -> dict[int, str]:
-    """Integer value -> lower-cased id for the ids that are integers."""
+def numeric_task_ids(ids: Iterable[str]) -> dict[int, str]:
+    """Integer value -> lower-cased id for the task ids that are integers (what ``taskIdRanges`` match)."""
     return {int(task_id): task_id.lower() for task_id in ids if task_id.isdigit()}
 
 
@@ -373,7 +368,7 @@ def task_graph(
     # without making the others when their source knows them; the integer ids (what taskIdRanges match)
     # are needed only with some.
     waiting = tasks_with_dependencies(job.tasks)
-    numeric = numeric_ids(task_ids(job.tasks)) if waiting else {}
+    numeric = numeric_task_ids(task_ids(job.tasks)) if waiting else {}
     upstream: dict[str, list[str]] = {}
     downstream: dict[str, list[str]] = {}
     for task in waiting:

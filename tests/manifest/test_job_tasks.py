@@ -16,6 +16,9 @@ from batchrun.manifest import load_workload
 from batchrun.manifest.factories import combination_at, combinations
 from batchrun.manifest.job_tasks import ManifestTasks
 from batchrun.model import task_ids, tasks_with_dependencies
+from tests.manifest.conftest import HEADER, POOL
+
+JOB = HEADER + POOL + "job:\n  id: j\n  tasks:\n"  # then the task entries
 
 RICH = """\
 apiVersion: batchrun/v1
@@ -134,10 +137,7 @@ def test_the_ids_are_read_without_making_the_tasks(tmp_path: Path) -> None:
 
 def test_zip_without_foreach_is_one_task_like_any_entry(write: Callable[[str], Path]) -> None:
     path = write(
-        "apiVersion: batchrun/v1\nkind: Workload\nmetadata: {name: z}\n"
-        "pool: {id: p, vmSize: standard_d2s_v3, targetDedicatedNodes: 0}\n"
-        "job:\n  id: j\n  tasks:\n"
-        "    - {id: a, commandLine: 'true', zip: true}\n"
+        JOB + "    - {id: a, commandLine: 'true', zip: true}\n"
         "    - {id: b, commandLine: 'true'}\n"
         "    - {id: c, commandLine: 'true', dependsOn: {tasks: [b]}}\n"
     )
@@ -191,10 +191,7 @@ def test_the_tasks_that_wait_are_found_without_reading_the_others(tmp_path: Path
 
 def test_a_loaded_manifest_holds_none_of_its_tasks(write: Callable[[str], Path]) -> None:
     path = write(
-        "apiVersion: batchrun/v1\nkind: Workload\nmetadata: {name: many}\n"
-        "pool: {id: p, vmSize: standard_d2s_v3, targetDedicatedNodes: 0}\n"
-        "job:\n  id: j\n  tasks:\n"
-        "    - id: task-${i:06d}\n"
+        JOB + "    - id: task-${i:06d}\n"
         "      foreach: {i: {range: [1, 10000]}}\n"
         "      commandLine: /bin/echo ${i} with some words to make the task bigger\n"
     )
