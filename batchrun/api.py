@@ -124,11 +124,11 @@ def plan_with(
 ) -> Plan:
     """Read live state through ``session`` and decide the plan (``ownership``: the marks of a saved plan;
     ``observe`` sees what the plan is made from, for :mod:`batchrun.saved_plans`)."""
-    from batchrun.azure.orphans import read_orphans_of
+    from batchrun.azure.orphans import reading_orphans
     from batchrun.azure.ownership import ownership_of
     from batchrun.azure.packages import prepare_package
     from batchrun.azure.parallel import calls_at_once
-    from batchrun.azure.read import read_task_bodies, reading_live
+    from batchrun.azure.read import READ_THREADS, TASK_PAGE_SIZE, read_task_bodies, reading_live
     from batchrun.azure.storage import prepare_input
     from batchrun.collector import collector_paused
     from batchrun.hash_cache import HashCache
@@ -141,11 +141,13 @@ def plan_with(
     packages = [prepare_package(spec) for spec in workload.packages]
     # The task graphs (digests) need no live state and the orphans are another read: both are made while
     # live state is read, so the plan costs about the slowest of them rather than their sum. The tasks are
-    # decided as their listing brings them, while the service makes the next pages.
-    with calls_at_once(2, "batchrun-plan") as pool, collector_paused():
-        orphans = pool.submit(read_orphans_of, session.clients.batch, workload)
+    # decided as their listing brings them, while the service makes the next pages. One pool for all the
+    # reads: its threads start before any read does.
+    one_page = sum(len(job.tasks) for job in workload.jobs) <= TASK_PAGE_SIZE
+    with calls_at_once(READ_THREADS + 4, "batchrun-plan") as pool, collector_paused():
+        orphans = reading_orphans(pool, session.clients.batch, workload, side_by_side=one_page)
         marks = pool.submit(lambda: ownership or ownership_of(workload))  # git is asked for the revision
-        with reading_live(session.clients, workload, inputs, packages) as settled:
+        with reading_live(session.clients, workload, inputs, packages, pool=pool) as settled:
             graphs = task_graphs(workload, inputs, packages)  # while the reads are on their way
             live = settled()
             if observe is not None:
@@ -159,7 +161,7 @@ def plan_with(
                 options,
                 session.target.describe(),
                 session.target.signs_with_user_delegation,
-                orphans.result(),
+                orphans(),
                 datetime.now(timezone.utc),
                 graphs,
             )

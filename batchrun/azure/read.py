@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures import Executor, Future
+from contextlib import contextmanager, nullcontext
 from typing import Any
 from urllib.parse import quote
 
@@ -178,7 +178,7 @@ class _JobRead:
 
     def __init__(
         self,
-        pool: ThreadPoolExecutor,
+        pool: Executor,
         batch: BatchClient,
         job_id: str,
         with_tasks: bool,
@@ -220,19 +220,23 @@ def reading_live(
     inputs: Sequence[PreparedInput],
     packages: Sequence[PreparedPackage],
     with_tasks: bool = True,
+    pool: Executor | None = None,
 ) -> Iterator[Callable[[], LiveState]]:
-    """Starts reading everything the manifest names; inside the block, the function given waits for the
-    reads and returns the live state with each job's tasks still arriving (:class:`ArrivingTasks`), so a
-    plan made in the block decides the tasks already listed while the next pages are read.
+    """Starts reading everything the manifest names, on ``pool`` when given (the caller's, which makes other
+    reads beside: its threads are all started before the first read, see :mod:`batchrun.azure.parallel`).
+    Inside the block, the function given waits for the reads and returns the live state with each job's
+    tasks still arriving (:class:`ArrivingTasks`), so a plan made in the block decides the tasks already
+    listed while the next pages are read.
 
     The reads are independent, so they are made at the same time (the record of results from storage while
     Batch lists the tasks, say): the plan waits for the slowest read, not for their sum. On an error or
     Ctrl-C the reads not started are dropped; the task listings end at their next page then, and at the end
     of the block."""
     stop = threading.Event()
-    with prompt_thread_switches(), calls_at_once(READ_THREADS, "batchrun-read") as pool:
+    own = calls_at_once(READ_THREADS, "batchrun-read") if pool is None else nullcontext(pool)
+    with prompt_thread_switches(), own as reads:
         try:
-            yield _read_all(pool, stop, clients, workload, inputs, packages, with_tasks)
+            yield _read_all(reads, stop, clients, workload, inputs, packages, with_tasks)
         finally:
             stop.set()
 
@@ -245,7 +249,7 @@ def read_live_without_tasks(clients: Clients, workload: Workload) -> LiveState:
 
 
 def _read_all(
-    pool: ThreadPoolExecutor,
+    pool: Executor,
     stop: threading.Event,
     clients: Clients,
     workload: Workload,

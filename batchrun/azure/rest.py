@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from azure.batch import BatchClient
+from azure.core.pipeline.policies import ContentDecodePolicy
 from azure.core.rest import HttpRequest
 
 PAGE_SIZE = 1000
@@ -24,6 +25,19 @@ PAGES_AHEAD = 2  # pages read ahead of the caller, at most (memory: 2 x 1,000 ta
 def metadata_of(items: Any) -> dict[str, str]:
     """A Batch resource's ``metadata`` list (REST JSON) as a mapping; anything else is no metadata."""
     return {str(i.get("name")): str(i.get("value", "")) for i in items or () if isinstance(i, Mapping)}
+
+
+def _answer(batch: BatchClient, request: HttpRequest) -> Any:
+    """The JSON answer to ``request`` (None when it has no body); errors raise as the SDK's do.
+
+    The client's pipeline parses every answer already (its ``ContentDecodePolicy``, for the SDK's models):
+    its parse is taken instead of parsing the body a second time, which was a third of a plan's CPU per
+    page of 1,000 tasks."""
+    piped: Any = batch.send_request(request, _return_pipeline_response=True)  # a PipelineResponse
+    piped.http_response.raise_for_status()
+    if ContentDecodePolicy.CONTEXT_NAME in piped.context:
+        return piped.context[ContentDecodePolicy.CONTEXT_NAME]
+    return piped.http_response.json() if piped.http_response.content else None
 
 
 def list_json(
@@ -43,9 +57,7 @@ def list_json(
 
     def fetch(link: str) -> dict[str, Any]:
         request = HttpRequest("GET", path, params=query) if not link else HttpRequest("GET", link)
-        response = batch.send_request(request)
-        response.raise_for_status()
-        page: dict[str, Any] = response.json()
+        page: dict[str, Any] = _answer(batch, request) or {}
         return page
 
     def more(page: dict[str, Any]) -> str:
@@ -103,11 +115,7 @@ def send_json(batch: BatchClient, method: str, path: str, body: Mapping[str, Any
         headers={"Content-Type": "application/json; odata=minimalmetadata"},
         content=json.dumps(body, separators=(",", ":")),
     )
-    response = batch.send_request(request)
-    response.raise_for_status()
-    if not response.content:
-        return {}
-    answer: dict[str, Any] = response.json()
+    answer: dict[str, Any] = _answer(batch, request) or {}
     return answer
 
 
@@ -119,7 +127,5 @@ def post_json(batch: BatchClient, path: str, body: Mapping[str, Any]) -> dict[st
 def get_json(batch: BatchClient, path: str) -> dict[str, Any]:
     """GET one Batch resource as JSON (a missing one raises ``ResourceNotFoundError``)."""
     request = HttpRequest("GET", path, params={"api-version": str(batch._config.api_version)})
-    response = batch.send_request(request)
-    response.raise_for_status()
-    answer: dict[str, Any] = response.json()
+    answer: dict[str, Any] = _answer(batch, request) or {}
     return answer

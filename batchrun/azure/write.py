@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
@@ -255,13 +256,18 @@ class BatchWriter:
     ) -> None:
         """Add the bodies of ``tasks`` 100 per request with parallel requests; raise ApplyError naming failed
         tasks. Each request's bodies are made by the thread that sends it, so the first request leaves
-        without waiting for every body."""
+        without waiting for every body; one request's bodies at a time, in order, so the first request
+        leaves after its own bodies, not after the threads took turns making eight requests' bodies (the
+        service waited for them, idle)."""
         chunks = [tasks[i : i + TASKS_PER_REQUEST] for i in range(0, len(tasks), TASKS_PER_REQUEST)]
-        results = run_parallel(
-            lambda chunk: self._add_chunk(job_id, [body_of(task) for task in chunk], progress),
-            chunks,
-            TASK_THREADS,
-        )
+        making = threading.Lock()
+
+        def add(chunk: Sequence[T]) -> list[str]:
+            with making:
+                bodies = [body_of(task) for task in chunk]
+            return self._add_chunk(job_id, bodies, progress)
+
+        results = run_parallel(add, chunks, TASK_THREADS)
         failures = [failure for result in results for failure in result]
         if failures:
             shown = "\n  ".join(failures[:10])

@@ -15,14 +15,15 @@ from batchrun.plan.live import LiveTask
 
 
 class _Page:
+    """An answer as the client's pipeline gives it: the response, and its body parsed once."""
+
     def __init__(self, body: dict[str, Any]) -> None:
         self.body = body
+        self.http_response = self
+        self.context = {"deserialized_data": body}
 
     def raise_for_status(self) -> None:
         return None
-
-    def json(self) -> dict[str, Any]:
-        return self.body
 
 
 class _Config:
@@ -38,7 +39,7 @@ class SlowBatch:
         self.pages = 0
         self.job_delay = job_delay
 
-    def send_request(self, request: Any) -> _Page:
+    def send_request(self, request: Any, **options: Any) -> _Page:
         time.sleep(0.02)
         self.pages += 1
         task = {"id": f"t{self.pages}", "state": "active"}
@@ -90,7 +91,7 @@ class CountedBatch:
         self.total, self.delay, self.fail_at, self.gone_at = pages, delay, fail_at, gone_at
         self.asked = 0
 
-    def send_request(self, request: Any) -> _Page:
+    def send_request(self, request: Any, **options: Any) -> _Page:
         time.sleep(self.delay)
         number = self.asked
         self.asked += 1

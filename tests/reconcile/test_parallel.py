@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from batchrun.azure.parallel import run_parallel
+from batchrun.azure.parallel import StartedThreads, run_parallel
 
 
 def test_results_keep_the_order_of_the_items() -> None:
@@ -44,3 +44,35 @@ def test_the_first_failure_is_raised_and_no_new_call_starts() -> None:
     with pytest.raises(ValueError, match="item 3 failed"):
         run_parallel(call, range(100), 2)
     assert len(started) < 10, started  # the queued calls were not started
+
+
+def test_started_threads_are_all_running_before_the_first_call() -> None:
+    before = threading.active_count()
+    pool = StartedThreads(5, "test-started")
+    try:
+        assert threading.active_count() == before + 5  # started when made, not one per call submitted
+        assert [f.result(timeout=10) for f in [pool.submit(pow, n, 2) for n in range(7)]] == [
+            n * n for n in range(7)
+        ]
+    finally:
+        pool.shutdown()
+    assert threading.active_count() == before
+
+
+def test_started_threads_hand_errors_to_the_future_and_drop_queued_calls_when_cancelled() -> None:
+    gate = threading.Event()
+    pool = StartedThreads(1, "test-cancel")
+    busy = pool.submit(gate.wait, 10)
+    queued = pool.submit(lambda: 1)
+    failing = StartedThreads(1, "test-fail")
+    try:
+        with pytest.raises(ZeroDivisionError):
+            failing.submit(lambda: 1 / 0).result(timeout=10)
+    finally:
+        failing.shutdown()
+    pool.shutdown(wait=False, cancel_futures=True)
+    assert queued.cancelled()
+    gate.set()
+    assert busy.result(timeout=10) is True
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.submit(lambda: 1)
