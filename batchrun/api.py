@@ -30,6 +30,7 @@ from batchrun.target import Target, resolve_target
 
 if TYPE_CHECKING:
     from batchrun.azure.clients import Clients
+    from batchrun.azure.lock import LockAhead
     from batchrun.plan.bodies import Ownership
     from batchrun.plan.live import LiveState, PreparedInput, PreparedPackage
 
@@ -194,11 +195,19 @@ def blocked_plan_error(plan: Plan) -> PlanError:
     )
 
 
-def execute(session: Session, plan: Plan, hooks: ApplyHooks | None = None, break_lock: bool = False) -> None:
+def execute(
+    session: Session,
+    plan: Plan,
+    hooks: ApplyHooks | None = None,
+    break_lock: bool = False,
+    ahead: LockAhead | None = None,
+    remove_lock: bool = False,
+) -> None:
     """Carry out ``plan`` exactly; refuses a plan with blocked changes or made against another target.
 
-    A plan with changes runs under the workload's apply lock (:mod:`batchrun.azure.lock`); ``break_lock``
-    breaks a lock left by an apply that is gone first."""
+    A plan with changes runs under the workload's apply lock (:mod:`batchrun.azure.lock`): the one taken
+    ``ahead`` while the plan was made, when it was; ``break_lock`` breaks a lock left by an apply that is gone
+    first; ``remove_lock`` (a destroy) deletes the lock's blob at the end instead of releasing it."""
     from contextlib import nullcontext
 
     from batchrun.apply.executor import Executor
@@ -214,12 +223,43 @@ def execute(session: Session, plan: Plan, hooks: ApplyHooks | None = None, break
     poll = 1 if session.target.kind == "local" else 5
     # Nothing to change writes nothing, not even the lock.
     lock = (
-        apply_lock(session.clients.blob, plan.workload, force=break_lock)
+        (
+            ahead.held()
+            if ahead is not None
+            else apply_lock(session.clients.blob, plan.workload, force=break_lock)
+        )
         if plan.has_changes
         else nullcontext()
     )
     with lock:
         Executor(plan, session.clients, hooks, poll_seconds=poll).run()
+
+
+@contextmanager
+def lock_ahead(session: Session, workload: Workload, break_lock: bool = False) -> Iterator[LockAhead]:
+    """A :class:`batchrun.azure.lock.LockAhead` for planning ``workload`` and applying the plan: pass
+    :func:`lock_when_sure` of it to :func:`plan_with` and it to :func:`execute`; released at the block's end
+    when nothing was applied."""
+    from batchrun.azure.lock import LockAhead
+
+    with LockAhead(session.clients.blob, workload.name, force=break_lock) as ahead:
+        yield ahead
+
+
+def lock_when_sure(ahead: LockAhead, workload: Workload, then: Observe | None = None) -> Observe:
+    """An observer for :func:`plan_with` that starts taking the lock ``ahead`` as soon as the live state shows
+    the apply will write (:func:`batchrun.plan.decide_job.creates_a_job`), then tells ``then``."""
+    from batchrun.plan.decide_job import creates_a_job
+
+    def observe(
+        live: LiveState, inputs: Sequence[PreparedInput], packages: Sequence[PreparedPackage]
+    ) -> None:
+        if creates_a_job(workload, live):
+            ahead.start()
+        if then is not None:
+            then(live, inputs, packages)
+
+    return observe
 
 
 def plan(
@@ -263,12 +303,13 @@ def apply(
     """Apply a plan from :func:`plan`, or plan a manifest and apply it. Returns the applied plan."""
     with open_session(target, announce) as session:
         if isinstance(manifest_or_plan, Plan):
-            chosen = manifest_or_plan
-        else:
-            workload = load(manifest_or_plan, variables, var_files)
-            options = PlanOptions(prune, adopt, confirm_replace, rerun_failed, tuple(rerun))
-            chosen = plan_with(session, workload, options)
-        execute(session, chosen, hooks)
+            execute(session, manifest_or_plan, hooks)
+            return manifest_or_plan
+        workload = load(manifest_or_plan, variables, var_files)
+        options = PlanOptions(prune, adopt, confirm_replace, rerun_failed, tuple(rerun))
+        with lock_ahead(session, workload) as ahead:
+            chosen = plan_with(session, workload, options, observe=lock_when_sure(ahead, workload))
+            execute(session, chosen, hooks, ahead=ahead)
         return chosen
 
 
@@ -289,7 +330,7 @@ def destroy(
         chosen = destroy_plan_with(
             session, workload, PlanOptions(confirm_replace=confirm_replace), containers
         )
-        execute(session, chosen, hooks)
+        execute(session, chosen, hooks, remove_lock=True)
         return chosen
 
 

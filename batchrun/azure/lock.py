@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -178,8 +178,19 @@ def _write_holder(blob: BlobClient, lease: BlobLeaseClient, workload: str) -> No
 
 
 @contextmanager
-def apply_lock(service: BlobServiceClient, workload: str, *, force: bool = False) -> Iterator[None]:
-    """Hold the workload's apply lock for the block; raise LockHeldError naming the holder when taken."""
+def apply_lock(
+    service: BlobServiceClient,
+    workload: str,
+    *,
+    force: bool = False,
+    likely_missing: bool = False,
+    remove_after: bool = False,
+) -> Iterator[None]:
+    """Hold the workload's apply lock for the block; raise LockHeldError naming the holder when taken.
+
+    ``likely_missing``: nothing of the workload is live, so its lock blob is made first, without asking
+    for a lease on a blob that is not there (a 404 fewer; when the blob is there after all, it is taken as
+    always). ``remove_after``: the lock blob is deleted instead of released (a destroy leaves none)."""
     with translated(f"taking the apply lock of workload {workload}"):
         if force:
             break_lock(service, workload)
@@ -193,6 +204,8 @@ def apply_lock(service: BlobServiceClient, workload: str, *, force: bool = False
         # The first apply of a workload makes the blob with its name already written, then takes the lease
         # only if nobody touched the blob since (its ETag): one request fewer than writing the name after.
         made, named = False, ""
+        if likely_missing and not force:
+            named, made = _made_naming_me(service, workload) or "", True
         while True:
             try:
                 if named:
@@ -242,4 +255,75 @@ def apply_lock(service: BlobServiceClient, workload: str, *, force: bool = False
         stop.set()
         renewer.join(timeout=5)
         with suppress(AzureError):  # not released: it lapses by itself
-            lease.release()
+            if remove_after:
+                blob.delete_blob(lease=lease)
+            else:
+                lease.release()
+
+
+class LockAhead:
+    """The apply lock, taken while the plan is still being decided once its live state shows that the apply
+    will write (:func:`batchrun.plan.decide_job.creates_a_job`): the lock's requests then overlap the
+    decisions instead of following them. An apply with nothing to do never starts it, so it still writes
+    nothing. Used as a context manager: a lock taken and not handed to :meth:`held` (a blocked plan, an
+    apply declined at the prompt) is released at the block's end."""
+
+    def __init__(self, service: BlobServiceClient, workload: str, *, force: bool = False) -> None:
+        self._service, self._workload, self._force = service, workload, force
+        self._thread: threading.Thread | None = None
+        self._lock: AbstractContextManager[None] | None = None
+        self._error: BaseException | None = None
+        self._handed = False
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    def start(self) -> None:
+        """Start taking the lock on a thread of its own (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._take, name=f"batchrun-lock-{self._workload}")
+            self._thread.start()
+
+    def _take(self) -> None:
+        # Started only when nothing is recorded and the job is missing: most likely a first apply.
+        lock = apply_lock(self._service, self._workload, force=self._force, likely_missing=True)
+        try:
+            lock.__enter__()
+        except BaseException as error:  # raised where the lock is needed: held()
+            self._error = error
+            return
+        self._lock = lock
+
+    def _wait(self) -> AbstractContextManager[None] | None:
+        if self._thread is None:
+            return None
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._lock
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """The lock for the block: the one taken ahead (its error raised now, LockHeldError naming the
+        holder, say), or taken now when it was not started."""
+        taken = self._wait()
+        if taken is None:
+            with apply_lock(self._service, self._workload, force=self._force):
+                yield
+            return
+        self._handed = True
+        with ExitStack() as stack:
+            stack.push(taken)  # entered already: left at the block's end
+            yield
+
+    def __enter__(self) -> LockAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread is None or self._handed:
+            return
+        with suppress(Exception):  # its error was never needed: nothing was applied
+            taken = self._wait()
+            if taken is not None:
+                taken.__exit__(None, None, None)

@@ -175,7 +175,7 @@ def apply_command(
     break_lock: bool,
 ) -> None:
     """Make Batch and Storage match the manifest (or carry out a plan saved by `plan -out FILE`)."""
-    from batchrun.api import execute, plan_with
+    from batchrun.api import execute, lock_ahead, lock_when_sure, plan_with
     from batchrun.cli.approval import Progress, approve, done_line, resolve_blocked
     from batchrun.cli.workload_set import apply_saved_set, apply_set
     from batchrun.plan.decide_common import PlanOptions
@@ -204,12 +204,12 @@ def apply_command(
         source = replace(source, path=workload.manifest_path, var_files=source.var_files or planned_files)
     else:
         workload = source.load()
-    with target.session() as session:
+    with target.session() as session, lock_ahead(session, workload, break_lock) as ahead:
         if saved:  # reviewed already: applied without asking, or refused when anything moved
             plan = check_saved_plan(session, saved, workload, options)
             auto_approve = True
-        else:
-            plan = plan_with(session, workload, options)
+        else:  # an apply sure to write takes its lock while it decides (held while it asks, if it asks)
+            plan = plan_with(session, workload, options, observe=lock_when_sure(ahead, workload))
         click.echo(render_text(plan))
         plan = resolve_blocked(
             plan,
@@ -220,7 +220,7 @@ def apply_command(
             approve(auto_approve, "Apply these changes?")
             note("Applying ...")
             with _rerun_hint_on_interrupt("apply", source):
-                execute(session, plan, Progress(), break_lock=break_lock)
+                execute(session, plan, Progress(), ahead=ahead)
             note("Apply complete: " + done_line(plan))
         else:
             note("Nothing to apply.")
@@ -337,5 +337,5 @@ def destroy_command(
             return
         approve(auto_approve, "Delete these resources?")
         with _rerun_hint_on_interrupt("destroy", source):
-            execute(session, plan, Progress(), break_lock=break_lock)
+            execute(session, plan, Progress(), break_lock=break_lock, remove_lock=True)
         note("Destroy complete: " + done_line(plan))

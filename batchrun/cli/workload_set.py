@@ -130,7 +130,7 @@ def _carry_out(
             continue
         note(f"{'Applying' if verb == 'apply' else 'Destroying'} workload {one.plan.workload} ...")
         try:
-            execute(session, one.plan, Progress(), break_lock=break_lock)
+            execute(session, one.plan, Progress(), break_lock=break_lock, remove_lock=verb == "destroy")
         except (BatchrunError, KeyboardInterrupt) as error:
             left = [p.plan.workload for p in plans if p.plan.has_changes and p.plan.workload not in finished]
             done = ", ".join(finished) or "none"

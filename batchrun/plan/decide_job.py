@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from batchrun.model import Workload
 from batchrun.plan.actions import Action, Change, FieldChange, Operation, Stage
 from batchrun.plan.bodies import Ownership, marked, metadata_list
 from batchrun.plan.decide_common import (
@@ -17,7 +18,7 @@ from batchrun.plan.decide_common import (
     user_metadata_changes,
 )
 from batchrun.plan.diff import diff_subset, scalars_equal
-from batchrun.plan.live import WORKLOAD_KEY, LiveJob
+from batchrun.plan.live import WORKLOAD_KEY, LiveJob, LiveState
 from batchrun.plan.removals import job_removals
 from batchrun.plan.rules import Family, job_family
 from batchrun.plan.secrets import recorded_secret_changes
@@ -28,6 +29,21 @@ def job_address(job_id: str) -> str:
 
 
 NOTHING_TO_RUN = "not created: every task's result is current"
+
+
+def creates_a_job(workload: Workload, live: LiveState) -> bool:
+    """The plan will create the workload's job, whatever else it decides: the job is missing, it has tasks,
+    and no result of any task is recorded (with results recorded, a missing job is created only for the
+    tasks whose results are not current, maybe none). Known from the live state alone, before the
+    decisions."""
+    job = workload.job
+    return (
+        job is not None
+        and workload.schedule is None
+        and live.job is None
+        and not live.results
+        and len(job.tasks) > 0
+    )
 
 
 @dataclass(frozen=True)

@@ -336,3 +336,88 @@ def test_only_this_very_process_is_taken_for_itself_as_the_holder() -> None:
     assert not _names_me({**me, "pid_start": str(int(me["pid_start"] or "0") + 1)})
     assert not _names_me({**me, "boot_id": "another-boot"})
     assert not _names_me(None) and not _names_me({})
+
+
+def _watched(local_target: LocalTarget, sent: list[str]) -> Any:
+    from azure.core.pipeline import PipelineRequest
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
+    from azure.storage.blob import BlobServiceClient
+
+    class Watch(SansIOHTTPPolicy[Any, Any]):
+        def on_request(self, request: PipelineRequest[Any]) -> None:
+            http = request.http_request
+            query = http.url.split("?")[1] if "?" in http.url else ""
+            sent.append(f"{http.method} {query} {'If-None-Match' in http.headers}")
+
+    return BlobServiceClient.from_connection_string(
+        local_target.connection_string, _additional_pipeline_policies=[Watch()]
+    )
+
+
+def test_a_lock_likely_missing_is_made_first_and_a_destroy_removes_its_lock(
+    local_target: LocalTarget, blob_service: BlobServiceClient
+) -> None:
+    """Nothing of the workload live: its lock blob is made (naming the apply) before the lease is asked for,
+    with no lease asked for on a blob that is not there. A blob there after all is taken as always. A lock
+    held with ``remove_after`` (a destroy) leaves no blob."""
+    from batchrun.azure.lock import apply_lock, lock_blob_name
+
+    with contextlib.suppress(ResourceExistsError):
+        blob_service.create_container("batchrun-state")
+    sent: list[str] = []
+    with _watched(local_target, sent) as service:
+        lock = blob_service.get_blob_client("batchrun-state", lock_blob_name("likely-missing"))
+        with apply_lock(service, "likely-missing", likely_missing=True):
+            assert lock.get_blob_properties().metadata.get("pid") == str(os.getpid())
+        assert len(sent) == 3 and sent[0].startswith("PUT") and sent[0].endswith("True"), sent  # make
+        assert "comp=lease" in sent[1] and "comp=lease" in sent[2], sent  # acquire, release
+
+        sent.clear()
+        with apply_lock(service, "likely-missing", likely_missing=True, remove_after=True):
+            assert lock.get_blob_properties().lease.state == "leased"
+        # make (409: there already), acquire, write the holder, delete (with the lease)
+        assert len(sent) == 4 and "comp=metadata" in sent[2] and sent[3].startswith("DELETE"), sent
+        assert not lock.exists()
+
+
+def test_an_apply_sure_to_write_takes_its_lock_while_it_decides_and_a_blocked_one_lets_it_go(
+    tmp_path: Path,
+    target: Target,
+    local_target_env: dict[str, str],
+    batch_client: BatchClient,
+    blob_service: BlobServiceClient,
+    cleanup: list[Path],
+) -> None:
+    from batchrun.api import lock_ahead, lock_when_sure, open_session, plan_with
+    from batchrun.azure.lock import lock_blob_name
+    from batchrun.plan.decide_common import PlanOptions
+
+    path = manifest(tmp_path, "lock-ahead", "standard_d2s_v3", "m.yaml")
+    cleanup.append(path)
+    workload = batchrun.load(path)
+    lock = blob_service.get_blob_client("batchrun-state", lock_blob_name("lock-ahead"))
+    with open_session(target) as session, lock_ahead(session, workload) as ahead:
+        plan_with(session, workload, PlanOptions(), observe=lock_when_sure(ahead, workload))
+        assert ahead.started  # its job is missing: the lock was asked for while the plan was decided
+    assert lock.get_blob_properties().lease.state == "available"  # nothing applied: let go at the end
+
+    batchrun.apply(path, target=target)
+    with open_session(target) as session, lock_ahead(session, workload) as ahead:
+        assert not plan_with(
+            session, workload, PlanOptions(), observe=lock_when_sure(ahead, workload)
+        ).has_changes
+        assert not ahead.started  # nothing to do: no lock, no write
+
+    # A new workload on a pool it does not own: the plan is blocked (--adopt), and the lock taken while it
+    # was decided, its job being missing, is let go.
+    foreign = tmp_path / "foreign.yaml"
+    foreign.write_text(
+        path.read_text()
+        .replace("name: lock-ahead}", "name: lock-foreign}")
+        .replace("id: lock-ahead-job", "id: lock-foreign-job")
+    )
+    result = cli(local_target_env, "apply", str(foreign), "--auto-approve")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "blocked" in output and "Traceback" not in output, output
+    held = blob_service.get_blob_client("batchrun-state", lock_blob_name("lock-foreign"))
+    assert held.get_blob_properties().lease.state == "available"

@@ -506,3 +506,34 @@ def test_a_task_the_listing_brings_twice_is_not_an_orphan() -> None:
     plan = make(wl, replace(live, tasks=ListedTwice(dict(live.tasks))), PlanOptions(prune=True))
     assert actions(plan, "task") == {f"task/j1/t{i}": "no-op" for i in range(3)}
     assert not plan.has_changes
+
+
+@pytest.mark.parametrize(
+    ("case", "creates"),
+    [
+        ("job missing, nothing recorded", True),
+        ("job live", False),
+        ("job missing, results recorded", False),
+        ("job missing, no tasks", False),
+        ("a schedule's jobs", False),
+        ("no job", False),
+    ],
+)
+def test_an_apply_is_sure_to_write_when_it_creates_its_job(case: str, creates: bool) -> None:
+    """The apply lock is taken while the plan is decided only when the live state alone shows a write."""
+    from batchrun.plan.decide_job import creates_a_job
+    from batchrun.plan.live import TaskResult
+
+    tasks = () if case == "job missing, no tasks" else (TaskSpec("t1", {"commandLine": "true"}),)
+    workload = Workload(
+        name="w",
+        manifest_path=Path("w.yaml"),
+        digest="d",
+        job=None if case == "no job" else JobSpec("j1", {"poolInfo": {"poolId": "p1"}}, tasks),
+        schedule={"recurrenceInterval": "PT1H"} if case == "a schedule's jobs" else None,
+    )
+    live = LiveState(
+        job=LiveJob("j1", {}, {}, "active", "p1") if case == "job live" else None,
+        results={"t1": TaskResult("d", "success", 0, "", "j0")} if case.endswith("results recorded") else {},
+    )
+    assert creates_a_job(workload, live) is creates
