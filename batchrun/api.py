@@ -226,7 +226,7 @@ def execute(
         (
             ahead.held()
             if ahead is not None
-            else apply_lock(session.clients.blob, plan.workload, force=break_lock)
+            else apply_lock(session.clients.blob, plan.workload, force=break_lock, remove_after=remove_lock)
         )
         if plan.has_changes
         else nullcontext()

@@ -265,56 +265,59 @@ class LockAhead:
     """The apply lock, taken while the plan is still being decided once its live state shows that the apply
     will write (:func:`batchrun.plan.decide_job.creates_a_job`): the lock's requests then overlap the
     decisions instead of following them. An apply with nothing to do never starts it, so it still writes
-    nothing. Used as a context manager: a lock taken and not handed to :meth:`held` (a blocked plan, an
-    apply declined at the prompt) is released at the block's end."""
+    nothing; nor does an apply that breaks the lock (``force``): it breaks it only once its plan is to be
+    applied. Used as a context manager: a lock taken and not handed to :meth:`held` (a blocked plan, an
+    apply declined at the prompt) is released at the block's end, or, when the block ends before the lock
+    is taken (a second Ctrl-C), as soon as it is."""
 
     def __init__(self, service: BlobServiceClient, workload: str, *, force: bool = False) -> None:
         self._service, self._workload, self._force = service, workload, force
         self._thread: threading.Thread | None = None
+        self._guard = threading.Lock()
         self._lock: AbstractContextManager[None] | None = None
         self._error: BaseException | None = None
-        self._handed = False
+        self._handed = self._abandoned = False
 
     @property
     def started(self) -> bool:
         return self._thread is not None
 
     def start(self) -> None:
-        """Start taking the lock on a thread of its own (once)."""
-        if self._thread is None:
+        """Start taking the lock on a thread of its own (once; never to break it)."""
+        if self._thread is None and not self._force:
             self._thread = threading.Thread(target=self._take, name=f"batchrun-lock-{self._workload}")
             self._thread.start()
 
     def _take(self) -> None:
         # Started only when nothing is recorded and the job is missing: most likely a first apply.
-        lock = apply_lock(self._service, self._workload, force=self._force, likely_missing=True)
+        lock = apply_lock(self._service, self._workload, likely_missing=True)
         try:
             lock.__enter__()
         except BaseException as error:  # raised where the lock is needed: held()
             self._error = error
             return
-        self._lock = lock
-
-    def _wait(self) -> AbstractContextManager[None] | None:
-        if self._thread is None:
-            return None
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._lock
+        with self._guard:
+            if not self._abandoned:
+                self._lock = lock
+                return
+        with suppress(Exception):  # nobody is left to use it
+            lock.__exit__(None, None, None)
 
     @contextmanager
     def held(self) -> Iterator[None]:
         """The lock for the block: the one taken ahead (its error raised now, LockHeldError naming the
         holder, say), or taken now when it was not started."""
-        taken = self._wait()
-        if taken is None:
+        if self._thread is None:
             with apply_lock(self._service, self._workload, force=self._force):
                 yield
             return
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._lock is not None
         self._handed = True
         with ExitStack() as stack:
-            stack.push(taken)  # entered already: left at the block's end
+            stack.push(self._lock)  # entered already: left at the block's end
             yield
 
     def __enter__(self) -> LockAhead:
@@ -323,7 +326,11 @@ class LockAhead:
     def __exit__(self, *exc: object) -> None:
         if self._thread is None or self._handed:
             return
-        with suppress(Exception):  # its error was never needed: nothing was applied
-            taken = self._wait()
-            if taken is not None:
-                taken.__exit__(None, None, None)
+        with self._guard:  # a lock not taken yet is let go by its thread, once taken
+            self._abandoned = True
+            taken, self._lock = self._lock, None
+        if taken is None:
+            self._thread.join()  # interrupted (a second Ctrl-C): the thread still lets it go
+            return
+        with suppress(Exception):  # not released: it lapses by itself
+            taken.__exit__(None, None, None)

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from contextlib import contextmanager
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -87,16 +87,19 @@ class StartedThreads(Executor):
 
     def _work(self) -> None:
         while (call := self._calls.get()) is not None:
-            future, function, args, kwargs = call
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                result = function(*args, **kwargs)
-            except BaseException as error:  # handed to whoever waits on the future
-                future.set_exception(error)
-            else:
-                future.set_result(result)
-            del call, future  # a finished call's result is not kept alive by an idle thread
+            self._run(*call)
+            del call  # an idle thread keeps nothing of the call before
+
+    @staticmethod
+    def _run(future: Future[Any], function: Callable[..., Any], args: Any, kwargs: Any) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            result = function(*args, **kwargs)
+        except BaseException as error:  # handed to whoever waits on the future
+            future.set_exception(error)
+        else:
+            future.set_result(result)
 
     def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
         future: Future[R] = Future()
@@ -110,13 +113,16 @@ class StartedThreads(Executor):
         with self._lock:
             if not self._closed:
                 self._closed = True
-                if cancel_futures:  # the calls not started are dropped
-                    while not self._calls.empty():
+                try:
+                    while cancel_futures:  # the calls not started are dropped (a thread may take one first)
                         call = self._calls.get_nowait()
                         if call is not None:
                             call[0].cancel()
-                for _ in self._threads:
-                    self._calls.put(None)
+                except Empty:
+                    pass
+                finally:
+                    for _ in self._threads:
+                        self._calls.put(None)
         if wait:
             for thread in self._threads:
                 if thread is not threading.current_thread():

@@ -18,6 +18,8 @@ from azure.batch import BatchClient
 from azure.core.pipeline.policies import ContentDecodePolicy
 from azure.core.rest import HttpRequest
 
+from batchrun.errors import TargetError
+
 PAGE_SIZE = 1000
 PAGES_AHEAD = 2  # pages read ahead of the caller, at most (memory: 2 x 1,000 tasks)
 
@@ -34,10 +36,23 @@ def _answer(batch: BatchClient, request: HttpRequest) -> Any:
     its parse is taken instead of parsing the body a second time, which was a third of a plan's CPU per
     page of 1,000 tasks."""
     piped: Any = batch.send_request(request, _return_pipeline_response=True)  # a PipelineResponse
-    piped.http_response.raise_for_status()
-    if ContentDecodePolicy.CONTEXT_NAME in piped.context:
-        return piped.context[ContentDecodePolicy.CONTEXT_NAME]
-    return piped.http_response.json() if piped.http_response.content else None
+    response = piped.http_response
+    response.raise_for_status()
+    parsed = piped.context.get(ContentDecodePolicy.CONTEXT_NAME)
+    if isinstance(parsed, (dict, list)):
+        return parsed
+    return response.json() if response.content else None  # not parsed as JSON (another content type)
+
+
+def _object(answer: Any, path: str) -> dict[str, Any]:
+    """``answer`` when it is a JSON object: an empty page read as no items would make a plan add every task
+    again."""
+    if not isinstance(answer, dict):
+        raise TargetError(
+            f"Batch answered {path} without a JSON object ({type(answer).__name__}); run again, and check "
+            "that the target's URL is the Batch account's."
+        )
+    return answer
 
 
 def list_json(
@@ -57,8 +72,7 @@ def list_json(
 
     def fetch(link: str) -> dict[str, Any]:
         request = HttpRequest("GET", path, params=query) if not link else HttpRequest("GET", link)
-        page: dict[str, Any] = _answer(batch, request) or {}
-        return page
+        return _object(_answer(batch, request), path)
 
     def more(page: dict[str, Any]) -> str:
         link = str(page.get("odata.nextLink") or "")
@@ -115,8 +129,8 @@ def send_json(batch: BatchClient, method: str, path: str, body: Mapping[str, Any
         headers={"Content-Type": "application/json; odata=minimalmetadata"},
         content=json.dumps(body, separators=(",", ":")),
     )
-    answer: dict[str, Any] = _answer(batch, request) or {}
-    return answer
+    answer = _answer(batch, request)
+    return {} if answer is None else _object(answer, path)
 
 
 def post_json(batch: BatchClient, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -127,5 +141,4 @@ def post_json(batch: BatchClient, path: str, body: Mapping[str, Any]) -> dict[st
 def get_json(batch: BatchClient, path: str) -> dict[str, Any]:
     """GET one Batch resource as JSON (a missing one raises ``ResourceNotFoundError``)."""
     request = HttpRequest("GET", path, params={"api-version": str(batch._config.api_version)})
-    answer: dict[str, Any] = _answer(batch, request) or {}
-    return answer
+    return _object(_answer(batch, request), path)

@@ -256,9 +256,9 @@ class BatchWriter:
     ) -> None:
         """Add the bodies of ``tasks`` 100 per request with parallel requests; raise ApplyError naming failed
         tasks. Each request's bodies are made by the thread that sends it, so the first request leaves
-        without waiting for every body; one request's bodies at a time, in order, so the first request
-        leaves after its own bodies, not after the threads took turns making eight requests' bodies (the
-        service waited for them, idle)."""
+        without waiting for every body; one request's bodies at a time, so the first request leaves after
+        its own bodies, not after the threads took turns making eight requests' bodies (the service waited
+        for them, idle)."""
         chunks = [tasks[i : i + TASKS_PER_REQUEST] for i in range(0, len(tasks), TASKS_PER_REQUEST)]
         making = threading.Lock()
 

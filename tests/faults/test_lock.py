@@ -421,3 +421,20 @@ def test_an_apply_sure_to_write_takes_its_lock_while_it_decides_and_a_blocked_on
     assert result.returncode != 0 and "blocked" in output and "Traceback" not in output, output
     held = blob_service.get_blob_client("batchrun-state", lock_blob_name("lock-foreign"))
     assert held.get_blob_properties().lease.state == "available"
+
+
+def test_a_destroy_leaves_no_lock_and_breaking_a_lock_waits_until_the_plan_is_applied(
+    tmp_path: Path, target: Target, blob_service: BlobServiceClient
+) -> None:
+    from batchrun.azure.lock import LockAhead, lock_blob_name
+
+    path = manifest(tmp_path, "lock-gone", "standard_d2s_v3", "m.yaml")
+    batchrun.apply(path, target=target)
+    lock = blob_service.get_blob_client("batchrun-state", lock_blob_name("lock-gone"))
+    assert lock.exists()
+    batchrun.destroy(path, target=target, confirm_replace=True)
+    assert not lock.exists()  # the next first apply makes it, with no lease asked for first
+
+    with LockAhead(blob_service, "lock-gone", force=True) as ahead:
+        ahead.start()
+        assert not ahead.started  # --break-lock breaks another's lease only once its plan is applied

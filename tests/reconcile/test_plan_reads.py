@@ -130,3 +130,16 @@ def test_started_threads_work_as_an_executor(threads: int) -> None:
     with StartedThreads(threads, "test-map") as pool:
         assert list(pool.map(lambda n: n + 1, range(5))) == [1, 2, 3, 4, 5]
     assert isinstance(pool, StartedThreads) and not isinstance(pool, ThreadPoolExecutor)
+
+
+def test_an_empty_answer_where_a_page_is_due_is_an_error_not_an_empty_page() -> None:
+    from batchrun.errors import TargetError
+
+    class _Empty(_Batch):
+        def send_request(self, request: Any, **options: Any) -> _Answer:
+            answer = _Answer({})
+            answer.context, answer.content = {"deserialized_data": None}, b""
+            return answer
+
+    with pytest.raises(TargetError, match="without a JSON object"):
+        list(list_json(_Empty(), "/jobs/j/tasks"))  # type: ignore[arg-type]
