@@ -8,6 +8,7 @@ The manifest's labels are recorded as ``batchrun.labels`` (compact JSON).
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -31,9 +32,19 @@ def _git(folder: Path, *args: str) -> str | None:
     return completed.stdout.strip() if completed.returncode == 0 else None
 
 
+def _may_be_in_a_repository(folder: Path) -> bool:
+    """Whether git could find a repository for ``folder``: a ``.git`` in it or above it, or ``GIT_DIR`` set.
+    Outside one, git is not started at all (a process, and git's own CPU beside the apply's)."""
+    if os.environ.get("GIT_DIR"):
+        return True
+    return any((parent / ".git").exists() for parent in (folder, *folder.parents))
+
+
 def manifest_revision(manifest: Path) -> str:
     """``<commit>`` or ``<commit>+dirty`` of the manifest's git repository; "" outside git."""
     folder = manifest.resolve().parent
+    if not _may_be_in_a_repository(folder):
+        return ""
     commit = _git(folder, "rev-parse", "HEAD")
     if not commit:
         return ""
