@@ -145,7 +145,8 @@ def plan_with(
     # decided as their listing brings them, while the service makes the next pages. One pool for all the
     # reads: its threads start before any read does.
     one_page = sum(len(job.tasks) for job in workload.jobs) <= TASK_PAGE_SIZE
-    with calls_at_once(READ_THREADS + 4, "batchrun-plan") as pool, collector_paused():
+    reads = READ_THREADS + 4  # and the three listings of the orphans, and git
+    with calls_at_once(reads, "batchrun-plan") as pool, collector_paused():
         orphans = reading_orphans(pool, session.clients.batch, workload, side_by_side=one_page)
         marks = pool.submit(lambda: ownership or ownership_of(workload))  # git is asked for the revision
         with reading_live(session.clients, workload, inputs, packages, pool=pool) as settled:
@@ -235,20 +236,18 @@ def execute(
         Executor(plan, session.clients, hooks, poll_seconds=poll).run()
 
 
-@contextmanager
-def lock_ahead(session: Session, workload: Workload, break_lock: bool = False) -> Iterator[LockAhead]:
-    """A :class:`batchrun.azure.lock.LockAhead` for planning ``workload`` and applying the plan: pass
-    :func:`lock_when_sure` of it to :func:`plan_with` and it to :func:`execute`; released at the block's end
-    when nothing was applied."""
+def lock_ahead(session: Session, workload: Workload, break_lock: bool = False) -> LockAhead:
+    """A :class:`batchrun.azure.lock.LockAhead` (a context manager) for planning ``workload`` and applying the
+    plan: pass :func:`lock_when_sure` of it to :func:`plan_with` and it to :func:`execute`; released at the
+    block's end when nothing was applied."""
     from batchrun.azure.lock import LockAhead
 
-    with LockAhead(session.clients.blob, workload.name, force=break_lock) as ahead:
-        yield ahead
+    return LockAhead(session.clients.blob, workload.name, force=break_lock)
 
 
-def lock_when_sure(ahead: LockAhead, workload: Workload, then: Observe | None = None) -> Observe:
+def lock_when_sure(ahead: LockAhead, workload: Workload) -> Observe:
     """An observer for :func:`plan_with` that starts taking the lock ``ahead`` as soon as the live state shows
-    the apply will write (:func:`batchrun.plan.decide_job.creates_a_job`), then tells ``then``."""
+    the apply will write (:func:`batchrun.plan.decide_job.creates_a_job`)."""
     from batchrun.plan.decide_job import creates_a_job
 
     def observe(
@@ -256,8 +255,6 @@ def lock_when_sure(ahead: LockAhead, workload: Workload, then: Observe | None = 
     ) -> None:
         if creates_a_job(workload, live):
             ahead.start()
-        if then is not None:
-            then(live, inputs, packages)
 
     return observe
 
