@@ -21,12 +21,16 @@ EXPLAINED_TASKS = 5
 
 def tasks_to_explain(plan: Plan, limit: int = EXPLAINED_TASKS) -> list[str]:
     """Ids of the first ``limit`` tasks that run because their definition changed (live body differs)."""
-    ids = [
-        c.address.split("/", 2)[2]
-        for c in acting(plan.changes)
-        if c.runs and (c.cause == "definition changed" or (c.action is Action.REPLACE and not c.cause))
-    ]
-    return ids[:limit]
+    ids: list[str] = []
+    if limit <= 0:
+        return ids
+    for c in acting(plan.changes):
+        # The rare conditions first: most changes of a plan that adds tasks are new tasks.
+        if (c.cause == "definition changed" or (c.action is Action.REPLACE and not c.cause)) and c.runs:
+            ids.append(c.address.split("/", 2)[2])
+            if len(ids) == limit:
+                break
+    return ids
 
 
 def task_fields(task: TaskSpec, live: Mapping[str, Any]) -> list[FieldChange]:
