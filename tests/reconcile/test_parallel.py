@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from batchrun.azure.parallel import StartedThreads, run_parallel
+from batchrun.azure.parallel import StartedThreads, calls_at_once, run_parallel
 
 
 def test_results_keep_the_order_of_the_items() -> None:
@@ -74,5 +74,28 @@ def test_started_threads_hand_errors_to_the_future_and_drop_queued_calls_when_ca
     assert queued.cancelled()
     gate.set()
     assert busy.result(timeout=10) is True
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.submit(lambda: 1)
+
+
+def test_calls_at_once_ends_after_every_call_and_its_threads_end_by_themselves() -> None:
+    gate = threading.Event()
+    finished: list[int] = []
+
+    def slow(n: int) -> None:
+        gate.wait(10)
+        time.sleep(0.02)
+        finished.append(n)
+
+    before = set(threading.enumerate())
+    with calls_at_once(3, "test-finish") as pool:
+        for n in range(5):
+            pool.submit(slow, n)  # nobody waits on these futures inside the block
+        gate.set()
+    assert sorted(finished) == list(range(5))  # the block's end waited for every call
+    started = [t for t in threading.enumerate() if t not in before and t.name.startswith("test-finish")]
+    for thread in started:  # not joined by the block, but told to stop: each ends on its own
+        thread.join(timeout=10)
+        assert not thread.is_alive()
     with pytest.raises(RuntimeError, match="after shutdown"):
         pool.submit(lambda: 1)
