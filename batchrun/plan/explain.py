@@ -20,7 +20,8 @@ EXPLAINED_TASKS = 5
 
 
 def tasks_to_explain(plan: Plan, limit: int = EXPLAINED_TASKS) -> list[str]:
-    """Ids of the first ``limit`` tasks that run because their definition changed (live body differs)."""
+    """Ids of the first ``limit`` tasks that run because their definition changed (live body differs); none
+    when ``limit`` is not positive."""
     ids: list[str] = []
     if limit <= 0:
         return ids

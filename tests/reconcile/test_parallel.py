@@ -99,3 +99,24 @@ def test_calls_at_once_ends_after_every_call_and_its_threads_end_by_themselves()
         assert not thread.is_alive()
     with pytest.raises(RuntimeError, match="after shutdown"):
         pool.submit(lambda: 1)
+
+
+def test_a_ctrl_c_while_a_pool_finishes_leaves_no_thread_waiting_for_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import batchrun.azure.parallel as parallel
+
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    gate = threading.Event()
+    pool = StartedThreads(3, "test-interrupted")
+    busy = pool.submit(gate.wait, 10)
+    monkeypatch.setattr(parallel, "wait", interrupted)  # Ctrl-C while the block's end waits for its calls
+    with pytest.raises(KeyboardInterrupt):
+        pool.finish()
+    gate.set()
+    assert busy.result(timeout=10) is True
+    for thread in pool._threads:  # each was told to stop before the wait: none is left blocked on the queue
+        thread.join(timeout=10)
+        assert not thread.is_alive()
