@@ -244,7 +244,9 @@ def apply_lock(
 
     def renew() -> None:
         while not stop.wait(RENEW_SECONDS):
-            with suppress(AzureError):  # a passing storage error: the next renewal tries again
+            # A passing storage error: the next renewal tries again. A renewal still retrying when the block
+            # ends is let go (its join times out) and meets the closed client: nothing of it may escape.
+            with suppress(Exception):
                 lease.renew()
 
     renewer = threading.Thread(target=renew, name=f"batchrun-lock-{workload}", daemon=True)

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -438,3 +439,33 @@ def test_a_destroy_leaves_no_lock_and_breaking_a_lock_waits_until_the_plan_is_ap
     with LockAhead(blob_service, "lock-gone", force=True) as ahead:
         ahead.start()
         assert not ahead.started  # --break-lock breaks another's lease only once its plan is applied
+
+
+def test_a_renewal_that_fails_in_any_way_leaves_the_lock_held_and_raises_nothing_in_its_thread(
+    local_target: LocalTarget, blob_service: BlobServiceClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A renewal still retrying through flaky storage when the apply ends meets a closed client (a
+    ValueError, not a storage error): the renewing thread swallows it, as it does a storage error."""
+    from azure.storage.blob import BlobLeaseClient
+
+    import batchrun.azure.lock as lock_module
+
+    escaped: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: escaped.append(args.exc_value))
+    monkeypatch.setattr(lock_module, "RENEW_SECONDS", 0.01)
+    renewals: list[str] = []
+
+    def closed_client(self: BlobLeaseClient, **_kwargs: Any) -> None:
+        renewals.append(self.id)
+        raise ValueError("HTTP transport has already been closed.")
+
+    monkeypatch.setattr(BlobLeaseClient, "renew", closed_client)
+    lock = blob_service.get_blob_client("batchrun-state", lock_module.lock_blob_name("renewal-fails"))
+    with lock_module.apply_lock(blob_service, "renewal-fails", likely_missing=True, remove_after=True):
+        deadline = time.monotonic() + 10
+        while len(renewals) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert lock.get_blob_properties().lease.state == "leased"
+    assert len(renewals) >= 3, "the renewals were not exercised"
+    assert escaped == []
+    assert not lock.exists()
