@@ -1,7 +1,9 @@
-"""Live state: SDK objects -> :mod:`batchrun.plan.live` data. Nothing SDK-typed is returned.
+"""Live state: Batch's answers -> :mod:`batchrun.plan.live` data. Nothing SDK-typed is returned.
 
-Tasks are read as plain JSON (:mod:`batchrun.azure.rest`) with ``$select`` in 1,000-task pages and reduced at
-once to ``LiveTask`` tuples, so memory stays bounded at 100,000 tasks and no SDK model is built per task.
+Batch is read as plain JSON through the SDK's pipeline (:mod:`batchrun.azure.rest`): a model built for an
+answer only to be turned back into the same dict cost about 0.7 ms of CPU per read. Tasks are read with
+``$select`` in 1,000-task pages and reduced at once to ``LiveTask`` tuples, so memory stays bounded at 100,000
+tasks.
 """
 
 from __future__ import annotations
@@ -46,13 +48,14 @@ TASK_FIELDS = ["id", "state", "environmentSettings", "constraints", "executionIn
 def read_pool(batch: BatchClient, pool_id: str) -> LivePool | None:
     with translated(f"reading pool/{pool_id}"):
         try:
-            pool = batch.get_pool(pool_id).as_dict()
+            pool = get_json(batch, f"/pools/{quote(pool_id, safe='')}")
         except ResourceNotFoundError:
             return None
         running = 0
         if pool.get("state", "active") != "deleting":
-            for node in batch.list_nodes(pool_id, select=["id", "state"], max_results=TASK_PAGE_SIZE):
-                if str(node.as_dict().get("state", "")).lower() == "running":
+            nodes = f"/pools/{quote(pool_id, safe='')}/nodes"
+            for node in list_json(batch, nodes, {"$select": "id,state"}, TASK_PAGE_SIZE):
+                if str(node.get("state", "")).lower() == "running":
                     running += 1
     return LivePool(
         id=str(pool.get("id", pool_id)),
@@ -67,13 +70,13 @@ def read_pool(batch: BatchClient, pool_id: str) -> LivePool | None:
 def read_job(batch: BatchClient, job_id: str) -> LiveJob | None:
     with translated(f"reading job/{job_id}"):
         try:
-            job = batch.get_job(job_id).as_dict()
+            job = get_json(batch, f"/jobs/{quote(job_id, safe='')}")
         except ResourceNotFoundError:
             return None
         active = running = 0
         state = str(job.get("state", "active"))
         if state not in ("deleting", "completed"):
-            counts = batch.get_job_task_counts(job_id).as_dict().get("taskCounts", {})
+            counts = get_json(batch, f"/jobs/{quote(job_id, safe='')}/taskcounts").get("taskCounts") or {}
             active, running = int(counts.get("active", 0)), int(counts.get("running", 0))
     return LiveJob(
         id=str(job.get("id", job_id)),

@@ -40,14 +40,13 @@ class SlowBatch:
         self.job_delay = job_delay
 
     def send_request(self, request: Any, **options: Any) -> _Page:
+        if request.url.split("?")[0].endswith("/jobs/j"):  # the job read, not its task listing
+            time.sleep(self.job_delay)
+            raise ResourceNotFoundError("The specified job does not exist.")
         time.sleep(0.02)
         self.pages += 1
         task = {"id": f"t{self.pages}", "state": "active"}
         return _Page({"value": [task], "odata.nextLink": f"http://batch/jobs/j/tasks?page={self.pages}"})
-
-    def get_job(self, job_id: str) -> Any:
-        time.sleep(self.job_delay)
-        raise ResourceNotFoundError("The specified job does not exist.")
 
 
 def test_a_listing_stops_at_its_next_page_when_asked() -> None:
@@ -91,7 +90,13 @@ class CountedBatch:
         self.total, self.delay, self.fail_at, self.gone_at = pages, delay, fail_at, gone_at
         self.asked = 0
 
+    job: dict[str, Any] | None = None  # the job read's answer; None: 404
+
     def send_request(self, request: Any, **options: Any) -> _Page:
+        if request.url.split("?")[0].endswith("/jobs/j"):  # the job read, not its task listing
+            if self.job is None:
+                raise ResourceNotFoundError("The specified job does not exist.")
+            return _Page(self.job)
         time.sleep(self.delay)
         number = self.asked
         self.asked += 1
@@ -106,9 +111,6 @@ class CountedBatch:
             else {}
         )
         return _Page({"value": tasks, **more})
-
-    def get_job(self, job_id: str) -> Any:
-        raise ResourceNotFoundError("The specified job does not exist.")
 
 
 def test_every_page_is_listed_in_order() -> None:
@@ -201,13 +203,8 @@ def test_a_plan_cannot_read_a_listing_stopped_before_its_end() -> None:
     from batchrun.azure.arriving_tasks import ListingStopped
     from batchrun.azure.read import _JobRead
 
-    class Job:
-        def as_dict(self) -> dict[str, Any]:
-            return {"id": "j", "state": "completed"}
-
     class SlowJob(CountedBatch):
-        def get_job(self, job_id: str) -> Job:
-            return Job()
+        job = {"id": "j", "state": "completed"}
 
     stop = threading.Event()
     with ThreadPoolExecutor(2) as pool:
