@@ -143,13 +143,16 @@ def plan_with(
     # The task graphs (digests) need no live state and the orphans are another read: both are made while
     # live state is read, so the plan costs about the slowest of them rather than their sum. The tasks are
     # decided as their listing brings them, while the service makes the next pages. One pool for all the
-    # reads: its threads start before any read does.
+    # reads: its threads start before any read does. A small workload's orphan listings come first: they
+    # tell its reads which of its jobs and pool exist.
     one_page = sum(len(job.tasks) for job in workload.jobs) <= TASK_PAGE_SIZE
     reads = READ_THREADS + 4  # and the three listings of the orphans, and git
     with calls_at_once(reads, "batchrun-plan") as pool, collector_paused():
         orphans = reading_orphans(pool, session.clients.batch, workload, side_by_side=one_page)
         marks = pool.submit(lambda: ownership or ownership_of(workload))  # git is asked for the revision
-        with reading_live(session.clients, workload, inputs, packages, pool=pool) as settled:
+        with reading_live(
+            session.clients, workload, inputs, packages, pool=pool, exists=orphans.listed
+        ) as settled:
             graphs = task_graphs(workload, inputs, packages)  # while the reads are on their way
             live = settled()
             if observe is not None:
@@ -163,7 +166,7 @@ def plan_with(
                 options,
                 session.target.describe(),
                 session.target.signs_with_user_delegation,
-                orphans(),
+                orphans.owned(),
                 datetime.now(timezone.utc),
                 graphs,
             )

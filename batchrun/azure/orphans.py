@@ -9,7 +9,8 @@ for jobs, to see which pools are still used) and filtered here.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
 from typing import Any
 
 from azure.batch import BatchClient
@@ -57,13 +58,18 @@ class OwnedListings:
                 )
             )
 
-    def pools(self) -> tuple[LivePoolRef, ...]:
+    def every_pool(self) -> tuple[LivePoolRef, ...]:
         with translated("listing the pools"):
             return tuple(
                 LivePoolRef(str(data.get("id", "")), str(data.get("state", "")), _owner(data.get("metadata")))
                 for data in list_json(self._batch, "/pools", {"$select": "id,metadata,state"}, PAGE_SIZE)
-                if _owner(data.get("metadata")) == self._workload
             )
+
+    def owned(self, pools: Sequence[LivePoolRef]) -> tuple[LivePoolRef, ...]:
+        return tuple(pool for pool in pools if pool.owner == self._workload)
+
+    def pools(self) -> tuple[LivePoolRef, ...]:
+        return self.owned(self.every_pool())
 
     def schedules(self) -> tuple[LiveScheduleRef, ...]:
         with translated("listing the job schedules"):
@@ -98,15 +104,41 @@ def with_busy_counts(batch: BatchClient, workload: str, named: Named, owned: Own
     return Owned(tuple(jobs), tuple(pools), owned.schedules)
 
 
+class Listed:
+    """Which jobs and pools exist (:class:`batchrun.azure.read.Existence`), as the listings of every job and
+    every pool found them; each answer waits for its listing. Batch ids ignore case."""
+
+    def __init__(self, jobs: Future[tuple[LiveJobRef, ...]], pools: Future[tuple[LivePoolRef, ...]]) -> None:
+        self._jobs, self._pools = jobs, pools
+
+    def job_exists(self, job_id: str) -> bool:
+        wanted = job_id.lower()
+        return any(job.id.lower() == wanted for job in self._jobs.result())
+
+    def pool_exists(self, pool_id: str) -> bool:
+        wanted = pool_id.lower()
+        return any(pool.id.lower() == wanted for pool in self._pools.result())
+
+
+@dataclass(frozen=True)
+class OrphanReads:
+    """The reads :func:`reading_orphans` started: ``owned()`` waits for what the workload owns; ``listed``
+    tells which jobs and pools exist, when the listings are read side by side."""
+
+    owned: Callable[[], Owned]
+    listed: Listed | None = None
+
+
 def reading_orphans(
     pool: Executor, batch: BatchClient, workload: Workload, side_by_side: bool
-) -> Callable[[], Owned]:
+) -> OrphanReads:
     """Starts reading what ``workload`` owns beyond its manifest on ``pool`` (the three listings, then the
-    busy counts of its orphans); the function returned waits for it.
+    busy counts of its orphans).
 
-    ``side_by_side``: the three listings at the same time, for a plan whose task listings are one page each.
-    Beside a longer task listing they are read one after another: at the same time, they slowed it (a plan
-    of 10,000 unchanged tasks, 1.17x of its floor against 1.11x)."""
+    ``side_by_side``: the three listings at the same time, for a plan whose task listings are one page each;
+    they then also tell the plan's own reads which of its jobs and pool exist (``listed``). Beside a longer
+    task listing they are read one after another: at the same time, they slowed it (a plan of 10,000
+    unchanged tasks, 1.17x of its floor against 1.11x)."""
     listings, named = OwnedListings(batch, workload.name), named_by(workload)
     if not side_by_side:
         whole = pool.submit(
@@ -114,16 +146,17 @@ def reading_orphans(
                 batch, workload.name, named, Owned(listings.jobs(), listings.pools(), listings.schedules())
             )
         )
-        return whole.result
+        return OrphanReads(whole.result)
     jobs, pools, schedules = (
         pool.submit(listings.jobs),
-        pool.submit(listings.pools),
+        pool.submit(listings.every_pool),
         pool.submit(listings.schedules),
     )
 
     def owned() -> Owned:
+        owned_pools = listings.owned(pools.result())
         return with_busy_counts(
-            batch, workload.name, named, Owned(jobs.result(), pools.result(), schedules.result())
+            batch, workload.name, named, Owned(jobs.result(), owned_pools, schedules.result())
         )
 
-    return owned
+    return OrphanReads(owned, Listed(jobs, pools))

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from azure.batch import BatchClient
@@ -41,6 +41,17 @@ from batchrun.plan.live import (
 )
 
 TASK_PAGE_SIZE = 1000
+
+
+class Existence(Protocol):
+    """Which jobs and pools exist, as listings of the account found them (each answer waits for its
+    listing): a job or pool not listed is not asked for, nor are a missing job's tasks."""
+
+    def job_exists(self, job_id: str) -> bool: ...
+
+    def pool_exists(self, pool_id: str) -> bool: ...
+
+
 READ_THREADS = 6  # independent reads of one plan at a time (a few per workload: pool, job, record, inputs)
 TASK_FIELDS = ["id", "state", "environmentSettings", "constraints", "executionInfo"]
 
@@ -65,6 +76,12 @@ def read_pool(batch: BatchClient, pool_id: str) -> LivePool | None:
         allocation_state=str(pool.get("allocationState", "steady")),
         running_nodes=running,
     )
+
+
+def _read_pool_if_listed(batch: BatchClient, pool_id: str, exists: Existence | None) -> LivePool | None:
+    if exists is not None and not exists.pool_exists(pool_id):
+        return None
+    return read_pool(batch, pool_id)
 
 
 def read_job(batch: BatchClient, job_id: str) -> LiveJob | None:
@@ -186,19 +203,29 @@ class _JobRead:
         job_id: str,
         with_tasks: bool,
         stop: threading.Event,
+        exists: Existence | None = None,
     ) -> None:
         self.gone = threading.Event()
         self.arriving = ArrivingTasks()
+        self._exists = exists
         self.tasks = (  # first: the listing is the longest read
             pool.submit(self._list, batch, job_id, lambda: stop.is_set() or self.gone.is_set())
             if with_tasks
             else None
         )
-        self.job = pool.submit(read_job, batch, job_id)
+        self.job = pool.submit(self._read, batch, job_id)
         self.job.add_done_callback(self._stop_when_gone)
+
+    def _read(self, batch: BatchClient, job_id: str) -> LiveJob | None:
+        if self._exists is not None and not self._exists.job_exists(job_id):
+            return None
+        return read_job(batch, job_id)
 
     def _list(self, batch: BatchClient, job_id: str, stopped: Callable[[], bool]) -> None:
         try:
+            if self._exists is not None and not self._exists.job_exists(job_id):
+                self.arriving.finish(None)  # a missing job has no tasks
+                return
             whole = list_tasks(batch, job_id, self.arriving.arrived, stopped)
         except BaseException as error:
             self.arriving.finish(error)
@@ -224,6 +251,7 @@ def reading_live(
     packages: Sequence[PreparedPackage],
     with_tasks: bool = True,
     pool: Executor | None = None,
+    exists: Existence | None = None,
 ) -> Iterator[Callable[[], LiveState]]:
     """Starts reading everything the manifest names, on ``pool`` when given (the caller's, which makes other
     reads beside: its threads are all started before the first read, see :mod:`batchrun.azure.parallel`).
@@ -234,12 +262,16 @@ def reading_live(
     The reads are independent, so they are made at the same time (the record of results from storage while
     Batch lists the tasks, say): the plan waits for the slowest read, not for their sum. On an error or
     Ctrl-C the reads not started are dropped; the task listings end at their next page then, and at the end
-    of the block."""
+    of the block.
+
+    ``exists``: listings of the account's jobs and pools read on ``pool`` already (submitted before this
+    block), which the reads of the manifest's jobs and pool wait for: what they do not list is missing, so a
+    first apply does not ask for a job, its tasks and a pool that are not there (three requests of ten)."""
     stop = threading.Event()
     own = calls_at_once(READ_THREADS, "batchrun-read") if pool is None else nullcontext(pool)
     with prompt_thread_switches(), own as reads:
         try:
-            yield _read_all(reads, stop, clients, workload, inputs, packages, with_tasks)
+            yield _read_all(reads, stop, clients, workload, inputs, packages, with_tasks, exists)
         finally:
             stop.set()
 
@@ -259,19 +291,21 @@ def _read_all(
     inputs: Sequence[PreparedInput],
     packages: Sequence[PreparedPackage],
     with_tasks: bool,
+    exists: Existence | None = None,
 ) -> Callable[[], LiveState]:
     """Starts every read; the function returned waits for them (the task listings aside) and gives the live
     state."""
     batch, blob = clients.batch, clients.blob
     # The longest reads first: the task listings, then the record of results.
-    first = _JobRead(pool, batch, workload.job.id, with_tasks, stop) if workload.job else None
+    first = _JobRead(pool, batch, workload.job.id, with_tasks, stop, exists) if workload.job else None
     more_jobs = {
-        spec.id.lower(): _JobRead(pool, batch, spec.id, with_tasks, stop) for spec in workload.more_jobs
+        spec.id.lower(): _JobRead(pool, batch, spec.id, with_tasks, stop, exists)
+        for spec in workload.more_jobs
     }
     record = pool.submit(read_record, blob, workload.name) if workload.job else None
     live_inputs = {p.name: pool.submit(read_input, blob, p, workload.name) for p in inputs}
     live_packages = {f"{p.id}@{p.version}": pool.submit(read_package, clients, p) for p in packages}
-    pool_state = pool.submit(read_pool, batch, workload.pool.id) if workload.pool else None
+    pool_state = pool.submit(_read_pool_if_listed, batch, workload.pool.id, exists) if workload.pool else None
     schedule = (
         pool.submit(read_schedule, batch, workload.job.id) if workload.schedule and workload.job else None
     )

@@ -1,5 +1,6 @@
-"""How a plan reads: each answer parsed once, the orphan listings side by side for a small workload, and task
-bodies made one request at a time, in order, while earlier requests are on their way."""
+"""How a plan reads: each answer parsed once, the orphan listings side by side for a small workload (and which
+jobs and pools exist, from them), and task bodies made one request at a time, in order, while earlier requests
+are on their way."""
 
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ class _Batch:
             self.meet.wait()  # times out unless the three listings are read at the same time
         mine = [{"name": WORKLOAD_KEY, "value": "w"}]
         if path.endswith("/pools"):
-            return _Answer({"value": [{"id": "p", "state": "active", "metadata": mine}]})
+            foreign = {"id": "q", "state": "active", "metadata": []}
+            return _Answer({"value": [{"id": "p", "state": "active", "metadata": mine}, foreign]})
         if path.endswith("/jobs"):
             return _Answer({"value": [{"id": "j", "state": "active", "poolInfo": {"poolId": "p"}}]})
         return _Answer({"value": [], "id": "x"})
@@ -74,7 +76,8 @@ def _workload() -> Workload:
 def test_an_answer_is_the_pipelines_parse_not_a_second_one() -> None:
     batch: Any = _Batch()
     assert list(list_json(batch, "/pools")) == [
-        {"id": "p", "state": "active", "metadata": [{"name": WORKLOAD_KEY, "value": "w"}]}
+        {"id": "p", "state": "active", "metadata": [{"name": WORKLOAD_KEY, "value": "w"}]},
+        {"id": "q", "state": "active", "metadata": []},
     ]
     assert get_json(batch, "/jobs/x") == {"value": [], "id": "x"}
 
@@ -82,15 +85,28 @@ def test_an_answer_is_the_pipelines_parse_not_a_second_one() -> None:
 def test_a_small_workloads_orphan_listings_are_read_side_by_side() -> None:
     batch: Any = _Batch(threading.Barrier(3, timeout=5))
     with StartedThreads(4, "test-orphans") as pool:
-        owned = reading_orphans(pool, batch, _workload(), side_by_side=True)()
+        owned = reading_orphans(pool, batch, _workload(), side_by_side=True).owned()
     assert sorted(batch.paths) == ["/jobs", "/jobschedules", "/pools"]
     assert [p.id for p in owned.pools] == ["p"] and [j.id for j in owned.jobs] == ["j"]
+
+
+def test_the_side_by_side_listings_tell_which_jobs_and_pools_exist_whoever_owns_them() -> None:
+    batch: Any = _Batch()
+    with StartedThreads(4, "test-orphans") as pool:
+        reads = reading_orphans(pool, batch, _workload(), side_by_side=True)
+        listed = reads.listed
+        assert listed is not None
+        assert listed.job_exists("J") and not listed.job_exists("j2")  # Batch ids ignore case
+        assert listed.pool_exists("p") and listed.pool_exists("Q") and not listed.pool_exists("p2")
+        assert [p.id for p in reads.owned().pools] == ["p"]  # q is another's
+    with StartedThreads(4, "test-orphans") as pool:
+        assert reading_orphans(pool, batch, _workload(), side_by_side=False).listed is None
 
 
 def test_beside_a_long_task_listing_the_orphan_listings_are_read_one_after_another() -> None:
     batch: Any = _Batch()
     with StartedThreads(4, "test-orphans") as pool:
-        owned = reading_orphans(pool, batch, _workload(), side_by_side=False)()
+        owned = reading_orphans(pool, batch, _workload(), side_by_side=False).owned()
     assert batch.paths == ["/jobs", "/pools", "/jobschedules"]
     assert [p.id for p in owned.pools] == ["p"]
 

@@ -112,6 +112,28 @@ def test_ten_more_tasks_on_a_thousand_adds_exactly_ten(
     batchrun.destroy(grown, target=target, confirm_replace=True)
 
 
+def test_a_first_plan_asks_for_no_job_tasks_or_pool_that_the_listings_show_missing(
+    target: Target, requests_counter: RequestCounter
+) -> None:
+    """The listings of every job and pool (read for the orphans) say the workload's job and pool are not
+    there: a first plan does not ask for them, nor for the job's tasks. Once they are there, it does."""
+
+    def named_reads() -> set[str]:
+        routes = requests_counter.snapshot()["by_route"]
+        assert {"GET /jobs", "GET /pools", "GET /jobschedules"} <= set(routes), routes
+        return {route for route in routes if route.startswith(("GET /jobs/", "GET /pools/"))}
+
+    workload = make_workload("e2e-first", tasks(5))
+    requests_counter.reset()
+    assert by_action(batchrun.plan(workload, target=target)) == {"create": 5}
+    assert named_reads() == set()
+    batchrun.apply(workload, target=target)
+    requests_counter.reset()
+    assert by_action(batchrun.plan(workload, target=target)) == {"no-op": 5}
+    assert {"GET /jobs/{jobId}", "GET /jobs/{jobId}/tasks", "GET /pools/{poolId}"} <= named_reads()
+    batchrun.destroy(workload, target=target, confirm_replace=True)
+
+
 def test_vm_size_change_replaces_the_pool_only_after_confirmation(
     target: Target, batch_client: BatchClient
 ) -> None:
