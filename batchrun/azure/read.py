@@ -266,7 +266,7 @@ def reading_live(
 
     ``exists``: listings of the account's jobs and pools read on ``pool`` already (submitted before this
     block), which the reads of the manifest's jobs and pool wait for: what they do not list is missing, so a
-    first apply does not ask for a job, its tasks and a pool that are not there (three requests of ten)."""
+    first apply does not ask for a job, its tasks and a pool that are not there (four reads, not seven)."""
     stop = threading.Event()
     own = calls_at_once(READ_THREADS, "batchrun-read") if pool is None else nullcontext(pool)
     with prompt_thread_switches(), own as reads:
