@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from azure.batch import BatchClient
@@ -65,11 +66,11 @@ class OwnedListings:
                 for data in list_json(self._batch, "/pools", {"$select": "id,metadata,state"}, PAGE_SIZE)
             )
 
-    def owned(self, pools: Sequence[LivePoolRef]) -> tuple[LivePoolRef, ...]:
+    def owned_among(self, pools: Sequence[LivePoolRef]) -> tuple[LivePoolRef, ...]:
         return tuple(pool for pool in pools if pool.owner == self._workload)
 
     def pools(self) -> tuple[LivePoolRef, ...]:
-        return self.owned(self.every_pool())
+        return self.owned_among(self.every_pool())
 
     def schedules(self) -> tuple[LiveScheduleRef, ...]:
         with translated("listing the job schedules"):
@@ -106,18 +107,25 @@ def with_busy_counts(batch: BatchClient, workload: str, named: Named, owned: Own
 
 class Listed:
     """Which jobs and pools exist (:class:`batchrun.azure.read.Existence`), as the listings of every job and
-    every pool found them; each answer waits for its listing. Batch ids ignore case."""
+    every pool found them; each answer waits for its listing. Batch ids ignore case. Each listing's ids are
+    gathered once, at its first question."""
 
     def __init__(self, jobs: Future[tuple[LiveJobRef, ...]], pools: Future[tuple[LivePoolRef, ...]]) -> None:
         self._jobs, self._pools = jobs, pools
 
+    @cached_property
+    def _job_ids(self) -> frozenset[str]:
+        return frozenset(job.id.lower() for job in self._jobs.result())
+
+    @cached_property
+    def _pool_ids(self) -> frozenset[str]:
+        return frozenset(pool.id.lower() for pool in self._pools.result())
+
     def job_exists(self, job_id: str) -> bool:
-        wanted = job_id.lower()
-        return any(job.id.lower() == wanted for job in self._jobs.result())
+        return job_id.lower() in self._job_ids
 
     def pool_exists(self, pool_id: str) -> bool:
-        wanted = pool_id.lower()
-        return any(pool.id.lower() == wanted for pool in self._pools.result())
+        return pool_id.lower() in self._pool_ids
 
 
 @dataclass(frozen=True)
@@ -154,7 +162,7 @@ def reading_orphans(
     )
 
     def owned() -> Owned:
-        owned_pools = listings.owned(pools.result())
+        owned_pools = listings.owned_among(pools.result())
         return with_busy_counts(
             batch, workload.name, named, Owned(jobs.result(), owned_pools, schedules.result())
         )

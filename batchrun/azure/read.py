@@ -52,6 +52,18 @@ class Existence(Protocol):
     def pool_exists(self, pool_id: str) -> bool: ...
 
 
+class _AllExist:
+    """No listing to go by: every job and pool is asked for."""
+
+    def job_exists(self, job_id: str) -> bool:
+        return True
+
+    def pool_exists(self, pool_id: str) -> bool:
+        return True
+
+
+_ALL_EXIST = _AllExist()  # stateless
+
 READ_THREADS = 6  # independent reads of one plan at a time (a few per workload: pool, job, record, inputs)
 TASK_FIELDS = ["id", "state", "environmentSettings", "constraints", "executionInfo"]
 
@@ -78,10 +90,8 @@ def read_pool(batch: BatchClient, pool_id: str) -> LivePool | None:
     )
 
 
-def _read_pool_if_listed(batch: BatchClient, pool_id: str, exists: Existence | None) -> LivePool | None:
-    if exists is not None and not exists.pool_exists(pool_id):
-        return None
-    return read_pool(batch, pool_id)
+def _read_pool_if_listed(batch: BatchClient, pool_id: str, exists: Existence) -> LivePool | None:
+    return read_pool(batch, pool_id) if exists.pool_exists(pool_id) else None
 
 
 def read_job(batch: BatchClient, job_id: str) -> LiveJob | None:
@@ -203,7 +213,7 @@ class _JobRead:
         job_id: str,
         with_tasks: bool,
         stop: threading.Event,
-        exists: Existence | None = None,
+        exists: Existence = _ALL_EXIST,
     ) -> None:
         self.gone = threading.Event()
         self.arriving = ArrivingTasks()
@@ -217,13 +227,11 @@ class _JobRead:
         self.job.add_done_callback(self._stop_when_gone)
 
     def _read(self, batch: BatchClient, job_id: str) -> LiveJob | None:
-        if self._exists is not None and not self._exists.job_exists(job_id):
-            return None
-        return read_job(batch, job_id)
+        return read_job(batch, job_id) if self._exists.job_exists(job_id) else None
 
     def _list(self, batch: BatchClient, job_id: str, stopped: Callable[[], bool]) -> None:
         try:
-            if self._exists is not None and not self._exists.job_exists(job_id):
+            if not self._exists.job_exists(job_id):
                 self.arriving.finish(None)  # a missing job has no tasks
                 return
             whole = list_tasks(batch, job_id, self.arriving.arrived, stopped)
@@ -296,6 +304,7 @@ def _read_all(
     """Starts every read; the function returned waits for them (the task listings aside) and gives the live
     state."""
     batch, blob = clients.batch, clients.blob
+    exists = exists or _ALL_EXIST
     # The longest reads first: the task listings, then the record of results.
     first = _JobRead(pool, batch, workload.job.id, with_tasks, stop, exists) if workload.job else None
     more_jobs = {
