@@ -200,3 +200,31 @@ def test_the_job_preparation_folder_is_named_as_the_scheduler_knows_it_ran(node:
         assert ("AZ_BATCH_JOB_PREP_DIR" in env) is expected, (prepared, folder)
         if expected:
             assert env["AZ_BATCH_JOB_PREP_DIR"] == str(prep_dir)
+
+
+def test_a_task_environment_takes_the_node_part_once_and_the_task_part_every_time(node: NodeIdentity) -> None:
+    """The node's variables (host basics, AZ_BATCH_NODE_*) are made once per node; the task's own settings
+    still override the host's, the node agent's variables still override the task's, and a host given
+    explicitly is the one used."""
+    from batchrun.emulator.node.environment import task_environment
+
+    def launch(task_id: str, settings: list[dict[str, str]]) -> TaskLaunch:
+        spec = {"commandLine": "true", "environmentSettings": settings}
+        return TaskLaunch("task", "job1", task_id, spec, job_prepared=False)
+
+    first = launch("task1", [{"name": "LANG", "value": "C.task"}, {"name": "AZ_BATCH_NODE_ID", "value": "x"}])
+    second = launch("task2", [])
+    env1 = task_environment(node, first, task_directory(node, "job1", "task1"), ())
+    env2 = task_environment(node, second, task_directory(node, "job1", "task2"), ())
+    assert env1["LANG"] == "C.task" and env2.get("LANG") == os.environ.get("LANG")
+    assert env1["AZ_BATCH_NODE_ID"] == env2["AZ_BATCH_NODE_ID"] == node.node_id
+    assert env1["AZ_BATCH_TASK_ID"] == "task1" and env2["AZ_BATCH_TASK_ID"] == "task2"
+    assert env2["AZ_BATCH_TASK_DIR"] == str(task_directory(node, "job1", "task2"))
+    assert env2["AZ_BATCH_NODE_SHARED_DIR"] == str(node.root / "shared")
+    assert env2["PATH"] == os.environ.get("PATH", os.defpath)
+
+    hosted = task_environment(node, second, task_directory(node, "job1", "task2"), (), host={"PATH": "/h"})
+    assert hosted["PATH"] == "/h" and "HOME" not in hosted
+    assert task_environment(node, second, task_directory(node, "job1", "task2"), (), host={})["PATH"] == (
+        os.defpath
+    )

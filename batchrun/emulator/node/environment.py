@@ -11,7 +11,8 @@ import getpass
 import os
 import re
 from collections.abc import Mapping, Sequence
-from functools import cache
+from dataclasses import dataclass
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -72,10 +73,10 @@ def task_environment(
     host: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The full environment of the process of ``launch``. ``package_dirs``: (application id, version or None
-    for the default-version form, extracted folder)."""
-    source = os.environ if host is None else host
-    env = {name: source[name] for name in HOST_VARIABLES if name in source}
-    env.setdefault("PATH", os.defpath)
+    for the default-version form, extracted folder). ``host``: the host's variables (the emulator's own
+    environment when not given)."""
+    node = node_environment(identity) if host is None else _node_environment(identity, host)
+    env = dict(node.host)
     if launch.kind != "starttask":
         env.update(settings_to_mapping(launch.job_environment))
     env.update(settings_to_mapping(launch.spec.get("environmentSettings")))
@@ -84,27 +85,11 @@ def task_environment(
             env[name] = str(folder)
 
     # Plain string joins: this runs for every task, and pathlib's objects cost more than the joins they do.
-    root = str(identity.root)
-    startup = str(start_task_directory(identity))
     task_folder = str(task_dir)
-    env.update(
-        {
-            "AZ_BATCH_ACCOUNT_NAME": identity.account_name,
-            "AZ_BATCH_ACCOUNT_URL": identity.account_url,
-            "AZ_BATCH_POOL_ID": identity.pool_id,
-            "AZ_BATCH_NODE_ID": identity.node_id,
-            "AZ_BATCH_NODE_IS_DEDICATED": "true" if identity.is_dedicated else "false",
-            "AZ_BATCH_NODE_ROOT_DIR": root,
-            "AZ_BATCH_NODE_SHARED_DIR": os.path.join(root, "shared"),
-            "AZ_BATCH_NODE_STARTUP_DIR": startup,
-            "AZ_BATCH_NODE_STARTUP_WORKING_DIR": os.path.join(startup, "wd"),
-            "AZ_BATCH_NODE_MOUNTS_DIR": os.path.join(root, "fsmounts"),
-            "AZ_BATCH_TASK_DIR": task_folder,
-            "AZ_BATCH_TASK_WORKING_DIR": os.path.join(task_folder, "wd"),
-            "AZ_BATCH_TASK_USER_IDENTITY": user_identity_name(launch.spec, launch.kind),
-            "AZ_BATCH_TASK_USER": _host_user(),
-        }
-    )
+    env.update(node.batch)
+    env["AZ_BATCH_TASK_DIR"] = task_folder
+    env["AZ_BATCH_TASK_WORKING_DIR"] = os.path.join(task_folder, "wd")
+    env["AZ_BATCH_TASK_USER_IDENTITY"] = user_identity_name(launch.spec, launch.kind)
     if launch.kind != "starttask":
         env["AZ_BATCH_JOB_ID"] = launch.job_id
         env["AZ_BATCH_TASK_ID"] = launch.task_id
@@ -124,6 +109,44 @@ def task_environment(
         env["AZ_BATCH_NODE_LIST"] = ";".join(ips)
         env["AZ_BATCH_TASK_SHARED_DIR"] = task_folder
     return env
+
+
+@dataclass(frozen=True)
+class NodeEnvironment:
+    """What every task of one node gets alike: the host's basics (first, so that settings override them) and
+    the node's AZ_BATCH_* variables (last: the node agent owns them)."""
+
+    host: tuple[tuple[str, str], ...]
+    batch: tuple[tuple[str, str], ...]
+
+
+@lru_cache(maxsize=1024)
+def node_environment(identity: NodeIdentity) -> NodeEnvironment:
+    """The node's part of every task environment, from the emulator's own environment, made at the node's
+    first task: like a Batch node's, it does not change under the tasks (and reading the host's variables and
+    joining the node's folders cost more than the rest of a task's environment)."""
+    return _node_environment(identity, os.environ)
+
+
+def _node_environment(identity: NodeIdentity, host: Mapping[str, str]) -> NodeEnvironment:
+    basics = {name: host[name] for name in HOST_VARIABLES if name in host}
+    basics.setdefault("PATH", os.defpath)
+    root = str(identity.root)
+    startup = str(start_task_directory(identity))
+    batch = {
+        "AZ_BATCH_ACCOUNT_NAME": identity.account_name,
+        "AZ_BATCH_ACCOUNT_URL": identity.account_url,
+        "AZ_BATCH_POOL_ID": identity.pool_id,
+        "AZ_BATCH_NODE_ID": identity.node_id,
+        "AZ_BATCH_NODE_IS_DEDICATED": "true" if identity.is_dedicated else "false",
+        "AZ_BATCH_NODE_ROOT_DIR": root,
+        "AZ_BATCH_NODE_SHARED_DIR": os.path.join(root, "shared"),
+        "AZ_BATCH_NODE_STARTUP_DIR": startup,
+        "AZ_BATCH_NODE_STARTUP_WORKING_DIR": os.path.join(startup, "wd"),
+        "AZ_BATCH_NODE_MOUNTS_DIR": os.path.join(root, "fsmounts"),
+        "AZ_BATCH_TASK_USER": _host_user(),
+    }
+    return NodeEnvironment(tuple(basics.items()), tuple(batch.items()))
 
 
 @cache
