@@ -2,13 +2,14 @@
 
 Starting a task through ``subprocess`` costs the emulator a ``Popen`` and two ``exec`` calls per task (the
 native launcher that sets the parent-death signal, then the command) plus a pidfd to wait on. The spawn
-server (``spawn_server.c``, built like the launcher: :mod:`.native`) does the whole start in C: it creates the
-task's folder, ``wd/``, ``stdout.txt`` and ``stderr.txt`` (as :func:`.layout.prepare_task_directory`), looks
-the program up on the task's ``PATH`` (as :func:`.process.resolve_program`), opens the output files, and
-clones the task process (``CLONE_VM | CLONE_VFORK``: it waits for the ``exec``), which gets its own session,
-``PR_SET_PDEATHSIG = SIGKILL`` relative to the server and then ONE ``exec``, of the command itself. It is the
-tasks' parent: it reaps them and reports exits over its socket, batched, so one thread of the emulator
-(:class:`.supervisor.ProcessSupervisor`) waits on that one socket instead of a pidfd per task.
+server (``spawn_server.c``, built like the launcher: :mod:`.native`) does the whole start in C with one
+``fork`` a task: the child creates the task's folder, ``wd/``, ``stdout.txt`` and ``stderr.txt`` (as
+:func:`.layout.prepare_task_directory`), looks the program up on the task's ``PATH`` (as
+:func:`.process.resolve_program`), opens the output files, takes its own session and
+``PR_SET_PDEATHSIG = SIGKILL`` relative to the server, then makes ONE ``exec``, of the command itself;
+children start side by side (a ``CLONE_VFORK`` start, measured, made the folders' creation serial). The
+server is the tasks' parent: it reaps them and reports exits over its socket, batched, so one thread of the
+emulator (:class:`.supervisor.ProcessSupervisor`) waits on that one socket instead of a pidfd per task.
 
 Dying together: the server has ``PR_SET_PDEATHSIG = SIGKILL`` relative to the emulator thread that started it
 (and exits at once if the emulator is already gone); every task has it relative to the server. A SIGKILL of
