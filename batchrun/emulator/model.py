@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import json
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchrun.emulator.store import Store, StoreUnreadable, Table
+from batchrun.emulator.store import Store, StoreUnreadable, Table, decode
 from batchrun.emulator.timefmt import new_etag, now_iso
 
 Body = dict[str, Any]
@@ -138,7 +137,7 @@ _UNDER_WAY = ("running", "preparing")
 
 
 def _decode(text: str) -> Body:
-    body: Body = json.loads(text)
+    body: Body = decode(text)
     return body
 
 

@@ -20,14 +20,23 @@ def now() -> datetime:
 
 
 def iso(moment: datetime) -> str:
-    if moment.tzinfo is timezone.utc and moment.year >= 1000:
+    if moment.tzinfo is timezone.utc and 1970 <= moment.year < 2100:
         # The same text as the strftime below, at a fraction of its cost (it runs several times per task).
-        return moment.isoformat(timespec="microseconds")[:-6] + "Z"
+        # Before 2106 a float timestamp is within 0.25 us of the instant, so its whole seconds are exact.
+        return f"{_second_text(int(moment.timestamp()))}.{moment.microsecond:06d}Z"
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def now_iso() -> str:
-    return iso(now())
+    """Now as Batch writes times (``2026-12-03T07:31:55.248447Z``): the text of the second, made once a
+    second, and the microseconds (several are written for every task run; ``datetime`` took 4 us each)."""
+    second, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
+    return f"{_second_text(second)}.{nanoseconds // 1000:06d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _second_text(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
 
 
 def parse_iso(text: str) -> datetime:

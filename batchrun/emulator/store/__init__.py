@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from batchrun.emulator.store.db import Store, StoreError, StoreUnreadable, Table
+from batchrun.emulator.store.db import Store, StoreError, StoreUnreadable, Table, decode, encode
 
-__all__ = ["Store", "StoreError", "StoreUnreadable", "Table"]
+__all__ = ["Store", "StoreError", "StoreUnreadable", "Table", "decode", "encode"]

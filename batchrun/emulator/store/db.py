@@ -15,6 +15,8 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 
 class Table(enum.Enum):
     POOLS = "pools"
@@ -29,8 +31,29 @@ class Table(enum.Enum):
 SCHEMA_VERSION = 1
 # Rows read and decoded together when the store is loaded.
 LOAD_BATCH = 1000
-# One encoder for every write (json.dumps with options builds one per call); bodies are trees, no cycles.
-_ENCODE = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+# The standard library's encoder for what orjson refuses (json.dumps with options builds one per call).
+_STANDARD_ENCODE = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+
+def encode(body: dict[str, Any]) -> str:
+    """A body's stored JSON text: compact, its keys in their order.
+
+    orjson writes a task body in a tenth of the standard library's time (1 us against 10 us), and a task run
+    writes its task twice; what orjson refuses (an integer past 64 bits, a key that is not a string) is
+    written by the standard library. Text outside ASCII is written as itself, not as ``\\u`` escapes."""
+    try:
+        return orjson.dumps(body).decode()
+    except TypeError:  # orjson.JSONEncodeError is one
+        return _STANDARD_ENCODE(body)
+
+
+def decode(text: str) -> Any:
+    """A stored JSON text as Python values: orjson, or the standard library for what orjson refuses (an
+    integer past 64 bits, ``NaN``, which older texts may hold)."""
+    try:
+        return orjson.loads(text)
+    except ValueError:  # orjson.JSONDecodeError is one
+        return json.loads(text)
 
 
 # A task body with its emulator-internal ``_x`` object moved last (json_set appends), the rest as stored.
@@ -157,7 +180,7 @@ class Store:
 
     def put(self, table: Table, parent: str, key: str, body: dict[str, Any]) -> str:
         """Write ``body``; returns its stored JSON text."""
-        text = _ENCODE(body)
+        text = encode(body)
         with self.transaction():
             self._connection.execute(
                 f"INSERT OR REPLACE INTO {table.value} (parent, id, body) VALUES (?, ?, ?)",
@@ -197,7 +220,7 @@ class Store:
                         rows = self._connection.execute(query, (LOAD_BATCH,)).fetchall()
                     else:
                         rows = self._connection.execute(after, (*last, LOAD_BATCH)).fetchall()
-                    bodies = json.loads("[" + ",".join(body for _, _, body in rows) + "]")
+                    bodies = decode("[" + ",".join(body for _, _, body in rows) + "]")
                     if len(bodies) != len(rows):
                         raise ValueError("a stored body is not one JSON value")
                 except (sqlite3.DatabaseError, ValueError) as error:
