@@ -142,6 +142,21 @@ def test_bodies_the_service_refuses(client: BatchClient, body: bytes) -> None:
     assert raw(client, "GET", "/pools?$filter=startswith(id,'nan')").json()["value"] == []
 
 
+@pytest.mark.parametrize("levels", [64, 65, 3000])
+def test_the_nesting_limit_is_exact_and_says_how_deep(client: BatchClient, levels: int) -> None:
+    """64 levels of objects and arrays pass the body check (the pool is then refused for what it holds);
+    from 65 on the body is refused, saying how deep it is."""
+    inner = levels - 1  # the body's own object is the first level
+    body = b'{"id": "nest-pool", "metadata": ' + b"[" * inner + b"]" * inner + b"}"
+    response = raw(client, "POST", "/pools", body)
+    assert response.status_code == 400, response.text()
+    message = response.json()["message"]["value"]
+    if levels <= 64:
+        assert "nested" not in message
+    else:
+        assert f"nested {levels} levels deep; at most 64" in message
+
+
 def test_a_repeated_query_parameter_is_refused(client: BatchClient) -> None:
     response = raw(client, "GET", "/pools?maxresults=1&maxresults=1000")
     assert response.status_code == 400
