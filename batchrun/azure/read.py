@@ -279,7 +279,9 @@ def reading_live(
     own = calls_at_once(READ_THREADS, "batchrun-read") if pool is None else nullcontext(pool)
     with prompt_thread_switches(), own as reads:
         try:
-            yield _read_all(reads, stop, clients, workload, inputs, packages, with_tasks, exists)
+            yield _read_all(
+                reads, stop, clients, workload, inputs, packages, with_tasks, exists or _ALL_EXIST
+            )
         finally:
             stop.set()
 
@@ -299,12 +301,11 @@ def _read_all(
     inputs: Sequence[PreparedInput],
     packages: Sequence[PreparedPackage],
     with_tasks: bool,
-    exists: Existence | None = None,
+    exists: Existence,
 ) -> Callable[[], LiveState]:
     """Starts every read; the function returned waits for them (the task listings aside) and gives the live
     state."""
     batch, blob = clients.batch, clients.blob
-    exists = exists or _ALL_EXIST
     # The longest reads first: the task listings, then the record of results.
     first = _JobRead(pool, batch, workload.job.id, with_tasks, stop, exists) if workload.job else None
     more_jobs = {

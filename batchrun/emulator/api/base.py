@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from batchrun.emulator import auth
+from batchrun.emulator.api.request_body import parse_body
 from batchrun.emulator.config import EmulatorConfig
 from batchrun.emulator.errors import (
     BatchApiError,
@@ -48,7 +49,6 @@ SUPPORTED_API_VERSIONS = frozenset(
         "2021-06-01.14.0",
     }
 )
-MAX_BODY_DEPTH = 64
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_BODY_BYTES = 1024 * 1024
 CONDITIONAL_HEADERS = ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
@@ -177,89 +177,6 @@ def check_conditions(call: Call, body: Body, read: bool) -> None:
 
 
 # ---- body validation
-def _refuse_constant(name: str) -> Any:
-    raise BatchApiError(
-        400,
-        "InvalidRequestBody",
-        f"The request body is not valid JSON: {name} is not a JSON number.",
-        {"Reason": f"{name} is not allowed"},
-    )
-
-
-def parse_body(raw_body: bytes) -> Any:
-    """The JSON body: NaN/Infinity refused, nesting bounded, null properties dropped (:func:`without_nulls`).
-
-    The nesting is bounded as the decoded body is walked for its nulls (the decoder itself stops at the
-    interpreter's recursion limit); only a body found too deep is scanned byte by byte, to say how deep it is
-    (that scan of every body cost 0.8 ms for 100 tasks)."""
-    try:
-        return _within_depth(json.loads(raw_body, parse_constant=_refuse_constant), 1)
-    except (RecursionError, _TooDeep):
-        raise BatchApiError(
-            400,
-            "InvalidRequestBody",
-            f"The request body is nested {_deepest(raw_body)} levels deep; at most {MAX_BODY_DEPTH} are "
-            "allowed.",
-            {"MaxDepth": str(MAX_BODY_DEPTH)},
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        where = (
-            f" at line {error.lineno} column {error.colno}" if isinstance(error, json.JSONDecodeError) else ""
-        )
-        reason = error.msg if isinstance(error, json.JSONDecodeError) else "it is not UTF-8"
-        raise BatchApiError(
-            400, "InvalidRequestBody", f"The request body is not valid JSON: {reason}{where}."
-        ) from None
-
-
-class _TooDeep(Exception):
-    """A body nested deeper than MAX_BODY_DEPTH."""
-
-
-def _within_depth(value: Any, level: int) -> Any:
-    """:func:`without_nulls`, refusing (``_TooDeep``) objects and arrays deeper than MAX_BODY_DEPTH."""
-    if isinstance(value, dict):
-        if level > MAX_BODY_DEPTH:
-            raise _TooDeep
-        return {key: _within_depth(item, level + 1) for key, item in value.items() if item is not None}
-    if isinstance(value, list):
-        if level > MAX_BODY_DEPTH:
-            raise _TooDeep
-        return [_within_depth(item, level + 1) for item in value]
-    return value
-
-
-def _deepest(raw_body: bytes) -> int:
-    """How many objects and arrays deep the JSON text is, counted byte by byte (strings skipped)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for byte in raw_body:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            deepest = max(deepest, depth)
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return deepest
-
-
-def without_nulls(value: Any) -> Any:
-    """The body with every ``null`` object property removed: Batch reads null as "not specified"."""
-    if isinstance(value, dict):
-        return {key: without_nulls(item) for key, item in value.items() if item is not None}
-    if isinstance(value, list):
-        return [without_nulls(item) for item in value]
-    return value
-
-
 def require_object(value: Any, name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise invalid_value(name, value, f"'{name}' must be a JSON object")

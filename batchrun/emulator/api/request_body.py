@@ -1,0 +1,87 @@
+"""A request's JSON body as the service takes it: valid JSON without NaN or Infinity, at most
+:data:`MAX_BODY_DEPTH` objects and arrays deep, its ``null`` properties dropped (Batch reads null as "not
+specified")."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from batchrun.emulator.errors import BatchApiError
+
+MAX_BODY_DEPTH = 64
+
+
+def parse_body(raw_body: bytes) -> Any:
+    """The JSON body: NaN/Infinity refused, nesting bounded, null properties dropped.
+
+    The nesting is bounded as the decoded body is walked for its nulls (the decoder itself stops at the
+    interpreter's recursion limit); only a body found too deep is scanned byte by byte, to say how deep it is
+    (that scan of every body cost 0.8 ms for 100 tasks)."""
+    try:
+        return _without_nulls(json.loads(raw_body, parse_constant=_refuse_constant), 1)
+    except (RecursionError, _TooDeep):
+        raise BatchApiError(
+            400,
+            "InvalidRequestBody",
+            f"The request body is nested {_deepest(raw_body)} levels deep; at most {MAX_BODY_DEPTH} are "
+            "allowed.",
+            {"MaxDepth": str(MAX_BODY_DEPTH)},
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        where = (
+            f" at line {error.lineno} column {error.colno}" if isinstance(error, json.JSONDecodeError) else ""
+        )
+        reason = error.msg if isinstance(error, json.JSONDecodeError) else "it is not UTF-8"
+        raise BatchApiError(
+            400, "InvalidRequestBody", f"The request body is not valid JSON: {reason}{where}."
+        ) from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise BatchApiError(
+        400,
+        "InvalidRequestBody",
+        f"The request body is not valid JSON: {name} is not a JSON number.",
+        {"Reason": f"{name} is not allowed"},
+    )
+
+
+class _TooDeep(Exception):
+    """A body nested deeper than MAX_BODY_DEPTH."""
+
+
+def _without_nulls(value: Any, level: int) -> Any:
+    """``value`` without its ``null`` object properties; ``_TooDeep`` for objects and arrays past
+    MAX_BODY_DEPTH (``level``: the depth of ``value`` itself)."""
+    if isinstance(value, dict):
+        if level > MAX_BODY_DEPTH:
+            raise _TooDeep
+        return {key: _without_nulls(item, level + 1) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        if level > MAX_BODY_DEPTH:
+            raise _TooDeep
+        return [_without_nulls(item, level + 1) for item in value]
+    return value
+
+
+def _deepest(raw_body: bytes) -> int:
+    """How many objects and arrays deep the JSON text is, counted byte by byte (strings skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw_body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
