@@ -68,7 +68,7 @@ def user_identity_name(spec: Mapping[str, Any], kind: str) -> str:
 def task_environment(
     identity: NodeIdentity,
     launch: TaskLaunch,
-    task_dir: Path,
+    task_dir: str | Path,
     package_dirs: Sequence[tuple[str, str | None, Path]],
     host: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
@@ -85,20 +85,20 @@ def task_environment(
             env[name] = str(folder)
 
     # Plain string joins: this runs for every task, and pathlib's objects cost more than the joins they do.
-    task_folder = str(task_dir)
+    task_folder = os.fspath(task_dir)
     env.update(node.batch)
     env["AZ_BATCH_TASK_DIR"] = task_folder
-    env["AZ_BATCH_TASK_WORKING_DIR"] = os.path.join(task_folder, "wd")
+    env["AZ_BATCH_TASK_WORKING_DIR"] = f"{task_folder}/wd"
     env["AZ_BATCH_TASK_USER_IDENTITY"] = user_identity_name(launch.spec, launch.kind)
     if launch.kind != "starttask":
         env["AZ_BATCH_JOB_ID"] = launch.job_id
         env["AZ_BATCH_TASK_ID"] = launch.task_id
-        prep_dir = os.path.join(job_folder(identity, launch.job_id), JOB_PREPARATION_DIR)
+        prep_dir = f"{job_folder(identity, launch.job_id)}/{JOB_PREPARATION_DIR}"
         # Set for every task of a job that has a preparation task, which has then run on this node first.
         prepared = launch.job_prepared if launch.job_prepared is not None else os.path.isdir(prep_dir)
         if launch.kind == "jobpreparation" or prepared:
             env["AZ_BATCH_JOB_PREP_DIR"] = prep_dir
-            env["AZ_BATCH_JOB_PREP_WORKING_DIR"] = os.path.join(prep_dir, "wd")
+            env["AZ_BATCH_JOB_PREP_WORKING_DIR"] = f"{prep_dir}/wd"
     if launch.authentication_token is not None:
         env["AZ_BATCH_AUTHENTICATION_TOKEN"] = launch.authentication_token
     if launch.kind == "task" and launch.spec.get("multiInstanceSettings") and launch.node_ips:

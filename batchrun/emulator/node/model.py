@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +30,11 @@ class NodeIdentity:
     pool_id: str
     node_id: str
     is_dedicated: bool = True
+
+    @cached_property
+    def folder(self) -> str:
+        """``root`` as text, made once: every task's folders are joined onto it as plain strings."""
+        return str(self.root)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from batchrun.emulator.node.failures import (
     unsupported_on_host_failure,
     wall_clock_failure,
 )
-from batchrun.emulator.node.layout import launch_directory, prepare_node, prepare_task_directory
+from batchrun.emulator.node.layout import launch_folder, prepare_node, prepare_task_directory
 from batchrun.emulator.node.model import (
     FailureInfo,
     FailureStage,
@@ -82,12 +82,16 @@ class PreparedTask:
     storage: StorageAccess | None
     journal: UploadJournal | None
     start: datetime
-    task_dir: Path
+    folder: str  # the task's folder, as text (see task_dir)
     env: Mapping[str, str]
     limit_text: str
     time_limit: float | None
     words: list[str]
     folders_made: bool  # False: whoever starts the process creates the task's folders first
+
+    @property
+    def task_dir(self) -> Path:
+        return Path(self.folder)
 
     @property
     def uploads(self) -> bool:
@@ -163,20 +167,20 @@ def prepare_task(
     Never raises (see :func:`run_task`).
     """
     start = _now()
-    task_dir: Path | None = None
+    folder: str | None = None
     leave = leave_folders and not launch.packages and not waits_on_storage(launch)
     try:
         if not node_laid_out:
             prepare_node(identity)
-        task_dir = launch_directory(identity, launch)
+        folder = launch_folder(identity, launch)
         if not leave:
-            prepare_task_directory(task_dir)
-        prepared = _prepare(identity, launch, storage, cancel, start, journal, task_dir, not leave)
+            prepare_task_directory(folder)
+        prepared = _prepare(identity, launch, storage, cancel, start, journal, folder, not leave)
     except Exception as error:
         prepared = _runtime_error(launch, start, error)
-    if leave and task_dir is not None and isinstance(prepared, TaskOutcome):
+    if leave and folder is not None and isinstance(prepared, TaskOutcome):
         try:  # the folders exist whatever happens to the run, as when they are made first
-            prepare_task_directory(task_dir)
+            prepare_task_directory(folder)
         except OSError as error:
             return _runtime_error(launch, start, error)
     return prepared
@@ -186,7 +190,7 @@ def spawn_task(task: PreparedTask) -> StartedTask | TaskOutcome:
     """Start the prepared run through ``subprocess`` (never raises)."""
     try:
         if not task.folders_made:
-            prepare_task_directory(task.task_dir)
+            prepare_task_directory(task.folder)
         out, err = task.task_dir / "stdout.txt", task.task_dir / "stderr.txt"
         process = spawn_words(task.words, task.task_dir / "wd", task.env, out, err)
     except LaunchError as error:
@@ -198,13 +202,13 @@ def spawn_task(task: PreparedTask) -> StartedTask | TaskOutcome:
 
 def spawn_request(task: PreparedTask) -> SpawnRequest:
     """The spawn server's request that starts the prepared run (raises ValueError as ``subprocess`` would)."""
-    folder = str(task.task_dir)
+    folder = task.folder
     return encode_request(
         task.words,
         task.env,
-        os.path.join(folder, "wd"),
-        os.path.join(folder, "stdout.txt"),
-        os.path.join(folder, "stderr.txt"),
+        f"{folder}/wd",
+        f"{folder}/stdout.txt",
+        f"{folder}/stderr.txt",
         None if task.folders_made else folder,
     )
 
@@ -220,7 +224,7 @@ def launch_failed(task: PreparedTask, failure: SpawnFailure | Exception) -> Task
     elif failure.stage == NOT_EXECUTABLE:
         error = LaunchError("CommandLaunchFailed", f"The program '{program}' is not executable")
     elif failure.stage in _FILE_STAGES:
-        folder = str(task.task_dir)
+        folder = task.folder
         path = folder if failure.stage == FOLDER else os.path.join(folder, _FILE_STAGES[failure.stage])
         code = failure.error or errno_codes.EIO
         return _runtime_error(task.launch, task.start, OSError(code, os.strerror(code), path))
@@ -256,7 +260,7 @@ def _prepare(
     cancel: threading.Event,
     start: datetime,
     journal: UploadJournal | None,
-    task_dir: Path,
+    folder: str,
     folders_made: bool,
 ) -> PreparedTask | TaskOutcome:
     spec = launch.spec
@@ -284,15 +288,15 @@ def _prepare(
         package_dirs = install_packages(identity, launch.packages, storage, spec)
     except PackageError as error:
         return _failed(start, None, error.info, "preprocessing")
-    env = task_environment(identity, launch, task_dir, package_dirs)
+    env = task_environment(identity, launch, folder, package_dirs)
 
     try:
         resource_files = _list(spec.get("resourceFiles"))
         if resource_files:
-            download_resource_files(resource_files, task_dir / "wd", storage)
+            download_resource_files(resource_files, Path(folder, "wd"), storage)
         multi_instance = spec.get("multiInstanceSettings")
         if launch.kind == "task" and isinstance(multi_instance, Mapping):
-            download_resource_files(_list(multi_instance.get("commonResourceFiles")), task_dir, storage)
+            download_resource_files(_list(multi_instance.get("commonResourceFiles")), Path(folder), storage)
     except ResourceFileError as error:
         return _failed(start, None, error.info, "preprocessing")
 
@@ -303,9 +307,7 @@ def _prepare(
         words = split_command_line(command_line)
     except LaunchError as error:
         return _failed(start, None, failure_info(USER_ERROR, error.code, str(error)), "preprocessing")
-    return PreparedTask(
-        launch, storage, journal, start, task_dir, env, limit_text, limit, words, folders_made
-    )
+    return PreparedTask(launch, storage, journal, start, folder, env, limit_text, limit, words, folders_made)
 
 
 def _finish(started: PreparedTask, result: ProcessResult) -> TaskOutcome:
