@@ -12,8 +12,12 @@ reaped) is reported apart from the client's. Rows (``--rows``, all by default):
 ``rss``    the emulator's resident memory holding 100,000 tasks right after a restart, next to the size of
            the tasks' JSON.
 
-``true`` and ``sleep`` alternate the emulator and xargs (the order flips every round) and print medians of
-``--rounds`` rounds, wall time and CPU time side by side: the machine may be shared and busy.
+``true`` and ``sleep`` alternate the emulator, xargs and ``folders`` (the order turns every round) and print
+medians of ``--rounds`` rounds, wall time and CPU time side by side: the machine may be shared and busy.
+``folders`` is ``folders_floor.c`` (built with ``cc``; left out without one): xargs' work plus the four
+inodes of Batch's layout that each task run makes (its folder, ``wd/``, ``stdout.txt``, ``stderr.txt``),
+made between ``fork`` and ``exec`` as the emulator's spawn server makes them. The goal is against xargs;
+``folders`` shows how much of the difference is the layout's and how much the emulator's own.
 
 Run: ``.venv/bin/python bench/emulator_tasks.py [--rows true,sleep] [--rounds 5]``
 (starts Azurite and the emulator in a temp dir; ``TMPDIR`` chooses where).
@@ -39,6 +43,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -51,7 +56,8 @@ from pathlib import Path
 import requests
 from azure.batch import BatchClient, models
 
-REPO = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 from emulator_harness import (  # noqa: E402
@@ -124,24 +130,40 @@ def run_on_xargs(words: list[str], count: int, slots: int) -> tuple[float, float
     return wall, cpu
 
 
-def side_by_side(
-    name: str,
-    rounds: int,
-    ours: Callable[[int], tuple[float, float]],
-    floor: Callable[[], tuple[float, float]],
-    floor_name: str,
-    own: list[float],
-) -> None:
-    results: dict[str, list[tuple[float, float]]] = {"emulator": [], floor_name: []}
+def build_folders_floor(folder: Path) -> Path | None:
+    """``folders_floor.c`` built into ``folder``; None without a C compiler (the column is then left out)."""
+    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        return None
+    program = folder / "folders_floor"
+    subprocess.run([compiler, "-O2", "-o", str(program), str(HERE / "folders_floor.c")], check=True)
+    return program
+
+
+def run_on_folders_floor(
+    program: Path, root: Path, words: list[str], count: int, slots: int
+) -> tuple[float, float]:
+    """Wall and CPU seconds of ``folders_floor``: the same programs, each in Batch's folders in ``root``."""
+    root.mkdir(parents=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run([str(program), str(root), str(count), str(slots), *words], check=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
+Side = tuple[str, Callable[[int], tuple[float, float]]]
+
+
+def side_by_side(name: str, rounds: int, sides: list[Side], own: list[float]) -> None:
+    """Run every side once a round, the order turning every round, and print medians. ``sides``: the
+    emulator, the floor of the row's goal, then floors shown for context."""
+    results: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in sides}
     for round_number in range(rounds):
-        order: list[tuple[str, Callable[[], tuple[float, float]]]] = [
-            ("emulator", lambda number=round_number: ours(number)),  # type: ignore[misc]
-            (floor_name, floor),
-        ]
-        if round_number % 2:
-            order.reverse()
-        for label, run in order:
-            results[label].append(run())
+        shift = round_number % len(sides)
+        for label, run in sides[shift:] + sides[:shift]:
+            results[label].append(run(round_number))
     wall = {label: statistics.median(w for w, _ in values) for label, values in results.items()}
     cpu = {label: statistics.median(c for _, c in values) for label, values in results.items()}
     for label in results:
@@ -150,36 +172,46 @@ def side_by_side(
             f"  {label:>9}: wall {wall[label]:.2f} s, CPU {cpu[label]:.2f} s "
             f"(median of {rounds}; walls {runs})"
         )
+    ours, floor, *others = (label for label, _ in sides)
+    context = "".join(
+        f"; to {other}: wall {wall[ours] / wall[other]:.2f}x, CPU {cpu[ours] / cpu[other]:.2f}x"
+        for other in others
+    )
     print(
-        f"  {name}: wall ratio {wall['emulator'] / wall[floor_name]:.2f}x, "
-        f"CPU ratio {cpu['emulator'] / cpu[floor_name]:.2f}x; of the emulator's CPU, its own process "
-        f"(without the task processes and the spawn server) {statistics.median(own[-rounds:]):.2f} s"
+        f"  {name}: wall ratio {wall[ours] / wall[floor]:.2f}x, CPU ratio {cpu[ours] / cpu[floor]:.2f}x"
+        f"{context}; of the emulator's CPU, its own process (without the task processes and the spawn "
+        f"server) {statistics.median(own[-rounds:]):.2f} s"
     )
 
 
-def bench_processes(emulator: Emulator, rows: list[str], rounds: int) -> None:
+def process_sides(
+    emulator: Emulator, floor: Path | None, places: Path, row: str, slots: int, count: int, words: list[str]
+) -> list[Side]:
+    """The emulator, ``xargs -P slots``, and ``folders_floor`` when it could be built."""
+    pool_id = f"pool{slots}"
+
+    def ours(number: int) -> tuple[float, float]:
+        return run_on_emulator(emulator, pool_id, f"{row}-{number}", words, count)
+
+    def with_folders(number: int) -> tuple[float, float]:
+        assert floor is not None
+        return run_on_folders_floor(floor, places / f"{row}-{number}", words, count, slots)
+
+    sides: list[Side] = [("emulator", ours), ("xargs", lambda _: run_on_xargs(words, count, slots))]
+    return [*sides, ("folders", with_folders)] if floor is not None else sides
+
+
+def bench_processes(emulator: Emulator, rows: list[str], rounds: int, floor: Path | None) -> None:
+    """The ``true`` and ``sleep`` rows; ``floor``: the built ``folders_floor`` (a third side), or None."""
     client = emulator.client()
-    if "true" in rows:
-        make_pool(client, "pool4", 4)
-        print("true: 500 x /bin/true on 4 slots vs xargs -P 4")
+    places = emulator.state.parent / "folders-floor"
+    for row, slots, count, words in (("true", 4, 500, ["/bin/true"]), ("sleep", 16, 2000, ["sleep", "0.05"])):
+        if row not in rows:
+            continue
+        make_pool(client, f"pool{slots}", slots)
+        print(f"{row}: {count:,} x {' '.join(words)} on {slots} slots vs xargs -P {slots}")
         side_by_side(
-            "true",
-            rounds,
-            lambda n: run_on_emulator(emulator, "pool4", f"true-{n}", ["/bin/true"], 500),
-            lambda: run_on_xargs(["/bin/true"], 500, 4),
-            "xargs",
-            emulator.own,
-        )
-    if "sleep" in rows:
-        make_pool(client, "pool16", 16)
-        print("sleep: 2,000 x sleep 0.05 on 16 slots vs xargs -P 16")
-        side_by_side(
-            "sleep",
-            rounds,
-            lambda n: run_on_emulator(emulator, "pool16", f"sleep-{n}", ["sleep", "0.05"], 2000),
-            lambda: run_on_xargs(["sleep", "0.05"], 2000, 16),
-            "xargs",
-            emulator.own,
+            row, rounds, process_sides(emulator, floor, places, row, slots, count, words), emulator.own
         )
 
 
@@ -332,10 +364,11 @@ def main() -> None:
         azurite, endpoint = start_azurite(tools, state / "azurite")
         try:
             if "true" in rows or "sleep" in rows:
+                floor = build_folders_floor(state)
                 emulator = Emulator(_fresh(state / "run"), endpoint, cap=16)
                 emulator.start()
                 try:
-                    bench_processes(emulator, rows, arguments.rounds)
+                    bench_processes(emulator, rows, arguments.rounds, floor)
                 finally:
                     emulator.stop()
             if "list" in rows:
