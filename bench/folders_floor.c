@@ -24,7 +24,7 @@ static void child(const char *root, int index, char **argv) {
     if (out < 0 || err < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) _exit(3);
     snprintf(path, sizeof path, "%s/wd", folder);
     if (chdir(path) != 0) _exit(3);
-    execv(argv[0], argv);
+    execvp(argv[0], argv); /* PATH searched, as xargs does */
     _exit(127);
 }
 
