@@ -191,8 +191,9 @@ def spawn_task(task: PreparedTask) -> StartedTask | TaskOutcome:
     try:
         if not task.folders_made:
             prepare_task_directory(task.folder)
-        out, err = task.task_dir / "stdout.txt", task.task_dir / "stderr.txt"
-        process = spawn_words(task.words, task.task_dir / "wd", task.env, out, err)
+        folder = task.task_dir
+        out, err = folder / "stdout.txt", folder / "stderr.txt"
+        process = spawn_words(task.words, folder / "wd", task.env, out, err)
     except LaunchError as error:
         return _failed(task.start, None, failure_info(USER_ERROR, error.code, str(error)), "preprocessing")
     except Exception as error:
