@@ -28,8 +28,9 @@ none). On ext4 without a journal (this machine's disk) an inode allocation skips
 3.5 s after 14,000 inodes were deleted took 1.0-1.5 s of system CPU up to 27 s after the deletion, 0.15-0.3 s
 from 30 s on. So the bench first measures a task's folders in its own folder (:func:`settled_folder_cost`)
 and, while that costs over :data:`UNSETTLED_FACTOR` times the same on ``/dev/shm``, waits (at most
-:data:`SETTLE_LIMIT` seconds), and prints what it found. Slow spells with no recent deletion happen too (the
-wait then ends at its limit); ``folders`` shows them in the figures. ``TMPDIR`` on a tmpfs takes the cost out.
+:data:`SETTLE_LIMIT` seconds), and prints what it found. Slow spells with nothing deleted come too, also in
+the middle of the rows, where the probe cannot see them; ``folders`` shows them in the figures. ``TMPDIR`` on
+a tmpfs takes the cost out.
 
 The emulator's completions are polled with a raw ``taskcounts`` GET, at intervals that halve as the end
 nears (:func:`wait_for_completions`): each poll costs the emulator about 1.4 ms of CPU, taken from the runs
