@@ -14,10 +14,11 @@ reaped) is reported apart from the client's. Rows (``--rows``, all by default):
 
 ``true`` and ``sleep`` alternate the emulator, xargs and ``folders`` (in another order every round) and print
 medians of ``--rounds`` rounds, wall time and CPU time side by side: the machine may be shared and busy.
-``folders`` is ``folders_floor.c`` (built with ``cc``; left out without one): xargs' work plus the four
-inodes of Batch's layout that each task run makes (its folder, ``wd/``, ``stdout.txt``, ``stderr.txt``),
-made between ``fork`` and ``exec`` as the emulator's spawn server makes them. The goal is against xargs;
-``folders`` shows how much of the difference is the layout's and how much the emulator's own.
+``folders`` is ``folders_floor.c`` (built as the emulator's native programs are; left out without a C
+compiler): xargs' work plus the four inodes of Batch's layout that each task run makes (its folder, ``wd/``,
+``stdout.txt``, ``stderr.txt``), made between ``fork`` and ``exec`` as the emulator's spawn server makes them.
+The goal is against xargs; ``folders`` shows how much of the difference is the layout's and how much the
+emulator's own.
 
 Run: ``.venv/bin/python bench/emulator_tasks.py [--rows true,sleep] [--rounds 5]``
 (starts Azurite and the emulator in a temp dir; ``TMPDIR`` chooses where).
@@ -44,7 +45,6 @@ import itertools
 import json
 import os
 import resource
-import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -69,6 +69,7 @@ from emulator_harness import (  # noqa: E402
     signed,
 )
 
+from batchrun.emulator.node.native import find_or_build  # noqa: E402
 from batchrun.local.azurite import start_azurite, stop_process  # noqa: E402
 
 LIST_TASKS = 10_000
@@ -118,32 +119,24 @@ def wait_for_completions(url: str, job_id: str, count: int, started: float) -> N
 def run_on_xargs(words: list[str], count: int, slots: int) -> tuple[float, float]:
     """Wall and CPU seconds (xargs and its children) of ``xargs -P slots`` running the same programs."""
     program, arguments = words[0], words[1:]
-    lines = ("\n".join(" ".join(arguments) or "''" for _ in range(count)) + "\n").encode()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
     if arguments:
-        subprocess.run(["xargs", "-P", str(slots), "-L", "1", program], input=lines, check=True)
-    else:
-        subprocess.run(["xargs", "-P", str(slots), "-n", "1", "-0", program], input=b"\0" * count, check=True)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return wall, cpu
+        lines = ("\n".join(" ".join(arguments) for _ in range(count)) + "\n").encode()
+        return timed_run(["xargs", "-P", str(slots), "-L", "1", program], lines)
+    return timed_run(["xargs", "-P", str(slots), "-n", "1", "-0", program], b"\0" * count)
 
 
-def build_folders_floor(folder: Path) -> Path | None:
-    """``folders_floor.c`` built into ``folder``; None without a C compiler (the column is then left out)."""
-    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if compiler is None:
-        return None
-    program = folder / "folders_floor"
-    built = subprocess.run(
-        [compiler, "-O2", "-o", str(program), str(HERE / "folders_floor.c")], capture_output=True, text=True
-    )
-    if built.returncode != 0:
-        print(f"folders_floor.c did not build, so the folders side is left out:\n{built.stderr}")
-        return None
-    return program
+def build_folders_floor() -> Path | None:
+    """``folders_floor.c`` built as the emulator's native programs are (:mod:`batchrun.emulator.node.native`,
+    checked with a run of two tasks); None without a C compiler (the folders side is then left out)."""
+
+    def works(program: Path) -> bool:
+        with tempfile.TemporaryDirectory() as root:
+            return subprocess.run([str(program), root, "2", "2", "true"], check=False).returncode == 0
+
+    built = find_or_build("folders_floor", (HERE / "folders_floor.c").read_text(), works)
+    if built is None:
+        print("folders_floor.c could not be built (no C compiler?): the folders side is left out")
+    return None if built is None else Path(built)
 
 
 def run_on_folders_floor(
@@ -151,9 +144,14 @@ def run_on_folders_floor(
 ) -> tuple[float, float]:
     """Wall and CPU seconds of ``folders_floor``: the same programs, each in Batch's folders in ``root``."""
     root.mkdir(parents=True)
+    return timed_run([str(program), str(root), str(count), str(slots), *words])
+
+
+def timed_run(command: list[str], stdin: bytes | None = None) -> tuple[float, float]:
+    """Wall seconds of ``command`` and the CPU seconds of it and every process under it."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run([str(program), str(root), str(count), str(slots), *words], check=True)
+    subprocess.run(command, input=stdin, check=True)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
@@ -375,7 +373,7 @@ def main() -> None:
         azurite, endpoint = start_azurite(tools, state / "azurite")
         try:
             if "true" in rows or "sleep" in rows:
-                floor = build_folders_floor(state)
+                floor = build_folders_floor()
                 emulator = Emulator(_fresh(state / "run"), endpoint, cap=16)
                 emulator.start()
                 try:

@@ -16,7 +16,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-from batchrun.emulator.node.layout import JOB_PREPARATION_DIR, job_folder, start_task_directory
+from batchrun.emulator.node.layout import JOB_PREPARATION_DIR, job_folder, start_task_folder
 from batchrun.emulator.node.model import EnvironmentSettings, NodeIdentity, TaskLaunch
 
 HOST_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL", "TERM")
@@ -131,8 +131,8 @@ def node_environment(identity: NodeIdentity) -> NodeEnvironment:
 def _node_environment(identity: NodeIdentity, host: Mapping[str, str]) -> NodeEnvironment:
     basics = {name: host[name] for name in HOST_VARIABLES if name in host}
     basics.setdefault("PATH", os.defpath)
-    root = str(identity.root)
-    startup = str(start_task_directory(identity))
+    root = identity.folder
+    startup = start_task_folder(identity)
     batch = {
         "AZ_BATCH_ACCOUNT_NAME": identity.account_name,
         "AZ_BATCH_ACCOUNT_URL": identity.account_url,

@@ -83,14 +83,14 @@ def task_directory(identity: NodeIdentity, job_id: str, task_id: str) -> Path:
     return Path(task_folder(identity, job_id, task_id))
 
 
-def start_task_directory(identity: NodeIdentity) -> Path:
-    return identity.root / "startup"
+def start_task_folder(identity: NodeIdentity) -> str:
+    return f"{identity.folder}/startup"
 
 
 def launch_folder(identity: NodeIdentity, launch: TaskLaunch) -> str:
     """The folder of whatever ``launch`` runs, as text: a task, the start task, the job prep/release task."""
     if launch.kind == "starttask":
-        return f"{identity.folder}/startup"
+        return start_task_folder(identity)
     if launch.kind == "jobpreparation":
         return f"{job_folder(identity, launch.job_id)}/{JOB_PREPARATION_DIR}"
     if launch.kind == "jobrelease":
