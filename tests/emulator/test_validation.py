@@ -290,3 +290,19 @@ def test_older_api_versions_and_their_body_shapes(client: BatchClient) -> None:
         assert call("GET", "/pools", version).status_code == 200
     response = call("GET", "/pools", "2020-03-01.11.0")
     assert response.status_code == 400 and response.json()["code"] == "InvalidQueryParameterValue"
+
+
+def test_the_job_manager_task_takes_defaults_without_changing_the_job(client: BatchClient) -> None:
+    # The task is built from the job's own jobManagerTask and takes the parts it is built from: it must get
+    # a copy, or Batch's defaults filled into the task would show up in the job as well.
+    manager = {
+        "id": "val-manager-task",
+        "commandLine": "true",
+        "userIdentity": {"autoUser": {"elevationLevel": "admin"}},
+    }
+    job = {"id": "val-manager", "poolInfo": {"poolId": "val-no-such-pool"}, "jobManagerTask": manager}
+    assert raw(client, "POST", "/jobs", job).status_code == 201
+    stored = raw(client, "GET", "/jobs/val-manager").json()["jobManagerTask"]
+    assert stored["userIdentity"] == {"autoUser": {"elevationLevel": "admin"}}
+    task = raw(client, "GET", "/jobs/val-manager/tasks/val-manager-task").json()
+    assert task["userIdentity"] == {"autoUser": {"scope": "pool", "elevationLevel": "admin"}}

@@ -28,7 +28,7 @@ from batchrun.emulator.errors import (
     unsupported_property,
 )
 from batchrun.emulator.model import Body, Model, find_by_id
-from batchrun.emulator.store import StoreError
+from batchrun.emulator.store import StoreError, encode
 from batchrun.emulator.timefmt import parse_http_date, parse_iso, rfc1123
 
 if TYPE_CHECKING:
@@ -118,9 +118,8 @@ def with_metadata(base_url: str, fragment: str, body: dict[str, Any]) -> dict[st
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(body, separators=(",", ":")), status_code=status, media_type=JSON_TYPE, headers=headers
-    )
+    """``body`` as compact JSON, written as the store writes it (:func:`batchrun.emulator.store.encode`)."""
+    return Response(encode(body), status_code=status, media_type=JSON_TYPE, headers=headers)
 
 
 def empty(status: int, headers: dict[str, str] | None = None) -> Response:
@@ -184,7 +183,9 @@ def require_object(value: Any, name: str) -> dict[str, Any]:
 
 
 def check_keys(body: Mapping[str, Any], allowed: Iterable[str], prefix: str = "") -> None:
-    allowed_set = set(allowed)
+    if not body:
+        return
+    allowed_set = allowed if isinstance(allowed, frozenset) else frozenset(allowed)
     for key in body:
         if key not in allowed_set:
             raise unsupported_property(prefix + key)

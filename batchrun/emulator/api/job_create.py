@@ -89,7 +89,8 @@ def job_manager_task(api: Api, job: Body, manager: dict[str, Any], prefix: str =
     name = prefix + "jobManagerTask"
     for key in ("killJobOnCompletion", "runExclusive", "allowLowPriorityNode"):
         optional(manager, key, bool, name + ".")
-    plain = {key: value for key, value in manager.items() if key not in JOB_MANAGER_ONLY}
+    # A copy of its own: the task takes the parts of what it is built from, and these are the job's.
+    plain = copy.deepcopy({key: value for key, value in manager.items() if key not in JOB_MANAGER_ONLY})
     try:
         task = build_task(api, job, plain)
     except Exception as error:
