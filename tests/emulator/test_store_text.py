@@ -17,7 +17,6 @@ from batchrun.emulator.store import decode, encode
     [
         {"id": "t1", "state": "active", "constraints": {"maxTaskRetryCount": -1}, "_x": {"seq": 0}},
         {"z": 1, "a": [1, 2.5, None, True, False], "m": {}, "quote": 'say "hi" \\ there\n\t'},
-        {"big": 2**70, "negative": -(2**65)},  # past 64 bits: the standard library writes them
         {"caf\u00e9": "\u00e9t\u00e9 \u2603 \U0001f600"},
     ],
 )
@@ -37,8 +36,14 @@ def test_text_outside_ascii_is_written_as_itself() -> None:
     assert encode({"name": "caf\u00e9"}) == '{"name":"caf\u00e9"}'
 
 
+def test_integers_past_64_bits_are_written_by_the_standard_library() -> None:
+    # orjson refuses to write them (and would read them back as floats: the API refuses them, see
+    # tests/emulator/test_validation.py).
+    body = {"big": 2**70 + 1, "negative": -(2**65) - 1}
+    assert json.loads(encode(body)) == body
+
+
 def test_older_texts_with_what_orjson_refuses_still_read() -> None:
     assert math.isnan(decode('{"x":NaN}')["x"])
-    assert decode('{"x":1180591620717411303424}')["x"] == 2**70
     with pytest.raises(ValueError):
         decode('{"x":')

@@ -306,3 +306,26 @@ def test_the_job_manager_task_takes_defaults_without_changing_the_job(client: Ba
     assert stored["userIdentity"] == {"autoUser": {"elevationLevel": "admin"}}
     task = raw(client, "GET", "/jobs/val-manager/tasks/val-manager-task").json()
     assert task["userIdentity"] == {"autoUser": {"scope": "pool", "elevationLevel": "admin"}}
+
+
+@pytest.mark.parametrize(
+    ("text", "property_name"),
+    [
+        # Written as JSON text: Python's JSON encoder would write them the same way.
+        ('"requiredSlots": 18446744073709551617', "requiredSlots"),
+        ('"exitConditions": {"exitCodes": [{"code": 123456789012345678901, "exitOptions": {}}]}', "code"),
+        (
+            '"exitConditions": {"exitCodeRanges": '
+            '[{"start": -9223372036854775809, "end": 0, "exitOptions": {}}]}',
+            "start",
+        ),
+    ],
+)
+def test_integers_past_64_bits_are_refused_naming_the_property(
+    client: BatchClient, disabled_job: str, text: str, property_name: str
+) -> None:
+    body = f'{{"id": "val-big", "commandLine": "true", {text}}}'.encode()
+    response = raw(client, "POST", f"/jobs/{disabled_job}/tasks", body)
+    assert response.status_code == 400, response.text()
+    assert error_values(response)["PropertyName"].endswith(property_name)
+    assert raw(client, "GET", f"/jobs/{disabled_job}/tasks/val-big").status_code == 404

@@ -212,18 +212,25 @@ def _coerced(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) 
 def require(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...] = str, prefix: str = "") -> Any:
     if name not in body or body[name] is None:
         raise missing_property(prefix + name)
-    value = _coerced(body, name, kind)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise invalid_value(prefix + name, value, f"'{prefix + name}' has the wrong type")
-    return value
+    return _checked(_coerced(body, name, kind), kind, prefix + name)
 
 
 def optional(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...], prefix: str = "") -> Any:
     if body.get(name) is None:
         return None
-    value = _coerced(body, name, kind)
+    return _checked(_coerced(body, name, kind), kind, prefix + name)
+
+
+# Batch's widest integer type is Int64: a request's integer past it fits no property (and orjson, which reads
+# the store, would read it back as a float).
+_INT64 = range(-(2**63), 2**63)
+
+
+def _checked(value: Any, kind: type | tuple[type, ...], name: str) -> Any:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise invalid_value(prefix + name, value, f"'{prefix + name}' has the wrong type")
+        raise invalid_value(name, value, f"'{name}' has the wrong type")
+    if kind is int and value not in _INT64:
+        raise invalid_value(name, value, f"'{name}' is out of range: Batch's integers are at most 64 bits")
     return value
 
 

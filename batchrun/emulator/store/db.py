@@ -48,8 +48,9 @@ def encode(body: dict[str, Any]) -> str:
 
 
 def decode(text: str) -> Any:
-    """A stored JSON text as Python values: orjson, or the standard library for what orjson refuses (an
-    integer past 64 bits, ``NaN``, which older texts may hold)."""
+    """A stored JSON text as Python values: orjson, or the standard library for what orjson refuses (``NaN``,
+    which older texts may hold). orjson reads an integer past 64 bits as a float: none is stored, as the API
+    refuses requests that carry one (Batch's integers are at most 64 bits)."""
     try:
         return orjson.loads(text)
     except ValueError:  # orjson.JSONDecodeError is one
