@@ -13,7 +13,8 @@ reaped) is reported apart from the client's. Rows (``--rows``, all by default):
            the tasks' JSON.
 
 ``true`` and ``sleep`` alternate the emulator, xargs and ``folders`` (in another order every round) and print
-medians of ``--rounds`` rounds, wall time and CPU time side by side: the machine may be shared and busy.
+medians of ``--rounds`` rounds, wall time and CPU time side by side: the machine may be shared and busy (each
+row also prints the CPU time the host took from this virtual machine while it ran, its ``steal``).
 ``folders`` is ``folders_floor.c`` (built as the emulator's native programs are; left out without a C
 compiler): xargs' work plus the four inodes of Batch's layout that each task run makes (its folder, ``wd/``,
 ``stdout.txt``, ``stderr.txt``), made between ``fork`` and ``exec`` as the emulator's spawn server makes them.
@@ -63,6 +64,7 @@ sys.path.insert(0, str(REPO))
 
 from emulator_harness import (  # noqa: E402
     API,
+    TICK,
     Emulator,
     add_tasks,
     make_pool,
@@ -160,14 +162,23 @@ def timed_run(command: list[str], stdin: bytes | None = None) -> tuple[float, fl
 Side = tuple[str, Callable[[int], tuple[float, float]]]
 
 
+def stolen_seconds() -> float:
+    """CPU seconds the host has taken from this virtual machine so far (``steal`` in /proc/stat; 0 where the
+    kernel does not count it)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / TICK if len(fields) > 8 else 0.0
+
+
 def side_by_side(name: str, rounds: int, sides: list[Side], own: list[float]) -> None:
     """Run every side once a round, in another order every round, and print medians. ``sides``: the
     emulator, the floor of the row's goal, then floors shown for context."""
     results: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in sides}
     orders = list(itertools.permutations(sides))  # each side in each place, after each other side
+    stolen = stolen_seconds()
     for round_number in range(rounds):
         for label, run in orders[round_number % len(orders)]:
             results[label].append(run(round_number))
+    stolen = stolen_seconds() - stolen
     wall = {label: statistics.median(w for w, _ in values) for label, values in results.items()}
     cpu = {label: statistics.median(c for _, c in values) for label, values in results.items()}
     for label in results:
@@ -184,7 +195,8 @@ def side_by_side(name: str, rounds: int, sides: list[Side], own: list[float]) ->
     print(
         f"  {name}: wall ratio {wall[ours] / wall[floor]:.2f}x, CPU ratio {cpu[ours] / cpu[floor]:.2f}x"
         f"{context}; of the emulator's CPU, its own process (without the task processes and the spawn "
-        f"server) {statistics.median(own[-rounds:]):.2f} s"
+        f"server) {statistics.median(own[-rounds:]):.2f} s; CPU the host took from this machine during the "
+        f"row (steal): {stolen:.2f} s"
     )
 
 
