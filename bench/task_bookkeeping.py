@@ -33,14 +33,13 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from emulator_harness import Emulator, make_pool  # noqa: E402
+from emulator_harness import TICK, Emulator, make_pool  # noqa: E402
 from emulator_tasks import run_on_emulator  # noqa: E402
 
 from batchrun.emulator.timefmt import new_etag, now_iso  # noqa: E402
 from batchrun.local.azurite import start_azurite, stop_process  # noqa: E402
 
 TASKS = 500
-TICK = os.sysconf("SC_CLK_TCK")
 PER_TRANSACTION = 2
 HOST = {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ}
 NODE_VARIABLES = (

@@ -191,9 +191,9 @@ def spawn_task(task: PreparedTask) -> StartedTask | TaskOutcome:
     try:
         if not task.folders_made:
             prepare_task_directory(task.folder)
-        folder = task.task_dir
-        out, err = folder / "stdout.txt", folder / "stderr.txt"
-        process = spawn_words(task.words, folder / "wd", task.env, out, err)
+        task_dir = task.task_dir
+        out, err = task_dir / "stdout.txt", task_dir / "stderr.txt"
+        process = spawn_words(task.words, task_dir / "wd", task.env, out, err)
     except LaunchError as error:
         return _failed(task.start, None, failure_info(USER_ERROR, error.code, str(error)), "preprocessing")
     except Exception as error:
