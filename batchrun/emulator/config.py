@@ -7,6 +7,7 @@ import binascii
 import json
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,8 @@ class EmulatorConfig:
     def discovery_path(self) -> Path:
         return self.state_dir / "emulator.json"
 
-    @property
-    def account_key_bytes(self) -> bytes:
+    @cached_property
+    def account_key_bytes(self) -> bytes:  # asked for at every task start
         return base64.b64decode(self.account_key)
 
     @classmethod

@@ -25,9 +25,9 @@ _PACKAGE_NAME_CHARS = re.compile(r"[.\-#]")
 
 def settings_to_mapping(settings: EnvironmentSettings | None) -> dict[str, str]:
     """``[{"name", "value"}]`` (REST shape) or a mapping, as a dict; a missing value is the empty string."""
-    if settings is None:
+    if not settings:
         return {}
-    if isinstance(settings, Mapping):
+    if not isinstance(settings, list) and isinstance(settings, Mapping):
         return {str(name): str(value) for name, value in settings.items()}
     result: dict[str, str] = {}
     for item in settings:
@@ -54,11 +54,11 @@ def package_variable_names(application_id: str, version: str | None) -> list[str
 def user_identity_name(spec: Mapping[str, Any], kind: str) -> str:
     """AZ_BATCH_TASK_USER_IDENTITY: ``PoolNonAdmin``, ``TaskAdmin``, ... or the named user account."""
     identity = spec.get("userIdentity") or {}
-    if isinstance(identity, Mapping):
+    if isinstance(identity, (dict, Mapping)):
         if identity.get("username"):
             return str(identity["username"])
         auto = identity.get("autoUser") or {}
-        if isinstance(auto, Mapping):
+        if isinstance(auto, (dict, Mapping)):
             scope = str(auto.get("scope") or "pool")  # Batch's default scope is pool
             elevation = str(auto.get("elevationLevel") or "nonadmin")
             return ("Pool" if scope == "pool" else "Task") + ("Admin" if elevation == "admin" else "NonAdmin")

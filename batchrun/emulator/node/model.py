@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 TaskKind = Literal["task", "starttask", "jobpreparation", "jobrelease"]
 TaskResult = Literal["success", "failure"]
@@ -18,6 +18,30 @@ FailureStage = Literal["preprocessing", "fileupload", "execution"]
 FailureInfo = dict[str, Any]
 # Job commonEnvironmentSettings as stored ([{"name", "value"}]) or already as a mapping.
 EnvironmentSettings = Sequence[Mapping[str, Any]] | Mapping[str, str]
+
+
+class Cancellation(Protocol):
+    """What waits on a run's process looks at to learn that the run must end (a ``threading.Event`` does)."""
+
+    def is_set(self) -> bool: ...
+
+
+class CancelFlag:
+    """A task run's cancel flag: set once by whatever ends the run, looked at by what waits on its process.
+
+    Nothing blocks on it (those waits look at it at intervals), so it needs neither the lock nor the condition
+    a ``threading.Event`` makes, for every run."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 from batchrun.emulator.node.launcher import launcher_path
+from batchrun.emulator.node.model import Cancellation
 
 _PR_SET_PDEATHSIG = 1
 _OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
@@ -127,7 +127,7 @@ def run_process(
     env: Mapping[str, str],
     stdout_path: Path,
     stderr_path: Path,
-    cancel: threading.Event,
+    cancel: Cancellation,
     time_limit: float | None,
 ) -> ProcessResult:
     """Run ``command_line`` to its end, streaming output to files; kill its group on cancel or time limit."""
@@ -199,7 +199,7 @@ def launch_error(program: str, error: OSError) -> LaunchError:
 
 
 def wait_process(
-    process: subprocess.Popen[bytes], cancel: threading.Event, time_limit: float | None
+    process: subprocess.Popen[bytes], cancel: Cancellation, time_limit: float | None
 ) -> ProcessResult:
     """Wait in this thread for ``process`` to end; end its group on cancel or after ``time_limit`` seconds
     (start tasks and job preparation/release tasks; task runs are watched by :mod:`.supervisor`)."""

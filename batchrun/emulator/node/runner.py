@@ -14,7 +14,6 @@ import errno as errno_codes
 import logging
 import os
 import subprocess
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -33,6 +32,7 @@ from batchrun.emulator.node.failures import (
 )
 from batchrun.emulator.node.layout import launch_folder, prepare_node, prepare_task_directory
 from batchrun.emulator.node.model import (
+    Cancellation,
     FailureInfo,
     FailureStage,
     NodeIdentity,
@@ -111,7 +111,7 @@ def run_task(
     identity: NodeIdentity,
     launch: TaskLaunch,
     storage: StorageAccess | None,
-    cancel: threading.Event,
+    cancel: Cancellation,
     journal: UploadJournal | None = None,
 ) -> TaskOutcome:
     """Run ``launch`` on the node and report how it ended. Blocks; setting ``cancel`` ends the process group.
@@ -128,18 +128,26 @@ def run_task(
 def waits_on_storage(launch: TaskLaunch) -> bool:
     """True when starting or finishing ``launch`` reads or writes storage (resource files, application
     packages, output files): such runs are started and finished away from the thread that reaps processes."""
-    spec = launch.spec
-    if launch.packages or spec.get("resourceFiles") or _outputs(launch):
+    return bool(launch.packages) or spec_waits_on_storage(launch.spec, launch.kind)
+
+
+def spec_waits_on_storage(spec: Mapping[str, Any], kind: str = "task") -> bool:
+    """:func:`waits_on_storage` for a run of ``spec`` without application packages."""
+    if spec.get("resourceFiles") or (kind == "task" and _list(spec.get("outputFiles"))):
         return True
     multi_instance = spec.get("multiInstanceSettings")
-    return isinstance(multi_instance, Mapping) and bool(multi_instance.get("commonResourceFiles"))
+    return (
+        bool(multi_instance)
+        and isinstance(multi_instance, Mapping)
+        and bool(multi_instance.get("commonResourceFiles"))
+    )
 
 
 def start_task(
     identity: NodeIdentity,
     launch: TaskLaunch,
     storage: StorageAccess | None,
-    cancel: threading.Event,
+    cancel: Cancellation,
     journal: UploadJournal | None = None,
 ) -> StartedTask | TaskOutcome:
     """Prepare the node and start the process of ``launch``; the outcome instead when it cannot start.
@@ -154,7 +162,7 @@ def prepare_task(
     identity: NodeIdentity,
     launch: TaskLaunch,
     storage: StorageAccess | None,
-    cancel: threading.Event,
+    cancel: Cancellation,
     journal: UploadJournal | None = None,
     leave_folders: bool = False,
     node_laid_out: bool = False,
@@ -258,7 +266,7 @@ def _prepare(
     identity: NodeIdentity,
     launch: TaskLaunch,
     storage: StorageAccess | None,
-    cancel: threading.Event,
+    cancel: Cancellation,
     start: datetime,
     journal: UploadJournal | None,
     folder: str,
@@ -296,7 +304,7 @@ def _prepare(
         if resource_files:
             download_resource_files(resource_files, Path(folder, "wd"), storage)
         multi_instance = spec.get("multiInstanceSettings")
-        if launch.kind == "task" and isinstance(multi_instance, Mapping):
+        if multi_instance and launch.kind == "task" and isinstance(multi_instance, Mapping):
             download_resource_files(_list(multi_instance.get("commonResourceFiles")), Path(folder), storage)
     except ResourceFileError as error:
         return _failed(start, None, error.info, "preprocessing")
@@ -378,8 +386,10 @@ def time_limit(text: object) -> float | None:
 
 
 def _list(value: object) -> Sequence[Mapping[str, Any]]:
-    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
-        return [item for item in value if isinstance(item, Mapping)]
+    if not value:  # most specs have none (an ABC check of None costs more than the rest of this)
+        return []
+    if isinstance(value, (list, Sequence)) and not isinstance(value, (str, bytes)):
+        return [item for item in value if isinstance(item, (dict, Mapping))]
     return []
 
 
@@ -407,6 +417,7 @@ __all__ = [
     "run_task",
     "spawn_request",
     "spawn_task",
+    "spec_waits_on_storage",
     "start_task",
     "waits_on_storage",
 ]

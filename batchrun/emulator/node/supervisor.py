@@ -4,8 +4,9 @@ Each watched process is a pidfd (Linux 5.3+) in one ``epoll``: the thread wakes 
 and reports its :class:`ProcessResult` to the ``on_exit`` given with it. Time limits and cancellation are
 handled there as :func:`~batchrun.emulator.node.process.wait_process` does for one process: SIGTERM to the
 process group, SIGKILL to the group after :data:`TERMINATE_GRACE` seconds or as soon as the process has ended.
-A cancel ``Event`` is looked at every :data:`CHECK_INTERVAL` seconds while processes run (as the per-process
-loop does) or at once after :meth:`wake`.
+A run's cancel flag is looked at every :data:`CHECK_INTERVAL` seconds while processes run (as the per-process
+loop does) or at once after :meth:`wake`. A process that ends is finished at the wake that reports it, without
+a pass over every other watched process (that pass runs at those moments only).
 
 Any thread may hand a process over with :meth:`watch` (its pidfd goes into the epoll; the supervisor's thread
 is not woken for it) or queue work for the thread with :meth:`call_soon`. After each wake the thread calls
@@ -37,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from batchrun.emulator.node.model import Cancellation
 from batchrun.emulator.node.process import (
     TERMINATE_GRACE,
     ProcessResult,
@@ -64,7 +66,7 @@ CHECK_INTERVAL = 0.05
 @dataclass(eq=False)
 class _Watch:
     process: subprocess.Popen[bytes] | SpawnedProcess
-    cancel: threading.Event
+    cancel: Cancellation
     deadline: float | None
     on_exit: Callable[[ProcessResult], None]
     fd: int | None = None
@@ -86,12 +88,15 @@ class ProcessSupervisor:
         self._calls: deque[Callable[[], None]] = deque()
         self._watches: dict[int, _Watch] = {}  # by pidfd, or by pid where no pidfd could be opened
         self._spawned: dict[int, _Watch] = {}  # processes of the spawn server, by request id
+        self._outgoing: list[bytes] = []  # starts asked for on this thread: sent together before it waits
         self._requests = 0
         self._server: SpawnServer | None = None
         self._server_state = "unknown"  # unknown | starting | up | down
         self._server_ready = threading.Event()
         self._timers: list[tuple[float, int, _Watch]] = []
         self._sequence = 0
+        self._next_pass = 0.0  # when every watched process is looked at again (cancel, deadline, kill)
+        self._exited: list[int] = []  # request ids the spawn server reported ended since the last check
         self._epoll = select.epoll()
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._epoll.register(self._wake_read, select.EPOLLIN)
@@ -107,7 +112,7 @@ class ProcessSupervisor:
                 raise RuntimeError("the process supervisor has stopped")
             self._calls.append(call)
             self._ensure_thread()
-        if not self._on_thread():  # the thread itself looks at its calls before it waits again
+        if not self.on_thread():  # the thread itself looks at its calls before it waits again
             self.wake()
 
     def wake(self) -> None:
@@ -130,7 +135,7 @@ class ProcessSupervisor:
     def watch(
         self,
         process: subprocess.Popen[bytes],
-        cancel: threading.Event,
+        cancel: Cancellation,
         time_limit: float | None,
         on_exit: Callable[[ProcessResult], None],
     ) -> None:
@@ -160,6 +165,9 @@ class ProcessSupervisor:
 
         The first call builds the server if needed and has this supervisor's thread start it (waiting for
         that unless called on that thread)."""
+        state = self._server_state
+        if state in ("up", "down"):  # asked at every task start: settled, it needs no lock
+            return state == "up"
         with self._lock:
             state = self._server_state
             if state == "unknown":
@@ -170,14 +178,14 @@ class ProcessSupervisor:
             path = server_path()
             if path is None:
                 self._server_started(None)
-            elif self._on_thread():
+            elif self.on_thread():
                 self._start_server(path)
             else:
                 try:
                     self.call_soon(lambda: self._start_server(path))
                 except RuntimeError:
                     self._server_started(None)
-        elif state == "starting" and self._on_thread():
+        elif state == "starting" and self.on_thread():
             return False  # another thread builds it; its start is queued behind this call
         self._server_ready.wait()
         return self._server_state == "up"
@@ -186,13 +194,14 @@ class ProcessSupervisor:
         """True when the spawn server runs (without starting or waiting for it)."""
         return self._server_state == "up"
 
-    def _on_thread(self) -> bool:
+    def on_thread(self) -> bool:
+        """True on the supervisor's own thread (where ``on_exit``, ``flush`` and queued calls run)."""
         return self._thread is not None and self._thread.ident == threading.get_ident()
 
     def spawn(
         self,
         request: SpawnRequest,
-        cancel: threading.Event,
+        cancel: Cancellation,
         time_limit: float | None,
         on_exit: Callable[[ProcessResult], None],
         on_failure: Callable[[SpawnFailure], None],
@@ -200,7 +209,8 @@ class ProcessSupervisor:
         """Have the spawn server start ``request``; False (nothing done) when there is no server running.
 
         ``on_exit`` as for :meth:`watch`, or ``on_failure`` when nothing started; both on this supervisor's
-        thread. From any thread; the thread is not woken (unless the process has a time limit)."""
+        thread. From any thread; the thread is not woken (unless the process has a time limit). On the
+        supervisor's own thread the request is sent with the others made there, before the thread waits."""
         deadline = None if time_limit is None else time.monotonic() + time_limit
         item = _Watch(SpawnedProcess(), cancel, deadline, on_exit, on_failure=on_failure)
         with self._lock:
@@ -212,9 +222,13 @@ class ProcessSupervisor:
             self._spawned[ident] = item
             if deadline is not None:
                 self._add_timer(deadline, item)
+        frame = request.frame(ident)
+        if self.on_thread():
+            self._outgoing.append(frame)
+            return True
         # An error: the server has ended; the thread reports its end, this run included.
         with contextlib.suppress(OSError):
-            server.send(request.frame(ident))
+            server.send(frame)
         if deadline is not None:
             self.wake()
         return True
@@ -247,8 +261,9 @@ class ProcessSupervisor:
                     return
             for call in calls:
                 self._run(call)
-            ready = self._poll(0.0 if calls else self._timeout())
-            self._check(ready)
+            self._send_outgoing()
+            ready, woken = self._poll(0.0 if calls else self._timeout())
+            self._check(ready, woken)
             if self._flush is not None:
                 self._flushed(self._flush)
 
@@ -261,6 +276,17 @@ class ProcessSupervisor:
         if server is not None:
             self._epoll.register(server.fileno(), select.EPOLLIN)
         self._server_started(server)
+
+    def _send_outgoing(self) -> None:
+        """Send the starts asked for on this thread, in one write. Without a server they are dropped: its end
+        was (or is about to be) reported for every run it had been asked to start."""
+        if not self._outgoing:
+            return
+        frames, self._outgoing = self._outgoing, []
+        server = self._server
+        if server is not None:
+            with contextlib.suppress(OSError):
+                server.send(b"".join(frames))
 
     def _server_records(self) -> None:
         """Read what the spawn server reported; once it has ended, report what it ran as killed."""
@@ -292,6 +318,7 @@ class ProcessSupervisor:
                     process.pid = first
                 elif kind == EXITED:
                     process.returncode = os.waitstatus_to_exitcode(first)
+                    self._exited.append(ident)
                 else:
                     del self._spawned[ident]
                     failures.append((item, SpawnFailure(first, second)))
@@ -310,37 +337,54 @@ class ProcessSupervisor:
         wait: float | None = None
         with self._lock:
             if self._watches or self._spawned:
-                wait = CHECK_INTERVAL
+                now = time.monotonic()
+                wait = max(0.0, min(self._next_pass, now + CHECK_INTERVAL) - now)
                 if self._timers:
-                    wait = min(wait, max(0.0, self._timers[0][0] - time.monotonic()))
+                    wait = min(wait, max(0.0, self._timers[0][0] - now))
         if self._flush_at is not None:
             due = max(0.0, self._flush_at - time.monotonic())
             wait = due if wait is None else min(wait, due)
         return wait
 
-    def _poll(self, timeout: float | None) -> set[int]:
+    def _poll(self, timeout: float | None) -> tuple[set[int], bool]:
+        """The pidfds that became readable, and whether :meth:`wake` was called."""
         try:
             events = self._epoll.poll(-1 if timeout is None else timeout)
         except InterruptedError:
-            return set()
+            return set(), True
         ready: set[int] = set()
+        woken = False
         server = self._server
         for fd, _ in events:
             if server is not None and fd == server.fileno():
                 self._server_records()
             elif fd == self._wake_read:
+                woken = True
                 with contextlib.suppress(BlockingIOError, OSError):
                     while os.read(self._wake_read, 4096):
                         pass
             else:
                 ready.add(fd)
-        return ready
+        return ready, woken
 
-    def _check(self, ready: set[int]) -> None:
+    def _check(self, ready: set[int], woken: bool) -> None:
+        """Finish the processes that ended; look at every watched one (cancel, deadline, kill) when a timer
+        is due, after :meth:`wake`, or :data:`CHECK_INTERVAL` after the last look."""
         now = time.monotonic()
         with self._lock:
+            exited, self._exited = self._exited, []
+            ended = [(-ident, item) for ident in exited if (item := self._spawned.get(ident)) is not None]
+            ended += [(fd, item) for fd in ready if (item := self._watches.get(fd)) is not None]
+            due = bool(self._timers) and self._timers[0][0] <= now
             while self._timers and self._timers[0][0] <= now:
                 heapq.heappop(self._timers)  # a due deadline or kill time; the pass below acts on it
+        for key, item in ended:
+            if item.process.poll() is not None:
+                self._finish(key, item)
+        if not (due or woken or now >= self._next_pass):
+            return
+        self._next_pass = now + CHECK_INTERVAL
+        with self._lock:
             watched = list(self._watches.items())
             spawned = [(-ident, item) for ident, item in self._spawned.items() if item.process.pid]
         for key, item in [*watched, *spawned]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,7 +45,7 @@ from batchrun.emulator.node.runner import (
     prepare_task,
     spawn_request,
     spawn_task,
-    waits_on_storage,
+    spec_waits_on_storage,
 )
 from batchrun.emulator.node.spawn_server import SpawnFailure, SpawnRequest
 from batchrun.emulator.node.supervisor import ProcessSupervisor
@@ -75,6 +76,8 @@ class TaskRuns:
         self._ended: list[tuple[RunningTask, TaskOutcome]] = []  # touched on the supervisor's thread only
         self._wake_pending = False  # ends were recorded since the scheduler was last woken (same thread)
         self._laid_out: set[str] = set()  # roots of the nodes whose folders a task start found there
+        self._starts: list[TaskStart] = []  # committed runs for the spawn server, started by the supervisor
+        self._starts_lock = threading.Lock()
         self._next_wake = 0.0
         self.launchers = ThreadPoolExecutor(
             max_workers=min(LAUNCHERS, scheduler.cap), thread_name_prefix="batch-launch"
@@ -85,9 +88,15 @@ class TaskRuns:
         if start.prep_spec is not None or self._waits_on_storage(start):
             self.scheduler.task_threads.submit(self._start_on_worker, start)
         elif self.supervisor.serving():
-            # A start is then a message to the spawn server: sent from the supervisor's thread, after this
-            # transaction and outside the model lock, with the other starts of the same batch.
-            self.supervisor.call_soon(lambda: self._start_here(start))
+            # A start is then a message to the spawn server, made on the supervisor's thread after this
+            # transaction and outside the model lock, and sent with the other starts of the same batch. There
+            # the batch's flush starts them (the runs that end free the slots they take); from elsewhere a
+            # call does.
+            with self._starts_lock:
+                first = not self._starts
+                self._starts.append(start)
+            if first and not self.supervisor.on_thread():
+                self.supervisor.call_soon(self._start_queued)
         else:
             self.launchers.submit(self._start_here, start)
 
@@ -95,7 +104,13 @@ class TaskRuns:
         self.launchers.shutdown(wait=True)
         self.supervisor.stop(timeout)
 
-    # ---- a launcher thread
+    # ---- the supervisor's thread, or a launcher thread
+    def _start_queued(self) -> None:
+        with self._starts_lock:
+            starts, self._starts = self._starts, []
+        for start in starts:
+            self._start_here(start)
+
     def _start_here(self, start: TaskStart) -> None:
         run = start.run
         try:
@@ -164,6 +179,8 @@ class TaskRuns:
             ended, self._ended = self._ended, []
             self.scheduler.tasks.complete_together(ended, wake=False)
             self._wake_pending = True
+        if self._starts:  # the runs this batch dispatched (outside the model lock now)
+            self._start_queued()
         if not self._wake_pending:
             return None
         if now < self._next_wake:
@@ -273,9 +290,7 @@ class TaskRuns:
     def _waits_on_storage(start: TaskStart) -> bool:
         if start.windows or isinstance(start.packages, str):
             return False
-        return bool(start.packages) or waits_on_storage(
-            TaskLaunch("task", start.run.job_id, start.run.task_id, start.spec)
-        )
+        return bool(start.packages) or spec_waits_on_storage(start.spec)
 
 
 def _request_or_none(task: PreparedTask) -> SpawnRequest | None:

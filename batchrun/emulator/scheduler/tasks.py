@@ -6,7 +6,6 @@ by :mod:`batchrun.emulator.scheduler.runs`.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,7 @@ from batchrun.emulator.node import (
     remove_task_directories,
 )
 from batchrun.emulator.node.failures import ended_failure
+from batchrun.emulator.node.model import CancelFlag
 from batchrun.emulator.packages import blobs_of_snapshot, resolve_packages
 from batchrun.emulator.scheduler import nodes
 from batchrun.emulator.scheduler.outcomes import (
@@ -53,7 +53,7 @@ class RunningTask:
     pool_id: str
     node_id: str
     slots: int
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: CancelFlag = field(default_factory=CancelFlag)
     reason: str | None = None  # why it was cancelled: requeue | terminate | delete | shutdown | prepfailed
     # Set when storage lost an output this run had uploaded and it could not be uploaded again.
     lost_output: Body | None = None
@@ -85,8 +85,18 @@ class TaskRunner:
         budget = self.scheduler.cap - len(self.scheduler.running)
         if budget <= 0 or self.scheduler.stopping:
             return
-        active_jobs = [job for job in self.model.jobs.values() if job["state"] == "active"]
-        active_jobs.sort(key=lambda job: (-int(job.get("priority", 0)), job["creationTime"]))
+        # Jobs without an active task are passed over before the sort: finished jobs stay active until they
+        # are terminated, and this pass runs for every batch of ended runs.
+        tasks = self.model.tasks
+        active_jobs = [
+            job
+            for job in self.model.jobs.values()
+            if job["state"] == "active"
+            and (job_tasks := tasks.get(job["id"])) is not None
+            and job_tasks.pending
+        ]
+        if len(active_jobs) > 1:
+            active_jobs.sort(key=lambda job: (-int(job.get("priority", 0)), job["creationTime"]))
         with self.model.store.transaction():  # one commit for every task this pass starts
             for job in active_jobs:
                 if budget <= 0:
@@ -199,12 +209,12 @@ class TaskRunner:
             run, identity, spec, environment, packages, prep_spec, nodes.is_windows(pool), prepared
         )
         key = (job["id"], task["id"])
-        with self.model.store.transaction():
-            self.model.save_task(job["id"], task)
-            self._save_node(pool["id"], node)
-            self.scheduler.running[key] = run
-            # The process starts once the task's running state is committed (with the rest of this pass).
-            self.model.store.after_commit(lambda: self.scheduler.runs.begin(start), lambda: self._unrun(key))
+        # In the transaction of the dispatch pass: the process starts once the task's running state is
+        # committed, with the rest of the pass.
+        self.model.save_task(job["id"], task)
+        self._save_node(pool["id"], node)
+        self.scheduler.running[key] = run
+        self.model.store.after_commit(lambda: self.scheduler.runs.begin(start), lambda: self._unrun(key))
 
     def _unrun(self, key: tuple[str, str]) -> None:
         """The transaction that started a run was rolled back: it never started."""

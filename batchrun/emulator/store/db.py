@@ -28,6 +28,9 @@ class Table(enum.Enum):
     PACKAGES = "packages"
 
 
+# The statement that writes a row of each table (made once: a task run writes two or three rows).
+_PUT = {table: f"INSERT OR REPLACE INTO {table.value} (parent, id, body) VALUES (?, ?, ?)" for table in Table}
+
 SCHEMA_VERSION = 1
 # Rows read and decoded together when the store is loaded.
 LOAD_BATCH = 1000
@@ -183,10 +186,7 @@ class Store:
         """Write ``body``; returns its stored JSON text."""
         text = encode(body)
         with self.transaction():
-            self._connection.execute(
-                f"INSERT OR REPLACE INTO {table.value} (parent, id, body) VALUES (?, ?, ?)",
-                (parent, key, text),
-            )
+            self._connection.execute(_PUT[table], (parent, key, text))
         return text
 
     def delete(self, table: Table, parent: str, key: str) -> None:
