@@ -185,8 +185,13 @@ class Store:
     def put(self, table: Table, parent: str, key: str, body: dict[str, Any]) -> str:
         """Write ``body``; returns its stored JSON text."""
         text = encode(body)
+        statement = _PUT[table]
+        with self._lock:
+            if self._depth:  # in this thread's open transaction (most writes): no block of its own
+                self._connection.execute(statement, (parent, key, text))
+                return text
         with self.transaction():
-            self._connection.execute(_PUT[table], (parent, key, text))
+            self._connection.execute(statement, (parent, key, text))
         return text
 
     def delete(self, table: Table, parent: str, key: str) -> None:
