@@ -11,12 +11,14 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from batchrun.emulator.node import NodeIdentity, TaskLaunch, TaskOutcome
+from batchrun.emulator.node.model import CancelFlag, Cancellation
 from batchrun.emulator.node.process import ProcessResult, wait_process
 from batchrun.emulator.node.runner import (
     PreparedTask,
@@ -59,7 +61,7 @@ def _prepared(node: NodeIdentity, command: str, task_id: str = "t1", **spec: obj
 def _through_server(
     supervisor: ProcessSupervisor,
     task: PreparedTask,
-    cancel: threading.Event | None = None,
+    cancel: Cancellation | None = None,
     pid: list[int] | None = None,
 ) -> TaskOutcome:
     """Run ``task`` through the spawn server to its outcome, as the emulator's scheduler does."""
@@ -294,3 +296,59 @@ def test_the_launcher_setting_keeps_task_starts_on_subprocess(setting: str) -> N
     )
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_a_cancel_is_acted_on_while_other_processes_keep_ending(
+    node: NodeIdentity, supervisor: ProcessSupervisor
+) -> None:
+    """Ended processes are finished at the wake that reports them, without a pass over every watched one; that
+    pass (cancel, deadline) still runs every CHECK_INTERVAL while ends keep waking the thread."""
+    cancel = CancelFlag()
+    long_run = _prepared(node, "sleep 300", "long")
+    ended: queue.Queue[TaskOutcome] = queue.Queue()
+    thread = threading.Thread(target=lambda: ended.put(_through_server(supervisor, long_run, cancel)))
+    thread.start()
+    short = [_prepared(node, "true", f"short{index}") for index in range(200)]
+    stop = threading.Event()
+
+    def keep_ending() -> None:  # a process ends every few milliseconds, each a wake of the supervisor
+        for task in short:
+            if stop.is_set():
+                return
+            _through_server(supervisor, task)
+
+    churn = threading.Thread(target=keep_ending)
+    churn.start()
+    try:
+        time.sleep(0.3)
+        cancel.set()
+        outcome = ended.get(timeout=5)
+    finally:
+        stop.set()
+        churn.join()
+        thread.join()
+    assert outcome.failure_info is not None
+    assert outcome.failure_info["message"] == "Task Was Ended by User Request"
+
+
+def test_starts_asked_for_on_the_supervisor_thread_are_sent_before_it_waits(
+    node: NodeIdentity, supervisor: ProcessSupervisor
+) -> None:
+    """The emulator makes the starts of a batch on the supervisor's thread; they go out in one write."""
+    tasks = [_prepared(node, f"/bin/sh -c 'exit {index}'", f"batch{index}") for index in range(3)]
+    done: queue.Queue[tuple[str, int | None]] = queue.Queue()
+
+    def start_all() -> None:
+        assert supervisor.on_thread()
+        for task in tasks:
+
+            def exited(result: ProcessResult, task: PreparedTask = task) -> None:
+                done.put((task.launch.task_id, finish_task(task, result).exit_code))
+
+            def failed(failure: SpawnFailure) -> None:
+                done.put(("failed", failure.stage))
+
+            assert supervisor.spawn(spawn_request(task), CancelFlag(), None, exited, failed)
+
+    supervisor.call_soon(start_all)
+    assert sorted(done.get(timeout=30) for _ in tasks) == [("batch0", 0), ("batch1", 1), ("batch2", 2)]
