@@ -36,8 +36,9 @@ TICK = os.sysconf("SC_CLK_TCK")
 class Emulator:
     """The emulator as a separate process, with its CPU time and memory read from /proc."""
 
-    def __init__(self, state: Path, storage: AzuriteEndpoint, cap: int) -> None:
+    def __init__(self, state: Path, storage: AzuriteEndpoint, cap: int, checkout: Path = REPO) -> None:
         self.state = state
+        self.checkout = checkout  # whose batchrun runs (``python -m`` imports it from its working folder)
         self.config = state / "config.json"
         self.config.write_text(
             json.dumps(
@@ -66,7 +67,7 @@ class Emulator:
         discovery.unlink(missing_ok=True)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "batchrun.emulator", "--config", str(self.config)],
-            cwd=REPO,
+            cwd=self.checkout,
             stderr=open(self.state / "emulator.log", "ab"),  # noqa: SIM115 - owned by the child
         )
         deadline = time.monotonic() + 300
