@@ -175,12 +175,14 @@ class TaskRuns:
     def _flush(self) -> float | None:
         """Record the runs that ended; returns how soon the scheduler's wake is due, if one waits."""
         now = time.monotonic()
-        if self._ended:
-            ended, self._ended = self._ended, []
-            self.scheduler.tasks.complete_together(ended, wake=False)
-            self._wake_pending = True
-        if self._starts:  # the runs this batch dispatched (outside the model lock now)
-            self._start_queued()
+        try:
+            if self._ended:
+                ended, self._ended = self._ended, []
+                self.scheduler.tasks.complete_together(ended, wake=False)
+                self._wake_pending = True
+        finally:  # whatever happened to the batch, the runs whose start was committed start now
+            if self._starts:  # (outside the model lock)
+                self._start_queued()
         if not self._wake_pending:
             return None
         if now < self._next_wake:
