@@ -14,11 +14,10 @@ import errno as errno_codes
 import logging
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from batchrun.emulator.node.environment import task_environment
 from batchrun.emulator.node.failures import (
@@ -31,6 +30,7 @@ from batchrun.emulator.node.failures import (
     wall_clock_failure,
 )
 from batchrun.emulator.node.layout import launch_folder, prepare_node, prepare_task_directory
+from batchrun.emulator.node.limits import wall_clock_limit
 from batchrun.emulator.node.model import (
     Cancellation,
     FailureInfo,
@@ -63,15 +63,11 @@ from batchrun.emulator.node.spawn_server import (
     SpawnRequest,
 )
 from batchrun.emulator.node.spawn_server import spawn_request as encode_request
+from batchrun.emulator.node.storage_needs import listed, outputs_of, waits_on_storage
 from batchrun.emulator.node.upload_journal import RunRecorder, UploadJournal
-from batchrun.emulator.timefmt import duration_seconds
 from batchrun.redact import redact
 
 _LOG = logging.getLogger(__name__)
-# Batch's default maxWallClockTime for a job release task.
-JOB_RELEASE_DEFAULT_LIMIT = 15 * 60.0
-# Batch reports "unlimited" as TimeSpan.MaxValue (about 29,000 years); anything beyond a century is no limit.
-UNLIMITED_SECONDS = 100 * 365 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -96,7 +92,7 @@ class PreparedTask:
     @property
     def uploads(self) -> bool:
         """True when finishing uploads output files (it then waits on storage)."""
-        return bool(_outputs(self.launch))
+        return bool(outputs_of(self.launch))
 
 
 @dataclass(frozen=True)
@@ -123,24 +119,6 @@ def run_task(
     if isinstance(started, TaskOutcome):
         return started
     return finish_task(started.task, wait_process(started.process, cancel, started.task.time_limit))
-
-
-def waits_on_storage(launch: TaskLaunch) -> bool:
-    """True when starting or finishing ``launch`` reads or writes storage (resource files, application
-    packages, output files): such runs are started and finished away from the thread that reaps processes."""
-    return bool(launch.packages) or spec_waits_on_storage(launch.spec, launch.kind)
-
-
-def spec_waits_on_storage(spec: Mapping[str, Any], kind: str = "task") -> bool:
-    """:func:`waits_on_storage` for a run of ``spec`` without application packages."""
-    if spec.get("resourceFiles") or (kind == "task" and _list(spec.get("outputFiles"))):
-        return True
-    multi_instance = spec.get("multiInstanceSettings")
-    return (
-        bool(multi_instance)
-        and isinstance(multi_instance, Mapping)
-        and bool(multi_instance.get("commonResourceFiles"))
-    )
 
 
 def start_task(
@@ -300,18 +278,18 @@ def _prepare(
     env = task_environment(identity, launch, folder, package_dirs)
 
     try:
-        resource_files = _list(spec.get("resourceFiles"))
+        resource_files = listed(spec.get("resourceFiles"))
         if resource_files:
             download_resource_files(resource_files, Path(folder, "wd"), storage)
         multi_instance = spec.get("multiInstanceSettings")
         if multi_instance and launch.kind == "task" and isinstance(multi_instance, Mapping):
-            download_resource_files(_list(multi_instance.get("commonResourceFiles")), Path(folder), storage)
+            download_resource_files(listed(multi_instance.get("commonResourceFiles")), Path(folder), storage)
     except ResourceFileError as error:
         return _failed(start, None, error.info, "preprocessing")
 
     if cancel.is_set():
         return _failed(start, None, ended_failure(), "execution")
-    limit_text, limit = _wall_clock_limit(launch)
+    limit_text, limit = wall_clock_limit(launch)
     try:
         words = split_command_line(command_line)
     except LaunchError as error:
@@ -329,7 +307,7 @@ def _finish(started: PreparedTask, result: ProcessResult) -> TaskOutcome:
     elif result.exit_code != 0:
         info, stage = exit_code_failure(result.exit_code), "execution"
 
-    outputs = _outputs(started.launch)
+    outputs = outputs_of(started.launch)
     if outputs:
         launch, task_dir = started.launch, started.task_dir
         recorder = None
@@ -356,43 +334,6 @@ def _finish(started: PreparedTask, result: ProcessResult) -> TaskOutcome:
     )
 
 
-def _outputs(launch: TaskLaunch) -> Sequence[Mapping[str, Any]]:
-    return _list(launch.spec.get("outputFiles")) if launch.kind == "task" else []
-
-
-def _wall_clock_limit(launch: TaskLaunch) -> tuple[str, float | None]:
-    spec = launch.spec
-    if launch.kind == "jobrelease":
-        text = spec.get("maxWallClockTime")
-        if not text:
-            return "PT15M", JOB_RELEASE_DEFAULT_LIMIT
-    elif launch.kind == "starttask":
-        return "", None
-    else:
-        constraints = spec.get("constraints")
-        text = constraints.get("maxWallClockTime") if isinstance(constraints, Mapping) else None
-    return str(text or ""), time_limit(text)
-
-
-def time_limit(text: object) -> float | None:
-    """The limit in seconds for a ``maxWallClockTime`` value; None when absent, unlimited or malformed.
-
-    The service validates durations on create, so a malformed one never gets a guessed limit here.
-    """
-    if not isinstance(text, str) or not text:
-        return None
-    seconds = duration_seconds(text)
-    return None if seconds is None or seconds >= UNLIMITED_SECONDS else seconds
-
-
-def _list(value: object) -> Sequence[Mapping[str, Any]]:
-    if not value:  # most specs have none (an ABC check of None costs more than the rest of this)
-        return []
-    if isinstance(value, (list, Sequence)) and not isinstance(value, (str, bytes)):
-        return [item for item in value if isinstance(item, (dict, Mapping))]
-    return []
-
-
 def _failed(start: datetime, exit_code: int | None, info: FailureInfo, stage: FailureStage) -> TaskOutcome:
     return TaskOutcome(
         exit_code=exit_code,
@@ -417,7 +358,5 @@ __all__ = [
     "run_task",
     "spawn_request",
     "spawn_task",
-    "spec_waits_on_storage",
     "start_task",
-    "waits_on_storage",
 ]

@@ -45,9 +45,9 @@ from batchrun.emulator.node.runner import (
     prepare_task,
     spawn_request,
     spawn_task,
-    spec_waits_on_storage,
 )
 from batchrun.emulator.node.spawn_server import SpawnFailure, SpawnRequest
+from batchrun.emulator.node.storage_needs import spec_waits_on_storage
 from batchrun.emulator.node.supervisor import ProcessSupervisor
 from batchrun.emulator.scheduler.task_records import (
     PREPARATION_INFO,
