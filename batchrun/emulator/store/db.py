@@ -185,22 +185,23 @@ class Store:
     def put(self, table: Table, parent: str, key: str, body: dict[str, Any]) -> str:
         """Write ``body``; returns its stored JSON text."""
         text = encode(body)
-        statement = _PUT[table]
-        with self._lock:
-            if self._depth:  # in this thread's open transaction (most writes): no block of its own
-                self._connection.execute(statement, (parent, key, text))
-                return text
-        with self.transaction():
-            self._connection.execute(statement, (parent, key, text))
+        self._write(_PUT[table], (parent, key, text))
         return text
 
     def delete(self, table: Table, parent: str, key: str) -> None:
-        with self.transaction():
-            self._connection.execute(f"DELETE FROM {table.value} WHERE parent = ? AND id = ?", (parent, key))
+        self._write(f"DELETE FROM {table.value} WHERE parent = ? AND id = ?", (parent, key))
 
     def delete_children(self, table: Table, parent: str) -> None:
-        with self.transaction():
-            self._connection.execute(f"DELETE FROM {table.value} WHERE parent = ?", (parent,))
+        self._write(f"DELETE FROM {table.value} WHERE parent = ?", (parent,))
+
+    def _write(self, statement: str, parameters: tuple[str, ...]) -> None:
+        """One statement, in this thread's open transaction (most writes) or else in one of its own."""
+        with self._lock:
+            if self._depth:
+                self._connection.execute(statement, parameters)
+                return
+            with self.transaction():
+                self._connection.execute(statement, parameters)
 
     def load(self, table: Table) -> Iterator[tuple[str, str, dict[str, Any]]]:
         """Every row of ``table`` in (parent, id) order, read and decoded a batch at a time."""
