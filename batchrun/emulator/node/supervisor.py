@@ -25,7 +25,6 @@ it ran are reported killed (SIGKILL: they die with it) and later starts go throu
 from __future__ import annotations
 
 import contextlib
-import heapq
 import logging
 import os
 import select
@@ -35,7 +34,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 from batchrun.emulator.node.model import Cancellation
@@ -57,22 +55,11 @@ from batchrun.emulator.node.spawn_server import (
     SpawnServer,
     server_path,
 )
+from batchrun.emulator.node.watches import Moments, Watch, next_step
 
 _LOG = logging.getLogger(__name__)
 _T = TypeVar("_T")
 CHECK_INTERVAL = 0.05
-
-
-@dataclass(eq=False)
-class _Watch:
-    process: subprocess.Popen[bytes] | SpawnedProcess
-    cancel: Cancellation
-    deadline: float | None
-    on_exit: Callable[[ProcessResult], None]
-    fd: int | None = None
-    reason: str | None = None  # cancelled | timeout once the process was told to end
-    kill_at: float | None = None
-    on_failure: Callable[[SpawnFailure], None] | None = None  # a spawn's, until it has started
 
 
 class ProcessSupervisor:
@@ -86,15 +73,14 @@ class ProcessSupervisor:
         self._name = name
         self._lock = threading.Lock()
         self._calls: deque[Callable[[], None]] = deque()
-        self._watches: dict[int, _Watch] = {}  # by pidfd, or by pid where no pidfd could be opened
-        self._spawned: dict[int, _Watch] = {}  # processes of the spawn server, by request id
+        self._watches: dict[int, Watch] = {}  # by pidfd, or by pid where no pidfd could be opened
+        self._spawned: dict[int, Watch] = {}  # processes of the spawn server, by request id
         self._outgoing: list[bytes] = []  # starts asked for on this thread: sent together before it waits
         self._requests = 0
         self._server: SpawnServer | None = None
         self._server_state = "unknown"  # unknown | starting | up | down
         self._server_ready = threading.Event()
-        self._timers: list[tuple[float, int, _Watch]] = []
-        self._sequence = 0
+        self._moments = Moments()  # deadlines and kill times
         self._next_pass = 0.0  # when every watched process is looked at again (cancel, deadline, kill)
         self._exited: list[int] = []  # request ids the spawn server reported ended since the last check
         self._epoll = select.epoll()
@@ -144,7 +130,7 @@ class ProcessSupervisor:
         From any thread: the pidfd goes into the epoll directly, without waking the thread (unless it sleeps
         without a timeout, or the process has a time limit)."""
         deadline = None if time_limit is None else time.monotonic() + time_limit
-        item = _Watch(process, cancel, deadline, on_exit, open_pidfd(process.pid))
+        item = Watch(process, cancel, deadline, on_exit, open_pidfd(process.pid))
         with self._lock:
             if self._closed:
                 if item.fd is not None:
@@ -154,7 +140,7 @@ class ProcessSupervisor:
             if item.fd is not None:
                 self._epoll.register(item.fd, select.EPOLLIN)
             if deadline is not None:
-                self._add_timer(deadline, item)
+                self._moments.add(deadline)
             wake = len(self._watches) == 1 or deadline is not None
             self._ensure_thread()
         if wake:  # the thread may sleep with no timeout (nothing watched) or past this deadline
@@ -212,7 +198,7 @@ class ProcessSupervisor:
         thread. From any thread; the thread is not woken (unless the process has a time limit). On the
         supervisor's own thread the request is sent with the others made there, before the thread waits."""
         deadline = None if time_limit is None else time.monotonic() + time_limit
-        item = _Watch(SpawnedProcess(), cancel, deadline, on_exit, on_failure=on_failure)
+        item = Watch(SpawnedProcess(), cancel, deadline, on_exit, on_failure=on_failure)
         with self._lock:
             server = self._server
             if server is None or self._closed:
@@ -221,7 +207,7 @@ class ProcessSupervisor:
             ident = self._requests
             self._spawned[ident] = item
             if deadline is not None:
-                self._add_timer(deadline, item)
+                self._moments.add(deadline)
         frame = request.frame(ident)
         if self.on_thread():
             self._outgoing.append(frame)
@@ -245,10 +231,6 @@ class ProcessSupervisor:
             self._thread.start()
 
     # ---- the supervisor's thread
-    def _add_timer(self, moment: float, item: _Watch) -> None:
-        self._sequence += 1
-        heapq.heappush(self._timers, (moment, self._sequence, item))
-
     def _loop(self) -> None:
         while True:
             with self._lock:
@@ -307,7 +289,7 @@ class ProcessSupervisor:
                 ]
             else:
                 server = None
-            failures: list[tuple[_Watch, SpawnFailure]] = []
+            failures: list[tuple[Watch, SpawnFailure]] = []
             for kind, ident, first, second in records:
                 item = self._spawned.get(ident)
                 if item is None:
@@ -339,8 +321,9 @@ class ProcessSupervisor:
             if self._watches or self._spawned:
                 now = time.monotonic()
                 wait = max(0.0, min(self._next_pass, now + CHECK_INTERVAL) - now)
-                if self._timers:
-                    wait = min(wait, max(0.0, self._timers[0][0] - now))
+                first = self._moments.first()
+                if first is not None:
+                    wait = min(wait, max(0.0, first - now))
         if self._flush_at is not None:
             due = max(0.0, self._flush_at - time.monotonic())
             wait = due if wait is None else min(wait, due)
@@ -375,9 +358,7 @@ class ProcessSupervisor:
             exited, self._exited = self._exited, []
             ended = [(-ident, item) for ident in exited if (item := self._spawned.get(ident)) is not None]
             ended += [(fd, item) for fd in ready if (item := self._watches.get(fd)) is not None]
-            due = bool(self._timers) and self._timers[0][0] <= now
-            while self._timers and self._timers[0][0] <= now:
-                heapq.heappop(self._timers)  # a due deadline or kill time; the pass below acts on it
+            due = self._moments.pass_due(now)  # a deadline or kill time: the pass below acts on it
         for key, item in ended:
             if item.process.poll() is not None:
                 self._finish(key, item)
@@ -389,31 +370,27 @@ class ProcessSupervisor:
             spawned = [(-ident, item) for ident, item in self._spawned.items() if item.process.pid]
         for key, item in [*watched, *spawned]:
             if key < 0 and isinstance(item.process, SpawnedProcess):  # the spawn server's: reaped there
-                if item.process.returncode is not None:
-                    self._finish(key, item)
-                    continue
+                reaped = item.process.returncode is not None
             else:
                 maybe_ended = key in ready or item.fd is None or item.reason is not None
-                if (maybe_ended or item.cancel.is_set()) and item.process.poll() is not None:
-                    self._finish(key, item)
-                    continue
-            if item.reason is None:
-                if item.cancel.is_set():
-                    self._end(item, "cancelled", now)
-                elif item.deadline is not None and now >= item.deadline:
-                    self._end(item, "timeout", now)
-            elif item.kill_at is not None and now >= item.kill_at:
+                reaped = (maybe_ended or item.cancel.is_set()) and item.process.poll() is not None
+            step = next_step(item, reaped, now)
+            if step == "finish":
+                self._finish(key, item)
+            elif step == "kill":
                 item.kill_at = None
                 signal_group(item.process.pid, signal.SIGKILL)
+            elif step is not None:
+                self._end(item, step, now)
 
-    def _end(self, item: _Watch, reason: str, now: float) -> None:
+    def _end(self, item: Watch, reason: str, now: float) -> None:
         item.reason = reason
         signal_group(item.process.pid, signal.SIGTERM)
         item.kill_at = now + TERMINATE_GRACE
         with self._lock:
-            self._add_timer(item.kill_at, item)
+            self._moments.add(item.kill_at)
 
-    def _finish(self, key: int, item: _Watch) -> None:
+    def _finish(self, key: int, item: Watch) -> None:
         with self._lock:
             if isinstance(item.process, SpawnedProcess):
                 del self._spawned[-key]
