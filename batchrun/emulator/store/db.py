@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from batchrun.emulator.store.checkpoints import BACKSTOP_PAGES, Checkpointer
+
 
 class Table(enum.Enum):
     POOLS = "pools"
@@ -112,12 +114,15 @@ class Store:
         except sqlite3.DatabaseError as error:
             self._connection.close()
             raise StoreUnreadable(str(error)) from None
+        self._checkpoints = Checkpointer(path)
 
     def _open(self) -> None:
         with self._lock:
             self._connection.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode survives a crash of this process (kill -9) without an fsync per commit.
             self._connection.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints run on a thread of their own (see checkpoints.py); this is only the backstop.
+            self._connection.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
             self._connection.execute(
                 "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
             )
@@ -173,6 +178,7 @@ class Store:
                 self._rollback()
                 _run_hooks(hooks, committed=False)
                 raise StoreError(f"{self.path}: {failure}") from None
+            self._checkpoints.committed()
             _run_hooks(hooks, committed=True)
         finally:
             self._lock.release()
@@ -281,5 +287,6 @@ class Store:
         return -1 if value is None else int(value)
 
     def close(self) -> None:
+        self._checkpoints.close()
         with self._lock:
             self._connection.close()
