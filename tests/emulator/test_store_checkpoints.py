@@ -72,13 +72,12 @@ def test_checkpoints_are_paced_and_the_thread_ends_when_idle(tmp_path: Path) -> 
     writer.execute("PRAGMA wal_autocheckpoint=0")
     checkpointer = Checkpointer(path, interval=0.2, idle=0.3)
     started = time.monotonic()
-    for index in range(20):  # commits over 0.4 s share at most three checkpoints (at 0.2, 0.4 and 0.6 s)
+    for index in range(20):  # 20 commits 20 ms apart share a few checkpoints, one per 0.2 s at most
         writer.execute("INSERT INTO tasks (parent, id, body) VALUES ('job', ?, '{}')", (f"t{index}",))
         checkpointer.committed()
         time.sleep(0.02)
     _wait_for(lambda: _rows_in_database_file(path, tmp_path / "copy.db") == 20)
-    assert 1 <= checkpointer.checkpoints <= 3, checkpointer.checkpoints
-    assert time.monotonic() - started >= 0.2  # the first one waited for its interval
+    assert 1 <= checkpointer.checkpoints <= (time.monotonic() - started) / 0.2 + 1, checkpointer.checkpoints
     _wait_for(lambda: not _checkpoint_threads())  # nothing more to copy: the thread has ended
     writer.execute("INSERT INTO tasks (parent, id, body) VALUES ('job', 'late', '{}')")
     checkpointer.committed()  # a new commit starts it again
