@@ -2,10 +2,10 @@
 
 In WAL mode a commit appends to the log; a *checkpoint* copies the log's pages into the database file and,
 with ``synchronous=NORMAL``, syncs the log before and the database after (``fdatasync``, which waits on the
-disk: 10-15 ms a checkpoint here). SQLite's automatic checkpoint runs inside the commit that takes the log past its
-limit, on the thread that committed: for the emulator that is the thread that records the runs that end and
-starts the next ones, and on a disk every task slot sat idle for those syncs (500 tasks of ``/bin/true`` on 4
-slots: 2 checkpoints, some 28 ms of 350).
+disk: 10-15 ms a checkpoint here). SQLite's automatic checkpoint runs inside the commit that takes the log
+past its limit, on the thread that committed: for the emulator that is the thread that records the runs that
+end and starts the next ones, and on a disk every task slot sat idle for those syncs (500 tasks of
+``/bin/true`` on 4 slots: 2 checkpoints, some 28 ms of 350).
 
 So the store's connection leaves checkpoints to :class:`Checkpointer`: once a commit has written to the log,
 a thread with a connection of its own runs a ``PASSIVE`` checkpoint (it never waits for the store's writer,
