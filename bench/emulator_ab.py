@@ -27,23 +27,12 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from emulator_harness import Emulator, make_pool  # noqa: E402
+from emulator_harness import Emulator, make_pool, thread_nanoseconds  # noqa: E402
 from emulator_tasks import run_on_emulator  # noqa: E402
 
 from batchrun.local.azurite import start_azurite, stop_process  # noqa: E402
 
 TASKS = 500
-
-
-def thread_nanoseconds(pid: int) -> dict[str, int]:
-    """Time on a CPU so far of each thread of ``pid``, by thread id."""
-    found: dict[str, int] = {}
-    for thread in os.listdir(f"/proc/{pid}/task"):
-        try:
-            found[thread] = int(Path(f"/proc/{pid}/task/{thread}/schedstat").read_text().split()[0])
-        except (OSError, ValueError, IndexError):  # the thread ended between the listing and the read
-            continue
-    return found
 
 
 def measured_round(emulator: Emulator, job_id: str) -> tuple[float, float, float]:

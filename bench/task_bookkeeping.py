@@ -2,13 +2,14 @@
 
 The ``true`` row of ``bench/emulator_tasks.py`` (500 x ``/bin/true`` on 4 slots) is paced by the emulator's
 own process: its task processes and spawn server cost what ``folders_floor.c`` does. This bench splits that
-process's CPU by thread (``/proc/PID/task/*/stat`` before and after each round: the busiest thread records
-the runs that end and starts the next ones, the others serve the adds and the polls) and runs, alternated
-with the rounds, the floor of the busiest thread's work: each task's stored JSON decoded, marked running (its
-node info, a new ETag) and written with its node's row; its environment and spawn request built and written
-to a socket; then marked completed and written again. Two tasks to a transaction (about how the emulator
-batches the runs that end together with the starts that fill their slots), SQLite with the emulator's schema
-and settings, orjson for the JSON. That side starts no process: the spawn server's work is the other bench's.
+process's CPU by thread (``/proc/PID/task/*/schedstat``, in nanoseconds, before and after each round: the
+busiest thread records the runs that end and starts the next ones, the others serve the adds and the polls)
+and runs, alternated with the rounds, the floor of the busiest thread's work: each task's stored JSON decoded,
+marked running (its node info, a new ETag) and written with its node's row; its environment and spawn request
+built and written to a socket; then marked completed and written again. Two tasks to a transaction (about how
+the emulator batches the runs that end together with the starts that fill their slots), SQLite with the
+emulator's schema and settings, orjson for the JSON. That side starts no process: the spawn server's work is
+the other bench's.
 
 Run: ``.venv/bin/python bench/task_bookkeeping.py [--rounds 8]`` (starts Azurite and the emulator in a temp
 dir; ``TMPDIR`` chooses where).
@@ -33,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from emulator_harness import TICK, Emulator, make_pool  # noqa: E402
+from emulator_harness import Emulator, make_pool, thread_nanoseconds  # noqa: E402
 from emulator_tasks import run_on_emulator  # noqa: E402
 
 from batchrun.emulator.timefmt import new_etag, now_iso  # noqa: E402
@@ -58,26 +59,14 @@ NODE_VARIABLES = (
 HEADER = struct.Struct("<IIIII")
 
 
-def thread_ticks(pid: int) -> dict[str, int]:
-    """CPU ticks (user + system) of each live thread of ``pid``."""
-    ticks: dict[str, int] = {}
-    for thread in os.listdir(f"/proc/{pid}/task"):
-        try:
-            fields = Path(f"/proc/{pid}/task/{thread}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        ticks[thread] = int(fields[11]) + int(fields[12])
-    return ticks
-
-
 def emulator_round(emulator: Emulator, number: int) -> tuple[float, float]:
     """Microseconds of CPU a task of one ``true`` round: the busiest thread's, and the other threads'."""
     assert emulator.process is not None
-    before = thread_ticks(emulator.process.pid)
+    before = thread_nanoseconds(emulator.process.pid)
     run_on_emulator(emulator, "pool4", f"book-{number}", ["/bin/true"], TASKS)
-    after = thread_ticks(emulator.process.pid)
-    spent = sorted((ticks - before.get(thread, 0) for thread, ticks in after.items()), reverse=True)
-    scale = 1e6 / TICK / TASKS
+    after = thread_nanoseconds(emulator.process.pid)
+    spent = sorted((used - before.get(thread, 0) for thread, used in after.items()), reverse=True)
+    scale = 1e-3 / TASKS
     return spent[0] * scale, sum(spent[1:]) * scale
 
 
