@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, wait
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
 
@@ -156,21 +156,41 @@ def calls_at_once(threads: int, name: str) -> Iterator[Executor]:
     pool.finish()
 
 
-@contextmanager
-def prompt_thread_switches(seconds: float = 0.001) -> Iterator[None]:
+class _SwitchInterval:
+    """How often Python hands its lock to a waiting thread is the process's setting, so the blocks that ask
+    for a shorter one (on any thread, overlapping in any order) are counted here: the shortest asked is in
+    force while any block runs, and the setting found before the first is put back after the last."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._asked: list[float] = []
+        self._before = 0.0
+
+    @contextmanager
+    def at_most(self, seconds: float) -> Iterator[None]:
+        with self._guard:
+            if not self._asked:
+                self._before = sys.getswitchinterval()
+            self._asked.append(seconds)
+            sys.setswitchinterval(min([self._before, *self._asked]))
+        try:
+            yield
+        finally:
+            with self._guard:
+                self._asked.remove(seconds)
+                sys.setswitchinterval(min([self._before, *self._asked]))
+
+
+_SWITCH_INTERVAL = _SwitchInterval()  # mirrors the interpreter's one setting, so one per process
+
+
+def prompt_thread_switches(seconds: float = 0.001) -> AbstractContextManager[None]:
     """Python hands its lock to a waiting thread every ``seconds`` in the block (5 ms otherwise), then as
     before.
 
     A response body is read 10 KB at a time, each read letting go of the lock and waiting to take it back:
     while another thread decides tasks, a 1 MB page of tasks waited up to 5 ms for it again and again, and a
-    10,000-task plan took 4-6 % longer. The setting is the process's: a block that ends puts back what it
-    found unless the setting has changed since it began (another block's end put back its own), so blocks that
-    overlap on several threads may end it early, which costs time, and always leave it as it was."""
-    before = sys.getswitchinterval()
-    ours = min(seconds, before)
-    sys.setswitchinterval(ours)
-    try:
-        yield
-    finally:
-        if sys.getswitchinterval() == ours:
-            sys.setswitchinterval(before)
+    10,000-task plan took 4-6 % longer. Blocks may overlap on several threads and end in any order: the
+    shortest interval asked is in force while any runs, and the last to end puts back what the first found.
+    """
+    return _SWITCH_INTERVAL.at_most(seconds)

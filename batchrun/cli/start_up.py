@@ -19,6 +19,8 @@ import gc
 
 import click
 
+from batchrun.collector import freeze_long_lived
+
 
 class StartUp:
     """A command starting: the collector is off from :meth:`begin` until :meth:`end` (or :meth:`finish`)."""
@@ -46,7 +48,7 @@ class StartUp:
         self._restore()
 
     def _restore(self) -> None:
-        gc.freeze()
+        freeze_long_lived()
         if self.collector_was_on:
             gc.enable()
 

@@ -339,6 +339,30 @@ def test_only_this_very_process_is_taken_for_itself_as_the_holder() -> None:
     assert not _names_me(None) and not _names_me({})
 
 
+def test_a_forked_child_names_itself_not_the_parent_whose_identity_was_read_before() -> None:
+    """Who this process is is read once per process (five reads of files and of the system, each a wait
+    for Python's lock while the plan is decided): a child of a fork reads its own."""
+    from batchrun.azure.lock import _holder, _names_me
+    from batchrun.local.processes import start_time
+
+    parent = _holder()
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: report whom it names, then leave at once
+        os.close(read)
+        named = _holder()
+        own = f"{os.getpid()} {start_time(os.getpid())}"
+        os.write(write, f"{named['pid']} {named['pid_start']} {own} {_names_me(named)}".encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        pid, started, own_pid, own_start, names_itself = answer.read().split()
+    os.waitpid(child, 0)
+    assert (pid, started) == (own_pid, own_start) and pid == str(child) != parent["pid"]
+    assert names_itself == "True"
+    assert _holder()["pid"] == parent["pid"] and _names_me(parent)
+
+
 def _watched(local_target: LocalTarget, sent: list[str]) -> Any:
     from azure.core.pipeline import PipelineRequest
     from azure.core.pipeline.policies import SansIOHTTPPolicy

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from batchrun.cli.start_up import StartUp
+from batchrun.collector import thaw
 from tests.operate.cli import REPO, manifest
 
 _REPORT = """
@@ -111,7 +112,7 @@ def test_start_up_turns_the_collector_off_then_back_as_it_was() -> None:
             assert gc.isenabled() is on and gc.get_freeze_count() > 0
             start_up.finish()
             assert gc.isenabled() is on
-            gc.unfreeze()
+            thaw()
     finally:
-        gc.unfreeze()
+        thaw()
         gc.enable() if was_on else gc.disable()

@@ -246,9 +246,17 @@ def test_overlapping_prompt_switches_leave_the_interval_as_it_was_whichever_ends
 
     before = sys.getswitchinterval()
     for first_ends_first in (True, False):
-        first, second = prompt_thread_switches(), prompt_thread_switches()
-        first.__enter__()
-        second.__enter__()
-        for block in (first, second) if first_ends_first else (second, first):
-            block.__exit__(None, None, None)
-        assert sys.getswitchinterval() == before, first_ends_first
+        for shorter in (0.001, 0.0001):  # 0.0001 reads back as 9.9e-05: Python keeps whole microseconds
+            first, second = prompt_thread_switches(), prompt_thread_switches(shorter)
+            first.__enter__()
+            second.__enter__()
+            assert sys.getswitchinterval() == pytest.approx(shorter)
+            if first_ends_first:
+                first.__exit__(None, None, None)
+                assert sys.getswitchinterval() == pytest.approx(shorter), "the shorter one still runs"
+                second.__exit__(None, None, None)
+            else:
+                second.__exit__(None, None, None)
+                assert sys.getswitchinterval() == pytest.approx(0.001), "the first one still runs"
+                first.__exit__(None, None, None)
+            assert sys.getswitchinterval() == before, (first_ends_first, shorter)
