@@ -2,7 +2,7 @@
 
 Subcommands are imported only when invoked, so ``batchrun validate`` never pays for the Azure SDK imports.
 Every :class:`~batchrun.errors.BatchrunError` becomes its message on stderr and its exit code, never
-a traceback.
+a traceback. A finished command leaves the process at once (:mod:`batchrun.cli.quick_exit`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from batchrun.cli.quick_exit import exit_now
 from batchrun.cli.start_up import StartUp
 from batchrun.errors import BatchrunError
 
@@ -73,6 +74,9 @@ def main() -> None:
     start_up = StartUp.begin()  # the garbage collector is off until the command has started
     try:
         cli(prog_name="batchrun", obj=start_up)
+    except SystemExit as done:  # click ends every command so: left at once, without Python's teardown
+        exit_now(done.code)
+        raise
     finally:
         start_up.finish()
 
