@@ -75,7 +75,7 @@ def read_pool(batch: BatchClient, pool_id: str) -> LivePool | None:
         except ResourceNotFoundError:
             return None
         running = 0
-        if pool.get("state", "active") != "deleting":
+        if pool.get("state", "active") != "deleting" and _may_have_nodes(pool):
             nodes = f"/pools/{quote(pool_id, safe='')}/nodes"
             for node in list_json(batch, nodes, {"$select": "id,state"}, TASK_PAGE_SIZE):
                 if str(node.get("state", "")).lower() == "running":
@@ -88,6 +88,18 @@ def read_pool(batch: BatchClient, pool_id: str) -> LivePool | None:
         allocation_state=str(pool.get("allocationState", "steady")),
         running_nodes=running,
     )
+
+
+def _may_have_nodes(pool: dict[str, Any]) -> bool:
+    """Whether the pool may have nodes to list: it counts some, or its counts are not given, or it is
+    resizing (nodes coming and going). A steady pool counting none has none: a request fewer on every plan
+    of an idle pool (the pool's decisions take the same counts for "empty")."""
+    if str(pool.get("allocationState", "steady")).lower() != "steady":
+        return True
+    try:
+        return int(pool["currentDedicatedNodes"]) + int(pool["currentLowPriorityNodes"]) > 0
+    except (KeyError, TypeError, ValueError):
+        return True
 
 
 def _read_pool_if_listed(batch: BatchClient, pool_id: str, exists: Existence) -> LivePool | None:
