@@ -122,9 +122,11 @@ def plan_with(
     options: PlanOptions,
     ownership: Ownership | None = None,
     observe: Observe | None = None,
+    ahead: LockAhead | None = None,
 ) -> Plan:
     """Read live state through ``session`` and decide the plan (``ownership``: the marks of a saved plan;
-    ``observe`` sees what the plan is made from, for :mod:`batchrun.saved_plans`)."""
+    ``observe`` sees what the plan is made from, for :mod:`batchrun.saved_plans`; ``ahead``: the apply's
+    lock, begun beside the reads, :meth:`batchrun.azure.lock.LockAhead.begin`)."""
     from batchrun.azure.orphans import reading_orphans
     from batchrun.azure.ownership import ownership_of
     from batchrun.azure.packages import prepare_package
@@ -148,6 +150,8 @@ def plan_with(
     one_page = sum(len(job.tasks) for job in workload.jobs) <= TASK_PAGE_SIZE
     reads = READ_THREADS + 4  # and the three listings of the orphans, and git
     with calls_at_once(reads, "batchrun-plan") as pool, collector_paused():
+        if ahead is not None:  # on the reads' threads, first: taken only if its blob is missing
+            ahead.begin(pool)
         orphans = reading_orphans(pool, session.clients.batch, workload, side_by_side=one_page)
         marks = pool.submit(lambda: ownership or ownership_of(workload))  # git is asked for the revision
         with reading_live(
@@ -241,8 +245,8 @@ def execute(
 
 def lock_ahead(session: Session, workload: Workload, break_lock: bool = False) -> LockAhead:
     """A :class:`batchrun.azure.lock.LockAhead` (a context manager) for planning ``workload`` and applying the
-    plan: pass :func:`lock_when_sure` of it to :func:`plan_with` and it to :func:`execute`; released at the
-    block's end when nothing was applied."""
+    plan: pass it and :func:`lock_when_sure` of it to :func:`plan_with`, and it to :func:`execute`; let go
+    at the block's end when nothing was applied."""
     from batchrun.azure.lock import LockAhead
 
     return LockAhead(session.clients.blob, workload.name, force=break_lock)
@@ -308,7 +312,9 @@ def apply(
         workload = load(manifest_or_plan, variables, var_files)
         options = PlanOptions(prune, adopt, confirm_replace, rerun_failed, tuple(rerun))
         with lock_ahead(session, workload) as ahead:
-            chosen = plan_with(session, workload, options, observe=lock_when_sure(ahead, workload))
+            chosen = plan_with(
+                session, workload, options, observe=lock_when_sure(ahead, workload), ahead=ahead
+            )
             execute(session, chosen, hooks, ahead=ahead)
         return chosen
 

@@ -9,7 +9,10 @@ the holder ran on this machine and its process is gone (killed): then the apply 
 that lease lapses and goes on. ``--break-lock`` breaks the lease first, for a holder known to be gone
 elsewhere (a lost CI runner).
 
-Only applies with changes take the lock: a plan, or an apply with nothing to do, writes nothing.
+Only applies with changes take the lock: a plan, or an apply with nothing to do, writes nothing. One
+exception: an apply whose lock blob is missing (its first apply, or its first after a destroy: nearly always
+one that writes) makes and leases it at once, beside the plan's reads (:class:`LockAhead`); when there is
+nothing to apply after all, it removes the blob again.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Executor, Future, wait
 from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,6 +50,24 @@ LOCK_SWITCH_SECONDS = 0.0001
 
 class LockHeldError(TargetError):
     """Another apply of the same workload holds the lock."""
+
+
+class _NotMissing(Exception):
+    """The lock was to be taken only if its blob was missing, and was not taken: the blob was there
+    (``there``), or it could not be made now (no container yet, no right to write, storage unreachable).
+    Nothing was written, or only a blob that another apply leased first."""
+
+    def __init__(self, there: bool) -> None:
+        super().__init__("the lock blob was not missing")
+        self.there = there
+
+
+class HeldLock:
+    """The lock while it is held: ``remove_after`` may be set before the block ends (the blob is then
+    deleted instead of its lease released)."""
+
+    def __init__(self, remove_after: bool) -> None:
+        self.remove_after = remove_after
 
 
 def lock_blob_name(workload: str) -> str:
@@ -146,6 +168,26 @@ def _made_naming_me(service: BlobServiceClient, workload: str) -> str | None:
     return None
 
 
+def _leased_if_missing(blob: BlobClient, lease_id: str) -> BlobLeaseClient:
+    """Make the missing lock blob naming this apply, then lease it unless it was touched since (its ETag);
+    :class:`_NotMissing` otherwise."""
+    try:
+        made = str(blob.upload_blob(b"", overwrite=False, metadata=_holder())["etag"])
+    except ResourceExistsError:
+        raise _NotMissing(there=True) from None
+    except AzureError:  # no container yet, no right to write, no answer: the usual way decides, if needed
+        raise _NotMissing(there=False) from None
+    try:
+        return blob.acquire_lease(
+            lease_duration=LEASE_SECONDS,
+            lease_id=lease_id,
+            etag=made,
+            match_condition=MatchConditions.IfNotModified,
+        )
+    except AzureError:  # another apply leased (or touched) it first: the usual way names who
+        raise _NotMissing(there=True) from None
+
+
 def _names_me(meta: dict[str, str] | None) -> bool:
     """The holder named is this very process (its pid, start time, host and boot), not one before it."""
     if meta is None:
@@ -199,12 +241,15 @@ def apply_lock(
     force: bool = False,
     likely_missing: bool = False,
     remove_after: bool = False,
-) -> Iterator[None]:
+    only_if_missing: bool = False,
+) -> Iterator[HeldLock]:
     """Hold the workload's apply lock for the block; raise LockHeldError naming the holder when taken.
 
     ``likely_missing``: nothing of the workload is live, so its lock blob is made first, without asking
     for a lease on a blob that is not there (a 404 fewer; when the blob is there after all, it is taken as
-    always). ``remove_after``: the lock blob is deleted instead of released (a destroy leaves none)."""
+    always). ``remove_after``: the lock blob is deleted instead of released (a destroy leaves none; the
+    :class:`HeldLock` yielded can still change it). ``only_if_missing``: the lock is taken only by making its
+    missing blob; :class:`_NotMissing` when the blob was there or could not be made."""
     with translated(f"taking the apply lock of workload {workload}"):
         if force:
             break_lock(service, workload)
@@ -214,46 +259,10 @@ def apply_lock(
         # A lease id of our own: an acquire whose answer was lost and is retried gets the same lease back
         # (Storage accepts an acquire that proposes the active lease's id), not "already leased".
         lease_id = str(uuid.uuid4())
-        deadline = time.monotonic() + LEASE_SECONDS + 5
-        # The first apply of a workload makes the blob with its name already written, then takes the lease
-        # only if nobody touched the blob since (its ETag): one request fewer than writing the name after.
-        made, named = False, ""
-        if likely_missing and not force:
-            named, made = _made_naming_me(service, workload) or "", True
-        while True:
-            try:
-                if named:
-                    lease = blob.acquire_lease(
-                        lease_duration=LEASE_SECONDS,
-                        lease_id=lease_id,
-                        etag=named,
-                        match_condition=MatchConditions.IfNotModified,
-                    )
-                else:
-                    lease = blob.acquire_lease(lease_duration=LEASE_SECONDS, lease_id=lease_id)
-                break
-            except ResourceNotFoundError:
-                if made:
-                    raise
-                named, made = _made_naming_me(service, workload) or "", True
-                continue
-            except HttpResponseError as error:
-                if status_of(error) == 412:  # touched since it was made: taken as any lock blob is
-                    named = ""
-                    continue
-                if status_of(error) != 409:
-                    raise
-            meta = _holder_metadata(blob)
-            if _names_me(meta):  # made by this apply and leased by another, which has not written its name
-                meta = {}
-            # A holder killed on this machine (SIGKILL, a closed terminal) cannot renew: its lease lapses
-            # within LEASE_SECONDS, so wait for that instead of failing. Never break it: another apply may
-            # have taken the lock a moment ago without having written its name yet.
-            if not _holder_is_gone(meta) or time.monotonic() > deadline:
-                raise _held(workload, meta) from None
-            time.sleep(1)
-        if not named:
-            _write_holder(blob, lease, workload)
+        if only_if_missing:
+            lease = _leased_if_missing(blob, lease_id)
+        else:
+            lease = _taken(service, blob, workload, lease_id, force=force, likely_missing=likely_missing)
     stop = threading.Event()
 
     def renew() -> None:
@@ -265,57 +274,158 @@ def apply_lock(
 
     renewer = threading.Thread(target=renew, name=f"batchrun-lock-{workload}", daemon=True)
     renewer.start()
+    held = HeldLock(remove_after)
     try:
-        yield
+        yield held
     finally:
         stop.set()
-        renewer.join(timeout=5)
         with suppress(AzureError):  # not released: it lapses by itself
-            if remove_after:
+            if held.remove_after:
                 blob.delete_blob(lease=lease)
             else:
                 lease.release()
+        renewer.join(timeout=5)  # after the release: it only waits for a renewal in flight
+
+
+def _taken(
+    service: BlobServiceClient,
+    blob: BlobClient,
+    workload: str,
+    lease_id: str,
+    *,
+    force: bool,
+    likely_missing: bool,
+) -> BlobLeaseClient:
+    """The lock's lease, taken the usual way (see :func:`apply_lock`), its holder written."""
+    deadline = time.monotonic() + LEASE_SECONDS + 5
+    # The first apply of a workload makes the blob with its name already written, then takes the lease
+    # only if nobody touched the blob since (its ETag): one request fewer than writing the name after.
+    made, named = False, ""
+    if likely_missing and not force:
+        named, made = _made_naming_me(service, workload) or "", True
+    while True:
+        try:
+            if named:
+                lease = blob.acquire_lease(
+                    lease_duration=LEASE_SECONDS,
+                    lease_id=lease_id,
+                    etag=named,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            else:
+                lease = blob.acquire_lease(lease_duration=LEASE_SECONDS, lease_id=lease_id)
+            break
+        except ResourceNotFoundError:
+            if made:
+                raise
+            named, made = _made_naming_me(service, workload) or "", True
+            continue
+        except HttpResponseError as error:
+            if status_of(error) == 412:  # touched since it was made: taken as any lock blob is
+                named = ""
+                continue
+            if status_of(error) != 409:
+                raise
+        meta = _holder_metadata(blob)
+        if _names_me(meta):  # made by this apply and leased by another, which has not written its name
+            meta = {}
+        # A holder killed on this machine (SIGKILL, a closed terminal) cannot renew: its lease lapses
+        # within LEASE_SECONDS, so wait for that instead of failing. Never break it: another apply may
+        # have taken the lock a moment ago without having written its name yet.
+        if not _holder_is_gone(meta) or time.monotonic() > deadline:
+            raise _held(workload, meta) from None
+        time.sleep(1)
+    if not named:
+        _write_holder(blob, lease, workload)
+    return lease
 
 
 class LockAhead:
-    """The apply lock, taken while the plan is still being decided once its live state shows that the apply
-    will write (:func:`batchrun.plan.decide_job.creates_a_job`): the lock's requests then overlap the
-    decisions instead of following them. An apply with nothing to do never starts it, so it still writes
-    nothing; nor does an apply that breaks the lock (``force``): it breaks it only once its plan is to be
-    applied. Used as a context manager: a lock taken and not handed to :meth:`held` (a blocked plan, an
-    apply declined at the prompt) is released at the block's end, or, when the block ends before the lock
-    is taken (a second Ctrl-C), as soon as it is."""
+    """The apply lock, taken while the plan is still being made, so that its requests overlap the plan's
+    instead of following them:
+
+    - beside the plan's reads, when the lock's blob is missing (the workload's first apply, or its first
+      after a destroy): it is made naming this apply and leased (:meth:`begin`, on the reads' threads, after
+      them; a blob that is there is left alone, nothing written);
+    - else once the live state shows that the apply will write (:meth:`start`, when
+      :func:`batchrun.plan.decide_job.creates_a_job`), while the plan is decided.
+
+    An apply with nothing to do never takes it, so it still writes nothing (a blob made beside the reads is
+    removed again); nor does an apply that breaks the lock (``force``): it breaks it only once its plan is to
+    be applied. Used as a context manager: a lock taken and not handed to :meth:`held` (a blocked plan, an
+    apply declined at the prompt) is released at the block's end (its blob removed when made beside the
+    reads), or, when the block ends before the lock is taken (a second Ctrl-C), as soon as it is."""
 
     def __init__(self, service: BlobServiceClient, workload: str, *, force: bool = False) -> None:
         self._service, self._workload, self._force = service, workload, force
-        self._thread: threading.Thread | None = None
+        self._first: Future[None] | None = None  # the take beside the reads, only if the blob is missing
+        self._thread: threading.Thread | None = None  # the take once the plan is sure to write
         self._guard = threading.Lock()
-        self._lock: AbstractContextManager[None] | None = None
+        self._lock: AbstractContextManager[HeldLock] | None = None
+        self._held: HeldLock | None = None
         self._error: BaseException | None = None
+        self._there: bool | None = None  # what the first take found: the blob there, or not made
+        self._wanted = False  # the plan is sure to write
         self._handed = self._abandoned = False
 
     @property
     def started(self) -> bool:
-        return self._thread is not None
+        """The lock was asked for: its blob was missing and made beside the reads, or the plan was sure to
+        write."""
+        self._settle_first()
+        return self._wanted or self._lock is not None or self._error is not None
+
+    def _settle_first(self) -> None:
+        """Wait for the take begun beside the reads (its two requests, long answered by then, mostly)."""
+        if self._first is not None:
+            wait([self._first])
+
+    def begin(self, pool: Executor) -> None:
+        """Take the lock on ``pool`` (the threads of the plan's reads, after them) if its blob is missing
+        (once; never to break it)."""
+        if self._first is None and self._thread is None and not self._force:
+            self._first = pool.submit(self._take, True)
 
     def start(self) -> None:
-        """Start taking the lock on a thread of its own (once; never to break it)."""
-        if self._thread is None and not self._force:
-            self._thread = threading.Thread(target=self._take, name=f"batchrun-lock-{self._workload}")
+        """The plan is sure to write: take the lock on a thread of its own, unless taken beside the reads."""
+        if self._force or self._wanted:
+            return
+        self._wanted = True
+        self._settle_first()
+        if self._lock is None and self._error is None:
+            self._thread = threading.Thread(
+                target=self._take, args=(False,), name=f"batchrun-lock-{self._workload}"
+            )
             self._thread.start()
 
-    def _take(self) -> None:
-        # Started only when nothing is recorded and the job is missing: most likely a first apply.
-        lock = apply_lock(self._service, self._workload, likely_missing=True)
+    def _take(self, only_if_missing: bool) -> None:
+        # Taken the usual way after a blob found there; else most likely a first apply: the blob made first.
+        lock = apply_lock(
+            self._service,
+            self._workload,
+            likely_missing=self._there is not True,
+            only_if_missing=only_if_missing,
+        )
         try:
-            with prompt_thread_switches(LOCK_SWITCH_SECONDS):
-                lock.__enter__()
+            if only_if_missing:  # beside the reads: at their switch interval
+                held = lock.__enter__()
+            else:  # beside the decisions: answers taken up at once
+                with prompt_thread_switches(LOCK_SWITCH_SECONDS):
+                    held = lock.__enter__()
+        except _NotMissing as found:
+            self._there = found.there
+            return
+        except Exception as error:  # beside the reads: as if not begun (the usual way meets it, if needed)
+            if not only_if_missing:
+                self._error = error
+            return
         except BaseException as error:  # raised where the lock is needed: held()
             self._error = error
             return
+        held.remove_after = only_if_missing  # made beside the reads: removed unless handed to the apply
         with self._guard:
             if not self._abandoned:
-                self._lock = lock
+                self._lock, self._held = lock, held
                 return
         with suppress(Exception):  # nobody is left to use it
             lock.__exit__(None, None, None)
@@ -323,16 +433,20 @@ class LockAhead:
     @contextmanager
     def held(self) -> Iterator[None]:
         """The lock for the block: the one taken ahead (its error raised now, LockHeldError naming the
-        holder, say), or taken now when it was not started."""
-        if self._thread is None:
-            with apply_lock(self._service, self._workload, force=self._force):
-                yield
-            return
-        self._thread.join()
+        holder, say), or taken now when it was not."""
+        self._settle_first()
+        if self._thread is not None:
+            self._thread.join()
         if self._error is not None:
             raise self._error
-        assert self._lock is not None
+        if self._lock is None or self._held is None:  # not taken ahead: the blob was there, the plan not sure
+            with apply_lock(
+                self._service, self._workload, force=self._force, likely_missing=self._there is False
+            ):
+                yield
+            return
         self._handed = True
+        self._held.remove_after = False  # applied: released at the end, as any lock is
         with ExitStack() as stack:
             stack.push(self._lock)  # entered already: left at the block's end
             yield
@@ -341,13 +455,15 @@ class LockAhead:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._thread is None or self._handed:
+        if (self._first is None and self._thread is None) or self._handed:
             return
-        with self._guard:  # a lock not taken yet is let go by its thread, once taken
+        with self._guard:  # a lock not taken yet is let go by its taker, once taken
             self._abandoned = True
             taken, self._lock = self._lock, None
         if taken is None:
-            self._thread.join()  # interrupted (a second Ctrl-C): the thread still lets it go
+            self._settle_first()  # interrupted (a second Ctrl-C): the takers still let it go
+            if self._thread is not None:
+                self._thread.join()
             return
         with suppress(Exception):  # not released: it lapses by itself
             taken.__exit__(None, None, None)

@@ -209,7 +209,7 @@ def apply_command(
             plan = check_saved_plan(session, saved, workload, options)
             auto_approve = True
         else:  # an apply sure to write takes its lock while it decides (held while it asks, if it asks)
-            plan = plan_with(session, workload, options, observe=lock_when_sure(ahead, workload))
+            plan = plan_with(session, workload, options, observe=lock_when_sure(ahead, workload), ahead=ahead)
         click.echo(render_text(plan))
         plan = resolve_blocked(
             plan,

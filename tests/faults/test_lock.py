@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -422,16 +423,20 @@ def test_an_apply_sure_to_write_takes_its_lock_while_it_decides_and_a_blocked_on
     workload = batchrun.load(path)
     lock = blob_service.get_blob_client("batchrun-state", lock_blob_name("lock-ahead"))
     with open_session(target) as session, lock_ahead(session, workload) as ahead:
-        plan_with(session, workload, PlanOptions(), observe=lock_when_sure(ahead, workload))
-        assert ahead.started  # its job is missing: the lock was asked for while the plan was decided
-    assert lock.get_blob_properties().lease.state == "available"  # nothing applied: let go at the end
+        plan_with(session, workload, PlanOptions(), observe=lock_when_sure(ahead, workload), ahead=ahead)
+        assert ahead.started  # its lock blob was missing: made and leased beside the plan's reads
+        assert lock.get_blob_properties().lease.state == "leased"
+    assert not lock.exists()  # nothing applied: the blob made for it is removed again
 
     batchrun.apply(path, target=target)
+    before = lock.get_blob_properties()
     with open_session(target) as session, lock_ahead(session, workload) as ahead:
         assert not plan_with(
-            session, workload, PlanOptions(), observe=lock_when_sure(ahead, workload)
+            session, workload, PlanOptions(), observe=lock_when_sure(ahead, workload), ahead=ahead
         ).has_changes
         assert not ahead.started  # nothing to do: no lock, no write
+    after = lock.get_blob_properties()
+    assert (after.etag, after.lease.state) == (before.etag, "available")
 
     # A new workload on a pool it does not own: the plan is blocked (--adopt), and the lock taken while it
     # was decided, its job being missing, is let go.
@@ -445,7 +450,60 @@ def test_an_apply_sure_to_write_takes_its_lock_while_it_decides_and_a_blocked_on
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "blocked" in output and "Traceback" not in output, output
     held = blob_service.get_blob_client("batchrun-state", lock_blob_name("lock-foreign"))
-    assert held.get_blob_properties().lease.state == "available"
+    assert not held.exists()  # made at once for its first apply, removed as nothing was applied
+
+
+def test_a_missing_lock_is_taken_at_once_and_one_there_is_left_alone_until_the_plan_is_sure(
+    local_target: LocalTarget, blob_service: BlobServiceClient
+) -> None:
+    """At once (beside a plan's reads) the lock is taken only by making its missing blob: a blob there is
+    not written (its ETag, no lease) and is taken once the plan is sure to write; a storage account without
+    the state container gets none (it is made with the lock, when the apply writes). Taken at once and
+    applied, the lock is released and its blob kept, as a first apply's is."""
+    from batchrun.azure.lock import LockAhead, lock_blob_name
+
+    with contextlib.suppress(ResourceExistsError):
+        blob_service.create_container("batchrun-state")
+    sent: list[str] = []
+    with _watched(local_target, sent) as service:
+        missing = blob_service.get_blob_client("batchrun-state", lock_blob_name("at-once"))
+        with LockAhead(service, "at-once") as ahead, ThreadPoolExecutor(1) as reads:
+            ahead.begin(reads)
+            assert ahead.started and missing.get_blob_properties().lease.state == "leased"
+            assert missing.get_blob_properties().metadata.get("pid") == str(os.getpid())
+            with ahead.held():
+                pass
+        assert missing.get_blob_properties().lease.state == "available"
+        assert len(sent) == 3 and sent[0].endswith("True"), sent  # make, lease (its ETag), release
+
+        sent.clear()
+        before = missing.get_blob_properties()
+        with LockAhead(service, "at-once") as ahead, ThreadPoolExecutor(1) as reads:
+            ahead.begin(reads)
+            assert not ahead.started
+            assert missing.get_blob_properties().etag == before.etag
+            ahead.start()  # the plan is sure to write
+            assert ahead.started
+            with ahead.held():
+                assert missing.get_blob_properties().lease.state == "leased"
+        # make (409: there), then as any lock blob there: acquire, write the holder; release
+        assert len(sent) == 4 and "comp=metadata" in sent[2], sent
+
+    from azure.storage.blob import BlobServiceClient as Service
+
+    other = blob_service.get_container_client("batchrun-state-elsewhere")
+
+    class Elsewhere(Service):
+        """The same account, the lock's container named otherwise: one that does not exist."""
+
+        def get_blob_client(self, container: Any, blob: Any, **kwargs: Any) -> Any:
+            return super().get_blob_client("batchrun-state-elsewhere", blob, **kwargs)
+
+    with Elsewhere.from_connection_string(local_target.connection_string) as service:
+        with LockAhead(service, "no-container") as ahead, ThreadPoolExecutor(1) as reads:
+            ahead.begin(reads)
+            assert not ahead.started
+        assert not other.exists()
 
 
 def test_a_destroy_leaves_no_lock_and_breaking_a_lock_waits_until_the_plan_is_applied(
