@@ -13,19 +13,11 @@ import pytest
 
 from batchrun.azure.read import read_pool
 from batchrun.azure.rest import get_json, post_json
+from tests.reconcile.proxy import IMAGE
 
 if TYPE_CHECKING:
     from azure.batch import BatchClient
 
-IMAGE = {
-    "imageReference": {
-        "publisher": "canonical",
-        "offer": "ubuntu-24_04-lts",
-        "sku": "server",
-        "version": "latest",
-    },
-    "nodeAgentSKUId": "batch.node.ubuntu 24.04",
-}
 NODES = "GET /pools/{poolId}/nodes"
 
 
