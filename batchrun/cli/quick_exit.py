@@ -9,7 +9,9 @@ with its exit code (``os._exit``). Every file batchrun writes is closed by then:
 
 The interpreter's own exit is kept whenever it would do more: a thread that is not a daemon still runs
 after a moment's grace (a call in flight after Ctrl-C, say: Python waits for it), the exit carries a
-message instead of a code, or the output cannot be flushed (a closed pipe: Python reports it as always).
+message instead of a code, the output cannot be flushed (a closed pipe: Python reports it as always), or a
+profiler, debugger or coverage tool watches the process (``python -m cProfile`` writes its figures after
+the command returns).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ def exit_now(code: object) -> None:
     """End the process with ``code`` (a ``SystemExit`` code: None or a number) at once, or return when
     the interpreter's own exit is needed (see the module's docstring)."""
     if code is not None and not isinstance(code, int):
+        return
+    if sys.getprofile() is not None or sys.gettrace() is not None:
         return
     if threading.current_thread() is not threading.main_thread() or not _threads_done():
         return

@@ -69,3 +69,21 @@ def test_a_thread_still_running_or_an_exit_message_keeps_the_interpreters_own_ex
     said = _run(message, "no-such-manifest", 0.0)
     assert said.returncode == 1 and "no-such-manifest" in said.stderr
     assert (message / "returned").exists()
+
+
+def test_a_command_run_under_a_profiler_exits_as_python_does_so_the_profile_is_written(
+    tmp_path: Path,
+) -> None:
+    from tests.operate.cli import REPO
+
+    written = tmp_path / "validate.prof"
+    hello = str(REPO / "workloads" / "hello.yaml")
+    done = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(written), "-m", "batchrun", "validate", hello],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr
+    assert written.stat().st_size > 0
