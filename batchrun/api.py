@@ -30,7 +30,7 @@ from batchrun.target import Target, resolve_target
 
 if TYPE_CHECKING:
     from batchrun.azure.clients import Clients
-    from batchrun.azure.lock import LockAhead
+    from batchrun.azure.lock_ahead import LockAhead
     from batchrun.plan.bodies import Ownership
     from batchrun.plan.live import LiveState, PreparedInput, PreparedPackage
 
@@ -126,7 +126,7 @@ def plan_with(
 ) -> Plan:
     """Read live state through ``session`` and decide the plan (``ownership``: the marks of a saved plan;
     ``observe`` sees what the plan is made from, for :mod:`batchrun.saved_plans`; ``ahead``: the apply's
-    lock, begun beside the reads, :meth:`batchrun.azure.lock.LockAhead.begin`)."""
+    lock, begun beside the reads, :meth:`batchrun.azure.lock_ahead.LockAhead.begin`)."""
     from batchrun.azure.orphans import reading_orphans
     from batchrun.azure.ownership import ownership_of
     from batchrun.azure.packages import prepare_package
@@ -244,10 +244,10 @@ def execute(
 
 
 def lock_ahead(session: Session, workload: Workload, break_lock: bool = False) -> LockAhead:
-    """A :class:`batchrun.azure.lock.LockAhead` (a context manager) for planning ``workload`` and applying the
-    plan: pass it and :func:`lock_when_sure` of it to :func:`plan_with`, and it to :func:`execute`; let go
-    at the block's end when nothing was applied."""
-    from batchrun.azure.lock import LockAhead
+    """A :class:`batchrun.azure.lock_ahead.LockAhead` (a context manager) for planning ``workload`` and
+    applying the plan: pass it and :func:`lock_when_sure` of it to :func:`plan_with`, and it to
+    :func:`execute`; let go at the block's end when nothing was applied."""
+    from batchrun.azure.lock_ahead import LockAhead
 
     return LockAhead(session.clients.blob, workload.name, force=break_lock)
 

@@ -460,7 +460,8 @@ def test_a_missing_lock_is_taken_at_once_and_one_there_is_left_alone_until_the_p
     not written (its ETag, no lease) and is taken once the plan is sure to write; a storage account without
     the state container gets none (it is made with the lock, when the apply writes). Taken at once and
     applied, the lock is released and its blob kept, as a first apply's is."""
-    from batchrun.azure.lock import LockAhead, lock_blob_name
+    from batchrun.azure.lock import lock_blob_name
+    from batchrun.azure.lock_ahead import LockAhead
 
     with contextlib.suppress(ResourceExistsError):
         blob_service.create_container("batchrun-state")
@@ -509,7 +510,8 @@ def test_a_missing_lock_is_taken_at_once_and_one_there_is_left_alone_until_the_p
 def test_a_destroy_leaves_no_lock_and_breaking_a_lock_waits_until_the_plan_is_applied(
     tmp_path: Path, target: Target, blob_service: BlobServiceClient
 ) -> None:
-    from batchrun.azure.lock import LockAhead, lock_blob_name
+    from batchrun.azure.lock import lock_blob_name
+    from batchrun.azure.lock_ahead import LockAhead
 
     path = manifest(tmp_path, "lock-gone", "standard_d2s_v3", "m.yaml")
     batchrun.apply(path, target=target)
