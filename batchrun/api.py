@@ -126,7 +126,8 @@ def plan_with(
 ) -> Plan:
     """Read live state through ``session`` and decide the plan (``ownership``: the marks of a saved plan;
     ``observe`` sees what the plan is made from, for :mod:`batchrun.saved_plans`; ``ahead``: the apply's
-    lock, begun beside the reads, :meth:`batchrun.azure.lock_ahead.LockAhead.begin`)."""
+    lock, taken beside the reads when its blob is missing, else as soon as the live state shows that the
+    apply will write, :class:`batchrun.azure.lock_ahead.LockAhead`)."""
     from batchrun.azure.orphans import reading_orphans
     from batchrun.azure.ownership import ownership_of
     from batchrun.azure.packages import prepare_package
@@ -136,6 +137,7 @@ def plan_with(
     from batchrun.collector import collector_paused
     from batchrun.hash_cache import HashCache
     from batchrun.plan.build import make_plan, task_graphs
+    from batchrun.plan.decide_job import creates_a_job
     from batchrun.plan.explain import explain, tasks_to_explain
 
     hashes = HashCache.for_workload(workload.name, workload.manifest_path.parent)
@@ -159,6 +161,8 @@ def plan_with(
         ) as settled:
             graphs = task_graphs(workload, inputs, packages)  # while the reads are on their way
             live = settled()
+            if ahead is not None and creates_a_job(workload, live):
+                ahead.start()  # sure to write: the lock is taken while the plan is decided
             if observe is not None:
                 observe(live, inputs, packages)
             decided = make_plan(
@@ -245,25 +249,11 @@ def execute(
 
 def lock_ahead(session: Session, workload: Workload, break_lock: bool = False) -> LockAhead:
     """A :class:`batchrun.azure.lock_ahead.LockAhead` (a context manager) for planning ``workload`` and
-    applying the plan: pass it and :func:`lock_when_sure` of it to :func:`plan_with`, and it to
-    :func:`execute`; let go at the block's end when nothing was applied."""
+    applying the plan: pass it to :func:`plan_with` and to :func:`execute`; let go at the block's end when
+    nothing was applied."""
     from batchrun.azure.lock_ahead import LockAhead
 
     return LockAhead(session.clients.blob, workload.name, force=break_lock)
-
-
-def lock_when_sure(ahead: LockAhead, workload: Workload) -> Observe:
-    """An observer for :func:`plan_with` that starts taking the lock ``ahead`` as soon as the live state shows
-    the apply will write (:func:`batchrun.plan.decide_job.creates_a_job`)."""
-    from batchrun.plan.decide_job import creates_a_job
-
-    def observe(
-        live: LiveState, inputs: Sequence[PreparedInput], packages: Sequence[PreparedPackage]
-    ) -> None:
-        if creates_a_job(workload, live):
-            ahead.start()
-
-    return observe
 
 
 def plan(
@@ -312,9 +302,7 @@ def apply(
         workload = load(manifest_or_plan, variables, var_files)
         options = PlanOptions(prune, adopt, confirm_replace, rerun_failed, tuple(rerun))
         with lock_ahead(session, workload) as ahead:
-            chosen = plan_with(
-                session, workload, options, observe=lock_when_sure(ahead, workload), ahead=ahead
-            )
+            chosen = plan_with(session, workload, options, ahead=ahead)
             execute(session, chosen, hooks, ahead=ahead)
         return chosen
 

@@ -23,8 +23,8 @@ class LockAhead:
     instead of following them:
 
     - beside the plan's reads, when the lock's blob is missing (the workload's first apply, or its first
-      after a destroy): it is made naming this apply and leased (:meth:`begin`, on the reads' threads, after
-      them; a blob that is there is left alone, nothing written);
+      after a destroy): it is made naming this apply and leased (:meth:`begin`, on the reads' threads, before
+      the reads; a blob that is there is left alone, nothing written);
     - else once the live state shows that the apply will write (:meth:`start`, when
       :func:`batchrun.plan.decide_job.creates_a_job`), while the plan is decided.
 
@@ -59,8 +59,8 @@ class LockAhead:
             wait([self._first])
 
     def begin(self, pool: Executor) -> None:
-        """Take the lock on ``pool`` (the threads of the plan's reads, after them) if its blob is missing
-        (once; never to break it)."""
+        """Take the lock on ``pool`` (the threads of the plan's reads, before the reads) if its blob is
+        missing (once; never to break it)."""
         if self._first is None and self._thread is None and not self._force:
             self._first = pool.submit(self._take, True)
 

@@ -175,7 +175,7 @@ def apply_command(
     break_lock: bool,
 ) -> None:
     """Make Batch and Storage match the manifest (or carry out a plan saved by `plan -out FILE`)."""
-    from batchrun.api import execute, lock_ahead, lock_when_sure, plan_with
+    from batchrun.api import execute, lock_ahead, plan_with
     from batchrun.cli.approval import Progress, approve, done_line, resolve_blocked
     from batchrun.cli.workload_set import apply_saved_set, apply_set
     from batchrun.plan.decide_common import PlanOptions
@@ -209,7 +209,7 @@ def apply_command(
             plan = check_saved_plan(session, saved, workload, options)
             auto_approve = True
         else:  # an apply sure to write takes its lock while it decides (held while it asks, if it asks)
-            plan = plan_with(session, workload, options, observe=lock_when_sure(ahead, workload), ahead=ahead)
+            plan = plan_with(session, workload, options, ahead=ahead)
         click.echo(render_text(plan))
         plan = resolve_blocked(
             plan,

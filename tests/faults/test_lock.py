@@ -414,7 +414,7 @@ def test_an_apply_sure_to_write_takes_its_lock_while_it_decides_and_a_blocked_on
     blob_service: BlobServiceClient,
     cleanup: list[Path],
 ) -> None:
-    from batchrun.api import lock_ahead, lock_when_sure, open_session, plan_with
+    from batchrun.api import lock_ahead, open_session, plan_with
     from batchrun.azure.lock import lock_blob_name
     from batchrun.plan.decide_common import PlanOptions
 
@@ -423,7 +423,7 @@ def test_an_apply_sure_to_write_takes_its_lock_while_it_decides_and_a_blocked_on
     workload = batchrun.load(path)
     lock = blob_service.get_blob_client("batchrun-state", lock_blob_name("lock-ahead"))
     with open_session(target) as session, lock_ahead(session, workload) as ahead:
-        plan_with(session, workload, PlanOptions(), observe=lock_when_sure(ahead, workload), ahead=ahead)
+        plan_with(session, workload, PlanOptions(), ahead=ahead)
         assert ahead.started  # its lock blob was missing: made and leased beside the plan's reads
         assert lock.get_blob_properties().lease.state == "leased"
     assert not lock.exists()  # nothing applied: the blob made for it is removed again
@@ -431,9 +431,7 @@ def test_an_apply_sure_to_write_takes_its_lock_while_it_decides_and_a_blocked_on
     batchrun.apply(path, target=target)
     before = lock.get_blob_properties()
     with open_session(target) as session, lock_ahead(session, workload) as ahead:
-        assert not plan_with(
-            session, workload, PlanOptions(), observe=lock_when_sure(ahead, workload), ahead=ahead
-        ).has_changes
+        assert not plan_with(session, workload, PlanOptions(), ahead=ahead).has_changes
         assert not ahead.started  # nothing to do: no lock, no write
     after = lock.get_blob_properties()
     assert (after.etag, after.lease.state) == (before.etag, "available")
