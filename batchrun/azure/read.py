@@ -29,6 +29,7 @@ from batchrun.azure.storage import container_exists, read_input
 from batchrun.errors import TargetError
 from batchrun.model import Workload
 from batchrun.plan.live import (
+    NODE_COUNTS,
     LiveJob,
     LiveJobState,
     LivePool,
@@ -37,6 +38,7 @@ from batchrun.plan.live import (
     LiveTask,
     PreparedInput,
     PreparedPackage,
+    counted_nodes,
     task_digest_of,
 )
 
@@ -96,10 +98,9 @@ def _may_have_nodes(pool: dict[str, Any]) -> bool:
     of an idle pool (the pool's decisions take the same counts for "empty")."""
     if str(pool.get("allocationState", "steady")).lower() != "steady":
         return True
-    try:
-        return int(pool["currentDedicatedNodes"]) + int(pool["currentLowPriorityNodes"]) > 0
-    except (KeyError, TypeError, ValueError):
+    if not all(isinstance(pool.get(key), int) for key in NODE_COUNTS):  # not given (or not as Batch does)
         return True
+    return counted_nodes(pool) > 0
 
 
 def _read_pool_if_listed(batch: BatchClient, pool_id: str, exists: Existence) -> LivePool | None:

@@ -18,7 +18,7 @@ from batchrun.plan.decide_common import (
 )
 from batchrun.plan.diff import diff_properties, diff_subset
 from batchrun.plan.last_applied import read_applied
-from batchrun.plan.live import WORKLOAD_KEY, LivePool
+from batchrun.plan.live import WORKLOAD_KEY, LivePool, counted_nodes
 from batchrun.plan.rules import POOL_REVERT, Family, pool_family
 from batchrun.plan.secrets import SECRETS_KEY, masked_field, secret_changes
 
@@ -85,7 +85,7 @@ def _scale_operations(
 def _pool_is_empty(live: LivePool) -> bool:
     """No nodes and not allocating any: the properties of the EMPTY_POOL family can be PATCHed."""
     have = live.properties
-    nodes = int(have.get("currentDedicatedNodes") or 0) + int(have.get("currentLowPriorityNodes") or 0)
+    nodes = counted_nodes(have)
     return nodes == 0 and live.allocation_state.lower() == "steady"
 
 
@@ -210,7 +210,7 @@ def _nodes_keep_old(patch_fields: list[FieldChange], live: LivePool, reboot: boo
     until they are rebooted or reimaged: say so (and what ``--reboot-nodes`` does) when those change."""
     changed = sorted({_top_key(f.path) for f in patch_fields} & NODE_BOOT_KEYS)
     have = live.properties
-    nodes = int(have.get("currentDedicatedNodes") or 0) + int(have.get("currentLowPriorityNodes") or 0)
+    nodes = counted_nodes(have)
     if not changed or not nodes:
         return ""
     names = {"startTask": "start task", "applicationPackageReferences": "application packages"}

@@ -56,6 +56,14 @@ class LivePackage:
     default_version: str = ""
 
 
+NODE_COUNTS = ("currentDedicatedNodes", "currentLowPriorityNodes")  # a pool's nodes now, in its REST body
+
+
+def counted_nodes(pool: Mapping[str, Any]) -> int:
+    """The nodes a pool's REST body counts now, dedicated and low-priority (a count not given: none)."""
+    return sum(int(pool.get(key) or 0) for key in NODE_COUNTS)
+
+
 @dataclass(frozen=True)
 class LivePool:
     id: str
