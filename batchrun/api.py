@@ -131,7 +131,7 @@ def plan_with(
     from batchrun.azure.orphans import reading_orphans
     from batchrun.azure.ownership import ownership_of
     from batchrun.azure.packages import prepare_package
-    from batchrun.azure.parallel import calls_at_once
+    from batchrun.azure.parallel import calls_at_once, prompt_thread_switches
     from batchrun.azure.read import READ_THREADS, TASK_PAGE_SIZE, read_task_bodies, reading_live
     from batchrun.azure.storage import prepare_input
     from batchrun.collector import collector_paused
@@ -151,7 +151,9 @@ def plan_with(
     # tell its reads which of its jobs and pool exist.
     one_page = sum(len(job.tasks) for job in workload.jobs) <= TASK_PAGE_SIZE
     reads = READ_THREADS + 4  # and the three listings of the orphans, and git
-    with calls_at_once(reads, "batchrun-plan") as pool, collector_paused():
+    # Threads waiting for Python's lock ask for it at the switch interval in force when they began to wait:
+    # set before the first call is submitted. The pool's idle threads end after it, out of the decisions.
+    with calls_at_once(reads, "batchrun-plan") as pool, prompt_thread_switches(), collector_paused():
         if ahead is not None:  # on the reads' threads, first: taken only if its blob is missing
             ahead.begin(pool)
         orphans = reading_orphans(pool, session.clients.batch, workload, side_by_side=one_page)

@@ -11,7 +11,7 @@ An interrupted apply leaves a state the next plan reads and converges from: ever
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Any
@@ -26,7 +26,8 @@ from batchrun.azure.storage import SasSigner, create_container, delete_blobs, de
 from batchrun.azure.write import BatchWriter
 from batchrun.collector import collector_paused
 from batchrun.errors import ApplyError
-from batchrun.plan.actions import Change, Operation, Plan, Stage, acting
+from batchrun.model.by_position import ByPosition
+from batchrun.plan.actions import Change, Operation, Plan, Stage, TaskChanges, by_part, held
 from batchrun.plan.decide_schedule import SAS_EXPIRY_KEY
 from batchrun.plan.live import STATE_CONTAINER
 
@@ -65,18 +66,60 @@ class Executor:
 
     def run(self) -> None:
         stages: dict[int, list[tuple[Change, Operation]]] = {}
-        for change in acting(self.plan.changes):  # plan order within a stage; a task kept does nothing
+        for change in held(self.plan.changes):  # plan order within a stage; a task kept does nothing
             for op in change.operations:
                 stages.setdefault(int(op.stage), []).append((change, op))
+        # The new tasks' changes are made in the task stage, each by the thread that sends its body.
+        new_tasks = [part for part in by_part(self.plan.changes) if isinstance(part, TaskChanges)]
+        if any(part.new_tasks() for part in new_tasks):
+            stages.setdefault(int(Stage.TASKS), [])
+        pool_with_job = _only(stages.get(int(Stage.POOL)), "pool.create") and _only(
+            stages.get(int(Stage.JOB)), "job.create"
+        )
         for stage in sorted(stages):
             in_stage = stages[stage]
             if stage == Stage.TASK_DELETE:
                 self._delete_tasks(in_stage)
             elif stage == Stage.TASKS:
-                self._task_stage(in_stage)
+                self._task_stage(in_stage, new_tasks)
+            elif pool_with_job and stage == Stage.POOL:
+                continue  # created with the job
+            elif pool_with_job and stage == Stage.JOB:
+                self._at_once(stages[int(Stage.POOL)], in_stage)
             else:
                 for change, op in in_stage:
                     self._one(change.address, op)
+
+    def _at_once(
+        self, first: Sequence[tuple[Change, Operation]], second: Sequence[tuple[Change, Operation]]
+    ) -> None:
+        """The steps of ``first`` on a thread of their own while this one makes those of ``second``, then
+        the first error of ``first``, else of ``second``, raised. A new pool and a new job are created so:
+        Batch takes a job whose pool does not exist yet (it runs no task until the pool does), and the
+        tasks are added once both are."""
+        failed: list[BaseException] = []
+
+        def steps() -> None:
+            try:
+                for change, op in first:
+                    self._one(change.address, op)
+            except BaseException as error:  # raised below, once the second steps are done
+                failed.append(error)
+
+        beside = threading.Thread(target=steps, name="batchrun-beside")
+        beside.start()
+        try:
+            for change, op in second:
+                self._one(change.address, op)
+        except Exception as error:
+            beside.join()
+            if failed:
+                raise failed[0] from error  # the first steps' error first
+            raise
+        finally:
+            beside.join()  # a Ctrl-C here still lets the first steps' requests finish
+        if failed:
+            raise failed[0]
 
     # -- single operations ----------------------------------------------------------------------------
 
@@ -164,46 +207,51 @@ class Executor:
 
         return report
 
-    def _task_stage(self, steps: Sequence[tuple[Change, Operation]]) -> None:
+    def _task_stage(self, steps: Sequence[tuple[Change, Operation]], parts: Sequence[TaskChanges]) -> None:
         with collector_paused():  # a body per task, alive until sent: nothing for the collector to find
-            self._add_and_update(steps)
+            self._add_and_update(steps, parts)
 
-    def _add_and_update(self, steps: Sequence[tuple[Change, Operation]]) -> None:
-        by_job: dict[str, list[Mapping[str, Any]]] = {}
+    def _add_and_update(
+        self, steps: Sequence[tuple[Change, Operation]], parts: Sequence[TaskChanges]
+    ) -> None:
+        """The constraints updates one by one, then each job's adds: its tasks held whole, then its new
+        tasks, whose changes are made as their requests are (``parts``: the jobs' task changes)."""
+        by_job: dict[str, list[Sequence[Mapping[str, Any]]]] = {}
+        held_adds: dict[str, list[Mapping[str, Any]]] = {}
         for change, op in steps:
             if op.name == "task.update_constraints":
                 self._one(change.address, op)
             elif op.name == "task.add":
                 job_id = change.address.split("/")[1]  # task/<job>/<task>
-                by_job.setdefault(job_id, []).append(op.args)
+                if job_id not in held_adds:
+                    held_adds[job_id] = []
+                    by_job.setdefault(job_id, []).append(held_adds[job_id])
+                held_adds[job_id].append(op.args)
             else:
                 raise ApplyError(
                     f"{change.address}: unknown task operation {op.name!r}; make the plan again."
                 )
-        self._sign_for(adds for adds in by_job.values())
-        for job_id, adds in by_job.items():
+        for part in parts:
+            if part.new_tasks():
+                by_job.setdefault(part.job_id, []).append(_AddArgs(part.new_tasks()))
+        self._sign_all()
+        for job_id, runs in by_job.items():
+            adds = runs[0] if len(runs) == 1 else _Joined(runs)
             self.hooks.step_started(f"job/{job_id}", f"add {len(adds)} task(s)")
             counter = _Counter(self._progress(job_id, "added"), len(adds))
             self.writer.add_tasks(job_id, adds, partial(self.task_body, job_id), counter.add)
             self.hooks.step_finished(f"job/{job_id}", f"add {len(adds)} task(s)")
 
-    def _sign_for(self, adds_by_job: Iterable[Sequence[Mapping[str, Any]]]) -> None:
-        """Every SAS URL the task bodies need, signed before any body is sent: a signing error (say, no user
-        delegation key) stops the apply before any task is added."""
-        inputs: set[str] = set()
-        reads = outputs = False
-        for adds in adds_by_job:
-            for args in adds:
-                inputs.update(args.get("inputs") or ())
-                reads = reads or bool(args.get("readsOutputs"))
-                outputs = outputs or bool(args.get("outputs"))
+    def _sign_all(self) -> None:
+        """Every SAS URL a task body of the plan may need, signed before any body is sent: a signing error
+        (say, no user delegation key) stops the apply before any task is added. The plan's inputs and
+        outputs container are all signed, not just those the bodies name: a new task's body is made only
+        as its request is, and a signature is made here, without a request."""
         self._sas(STATE_CONTAINER, "output")
-        for name in sorted(inputs):
-            if name in self._bindings:
-                self._sas(self._bindings[name].container, "input")
-        if self.plan.outputs_container and reads:
+        for name in sorted(self._bindings):
+            self._sas(self._bindings[name].container, "input")
+        if self.plan.outputs_container:
             self._sas(self.plan.outputs_container, "input")
-        if self.plan.outputs_container and outputs:
             self._sas(self.plan.outputs_container, "output")
 
     def _sas(self, container: str, kind: str) -> str:
@@ -284,6 +332,42 @@ class Executor:
             },
         ]
         return body
+
+
+def _only(steps: Sequence[tuple[Change, Operation]] | None, name: str) -> bool:
+    """``steps`` are one or more operations called ``name``."""
+    return bool(steps) and all(op.name == name for _change, op in steps or ())
+
+
+class _AddArgs(ByPosition[Mapping[str, Any]]):
+    """The ``task.add`` arguments of new tasks' changes, each change made when read."""
+
+    def __init__(self, changes: Sequence[Change]) -> None:
+        self._changes = changes
+
+    def __len__(self) -> int:
+        return len(self._changes)
+
+    def _at(self, position: int) -> Mapping[str, Any]:
+        return self._changes[position].operations[0].args
+
+
+class _Joined(ByPosition[Mapping[str, Any]]):
+    """Several sequences read as one, in order."""
+
+    def __init__(self, runs: Sequence[Sequence[Mapping[str, Any]]]) -> None:
+        self._runs = runs
+        self._length = sum(len(run) for run in runs)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def _at(self, position: int) -> Mapping[str, Any]:
+        for run in self._runs:
+            if position < len(run):
+                return run[position]
+            position -= len(run)
+        raise IndexError(position)
 
 
 def _blob_url(container_url: str, blob: str) -> str:

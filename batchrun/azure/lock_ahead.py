@@ -44,6 +44,7 @@ class LockAhead:
         self._error: BaseException | None = None
         self._there: bool | None = None  # what the first take found: the blob there, or not made
         self._wanted = False  # the plan is sure to write
+        self._first_done = False  # the take beside the reads is over (it takes the lock when wanted by then)
         self._handed = self._abandoned = False
 
     @property
@@ -62,15 +63,27 @@ class LockAhead:
         """Take the lock on ``pool`` (the threads of the plan's reads, before the reads) if its blob is
         missing (once; never to break it)."""
         if self._first is None and self._thread is None and not self._force:
-            self._first = pool.submit(self._take, True)
+            self._first = pool.submit(self._take_first)
+
+    def _take_first(self) -> None:
+        self._take(True)
+        with self._guard:
+            self._first_done = True
+            go_on = self._wanted and self._lock is None and self._error is None and not self._abandoned
+        if go_on:  # the plan became sure to write meanwhile, and the blob was there: taken the usual way
+            self._take(False)
 
     def start(self) -> None:
-        """The plan is sure to write: take the lock on a thread of its own, unless taken beside the reads."""
+        """The plan is sure to write: take the lock on a thread of its own, unless taken beside the reads
+        (without waiting for that take: when it finds the blob there, it goes on to take the lock)."""
         if self._force or self._wanted:
             return
-        self._wanted = True
-        self._settle_first()
-        if self._lock is None and self._error is None:
+        with self._guard:
+            self._wanted = True
+            if self._first is not None and not self._first_done:
+                return
+            go = self._lock is None and self._error is None
+        if go:
             self._thread = threading.Thread(
                 target=self._take, args=(False,), name=f"batchrun-lock-{self._workload}"
             )

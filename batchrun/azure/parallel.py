@@ -77,7 +77,8 @@ class StartedThreads(Executor):
 
     def __init__(self, threads: int, name: str) -> None:
         self._calls: SimpleQueue[_Call | None] = SimpleQueue()
-        self._closed = False
+        self._closed = False  # no more calls are taken
+        self._stopped = False  # each thread has a stop queued
         self._lock = threading.Lock()
         self._submitted: list[Future[Any]] = []
         self._threads = [
@@ -114,31 +115,42 @@ class StartedThreads(Executor):
     def finish(self) -> None:
         """Take no more calls and wait for every call submitted, not for the threads to end: each takes its
         stop after its last call and returns (joining a dozen idle threads cost up to 7 ms at the end of a
-        plan, while the interpreter lock was busy). The threads are told to stop first, so a Ctrl-C while
-        waiting leaves none waiting for work."""
-        self.shutdown(wait=False)
+        plan, while the interpreter lock was busy). The threads are told to stop once the calls are done,
+        or on a Ctrl-C while waiting, so none is left waiting for work: told before, a dozen threads woke
+        to end while the last calls' answers were still being taken up."""
         with self._lock:
+            self._closed = True
             submitted, self._submitted = self._submitted, []  # the pool keeps no result once finished
-        wait(submitted)
+        try:
+            wait(submitted)
+        finally:
+            self._stop_threads()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
-            if not self._closed:
-                self._closed = True
-                try:
-                    while cancel_futures:  # the calls not started are dropped (a thread may take one first)
-                        call = self._calls.get_nowait()
-                        if call is not None:
-                            call[0].cancel()
-                except Empty:
-                    pass
-                finally:
-                    for _ in self._threads:
-                        self._calls.put(None)
+            self._closed = True
+            try:
+                # The calls not started are dropped (a thread may take one first); no stop is queued yet.
+                while cancel_futures and not self._stopped:
+                    call = self._calls.get_nowait()
+                    if call is not None:
+                        call[0].cancel()
+            except Empty:
+                pass
+        self._stop_threads()
         if wait:
             for thread in self._threads:
                 if thread is not threading.current_thread():
                     thread.join()
+
+    def _stop_threads(self) -> None:
+        """Queue one stop per thread, once: each thread ends when it takes its stop."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            for _ in self._threads:
+                self._calls.put(None)
 
 
 @contextmanager

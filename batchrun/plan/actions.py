@@ -91,15 +91,29 @@ class Change:
 class TaskChanges(ByPosition[Change]):
     """A job's task changes in the order they were decided. A task kept as it is (a no-op and its reason) is
     held as one number, its position in the job's tasks and its reason's, and made into a Change only when
-    read: a plan of 100,000 unchanged tasks holds no 100,000 Change objects."""
+    read: a plan of 100,000 unchanged tasks holds no 100,000 Change objects.
 
-    def __init__(self, job_id: str, tasks: Sequence[TaskSpec]) -> None:
+    A new task (nothing of it is live or recorded) is held the same way when the job's decisions give
+    ``new_task``, which makes its change (a create whose one operation is ``task.add``) from its position:
+    a fresh apply makes each body once, on the thread that sends it (:meth:`new_tasks`), instead of every
+    body before the pool is created."""
+
+    def __init__(
+        self,
+        job_id: str,
+        tasks: Sequence[TaskSpec],
+        new_task: Callable[[int, str, str], Change] | None = None,
+    ) -> None:
         self._job_id = job_id
         self._tasks = tasks
-        self._entries = array("q")  # position << 8 | reason number, or ~index into _others
+        self._new_task = new_task
+        # position << 9 | 1 << 8 | reason number for a new task, position << 9 | reason number for a task
+        # kept as it is, or ~index into _others for a change held whole
+        self._entries = array("q")
         self._others: list[Change] = []
         self._reasons: list[tuple[str, str]] = []  # (reason, cause) by number
         self._numbers: dict[tuple[str, str], int] = {}
+        self._new = array("q")  # the positions in _entries of the new tasks
 
     def add(self, change: Change) -> None:
         self._entries.append(~len(self._others))
@@ -107,6 +121,22 @@ class TaskChanges(ByPosition[Change]):
 
     def keep(self, position: int, reason: str, cause: str) -> None:
         """The task at ``position`` of the job's tasks is kept as it is, for ``reason``."""
+        self._number(position, reason, cause, self._kept, 0)
+
+    def add_new(self, position: int, reason: str, cause: str) -> None:
+        """The task at ``position`` is added, new: its change is made by ``new_task`` when read."""
+        if self._new_task is None:
+            raise ValueError(f"job {self._job_id}'s task changes were made without a maker of new tasks")
+        self._number(position, reason, cause, self._made_new, _NEW_TASK)
+
+    def _number(
+        self,
+        position: int,
+        reason: str,
+        cause: str,
+        whole: Callable[[int, tuple[str, str]], Change],
+        kind: int,
+    ) -> None:
         if not 0 <= position < len(self._tasks):
             raise IndexError(
                 f"task position {position} is not in job {self._job_id}'s {len(self._tasks)} tasks"
@@ -114,50 +144,80 @@ class TaskChanges(ByPosition[Change]):
         number = self._numbers.get((reason, cause))
         if number is None:
             if len(self._reasons) == 256:  # more reasons than a byte tells apart (exit codes): held whole
-                self.add(self._kept(position, (reason, cause)))
+                self.add(whole(position, (reason, cause)))
                 return
             number = self._numbers[(reason, cause)] = len(self._reasons)
             self._reasons.append((reason, cause))
-        self._entries.append(position << 8 | number)
+        if kind:
+            self._new.append(len(self._entries))
+        self._entries.append(position << 9 | kind | number)
 
     def _kept(self, position: int, why: tuple[str, str]) -> Change:
         address = f"task/{self._job_id}/{task_id_at(self._tasks, position)}"
         return Change(address, Action.NOOP, reason=why[0], cause=why[1])
 
+    def _made_new(self, position: int, why: tuple[str, str]) -> Change:
+        assert self._new_task is not None  # add_new refuses a new task without it
+        return self._new_task(position, *why)
+
     def _made(self, entry: int) -> Change:
         if entry < 0:
             return self._others[~entry]
-        return self._kept(entry >> 8, self._reasons[entry & 0xFF])
+        why = self._reasons[entry & 0xFF]
+        if entry & _NEW_TASK:
+            return self._made_new(entry >> 9, why)
+        return self._kept(entry >> 9, why)
 
     @property
     def job_id(self) -> str:
         return self._job_id
 
     def acting(self) -> Iterator[Change]:
-        """The changes other than the tasks kept as they are, in order."""
+        """The changes other than the tasks kept as they are, in order (a new task's made as it is read)."""
+        if not self._new:
+            return iter(self._others)
+        return (self._made(entry) for entry in self._entries if entry < 0 or entry & _NEW_TASK)
+
+    def held(self) -> Iterator[Change]:
+        """The changes held whole, in order: every change but the tasks kept and the new tasks."""
         return iter(self._others)
+
+    def new_tasks(self) -> Sequence[Change]:
+        """The new tasks' changes in order, each made when read (a create with one ``task.add``)."""
+        entries, new = self._entries, self._new
+        return _Made(len(new), lambda position: self._made(entries[new[position]]))
 
     def walk(self) -> Iterator[tuple[Change | None, int, str, str]]:
         """Each change in order, without making the kept tasks' changes: ``(change, -1, "", "")`` for a
-        change held whole, ``(None, position, reason, cause)`` for a task kept as it is (its change:
-        :meth:`kept_change`). A plan's text counts 100,000 kept tasks this way and shows a few."""
+        change held whole or a new task, ``(None, position, reason, cause)`` for a task kept as it is (its
+        change: :meth:`kept_change`). A plan's text counts 100,000 kept tasks this way and shows a few."""
         others, reasons = self._others, self._reasons
         for entry in self._entries:
             if entry < 0:
                 yield others[~entry], -1, "", ""
+            elif entry & _NEW_TASK:
+                yield self._made(entry), -1, "", ""
             else:
                 reason, cause = reasons[entry & 0xFF]
-                yield None, entry >> 8, reason, cause
+                yield None, entry >> 9, reason, cause
 
     def kept_change(self, position: int, reason: str, cause: str) -> Change:
         """The change of the task at ``position`` kept as it is (as :meth:`walk` gave it)."""
         return self._kept(position, (reason, cause))
 
-    def mapped(self, change: Callable[[Change], Change]) -> TaskChanges:
-        copy = TaskChanges(self._job_id, self._tasks)
-        copy._entries = array("q", self._entries)
+    def mapped(self, change: Callable[[Change], Change], new_tasks: bool = True) -> TaskChanges:
+        """A copy with ``change`` applied to each change but the tasks kept. The new tasks are made now and
+        held whole (``change`` may make them something else, blocked say), or with ``new_tasks`` false
+        left as they are (``change`` leaves them so)."""
+        copy = TaskChanges(self._job_id, self._tasks, self._new_task)
         copy._reasons, copy._numbers = list(self._reasons), dict(self._numbers)
-        copy._others = [change(item) for item in self._others]
+        for entry in self._entries:
+            if entry < 0 or (entry & _NEW_TASK and new_tasks):
+                copy.add(change(self._made(entry)))
+            else:
+                if entry & _NEW_TASK:
+                    copy._new.append(len(copy._entries))
+                copy._entries.append(entry)
         return copy
 
     def __len__(self) -> int:
@@ -170,11 +230,43 @@ class TaskChanges(ByPosition[Change]):
         return self._made(self._entries[position])
 
 
+_NEW_TASK = 1 << 8  # the bit of a TaskChanges entry that marks a new task
+
+
+class _Made(ByPosition[Change]):
+    """``length`` changes, each made from its position when read."""
+
+    def __init__(self, length: int, made: Callable[[int], Change]) -> None:
+        self._length, self._made = length, made
+
+    def __len__(self) -> int:
+        return self._length
+
+    def _at(self, position: int) -> Change:
+        return self._made(position)
+
+
 def acting(changes: Iterable[Change]) -> Iterable[Change]:
     """The changes other than tasks kept as they are (every change of a plain sequence)."""
     if isinstance(changes, (Changes, TaskChanges)):
         return changes.acting()
     return changes
+
+
+def held(changes: Iterable[Change]) -> Iterable[Change]:
+    """The changes held whole: those that act but a plan's new tasks (:meth:`TaskChanges.new_tasks`)."""
+    if isinstance(changes, (Changes, TaskChanges)):
+        return changes.held()
+    return changes
+
+
+def new_task_count(changes: Sequence[Change]) -> int:
+    """How many new tasks ``changes`` make only when read (each a create)."""
+    if isinstance(changes, TaskChanges):
+        return len(changes.new_tasks())
+    if isinstance(changes, Changes):
+        return sum(new_task_count(part) for part in changes.parts)
+    return 0
 
 
 def by_part(changes: Sequence[Change]) -> Iterator[Change | TaskChanges]:
@@ -188,11 +280,14 @@ def by_part(changes: Sequence[Change]) -> Iterator[Change | TaskChanges]:
         yield from changes
 
 
-def mapped(changes: Sequence[Change], change: Callable[[Change], Change]) -> Sequence[Change]:
+def mapped(
+    changes: Sequence[Change], change: Callable[[Change], Change], new_tasks: bool = True
+) -> Sequence[Change]:
     """``changes`` with ``change`` applied to each but the tasks kept as they are (a kept task is a no-op
-    that ``change`` must leave as it is), without making the kept tasks' changes."""
+    that ``change`` must leave as it is), without making the kept tasks' changes; with ``new_tasks`` false,
+    nor the new tasks' (``change`` leaves a new task as it is)."""
     if isinstance(changes, (Changes, TaskChanges)):
-        return changes.mapped(change)
+        return changes.mapped(change, new_tasks)
     return tuple(map(change, changes))
 
 
@@ -211,8 +306,11 @@ class Changes(ByPosition[Change]):
     def acting(self) -> Iterator[Change]:
         return chain.from_iterable(acting(part) for part in self._parts)
 
-    def mapped(self, change: Callable[[Change], Change]) -> Changes:
-        return Changes(mapped(part, change) for part in self._parts)
+    def held(self) -> Iterator[Change]:
+        return chain.from_iterable(held(part) for part in self._parts)
+
+    def mapped(self, change: Callable[[Change], Change], new_tasks: bool = True) -> Changes:
+        return Changes(mapped(part, change, new_tasks) for part in self._parts)
 
     def __len__(self) -> int:
         return self._length
@@ -254,16 +352,20 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return any(change.action is not Action.NOOP for change in acting(self.changes))
+        return new_task_count(self.changes) > 0 or any(
+            change.action is not Action.NOOP for change in held(self.changes)
+        )
 
     @property
     def blocked(self) -> tuple[Change, ...]:
-        return tuple(change for change in acting(self.changes) if change.action is Action.BLOCKED)
+        """The blocked changes (a new task is never blocked: its job's block makes it a change held whole)."""
+        return tuple(change for change in held(self.changes) if change.action is Action.BLOCKED)
 
     def counts(self) -> dict[str, int]:
         result = {action.value: 0 for action in Action}
-        seen = 0
-        for change in acting(self.changes):
+        seen = new_task_count(self.changes)  # the new tasks, each a create, counted without making them
+        result[Action.CREATE.value] += seen
+        for change in held(self.changes):
             result[change.action.value] += 1
             seen += 1
         result[Action.NOOP.value] += len(self.changes) - seen  # the tasks kept as they are

@@ -15,8 +15,9 @@ from batchrun.plan.actions import (
     Operation,
     Plan,
     Stage,
-    acting,
+    held,
     mapped,
+    new_task_count,
 )
 from batchrun.plan.bodies import Ownership, input_bindings, job_body, pool_body, task_operation_args
 from batchrun.plan.decide_common import PlanOptions, ownership_block
@@ -108,7 +109,9 @@ def make_plan(
                     changes[: len(inputs)],
                 )
             )
-        if not live.state_container_exists and any(c.runs for part in job_parts for c in acting(part)):
+        if not live.state_container_exists and any(
+            new_task_count(part) or any(c.runs for c in held(part)) for part in job_parts
+        ):
             changes.append(state_container_change())
     orphans = orphan_changes(workload, owned, options) if owned is not None else []
     return Plan(
@@ -137,7 +140,7 @@ def task_graphs(
     workload: Workload, inputs: Sequence[PreparedInput], packages: Sequence[PreparedPackage]
 ) -> dict[str, TaskGraph]:
     """Each job's task graph by lower-cased job id: from the manifest and local content alone, so it can be
-    made while live state is read."""
+    made while live state is read (without dependencies a graph makes no digest until one is read)."""
     bindings = input_bindings(workload)
     outputs = workload.outputs.container if workload.outputs else None
     contents = contents_of(workload, inputs, packages)

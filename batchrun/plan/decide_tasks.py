@@ -186,13 +186,14 @@ def _forced(task_id: str, patterns: Sequence[re.Pattern[str]]) -> bool:
     return any(pattern.match(task_id) for pattern in patterns)
 
 
-Decided = tuple[str, TaskSpec, str, _Status, LiveTask | None]  # key, task, digest, status, live task
+# key, task, digest (None for a new task: made with its body), status, live task
+Decided = tuple[str, TaskSpec, str | None, _Status, LiveTask | None]
 
 
 def _own_statuses(job: JobSpec, known: _Known) -> Iterator[Decided]:
-    """(key, task, status, live task) in the manifest's order for a job whose tasks wait for none: each
-    status is the task's own, made as it is used, and each live task taken as it is decided (see
-    :class:`TakenOnce`)."""
+    """(key, task, digest, status, live task) in the manifest's order for a job whose tasks wait for none:
+    each status is the task's own, made as it is used, and each live task taken as it is decided (see
+    :class:`TakenOnce`). A task neither live nor recorded is new whatever its digest, which is not made."""
     graph, fresh, options, patterns = known.graph, known.fresh, known.options, known.patterns
     live = known.live
     observe = live.take if isinstance(live, TakenOnce) else live.get
@@ -200,8 +201,12 @@ def _own_statuses(job: JobSpec, known: _Known) -> Iterator[Decided]:
     for position, task in enumerate(job.tasks):  # each task read once: it may be made as it is read
         key = task_key(task.id)
         observed = observe(key)
+        record = recorded(key)
+        if observed is None and record is None:
+            yield key, task, None, _NEW, None
+            continue
         digest = digest_of(task, position)
-        status = _own_status(task, digest, observed, recorded(key), fresh, options, patterns)
+        status = _own_status(task, digest, observed, record, fresh, options, patterns)
         if status is _CHANGED:  # say which part changed
             status = _changed_part(key, task, digest, known, (), observed)
         yield key, task, digest, status, observed
@@ -355,7 +360,13 @@ def decide_tasks(
         )
     elif earlier is not None and fresh and earlier.statuses:
         decided = (
-            (task_key(task.id), task, graph.digest_of(task, position), _as_fresh(status), None)
+            (
+                task_key(task.id),
+                task,
+                None if status is _NEW else graph.digest_of(task, position),
+                _as_fresh(status),
+                None,
+            )
             for position, (task, status) in enumerate(zip(job.tasks, earlier.statuses, strict=True))
         )
     else:  # no task depends on another: nothing to leave out of a body, statuses made as they are used
@@ -364,15 +375,27 @@ def decide_tasks(
     any_run = False
     changed_in_place = False  # a constraints update or a deletion
     constraints_change = constraints_checker(job.properties.get("constraints") or {})
-    result = TaskChanges(job.id, job.tasks)
+    job_id, tasks = job.id, job.tasks
+
+    def new_task(position: int, reason: str, cause: str) -> Change:
+        task = tasks[position]
+        add = _add(_without_satisfied(task, in_job, numeric), graph.digest_of(task, position))
+        return Change(
+            f"task/{job_id}/{task.id}", Action.CREATE, reason=reason, operations=(add,), cause=cause
+        )
+
+    result = TaskChanges(job_id, tasks, new_task)
     carried = 0
     kept_as_is = (Cause.CURRENT, Cause.PENDING, Cause.FAILED)  # a live task whose constraints may change
-    job_id = job.id
     for position, (_key, task, digest, status, live_task) in enumerate(decided):
-        address = f"task/{job_id}/{task.id}"  # task_address, inline: once per task of the job
-        observed = None if fresh else live_task
         if own is not None:
             own.append(status)
+        if digest is None:  # new: its digest and body are made when its change is read
+            any_run = True
+            result.add_new(position, status.reason, status.cause._value_)
+            continue
+        address = f"task/{job_id}/{task.id}"  # task_address, inline: once per task of the job
+        observed = None if fresh else live_task
         if status.runs:
             any_run = True
             add = _add(_without_satisfied(task, in_job, numeric), digest)

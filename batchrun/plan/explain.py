@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from batchrun.model import TaskSpec
-from batchrun.plan.actions import Action, Change, FieldChange, Plan, acting, mapped
+from batchrun.plan.actions import Action, Change, FieldChange, Plan, held, mapped
 from batchrun.plan.diff import diff_subset
 from batchrun.plan.live import TASK_DIGEST_ENV
 
@@ -25,7 +25,7 @@ def tasks_to_explain(plan: Plan, limit: int = EXPLAINED_TASKS) -> list[str]:
     ids: list[str] = []
     if limit <= 0:
         return ids
-    for c in acting(plan.changes):
+    for c in held(plan.changes):  # a new task is not made for this: it has no live body
         # The rare conditions first: most changes of a plan that adds tasks are new tasks.
         if (c.cause == "definition changed" or (c.action is Action.REPLACE and not c.cause)) and c.runs:
             ids.append(c.address.split("/", 2)[2])
@@ -55,4 +55,5 @@ def explain(plan: Plan, tasks: Mapping[str, TaskSpec], live_bodies: Mapping[str,
                 return replace(change, fields=tuple(fields))
         return change
 
-    return replace(plan, changes=mapped(plan.changes, explained))  # a task kept as it is does not run
+    # A task kept as it is does not run; a new task has no live body.
+    return replace(plan, changes=mapped(plan.changes, explained, new_tasks=False))

@@ -230,9 +230,6 @@ def topological_order(tasks: Sequence[TaskSpec], upstream: Mapping[str, Sequence
                 yield by_id[current]
 
 
-# Up to this many tasks (no dependencies), a job's digests are made before the plan, while live state is read:
-# they then cost no time after the reads, for 64 bytes a task. Beyond, each is made as its task is decided.
-DIGESTS_AHEAD = 2_000
 _PACKED = PART_LENGTH * len(PART_NAMES) // 2  # bytes of a digest's hex digits
 
 
@@ -379,15 +376,12 @@ def task_graph(
             for dep in deps:
                 downstream.setdefault(dep, []).append(key)
     digests = _Digests(job, bindings, outputs_container, contents)
-    if not upstream and len(job.tasks) <= DIGESTS_AHEAD:
-        # A small job's digests are made now, while the plan's reads are on their way (api.plan_with).
-        pairs = [(task_key(task.id), digests.of(task)) for task in job.tasks]
-        keys: Sequence[str] = tuple(key for key, _ in pairs)
-        ahead = [digest for _, digest in pairs]
-        return TaskGraph(TaskDigests(keys, ahead.__getitem__), upstream, downstream, keys, keys)
-    if not upstream:  # nothing kept per task: keys and digests are made from the tasks when read
+    if not upstream:
+        # Nothing kept per task: keys and digests are made from the tasks when read. A digest is made only
+        # where a plan compares it (a task live or recorded) and for the body of a task added, by the
+        # thread that sends it: a first apply makes none before its pool is created.
         tasks = job.tasks
-        keys = TaskKeys(tasks)
+        keys: Sequence[str] = TaskKeys(tasks)
         found = TaskDigests(keys, lambda position: digests.of(tasks[position]))
         return TaskGraph(found, upstream, downstream, keys, keys, digests)
     # With dependencies every task is read several times below: made once, not once per read.

@@ -488,6 +488,19 @@ def test_a_missing_lock_is_taken_at_once_and_one_there_is_left_alone_until_the_p
         # make (409: there), then as any lock blob there: acquire, write the holder; release
         assert len(sent) == 4 and "comp=metadata" in sent[2], sent
 
+        sent.clear()
+        gate = threading.Event()
+        with LockAhead(service, "at-once") as ahead, ThreadPoolExecutor(1) as reads:
+            reads.submit(gate.wait, 10)  # the reads' one thread is busy: the take beside them waits its turn
+            ahead.begin(reads)
+            asked = time.monotonic()
+            ahead.start()  # sure to write before the take beside the reads is over: not waited for
+            assert time.monotonic() - asked < 1 and not sent
+            gate.set()
+            with ahead.held():  # the take beside the reads found the blob there and went on to take it
+                assert missing.get_blob_properties().lease.state == "leased"
+        assert len(sent) == 4 and "comp=metadata" in sent[2], sent
+
     from azure.storage.blob import BlobServiceClient as Service
 
     other = blob_service.get_container_client("batchrun-state-elsewhere")

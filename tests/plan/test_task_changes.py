@@ -16,6 +16,8 @@ from batchrun.plan.actions import (
     Stage,
     TaskChanges,
     acting,
+    held,
+    new_task_count,
     plan_from_json,
     plan_to_json,
 )
@@ -79,3 +81,54 @@ def test_more_reasons_than_a_byte_numbers_are_kept_whole() -> None:
         changes.keep(index, f"failed (exit {index})", "failed")
     assert [c.reason for c in changes] == [f"failed (exit {i})" for i in range(300)]
     assert [c.address for c in changes][-1] == "task/j1/t299"
+
+
+def _new_tasks(count: int) -> tuple[TaskChanges, list[int]]:
+    """Task changes whose new tasks are made by a maker that counts what it makes."""
+    made: list[int] = []
+
+    def new_task(position: int, reason: str, cause: str) -> Change:
+        made.append(position)
+        add = Operation(Stage.TASKS, "task.add", {"job": "j1", "body": {"id": f"t{position}"}})
+        return Change(f"task/j1/t{position}", Action.CREATE, reason=reason, operations=(add,), cause=cause)
+
+    changes = TaskChanges("j1", TASKS[:count], new_task)
+    return changes, made
+
+
+def test_new_tasks_are_made_only_when_read_and_equal_the_changes_they_stand_for() -> None:
+    changes, made = _new_tasks(4)
+    changes.keep(0, "", "current")
+    changes.add_new(1, "new", "new")
+    changes.add(_added(2))  # held whole
+    changes.add_new(3, "new", "new")
+    plan = Plan("w", "Target: test", Changes(((), changes)))
+    # Counting, deciding whether anything is to do or blocked, and reading the held changes make none.
+    assert plan.counts()["create"] == 3 and plan.counts()["no-op"] == 1
+    assert plan.has_changes and not plan.blocked
+    assert list(held(changes)) == [_added(2)] and new_task_count(plan.changes) == 2
+    assert made == []
+    new = changes.new_tasks()
+    assert len(new) == 2 and made == [] and new[1] == _added(3) and made == [3]
+    assert tuple(changes) == (_kept(0), _added(1), _added(2), _added(3))
+    assert list(acting(changes)) == [_added(1), _added(2), _added(3)]
+    assert plan_from_json(plan_to_json(plan)) == plan
+
+
+def test_mapping_makes_new_tasks_unless_told_they_stay_as_they_are() -> None:
+    changes, made = _new_tasks(3)
+    changes.add_new(0, "new", "new")
+    changes.keep(1, "", "current")
+    changes.add_new(2, "new", "new")
+    untouched = changes.mapped(lambda c: replace(c, reason="?"), new_tasks=False)
+    assert made == [] and len(untouched.new_tasks()) == 2
+    assert [c.reason for c in untouched] == ["new", "", "new"]
+    blocked = changes.mapped(lambda c: replace(c, action=Action.BLOCKED))
+    assert len(blocked.new_tasks()) == 0 and [c.action for c in held(blocked)] == [Action.BLOCKED] * 2
+    assert len(Plan("w", "t", blocked).blocked) == 2
+
+
+def test_a_new_task_needs_a_maker() -> None:
+    changes = TaskChanges("j1", TASKS)
+    with pytest.raises(ValueError, match="without a maker"):
+        changes.add_new(0, "new", "new")

@@ -8,7 +8,6 @@ from dataclasses import replace
 import pytest
 
 from batchrun.model import TaskFactory, TaskSpec
-from batchrun.plan import task_identity
 from batchrun.plan.decide_common import PlanOptions
 from batchrun.plan.live import LiveState
 from tests.plan.test_job_task_decisions import TakenFromDict, _mixed_live, job_of, live_for, make, workload
@@ -35,16 +34,9 @@ def test_a_task_factory_reads_like_a_tuple() -> None:
         tasks[4]
 
 
-@pytest.mark.parametrize(
-    "ahead", [0, task_identity.DIGESTS_AHEAD], ids=["digests-as-decided", "digests-ahead"]
-)
 @pytest.mark.parametrize("job_state", ["active", "completed"])
-def test_a_plan_of_a_task_factory_is_the_plan_of_the_same_tuple(
-    job_state: str, ahead: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Whether a small job's digests are made ahead (while live state is read) or as each task is decided
-    (what a large job does, holding none), the plan is the same."""
-    monkeypatch.setattr(task_identity, "DIGESTS_AHEAD", ahead)
+def test_a_plan_of_a_task_factory_is_the_plan_of_the_same_tuple(job_state: str) -> None:
+    """Each digest made as its task is decided, or as a new task's change is read, the plan is the same."""
     base = workload([], onAllTasksComplete="terminatejob")
     eager = replace(base, job=replace(job_of(base), tasks=tuple(_task(i) for i in range(3))))
     live = _mixed_live(

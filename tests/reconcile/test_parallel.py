@@ -117,6 +117,25 @@ def test_a_ctrl_c_while_a_pool_finishes_leaves_no_thread_waiting_for_work(
         pool.finish()
     gate.set()
     assert busy.result(timeout=10) is True
-    for thread in pool._threads:  # each was told to stop before the wait: none is left blocked on the queue
+    for thread in pool._threads:  # each was told to stop on the Ctrl-C: none is left blocked on the queue
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+
+
+def test_idle_threads_are_told_to_stop_only_once_the_calls_are_done() -> None:
+    gate = threading.Event()
+    pool = StartedThreads(3, "test-idle")
+    busy = pool.submit(gate.wait, 10)
+    finishing = threading.Thread(target=pool.finish)
+    finishing.start()
+    time.sleep(0.1)
+    # The last call still runs: its idle neighbours are not woken to end meanwhile.
+    assert all(thread.is_alive() for thread in pool._threads) and finishing.is_alive()
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.submit(lambda: 1)  # no new call is taken while finishing
+    gate.set()
+    finishing.join(timeout=10)
+    assert busy.result(timeout=10) is True
+    for thread in pool._threads:
         thread.join(timeout=10)
         assert not thread.is_alive()
