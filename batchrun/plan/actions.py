@@ -129,6 +129,19 @@ class TaskChanges(ByPosition[Change]):
             raise ValueError(f"job {self._job_id}'s task changes were made without a maker of new tasks")
         self._number(position, reason, cause, self._made_new, _NEW_TASK)
 
+    def add_new_each(self, reason: str, cause: str) -> None:
+        """Every task of the job is added, new, for ``reason`` (their changes made when read)."""
+        if not self._tasks:
+            return
+        self.add_new(0, reason, cause)  # the reason numbered, or every task held whole past 256 reasons
+        if self._entries[-1] < 0:
+            for position in range(1, len(self._tasks)):
+                self.add_new(position, reason, cause)
+            return
+        entry, start = self._entries[-1], len(self._entries)
+        self._entries.extend(range(entry + (1 << 9), entry + (len(self._tasks) << 9), 1 << 9))
+        self._new.extend(range(start, len(self._entries)))
+
     def _number(
         self,
         position: int,
@@ -188,15 +201,18 @@ class TaskChanges(ByPosition[Change]):
         return _Made(len(new), lambda position: self._made(entries[new[position]]))
 
     def walk(self) -> Iterator[tuple[Change | None, int, str, str]]:
-        """Each change in order, without making the kept tasks' changes: ``(change, -1, "", "")`` for a
-        change held whole or a new task, ``(None, position, reason, cause)`` for a task kept as it is (its
-        change: :meth:`kept_change`). A plan's text counts 100,000 kept tasks this way and shows a few."""
+        """Each change in order, to be shown, without making the kept tasks' changes: ``(change, -1, "", "")``
+        for a change held whole, or a new task's as shown (a create, its operations left out: its body is
+        made only to be sent); ``(None, position, reason, cause)`` for a task kept as it is (its change:
+        :meth:`kept_change`). A plan's text counts 100,000 kept tasks this way and shows a few."""
         others, reasons = self._others, self._reasons
         for entry in self._entries:
             if entry < 0:
                 yield others[~entry], -1, "", ""
             elif entry & _NEW_TASK:
-                yield self._made(entry), -1, "", ""
+                reason, cause = reasons[entry & 0xFF]
+                address = f"task/{self._job_id}/{task_id_at(self._tasks, entry >> 9)}"
+                yield Change(address, Action.CREATE, reason=reason, cause=cause), -1, "", ""
             else:
                 reason, cause = reasons[entry & 0xFF]
                 yield None, entry >> 9, reason, cause

@@ -369,6 +369,10 @@ def decide_tasks(
             )
             for position, (task, status) in enumerate(zip(job.tasks, earlier.statuses, strict=True))
         )
+    elif fresh and earlier is None and not results and not live:
+        # A job to create with nothing of it live or recorded: every task is new, decided without reading it.
+        decided = ()
+        own = [_NEW] * len(job.tasks)
     else:  # no task depends on another: nothing to leave out of a body, statuses made as they are used
         decided = _own_statuses(job, known)
         own = []
@@ -385,6 +389,9 @@ def decide_tasks(
         )
 
     result = TaskChanges(job_id, tasks, new_task)
+    if own and not decided:
+        result.add_new_each(_NEW.reason, _NEW.cause._value_)
+        any_run = True
     carried = 0
     kept_as_is = (Cause.CURRENT, Cause.PENDING, Cause.FAILED)  # a live task whose constraints may change
     for position, (_key, task, digest, status, live_task) in enumerate(decided):

@@ -107,6 +107,9 @@ def test_new_tasks_are_made_only_when_read_and_equal_the_changes_they_stand_for(
     assert plan.counts()["create"] == 3 and plan.counts()["no-op"] == 1
     assert plan.has_changes and not plan.blocked
     assert list(held(changes)) == [_added(2)] and new_task_count(plan.changes) == 2
+    # Shown (a plan's text walks its tasks): a new task is a create without its operations, not made.
+    shown = [whole for whole, *_ in changes.walk() if whole is not None]
+    assert shown == [replace(_added(1), operations=()), _added(2), replace(_added(3), operations=())]
     assert made == []
     new = changes.new_tasks()
     assert len(new) == 2 and made == [] and new[1] == _added(3) and made == [3]
@@ -132,3 +135,13 @@ def test_a_new_task_needs_a_maker() -> None:
     changes = TaskChanges("j1", TASKS)
     with pytest.raises(ValueError, match="without a maker"):
         changes.add_new(0, "new", "new")
+
+
+def test_every_task_added_new_at_once_reads_as_each_added_new() -> None:
+    at_once, made = _new_tasks(5)
+    at_once.add_new_each("new", "new")
+    one_by_one, _ = _new_tasks(5)
+    for position in range(5):
+        one_by_one.add_new(position, "new", "new")
+    assert made == [] and len(at_once.new_tasks()) == 5 and Plan("w", "t", at_once).counts()["create"] == 5
+    assert tuple(at_once) == tuple(one_by_one) == tuple(_added(i) for i in range(5))
