@@ -64,6 +64,10 @@ def test_started_threads_hand_errors_to_the_future_and_drop_queued_calls_when_ca
     pool = StartedThreads(1, "test-cancel")
     busy = pool.submit(gate.wait, 10)
     queued = pool.submit(lambda: 1)
+    deadline = time.monotonic() + 10
+    while not busy.running():  # taken by the pool's one thread (on a busy machine, not at once)
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
     failing = StartedThreads(1, "test-fail")
     try:
         with pytest.raises(ZeroDivisionError):
