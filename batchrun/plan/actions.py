@@ -130,7 +130,10 @@ class TaskChanges(ByPosition[Change]):
         self._number(position, reason, cause, self._made_new, _NEW_TASK)
 
     def add_new_each(self, reason: str, cause: str) -> None:
-        """Every task of the job is added, new, for ``reason`` (their changes made when read)."""
+        """Every task of the job is added, new, for ``reason`` (their changes made when read), in one step:
+        the first changes these task changes hold."""
+        if self._entries:
+            raise ValueError(f"job {self._job_id}'s task changes hold changes already")
         if not self._tasks:
             return
         self.add_new(0, reason, cause)  # the reason numbered, or every task held whole past 256 reasons

@@ -145,3 +145,5 @@ def test_every_task_added_new_at_once_reads_as_each_added_new() -> None:
         one_by_one.add_new(position, "new", "new")
     assert made == [] and len(at_once.new_tasks()) == 5 and Plan("w", "t", at_once).counts()["create"] == 5
     assert tuple(at_once) == tuple(one_by_one) == tuple(_added(i) for i in range(5))
+    with pytest.raises(ValueError, match="hold changes already"):
+        at_once.add_new_each("new", "new")  # the tasks from the first: only on task changes holding none
