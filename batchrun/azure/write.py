@@ -260,9 +260,9 @@ class BatchWriter:
 
         One request at a time is made ready: its bodies made, encoded and signed while the other threads
         wait, the next request's only once it is on its way (the pipeline's request hook). Under Python's
-        lock, the first requests then leave one after another as soon as each is ready, instead of all
-        about when most are, the service idle meanwhile; and a request made ready leaves within 1 ms of the
-        next one's making (the switch interval)."""
+        lock, the first requests then leave one after another as soon as each is ready, instead of together
+        once most are (the service idle meanwhile); a request made ready leaves within 1 ms of the next
+        one's making beginning (the switch interval)."""
         chunks = [
             range(i, min(i + TASKS_PER_REQUEST, len(tasks))) for i in range(0, len(tasks), TASKS_PER_REQUEST)
         ]
