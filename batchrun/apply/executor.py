@@ -26,7 +26,7 @@ from batchrun.azure.storage import SasSigner, create_container, delete_blobs, de
 from batchrun.azure.write import BatchWriter
 from batchrun.collector import collector_paused
 from batchrun.errors import ApplyError
-from batchrun.model.by_position import ByPosition
+from batchrun.model.by_position import Joined, Made
 from batchrun.plan.actions import Change, Operation, Plan, Stage, TaskChanges, by_part, held
 from batchrun.plan.decide_schedule import SAS_EXPIRY_KEY
 from batchrun.plan.live import STATE_CONTAINER
@@ -70,8 +70,8 @@ class Executor:
             for op in change.operations:
                 stages.setdefault(int(op.stage), []).append((change, op))
         # The new tasks' changes are made in the task stage, each by the thread that sends its body.
-        new_tasks = [part for part in by_part(self.plan.changes) if isinstance(part, TaskChanges)]
-        if any(part.new_tasks() for part in new_tasks):
+        task_parts = [part for part in by_part(self.plan.changes) if isinstance(part, TaskChanges)]
+        if any(part.new_tasks() for part in task_parts):
             stages.setdefault(int(Stage.TASKS), [])
         pool_with_job = _only(stages.get(int(Stage.POOL)), "pool.create") and _only(
             stages.get(int(Stage.JOB)), "job.create"
@@ -81,7 +81,7 @@ class Executor:
             if stage == Stage.TASK_DELETE:
                 self._delete_tasks(in_stage)
             elif stage == Stage.TASKS:
-                self._task_stage(in_stage, new_tasks)
+                self._task_stage(in_stage, task_parts)
             elif pool_with_job and stage == Stage.POOL:
                 continue  # created with the job
             elif pool_with_job and stage == Stage.JOB:
@@ -216,27 +216,21 @@ class Executor:
     ) -> None:
         """The constraints updates one by one, then each job's adds: its tasks held whole, then its new
         tasks, whose changes are made as their requests are (``parts``: the jobs' task changes)."""
-        by_job: dict[str, list[Sequence[Mapping[str, Any]]]] = {}
         held_adds: dict[str, list[Mapping[str, Any]]] = {}
         for change, op in steps:
             if op.name == "task.update_constraints":
                 self._one(change.address, op)
             elif op.name == "task.add":
                 job_id = change.address.split("/")[1]  # task/<job>/<task>
-                if job_id not in held_adds:
-                    held_adds[job_id] = []
-                    by_job.setdefault(job_id, []).append(held_adds[job_id])
-                held_adds[job_id].append(op.args)
+                held_adds.setdefault(job_id, []).append(op.args)
             else:
                 raise ApplyError(
                     f"{change.address}: unknown task operation {op.name!r}; make the plan again."
                 )
-        for part in parts:
-            if part.new_tasks():
-                by_job.setdefault(part.job_id, []).append(_AddArgs(part.new_tasks()))
+        new_adds = {part.job_id: _add_args(part.new_tasks()) for part in parts if part.new_tasks()}
         self._sign_all()
-        for job_id, runs in by_job.items():
-            adds = runs[0] if len(runs) == 1 else _Joined(runs)
+        for job_id in dict.fromkeys([*held_adds, *new_adds]):
+            adds = Joined((held_adds.get(job_id, ()), new_adds.get(job_id, ())))
             self.hooks.step_started(f"job/{job_id}", f"add {len(adds)} task(s)")
             counter = _Counter(self._progress(job_id, "added"), len(adds))
             self.writer.add_tasks(job_id, adds, partial(self.task_body, job_id), counter.add)
@@ -339,35 +333,9 @@ def _only(steps: Sequence[tuple[Change, Operation]] | None, name: str) -> bool:
     return bool(steps) and all(op.name == name for _change, op in steps or ())
 
 
-class _AddArgs(ByPosition[Mapping[str, Any]]):
+def _add_args(changes: Sequence[Change]) -> Sequence[Mapping[str, Any]]:
     """The ``task.add`` arguments of new tasks' changes, each change made when read."""
-
-    def __init__(self, changes: Sequence[Change]) -> None:
-        self._changes = changes
-
-    def __len__(self) -> int:
-        return len(self._changes)
-
-    def _at(self, position: int) -> Mapping[str, Any]:
-        return self._changes[position].operations[0].args
-
-
-class _Joined(ByPosition[Mapping[str, Any]]):
-    """Several sequences read as one, in order."""
-
-    def __init__(self, runs: Sequence[Sequence[Mapping[str, Any]]]) -> None:
-        self._runs = runs
-        self._length = sum(len(run) for run in runs)
-
-    def __len__(self) -> int:
-        return self._length
-
-    def _at(self, position: int) -> Mapping[str, Any]:
-        for run in self._runs:
-            if position < len(run):
-                return run[position]
-            position -= len(run)
-        raise IndexError(position)
+    return Made(len(changes), lambda position: changes[position].operations[0].args)
 
 
 def _blob_url(container_url: str, blob: str) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import chain
 from typing import TypeVar, overload
 
 Item = TypeVar("Item")
@@ -38,3 +39,41 @@ class ByPosition(Sequence[Item]):
 
     def __hash__(self) -> int:
         return hash(tuple(self))
+
+
+class Made(ByPosition[Item]):
+    """``length`` items, each made from its position when read."""
+
+    def __init__(self, length: int, made: Callable[[int], Item]) -> None:
+        self._length, self._made = length, made
+
+    def __len__(self) -> int:
+        return self._length
+
+    def _at(self, position: int) -> Item:
+        return self._made(position)
+
+
+class Joined(ByPosition[Item]):
+    """Several sequences read as one, in order, without copying them (an empty one is left out)."""
+
+    def __init__(self, parts: Iterable[Sequence[Item]]) -> None:
+        self._parts = tuple(part for part in parts if len(part))
+        self._length = sum(len(part) for part in self._parts)
+
+    @property
+    def parts(self) -> tuple[Sequence[Item], ...]:
+        return self._parts
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Iterator[Item]:
+        return chain.from_iterable(self._parts)
+
+    def _at(self, position: int) -> Item:
+        for part in self._parts:
+            if position < len(part):
+                return part[position]
+            position -= len(part)
+        raise IndexError(position)

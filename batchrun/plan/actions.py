@@ -17,7 +17,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from batchrun.model import task_id_at
-from batchrun.model.by_position import ByPosition
+from batchrun.model.by_position import ByPosition, Joined, Made
 
 if TYPE_CHECKING:
     from batchrun.model import TaskSpec
@@ -201,7 +201,7 @@ class TaskChanges(ByPosition[Change]):
     def new_tasks(self) -> Sequence[Change]:
         """The new tasks' changes in order, each made when read (a create with one ``task.add``)."""
         entries, new = self._entries, self._new
-        return _Made(len(new), lambda position: self._made(entries[new[position]]))
+        return Made(len(new), lambda position: self._made(entries[new[position]]))
 
     def walk(self) -> Iterator[tuple[Change | None, int, str, str]]:
         """Each change in order, to be shown, without making the kept tasks' changes: ``(change, -1, "", "")``
@@ -252,19 +252,6 @@ class TaskChanges(ByPosition[Change]):
 _NEW_TASK = 1 << 8  # the bit of a TaskChanges entry that marks a new task
 
 
-class _Made(ByPosition[Change]):
-    """``length`` changes, each made from its position when read."""
-
-    def __init__(self, length: int, made: Callable[[int], Change]) -> None:
-        self._length, self._made = length, made
-
-    def __len__(self) -> int:
-        return self._length
-
-    def _at(self, position: int) -> Change:
-        return self._made(position)
-
-
 def acting(changes: Iterable[Change]) -> Iterable[Change]:
     """The changes other than tasks kept as they are (every change of a plain sequence)."""
     if isinstance(changes, (Changes, TaskChanges)):
@@ -310,39 +297,18 @@ def mapped(
     return tuple(map(change, changes))
 
 
-class Changes(ByPosition[Change]):
+class Changes(Joined[Change]):
     """A plan's changes, read in order from parts (a job's :class:`TaskChanges` among them) without copying
     them into one tuple; equal to any sequence of the same changes."""
 
-    def __init__(self, parts: Iterable[Sequence[Change]]) -> None:
-        self._parts = tuple(part for part in parts if len(part))
-        self._length = sum(len(part) for part in self._parts)
-
-    @property
-    def parts(self) -> tuple[Sequence[Change], ...]:
-        return self._parts
-
     def acting(self) -> Iterator[Change]:
-        return chain.from_iterable(acting(part) for part in self._parts)
+        return chain.from_iterable(acting(part) for part in self.parts)
 
     def held(self) -> Iterator[Change]:
-        return chain.from_iterable(held(part) for part in self._parts)
+        return chain.from_iterable(held(part) for part in self.parts)
 
     def mapped(self, change: Callable[[Change], Change], new_tasks: bool = True) -> Changes:
-        return Changes(mapped(part, change, new_tasks) for part in self._parts)
-
-    def __len__(self) -> int:
-        return self._length
-
-    def __iter__(self) -> Iterator[Change]:
-        return chain.from_iterable(self._parts)
-
-    def _at(self, position: int) -> Change:
-        for part in self._parts:
-            if position < len(part):
-                return part[position]
-            position -= len(part)
-        raise IndexError(position)
+        return Changes(mapped(part, change, new_tasks) for part in self.parts)
 
     def __repr__(self) -> str:
         return f"Changes({list(self)!r})"

@@ -348,6 +348,7 @@ def decide_tasks(
     in_job: set[str] = set()  # what a task to run may still depend on (only when a task depends on others)
     numeric: dict[int, str] = {}
     own: list[_Status] | None = None  # each task's own status, for deciding again (no task waits for another)
+    all_new = False  # every task is new: added in one step, none read
     if graph.upstream:
         statuses = _statuses(job, known)
         runs = {key for key, status in statuses.items() if status.runs}
@@ -373,6 +374,7 @@ def decide_tasks(
         # A job to create with nothing of it live or recorded: every task is new, decided without reading it.
         decided = ()
         own = [_NEW] * len(job.tasks)
+        all_new = True
     else:  # no task depends on another: nothing to leave out of a body, statuses made as they are used
         decided = _own_statuses(job, known)
         own = []
@@ -389,9 +391,9 @@ def decide_tasks(
         )
 
     result = TaskChanges(job_id, tasks, new_task)
-    if own and not decided:
+    if all_new:
         result.add_new_each(_NEW.reason, _NEW.cause._value_)
-        any_run = True
+        any_run = bool(job.tasks)
     carried = 0
     kept_as_is = (Cause.CURRENT, Cause.PENDING, Cause.FAILED)  # a live task whose constraints may change
     for position, (_key, task, digest, status, live_task) in enumerate(decided):
