@@ -26,7 +26,7 @@ from batchrun.plan.decide_orphans import Owned, orphan_changes
 from batchrun.plan.decide_pool import decide_pool, pool_address
 from batchrun.plan.decide_schedule import decide_schedule, schedule_address
 from batchrun.plan.decide_storage import decide_input, decide_outputs, decide_package
-from batchrun.plan.decide_tasks import ContentChanges, TaskDecisions, TaskOptions, decide_tasks
+from batchrun.plan.decide_tasks import TaskDecisions, decide_tasks
 from batchrun.plan.live import (
     STATE_CONTAINER,
     LiveJobState,
@@ -36,6 +36,7 @@ from batchrun.plan.live import (
     PreparedPackage,
 )
 from batchrun.plan.task_identity import Contents, TaskGraph, package_refs, task_graph
+from batchrun.plan.task_status import ContentChanges, TaskOptions
 
 DAY = 86400
 DEFAULT_SAS_LIFETIME = 30 * DAY

@@ -10,7 +10,8 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from batchrun.plan.actions import Action, Change, Plan, TaskChanges, by_part, plan_to_json
+from batchrun.plan.actions import Action, Change, Plan, TaskChanges, by_part
+from batchrun.plan.plan_json import plan_to_json
 from batchrun.plan.secrets import mask
 from batchrun.redact import redact
 

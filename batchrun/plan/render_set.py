@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from batchrun.plan.actions import Action, Plan, plan_to_json
+from batchrun.plan.actions import Action, Plan
 from batchrun.plan.markdown import BUDGET, render_markdown
+from batchrun.plan.plan_json import plan_to_json
 from batchrun.plan.render import render_text
 from batchrun.plan.secrets import mask
 from batchrun.redact import redact

@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from batchrun.errors import PlanError
-from batchrun.plan.actions import Plan, plan_to_json
+from batchrun.plan.actions import Plan
 from batchrun.plan.bodies import Ownership
 from batchrun.plan.decide_common import PlanOptions
 from batchrun.plan.fingerprints import Fingerprints, digest
+from batchrun.plan.plan_json import plan_to_json
 from batchrun.plan.secrets import mask
 from batchrun.redact import redact
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from batchrun.plan.actions import plan_from_json
+from batchrun.plan.plan_json import plan_from_json
 
 if TYPE_CHECKING:
     from azure.batch import BatchClient

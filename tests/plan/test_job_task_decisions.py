@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 
 from batchrun.model import JobSpec, PoolSpec, StorageInput, StorageOutputs, TaskOutput, TaskSpec, Workload
-from batchrun.plan.actions import Action, Plan, plan_from_json, plan_to_json
+from batchrun.plan.actions import Action, Plan
 from batchrun.plan.bodies import Ownership, input_bindings, job_body, metadata_list
 from batchrun.plan.build import contents_of, make_plan
 from batchrun.plan.decide_common import PlanOptions
 from batchrun.plan.decide_job import decide_job
 from batchrun.plan.live import LiveJob, LivePool, LiveState, LiveTask, TakenOnce
+from batchrun.plan.plan_json import plan_from_json, plan_to_json
 from batchrun.plan.render import render_text
 from batchrun.plan.task_identity import task_graph
 

@@ -18,9 +18,8 @@ from batchrun.plan.actions import (
     acting,
     held,
     new_task_count,
-    plan_from_json,
-    plan_to_json,
 )
+from batchrun.plan.plan_json import plan_from_json, plan_to_json
 
 TASKS = tuple(TaskSpec(f"t{i}", {"commandLine": "true"}) for i in range(6))
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from batchrun.plan.actions import plan_from_json
+from batchrun.plan.plan_json import plan_from_json
 from tests.reconcile.proxy import FaultProxy
 
 if TYPE_CHECKING:
