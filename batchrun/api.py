@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from batchrun.apply.hooks import ApplyHooks
 from batchrun.errors import Diagnostic, ManifestError, PlanError
@@ -44,8 +45,7 @@ def _quiet(_line: str) -> None:
     return None
 
 
-@dataclass(frozen=True)
-class Session:
+class Session(msgspec.Struct, frozen=True):
     """A resolved target and its SDK clients (opaque outside ``batchrun.azure``)."""
 
     target: Target

@@ -20,11 +20,10 @@ tokens): build them from names and addresses, and pass anything that might hold 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 
-@dataclass(frozen=True)
-class Diagnostic:
+class Diagnostic(msgspec.Struct, frozen=True):
     """One problem found in a manifest: where, what, and how to fix it."""
 
     file: str

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import msgspec
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # SAS signatures and other signed query parameters.
@@ -23,3 +27,11 @@ def redact(text: str, *secrets: str) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def repr_without(record: msgspec.Struct, *hidden: str) -> str:
+    """``record``'s repr without the fields named in ``hidden``: secrets, or clients that hold them."""
+    shown = ", ".join(
+        f"{name}={getattr(record, name)!r}" for name in record.__struct_fields__ if name not in hidden
+    )
+    return f"{type(record).__name__}({shown})"

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+import msgspec
+
 from batchrun.errors import ConfigurationError
+from batchrun.redact import repr_without
 
 if TYPE_CHECKING:
     from batchrun.local.target import LocalTarget
@@ -27,8 +29,7 @@ TargetKind = Literal["local", "azure"]
 ARM_ENDPOINT = "https://management.azure.com"
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(msgspec.Struct, frozen=True):
     """Endpoints and credentials of one Batch account and its storage account.
 
     ``batch_key`` / ``storage_key`` are ``None`` when Entra ID (DefaultAzureCredential) is used instead.
@@ -38,15 +39,18 @@ class Target:
     kind: TargetKind
     batch_url: str
     batch_account: str
-    batch_key: str | None = field(repr=False)
+    batch_key: str | None
     blob_url: str
     storage_account: str
-    storage_key: str | None = field(repr=False)
+    storage_key: str | None
     subscription_id: str | None = None
     resource_group: str | None = None
     management_account: str | None = None  # Batch account name for the management plane
     management_url: str = ARM_ENDPOINT
-    management_token: str | None = field(default=None, repr=False)
+    management_token: str | None = None
+
+    def __repr__(self) -> str:
+        return repr_without(self, "batch_key", "storage_key", "management_token")
 
     @property
     def uses_entra_id(self) -> bool:

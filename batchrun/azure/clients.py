@@ -11,16 +11,17 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from azure.batch import BatchClient
 from azure.core.credentials import AccessToken, AzureNamedKeyCredential
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import HTTPPolicy, RetryPolicy, SansIOHTTPPolicy
 from azure.storage.blob import BlobServiceClient, ExponentialRetry
+from msgspec import field
 
-from batchrun.redact import redact
+from batchrun.redact import redact, repr_without
 from batchrun.target import Target
 
 RequestLog = Callable[[str], None]
@@ -216,16 +217,18 @@ def build_management_client(target: Target, request_log: RequestLog | None = Non
     )
 
 
-@dataclass
-class Clients:
+class Clients(msgspec.Struct):
     """The clients of one command run; the management client is built on first use."""
 
     target: Target
     batch: BatchClient
     blob: BlobServiceClient
     request_log: RequestLog | None = None
-    _management: Any = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _management: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __repr__(self) -> str:
+        return repr_without(self, "_management", "_lock")
 
     def management(self) -> Any:
         with self._lock:

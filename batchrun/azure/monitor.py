@@ -13,12 +13,12 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+import msgspec
 from azure.batch import BatchClient
 from azure.core.exceptions import (
     AzureError,
@@ -156,8 +156,7 @@ def _metadata(items: Any) -> dict[str, str]:
     return {item.name: item.value for item in items or ()}
 
 
-@dataclass(frozen=True)
-class FileRange:
+class FileRange(msgspec.Struct, frozen=True):
     """Bytes of a task file starting at ``start``; ``size`` is the file's size when read."""
 
     data: bytes
@@ -393,8 +392,7 @@ class BatchMonitor:
         return FileRange(text, size - len(text), size)
 
 
-@dataclass(frozen=True)
-class OutputBlob:
+class OutputBlob(msgspec.Struct, frozen=True):
     name: str
     size: int
     content_md5: bytes | None

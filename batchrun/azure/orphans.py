@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import msgspec
 from azure.batch import BatchClient
 
 from batchrun.azure.failures import translated
@@ -128,8 +128,7 @@ class Listed:
         return pool_id.lower() in self._pool_ids
 
 
-@dataclass(frozen=True)
-class OrphanReads:
+class OrphanReads(msgspec.Struct, frozen=True):
     """The reads :func:`reading_orphans` started: ``owned()`` waits for what the workload owns; ``listed``
     tells which jobs and pools exist, when the listings are read side by side."""
 

@@ -17,10 +17,10 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import msgspec
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.storage.blob import BlobClient
 
@@ -70,8 +70,7 @@ def write_reproducible_zip(source: Path, target: BinaryIO) -> None:
                     out.write(chunk)
 
 
-@dataclass(frozen=True)
-class ZipDigest:
+class ZipDigest(msgspec.Struct, frozen=True):
     sha256: str  # hex
     md5: bytes
     size: int
@@ -123,8 +122,7 @@ def prepare_package(spec: PackageSpec) -> PreparedPackage:
     )
 
 
-@dataclass(frozen=True)
-class AccountRef:
+class AccountRef(msgspec.Struct, frozen=True):
     resource_group: str
     account: str
 

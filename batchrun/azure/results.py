@@ -19,11 +19,11 @@ import gzip
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import suppress
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 from azure.batch import BatchClient
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -49,8 +49,7 @@ def logs_prefix(workload: str, task_id: str) -> str:
     return f"{workload}/logs/{task_id}/"
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(msgspec.Struct, frozen=True):
     results: dict[str, TaskResult]  # by lower-cased task id
     etag: str | None  # None: no record yet
     container_exists: bool

@@ -14,11 +14,11 @@ import base64
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+import msgspec
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import (
     BlobServiceClient,
@@ -211,8 +211,7 @@ def delete_container(service: BlobServiceClient, name: str) -> None:
         service.delete_container(name)
 
 
-@dataclass
-class SasSigner:
+class SasSigner(msgspec.Struct):
     """Container SAS URLs for one apply; the user delegation key is fetched once, on first use."""
 
     service: BlobServiceClient

@@ -14,10 +14,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+import msgspec
 from azure.batch import BatchClient
 from azure.batch import models as batch_models
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
@@ -36,8 +36,7 @@ SERVER_ERROR_RETRIES = 5
 WAIT_TIMEOUT_SECONDS = 30 * 60
 
 
-@dataclass
-class BatchWriter:
+class BatchWriter(msgspec.Struct):
     batch: BatchClient
     workload: str
     poll_seconds: int = 1

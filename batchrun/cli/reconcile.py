@@ -12,11 +12,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from msgspec.structs import replace
 
 from batchrun.cli import exit_codes
 from batchrun.cli.options import output_option, plain_text_option, timeout_option

@@ -13,11 +13,11 @@ import functools
 import shlex
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
+import msgspec
 
 from batchrun.cli.options import manifest_argument, manifest_arguments, variable_options
 from batchrun.cli.start_up import end_start_up
@@ -45,8 +45,7 @@ def job_keeps_running_on_interrupt(source: ManifestInput) -> Iterator[None]:
         raise
 
 
-@dataclass(frozen=True)
-class ManifestInput:
+class ManifestInput(msgspec.Struct, frozen=True):
     """The manifest a command reads, with its variable overrides and expansion limit."""
 
     path: Path
@@ -69,8 +68,7 @@ class ManifestInput:
         return load(self.path, self.variables, self.var_files, self.max_tasks)
 
 
-@dataclass(frozen=True)
-class ManifestSet:
+class ManifestSet(msgspec.Struct, frozen=True):
     """The manifests a command reads: one file (``single``), or several files and folders read as one set."""
 
     paths: tuple[Path, ...]
@@ -120,8 +118,7 @@ class ManifestSet:
         )
 
 
-@dataclass(frozen=True)
-class TargetChoice:
+class TargetChoice(msgspec.Struct, frozen=True):
     """``--target`` (None: decided by the environment) and ``-v``."""
 
     kind: str | None

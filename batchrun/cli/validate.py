@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal, cast
 
 import click
+from msgspec.structs import asdict
 
 from batchrun.cli.options import (
     manifest_argument,

@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
+import msgspec
+from msgspec.structs import replace
 
 from batchrun.api import Session, destroy_plan_with, execute, plan_with
 from batchrun.cli import exit_codes
@@ -42,8 +43,7 @@ from batchrun.saved_plans import (
 )
 
 
-@dataclass(frozen=True)
-class PlanSetSettings:
+class PlanSetSettings(msgspec.Struct, frozen=True):
     output: str
     out: Path | None
     price_file: Path | None

@@ -7,15 +7,15 @@ why there is no price. Prices are rounded for display only (4 significant decima
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import msgspec
 
 from batchrun.cost.prices import VmPrice
 
 
-@dataclass(frozen=True)
-class PoolShape:
+class PoolShape(msgspec.Struct, frozen=True):
     """What prices a pool: its VM size, operating system and node counts (None with autoscale)."""
 
     pool_id: str
@@ -89,8 +89,7 @@ def rate_line(shape: PoolShape, price: VmPrice | None, why: str) -> str:
     return f"{head}: {' + '.join(parts)} = {money(total)} {unit} ({_what(shape, price)})"
 
 
-@dataclass(frozen=True)
-class NodeUsage:
+class NodeUsage(msgspec.Struct, frozen=True):
     """One node now in the pool: dedicated or not, and when it was allocated."""
 
     dedicated: bool

@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import msgspec
 import yaml
 
 from batchrun.cost.prices import SERVICE, VmPrice, price_from_file, price_from_retail_items
@@ -106,8 +106,7 @@ def _write_cache(path: Path, fetched: datetime, items: list[dict[str, Any]]) -> 
         return  # a cache that cannot be written only means asking again next time
 
 
-@dataclass(frozen=True)
-class PriceQuery:
+class PriceQuery(msgspec.Struct, frozen=True):
     vm_size: str
     region: str | None  # None: the local target, which has no Azure region
     windows: bool

@@ -26,8 +26,9 @@ A price file (``--price-file``) is YAML or JSON, either a saved API answer (``{"
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from batchrun.errors import ConfigurationError
 
@@ -35,8 +36,7 @@ HOUR = "1 Hour"
 SERVICE = "Virtual Machines"
 
 
-@dataclass(frozen=True)
-class VmPrice:
+class VmPrice(msgspec.Struct, frozen=True):
     """What one node of a VM size costs per hour in a region, and where that number comes from."""
 
     vm_size: str

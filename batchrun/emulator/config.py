@@ -6,16 +6,16 @@ import base64
 import binascii
 import json
 import os
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from batchrun.errors import ConfigurationError
 
 
-@dataclass(frozen=True)
-class StorageConfig:
+class StorageConfig(msgspec.Struct, frozen=True):
     """The storage account (Azurite locally) that backs auto-storage and application packages."""
 
     blob_endpoint: str
@@ -23,8 +23,7 @@ class StorageConfig:
     account_key: str
 
 
-@dataclass(frozen=True)
-class EmulatorConfig:
+class EmulatorConfig(msgspec.Struct, frozen=True, dict=True):  # dict: for its cached properties
     state_dir: Path
     account_name: str
     account_key: str  # base64, as Azure hands it out

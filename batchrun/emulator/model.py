@@ -11,8 +11,10 @@ import bisect
 import itertools
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
+from msgspec import field
 
 from batchrun.emulator.store import Store, StoreUnreadable, Table, decode
 from batchrun.emulator.timefmt import new_etag, now_iso
@@ -155,8 +157,7 @@ def public_json(text: str) -> str:
     return text if cut < 0 else text[:cut] + "}"
 
 
-@dataclass
-class JobTasks:
+class JobTasks(msgspec.Struct):
     """The tasks of one job: by id, in id order (listing), active ones in creation order, counters."""
 
     by_id: TaskTable = field(default_factory=TaskTable)

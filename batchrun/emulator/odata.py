@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
+
+import msgspec
 
 from batchrun.emulator.errors import invalid_query
 
@@ -170,8 +171,7 @@ def parse_max_results(text: str | None) -> int:
     return value
 
 
-@dataclass(frozen=True)
-class Page:
+class Page(msgspec.Struct, frozen=True):
     items: list[dict[str, Any]]
     next_marker: str | None
 

@@ -14,8 +14,9 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from batchrun.errors import LocalTargetError
 
@@ -26,8 +27,7 @@ DEV_ACCOUNT_NAME = "devstoreaccount1"
 DEV_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
-@dataclass(frozen=True)
-class AzuriteEndpoint:
+class AzuriteEndpoint(msgspec.Struct, frozen=True):
     host: str
     port: int
     account_name: str = DEV_ACCOUNT_NAME

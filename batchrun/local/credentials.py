@@ -6,16 +6,20 @@ import base64
 import json
 import os
 import secrets
-from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
+
 from batchrun.errors import LocalTargetError
+from batchrun.redact import repr_without
 
 
-@dataclass(frozen=True)
-class Credentials:
-    account_key: str = field(repr=False)  # base64 of 64 random bytes, like an Azure Batch key
-    token: str = field(repr=False)  # the local management/data-plane bearer token
+class Credentials(msgspec.Struct, frozen=True):
+    account_key: str  # base64 of 64 random bytes, like an Azure Batch key
+    token: str  # the local management/data-plane bearer token
+
+    def __repr__(self) -> str:
+        return repr_without(self, "account_key", "token")
 
 
 def load_or_create(path: Path) -> Credentials:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 
 def default_home() -> Path:
@@ -19,8 +20,7 @@ def default_tools_dir(home: Path) -> Path:
     return Path(value).expanduser() if value else home / "tools"
 
 
-@dataclass(frozen=True)
-class LocalPaths:
+class LocalPaths(msgspec.Struct, frozen=True):
     home: Path
 
     @property

@@ -14,10 +14,11 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from batchrun.errors import LocalTargetError
 from batchrun.local.azurite import (
@@ -43,6 +44,7 @@ from batchrun.local.daemons import (
 )
 from batchrun.local.paths import LocalPaths, default_home, default_tools_dir
 from batchrun.local.processes import daemon_environment, spawn_detached, start_time, stop_daemon
+from batchrun.redact import repr_without
 
 ACCOUNT_NAME = "local"
 SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
@@ -64,21 +66,23 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class LocalTarget:
+class LocalTarget(msgspec.Struct, frozen=True):
     """How to reach a running local target. ``repr`` never shows a key or the token."""
 
     home: Path
     batch_url: str
     account_name: str
-    account_key: str = field(repr=False)
+    account_key: str
     blob_endpoint: str
     storage_account_name: str
-    storage_account_key: str = field(repr=False)
-    token: str = field(repr=False)
+    storage_account_key: str
+    token: str
     subscription_id: str = SUBSCRIPTION_ID
     resource_group: str = RESOURCE_GROUP
     batch_account_name: str = ACCOUNT_NAME
+
+    def __repr__(self) -> str:
+        return repr_without(self, "account_key", "storage_account_key", "token")
 
     @property
     def connection_string(self) -> str:
@@ -89,8 +93,7 @@ class LocalTarget:
         )
 
 
-@dataclass(frozen=True)
-class LocalStatus:
+class LocalStatus(msgspec.Struct, frozen=True):
     """What ``batchrun local status`` shows (no secrets)."""
 
     home: Path

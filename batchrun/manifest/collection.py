@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from batchrun.errors import Diagnostic, ManifestError
 
@@ -22,8 +23,7 @@ _WORKLOAD_KIND = re.compile(r"""^kind:[ \t]*(["']?)Workload\1[ \t]*(#[^\r\n]*)?\
 _SNIFF_BYTES = 64 * 1024
 
 
-@dataclass(frozen=True)
-class ManifestFiles:
+class ManifestFiles(msgspec.Struct, frozen=True):
     files: tuple[Path, ...]
     skipped: tuple[Path, ...]  # YAML files (and links) under a folder that are not read as workload manifests
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
+from msgspec import field
 
 from batchrun.errors import Diagnostic
 from batchrun.manifest.factories import combinations, input_files
@@ -24,8 +26,7 @@ _WILDCARD = re.compile(r"[*?\[]")
 MAX_PROBLEMS_PER_TEMPLATE = 5
 
 
-@dataclass
-class TaskTemplate:
+class TaskTemplate(msgspec.Struct):
     """One entry of ``job.tasks``: compiled once, rendered once per combination of its axes."""
 
     index: int
@@ -42,8 +43,7 @@ class TaskTemplate:
         return self.body.item("id").value(Context(context))
 
 
-@dataclass(slots=True)
-class ExpandedTask:
+class ExpandedTask(msgspec.Struct):
     id: str
     template: TaskTemplate
     properties: dict[str, Any]

@@ -5,17 +5,17 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
+
+import msgspec
 
 from batchrun.errors import ManifestError
 from batchrun.manifest.sources import source_files
 from batchrun.model import StorageInput
 
 
-@dataclass(frozen=True)
-class FileItem:
+class FileItem(msgspec.Struct, frozen=True):
     """One file of a storage input, as the value of a ``{files: <input>}`` axis.
 
     ``${f}`` is ``path``; ``${f.name}``, ``${f.stem}``, ``${f.suffix}``, ``${f.parent}``, ``${f.blob}`` and

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import yaml
+from msgspec import field
 
 from batchrun.errors import Diagnostic, ManifestError
 
@@ -53,8 +54,7 @@ def format_path(path: PathKey) -> str:
     return text
 
 
-@dataclass
-class Document:
+class Document(msgspec.Struct):
     """One loaded manifest: its data, and the 1-based (line, column) of each value and mapping key."""
 
     file: str  # as the user named it, for messages

@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
+from msgspec import field
 
 from batchrun.errors import Diagnostic
 from batchrun.manifest.load import Document, PathKey
@@ -21,8 +23,7 @@ from batchrun.model import PackageSpec, PoolSpec, StorageInput, StorageOutputs
 from batchrun.model.durations import duration_seconds
 
 
-@dataclass
-class Resources:
+class Resources(msgspec.Struct):
     """The resolved non-task parts of a manifest."""
 
     inputs: dict[str, StorageInput] = field(default_factory=dict)

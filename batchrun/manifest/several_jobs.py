@@ -10,15 +10,15 @@ workload (the record of results, ``logs`` and ``--rerun`` go by task id).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 from typing import Any
+
+from msgspec.structs import replace
 
 from batchrun.errors import Diagnostic, ManifestError
 from batchrun.manifest.load import Document, PathKey, format_path
 from batchrun.model import Workload, task_ids
 
 
-@dataclass
 class JobView(Document):
     """The manifest seen with ``jobs[index]`` as its ``job``; positions and paths name ``jobs[index]``."""
 

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from batchrun.errors import Diagnostic, ManifestError
 
 MAX_REPORTED = 10  # entries named in one error; the rest are counted
 
 
-@dataclass(frozen=True)
-class SourceEntry:
+class SourceEntry(msgspec.Struct, frozen=True):
     """One entry of a source folder: its path on disk, its ``/``-separated name relative to the folder."""
 
     path: Path
@@ -31,8 +31,7 @@ class SourceEntry:
     size: int = 0
 
 
-@dataclass(frozen=True)
-class Refused:
+class Refused(msgspec.Struct, frozen=True):
     """An entry that is not a regular file or folder."""
 
     path: Path

@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from batchrun.manifest.load import PathKey
 from batchrun.manifest.suggest import did_you_mean
@@ -34,8 +35,7 @@ class SubstitutionError(Exception):
         self.hint = hint
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(msgspec.Struct, frozen=True):
     name: str
     attribute: str | None
     spec: str | None
@@ -142,8 +142,7 @@ def parse(text: str, path: PathKey) -> tuple[list[Part] | None, list[Substitutio
     return merged, errors
 
 
-@dataclass(frozen=True)
-class Compiled:
+class Compiled(msgspec.Struct, frozen=True):
     """A value after variable substitution: either constant, or rendered per factory combination."""
 
     constant: Any = None

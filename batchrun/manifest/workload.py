@@ -7,11 +7,12 @@ as the values they become); 100,000 expanded tasks never go through jsonschema.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import msgspec.structs
 
 from batchrun.errors import Diagnostic, ManifestError
 from batchrun.manifest.dependencies import resolve_dependencies
@@ -189,7 +190,9 @@ def _load_workload(
             max_tasks,
         )
     workload = _load_document(document, variables, var_files, max_tasks, checker, hash_as_checked=True)
-    return workload if workload.digest else dataclasses.replace(workload, digest=workload_digest(workload))
+    return (
+        workload if workload.digest else msgspec.structs.replace(workload, digest=workload_digest(workload))
+    )
 
 
 def _load_document(
@@ -315,7 +318,7 @@ def _load_document(
     if problems:
         raise ManifestError(problems)
     workload = _workload(document, resolved, resources, job_spec)
-    return workload if digest is None else dataclasses.replace(workload, digest=digest.hexdigest())
+    return workload if digest is None else msgspec.structs.replace(workload, digest=digest.hexdigest())
 
 
 def _workload(

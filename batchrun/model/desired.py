@@ -20,9 +20,11 @@ Properties mappings may be shared between tasks of one factory: treat them as re
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+import msgspec
+from msgspec import field
 
 from batchrun.model.by_position import ByPosition
 
@@ -52,8 +54,7 @@ class _NoInputPaths(Mapping[str, tuple[str, ...]]):
 NO_INPUT_PATHS: Mapping[str, tuple[str, ...]] = _NoInputPaths()
 
 
-@dataclass(frozen=True)
-class StorageInput:
+class StorageInput(msgspec.Struct, frozen=True):
     """Local files uploaded to ``container`` under ``prefix``; tasks reference them by ``name``."""
 
     name: str
@@ -62,15 +63,13 @@ class StorageInput:
     prefix: str = ""  # blob name prefix: "" or ending in "/"
 
 
-@dataclass(frozen=True)
-class StorageOutputs:
+class StorageOutputs(msgspec.Struct, frozen=True):
     """Where task outputs go."""
 
     container: str
 
 
-@dataclass(frozen=True)
-class PackageSpec:
+class PackageSpec(msgspec.Struct, frozen=True):
     """A Batch application package version built from a local directory or zip file."""
 
     id: str
@@ -80,14 +79,12 @@ class PackageSpec:
     allow_updates: bool = False
 
 
-@dataclass(frozen=True)
-class PoolSpec:
+class PoolSpec(msgspec.Struct, frozen=True):
     id: str
     properties: Mapping[str, Any]
 
 
-@dataclass(frozen=True)
-class TaskOutput:
+class TaskOutput(msgspec.Struct, frozen=True):
     """Files matching ``pattern`` (relative to the working directory), uploaded to the outputs container."""
 
     pattern: str
@@ -95,8 +92,7 @@ class TaskOutput:
     upload_condition: UploadCondition = "taskcompletion"
 
 
-@dataclass(frozen=True, slots=True)  # slots: a job may hold 100,000 of them
-class TaskSpec:
+class TaskSpec(msgspec.Struct, frozen=True):
     id: str
     properties: Mapping[str, Any]
     inputs: tuple[str, ...] = ()  # names of StorageInput downloaded into the working directory
@@ -169,15 +165,13 @@ class TaskFactory(MadeTasks):
         return f"TaskFactory({self._count} tasks)"
 
 
-@dataclass(frozen=True)
-class JobSpec:
+class JobSpec(msgspec.Struct, frozen=True):
     id: str
     properties: Mapping[str, Any]
     tasks: Sequence[TaskSpec] = ()  # a tuple, or a TaskFactory that makes each task when read
 
 
-@dataclass(frozen=True)
-class Workload:
+class Workload(msgspec.Struct, frozen=True):
     """One expanded manifest."""
 
     name: str

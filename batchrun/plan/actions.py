@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from enum import Enum
 from itertools import chain
 from typing import TYPE_CHECKING, Any
+
+import msgspec
+from msgspec import field
 
 from batchrun.model import task_id_at
 from batchrun.model.by_position import ByPosition, Joined, Made
@@ -49,8 +51,7 @@ class Stage(int, Enum):
     CONTAINER_DELETE = 95
 
 
-@dataclass(frozen=True, slots=True)
-class FieldChange:
+class FieldChange(msgspec.Struct, frozen=True):
     """One field's before -> after (display only); ``forces_replacement`` marks what causes a replace."""
 
     path: str
@@ -59,8 +60,7 @@ class FieldChange:
     forces_replacement: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Operation:
+class Operation(msgspec.Struct, frozen=True):
     """One call the executor makes. ``name`` is e.g. ``pool.resize``; ``args`` is JSON-serialisable data."""
 
     stage: Stage
@@ -68,8 +68,7 @@ class Operation:
     args: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(msgspec.Struct, frozen=True):
     address: str
     action: Action
     fields: tuple[FieldChange, ...] = ()
@@ -314,8 +313,7 @@ class Changes(Joined[Change]):
         return f"Changes({list(self)!r})"
 
 
-@dataclass(frozen=True)
-class InputBinding:
+class InputBinding(msgspec.Struct, frozen=True):
     """Where a storage input lives, so task bodies can reference it by name."""
 
     name: str
@@ -323,8 +321,7 @@ class InputBinding:
     prefix: str
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(msgspec.Struct, frozen=True):
     """Everything ``apply`` needs: ordered changes plus the storage bindings used to build task SAS URLs."""
 
     workload: str

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 from typing import Any
+
+import msgspec
+from msgspec.structs import replace
 
 from batchrun.model import JobSpec, PoolSpec, TaskSpec, Workload
 from batchrun.plan.actions import InputBinding
@@ -23,8 +25,7 @@ from batchrun.plan.secrets import SECRETS_KEY, secrets_record
 OWNERSHIP_KEYS = frozenset({WORKLOAD_KEY, DIGEST_KEY, REVISION_KEY, LABELS_KEY, KEYS_KEY, SECRETS_KEY})
 
 
-@dataclass(frozen=True)
-class Ownership:
+class Ownership(msgspec.Struct, frozen=True):
     """batchrun's marks on a pool or job. ``salt`` (hex) overrides the salt of the digests of write-only
     values, which is otherwise derived from the workload and the resource id (stable, so a plan made twice
     is equal); ``marks`` are the per-resource items ``batchrun.keys`` and ``batchrun.secrets``

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from batchrun.plan.actions import Action, Change, FieldChange
 from batchrun.plan.bodies import OWNERSHIP_KEYS, user_metadata
@@ -16,8 +17,7 @@ CONFIRM_FLAG = "--confirm-replace"
 ADOPT_FLAG = "--adopt"
 
 
-@dataclass(frozen=True)
-class PlanOptions:
+class PlanOptions(msgspec.Struct, frozen=True):
     prune: bool = False
     adopt: bool = False
     confirm_replace: bool = False

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from batchrun.model import Workload
 from batchrun.plan.actions import Action, Change, FieldChange, Operation, Stage
@@ -46,8 +47,7 @@ def creates_a_job(workload: Workload, live: LiveState) -> bool:
     )
 
 
-@dataclass(frozen=True)
-class JobDecision:
+class JobDecision(msgspec.Struct, frozen=True):
     change: Change
     fresh: bool  # the job is created or replaced: every task is created
 

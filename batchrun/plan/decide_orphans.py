@@ -19,7 +19,9 @@ deleted, except:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+
+import msgspec
+from msgspec import field
 
 from batchrun.model import Workload
 from batchrun.plan.actions import Action, Change, Operation, Stage
@@ -31,8 +33,7 @@ GONE = "owned but no longer in the manifest"
 FINISHED = ("completed", "deleting")
 
 
-@dataclass(frozen=True)
-class LiveJobRef:
+class LiveJobRef(msgspec.Struct, frozen=True):
     """A live job as listed (``$select=id,metadata,state,poolInfo``): who owns it and which pool it uses."""
 
     id: str
@@ -42,16 +43,14 @@ class LiveJobRef:
     busy_tasks: int = 0  # active + running; read only for orphans
 
 
-@dataclass(frozen=True)
-class LivePoolRef:
+class LivePoolRef(msgspec.Struct, frozen=True):
     id: str
     state: str
     owner: str
     running_nodes: int = 0  # nodes running a task; read only for orphans
 
 
-@dataclass(frozen=True)
-class LiveScheduleRef:
+class LiveScheduleRef(msgspec.Struct, frozen=True):
     """A live job schedule as listed: who owns it and which pool its jobs use."""
 
     id: str
@@ -60,8 +59,7 @@ class LiveScheduleRef:
     owner: str
 
 
-@dataclass(frozen=True)
-class Owned:
+class Owned(msgspec.Struct, frozen=True):
     """What the listing found: every live job and job schedule (to see who uses a pool) and the pools this
     workload owns."""
 
@@ -70,8 +68,7 @@ class Owned:
     schedules: tuple[LiveScheduleRef, ...] = ()
 
 
-@dataclass(frozen=True)
-class Named:
+class Named(msgspec.Struct, frozen=True):
     """What the manifest names: pool ids, and each job's id with the pool it uses."""
 
     pools: frozenset[str] = frozenset()

@@ -12,8 +12,10 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
 from typing import Any
+
+import msgspec
+from msgspec.structs import replace
 
 from batchrun.model import JobSpec, TaskSpec, task_ids
 from batchrun.plan.actions import Action, Change, Operation, Stage, TaskChanges
@@ -40,8 +42,7 @@ def task_address(job_id: str, task_id: str) -> str:
     return f"task/{job_id}/{task_id}"
 
 
-@dataclass(frozen=True)
-class TaskDecisions:
+class TaskDecisions(msgspec.Struct, frozen=True):
     changes: Sequence[Change]  # TaskChanges: the tasks kept as they are are not a Change each
     any_change: bool  # something is added, replaced, updated or deleted
     any_run: bool  # some task is added or replaced, so it must run

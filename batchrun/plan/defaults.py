@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+
+import msgspec
 
 UNLIMITED_DURATION = "P10675199DT2H48M5.4775807S"  # TimeSpan.MaxValue: "no limit" (REC jobs, files)
 
 AUTO_USER = "userIdentity.autoUser"
 
 
-@dataclass(frozen=True)
-class Default:
+class Default(msgspec.Struct, frozen=True):
     """``value`` is what Batch holds at ``path`` when the body does not set it; ``source`` says where that
     is shown. Paths are dotted from the resource; ``[]`` stands for every element of a list; a path
     starting with ``**.`` matches at any depth."""

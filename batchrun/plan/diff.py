@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from batchrun.model.durations import duration_seconds
 from batchrun.plan.actions import FieldChange
@@ -124,8 +125,7 @@ def diff_subset(desired: Any, live: Any, path: str = "") -> list[FieldChange]:
 REMOVED = "(removed)"  # the ``after`` of a property or item the manifest no longer sets
 
 
-@dataclass(frozen=True)
-class PropertyDiff:
+class PropertyDiff(msgspec.Struct, frozen=True):
     """One top-level property that differs. ``status``: ``changed`` (the manifest sets another value),
     ``removed`` (batchrun set it last time, the manifest no longer does: revert it) or ``kept`` (set by
     someone else, not in the manifest: left as it is, shown)."""

@@ -8,8 +8,9 @@ text plan shows, the live task bodies are read and compared field by field, so t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
+
+from msgspec.structs import replace
 
 from batchrun.model import TaskSpec
 from batchrun.plan.actions import Action, Change, FieldChange, Plan, held, mapped

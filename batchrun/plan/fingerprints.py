@@ -12,8 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from typing import Any
+
+import msgspec
+from msgspec import field
+from msgspec.structs import replace
 
 from batchrun.plan.live import (
     LiveJob,
@@ -67,8 +70,7 @@ def digest(value: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-@dataclass(frozen=True)
-class ResourcePrint:
+class ResourcePrint(msgspec.Struct, frozen=True):
     """A live pool or job as the plan saw it."""
 
     id: str
@@ -117,8 +119,7 @@ def _schedule_print(schedule: LiveSchedule | None) -> ResourcePrint | None:
     return None if found is None else replace(found, etag="", last_modified="")
 
 
-@dataclass(frozen=True)
-class JobPrints:
+class JobPrints(msgspec.Struct, frozen=True):
     """One of a workload's other jobs as the plan saw it: the job and a digest of its tasks."""
 
     job: ResourcePrint | None
@@ -126,8 +127,7 @@ class JobPrints:
     task_count: int
 
 
-@dataclass(frozen=True)
-class Fingerprints:
+class Fingerprints(msgspec.Struct, frozen=True):
     """What a plan was made from (see the module docstring)."""
 
     manifest_digest: str

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 KEYS_KEY = "batchrun.keys"
 NOT_RECORDED = frozenset({"id", "metadata"})
 
 
-@dataclass(frozen=True)
-class Applied:
+class Applied(msgspec.Struct, frozen=True):
     """What batchrun set on a resource last time: top-level property names and metadata item names."""
 
     keys: frozenset[str]

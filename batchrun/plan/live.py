@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+import msgspec
+from msgspec import field
 
 WORKLOAD_KEY = "batchrun.workload"
 DIGEST_KEY = "batchrun.digest"
@@ -20,8 +22,7 @@ BLOB_WORKLOAD_KEY = "batchrun_workload"  # blob metadata names must be C# identi
 PACKAGE_HASH_KEY = "batchrun_sha256"
 
 
-@dataclass(frozen=True)
-class LiveInput:
+class LiveInput(msgspec.Struct, frozen=True):
     """Blobs under an input's prefix: name -> (base64 Content-MD5 or "", owned by this workload)."""
 
     name: str
@@ -29,8 +30,7 @@ class LiveInput:
     blobs: Mapping[str, tuple[str, bool]] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class LocalFile:
+class LocalFile(msgspec.Struct, frozen=True):
     """A file to upload: blob name, absolute local path, base64 MD5 and size; ``stat`` (size, mtime_ns,
     ctime_ns, inode) vouches for the MD5 while the file still has it (None: an upload hashes what it
     sends)."""
@@ -42,8 +42,7 @@ class LocalFile:
     stat: tuple[int, int, int, int] | None = None
 
 
-@dataclass(frozen=True)
-class LivePackage:
+class LivePackage(msgspec.Struct, frozen=True):
     """An application package version as the management plane reports it."""
 
     id: str
@@ -64,8 +63,7 @@ def counted_nodes(pool: Mapping[str, Any]) -> int:
     return sum(int(pool.get(key) or 0) for key in NODE_COUNTS)
 
 
-@dataclass(frozen=True)
-class LivePool:
+class LivePool(msgspec.Struct, frozen=True):
     id: str
     properties: Mapping[str, Any]
     metadata: Mapping[str, str]
@@ -74,8 +72,7 @@ class LivePool:
     running_nodes: int = 0  # nodes running a task: replacing or deleting the pool interrupts work
 
 
-@dataclass(frozen=True)
-class LiveJob:
+class LiveJob(msgspec.Struct, frozen=True):
     id: str
     properties: Mapping[str, Any]
     metadata: Mapping[str, str]
@@ -85,8 +82,7 @@ class LiveJob:
     running_tasks: int = 0
 
 
-@dataclass(frozen=True)
-class LiveSchedule:
+class LiveSchedule(msgspec.Struct, frozen=True):
     """A Batch job schedule as it is now: its REST JSON and its metadata."""
 
     id: str
@@ -134,16 +130,14 @@ class TaskResult(NamedTuple):
     job: str  # the job it ran in
 
 
-@dataclass(frozen=True)
-class LiveJobState:
+class LiveJobState(msgspec.Struct, frozen=True):
     """One job as it is now, with its tasks by lower-cased id (empty when the job is missing)."""
 
     job: LiveJob | None = None
     tasks: Mapping[str, LiveTask] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class LiveState:
+class LiveState(msgspec.Struct, frozen=True):
     inputs: Mapping[str, LiveInput] = field(default_factory=dict)
     packages: Mapping[str, LivePackage] = field(default_factory=dict)  # key: "<id>@<version>"
     pool: LivePool | None = None
@@ -162,8 +156,7 @@ class LiveState:
         return self.more_jobs.get(job_id.lower()) or LiveJobState()
 
 
-@dataclass(frozen=True)
-class PreparedInput:
+class PreparedInput(msgspec.Struct, frozen=True):
     """A storage input's local files with their MD5s (read from disk at plan time)."""
 
     name: str
@@ -172,8 +165,7 @@ class PreparedInput:
     files: tuple[LocalFile, ...]
 
 
-@dataclass(frozen=True)
-class PreparedPackage:
+class PreparedPackage(msgspec.Struct, frozen=True):
     """A package version's reproducible zip: its sha256 and base64 MD5 (built at plan time)."""
 
     id: str

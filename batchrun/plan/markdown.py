@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
+from msgspec import field
 
 from batchrun.plan.actions import Action, Change, Plan, TaskChanges, by_part
 from batchrun.plan.decide_orphans import ORPHAN
@@ -103,8 +105,7 @@ def _group_key(change: Change) -> tuple[str, str]:
     return "kept: not in the manifest (--prune deletes them)", ""
 
 
-@dataclass
-class _JobTasks:
+class _JobTasks(msgspec.Struct):
     """A job's tasks as the comment shows them: counts of all, and the ones shown grouped by why."""
 
     counts: Counter[Action] = field(default_factory=Counter)

@@ -9,8 +9,10 @@ A job without the record has nothing reverted.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
+from msgspec import field
 
 from batchrun.plan.actions import FieldChange
 from batchrun.plan.diff import diff_properties
@@ -21,8 +23,7 @@ from batchrun.plan.rules import JOB_REVERT, Family, job_family
 DECIDED_ELSEWHERE = frozenset({"onAllTasksComplete", "poolInfo"})
 
 
-@dataclass(frozen=True)
-class JobRemovals:
+class JobRemovals(msgspec.Struct, frozen=True):
     patch_fields: list[FieldChange] = field(default_factory=list)
     patch: dict[str, Any] = field(default_factory=dict)  # what the job's PATCH sends to revert them
     replace_fields: list[FieldChange] = field(default_factory=list)  # create-only: forces replacement

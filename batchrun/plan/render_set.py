@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from batchrun.plan.actions import Action, Plan
 from batchrun.plan.markdown import BUDGET, render_markdown
@@ -22,8 +23,7 @@ from batchrun.redact import redact
 MIN_SHARE = 1_500  # characters a workload's details need to say anything useful
 
 
-@dataclass(frozen=True)
-class WorkloadPlan:
+class WorkloadPlan(msgspec.Struct, frozen=True):
     manifest: Path
     plan: Plan
     extra: tuple[str, ...] = ()  # lines shown after the plan (its pool's cost)

@@ -23,9 +23,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+import msgspec
+from msgspec.structs import fields
 
 from batchrun.errors import PlanError
 from batchrun.plan.actions import Plan
@@ -99,8 +101,7 @@ def plan_differences(saved: Mapping[str, Any], now: Mapping[str, Any]) -> list[s
     return lines
 
 
-@dataclass(frozen=True)
-class ManifestRef:
+class ManifestRef(msgspec.Struct, frozen=True):
     """How to load the manifest again: its path and the variable flags (names only) it was planned with."""
 
     path: str
@@ -109,8 +110,7 @@ class ManifestRef:
     max_tasks: int
 
 
-@dataclass(frozen=True)
-class SavedPlan:
+class SavedPlan(msgspec.Struct, frozen=True):
     manifest: ManifestRef
     options: PlanOptions
     ownership: Ownership

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple
+
+import msgspec
 
 from batchrun.model import JobSpec, MadeTasks, TaskSpec, task_id_at, task_ids, tasks_with_dependencies
 from batchrun.model.by_position import ByPosition
@@ -61,8 +62,7 @@ def _hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:PART_LENGTH]
 
 
-@dataclass(frozen=True)
-class Contents:
+class Contents(msgspec.Struct, frozen=True):
     """The content of what tasks read, as it will be once the plan is applied (from local files)."""
 
     inputs: Mapping[str, Mapping[str, str]]  # input name -> blob name -> base64 Content-MD5
@@ -324,8 +324,7 @@ class _Digests:
         return f"{_hash(self._definitions.of(task))}-{self._inputs.of(task)}-{packages}-{up}"
 
 
-@dataclass(frozen=True)
-class TaskGraph:
+class TaskGraph(msgspec.Struct, frozen=True):
     """Each task's digest and its upstream/downstream tasks, by lower-cased id; ``order`` is topological.
 
     Without dependencies no digest is kept: each is made from its task when the plan decides it

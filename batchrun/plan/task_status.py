@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import NamedTuple
+
+import msgspec
+from msgspec import field
 
 from batchrun.model import JobSpec, TaskSpec
 from batchrun.plan.live import LiveTask, TakenOnce, TaskResult
@@ -50,15 +52,13 @@ RUN_CAUSES = (
 )
 
 
-@dataclass(frozen=True)
-class TaskOptions:
+class TaskOptions(msgspec.Struct, frozen=True):
     prune: bool = False
     rerun_failed: bool = False
     rerun: tuple[str, ...] = ()  # globs of task ids to run again whatever their state
 
 
-@dataclass(frozen=True)
-class ContentChanges:
+class ContentChanges(msgspec.Struct, frozen=True):
     """What changes in what tasks read, for naming it in reasons (display only)."""
 
     blobs: Mapping[str, Sequence[str]] = field(default_factory=dict)  # input name -> blobs to upload

@@ -7,12 +7,12 @@ whose remaining tasks are all of this kind is finished for ``wait``: it exits 3 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 
-@dataclass(frozen=True)
-class BlockedTask:
+
+class BlockedTask(msgspec.Struct, frozen=True):
     id: str
     blocked_by: str  # the failed task at the root of the chain
 

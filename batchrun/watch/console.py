@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Literal, TextIO
 
+import msgspec
+from msgspec import field
 from rich.console import Console, RenderableType
 
 OutputFormat = Literal["text", "json"]
@@ -24,8 +25,7 @@ def _stderr() -> TextIO:
     return sys.stderr
 
 
-@dataclass(frozen=True)
-class OutputSettings:
+class OutputSettings(msgspec.Struct, frozen=True):
     """Where and how a command writes.
 
     ``terminal`` None means "ask the stream"; ``color`` None means "on terminals, unless NO_COLOR is set".

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
+
+import msgspec
+from msgspec.structs import replace
 
 from batchrun.errors import TargetError
 from batchrun.model import Workload, task_ids
@@ -38,8 +40,7 @@ class ProgressRenderer(Protocol):
     def close(self, view: ProgressView | None) -> None: ...
 
 
-@dataclass(frozen=True)
-class WaitSettings:
+class WaitSettings(msgspec.Struct, frozen=True):
     poll_interval: float = 2.0  # seconds between polls
     node_poll_every: int = 5  # list the pool's nodes every this many polls
     failed_task_limit: int = 10  # failed tasks shown in the summary (with their stderr tails)
@@ -48,8 +49,7 @@ class WaitSettings:
     plain_min_interval: float = 5.0  # minimum seconds between two plain progress lines
 
 
-@dataclass
-class _Observation:
+class _Observation(msgspec.Struct):
     job: JobSnapshot
     counts: TaskCounts
     pool: PoolSnapshot | None
@@ -178,8 +178,7 @@ def _renderer(output: OutputSettings, config: WaitSettings) -> ProgressRenderer:
     return PlainProgressRenderer(output.stream, min_interval=config.plain_min_interval)
 
 
-@dataclass
-class _Outcome:
+class _Outcome(msgspec.Struct):
     verdict: Verdict
     observation: _Observation
     nodes: NodeSummary | None

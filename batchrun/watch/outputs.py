@@ -17,9 +17,10 @@ import base64
 import hashlib
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
 
 from batchrun.errors import BatchrunError, TargetError
 
@@ -31,16 +32,14 @@ STATE_FILE = ".batchrun-outputs.json"
 Action = Literal["downloaded", "unchanged", "refused"]
 
 
-@dataclass(frozen=True)
-class OutputFile:
+class OutputFile(msgspec.Struct, frozen=True):
     blob: str
     path: Path | None  # None when refused
     size: int
     action: Action
 
 
-@dataclass(frozen=True)
-class OutputsResult:
+class OutputsResult(msgspec.Struct, frozen=True):
     container: str
     directory: Path
     container_exists: bool

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+
+import msgspec
 
 from batchrun.watch.snapshot import JobSnapshot, NodeSummary, PoolSnapshot, TaskCounts
 
 
-@dataclass(frozen=True)
-class ProgressView:
+class ProgressView(msgspec.Struct, frozen=True):
     """Everything a renderer draws for one poll."""
 
     elapsed: float  # seconds since the wait started

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from batchrun.watch.snapshot import FailedNode, FailedTask, JobSnapshot, NodeSummary, PoolSnapshot, TaskCounts
 from batchrun.watch.verdict import Outcome, Verdict
 
 
-@dataclass(frozen=True)
-class WaitResult:
+class WaitResult(msgspec.Struct, frozen=True):
     workload: str
     job: JobSnapshot
     counts: TaskCounts

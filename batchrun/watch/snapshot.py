@@ -7,7 +7,9 @@ progress, renderers), so every decision can be tested with plain data.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+
+import msgspec
+from msgspec import field
 
 # Node states grouped the way a user thinks about them (Batch REST node states, lowercase).
 READY_NODE_STATES = frozenset({"idle", "running"})
@@ -17,8 +19,7 @@ STARTING_NODE_STATES = frozenset(
 FAILED_NODE_STATES = frozenset({"starttaskfailed", "unusable"})
 
 
-@dataclass(frozen=True)
-class TaskCounts:
+class TaskCounts(msgspec.Struct, frozen=True):
     """The job's task counts as Batch reports them (preparing tasks count as running)."""
 
     active: int = 0
@@ -36,8 +37,7 @@ class TaskCounts:
         return self.total > 0 and self.completed == self.total
 
 
-@dataclass(frozen=True)
-class NodeSummary:
+class NodeSummary(msgspec.Struct, frozen=True):
     """Nodes of a pool by user-facing group, plus the raw count per Batch state."""
 
     by_state: Mapping[str, int] = field(default_factory=dict)
@@ -62,14 +62,12 @@ class NodeSummary:
         return sum(self.by_state.values())
 
 
-@dataclass(frozen=True)
-class ResizeProblem:
+class ResizeProblem(msgspec.Struct, frozen=True):
     code: str
     message: str
 
 
-@dataclass(frozen=True)
-class PoolSnapshot:
+class PoolSnapshot(msgspec.Struct, frozen=True):
     """A pool as seen live. ``exists`` is False when Batch answered 404; other fields are then defaults."""
 
     id: str
@@ -83,8 +81,7 @@ class PoolSnapshot:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class ScheduleSnapshot:
+class ScheduleSnapshot(msgspec.Struct, frozen=True):
     """A job schedule as seen live, with its latest runs (newest first): (job id, state, start, end)."""
 
     id: str
@@ -95,8 +92,7 @@ class ScheduleSnapshot:
     runs: tuple[tuple[str, str, str | None, str | None], ...] = ()
 
 
-@dataclass(frozen=True)
-class JobSnapshot:
+class JobSnapshot(msgspec.Struct, frozen=True):
     """A job as seen live. ``exists`` is False when Batch answered 404."""
 
     id: str
@@ -111,8 +107,7 @@ class JobSnapshot:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class FailedTask:
+class FailedTask(msgspec.Struct, frozen=True):
     """A task whose execution result is ``failure``, with the end of its stderr when it could be read."""
 
     id: str
@@ -122,8 +117,7 @@ class FailedTask:
     stderr_tail: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class FailedNode:
+class FailedNode(msgspec.Struct, frozen=True):
     """A node that cannot run tasks, with why: its start task's outcome and the node's own errors."""
 
     id: str
@@ -133,8 +127,7 @@ class FailedNode:
     errors: tuple[str, ...] = ()  # "code: message" of each node error
 
 
-@dataclass(frozen=True)
-class TaskDetail:
+class TaskDetail(msgspec.Struct, frozen=True):
     """What ``logs`` needs to know about one task."""
 
     id: str

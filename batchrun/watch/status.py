@@ -8,9 +8,10 @@ manifest's is enough to say "live differs"; ``batchrun plan`` shows how.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+from msgspec import field
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -31,8 +32,7 @@ REVISION_KEY = "batchrun.revision"
 DIGEST_KEY = "batchrun.digest"
 
 
-@dataclass(frozen=True)
-class WorkloadStatus:
+class WorkloadStatus(msgspec.Struct, frozen=True):
     workload: Workload
     pool: PoolSnapshot | None  # None when the manifest has no pool
     nodes: NodeSummary | None

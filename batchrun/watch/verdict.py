@@ -8,8 +8,9 @@ the job itself has completed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
+
+import msgspec
 
 from batchrun.cli import exit_codes
 from batchrun.watch.snapshot import JobSnapshot, NodeSummary, PoolSnapshot, TaskCounts
@@ -34,8 +35,7 @@ _EXIT_CODES = {
 }
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(msgspec.Struct, frozen=True):
     outcome: Outcome
     reason: str  # one sentence for the summary
 

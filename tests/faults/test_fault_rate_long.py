@@ -7,11 +7,11 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from msgspec.structs import replace
 
 import batchrun
 from batchrun.model import JobSpec, PoolSpec, StorageInput, TaskSpec, Workload

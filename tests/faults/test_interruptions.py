@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 APPLY_SCRIPT = """
 import sys
-from dataclasses import replace
+from msgspec.structs import replace
 from pathlib import Path
 
 import batchrun

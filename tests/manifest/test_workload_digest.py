@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
 from batchrun.manifest.render import (
     TASKS_PER_CHUNK,
@@ -134,6 +134,6 @@ def test_digest_follows_any_task_change() -> None:
     assert wl.job is not None
     tasks = list(wl.job.tasks)
     tasks[-1] = TaskSpec(tasks[-1].id, {**tasks[-1].properties, "commandLine": "other"})
-    edited = Workload(**{**wl.__dict__, "job": JobSpec(wl.job.id, wl.job.properties, tuple(tasks))})
+    edited = replace(wl, job=JobSpec(wl.job.id, wl.job.properties, tuple(tasks)))
     assert workload_digest(edited) != workload_digest(wl)
     assert workload_digest(edited) == canonical_digest(desired_document(edited))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from msgspec.structs import replace
 
 from batchrun.model import JobSpec, PoolSpec, StorageInput, StorageOutputs, TaskSpec, Workload
 from batchrun.plan.actions import Action, Change, Plan

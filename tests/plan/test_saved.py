@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
 from batchrun.errors import PlanError
 from batchrun.plan.actions import Action, Change, Operation, Plan, Stage

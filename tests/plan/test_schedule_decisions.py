@@ -91,7 +91,7 @@ def test_each_run_ends_with_its_tasks_unless_the_manifest_says_otherwise() -> No
 
 
 def test_scheduled_tasks_storage_urls_last_the_longest_lifetime() -> None:
-    from dataclasses import replace as replaced
+    from msgspec.structs import replace as replaced
 
     from batchrun.plan.build import DEFAULT_SAS_LIFETIME, ENTRA_SAS_LIMIT, sas_lifetime_seconds
 

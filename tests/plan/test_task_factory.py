@@ -3,9 +3,8 @@ few times, never held."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
+from msgspec.structs import replace
 
 from batchrun.model import TaskFactory, TaskSpec
 from batchrun.plan.decide_common import PlanOptions

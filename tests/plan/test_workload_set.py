@@ -4,11 +4,11 @@ order they are applied in, and the combined plan's text, JSON and Markdown."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
 from batchrun.errors import ManifestError
 from batchrun.manifest.collection import manifest_files

@@ -8,9 +8,10 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+from msgspec import field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -54,8 +55,7 @@ MAX_BODY_BYTES = 1024 * 1024
 CONDITIONAL_HEADERS = ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
 
 
-@dataclass
-class RequestAccounting:
+class RequestAccounting(msgspec.Struct):
     """Counts of authenticated requests, by templated route (``GET /jobs/{jobId}``)."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -85,8 +85,7 @@ class RequestAccounting:
             self.by_route.clear()
 
 
-@dataclass
-class Api:
+class Api(msgspec.Struct):
     """Everything a handler may use; passed explicitly, no globals."""
 
     config: EmulatorConfig
@@ -95,8 +94,7 @@ class Api:
     accounting: RequestAccounting
 
 
-@dataclass
-class Call:
+class Call(msgspec.Struct):
     method: str
     params: dict[str, str]
     query: dict[str, str]

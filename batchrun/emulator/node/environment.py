@@ -11,10 +11,11 @@ import getpass
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from batchrun.emulator.node.layout import JOB_PREPARATION_DIR, job_folder, start_task_folder
 from batchrun.emulator.node.model import EnvironmentSettings, NodeIdentity, TaskLaunch
@@ -111,8 +112,7 @@ def task_environment(
     return env
 
 
-@dataclass(frozen=True)
-class NodeEnvironment:
+class NodeEnvironment(msgspec.Struct, frozen=True):
     """What every task of one node gets alike: the host's basics (first, so that settings override them) and
     the node's AZ_BATCH_* variables (last: the node agent owns them)."""
 

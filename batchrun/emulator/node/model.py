@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Protocol
+
+import msgspec
 
 TaskKind = Literal["task", "starttask", "jobpreparation", "jobrelease"]
 TaskResult = Literal["success", "failure"]
@@ -44,8 +45,7 @@ class CancelFlag:
         return self._set
 
 
-@dataclass(frozen=True)
-class NodeIdentity:
+class NodeIdentity(msgspec.Struct, frozen=True, dict=True):  # dict: for its cached properties
     """One simulated compute node: where its root folder is and what Batch says about it."""
 
     root: Path
@@ -61,8 +61,7 @@ class NodeIdentity:
         return str(self.root)
 
 
-@dataclass(frozen=True)
-class StorageAccess:
+class StorageAccess(msgspec.Struct, frozen=True):
     """The storage account linked to the Batch account (auto-storage): Azurite locally."""
 
     blob_endpoint: str
@@ -73,8 +72,7 @@ class StorageAccess:
         return f"StorageAccess(blob_endpoint={self.blob_endpoint!r}, account_name={self.account_name!r})"
 
 
-@dataclass(frozen=True)
-class PackageBlob:
+class PackageBlob(msgspec.Struct, frozen=True):
     """An application package version (a zip) stored in the linked storage account.
 
     ``version`` is the resolved version; ``referenced_without_version`` is true when the task or pool
@@ -90,8 +88,7 @@ class PackageBlob:
     referenced_without_version: bool = False
 
 
-@dataclass(frozen=True)
-class TaskLaunch:
+class TaskLaunch(msgspec.Struct, frozen=True):
     """One run of one task on one node.
 
     ``spec`` is the task's REST JSON body as stored (camelCase): a task, the pool's ``startTask``, or the
@@ -113,8 +110,7 @@ class TaskLaunch:
     job_prepared: bool | None = None
 
 
-@dataclass(frozen=True)
-class TaskOutcome:
+class TaskOutcome(msgspec.Struct, frozen=True):
     """How a run ended. ``failure_info`` is in REST shape: ``{"category", "code", "message", "details"}``."""
 
     exit_code: int | None

@@ -22,12 +22,12 @@ import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import msgspec
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient, ContentSettings
 
@@ -48,8 +48,7 @@ _CONTENT_HEADERS = {
 }
 
 
-@dataclass(frozen=True)
-class UploadReport:
+class UploadReport(msgspec.Struct, frozen=True):
     uploaded: int
     failure: FailureInfo | None
 

@@ -27,10 +27,11 @@ import stat
 import subprocess
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Literal
+
+import msgspec
 
 from batchrun.emulator.node.launcher import launcher_path
 from batchrun.emulator.node.model import Cancellation
@@ -51,8 +52,7 @@ _QUOTING = re.compile(r"['\"\\]")
 EndReason = Literal["exited", "cancelled", "timeout"]
 
 
-@dataclass(frozen=True)
-class ProcessResult:
+class ProcessResult(msgspec.Struct, frozen=True):
     exit_code: int
     reason: EndReason
 

@@ -15,9 +15,10 @@ import logging
 import os
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+import msgspec
 
 from batchrun.emulator.node.environment import task_environment
 from batchrun.emulator.node.failures import (
@@ -70,8 +71,7 @@ from batchrun.redact import redact
 _LOG = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class PreparedTask:
+class PreparedTask(msgspec.Struct, frozen=True):
     """A run ready to start: its command's words and environment, and what :func:`finish_task` needs."""
 
     launch: TaskLaunch
@@ -95,8 +95,7 @@ class PreparedTask:
         return bool(outputs_of(self.launch))
 
 
-@dataclass(frozen=True)
-class StartedTask:
+class StartedTask(msgspec.Struct, frozen=True):
     """A run whose process was started through ``subprocess``."""
 
     process: subprocess.Popen[bytes]

@@ -34,8 +34,9 @@ import subprocess
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from batchrun.emulator.node.native import find_or_build
 
@@ -52,16 +53,14 @@ _lock = threading.Lock()
 _built: list[str | None] = []  # memo of this process's one attempt: [] not tried yet, [path or None] tried
 
 
-@dataclass(frozen=True)
-class SpawnFailure:
+class SpawnFailure(msgspec.Struct, frozen=True):
     """Why the server started nothing: ``stage`` (a constant above) and an ``errno`` (0 for none)."""
 
     stage: int
     error: int
 
 
-@dataclass(frozen=True)
-class SpawnRequest:
+class SpawnRequest(msgspec.Struct, frozen=True):
     """One task start, encoded for the server (without its id)."""
 
     flags: int

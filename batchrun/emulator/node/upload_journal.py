@@ -19,17 +19,17 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from batchrun.redact import redact
+import msgspec
+
+from batchrun.redact import redact, repr_without
 
 KEEP_SECONDS = 120.0
 
 
-@dataclass(frozen=True, slots=True)
-class UploadEntry:
+class UploadEntry(msgspec.Struct, frozen=True):
     """One acknowledged output upload. ``container_url`` carries the task's SAS: never shown."""
 
     acknowledged: float  # time.time() when storage answered the upload
@@ -37,12 +37,15 @@ class UploadEntry:
     task_id: str
     started: datetime  # start of the task run that uploaded it (its executionInfo.startTime)
     task_dir: Path  # the task's folder: fileuploadout.txt / fileuploaderr.txt
-    container_url: str = field(repr=False)
+    container_url: str
     blob_name: str
     path: Path
     size: int
     md5: bytes
     headers: tuple[tuple[str, str], ...] = ()  # the output's uploadHeaders (name, value)
+
+    def __repr__(self) -> str:
+        return repr_without(self, "container_url")
 
     @property
     def container_base(self) -> str:
@@ -121,8 +124,7 @@ class UploadJournal:
             return len(self._entries)
 
 
-@dataclass(frozen=True)
-class RunRecorder:
+class RunRecorder(msgspec.Struct, frozen=True):
     """The journal bound to one task run: what the output upload code calls."""
 
     journal: UploadJournal

@@ -11,8 +11,9 @@ from __future__ import annotations
 import heapq
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Literal
+
+import msgspec
 
 from batchrun.emulator.node.model import Cancellation
 from batchrun.emulator.node.process import ProcessResult
@@ -21,8 +22,7 @@ from batchrun.emulator.node.spawn_server import SpawnedProcess, SpawnFailure
 Step = Literal["finish", "cancelled", "timeout", "kill"]
 
 
-@dataclass(eq=False)
-class Watch:
+class Watch(msgspec.Struct, eq=False):
     process: subprocess.Popen[bytes] | SpawnedProcess
     cancel: Cancellation
     deadline: float | None

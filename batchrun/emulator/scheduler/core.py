@@ -14,8 +14,10 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
+from msgspec import field
 
 from batchrun.emulator.config import EmulatorConfig
 from batchrun.emulator.model import Body, Model, internal
@@ -41,8 +43,7 @@ from batchrun.emulator.timefmt import now_iso
 _LOG = logging.getLogger("batchrun.emulator.scheduler")
 
 
-@dataclass
-class ReleaseRun:
+class ReleaseRun(msgspec.Struct):
     pool_id: str
     job_id: str
     node_id: str

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from batchrun.emulator.model import Body, JobTasks, internal, transition
 from batchrun.emulator.node.failures import ended_failure
 
 
-@dataclass(frozen=True)
-class ExitDecision:
+class ExitDecision(msgspec.Struct, frozen=True):
     job_action: str  # none | disable | terminate
     dependency_action: str  # satisfy | block
 

@@ -28,10 +28,11 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+import msgspec
 from azure.core.exceptions import AzureError
+from msgspec.structs import replace
 
 from batchrun.emulator.model import internal
 from batchrun.emulator.node.outputs import CannotRestore, lost_output_failure, note_lost, restore_upload
@@ -53,8 +54,7 @@ ROUND_PAUSE_SECONDS = 5.0
 CHECK_THREADS = 4
 
 
-@dataclass(frozen=True)
-class RecoveryReport:
+class RecoveryReport(msgspec.Struct, frozen=True):
     checked: int  # blobs uploaded in the window, each checked once
     uploaded_again: int
     lost: tuple[str, ...]  # "job/task: blob: why", for outputs that could not be made to land

@@ -6,8 +6,11 @@ by :mod:`batchrun.emulator.scheduler.runs`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
+
+import msgspec
+from msgspec import field
+from msgspec.structs import replace
 
 from batchrun.emulator.auth import task_token
 from batchrun.emulator.model import Body, find_by_id, internal, job_pool_id, transition
@@ -46,8 +49,7 @@ WINDOWS_REASON = (
 )
 
 
-@dataclass
-class RunningTask:
+class RunningTask(msgspec.Struct):
     job_id: str
     task_id: str
     pool_id: str
@@ -59,8 +61,7 @@ class RunningTask:
     lost_output: Body | None = None
 
 
-@dataclass(frozen=True)
-class TaskStart:
+class TaskStart(msgspec.Struct, frozen=True):
     """What starting one run needs, taken from the model at dispatch (the lock is not held at the start)."""
 
     run: RunningTask
