@@ -8,20 +8,17 @@ policies still apply, and its error policy still raises ``ResourceNotFoundError`
 from __future__ import annotations
 
 import json
-import queue
-import threading
 from collections.abc import Callable, Generator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from azure.batch import BatchClient
 from azure.core.pipeline.policies import ContentDecodePolicy
 from azure.core.rest import HttpRequest
 
+from batchrun.azure.pages import PagesAhead
 from batchrun.errors import TargetError
 
 PAGE_SIZE = 1000
-PAGES_AHEAD = 2  # pages read ahead of the caller, at most (memory: 2 x 1,000 tasks)
 
 
 def metadata_of(items: Any) -> dict[str, str]:
@@ -65,58 +62,37 @@ def list_json(
     """Every item of a Batch list operation (``/jobs/{id}/tasks``, ``/pools`` ...), following next links;
     once ``stopped()`` says so, no further page is asked for.
 
-    After the first page, one thread asks for each next page as soon as the page before has come, while the
-    caller works through the items of earlier ones (at most ``PAGES_AHEAD`` pages wait for it): the service
-    makes the pages back to back, as a plain loop would, and a 100,000-task listing is 100 pages."""
+    Each next page is asked for as soon as the body of the page before has come, before it is parsed, on
+    other threads, while the caller works through the items of earlier ones (at most ``PAGES_AHEAD`` pages
+    wait for it; see :mod:`batchrun.azure.pages`): a 100,000-task listing is 100 pages."""
     query = {"api-version": str(batch._config.api_version), "maxresults": str(page_size), **(params or {})}
 
-    def fetch(link: str) -> dict[str, Any]:
+    def fetch(link: str, early: Callable[[bytes], None], sending: Callable[[], None]) -> dict[str, Any]:
         request = HttpRequest("GET", path, params=query) if not link else HttpRequest("GET", link)
-        return _object(_answer(batch, request), path)
 
-    def more(page: dict[str, Any]) -> str:
-        link = str(page.get("odata.nextLink") or "")
-        return link if link and not (stopped is not None and stopped()) else ""
+        def answered(piped: Any) -> None:  # each attempt's answer, its body read, before it is parsed
+            if piped.http_response.status_code == 200:
+                early(piped.http_response.body())
 
-    if stopped is not None and stopped():
+        hooks = {"raw_request_hook": lambda _request: sending(), "raw_response_hook": answered}
+        return _object(_answer(batch, request, **hooks), path)
+
+    def is_stopped() -> bool:
+        return stopped is not None and stopped()
+
+    if is_stopped():
         return
-    first = fetch("")  # most lists are one page
-    link = more(first)
-    if not link:
+    ahead = PagesAhead(fetch, is_stopped)
+    try:
+        asked: list[str] = []
+        first = fetch("", ahead.early(asked), lambda: None)  # most lists are one page
+        more = ahead.follow(asked[0] if asked else "", first)
         yield from first.get("value") or ()
-        return
-    pages: queue.Queue[dict[str, Any] | BaseException | None] = queue.Queue(PAGES_AHEAD)
-    closed = threading.Event()
-
-    def offer(item: dict[str, Any] | BaseException | None) -> None:
-        while not closed.is_set():  # a caller that stopped reading takes no more
-            try:
-                pages.put(item, timeout=0.05)
-                return
-            except queue.Full:
-                continue
-
-    def read_ahead(link: str) -> None:
-        try:
-            while link and not closed.is_set():
-                page = fetch(link)
-                offer(page)
-                link = more(page)
-        except BaseException as error:  # raised to the caller, in its thread
-            offer(error)
-            return
-        offer(None)
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batchrun-page") as ahead:
-        ahead.submit(read_ahead, link)
-        try:
-            yield from first.get("value") or ()
-            while (page := pages.get()) is not None:
-                if isinstance(page, BaseException):
-                    raise page
+        if more:
+            for page in ahead.pages():
                 yield from page.get("value") or ()
-        finally:
-            closed.set()
+    finally:
+        ahead.close()
 
 
 def send_json(

@@ -122,7 +122,8 @@ def test_every_page_is_listed_in_order() -> None:
 
 
 def test_a_caller_that_stops_reading_stops_the_pages_read_ahead() -> None:
-    from batchrun.azure.rest import PAGES_AHEAD, list_json
+    from batchrun.azure.pages import PAGES_AHEAD
+    from batchrun.azure.rest import list_json
 
     batch = CountedBatch(pages=50, delay=0.002)
     items = list_json(batch, "/jobs/j/tasks")  # type: ignore[arg-type]
