@@ -165,10 +165,10 @@ def decide_tasks(
             any_run = True
             result.add_new(position, status.reason, status.cause._value_)
             continue
-        address = f"task/{job_id}/{task.id}"  # task_address, inline: once per task of the job
         observed = None if fresh else live_task
         if status.runs:
             any_run = True
+            address = f"task/{job_id}/{task.id}"  # task_address, inline
             add = _add(_without_satisfied(task, in_job, numeric), digest)
             if observed is None:
                 result.add(
@@ -195,7 +195,7 @@ def decide_tasks(
         if status is CURRENT_EARLIER:
             carried += 1
         if observed is not None and open_job and status.cause in kept_as_is:
-            update = constraints_change(address, job_id, task, observed)
+            update = constraints_change(job_id, task, observed)
             if update is not None:
                 result.add(update)
                 changed_in_place = True

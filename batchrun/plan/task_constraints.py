@@ -50,7 +50,6 @@ def constraints_filler(
 
 
 def constraints_update(
-    address: str,
     job_id: str,
     task: TaskSpec,
     live: LiveTask,
@@ -65,7 +64,7 @@ def constraints_update(
     if not fields:
         return None
     return Change(
-        address,
+        f"task/{job_id}/{task.id}",
         Action.UPDATE,
         tuple(fields),
         operations=(
@@ -80,23 +79,31 @@ def constraints_update(
 
 def constraints_checker(
     job_constraints: Mapping[str, Any],
-) -> Callable[[str, str, TaskSpec, LiveTask], Change | None]:
+) -> Callable[[str, TaskSpec, LiveTask], Change | None]:
     """:func:`constraints_update` for the tasks of one job, each pair of (desired, live) constraints compared
-    once: a job's tasks mostly share a few, and a plan of 100,000 tasks compares them all."""
+    once: a job's tasks mostly share a few, and a plan of 100,000 tasks compares them all. A task whose
+    constraints equal the task's before, against the same live ones (the listing shares equal ones), takes
+    that task's answer without making the pair."""
     filled = constraints_filler(job_constraints)
     agree: dict[tuple[Any, Any], bool] = {}
+    before: list[Any] = [None, None, False]  # the desired and live constraints of the task before, agreeing
 
-    def check(address: str, job_id: str, task: TaskSpec, live: LiveTask) -> Change | None:
+    def check(job_id: str, task: TaskSpec, live: LiveTask) -> Change | None:
         desired, have = task.properties.get("constraints"), live.constraints
+        if before[2] and have is before[1] and desired == before[0]:
+            return None
         try:
             pair = (tuple(desired.items()) if desired else (), tuple(have.items()) if have else ())
             same = agree.get(pair)
         except TypeError:  # a value that cannot be a key (not a Batch constraint): no memo
-            return constraints_update(address, job_id, task, live, filled)
-        if same:
-            return None
-        update = constraints_update(address, job_id, task, live, filled)
-        agree[pair] = update is None
-        return update
+            return constraints_update(job_id, task, live, filled)
+        if not same:
+            update = constraints_update(job_id, task, live, filled)
+            same = agree[pair] = update is None
+            if not same:
+                before[2] = False
+                return update
+        before[:] = desired, have, True
+        return None
 
     return check

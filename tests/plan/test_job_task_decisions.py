@@ -539,3 +539,22 @@ def test_an_apply_is_sure_to_write_when_it_creates_its_job(case: str, creates: b
         results={"t1": TaskResult("d", "success", 0, "", "j0")} if case.endswith("results recorded") else {},
     )
     assert creates_a_job(workload, live) is creates
+
+
+def test_constraints_of_the_task_before_answer_only_the_same_pair_that_agreed() -> None:
+    """Live tasks share one constraints object, as the listing makes them: a task whose constraints equal
+    the agreeing task's before takes its answer; one that differs, and each of a run that disagrees, is
+    updated."""
+    from batchrun.plan.task_constraints import constraints_checker
+
+    shared = {"maxWallClockTime": "P10675199DT2H48M5.4775807S", "retentionTime": "P7D"}
+    shared["maxTaskRetryCount"] = 1
+    check = constraints_checker({})
+    desired = [{"maxTaskRetryCount": 1}, {"maxTaskRetryCount": 1}, {"maxTaskRetryCount": 2}]
+    desired += [{"maxTaskRetryCount": 2}, {"maxTaskRetryCount": 1}, None]
+    updates = [
+        check("j1", task(i, constraints=wanted), LiveTask("d", "active", shared))
+        for i, wanted in enumerate(desired)
+    ]
+    assert [update is not None for update in updates] == [False, False, True, True, False, True]
+    assert [u.address for u in updates if u is not None] == ["task/j1/t2", "task/j1/t3", "task/j1/t5"]
