@@ -19,7 +19,7 @@ from typing import Any
 
 from batchrun.errors import TargetError
 
-PAGES_AHEAD = 2  # pages asked for ahead of the caller, at most (memory: 2 x 1,000 tasks)
+PAGES_AHEAD = 2  # pages asked for and not yet taken by the caller, at most (up to 1,000 tasks each)
 
 # The last member of a list page: `,"odata.nextLink":"<link>"}`, as JSON writes it (escapes in the link).
 _NEXT_LINK_AT_END = re.compile(rb',\s*"odata\.nextLink"\s*:\s*("(?:[^"\\]|\\.)*")\s*}\s*$')
@@ -74,7 +74,7 @@ class PagesAhead:
                 )
             return True
         if link and not self._stopped():
-            return self.ask(link)
+            return self.ask(link, wait=False)  # parsed already: nothing left to overlap
         return False
 
     def early(self, asked: list[str]) -> Callable[[bytes], None]:
@@ -87,10 +87,10 @@ class PagesAhead:
 
         return on_body
 
-    def ask(self, link: str) -> bool:
-        """Start fetching the page at ``link`` once fewer than ``PAGES_AHEAD`` wait (False once closed), and
-        wait until its request leaves: the thread that asks goes on to parse a page, which holds Python's
-        lock for milliseconds at a time, and the request would otherwise leave only after it."""
+    def ask(self, link: str, wait: bool = True) -> bool:
+        """Start fetching the page at ``link`` once fewer than ``PAGES_AHEAD`` wait (False once closed);
+        ``wait``: until its request leaves, when the thread that asks goes on to parse a page, which holds
+        Python's lock for milliseconds at a time (the request would otherwise leave only after it)."""
         while not self._room.acquire(timeout=0.05):
             if self._closed.is_set():
                 return False
@@ -101,7 +101,8 @@ class PagesAhead:
             if self._threads is None:
                 self._threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="batchrun-page")
             self._ordered.put(self._threads.submit(self._page, link, sent))
-        sent.wait(SENT_WAIT)
+        if wait:
+            sent.wait(SENT_WAIT)
         return True
 
     def _page(self, link: str, sent: threading.Event) -> dict[str, Any]:

@@ -87,7 +87,9 @@ def list_json(
         asked: list[str] = []
         first = fetch("", ahead.early(asked), lambda: None)  # most lists are one page
         more = ahead.follow(asked[0] if asked else "", first)
-        yield from first.get("value") or ()
+        items = first.get("value") or ()
+        del first  # not held while later pages are read
+        yield from items
         if more:
             for page in ahead.pages():
                 yield from page.get("value") or ()

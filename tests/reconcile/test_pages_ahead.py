@@ -112,3 +112,35 @@ class _BatchWhosePageDisagrees:
 def test_a_link_read_early_that_the_parsed_page_does_not_name_is_an_error() -> None:
     with pytest.raises(TargetError, match="page=9"):
         list(list_json(_BatchWhosePageDisagrees(), "/jobs/j/tasks"))  # type: ignore[arg-type]
+
+
+class _BatchWithoutHooks:
+    """Pages answered at once by a client that calls no pipeline hook: no link is read early."""
+
+    _config = _Config()
+
+    def __init__(self, pages: int) -> None:
+        self.pages, self.asked = pages, 0
+
+    def send_request(self, request: Any, **options: Any) -> _Answer:
+        number, self.asked = self.asked, self.asked + 1
+        more = (
+            {"odata.nextLink": f"http://batch/jobs/j/tasks?page={number + 1}"}
+            if number + 1 < self.pages
+            else {}
+        )
+        return _Answer({"value": [{"id": f"t{number}"}], **more}, b"")
+
+
+def test_a_page_whose_link_is_read_once_parsed_does_not_wait_for_the_next_request_to_leave(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The wait for the next request to leave is only for a page still to be parsed: one parsed already
+    (its link not read early) goes on at once, even when the client never says that a request left."""
+    import time
+
+    monkeypatch.setattr("batchrun.azure.pages.SENT_WAIT", 30.0)
+    started = time.monotonic()
+    listed = [item["id"] for item in list_json(_BatchWithoutHooks(5), "/jobs/j/tasks")]  # type: ignore[arg-type]
+    assert listed == [f"t{i}" for i in range(5)]
+    assert time.monotonic() - started < 10  # 4 waits of 30 s each if it waited
