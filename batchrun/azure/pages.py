@@ -105,11 +105,17 @@ class PagesAhead:
             sent.wait(SENT_WAIT)
         return True
 
-    def _page(self, link: str, sent: threading.Event) -> dict[str, Any]:
+    def fetched(self, link: str, sending: Callable[[], None] = lambda: None) -> tuple[dict[str, Any], bool]:
+        """The page at ``link`` (the first page: ""), its next page asked for as soon as its body has come,
+        else once parsed; and whether there is a next page."""
         asked: list[str] = []
+        page = self._fetch(link, self.early(asked), sending)
+        return page, self.follow(asked[0] if asked else "", page)
+
+    def _page(self, link: str, sent: threading.Event) -> dict[str, Any]:
         try:
-            page = self._fetch(link, self.early(asked), sent.set)
-            if not self.follow(asked[0] if asked else "", page):
+            page, more = self.fetched(link, sent.set)
+            if not more:
                 self._ordered.put(None)
         except BaseException:
             self._ordered.put(None)  # after this page's future, which raises

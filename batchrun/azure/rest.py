@@ -84,9 +84,7 @@ def list_json(
         return
     ahead = PagesAhead(fetch, is_stopped)
     try:
-        asked: list[str] = []
-        first = fetch("", ahead.early(asked), lambda: None)  # most lists are one page
-        more = ahead.follow(asked[0] if asked else "", first)
+        first, more = ahead.fetched("")  # most lists are one page
         items = first.get("value") or ()
         del first  # not held while later pages are read
         yield from items
