@@ -133,16 +133,15 @@ def plan_with(
     from batchrun.azure.packages import prepare_package
     from batchrun.azure.parallel import calls_at_once, prompt_thread_switches
     from batchrun.azure.read import READ_THREADS, TASK_PAGE_SIZE, read_task_bodies, reading_live
-    from batchrun.azure.storage import prepare_input
     from batchrun.collector import collector_paused
     from batchrun.hash_cache import HashCache
+    from batchrun.local_inputs import prepare_inputs, with_compared_md5s
     from batchrun.plan.build import make_plan, task_graphs
     from batchrun.plan.decide_job import creates_a_job
     from batchrun.plan.explain import explain, tasks_to_explain
 
     hashes = HashCache.for_workload(workload.name, workload.manifest_path.parent)
-    inputs = [prepare_input(spec, hashes) for spec in workload.inputs]
-    hashes.save()
+    inputs = prepare_inputs(workload, hashes)  # new files no task reads are hashed only if compared
     packages = [prepare_package(spec) for spec in workload.packages]
     # The task graphs (digests) need no live state and the orphans are another read: both are made while
     # live state is read, so the plan costs about the slowest of them rather than their sum. The tasks are
@@ -163,6 +162,8 @@ def plan_with(
         ) as settled:
             graphs = task_graphs(workload, inputs, packages)  # while the reads are on their way
             live = settled()
+            inputs = with_compared_md5s(inputs, live.inputs, hashes)
+            hashes.save()
             if ahead is not None and creates_a_job(workload, live):
                 ahead.start()  # sure to write: the lock is taken while the plan is decided
             if observe is not None:

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 CHUNK = 1024 * 1024
 RACY_NS = 2_000_000_000  # coarse file systems keep mtime to the second or two
@@ -45,10 +45,15 @@ class Stat(NamedTuple):
 
 def md5_of(path: Path) -> str:
     """Base64 MD5 of a file, read in chunks (the form Content-MD5 uses)."""
-    digest = hashlib.md5(usedforsecurity=False)
     with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
+        return md5_read(handle)
+
+
+def md5_read(handle: BinaryIO) -> str:
+    """Base64 MD5 of what is left to read from an open file."""
+    digest = hashlib.md5(usedforsecurity=False)
+    while chunk := handle.read(CHUNK):
+        digest.update(chunk)
     return base64.b64encode(digest.digest()).decode()
 
 
@@ -104,6 +109,10 @@ class HashCache:
         has that stat data (None: the file must be hashed)."""
         return self._known(str(path), Stat.of(path))
 
+    def known_with(self, path: Path, stat: Stat) -> tuple[str, Stat] | None:
+        """:meth:`known`, for a file whose stat data was just read."""
+        return self._known(str(path), stat)
+
     def _known(self, key: str, stat: Stat) -> tuple[str, Stat] | None:
         self.seen.add(key)
         found = self.entries.get(key)
@@ -131,10 +140,21 @@ class HashCache:
                 self.changed = True
         return md5, stat if self.file is not None and recorded - stat.mtime_ns >= RACY_NS else None
 
-    def save(self) -> None:
-        if self.file is None or not (self.changed or set(self.entries) - self.seen):
+    def add(self, path: Path, stat: Stat, md5: str) -> None:
+        """Remember the MD5 of a file hashed elsewhere (an upload hashes what it is about to send) while it
+        had ``stat``."""
+        with self._lock:
+            self.seen.add(str(path))
+            if self.file is not None:
+                self.entries[str(path)] = (stat, md5, time.time_ns())
+                self.changed = True
+
+    def save(self, prune: bool = True) -> None:
+        """Write the cache; ``prune`` drops the entries of files not looked up this run (a plan looks up every
+        file of the workload; an apply that only adds to the cache keeps the rest)."""
+        if self.file is None or not (self.changed or (prune and set(self.entries) - self.seen)):
             return
-        kept = {path: entry for path, entry in self.entries.items() if path in self.seen}
+        kept = {path: entry for path, entry in self.entries.items() if path in self.seen or not prune}
         document = {
             "formatVersion": FORMAT_VERSION,
             "files": {path: [*stat, md5, recorded] for path, (stat, md5, recorded) in kept.items()},

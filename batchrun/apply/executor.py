@@ -138,7 +138,9 @@ class Executor:
         workload = self.plan.workload
         return {
             "storage.create_container": lambda a: create_container(blob, a["container"]),
-            "storage.upload": lambda a: upload_files(blob, a["container"], a["files"], workload),
+            "storage.upload": lambda a: upload_files(
+                blob, a["container"], a["files"], workload, hash_cache=a.get("hashCache")
+            ),
             "storage.delete_blobs": lambda a: delete_blobs(blob, a["container"], a["blobs"]),
             "storage.delete_container": lambda a: delete_container(blob, a["container"]),
             "results.save": lambda a: self._save_results(a["job"]),

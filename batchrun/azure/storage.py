@@ -1,8 +1,9 @@
-"""Storage inputs: local files by MD5, live blobs by Content-MD5, parallel uploads, and SAS URLs for tasks.
+"""Storage inputs on the service: live blobs by Content-MD5, parallel uploads, and SAS URLs for tasks.
 
-Uploads set Content-MD5 from the local file, so the next run compares hashes only; a file is read once to
-upload it (hashed as it is sent) and, thanks to the hash cache (:mod:`batchrun.hash_cache`), not read at all
-to plan it when its stat data is unchanged.
+Uploads set Content-MD5 from the local file, so the next run compares hashes only. A file the plan hashed is
+read once to upload it (hashed as it is sent unless its stat data vouches for its MD5); a file the plan left
+unhashed (:mod:`batchrun.local_inputs`) is hashed just before it is sent. Thanks to the hash cache
+(:mod:`batchrun.hash_cache`), a file is not read at all to plan it when its stat data is unchanged.
 Blobs batchrun uploads carry metadata ``batchrun_workload`` so pruning never deletes somebody else's blob.
 SAS: read+list on input containers, create+write on the outputs container; signed by the account key, or by a
 user delegation key when the target uses Entra ID.
@@ -30,44 +31,11 @@ from azure.storage.blob import (
 from batchrun.azure.failures import error_code, status_of, translated
 from batchrun.azure.parallel import run_parallel
 from batchrun.errors import ApplyError
-from batchrun.hash_cache import HashCache, Stat, md5_of
-from batchrun.manifest.sources import source_files
-from batchrun.model import StorageInput
-from batchrun.plan.live import BLOB_WORKLOAD_KEY, LiveInput, LocalFile, PreparedInput
+from batchrun.hash_cache import HashCache, Stat, md5_of, md5_read
+from batchrun.plan.live import BLOB_WORKLOAD_KEY, LiveInput, PreparedInput
 from batchrun.target import Target
 
 UPLOAD_THREADS = 8
-HASH_THREADS = 4
-
-
-def local_files(source: Path, prefix: str, hashes: HashCache | None = None) -> list[LocalFile]:
-    """Files of an input: one file, or every file under a folder (blob names keep the relative path).
-
-    Links and special files inside the folder are refused (ManifestError naming each), never followed. MD5s
-    come from ``hashes`` when a file's stat data is unchanged since it was last hashed.
-    """
-    cache = hashes or HashCache(None)
-    entries = source_files(source)
-    found: dict[int, tuple[str, Stat | None]] = {}
-    missing = []
-    for index, entry in enumerate(entries):  # stat data first: most files are known, and cheap to check
-        known = cache.known(entry.path)
-        if known is None:
-            missing.append(index)
-        else:
-            found[index] = known
-    # The others are hashed several at once: hashlib lets go of the interpreter lock, so each core hashes one.
-    hashed = run_parallel(lambda index: cache.md5_and_stat(entries[index].path), missing, HASH_THREADS)
-    found.update(zip(missing, hashed, strict=True))
-    return [
-        LocalFile(prefix + entry.name, str(entry.path), found[index][0], entry.size, found[index][1])
-        for index, entry in enumerate(entries)
-    ]
-
-
-def prepare_input(spec: StorageInput, hashes: HashCache | None = None) -> PreparedInput:
-    files = tuple(local_files(spec.source, spec.prefix, hashes))
-    return PreparedInput(spec.name, spec.container, spec.prefix, files)
 
 
 class _HashingReader:
@@ -156,9 +124,15 @@ def upload_files(
     files: Sequence[Mapping[str, Any]],
     workload: str,
     progress: Callable[[str], None] = lambda _blob: None,
+    hash_cache: str | None = None,
 ) -> None:
-    """Upload in parallel; each blob gets its Content-MD5 and the workload's mark."""
+    """Upload in parallel; each blob gets its Content-MD5 and the workload's mark.
+
+    A file the plan did not hash (``md5`` None, see :mod:`batchrun.local_inputs`) is hashed on its upload's
+    thread just before it is sent, while it still has its planned stat data, and its MD5 is remembered in
+    ``hash_cache`` (the plan's hash cache file) so that the next plan only stats it."""
     client = service.get_container_client(container)
+    hashes = HashCache(Path(hash_cache)) if hash_cache else None
 
     def upload(item: Mapping[str, Any]) -> None:
         path = Path(str(item["path"]))
@@ -166,21 +140,27 @@ def upload_files(
         # The plan's stat data vouches for its MD5 while the file keeps it (see batchrun.hash_cache): such a
         # file is read once and not hashed again; any other is hashed from the bytes sent.
         planned = list(item.get("stat") or ())
+        changed = ApplyError(
+            f"{path} changed after the plan was made; run the plan again so it uploads what you see now."
+        )
         with translated(f"uploading {blob} to container {container}"), path.open("rb") as handle:
             vouched = bool(planned) and list(Stat.of(handle.fileno())) == planned
+            md5 = item.get("md5")
+            if md5 is None:  # not hashed by the plan: hashed now, as the file it planned
+                if not vouched:
+                    raise changed
+                md5 = md5_read(handle)
+                handle.seek(0)
+                if list(Stat.of(handle.fileno())) != planned:
+                    raise changed
             reader = _HashingReader(handle, path)
-            changed = ApplyError(
-                f"{path} changed after the plan was made; run the plan again so it uploads what you see now."
-            )
             try:
                 client.upload_blob(
                     blob,
                     handle if vouched else cast(Any, reader),  # a file-like object to the SDK
                     overwrite=True,
                     length=int(item["size"]),
-                    content_settings=ContentSettings(
-                        content_md5=bytearray(base64.b64decode(str(item["md5"])))
-                    ),
+                    content_settings=ContentSettings(content_md5=bytearray(base64.b64decode(str(md5)))),
                     metadata={BLOB_WORKLOAD_KEY: workload},
                 )
             except HttpResponseError as error:
@@ -188,15 +168,21 @@ def upload_files(
                     raise changed from None
                 raise
             # Vouched for: the file has the planned stat data still once sent, so the planned content went.
-            unchanged = list(Stat.of(handle.fileno())) == planned if vouched else reader.md5() == item["md5"]
+            unchanged = list(Stat.of(handle.fileno())) == planned if vouched else reader.md5() == md5
             if not unchanged:
                 # What was sent is not what the plan showed: never leave it under the planned MD5.
                 with suppress(ResourceNotFoundError):
                     client.delete_blob(blob)
                 raise changed
+        if hashes is not None and item.get("md5") is None:
+            hashes.add(path, Stat(*planned), str(md5))
         progress(blob)
 
-    run_parallel(upload, files, UPLOAD_THREADS)
+    try:
+        run_parallel(upload, files, UPLOAD_THREADS)
+    finally:
+        if hashes is not None:  # what was sent is remembered, even when another file failed
+            hashes.save(prune=False)
 
 
 def delete_blobs(service: BlobServiceClient, container: str, names: Iterable[str]) -> None:

@@ -154,7 +154,8 @@ def contents_of(
     """What tasks will read once the plan is applied: the local files and package builds."""
     defaults = {p.id.lower(): p.version for p in packages if p.set_default}
     return Contents(
-        inputs={i.name: {f.blob: f.md5 for f in i.files} for i in inputs},
+        # Only inputs no task reads have files left unhashed (batchrun.local_inputs): none is in a digest.
+        inputs={i.name: {f.blob: f.md5 for f in i.files if f.md5 is not None} for i in inputs},
         packages={f"{p.id.lower()}@{p.version}": p.sha256 for p in packages},
         default_versions=defaults,
         pool_packages=tuple(package_refs(workload.pool.properties)) if workload.pool else (),

@@ -29,19 +29,16 @@ def decide_input(desired: PreparedInput, live: LiveInput | None, prune: bool) ->
             Operation(Stage.STORAGE, "storage.create_container", {"container": desired.container})
         )
     if uploads:
-        operations.append(
-            Operation(
-                Stage.STORAGE,
-                "storage.upload",
-                {
-                    "container": desired.container,
-                    "files": [
-                        {"blob": f.blob, "path": f.path, "md5": f.md5, "size": f.size, "stat": f.stat}
-                        for f in uploads
-                    ],
-                },
-            )
-        )
+        upload: dict[str, object] = {
+            "container": desired.container,
+            "files": [
+                {"blob": f.blob, "path": f.path, "md5": f.md5, "size": f.size, "stat": f.stat}
+                for f in uploads
+            ],
+        }
+        if desired.hash_cache is not None and any(f.md5 is None for f in uploads):
+            upload["hashCache"] = desired.hash_cache  # where the upload remembers the MD5s it computes
+        operations.append(Operation(Stage.STORAGE, "storage.upload", upload))
     if prune and extra_owned:
         operations.append(
             Operation(

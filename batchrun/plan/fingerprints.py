@@ -1,9 +1,10 @@
 """What a saved plan was made from, and what moved since. Pure.
 
 The fingerprints of a plan (see :mod:`batchrun.plan.saved`): the digest of the manifest's expanded desired
-state, each storage input file's MD5, each package build's sha256, the live pool's and job's ETag and
-lastModified with a digest per top-level property (values only for a few plain fields, so a refusal can show
-them), a digest of the live task states and one of the record of results. :func:`what_moved` compares two.
+state, each storage input file's MD5 (its stat data when the plan did not hash it), each package build's
+sha256, the live pool's and job's ETag and lastModified with a digest per top-level property (values only for
+a few plain fields, so a refusal can show them), a digest of the live task states and one of the record of
+results. :func:`what_moved` compares two.
 Properties that move without anyone changing the resource (:data:`VOLATILE`) are left out.
 """
 
@@ -131,7 +132,7 @@ class Fingerprints(msgspec.Struct, frozen=True):
     """What a plan was made from (see the module docstring)."""
 
     manifest_digest: str
-    inputs: Mapping[str, Mapping[str, str]]  # input name -> blob -> base64 MD5
+    inputs: Mapping[str, Mapping[str, str]]  # input name -> blob -> base64 MD5 or "stat ..."
     packages: Mapping[str, str]  # "<id>@<version>" -> sha256 of the build
     pool: ResourcePrint | None
     job: ResourcePrint | None
@@ -205,7 +206,7 @@ def fingerprints(
     results = sorted((k, tuple(r)) for k, r in live.results.items())
     return Fingerprints(
         manifest_digest=manifest_digest,
-        inputs={i.name: {f.blob: f.md5 for f in i.files} for i in inputs},
+        inputs={i.name: {f.blob: f.identity for f in i.files} for i in inputs},
         packages={f"{p.id}@{p.version}": p.sha256 for p in packages},
         pool=resource_print(live.pool),
         job=resource_print(live.job),

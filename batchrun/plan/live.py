@@ -33,13 +33,19 @@ class LiveInput(msgspec.Struct, frozen=True):
 class LocalFile(msgspec.Struct, frozen=True):
     """A file to upload: blob name, absolute local path, base64 MD5 and size; ``stat`` (size, mtime_ns,
     ctime_ns, inode) vouches for the MD5 while the file still has it (None: an upload hashes what it
-    sends)."""
+    sends). ``md5`` None: not hashed, as the plan did not need it (:mod:`batchrun.local_inputs`); ``stat``
+    is then what the file was when planned, and the upload hashes it just before sending it."""
 
     blob: str
     path: str
-    md5: str
+    md5: str | None
     size: int
     stat: tuple[int, int, int, int] | None = None
+
+    @property
+    def identity(self) -> str:
+        """What a saved plan compares: the MD5, or for a file not hashed its stat data."""
+        return self.md5 if self.md5 is not None else "stat " + " ".join(map(str, self.stat or ()))
 
 
 class LivePackage(msgspec.Struct, frozen=True):
@@ -157,12 +163,14 @@ class LiveState(msgspec.Struct, frozen=True):
 
 
 class PreparedInput(msgspec.Struct, frozen=True):
-    """A storage input's local files with their MD5s (read from disk at plan time)."""
+    """A storage input's local files with their MD5s (read from disk at plan time); ``hash_cache``: the
+    hash cache's file, where an upload records the MD5s of the files it hashed."""
 
     name: str
     container: str
     prefix: str
     files: tuple[LocalFile, ...]
+    hash_cache: str | None = None
 
 
 class PreparedPackage(msgspec.Struct, frozen=True):

@@ -110,7 +110,7 @@ def test_files_axis_over_a_folder_with_a_link_is_refused(hostile_folder: Path) -
 
 def test_a_link_appearing_after_validation_is_refused_at_plan(tmp_path: Path) -> None:
     from batchrun.azure.packages import package_zip
-    from batchrun.azure.storage import prepare_input
+    from batchrun.local_inputs import prepare_input
 
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.txt").write_text("a")

@@ -88,6 +88,35 @@ def test_input_decision(
     assert len(uploaded) == uploads
 
 
+@pytest.mark.parametrize(
+    ("live", "remembered"),
+    [
+        (None, "/cache/hashes.json"),
+        (LiveInput("data", True, {"in/a.txt": ("", True)}), "/cache/hashes.json"),  # no MD5 to compare
+        (LiveInput("data", True, {"in/b.txt": ("md5b", True)}), "/cache/hashes.json"),
+        (LiveInput("data", True, {"in/a.txt": ("", True)}), None),  # the hash cache is off
+    ],
+)
+def test_a_file_the_plan_did_not_hash_is_uploaded_and_remembered_by_the_upload(
+    live: LiveInput | None, remembered: str | None
+) -> None:
+    files = (LocalFile("in/a.txt", "/x/a.txt", None, 1, (1, 2, 3, 4)), FILES[1])
+    change = decide_input(PreparedInput("data", "demo-in", "in/", files, remembered), live, False)
+    upload = next(op for op in change.operations if op.name == "storage.upload")
+    assert upload.args["files"][0] == {
+        "blob": "in/a.txt",
+        "path": "/x/a.txt",
+        "md5": None,
+        "size": 1,
+        "stat": (1, 2, 3, 4),
+    }
+    assert upload.args.get("hashCache") == remembered
+    hashed_only = decide_input(
+        PreparedInput("data", "demo-in", "in/", FILES, "/cache/hashes.json"), None, False
+    )
+    assert "hashCache" not in next(op for op in hashed_only.operations if op.name == "storage.upload").args
+
+
 def test_outputs_container_is_created_once() -> None:
     assert decide_outputs("out", False).action is Action.CREATE
     assert decide_outputs("out", True).action is Action.NOOP

@@ -1,5 +1,6 @@
 """Uploads of storage inputs against Azurite: a file whose stat data vouches for its planned MD5 is read
-once and not hashed again; a file that changed after the plan is never left under the planned MD5."""
+once and not hashed again; a file the plan did not hash is hashed just before it is sent, and remembered; a
+file that changed after the plan is never left under the planned MD5."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
 
-from batchrun.azure.storage import local_files, upload_files
+from batchrun.azure.storage import upload_files
 from batchrun.errors import ApplyError
-from batchrun.hash_cache import HashCache
+from batchrun.hash_cache import HashCache, Stat, md5_of
 from batchrun.local.target import LocalTarget
+from batchrun.local_inputs import local_files
 
 OLD = time.time() - 3600
 
@@ -102,3 +104,39 @@ def test_a_vouched_file_changed_while_it_is_sent_is_not_left_behind(
     assert written
     with pytest.raises(ResourceNotFoundError):
         service.get_blob_client(container, "data/a.bin").get_blob_properties()
+
+
+def unhashed(folder: Path) -> list[dict[str, object]]:
+    """What a plan sends for new files no task reads: no MD5, the stat data the files had."""
+    files = local_files(folder, "data/", HashCache(None), hash_new=False)
+    assert all(f.md5 is None and f.stat is not None for f in files)
+    return [{"blob": f.blob, "path": f.path, "md5": f.md5, "size": f.size, "stat": f.stat} for f in files]
+
+
+def test_a_file_the_plan_did_not_hash_is_hashed_sent_and_remembered(
+    blob_service: BlobServiceClient, tmp_path: Path
+) -> None:
+    folder = source(tmp_path, os.urandom(2 * 1024 * 1024))
+    cache = tmp_path / "hashes.json"
+    blob_service.create_container("unhashed")
+    upload_files(blob_service, "unhashed", unhashed(folder), "w", hash_cache=str(cache))
+    stored = blob_service.get_blob_client("unhashed", "data/a.bin")
+    md5 = base64.b64encode(bytes(stored.get_blob_properties().content_settings.content_md5)).decode()
+    assert md5 == md5_of(folder / "a.bin")
+    # The next plan only stats the file: the upload remembered what it hashed.
+    assert HashCache(cache).known(folder / "a.bin") == (md5, Stat.of(folder / "a.bin"))
+
+
+def test_a_file_the_plan_did_not_hash_changed_since_is_refused(
+    blob_service: BlobServiceClient, tmp_path: Path
+) -> None:
+    folder = source(tmp_path, b"p" * 1024)
+    files = unhashed(folder)
+    (folder / "a.bin").write_bytes(b"c" * 1024)  # same size; mtime and ctime moved
+    cache = tmp_path / "hashes.json"
+    blob_service.create_container("unhashed-changed")
+    with pytest.raises(ApplyError, match="changed after the plan was made"):
+        upload_files(blob_service, "unhashed-changed", files, "w", hash_cache=str(cache))
+    with pytest.raises(ResourceNotFoundError):
+        blob_service.get_blob_client("unhashed-changed", "data/a.bin").get_blob_properties()
+    assert HashCache(cache).entries == {}
