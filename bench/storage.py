@@ -5,9 +5,11 @@
    ``BATCHRUN_HASH_CACHE=off``. Goal: under 0.3 s of work beyond a plan with no inputs.
 2. First upload of the same files: ``batchrun apply`` vs a bare azure-storage-blob loop uploading them with
    the same concurrency (8 files at a time, each hashed for its Content-MD5), each its own process. Goal:
-   within 1.05x.
+   within 1.05x. No task reads the input, so the plan leaves the new files to their uploads to hash.
+   ``--read-by-a-task`` adds a job whose one task reads the input (on a pool of no nodes): the plan then
+   hashes every file before the first upload, for the task's digest.
 
-    .venv/bin/python bench/storage.py [--files 20] [--size-mb 50] [--rounds 3]
+    .venv/bin/python bench/storage.py [--files 20] [--size-mb 50] [--rounds 3] [--read-by-a-task]
 """
 
 from __future__ import annotations
@@ -35,6 +37,19 @@ kind: Workload
 metadata: {{name: {name}}}
 storage:
   inputs: [{{name: data, source: ./data, container: {name}-in, prefix: data/}}]
+"""
+READ_BY_A_TASK = """\
+pool:
+  id: {name}-pool
+  vmSize: standard_d2s_v3
+  virtualMachineConfiguration:
+    imageReference: {{publisher: canonical, offer: ubuntu-24_04-lts, sku: server, version: latest}}
+    nodeAgentSKUId: batch.node.ubuntu 24.04
+  targetDedicatedNodes: 0
+job:
+  id: {name}-job
+  tasks:
+    - {{id: reads, inputs: [data], commandLine: /bin/true}}
 """
 
 
@@ -102,6 +117,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=20)
     parser.add_argument("--size-mb", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--read-by-a-task", action="store_true")
     parser.add_argument("--bare-upload", nargs="+", metavar=("CONTAINER", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_upload:
@@ -140,14 +156,16 @@ def main() -> None:
         for round_number in range(args.rounds):
             name = f"bench-store{round_number}"
             manifest = work / f"{name}.yaml"
-            manifest.write_text(MANIFEST.format(name=name), encoding="utf-8")
+            text = MANIFEST + (READ_BY_A_TASK if args.read_by_a_task else "")
+            manifest.write_text(text.format(name=name), encoding="utf-8")
             if round_number % 2:
                 bare.append(timed_bare_upload(local.connection_string, f"bare{round_number}", files))
                 uploads.append(timed([*cli, "apply", str(manifest), "--auto-approve"], env))
             else:
                 uploads.append(timed([*cli, "apply", str(manifest), "--auto-approve"], env))
                 bare.append(timed_bare_upload(local.connection_string, f"bare{round_number}", files))
-        show("first upload", uploads, bare, "bare azure-storage-blob loop (8 threads)")
+        label = "first upload, read by a task" if args.read_by_a_task else "first upload"
+        show(label, uploads, bare, "bare azure-storage-blob loop (8 threads)")
 
         manifest = work / "bench-store0.yaml"
         empty = work / "empty.yaml"
