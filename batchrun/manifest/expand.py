@@ -239,6 +239,8 @@ class TaskChecks:
                     )
                     continue
                 lowered = task_id.lower()
+                if lowered == task_id:
+                    lowered = task_id  # key and value one string: a sweep's ids are held once, not twice
                 if lowered in seen:
                     same = "" if seen[lowered] == task_id else f" (same as {seen[lowered]!r} ignoring case)"
                     reporter.report(
