@@ -123,11 +123,13 @@ def plan_with(
     ownership: Ownership | None = None,
     observe: Observe | None = None,
     ahead: LockAhead | None = None,
+    hash_every_file: bool = False,
 ) -> Plan:
     """Read live state through ``session`` and decide the plan (``ownership``: the marks of a saved plan;
     ``observe`` sees what the plan is made from, for :mod:`batchrun.saved_plans`; ``ahead``: the apply's
     lock, taken beside the reads when its blob is missing, else as soon as the live state shows that the
-    apply will write, :class:`batchrun.azure.lock_ahead.LockAhead`)."""
+    apply will write, :class:`batchrun.azure.lock_ahead.LockAhead`; ``hash_every_file``: every input file's
+    MD5 in the plan, even where the plan could leave it to the upload, see :mod:`batchrun.local_inputs`)."""
     from batchrun.azure.orphans import reading_orphans
     from batchrun.azure.ownership import ownership_of
     from batchrun.azure.packages import prepare_package
@@ -141,7 +143,7 @@ def plan_with(
     from batchrun.plan.explain import explain, tasks_to_explain
 
     hashes = HashCache.for_workload(workload.name, workload.manifest_path.parent)
-    inputs = prepare_inputs(workload, hashes)  # new files no task reads are hashed only if compared
+    inputs = prepare_inputs(workload, hashes, hash_every_file)  # else new files no task reads wait
     packages = [prepare_package(spec) for spec in workload.packages]
     # The task graphs (digests) need no live state and the orphans are another read: both are made while
     # live state is read, so the plan costs about the slowest of them rather than their sum. The tasks are

@@ -140,13 +140,14 @@ class HashCache:
                 self.changed = True
         return md5, stat if self.file is not None and recorded - stat.mtime_ns >= RACY_NS else None
 
-    def add(self, path: Path, stat: Stat, md5: str) -> None:
+    def add(self, path: Path, stat: Stat, md5: str, hashed_at: int) -> None:
         """Remember the MD5 of a file hashed elsewhere (an upload hashes what it is about to send) while it
-        had ``stat``."""
+        had ``stat``, from ``hashed_at`` (time.time_ns() as the hashing began: the racy rule measures from
+        it)."""
         with self._lock:
             self.seen.add(str(path))
             if self.file is not None:
-                self.entries[str(path)] = (stat, md5, time.time_ns())
+                self.entries[str(path)] = (stat, md5, hashed_at)
                 self.changed = True
 
     def save(self, prune: bool = True) -> None:

@@ -25,11 +25,15 @@ HASH_THREADS = 4
 
 
 def inputs_tasks_read(workload: Workload) -> frozenset[str]:
-    """The names of the inputs some task of the workload downloads (their MD5s are in task digests)."""
+    """The names of the inputs some task of the workload downloads (their MD5s are in task digests); the
+    tasks are read only until every input is named (a sweep's tasks are made one by one when read)."""
     names: set[str] = set()
+    every = len(workload.inputs)
     for job in workload.jobs:
         for task in job.tasks:
             names.update(task.inputs)
+            if len(names) >= every:
+                return frozenset(names)
     return frozenset(names)
 
 
@@ -56,10 +60,14 @@ def local_files(
         else:
             found[index] = (None, stat)  # the stat data the upload checks before it hashes and sends
     found.update(zip(missing, _hashed(cache, [entries[index].path for index in missing]), strict=True))
-    return [
-        LocalFile(prefix + entry.name, str(entry.path), found[index][0], entry.size, found[index][1])
-        for index, entry in enumerate(entries)
-    ]
+    # The size sent is the size of the stat data that vouches for the file, when there is one: a file that
+    # grew after it was listed is not sent cut short under the MD5 of all of it.
+    files = []
+    for index, entry in enumerate(entries):
+        md5, vouching = found[index]
+        size = vouching.size if vouching is not None else entry.size
+        files.append(LocalFile(prefix + entry.name, str(entry.path), md5, size, vouching))
+    return files
 
 
 def _hashed(cache: HashCache, paths: list[Path]) -> list[tuple[str, Stat | None]]:
@@ -75,11 +83,11 @@ def prepare_input(
     return PreparedInput(spec.name, spec.container, spec.prefix, files, record)
 
 
-def prepare_inputs(workload: Workload, hashes: HashCache) -> list[PreparedInput]:
-    """Every input of the workload, with the MD5s its task digests need; the others' new files wait for
-    :func:`with_compared_md5s`."""
-    read = inputs_tasks_read(workload) if workload.inputs else frozenset()
-    return [prepare_input(spec, hashes, hash_new=spec.name in read) for spec in workload.inputs]
+def prepare_inputs(workload: Workload, hashes: HashCache, every_file: bool = False) -> list[PreparedInput]:
+    """Every input of the workload, with the MD5s its task digests need (``every_file``: with every MD5);
+    the others' new files wait for :func:`with_compared_md5s`."""
+    read = inputs_tasks_read(workload) if workload.inputs and not every_file else frozenset()
+    return [prepare_input(spec, hashes, hash_new=every_file or spec.name in read) for spec in workload.inputs]
 
 
 def with_compared_md5s(

@@ -54,7 +54,8 @@ def saved_plan(
 
     ownership = ownership_of(workload)
     observed = _Observer(workload)
-    plan = plan_with(session, workload, options, ownership, observed)
+    # Every file hashed: a saved plan is checked by content, from any checkout (stat data moves with one).
+    plan = plan_with(session, workload, options, ownership, observed, hash_every_file=True)
     assert observed.prints is not None
     saved = SavedPlan(
         manifest=manifest,
@@ -151,7 +152,7 @@ def check_saved_plan(
             "nothing was applied; make the plan again against this target."
         )
     observed = _Observer(workload)
-    plan = plan_with(session, workload, saved.options, saved.ownership, observed)
+    plan = plan_with(session, workload, saved.options, saved.ownership, observed, hash_every_file=True)
     assert observed.prints is not None
     moved = what_moved(saved.fingerprints, observed.prints)
     if not moved:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from datetime import datetime, timedelta, timezone
@@ -31,7 +32,7 @@ from azure.storage.blob import (
 from batchrun.azure.failures import error_code, status_of, translated
 from batchrun.azure.parallel import run_parallel
 from batchrun.errors import ApplyError
-from batchrun.hash_cache import HashCache, Stat, md5_of, md5_read
+from batchrun.hash_cache import RACY_NS, HashCache, Stat, md5_of, md5_read
 from batchrun.plan.live import BLOB_WORKLOAD_KEY, LiveInput, PreparedInput
 from batchrun.target import Target
 
@@ -145,14 +146,22 @@ def upload_files(
         )
         with translated(f"uploading {blob} to container {container}"), path.open("rb") as handle:
             vouched = bool(planned) and list(Stat.of(handle.fileno())) == planned
+            if planned and planned[0] != int(item["size"]):  # the stat data is of another file than planned
+                raise changed
             md5 = item.get("md5")
+            hashed_at = 0
             if md5 is None:  # not hashed by the plan: hashed now, as the file it planned
                 if not vouched:
                     raise changed
+                hashed_at = time.time_ns()
                 md5 = md5_read(handle)
                 handle.seek(0)
                 if list(Stat.of(handle.fileno())) != planned:
                     raise changed
+                # As in the hash cache: stat data vouches for what was hashed only when the file was last
+                # modified well before; else a change within the same timestamp tick could go unseen, and
+                # the bytes sent are hashed as they are sent and checked too.
+                vouched = hashed_at - planned[1] >= RACY_NS
             reader = _HashingReader(handle, path)
             try:
                 client.upload_blob(
@@ -175,7 +184,7 @@ def upload_files(
                     client.delete_blob(blob)
                 raise changed
         if hashes is not None and item.get("md5") is None:
-            hashes.add(path, Stat(*planned), str(md5))
+            hashes.add(path, Stat(*planned), str(md5), hashed_at)
         progress(blob)
 
     try:

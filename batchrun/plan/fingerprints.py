@@ -1,7 +1,7 @@
 """What a saved plan was made from, and what moved since. Pure.
 
 The fingerprints of a plan (see :mod:`batchrun.plan.saved`): the digest of the manifest's expanded desired
-state, each storage input file's MD5 (its stat data when the plan did not hash it), each package build's
+state, each storage input file's MD5 (a saved plan hashes every file), each package build's
 sha256, the live pool's and job's ETag and lastModified with a digest per top-level property (values only for
 a few plain fields, so a refusal can show them), a digest of the live task states and one of the record of
 results. :func:`what_moved` compares two.
@@ -132,7 +132,7 @@ class Fingerprints(msgspec.Struct, frozen=True):
     """What a plan was made from (see the module docstring)."""
 
     manifest_digest: str
-    inputs: Mapping[str, Mapping[str, str]]  # input name -> blob -> base64 MD5 or "stat ..."
+    inputs: Mapping[str, Mapping[str, str]]  # input name -> blob -> base64 MD5
     packages: Mapping[str, str]  # "<id>@<version>" -> sha256 of the build
     pool: ResourcePrint | None
     job: ResourcePrint | None

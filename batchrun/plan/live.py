@@ -44,8 +44,9 @@ class LocalFile(msgspec.Struct, frozen=True):
 
     @property
     def identity(self) -> str:
-        """What a saved plan compares: the MD5, or for a file not hashed its stat data."""
-        return self.md5 if self.md5 is not None else "stat " + " ".join(map(str, self.stat or ()))
+        """What a saved plan compares: the MD5 (a saved plan hashes every file; a file not hashed is named by
+        its size, which is the same in any checkout)."""
+        return self.md5 if self.md5 is not None else f"not hashed, {self.size} bytes"
 
 
 class LivePackage(msgspec.Struct, frozen=True):

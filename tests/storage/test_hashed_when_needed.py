@@ -15,7 +15,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 import batchrun
-from batchrun.hash_cache import HashCache, md5_of
+from batchrun.hash_cache import HashCache, md5_of, md5_read
 from batchrun.local.target import LocalTarget
 from batchrun.model import JobSpec, PoolSpec, StorageInput, TaskSpec, Workload
 from batchrun.plan.actions import Plan
@@ -40,15 +40,12 @@ def hashed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str
         return by_plan(cache, path)
 
     monkeypatch.setattr(HashCache, "md5_and_stat", counted)
-    from batchrun.azure import storage
-
-    by_upload = storage.md5_read
 
     def read(handle: Any) -> str:
         seen.append(Path(handle.name).name)
-        return by_upload(handle)
+        return md5_read(handle)
 
-    monkeypatch.setattr(storage, "md5_read", read)
+    monkeypatch.setattr("batchrun.azure.storage.md5_read", read)  # what an upload hashes
     yield seen
 
 
@@ -144,3 +141,44 @@ def test_files_a_task_reads_are_hashed_by_the_plan(target: Target, tmp_path: Pat
     assert md5s["in/a.txt"] == md5_of(folder / "a.txt")  # in the task's digest
     assert md5s["spare/spare.txt"] is None  # no task reads it
     assert sorted(hashed) == ["a.txt", "b.txt", "c.txt"]
+
+
+def test_a_saved_plan_hashes_every_file_and_applies_from_another_checkout(
+    target: Target, tmp_path: Path, hashed: list[str]
+) -> None:
+    """A saved plan is checked by content when applied: a file written again with the same bytes (another
+    checkout: a new inode and ctime) has not moved; one with other bytes has."""
+    from batchrun.api import open_session
+    from batchrun.plan.decide_common import PlanOptions
+    from batchrun.saved_plans import check_saved_plan, manifest_ref, saved_plan
+
+    folder = data_folder(tmp_path)
+    manifest = tmp_path / "saved.yaml"
+    manifest.write_text(
+        "apiVersion: batchrun/v1\nkind: Workload\nmetadata: {name: hashed-saved}\n"
+        "storage:\n  inputs: [{name: data, source: ./data, container: hashed-saved-in, prefix: in/}]\n",
+        encoding="utf-8",
+    )
+    workload = batchrun.load(manifest)
+    with open_session(target) as session:
+        plan, saved = saved_plan(session, workload, PlanOptions(), manifest_ref(manifest, {}, (), 1000))
+    assert all(f["md5"] == md5_of(folder / Path(f["blob"]).name) for f in uploaded(plan))
+    assert not any("hashCache" in op.args for c in plan.changes for op in c.operations)
+
+    def checkout(name: str, text: str) -> None:  # a new file in the path's place, as git writes one
+        (folder / f"{name}.new").write_text(text)
+        os.replace(folder / f"{name}.new", folder / name)
+        os.utime(folder / name, (OLD, OLD))
+
+    checkout("a.txt", "content of a.txt\n")
+    with open_session(target) as session:
+        chosen = check_saved_plan(session, saved, workload)
+        batchrun.api.execute(session, chosen)
+    assert not batchrun.plan(workload, target=target).has_changes
+
+    with open_session(target) as session:
+        _, saved = saved_plan(session, workload, PlanOptions(), manifest_ref(manifest, {}, (), 1000))
+    checkout("b.txt", "other content\n")
+    with open_session(target) as session, pytest.raises(batchrun.errors.PlanError, match=r"in/b\.txt"):
+        check_saved_plan(session, saved, workload)
+    batchrun.destroy(workload, target=target, containers=True)

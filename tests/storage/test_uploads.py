@@ -140,3 +140,75 @@ def test_a_file_the_plan_did_not_hash_changed_since_is_refused(
     with pytest.raises(ResourceNotFoundError):
         blob_service.get_blob_client("unhashed-changed", "data/a.bin").get_blob_properties()
     assert HashCache(cache).entries == {}
+
+
+def test_a_recently_written_file_the_plan_did_not_hash_is_hashed_as_it_is_sent_too(
+    local_target: LocalTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written just now, a file could change again within its timestamp tick with the same stat data (a
+    coarse file system; simulated: the stat data is held still). Its stat data cannot vouch for what was
+    hashed, so the bytes sent are hashed too: a change between the hash and the send is refused, even in
+    blocks, whose Content-MD5 storage does not check."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "a.bin").write_bytes(b"p" * (1024 * 1024))  # mtime: now
+    files = unhashed(folder)
+    planned = Stat(*files[0]["stat"])  # type: ignore[misc]
+    monkeypatch.setattr(Stat, "of", classmethod(lambda cls, path: planned))
+    written: list[bool] = []
+
+    def write_again(request: object) -> None:
+        if not written:
+            written.append(True)
+            (folder / "a.bin").write_bytes(b"c" * (1024 * 1024))
+
+    service = BlobServiceClient.from_connection_string(
+        local_target.connection_string,
+        max_single_put_size=256 * 1024,
+        max_block_size=256 * 1024,
+        raw_request_hook=write_again,
+    )
+    BlobServiceClient.from_connection_string(local_target.connection_string).create_container("racy")
+    with pytest.raises(ApplyError, match="changed after the plan was made"):
+        upload_files(service, "racy", files, "w")
+    assert written
+    with pytest.raises(ResourceNotFoundError):
+        service.get_blob_client("racy", "data/a.bin").get_blob_properties()
+
+
+def test_a_file_that_grew_after_it_was_listed_is_planned_at_its_size_then(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The size sent is that of the stat data the plan keeps, never the listing's older one: a file sent cut
+    short under the MD5 of all of it would pass for the file."""
+    import batchrun.local_inputs as local_inputs
+    from batchrun.manifest.sources import SourceEntry
+
+    folder = source(tmp_path, b"x" * 3000)
+
+    def listed_before_it_grew(path: Path) -> list[SourceEntry]:
+        return [SourceEntry(folder / "a.bin", "a.bin", False, 2000)]
+
+    monkeypatch.setattr(local_inputs, "source_files", listed_before_it_grew)
+    for hash_new in (True, False):
+        (file,) = local_files(folder, "data/", HashCache(tmp_path / "hashes.json"), hash_new=hash_new)
+        assert file.size == 3000 and file.stat is not None and file.stat[0] == 3000
+
+
+def test_an_upload_whose_size_is_not_its_stat_datas_is_refused(
+    local_target: LocalTarget, tmp_path: Path
+) -> None:
+    """In blocks, storage keeps the Content-MD5 it is given without checking it: a size that is not the stat
+    data's would send the file cut short under the MD5 of all of it."""
+    service = BlobServiceClient.from_connection_string(
+        local_target.connection_string, max_single_put_size=256 * 1024, max_block_size=256 * 1024
+    )
+    folder = source(tmp_path, b"x" * (600 * 1024))
+    files = planned(folder, tmp_path)
+    assert files[0]["stat"] is not None
+    files[0]["size"] = 300 * 1024
+    service.create_container("cut-short")
+    with pytest.raises(ApplyError, match="changed after the plan was made"):
+        upload_files(service, "cut-short", files, "w")
+    with pytest.raises(ResourceNotFoundError):
+        service.get_blob_client("cut-short", "data/a.bin").get_blob_properties()
