@@ -10,6 +10,10 @@
    ``TaskFactory``), vs a process listing the same tasks with the bare SDK (``list_tasks``, the same
    ``$select``). Goal: within 1.5x.
 
+Next to each apply and its floor, the CPU time the emulator and Azurite spent meanwhile (from
+``/proc/<pid>/stat``, in clock ticks of 10 ms, so means over the rounds): on two cores, their CPU and the
+client's share the machine, and the requests batchrun makes beyond the floor's cost on every side.
+
 With ``--storage-latency-ms N``, batchrun's storage requests (the record of results, the apply lock) pass a
 loopback proxy that holds each one N ms before Azurite sees it, as a storage account some way off would; the
 floor makes no storage request.
@@ -232,7 +236,31 @@ def timed(action: Any) -> tuple[float, float]:
     return time.perf_counter() - started, time.process_time() - cpu
 
 
-def one_round(client: Any, target: Any, wl: Workload, logs_url: str, floor_first: bool) -> dict[str, Any]:
+def process_cpu(pid: int | None) -> float:
+    """Seconds of CPU (user and system) the process ``pid`` has used, 0 when it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def services_cpu(pids: tuple[int | None, int | None], action: Any) -> tuple[float, float, float, float]:
+    """``timed(action)`` and the CPU the emulator and Azurite (``pids``) used meanwhile."""
+    before = [process_cpu(pid) for pid in pids]
+    wall, cpu = timed(action)
+    emulator, azurite = (process_cpu(pid) - start for pid, start in zip(pids, before, strict=True))
+    return wall, cpu, emulator, azurite
+
+
+def one_round(
+    client: Any,
+    target: Any,
+    wl: Workload,
+    logs_url: str,
+    floor_first: bool,
+    pids: tuple[int | None, int | None] = (None, None),
+) -> dict[str, Any]:
     """One fresh apply and one no-change plan, each next to its floor, the floor first or second
     (alternated across rounds, so load changes hit both alike); everything is deleted after."""
     assert wl.job is not None and wl.pool is not None
@@ -244,11 +272,18 @@ def one_round(client: Any, target: Any, wl: Workload, logs_url: str, floor_first
         assert listed == count
         found["list"] = (elapsed, cpu)
 
+    def floor_create() -> None:
+        def create() -> None:  # the floor's own figures: raw_create times what it does itself
+            found["create"] = raw_create(client, wl, "-raw", logs_url)
+
+        found["create_services"] = services_cpu(pids, create)[2:]
+
     if floor_first:
-        found["create"] = raw_create(client, wl, "-raw", logs_url)
-    found["apply"] = timed(lambda: batchrun.apply(wl, target=target))
+        floor_create()
+    applied = services_cpu(pids, lambda: batchrun.apply(wl, target=target))
+    found["apply"], found["apply_services"] = applied[:2], applied[2:]
     if not floor_first:
-        found["create"] = raw_create(client, wl, "-raw", logs_url)
+        floor_create()
     if floor_first:
         floor_list()
     reset_requests(client)
@@ -338,7 +373,7 @@ def main() -> None:
     from azure.batch import BatchClient
     from azure.core.credentials import AzureNamedKeyCredential
 
-    from batchrun.local.target import start, stop
+    from batchrun.local.target import start, status, stop
     from batchrun.target import target_from_local
 
     home = Path(tempfile.mkdtemp(prefix="batchrun-bench-"))
@@ -353,6 +388,9 @@ def main() -> None:
             peak_rss(home, client, target, args.tasks, args.rounds)
             return
         logs_url = failure_logs_url(local)
+        running = status(home)
+        pids = (running.emulator_pid, running.azurite_pid)
+        services: dict[str, list[tuple[float, float]]] = {"apply": [], "create": []}
         applies: list[tuple[float, float]] = []
         raws: list[tuple[float, float]] = []
         plans: list[tuple[float, float]] = []
@@ -360,7 +398,9 @@ def main() -> None:
         plan_requests: list[int] = []
         for round_number in range(args.rounds):
             wl = workload(f"bench{round_number}", args.tasks)
-            measured = one_round(client, target, wl, logs_url, floor_first=round_number % 2 == 0)
+            measured = one_round(client, target, wl, logs_url, round_number % 2 == 0, pids)
+            services["apply"].append(measured["apply_services"])
+            services["create"].append(measured["create_services"])
             applies.append(measured["apply"])
             raws.append(measured["create"])
             plans.append(measured["plan"])
@@ -406,6 +446,15 @@ def main() -> None:
             applies,
             raws,
             apply_goal,
+        )
+        mean_ms = {
+            side: [1000 * statistics.mean(row[i] for row in rows) for i in (0, 1)]
+            for side, rows in services.items()
+        }
+        print(
+            "CPU of the emulator / Azurite meanwhile (means): batchrun's apply "
+            f"{mean_ms['apply'][0]:.1f} / {mean_ms['apply'][1]:.1f} ms, the floor "
+            f"{mean_ms['create'][0]:.1f} / {mean_ms['create'][1]:.1f} ms"
         )
         show("no-change plan vs the same $select pages as plain JSON", plans, lists, plan_goal)
         print(f"no-change plan requests: {max(plan_requests)} (target < 30 at 10,000 tasks)")
