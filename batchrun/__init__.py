@@ -27,11 +27,15 @@ from batchrun.errors import (
 
 if TYPE_CHECKING:
     from batchrun.api import apply, destroy, load, load_all, plan, render_plan
+    from batchrun.connection import connect
 
 __version__ = "0.1.0"
 
 # Attribute -> the module that defines it, imported when the attribute is first read.
-_LAZY = {name: "batchrun.api" for name in ("apply", "destroy", "load", "load_all", "plan", "render_plan")}
+_LAZY = {
+    **{name: "batchrun.api" for name in ("apply", "destroy", "load", "load_all", "plan", "render_plan")},
+    "connect": "batchrun.connection",
+}
 
 __all__ = [
     "AbortedError",
@@ -46,6 +50,7 @@ __all__ = [
     "TargetError",
     "__version__",
     "apply",
+    "connect",
     "destroy",
     "load",
     "load_all",

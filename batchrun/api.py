@@ -261,6 +261,35 @@ def lock_ahead(session: Session, workload: Workload, break_lock: bool = False) -
     return LockAhead(session.clients.blob, workload.name, force=break_lock)
 
 
+def apply_with(
+    session: Session,
+    manifest_or_plan: ManifestSource | Plan,
+    variables: Mapping[str, str] | None,
+    var_files: Sequence[Path],
+    options: PlanOptions,
+    hooks: ApplyHooks | None,
+) -> Plan:
+    """:func:`apply` through ``session``: ``manifest_or_plan``'s plan carried out, the lock taken beside the
+    reads when the workload's is missing."""
+    if isinstance(manifest_or_plan, Plan):
+        execute(session, manifest_or_plan, hooks)
+        return manifest_or_plan
+    workload = load(manifest_or_plan, variables, var_files)
+    with lock_ahead(session, workload) as ahead:
+        chosen = plan_with(session, workload, options, ahead=ahead)
+        execute(session, chosen, hooks, ahead=ahead)
+    return chosen
+
+
+def destroy_with(
+    session: Session, workload: Workload, containers: bool, confirm_replace: bool, hooks: ApplyHooks | None
+) -> Plan:
+    """:func:`destroy` through ``session``: what the workload owns deleted, its lock's blob with it."""
+    chosen = destroy_plan_with(session, workload, PlanOptions(confirm_replace=confirm_replace), containers)
+    execute(session, chosen, hooks, remove_lock=True)
+    return chosen
+
+
 def plan(
     manifest: ManifestSource,
     *,
@@ -301,15 +330,14 @@ def apply(
 ) -> Plan:
     """Apply a plan from :func:`plan`, or plan a manifest and apply it. Returns the applied plan."""
     with open_session(target, announce) as session:
-        if isinstance(manifest_or_plan, Plan):
-            execute(session, manifest_or_plan, hooks)
-            return manifest_or_plan
-        workload = load(manifest_or_plan, variables, var_files)
-        options = PlanOptions(prune, adopt, confirm_replace, rerun_failed, tuple(rerun))
-        with lock_ahead(session, workload) as ahead:
-            chosen = plan_with(session, workload, options, ahead=ahead)
-            execute(session, chosen, hooks, ahead=ahead)
-        return chosen
+        return apply_with(
+            session,
+            manifest_or_plan,
+            variables,
+            var_files,
+            PlanOptions(prune, adopt, confirm_replace, rerun_failed, tuple(rerun)),
+            hooks,
+        )
 
 
 def destroy(
@@ -326,11 +354,7 @@ def destroy(
     """Delete the job and pool the manifest owns (and its containers when asked); returns what was done."""
     workload = load(manifest, variables, var_files)
     with open_session(target, announce) as session:
-        chosen = destroy_plan_with(
-            session, workload, PlanOptions(confirm_replace=confirm_replace), containers
-        )
-        execute(session, chosen, hooks, remove_lock=True)
-        return chosen
+        return destroy_with(session, workload, containers, confirm_replace, hooks)
 
 
 def render_plan(plan: Plan) -> str:

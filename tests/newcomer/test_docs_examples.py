@@ -143,9 +143,10 @@ def test_readme_quickstart_and_examples_in_a_fresh_clone_with_a_fresh_home(clone
             check=False,
         )
 
-    # The Python API example.
-    api = python(blocks(section(README, "## Python API"), "python")[0])
-    assert api.returncode == 0, api.stderr
+    # The Python API examples: the functions, then one connection shared by several calls.
+    for example in blocks(section(README, "## Python API"), "python")[:2]:
+        api = python(example)
+        assert api.returncode == 0, api.stderr
     # The reconciler guide's task factory, planned against the same target.
     planned = python(blocks(section(RECONCILER, "## Python API"), "python")[1])
     assert planned.returncode == 0, planned.stderr
