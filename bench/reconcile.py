@@ -14,13 +14,19 @@ Next to each apply and its floor, the CPU time the emulator and Azurite spent me
 ``/proc/<pid>/stat``, in clock ticks of 10 ms, so means over the rounds): on two cores, their CPU and the
 client's share the machine, and the requests batchrun makes beyond the floor's cost on every side.
 
+With ``--connection``, each round also applies the same tasks (under other names) through one
+``batchrun.connect()`` made before the rounds, whose clients and HTTP connections stay warm from round to
+round as the floor's client does; a ``batchrun.apply`` call makes its own. Reported next to the floor, no
+goal of its own.
+
 With ``--storage-latency-ms N``, batchrun's storage requests (the record of results, the apply lock) pass a
 loopback proxy that holds each one N ms before Azurite sees it, as a storage account some way off would; the
 floor makes no storage request.
 
 The pool has no nodes, so no task runs and the emulator only stores them. Usage:
 
-    .venv/bin/python bench/reconcile.py [--tasks 10000] [--rounds 3] [--rss] [--storage-latency-ms 0]
+    .venv/bin/python bench/reconcile.py [--tasks 10000] [--rounds 3] [--rss] [--connection]
+        [--storage-latency-ms 0]
 """
 
 from __future__ import annotations
@@ -260,9 +266,12 @@ def one_round(
     logs_url: str,
     floor_first: bool,
     pids: tuple[int | None, int | None] = (None, None),
+    connection: Any = None,
 ) -> dict[str, Any]:
     """One fresh apply and one no-change plan, each next to its floor, the floor first or second
-    (alternated across rounds, so load changes hit both alike); everything is deleted after."""
+    (alternated across rounds, so load changes hit both alike); everything is deleted after. With a
+    ``connection`` (``batchrun.connect()``), another fresh apply through it right after the first, of the same
+    tasks under other names."""
     assert wl.job is not None and wl.pool is not None
     job_id, count = wl.job.id, len(wl.job.tasks)
     found: dict[str, Any] = {}
@@ -282,6 +291,9 @@ def one_round(
         floor_create()
     applied = services_cpu(pids, lambda: batchrun.apply(wl, target=target))
     found["apply"], found["apply_services"] = applied[:2], applied[2:]
+    sibling = workload(f"{wl.name}c", count) if connection is not None else None
+    if sibling is not None:
+        found["shared"] = timed(lambda: connection.apply(sibling))
     if not floor_first:
         floor_create()
     if floor_first:
@@ -293,6 +305,8 @@ def one_round(
         floor_list()
     assert not batchrun.plan(wl, target=target).has_changes, "a fresh apply must converge"
     batchrun.destroy(replace(wl), target=target, confirm_replace=True)
+    if sibling is not None:
+        connection.destroy(sibling, confirm_replace=True)
     client.begin_delete_job(f"{job_id}-raw", polling_interval=1).result()
     client.begin_delete_pool(f"{wl.pool.id}-raw", polling_interval=1).result()
     return found
@@ -361,6 +375,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rss", action="store_true", help="measure peak RSS instead of time")
     parser.add_argument(
+        "--connection",
+        action="store_true",
+        help="also apply through one batchrun.connect() made before the rounds (its clients warm, as the "
+        "floor's are)",
+    )
+    parser.add_argument(
         "--storage-latency-ms", type=float, default=0.0, help="hold batchrun's storage requests this long"
     )
     parser.add_argument("--child", nargs=4, metavar=("MODE", "HOME", "NAME", "TASKS"), help=argparse.SUPPRESS)
@@ -396,9 +416,13 @@ def main() -> None:
         plans: list[tuple[float, float]] = []
         lists: list[tuple[float, float]] = []
         plan_requests: list[int] = []
+        shared: list[tuple[float, float]] = []
+        connection = batchrun.connect(target) if args.connection else None
         for round_number in range(args.rounds):
             wl = workload(f"bench{round_number}", args.tasks)
-            measured = one_round(client, target, wl, logs_url, round_number % 2 == 0, pids)
+            measured = one_round(client, target, wl, logs_url, round_number % 2 == 0, pids, connection)
+            if "shared" in measured:
+                shared.append(measured["shared"])
             services["apply"].append(measured["apply_services"])
             services["create"].append(measured["create_services"])
             applies.append(measured["apply"])
@@ -414,7 +438,11 @@ def main() -> None:
             )
 
         def show(
-            label: str, ours: list[tuple[float, float]], base: list[tuple[float, float]], goal: float | None
+            label: str,
+            ours: list[tuple[float, float]],
+            base: list[tuple[float, float]],
+            goal: float | None,
+            no_goal: str = "no goal for this size or with storage latency",
         ) -> None:
             mine, theirs = statistics.median(w for w, _ in ours), statistics.median(w for w, _ in base)
             mine_cpu, theirs_cpu = (
@@ -423,7 +451,7 @@ def main() -> None:
             )
             ratio = mine / theirs
             if goal is None:
-                judged = "no goal for this size or with storage latency"
+                judged = no_goal
             else:
                 judged = f"goal <= {goal}x: " + ("OK" if ratio <= goal else "over the goal")
             print(
@@ -447,6 +475,14 @@ def main() -> None:
             raws,
             apply_goal,
         )
+        if shared:
+            show(
+                "fresh apply through one batchrun.connect() made before the rounds vs the same floor",
+                shared,
+                raws,
+                None,
+                "no goal of its own: the goal is batchrun.apply's, above",
+            )
         mean_ms = {
             side: [1000 * statistics.mean(row[i] for row in rows) for i in (0, 1)]
             for side, rows in services.items()
@@ -459,6 +495,8 @@ def main() -> None:
         show("no-change plan vs the same $select pages as plain JSON", plans, lists, plan_goal)
         print(f"no-change plan requests: {max(plan_requests)} (target < 30 at 10,000 tasks)")
         client.close()
+        if connection is not None:
+            connection.close()
     finally:
         stop(home)
         shutil.rmtree(home, ignore_errors=True)
