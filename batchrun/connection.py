@@ -14,7 +14,7 @@ instead::
 
 Only the target and the clients are shared: every call reads live state afresh, and every apply takes the
 workload's lock, as the functions do. The target is the one resolved when the connection was made (a local
-target restarted since listens elsewhere: connect again). Calls may be made from one thread at a time.
+target restarted since may listen elsewhere: connect again). Calls may be made from one thread at a time.
 """
 
 from __future__ import annotations
