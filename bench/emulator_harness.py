@@ -92,8 +92,7 @@ class Emulator:
     def own_cpu(self) -> float:
         """CPU seconds so far of the emulator process itself (its threads), without any child process."""
         assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
+        return own_cpu_seconds(self.process.pid)
 
     def rss_mib(self) -> float:
         assert self.process is not None
@@ -116,6 +115,16 @@ def thread_nanoseconds(pid: int) -> dict[str, int]:
         except (OSError, ValueError, IndexError):  # the thread ended between the listing and the read
             continue
     return found
+
+
+def own_cpu_seconds(pid: int | None) -> float:
+    """CPU seconds so far (user and system) of the process ``pid`` itself, without its children; 0 when it
+    cannot be read (gone, or no pid)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def _cpu_ticks(pid: int) -> int:
