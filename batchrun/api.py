@@ -41,7 +41,8 @@ ManifestSource = str | Path | Workload
 Announce = Callable[[str], None]
 
 
-def _quiet(_line: str) -> None:
+def quiet(_line: str) -> None:
+    """The default ``announce``: says nothing."""
     return None
 
 
@@ -55,7 +56,7 @@ class Session(msgspec.Struct, frozen=True):
 @contextmanager
 def open_session(
     target: str | Target | None = None,
-    announce: Announce = _quiet,
+    announce: Announce = quiet,
     request_log: Callable[[str], None] | None = None,
 ) -> Iterator[Session]:
     from batchrun.azure.clients import build_clients
@@ -301,7 +302,7 @@ def plan(
     confirm_replace: bool = False,
     rerun_failed: bool = False,
     rerun: Sequence[str] = (),
-    announce: Announce = _quiet,
+    announce: Announce = quiet,
 ) -> Plan:
     """The plan that would make live state match the manifest.
 
@@ -326,7 +327,7 @@ def apply(
     rerun_failed: bool = False,
     rerun: Sequence[str] = (),
     hooks: ApplyHooks | None = None,
-    announce: Announce = _quiet,
+    announce: Announce = quiet,
 ) -> Plan:
     """Apply a plan from :func:`plan`, or plan a manifest and apply it. Returns the applied plan."""
     with open_session(target, announce) as session:
@@ -349,7 +350,7 @@ def destroy(
     containers: bool = False,
     confirm_replace: bool = False,
     hooks: ApplyHooks | None = None,
-    announce: Announce = _quiet,
+    announce: Announce = quiet,
 ) -> Plan:
     """Delete the job and pool the manifest owns (and its containers when asked); returns what was done."""
     workload = load(manifest, variables, var_files)

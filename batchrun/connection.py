@@ -33,6 +33,7 @@ from batchrun.api import (
     load,
     open_session,
     plan_with,
+    quiet,
 )
 from batchrun.apply.hooks import ApplyHooks
 from batchrun.errors import ConfigurationError
@@ -41,15 +42,11 @@ from batchrun.plan.decide_common import PlanOptions
 from batchrun.target import Target
 
 
-def _quiet(_line: str) -> None:
-    return None
-
-
 class Connection:
     """What :func:`connect` returns: ``plan``, ``apply`` and ``destroy`` with the keyword arguments of the
     functions of the same names, less ``target`` and ``announce``; a context manager that closes it."""
 
-    def __init__(self, target: str | Target | None = None, announce: Announce = _quiet) -> None:
+    def __init__(self, target: str | Target | None = None, announce: Announce = quiet) -> None:
         self._stack = ExitStack()
         self._session: Session | None = self._stack.enter_context(open_session(target, announce))
 
@@ -131,7 +128,7 @@ class Connection:
         self.close()
 
 
-def connect(target: str | Target | None = None, announce: Announce = _quiet) -> Connection:
+def connect(target: str | Target | None = None, announce: Announce = quiet) -> Connection:
     """A :class:`Connection` to ``target`` (resolved as the functions resolve it: local by default, Azure when
     configured, or a :class:`batchrun.target.Target`); close it, or use it in a ``with`` block."""
     return Connection(target, announce)
