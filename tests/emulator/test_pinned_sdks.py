@@ -59,8 +59,13 @@ def pinned_python(cache_root: Path, version: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def cache_root(request: pytest.FixtureRequest) -> Path:
-    return Path(request.config.cache.mkdir("pinned-azure-batch"))
+def cache_root(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pytest's cache folder, kept between runs; a folder of this run when the cache is off
+    (``-p no:cacheprovider``)."""
+    cache = getattr(request.config, "cache", None)
+    if cache is None:
+        return tmp_path_factory.mktemp("pinned-azure-batch")
+    return Path(cache.mkdir("pinned-azure-batch"))
 
 
 def run_scenario(python: Path, script: str, emulator: Emulator) -> str:
