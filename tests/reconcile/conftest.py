@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from batchrun.model import JobSpec, PoolSpec, TaskSpec, Workload
+from tests.reconcile.proxy import IMAGE
 
 if TYPE_CHECKING:
     from azure.batch import BatchClient
@@ -19,6 +23,26 @@ def target(local_target: LocalTarget) -> Target:
     from batchrun.target import target_from_local
 
     return target_from_local(local_target)
+
+
+def make_workload(
+    name: str, tasks: list[TaskSpec], nodes: int = 0, vm_size: str = "standard_d2s_v3", **job: Any
+) -> Workload:
+    """A workload of a pool (``nodes`` of ``vm_size``) and a job with ``tasks``, named after ``name``."""
+    return Workload(
+        name=name,
+        manifest_path=Path("/nonexistent") / f"{name}.yaml",
+        digest=f"{name}-{len(tasks)}",
+        pool=PoolSpec(
+            f"{name}-pool",
+            {"vmSize": vm_size, "virtualMachineConfiguration": IMAGE, "targetDedicatedNodes": nodes},
+        ),
+        job=JobSpec(f"{name}-job", {"poolInfo": {"poolId": f"{name}-pool"}, **job}, tuple(tasks)),
+    )
+
+
+def tasks(count: int, command: str = "/bin/true", start: int = 0) -> list[TaskSpec]:
+    return [TaskSpec(f"t{i:05d}", {"commandLine": command}) for i in range(start, start + count)]
 
 
 class RequestCounter:

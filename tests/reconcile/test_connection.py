@@ -8,7 +8,6 @@ import contextlib
 import socket
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -16,8 +15,8 @@ from msgspec.structs import replace
 
 import batchrun
 from batchrun.errors import ConfigurationError
-from batchrun.model import JobSpec, PoolSpec, TaskSpec, Workload
-from tests.reconcile.proxy import IMAGE
+from batchrun.model import TaskSpec
+from tests.reconcile.conftest import make_workload, tasks
 
 if TYPE_CHECKING:
     from azure.batch import BatchClient
@@ -77,25 +76,11 @@ def proxy(target: Target) -> Iterator[CountingProxy]:
     counting.close()
 
 
-def _workload(name: str) -> Workload:
-    return Workload(
-        name=name,
-        manifest_path=Path(f"/nonexistent/{name}.yaml"),
-        digest="x",
-        pool=PoolSpec(f"{name}-pool", {"vmSize": "standard_d2s_v3", "virtualMachineConfiguration": IMAGE}),
-        job=JobSpec(
-            f"{name}-job",
-            {"poolInfo": {"poolId": f"{name}-pool"}},
-            tuple(TaskSpec(f"t{i}", {"commandLine": "/bin/true"}) for i in range(3)),
-        ),
-    )
-
-
 def test_calls_through_one_connection_reuse_its_http_connections(
     target: Target, proxy: CountingProxy
 ) -> None:
     through_proxy = replace(target, batch_url=proxy.url)
-    workload = _workload("conn-reuse")
+    workload = make_workload("conn-reuse", tasks(3))
 
     def opened_by(plan: object) -> int:
         before = proxy.count()
@@ -114,7 +99,9 @@ def test_calls_through_one_connection_reuse_its_http_connections(
 def test_a_connection_plans_applies_and_destroys_and_announces_its_target_once(
     target: Target, batch_client: BatchClient
 ) -> None:
-    workload = _workload("conn-cycle")
+    workload = make_workload(
+        "conn-cycle", [TaskSpec(f"t{i}", {"commandLine": "/bin/true"}) for i in range(3)]
+    )
     said: list[str] = []
     with batchrun.connect(target, announce=said.append) as connection:
         assert connection.target.describe() == target.describe()
@@ -143,4 +130,4 @@ def test_a_closed_connection_says_so(target: Target) -> None:
     connection.close()
     connection.close()  # twice is harmless
     with pytest.raises(ConfigurationError, match=r"closed; make another with batchrun\.connect"):
-        connection.plan(_workload("conn-closed"))
+        connection.plan(make_workload("conn-closed", tasks(3)))

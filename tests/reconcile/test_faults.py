@@ -16,6 +16,7 @@ from msgspec.structs import replace
 import batchrun
 from batchrun.errors import ApplyError
 from batchrun.model import JobSpec, PoolSpec, StorageInput, TaskSpec, Workload
+from tests.reconcile.conftest import make_workload, tasks
 from tests.reconcile.proxy import IMAGE, Decision, FaultProxy
 
 if TYPE_CHECKING:
@@ -54,17 +55,7 @@ def proxy(target: Target) -> Iterator[LosingProxy]:
 def test_lost_create_responses_are_checked_against_live(
     target: Target, proxy: LosingProxy, batch_client: BatchClient
 ) -> None:
-    workload = Workload(
-        name="e2e-lost",
-        manifest_path=Path("/nonexistent/e2e-lost.yaml"),
-        digest="x",
-        pool=PoolSpec("e2e-lost-pool", {"vmSize": "standard_d2s_v3", "virtualMachineConfiguration": IMAGE}),
-        job=JobSpec(
-            "e2e-lost-job",
-            {"poolInfo": {"poolId": "e2e-lost-pool"}},
-            tuple(TaskSpec(f"t{i}", {"commandLine": "/bin/true"}) for i in range(150)),
-        ),
-    )
+    workload = make_workload("e2e-lost", tasks(150))
     through_proxy = replace(target, batch_url=proxy.url)
     batchrun.apply(workload, target=through_proxy)
     assert sorted(proxy.lost) == ["POST addtaskcollection", "POST jobs"]  # both faults happened
@@ -130,17 +121,7 @@ def test_one_apply_converges_at_a_20_percent_fault_rate(
     # retries themselves) gets the fault: a reset before or after the service processed it, 500, 503, 429
     # with and without Retry-After, or a lost 2xx answer. One apply must add each task exactly once.
     name = f"e2e-flaky-{len(kinds)}-{kinds[0].replace('_', '-')}"
-    workload = Workload(
-        name=name,
-        manifest_path=Path(f"/nonexistent/{name}.yaml"),
-        digest="flaky-1",
-        pool=PoolSpec(f"{name}-pool", {"vmSize": "standard_d2s_v3", "virtualMachineConfiguration": IMAGE}),
-        job=JobSpec(
-            f"{name}-job",
-            {"poolInfo": {"poolId": f"{name}-pool"}},
-            tuple(TaskSpec(f"t{i:04d}", {"commandLine": f"/bin/echo {i}"}) for i in range(1000)),
-        ),
-    )
+    workload = make_workload(name, tasks(1000))
     try:
         with FlakyProxy(target.batch_url, kinds) as flaky:
             batchrun.apply(workload, target=replace(target, batch_url=flaky.url))

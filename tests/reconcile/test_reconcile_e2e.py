@@ -11,10 +11,9 @@ from msgspec.structs import replace
 
 import batchrun
 from batchrun.errors import PlanError
-from batchrun.model import JobSpec, PoolSpec, StorageInput, TaskSpec, Workload
+from batchrun.model import StorageInput, TaskSpec, Workload
 from batchrun.plan.actions import Action, Plan
-from tests.reconcile.conftest import RequestCounter
-from tests.reconcile.proxy import IMAGE
+from tests.reconcile.conftest import RequestCounter, make_workload, tasks
 
 
 def job_of(state: Any) -> Any:
@@ -32,25 +31,6 @@ if TYPE_CHECKING:
     from azure.batch import BatchClient
 
     from batchrun.target import Target
-
-
-def make_workload(
-    name: str, tasks: list[TaskSpec], nodes: int = 0, vm_size: str = "standard_d2s_v3", **job: Any
-) -> Workload:
-    return Workload(
-        name=name,
-        manifest_path=Path("/nonexistent") / f"{name}.yaml",
-        digest=f"{name}-{len(tasks)}",
-        pool=PoolSpec(
-            f"{name}-pool",
-            {"vmSize": vm_size, "virtualMachineConfiguration": IMAGE, "targetDedicatedNodes": nodes},
-        ),
-        job=JobSpec(f"{name}-job", {"poolInfo": {"poolId": f"{name}-pool"}, **job}, tuple(tasks)),
-    )
-
-
-def tasks(count: int, command: str = "/bin/true", start: int = 0) -> list[TaskSpec]:
-    return [TaskSpec(f"t{i:05d}", {"commandLine": command}) for i in range(start, start + count)]
 
 
 def by_action(plan: Plan, kind: str = "task") -> dict[str, int]:
