@@ -117,23 +117,25 @@ def thread_nanoseconds(pid: int) -> dict[str, int]:
     return found
 
 
-def own_cpu_seconds(pid: int | None) -> float:
-    """CPU seconds so far (user and system) of the process ``pid`` itself, without its children; 0 when it
-    cannot be read (gone, or no pid)."""
+def _cpu_fields(pid: int | None) -> list[int]:
+    """utime, stime, cutime and cstime of process ``pid`` in clock ticks (zeros when it cannot be read:
+    gone, or no pid)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK
+        return [0, 0, 0, 0]
+    return [int(value) for value in fields[11:15]]
+
+
+def own_cpu_seconds(pid: int | None) -> float:
+    """CPU seconds so far (user and system) of the process ``pid`` itself, without its children; 0 when it
+    cannot be read (gone, or no pid)."""
+    return sum(_cpu_fields(pid)[:2]) / TICK
 
 
 def _cpu_ticks(pid: int) -> int:
     """utime + stime + cutime + cstime of a live process (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0
-    return sum(int(value) for value in fields[11:15])
+    return sum(_cpu_fields(pid))
 
 
 def _process_tree(pid: int) -> list[int]:
