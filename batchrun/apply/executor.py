@@ -20,13 +20,14 @@ from urllib.parse import quote
 from batchrun.apply.hooks import ApplyHooks, SilentHooks
 from batchrun.azure.clients import Clients
 from batchrun.azure.packages import set_default_version, upload_package
+from batchrun.azure.parallel import Gate
 from batchrun.azure.results import forget_results, logs_prefix, save_results
 from batchrun.azure.schedules import delete_schedule, put_schedule, schedule_body
 from batchrun.azure.storage import SasSigner, create_container, delete_blobs, delete_container, upload_files
 from batchrun.azure.write import BatchWriter
 from batchrun.collector import collector_paused
 from batchrun.errors import ApplyError
-from batchrun.model.by_position import Joined, Made
+from batchrun.model.by_position import Joined
 from batchrun.plan.actions import Change, Operation, Plan, Stage, TaskChanges, by_part, held
 from batchrun.plan.decide_schedule import SAS_EXPIRY_KEY
 from batchrun.plan.live import STATE_CONTAINER
@@ -76,16 +77,30 @@ class Executor:
         pool_with_job = _only(stages.get(int(Stage.POOL)), "pool.create") and _only(
             stages.get(int(Stage.JOB)), "job.create"
         )
-        for stage in sorted(stages):
+        order = sorted(stages)
+        # New tasks of the new job only (no constraints to update): their first request is made ready while
+        # the pool and the job are created.
+        adds_follow = (
+            pool_with_job
+            and order[order.index(Stage.JOB) + 1 :][:1] == [Stage.TASKS]
+            and all(op.name == "task.add" for _change, op in stages[int(Stage.TASKS)])
+        )
+        for stage in order:
             in_stage = stages[stage]
             if stage == Stage.TASK_DELETE:
                 self._delete_tasks(in_stage)
             elif stage == Stage.TASKS:
-                self._task_stage(in_stage, task_parts)
+                if not adds_follow:  # else added with the creates
+                    self._task_stage(in_stage, task_parts)
             elif pool_with_job and stage == Stage.POOL:
                 continue  # created with the job
             elif pool_with_job and stage == Stage.JOB:
-                self._at_once(stages[int(Stage.POOL)], in_stage)
+                if adds_follow:
+                    self._created_while_adding(
+                        stages[int(Stage.POOL)], in_stage, stages[int(Stage.TASKS)], task_parts
+                    )
+                else:
+                    self._at_once(stages[int(Stage.POOL)], in_stage)
             else:
                 for change, op in in_stage:
                     self._one(change.address, op)
@@ -118,6 +133,42 @@ class Executor:
             raise
         finally:
             beside.join()  # a Ctrl-C here still lets the first steps' requests finish
+        if failed:
+            raise failed[0]
+
+    def _created_while_adding(
+        self,
+        pools: Sequence[tuple[Change, Operation]],
+        jobs: Sequence[tuple[Change, Operation]],
+        tasks: Sequence[tuple[Change, Operation]],
+        parts: Sequence[TaskChanges],
+    ) -> None:
+        """The pool and the job created as :meth:`_at_once` does, on threads of their own, while this one
+        makes the task stage's first request ready (its threads started, its bodies made, encoded and
+        signed: a few ms of Python's lock that would otherwise follow the creates). That request leaves once
+        both are created, as Batch takes no task for a job that does not exist; when either failed, or on a
+        Ctrl-C meanwhile, no task request leaves, and the creates' error is raised."""
+        created = Gate()
+        failed: list[BaseException] = []
+
+        def create() -> None:
+            try:
+                self._at_once(pools, jobs)
+            except BaseException as error:  # raised below, before the task stage's own
+                failed.append(error)
+                created.close()
+            else:
+                created.open()
+
+        creating = threading.Thread(target=create, name="batchrun-create")
+        creating.start()
+        try:
+            self._task_stage(tasks, parts, created)
+        except BaseException:
+            creating.join()  # a Ctrl-C here still lets the creates' requests finish
+            if not failed:
+                raise
+        creating.join()
         if failed:
             raise failed[0]
 
@@ -209,15 +260,24 @@ class Executor:
 
         return report
 
-    def _task_stage(self, steps: Sequence[tuple[Change, Operation]], parts: Sequence[TaskChanges]) -> None:
+    def _task_stage(
+        self,
+        steps: Sequence[tuple[Change, Operation]],
+        parts: Sequence[TaskChanges],
+        created: Gate | None = None,
+    ) -> None:
         with collector_paused():  # a body per task, alive until sent: nothing for the collector to find
-            self._add_and_update(steps, parts)
+            self._add_and_update(steps, parts, created)
 
     def _add_and_update(
-        self, steps: Sequence[tuple[Change, Operation]], parts: Sequence[TaskChanges]
+        self,
+        steps: Sequence[tuple[Change, Operation]],
+        parts: Sequence[TaskChanges],
+        created: Gate | None = None,
     ) -> None:
         """The constraints updates one by one, then each job's adds: its tasks held whole, then its new
-        tasks, whose changes are made as their requests are (``parts``: the jobs' task changes)."""
+        tasks, whose changes are made as their requests are (``parts``: the jobs' task changes). With
+        ``created`` (only adds, then), no request leaves before that gate opens."""
         held_adds: dict[str, list[Mapping[str, Any]]] = {}
         for change, op in steps:
             if op.name == "task.update_constraints":
@@ -229,14 +289,20 @@ class Executor:
                 raise ApplyError(
                     f"{change.address}: unknown task operation {op.name!r}; make the plan again."
                 )
-        new_adds = {part.job_id: _add_args(part.new_tasks()) for part in parts if part.new_tasks()}
+        new_adds = {part.job_id: part.new_task_adds() for part in parts if part.new_tasks()}
         self._sign_all()
         for job_id in dict.fromkeys([*held_adds, *new_adds]):
             adds = Joined((held_adds.get(job_id, ()), new_adds.get(job_id, ())))
-            self.hooks.step_started(f"job/{job_id}", f"add {len(adds)} task(s)")
+            step = f"add {len(adds)} task(s)"
+
+            def ready(stopped: threading.Event, job_id: str = job_id, step: str = step) -> None:
+                if created is not None:
+                    created.wait(stopped)
+                self.hooks.step_started(f"job/{job_id}", step)  # after the job's own steps
+
             counter = _Counter(self._progress(job_id, "added"), len(adds))
-            self.writer.add_tasks(job_id, adds, partial(self.task_body, job_id), counter.add)
-            self.hooks.step_finished(f"job/{job_id}", f"add {len(adds)} task(s)")
+            self.writer.add_tasks(job_id, adds, partial(self.task_body, job_id), counter.add, ready)
+            self.hooks.step_finished(f"job/{job_id}", step)
 
     def _sign_all(self) -> None:
         """Every SAS URL a task body of the plan may need, signed before any body is sent: a signing error
@@ -333,11 +399,6 @@ class Executor:
 def _only(steps: Sequence[tuple[Change, Operation]] | None, name: str) -> bool:
     """``steps`` are one or more operations called ``name``."""
     return bool(steps) and all(op.name == name for _change, op in steps or ())
-
-
-def _add_args(changes: Sequence[Change]) -> Sequence[Mapping[str, Any]]:
-    """The ``task.add`` arguments of new tasks' changes, each change made when read."""
-    return Made(len(changes), lambda position: changes[position].operations[0].args)
 
 
 def _blob_url(container_url: str, blob: str) -> str:

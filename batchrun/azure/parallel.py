@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, Future, wait
+from concurrent.futures import CancelledError, Executor, Future, wait
 from contextlib import AbstractContextManager, contextmanager
 from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
@@ -21,16 +21,19 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def run_parallel(function: Callable[[T], R], items: Iterable[T], threads: int) -> list[R]:
+def run_parallel(
+    function: Callable[[T], R], items: Iterable[T], threads: int, stop: threading.Event | None = None
+) -> list[R]:
     """``[function(item) for item in items]`` on ``threads`` threads, results in order; the error of the
-    earliest item that failed is raised."""
+    earliest item that failed is raised. ``stop`` is set at the first error or a Ctrl-C, after which no call
+    starts: a call that waits (on a :class:`Gate`) watches it to give up."""
     work = list(items)
     results: dict[int, R] = {}
     errors: dict[int, BaseException] = {}
     taken = iter(range(len(work)))
     take = threading.Lock()
     go = threading.Event()
-    stop = threading.Event()
+    stop = stop if stop is not None else threading.Event()
 
     def worker() -> None:
         go.wait()
@@ -66,6 +69,34 @@ def run_parallel(function: Callable[[T], R], items: Iterable[T], threads: int) -
     if errors:
         raise errors[min(errors)]
     return [results[index] for index in range(len(work))]
+
+
+class Gate:
+    """Shut until :meth:`open` or :meth:`close`: work made ready beforehand waits on it for work it depends on
+    (a job's first tasks, their request made ready while the job is created, for the job)."""
+
+    # How often a waiting call looks at its ``stopped`` event (a Ctrl-C); an opened gate lets it on at once.
+    POLL_SECONDS = 0.01
+
+    def __init__(self) -> None:
+        self._decided = threading.Event()
+        self._opened = False
+
+    def open(self) -> None:
+        self._opened = True
+        self._decided.set()
+
+    def close(self) -> None:
+        self._decided.set()
+
+    def wait(self, stopped: threading.Event) -> None:
+        """Return once the gate is open; raise ``CancelledError`` when it was closed or ``stopped`` is set
+        before it opens."""
+        while not self._decided.wait(self.POLL_SECONDS):
+            if stopped.is_set():
+                raise CancelledError("stopped before the work it waited for was done")
+        if not self._opened:
+            raise CancelledError("the work it waited for failed")
 
 
 _Call = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]

@@ -252,6 +252,7 @@ class BatchWriter(msgspec.Struct):
         tasks: Sequence[T],
         body_of: Callable[[T], Mapping[str, Any]],
         progress: Callable[[int], None],
+        ready: Callable[[threading.Event], None] | None = None,
     ) -> None:
         """Add the bodies of ``tasks`` 100 per request with parallel requests; raise ApplyError naming failed
         tasks. Each request's bodies are made by the thread that sends it, so the first request leaves
@@ -261,29 +262,45 @@ class BatchWriter(msgspec.Struct):
         wait, the next request's only once it is on its way (the pipeline's request hook). Under Python's
         lock, the first requests then leave one after another as soon as each is ready, instead of together
         once most are (the service idle meanwhile); a request made ready leaves within 1 ms of the next
-        one's making beginning (the switch interval)."""
+        one's making beginning (the switch interval).
+
+        ``ready`` is called once, when the first request is ready to leave, before it does: it may wait (a
+        job still being created; given the event set at a first error or Ctrl-C, to give up on) or raise,
+        and then nothing is sent."""
         chunks = [
             range(i, min(i + TASKS_PER_REQUEST, len(tasks))) for i in range(0, len(tasks), TASKS_PER_REQUEST)
         ]
+        stop = threading.Event()
+        first = _Once(ready, stop)
+        if not chunks:
+            first()
+            return
         making = threading.Lock()
 
         def add(chunk: range) -> list[str]:
             making.acquire()
             holding = [True]
 
-            def sent() -> None:
+            def release() -> None:
                 if holding:
                     holding.clear()
                     making.release()
 
+            def sending() -> None:
+                try:
+                    first()
+                finally:
+                    release()
+
             try:
-                bodies = [body_of(tasks[position]) for position in chunk]
-                return self._add_chunk(job_id, bodies, progress, sent)
+                first.raise_if_failed()  # a first request that may not leave: no more bodies are made
+                bodies = list(map(body_of, tasks[chunk.start : chunk.stop]))
+                return self._add_chunk(job_id, bodies, progress, sending)
             finally:
-                sent()
+                release()
 
         with prompt_thread_switches():
-            results = run_parallel(add, chunks, TASK_THREADS)
+            results = run_parallel(add, chunks, TASK_THREADS, stop)
         failures = [failure for result in results for failure in result]
         if failures:
             shown = "\n  ".join(failures[:10])
@@ -324,6 +341,7 @@ class BatchWriter(msgspec.Struct):
                 raise translate(error, f"adding tasks to job/{job_id}") from error
             retry: list[Mapping[str, Any]] = []
             existing: list[Mapping[str, Any]] = []
+            added = 0  # reported once per answer
             for item in result.get("value") or []:  # mapping access: as_dict() is slow per chunk
                 task_id = str(item.get("taskId", ""))
                 status = str(item.get("status", "")).lower()
@@ -332,7 +350,7 @@ class BatchWriter(msgspec.Struct):
                 if body is None:
                     continue
                 if status == "success":
-                    progress(1)
+                    added += 1
                 elif status == "servererror":
                     retry.append(body)
                 elif code == "TaskExists":
@@ -344,12 +362,14 @@ class BatchWriter(msgspec.Struct):
                 same = self._same_tasks(job_id, existing)
                 for body in existing:
                     if str(body["id"]).lower() in same:
-                        progress(1)
+                        added += 1
                     else:
                         failures.append(
                             f"task/{job_id}/{body['id']}: TaskExists: a task with this id exists with "
                             "another definition (added meanwhile by someone else); run plan again to see it"
                         )
+            if added:
+                progress(added)
             pending = retry
         failures.extend(f"task/{job_id}/{body['id']}: server error after retries" for body in pending)
         return failures
@@ -376,3 +396,31 @@ class BatchWriter(msgspec.Struct):
                 str(task["id"]).lower(): task_digest_of(task.get("environmentSettings")) for task in live
             }
         return {task_id for task_id, digest in wanted.items() if digest and found.get(task_id) == digest}
+
+
+class _Once:
+    """``ready(stop)`` called by the first caller only (the others wait for it); its error raised again to
+    every later caller. Without ``ready``: nothing."""
+
+    def __init__(self, ready: Callable[[threading.Event], None] | None, stop: threading.Event) -> None:
+        self._ready, self._stop = ready, stop
+        self._lock = threading.Lock()
+        self._done = ready is None
+        self._error: BaseException | None = None
+
+    def __call__(self) -> None:
+        if self._done:
+            return
+        with self._lock:
+            if not self._done and self._error is None and self._ready is not None:
+                try:
+                    self._ready(self._stop)
+                except BaseException as error:
+                    self._error = error
+                    raise
+                self._done = True
+        self.raise_if_failed()
+
+    def raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error

@@ -202,6 +202,12 @@ class TaskChanges(ByPosition[Change]):
         entries, new = self._entries, self._new
         return Made(len(new), lambda position: self._made(entries[new[position]]))
 
+    def new_task_adds(self) -> Sequence[Mapping[str, Any]]:
+        """The arguments of the new tasks' ``task.add``, in order, each made when read (what an apply sends;
+        :meth:`new_tasks` without a lookup per task through it)."""
+        entries, new = self._entries, self._new
+        return Made(len(new), lambda position: self._made(entries[new[position]]).operations[0].args)
+
     def walk(self) -> Iterator[tuple[Change | None, int, str, str]]:
         """Each change in order, to be shown, without making the kept tasks' changes: ``(change, -1, "", "")``
         for a change held whole, or a new task's as shown (a create, its operations left out: its body is

@@ -16,6 +16,7 @@ from batchrun.manifest import load_workload
 from batchrun.manifest.factories import combination_at, combinations
 from batchrun.manifest.job_tasks import ManifestTasks
 from batchrun.model import task_ids, tasks_with_dependencies
+from batchrun.model.by_position import Joined, Made
 from tests.manifest.conftest import HEADER, POOL
 
 JOB = HEADER + POOL + "job:\n  id: j\n  tasks:\n"  # then the task entries
@@ -224,3 +225,27 @@ def test_making_tasks_leaves_nothing_for_the_garbage_collector(tmp_path: Path) -
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        slice(None),
+        slice(0, 100),
+        slice(95, 205),  # across three parts
+        slice(100, 103),  # a part's first items
+        slice(-7, None),
+        slice(250, 400),  # past the end
+        slice(40, 10),  # empty
+        slice(3, 200, 7),  # with a step: item by item
+        slice(None, None, -1),
+    ],
+)
+def test_joined_sequences_sliced_are_the_slices_of_their_items(index: slice) -> None:
+    made = Made(101, lambda position: f"made-{position}")  # answers its slice in one call
+    parts = ([f"list-{n}" for n in range(3)], (), made, tuple(f"tuple-{n}" for n in range(120)))
+    joined = Joined(parts)
+    whole = [item for part in parts for item in part]
+    assert len(joined) == len(whole) == 224
+    assert joined[index] == tuple(whole[index])
+    assert joined[-1] == whole[-1] and joined[103] == whole[103]

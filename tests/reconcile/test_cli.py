@@ -276,8 +276,9 @@ WITH_CTRL_C = (
 )
 
 
-def interrupted(args: list[str], env: dict[str, str], marker: str) -> tuple[int, str]:
-    """Run ``batchrun ARGS`` and press Ctrl-C (SIGINT) once ``marker`` is printed; exit code and output."""
+def interrupted(args: list[str], env: dict[str, str], marker: str, delay: float = 0.0) -> tuple[int, str]:
+    """Run ``batchrun ARGS`` and press Ctrl-C (SIGINT) ``delay`` seconds after ``marker`` is printed; exit
+    code and output."""
     process = subprocess.Popen(
         [sys.executable, "-c", WITH_CTRL_C, *args],
         env=env,
@@ -293,6 +294,7 @@ def interrupted(args: list[str], env: dict[str, str], marker: str) -> tuple[int,
         for line in process.stdout:
             seen += line
             if marker in line:
+                time.sleep(delay)
                 process.send_signal(signal.SIGINT)
                 break
         rest, _ = process.communicate(timeout=120)
@@ -328,6 +330,50 @@ def test_ctrl_c_during_task_adds_is_reported_and_a_rerun_converges(
         assert json.loads(status.stdout)["inSync"] is True
     finally:
         run(local_target_env, "destroy", str(path), "--auto-approve", "--confirm-replace")
+
+
+def test_ctrl_c_while_the_job_is_created_sends_no_task_and_a_rerun_converges(
+    tmp_path: Path, local_target_env: dict[str, str], local_target: LocalTarget, batch_client: BatchClient
+) -> None:
+    # The first task request is made ready while the pool and the job are created; a Ctrl-C meanwhile must
+    # keep it from leaving. The job's create is held at the proxy, so the Ctrl-C lands while it is in flight.
+    path = tmp_path / "sigint-create.yaml"
+    path.write_text(
+        HEADER_AND_POOL.format(name="cli-create-sigint")
+        + "job:\n  id: cli-create-sigint-job\n  tasks:\n"
+        + '    - {id: "t-${i}", foreach: {i: {range: [1, 250]}}, commandLine: /bin/true}\n'
+    )
+    arrived: list[tuple[str, str]] = []
+
+    def hold_the_job(method: str, url_path: str) -> Literal["pass"]:
+        arrived.append((method, url_path))
+        if (method, url_path) == ("POST", "/jobs"):
+            time.sleep(2)  # forwarded after the Ctrl-C: a create in flight finishes
+        return "pass"
+
+    with FaultProxy(local_target.batch_url, hold_the_job) as proxy:
+        env = dict(
+            local_target_env,
+            AZURE_BATCH_ENDPOINT=proxy.url,
+            AZURE_BATCH_ACCOUNT=local_target.account_name,
+            AZURE_BATCH_ACCESS_KEY=local_target.account_key,
+            AZURE_STORAGE_CONNECTION_STRING=local_target.connection_string,
+        )
+        try:
+            # Half a second on, the task stage's threads wait for the creates: the job's is 1.5 s from done.
+            code, output = interrupted(["apply", str(path), "--auto-approve"], env, "job.create ...", 0.5)
+            assert code == 130, output
+            assert "Apply interrupted" in output and "Traceback" not in output
+            assert ("POST", "/jobs") in arrived
+            assert not [p for _, p in arrived if p.endswith("/addtaskcollection")], "a task request left"
+            assert not list(batch_client.list_tasks("cli-create-sigint-job"))  # the job is there, no task
+
+            again = run(env, "apply", str(path), "--auto-approve")
+            assert again.returncode == 0, again.stderr
+            assert run(env, "plan", str(path), "--detailed-exitcode").returncode == 0
+            assert len(list(batch_client.list_tasks("cli-create-sigint-job"))) == 250
+        finally:
+            run(local_target_env, "destroy", str(path), "--auto-approve", "--confirm-replace")
 
 
 def test_target_hanging_up_mid_apply_says_a_rerun_finishes(

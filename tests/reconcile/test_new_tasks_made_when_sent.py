@@ -98,25 +98,46 @@ def _fresh(name: str, pool: dict[str, object]) -> Workload:
     )
 
 
-def test_a_new_pool_and_its_new_job_are_created_at_once_and_the_tasks_after_both(target: Target) -> None:
+@pytest.mark.parametrize("held", ["/pools", "/jobs"])
+def test_a_new_pool_and_its_new_job_are_created_at_once_and_the_tasks_after_both(
+    target: Target, held: str
+) -> None:
     arrived: list[tuple[float, str, str]] = []
+    events: list[tuple[str, str, str]] = []
 
-    def hold_the_pool(method: str, path: str) -> Decision:
+    class Recorded:
+        def step_started(self, address: str, operation: str) -> None:
+            events.append(("started", address, operation))
+
+        def step_finished(self, address: str, operation: str) -> None:
+            events.append(("finished", address, operation))
+
+        def tasks_progress(self, job_id: str, verb: str, done: int, total: int) -> None:
+            return None
+
+    def hold(method: str, path: str) -> Decision:
         arrived.append((time.monotonic(), method, path))
-        if (method, path) == ("POST", "/pools"):
-            time.sleep(0.5)  # its answer comes late: the job's create does not wait for it
+        if (method, path) == ("POST", held):
+            time.sleep(0.5)  # its answer comes late: the other create does not wait for it
         return "pass"
 
-    workload = _fresh("atonce", {"vmSize": "standard_d2s_v3"})
+    workload = _fresh(f"atonce{held.strip('/')}", {"vmSize": "standard_d2s_v3"})
     try:
-        with FaultProxy(target.batch_url, hold_the_pool) as proxy:
-            batchrun.apply(workload, target=replace(target, batch_url=proxy.url))
+        with FaultProxy(target.batch_url, hold) as proxy:
+            batchrun.apply(workload, target=replace(target, batch_url=proxy.url), hooks=Recorded())
         at = {(method, path): when for when, method, path in arrived}
         pool, job = at[("POST", "/pools")], at[("POST", "/jobs")]
         adds = [when for when, method, path in arrived if path.endswith("/addtaskcollection")]
-        assert job - pool < 0.4, "the job's create waited for the pool's answer"
-        assert adds and min(adds) - pool >= 0.5, "tasks were added before the pool was created"
+        assert abs(job - pool) < 0.4, "one create waited for the other's answer"
+        # The first task request is made ready meanwhile, but leaves only once both creates are answered.
+        assert adds and min(adds) - at[("POST", held)] >= 0.5, "tasks were added before the creates ended"
         assert not batchrun.plan(workload, target=target).has_changes
+        # The progress reported keeps the plan's order: the pool and the job created, then the tasks.
+        job_id = f"{workload.name}-job"
+        adding = events.index(("started", f"job/{job_id}", "add 3 task(s)"))
+        assert events.index(("finished", f"pool/{workload.name}-pool", "pool.create")) < adding
+        assert events.index(("finished", f"job/{job_id}", "job.create")) < adding
+        assert events[-1] == ("finished", f"job/{job_id}", "add 3 task(s)")
     finally:
         batchrun.destroy(workload, target=target, confirm_replace=True)
 
