@@ -143,7 +143,12 @@ def plan_with(
     from batchrun.plan.decide_job import creates_a_job
     from batchrun.plan.explain import explain, tasks_to_explain
 
-    hashes = HashCache.for_workload(workload.name, workload.manifest_path.parent)
+    # Without local inputs there is nothing to look up: the cache's file is not even found.
+    hashes = (
+        HashCache.for_workload(workload.name, workload.manifest_path.parent)
+        if workload.inputs
+        else HashCache(None)
+    )
     inputs = prepare_inputs(workload, hashes, hash_every_file)  # else new files no task reads wait
     packages = [prepare_package(spec) for spec in workload.packages]
     # The task graphs (digests) need no live state and the orphans are another read: both are made while
