@@ -83,11 +83,14 @@ def _transport(request_log: RequestLog | None, target: Target, url: str) -> dict
     ``HTTPS_PROXY``/``HTTP_PROXY`` unless ``NO_PROXY`` names the host, and a CA bundle from
     ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``. Left to requests, they were read again for every request,
     walking the whole environment twice: about 8 % of a request's CPU time. ``~/.netrc`` is not read (the
-    credentials are the client's)."""
+    credentials are the client's). Each request is prepared in one step
+    (:class:`batchrun.azure.http_session.PreparedSession`)."""
     import requests
     from azure.core.pipeline.transport import RequestsTransport
 
-    session = requests.Session()
+    from batchrun.azure.http_session import PreparedSession
+
+    session = PreparedSession()
     from_environment = session.merge_environment_settings(url, {}, None, None, None)
     session.trust_env = False
     session.proxies.update(from_environment["proxies"])
