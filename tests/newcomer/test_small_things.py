@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ctrl_c import WITH_CTRL_C
 from tests.operate.cli import REPO, batchrun, batchrun_in_terminal, manifest
 
 COMMANDS = ("validate", "render", "plan", "apply", "destroy", "wait", "status", "logs", "outputs")
@@ -130,7 +131,7 @@ def test_blocked_destroy_says_nothing_was_deleted_and_interrupt_hints_keep_the_v
     assert "nothing was applied" not in blocked.stderr
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "batchrun", "wait", str(running), "--var", "seconds=300"],
+        [sys.executable, "-c", WITH_CTRL_C, "wait", str(running), "--var", "seconds=300"],
         env=local_target_env,
         cwd=REPO,
         stdout=subprocess.PIPE,

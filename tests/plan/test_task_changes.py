@@ -111,6 +111,10 @@ def test_new_tasks_are_made_only_when_read_and_equal_the_changes_they_stand_for(
     assert made == []
     new = changes.new_tasks()
     assert len(new) == 2 and made == [] and new[1] == _added(3) and made == [3]
+    adds = changes.new_task_adds()  # what an apply sends: the add arguments, made as read
+    assert len(adds) == 2 and made == [3]
+    sent = adds[0:2]  # a request's slice: each made once
+    assert made == [3, 1, 3] and sent == (_added(1).operations[0].args, _added(3).operations[0].args)
     assert tuple(changes) == (_kept(0), _added(1), _added(2), _added(3))
     assert list(acting(changes)) == [_added(1), _added(2), _added(3)]
     assert plan_from_json(plan_to_json(plan)) == plan

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from batchrun.plan.plan_json import plan_from_json
+from tests.ctrl_c import WITH_CTRL_C
 from tests.reconcile.proxy import FaultProxy
 
 if TYPE_CHECKING:
@@ -267,12 +268,6 @@ job:
   tasks:
     - {id: "t-${i}", foreach: {i: {range: [1, 4000]}}, commandLine: /bin/true}
 """
-)
-
-# The test runner may start workers with SIGINT ignored, which a child Python would inherit: restore Ctrl-C.
-WITH_CTRL_C = (
-    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    "from batchrun.cli.main import main; main()"
 )
 
 
