@@ -289,7 +289,7 @@ class Executor:
                 raise ApplyError(
                     f"{change.address}: unknown task operation {op.name!r}; make the plan again."
                 )
-        new_adds = {part.job_id: part.new_task_adds() for part in parts if part.new_tasks()}
+        new_adds = {part.job_id: adds for part in parts if (adds := part.new_task_adds())}
         self._sign_all()
         for job_id in dict.fromkeys([*held_adds, *new_adds]):
             adds = Joined((held_adds.get(job_id, ()), new_adds.get(job_id, ())))

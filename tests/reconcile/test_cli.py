@@ -65,6 +65,17 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def through(batch_url: str, env: dict[str, str], local_target: LocalTarget) -> dict[str, str]:
+    """``env`` with the local target named as an Azure one whose Batch endpoint is ``batch_url`` (a proxy)."""
+    return dict(
+        env,
+        AZURE_BATCH_ENDPOINT=batch_url,
+        AZURE_BATCH_ACCOUNT=local_target.account_name,
+        AZURE_BATCH_ACCESS_KEY=local_target.account_key,
+        AZURE_STORAGE_CONNECTION_STRING=local_target.connection_string,
+    )
+
+
 def test_plan_apply_destroy_through_the_cli(
     tmp_path: Path, local_target_env: dict[str, str], local_target: LocalTarget
 ) -> None:
@@ -347,13 +358,7 @@ def test_ctrl_c_while_the_job_is_created_sends_no_task_and_a_rerun_converges(
         return "pass"
 
     with FaultProxy(local_target.batch_url, hold_the_job) as proxy:
-        env = dict(
-            local_target_env,
-            AZURE_BATCH_ENDPOINT=proxy.url,
-            AZURE_BATCH_ACCOUNT=local_target.account_name,
-            AZURE_BATCH_ACCESS_KEY=local_target.account_key,
-            AZURE_STORAGE_CONNECTION_STRING=local_target.connection_string,
-        )
+        env = through(proxy.url, local_target_env, local_target)
         try:
             # Half a second on, the task stage's threads wait for the creates: the job's is 1.5 s from done.
             code, output = interrupted(["apply", str(path), "--auto-approve"], env, "job.create ...", 0.5)
@@ -384,13 +389,7 @@ def test_target_hanging_up_mid_apply_says_a_rerun_finishes(
         return "hang_up" if path.endswith("/addtaskcollection") else "pass"
 
     with FaultProxy(local_target.batch_url, hang_up_on_task_adds) as proxy:
-        env = dict(
-            local_target_env,
-            AZURE_BATCH_ENDPOINT=proxy.url,
-            AZURE_BATCH_ACCOUNT=local_target.account_name,
-            AZURE_BATCH_ACCESS_KEY=local_target.account_key,
-            AZURE_STORAGE_CONNECTION_STRING=local_target.connection_string,
-        )
+        env = through(proxy.url, local_target_env, local_target)
         try:
             result = run(env, "apply", str(path), "--auto-approve")
             assert result.returncode == 1, result.stderr
