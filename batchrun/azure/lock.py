@@ -29,11 +29,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import BlobClient, BlobLeaseClient, BlobServiceClient
+from azure.storage.blob import BlobServiceClient
 
+from batchrun.azure import blob_requests as blobs
 from batchrun.azure.failures import error_code, status_of, translated
 from batchrun.errors import TargetError
 from batchrun.local.processes import is_alive, start_time
@@ -102,9 +103,36 @@ def _holder() -> dict[str, str]:
     }
 
 
-def _holder_metadata(blob: BlobClient) -> dict[str, str] | None:
+class _LockBlob:
+    """The workload's lock blob, its requests made through :mod:`batchrun.azure.blob_requests`."""
+
+    def __init__(self, service: BlobServiceClient, workload: str) -> None:
+        self.service, self.name = service, lock_blob_name(workload)
+
+    def make(self, metadata: dict[str, str]) -> str:
+        """Make the missing blob (a 409 when it is there, a 404 without its container); its ETag."""
+        return blobs.create_empty_blob(self.service, LOCK_CONTAINER, self.name, metadata)
+
+    def make_container(self) -> None:
+        with suppress(ResourceExistsError):
+            blobs.create_container(self.service, LOCK_CONTAINER)
+
+    def lease(self, action: str, lease_id: str | None = None, **options: Any) -> None:
+        blobs.lease(self.service, LOCK_CONTAINER, self.name, action, lease_id, **options)
+
+    def metadata(self) -> dict[str, str]:
+        return blobs.blob_metadata(self.service, LOCK_CONTAINER, self.name)
+
+    def set_metadata(self, metadata: dict[str, str], lease_id: str) -> None:
+        blobs.set_blob_metadata(self.service, LOCK_CONTAINER, self.name, metadata, lease_id)
+
+    def delete(self, lease_id: str) -> None:
+        blobs.delete_blob(self.service, LOCK_CONTAINER, self.name, lease_id)
+
+
+def _holder_metadata(blob: _LockBlob) -> dict[str, str] | None:
     try:
-        return dict(blob.get_blob_properties().metadata or {})
+        return blob.metadata()
     except AzureError:
         return None
 
@@ -131,55 +159,43 @@ def _holder_is_gone(meta: dict[str, str] | None) -> bool:
     return not is_alive(int(meta["pid"]), started=int(started) if started.isdigit() else None)
 
 
-def _blob(service: BlobServiceClient, workload: str) -> BlobClient:
-    """The workload's lock blob, made when missing (and its container, when that is missing too)."""
-    container = service.get_container_client(LOCK_CONTAINER)
-    blob = container.get_blob_client(lock_blob_name(workload))
+def _made(blob: _LockBlob) -> None:
+    """The lock blob, made when missing (and its container, when that is missing too)."""
     try:
         with suppress(ResourceExistsError):
-            blob.upload_blob(b"", overwrite=False)
+            blob.make({})
     except ResourceNotFoundError:  # no container yet: the first workload on this storage account
+        blob.make_container()
         with suppress(ResourceExistsError):
-            container.create_container()
-        with suppress(ResourceExistsError):
-            blob.upload_blob(b"", overwrite=False)
-    return blob
+            blob.make({})
 
 
-def _made_naming_me(service: BlobServiceClient, workload: str) -> str | None:
+def _made_naming_me(blob: _LockBlob) -> str | None:
     """Make the missing lock blob with this apply named as its holder (and its container, when that is
     missing too); its ETag, or None when another apply made it first."""
-    container = service.get_container_client(LOCK_CONTAINER)
-    blob = container.get_blob_client(lock_blob_name(workload))
     for attempt in range(2):
         try:
-            return str(blob.upload_blob(b"", overwrite=False, metadata=_holder())["etag"])
+            return blob.make(_holder())
         except ResourceExistsError:
             return None
         except ResourceNotFoundError:  # no container yet: the first workload on this storage account
             if attempt:
                 raise
-            with suppress(ResourceExistsError):
-                container.create_container()
+            blob.make_container()
     return None
 
 
-def _leased_if_missing(blob: BlobClient, lease_id: str) -> BlobLeaseClient:
+def _leased_if_missing(blob: _LockBlob, lease_id: str) -> None:
     """Make the missing lock blob naming this apply, then lease it unless it was touched since (its ETag);
     :class:`LockNotMissing` otherwise."""
     try:
-        made = str(blob.upload_blob(b"", overwrite=False, metadata=_holder())["etag"])
+        made = blob.make(_holder())
     except ResourceExistsError:
         raise LockNotMissing(there=True) from None
     except AzureError:  # no container yet, no right to write, no answer: the usual way decides, if needed
         raise LockNotMissing(there=False) from None
     try:
-        return blob.acquire_lease(
-            lease_duration=LEASE_SECONDS,
-            lease_id=lease_id,
-            etag=made,
-            match_condition=MatchConditions.IfNotModified,
-        )
+        blob.lease("acquire", lease_id, seconds=LEASE_SECONDS, if_match=made)
     except AzureError:  # another apply leased (or touched) it first: the usual way names who
         raise LockNotMissing(there=True) from None
 
@@ -195,9 +211,10 @@ def _names_me(meta: dict[str, str] | None) -> bool:
 def break_lock(service: BlobServiceClient, workload: str) -> None:
     """Break the workload's lock now (its holder is gone, or must be stopped)."""
     with translated(f"breaking the apply lock of workload {workload}"):
-        blob = _blob(service, workload)
+        blob = _LockBlob(service, workload)
+        _made(blob)
         with suppress(ResourceExistsError, HttpResponseError):  # 409: no lease to break
-            BlobLeaseClient(blob).break_lease(lease_break_period=0)
+            blob.lease("break")
 
 
 def _held(workload: str, meta: dict[str, str] | None) -> LockHeldError:
@@ -209,20 +226,20 @@ def _held(workload: str, meta: dict[str, str] | None) -> LockHeldError:
     )
 
 
-def _write_holder(blob: BlobClient, lease: BlobLeaseClient, workload: str) -> None:
+def _write_holder(blob: _LockBlob, lease_id: str, workload: str) -> None:
     """Write who holds the lock under its lease. The lease can lapse before the write lands: an answer lost
     on the way is retried after up to 8 s, twice, and a lease lasts 15 s. Then the lease is taken again with
     the same id (Storage allows that while nobody else took it; when somebody did, the lock is theirs) and
     the write tried again."""
     for attempt in range(3):
         try:
-            blob.set_blob_metadata(_holder(), lease=lease)
+            blob.set_metadata(_holder(), lease_id)
             return
         except HttpResponseError as error:
             if error_code(error) != "LeaseNotPresentWithBlobOperation" or attempt == 2:
                 raise
         try:
-            lease.acquire(lease_duration=LEASE_SECONDS)
+            blob.lease("acquire", lease_id, seconds=LEASE_SECONDS)
         except HttpResponseError as error:
             if status_of(error) != 409:
                 raise
@@ -251,14 +268,14 @@ def apply_lock(
             break_lock(service, workload)
         # The lock blob is made only when it is missing (the first apply of the workload): two requests
         # fewer on every other apply.
-        blob = service.get_blob_client(LOCK_CONTAINER, lock_blob_name(workload))
+        blob = _LockBlob(service, workload)
         # A lease id of our own: an acquire whose answer was lost and is retried gets the same lease back
         # (Storage accepts an acquire that proposes the active lease's id), not "already leased".
         lease_id = str(uuid.uuid4())
         if only_if_missing:
-            lease = _leased_if_missing(blob, lease_id)
+            _leased_if_missing(blob, lease_id)
         else:
-            lease = _taken(service, blob, workload, lease_id, force=force, likely_missing=likely_missing)
+            _taken(blob, workload, lease_id, force=force, likely_missing=likely_missing)
     stop = threading.Event()
 
     def renew() -> None:
@@ -266,7 +283,7 @@ def apply_lock(
             # A passing storage error: the next renewal tries again. A renewal still retrying when the block
             # ends is let go (its join times out) and meets the closed client: nothing of it may escape.
             with suppress(Exception):
-                lease.renew()
+                blob.lease("renew", lease_id)
 
     renewer = threading.Thread(target=renew, name=f"batchrun-lock-{workload}", daemon=True)
     renewer.start()
@@ -277,44 +294,28 @@ def apply_lock(
         stop.set()
         with suppress(AzureError):  # not released: it lapses by itself
             if held.remove_after:
-                blob.delete_blob(lease=lease)
+                blob.delete(lease_id)
             else:
-                lease.release()
+                blob.lease("release", lease_id)
         renewer.join(timeout=5)  # after the release: it only waits for a renewal in flight
 
 
-def _taken(
-    service: BlobServiceClient,
-    blob: BlobClient,
-    workload: str,
-    lease_id: str,
-    *,
-    force: bool,
-    likely_missing: bool,
-) -> BlobLeaseClient:
-    """The lock's lease, taken the usual way (see :func:`apply_lock`), its holder written."""
+def _taken(blob: _LockBlob, workload: str, lease_id: str, *, force: bool, likely_missing: bool) -> None:
+    """The lock's lease ``lease_id``, taken the usual way (see :func:`apply_lock`), its holder written."""
     deadline = time.monotonic() + LEASE_SECONDS + 5
     # The first apply of a workload makes the blob with its name already written, then takes the lease
     # only if nobody touched the blob since (its ETag): one request fewer than writing the name after.
     made, named = False, ""
     if likely_missing and not force:
-        named, made = _made_naming_me(service, workload) or "", True
+        named, made = _made_naming_me(blob) or "", True
     while True:
         try:
-            if named:
-                lease = blob.acquire_lease(
-                    lease_duration=LEASE_SECONDS,
-                    lease_id=lease_id,
-                    etag=named,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-            else:
-                lease = blob.acquire_lease(lease_duration=LEASE_SECONDS, lease_id=lease_id)
+            blob.lease("acquire", lease_id, seconds=LEASE_SECONDS, if_match=named or None)
             break
         except ResourceNotFoundError:
             if made:
                 raise
-            named, made = _made_naming_me(service, workload) or "", True
+            named, made = _made_naming_me(blob) or "", True
             continue
         except HttpResponseError as error:
             if status_of(error) == 412:  # touched since it was made: taken as any lock blob is
@@ -332,5 +333,4 @@ def _taken(
             raise _held(workload, meta) from None
         time.sleep(1)
     if not named:
-        _write_holder(blob, lease, workload)
-    return lease
+        _write_holder(blob, lease_id, workload)

@@ -29,6 +29,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
 
+from batchrun.azure.blob_requests import download_blob
 from batchrun.azure.failures import error_code, translated
 from batchrun.azure.rest import list_json
 from batchrun.errors import TargetError
@@ -83,12 +84,9 @@ def _encode(workload: str, results: Mapping[str, TaskResult], ids: Mapping[str, 
 
 def read_record(service: BlobServiceClient, workload: str) -> Record:
     """The record as stored now (one request)."""
-    blob = service.get_blob_client(STATE_CONTAINER, record_blob(workload))
     with translated(f"reading the record of results of workload {workload!r}"):
         try:
-            downloaded = blob.download_blob()
-            data = downloaded.readall()
-            etag = str(downloaded.properties.etag)
+            data, etag = download_blob(service, STATE_CONTAINER, record_blob(workload))
         except ResourceNotFoundError as error:
             return Record({}, None, error_code(error) != "ContainerNotFound")
     return Record(_decode(data, workload), etag, True)

@@ -452,7 +452,7 @@ def test_an_apply_sure_to_write_takes_its_lock_while_it_decides_and_a_blocked_on
 
 
 def test_a_missing_lock_is_taken_at_once_and_one_there_is_left_alone_until_the_plan_is_sure(
-    local_target: LocalTarget, blob_service: BlobServiceClient
+    local_target: LocalTarget, blob_service: BlobServiceClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """At once (beside a plan's reads) the lock is taken only by making its missing blob: a blob there is
     not written (its ETag, no lease) and is taken once the plan is sure to write; a storage account without
@@ -501,17 +501,10 @@ def test_a_missing_lock_is_taken_at_once_and_one_there_is_left_alone_until_the_p
                 assert missing.get_blob_properties().lease.state == "leased"
         assert len(sent) == 4 and "comp=metadata" in sent[2], sent
 
-    from azure.storage.blob import BlobServiceClient as Service
-
     other = blob_service.get_container_client("batchrun-state-elsewhere")
-
-    class Elsewhere(Service):
-        """The same account, the lock's container named otherwise: one that does not exist."""
-
-        def get_blob_client(self, container: Any, blob: Any, **kwargs: Any) -> Any:
-            return super().get_blob_client("batchrun-state-elsewhere", blob, **kwargs)
-
-    with Elsewhere.from_connection_string(local_target.connection_string) as service:
+    # The same account, the lock's container named otherwise: one that does not exist.
+    monkeypatch.setattr("batchrun.azure.lock.LOCK_CONTAINER", "batchrun-state-elsewhere")
+    with _watched(local_target, sent) as service:
         with LockAhead(service, "no-container") as ahead, ThreadPoolExecutor(1) as reads:
             ahead.begin(reads)
             assert not ahead.started
@@ -541,20 +534,22 @@ def test_a_renewal_that_fails_in_any_way_leaves_the_lock_held_and_raises_nothing
 ) -> None:
     """A renewal still retrying through flaky storage when the apply ends meets a closed client (a
     ValueError, not a storage error): the renewing thread swallows it, as it does a storage error."""
-    from azure.storage.blob import BlobLeaseClient
-
+    import batchrun.azure.blob_requests as blob_requests
     import batchrun.azure.lock as lock_module
 
     escaped: list[BaseException | None] = []
     monkeypatch.setattr(threading, "excepthook", lambda args: escaped.append(args.exc_value))
     monkeypatch.setattr(lock_module, "RENEW_SECONDS", 0.01)
     renewals: list[str] = []
+    lease = blob_requests.lease
 
-    def closed_client(self: BlobLeaseClient, **_kwargs: Any) -> None:
-        renewals.append(self.id)
+    def closed_client(*args: Any, **kwargs: Any) -> None:
+        if args[3] != "renew":
+            return lease(*args, **kwargs)
+        renewals.append(str(args[4]))
         raise ValueError("HTTP transport has already been closed.")
 
-    monkeypatch.setattr(BlobLeaseClient, "renew", closed_client)
+    monkeypatch.setattr(blob_requests, "lease", closed_client)
     lock = blob_service.get_blob_client("batchrun-state", lock_module.lock_blob_name("renewal-fails"))
     with lock_module.apply_lock(blob_service, "renewal-fails", likely_missing=True, remove_after=True):
         deadline = time.monotonic() + 10
