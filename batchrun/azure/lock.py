@@ -29,7 +29,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
@@ -117,8 +116,17 @@ class _LockBlob:
         with suppress(ResourceExistsError):
             blobs.create_container(self.service, LOCK_CONTAINER)
 
-    def lease(self, action: str, lease_id: str | None = None, **options: Any) -> None:
-        blobs.lease(self.service, LOCK_CONTAINER, self.name, action, lease_id, **options)
+    def lease(
+        self,
+        action: str,
+        lease_id: str | None = None,
+        *,
+        seconds: int | None = None,
+        if_match: str | None = None,
+    ) -> None:
+        blobs.lease(
+            self.service, LOCK_CONTAINER, self.name, action, lease_id, seconds=seconds, if_match=if_match
+        )
 
     def metadata(self) -> dict[str, str]:
         return blobs.blob_metadata(self.service, LOCK_CONTAINER, self.name)
