@@ -37,9 +37,17 @@ _MESSAGE = re.compile(rb"<Message>([^<\r\n]*)")
 LEASE_ACTIONS = ("acquire", "renew", "release", "break")
 
 
-def blob_url(service: BlobServiceClient, container: str, name: str) -> str:
-    """The blob's URL, quoted as the SDK quotes it."""
-    return f"{service.primary_endpoint.rstrip('/')}/{quote(container)}/{quote(name, safe='~/')}"
+def _url(service: BlobServiceClient, path: str, query: str = "") -> str:
+    """``path`` (quoted) under the account's endpoint, with ``query`` and any SAS the account URL carries, as
+    the SDK's clients make their URLs."""
+    endpoint, _, sas = service.primary_endpoint.partition("?")
+    joined = "&".join(part for part in (query, sas) if part)
+    return f"{endpoint.rstrip('/')}/{path}" + (f"?{joined}" if joined else "")
+
+
+def blob_url(service: BlobServiceClient, container: str, name: str, query: str = "") -> str:
+    """The blob's URL, quoted as the SDK quotes it, with ``query``."""
+    return _url(service, f"{quote(container)}/{quote(name, safe='~/')}", query)
 
 
 def _error(response: HttpResponse) -> HttpResponseError:
@@ -84,7 +92,7 @@ def create_empty_blob(
 
 def create_container(service: BlobServiceClient, container: str) -> None:
     """Make the container (a 409 when it is there)."""
-    send(service, "PUT", f"{service.primary_endpoint.rstrip('/')}/{quote(container)}?restype=container")
+    send(service, "PUT", _url(service, quote(container), "restype=container"))
 
 
 def lease(
@@ -111,7 +119,7 @@ def lease(
         headers["x-ms-lease-break-period"] = "0"
     if if_match is not None:
         headers["If-Match"] = if_match
-    send(service, "PUT", f"{blob_url(service, container, name)}?comp=lease", headers)
+    send(service, "PUT", blob_url(service, container, name, "comp=lease"), headers)
 
 
 def blob_metadata(service: BlobServiceClient, container: str, name: str) -> dict[str, str]:
@@ -124,7 +132,7 @@ def set_blob_metadata(
     service: BlobServiceClient, container: str, name: str, metadata: Mapping[str, str], lease_id: str
 ) -> None:
     """Replace the blob's metadata under its lease ``lease_id``."""
-    url = f"{blob_url(service, container, name)}?comp=metadata"
+    url = blob_url(service, container, name, "comp=metadata")
     send(service, "PUT", url, {"x-ms-lease-id": lease_id, **_meta(metadata)})
 
 

@@ -23,6 +23,29 @@ if TYPE_CHECKING:
     from batchrun.target import Target
 
 
+@pytest.mark.parametrize(
+    "account",
+    [
+        "https://acct.blob.core.windows.net",
+        "https://acct.blob.core.windows.net/",
+        "http://127.0.0.1:10000/devstoreaccount1",
+        "https://acct.blob.core.windows.net/?sv=2024-01-01&sig=abc",
+    ],
+)
+@pytest.mark.parametrize("name", ["w/lock", "a b/results.json.gz", "x~y/ü/lock"])
+def test_blob_urls_are_the_sdks(account: str, name: str) -> None:
+    from azure.storage.blob import BlobServiceClient
+
+    service = BlobServiceClient(account)
+    assert (
+        blobs.blob_url(service, "batchrun-state", name) == service.get_blob_client("batchrun-state", name).url
+    )
+    leased = blobs.blob_url(service, "batchrun-state", name, "comp=lease")
+    path, _, query = leased.partition("?")
+    assert path == service.get_blob_client("batchrun-state", name).url.split("?")[0]
+    assert "comp=lease" in query.split("&") and ("sig=abc" in query) == ("sig=abc" in account)
+
+
 def test_answers_and_errors_are_the_sdks(blob_service: BlobServiceClient) -> None:
     container, name = "batchrun-requests", "w/lock"
     with pytest.raises(ResourceNotFoundError) as missing:
