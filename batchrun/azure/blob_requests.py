@@ -90,11 +90,6 @@ def create_empty_blob(
     return str(send(service, "PUT", blob_url(service, container, name), headers).headers["ETag"])
 
 
-def create_container(service: BlobServiceClient, container: str) -> None:
-    """Make the container (a 409 when it is there)."""
-    send(service, "PUT", _url(service, quote(container), "restype=container"))
-
-
 def lease(
     service: BlobServiceClient,
     container: str,

@@ -35,6 +35,7 @@ from azure.storage.blob import BlobServiceClient
 
 from batchrun.azure import blob_requests as blobs
 from batchrun.azure.failures import error_code, status_of, translated
+from batchrun.azure.storage import create_container
 from batchrun.errors import TargetError
 from batchrun.local.processes import is_alive, start_time
 from batchrun.plan.live import STATE_CONTAINER
@@ -112,10 +113,6 @@ class _LockBlob:
         """Make the missing blob (a 409 when it is there, a 404 without its container); its ETag."""
         return blobs.create_empty_blob(self.service, LOCK_CONTAINER, self.name, metadata)
 
-    def make_container(self) -> None:
-        with suppress(ResourceExistsError):
-            blobs.create_container(self.service, LOCK_CONTAINER)
-
     def lease(
         self,
         action: str,
@@ -167,29 +164,18 @@ def _holder_is_gone(meta: dict[str, str] | None) -> bool:
     return not is_alive(int(meta["pid"]), started=int(started) if started.isdigit() else None)
 
 
-def _made(blob: _LockBlob) -> None:
-    """The lock blob, made when missing (and its container, when that is missing too)."""
-    try:
-        with suppress(ResourceExistsError):
-            blob.make({})
-    except ResourceNotFoundError:  # no container yet: the first workload on this storage account
-        blob.make_container()
-        with suppress(ResourceExistsError):
-            blob.make({})
-
-
-def _made_naming_me(blob: _LockBlob) -> str | None:
-    """Make the missing lock blob with this apply named as its holder (and its container, when that is
-    missing too); its ETag, or None when another apply made it first."""
+def _made(blob: _LockBlob, metadata: dict[str, str]) -> str | None:
+    """Make the missing lock blob with ``metadata`` (and its container, when that is missing too); its ETag,
+    or None when it was there already (another apply made it first)."""
     for attempt in range(2):
         try:
-            return blob.make(_holder())
+            return blob.make(metadata)
         except ResourceExistsError:
             return None
         except ResourceNotFoundError:  # no container yet: the first workload on this storage account
             if attempt:
                 raise
-            blob.make_container()
+            create_container(blob.service, LOCK_CONTAINER)
     return None
 
 
@@ -220,7 +206,7 @@ def break_lock(service: BlobServiceClient, workload: str) -> None:
     """Break the workload's lock now (its holder is gone, or must be stopped)."""
     with translated(f"breaking the apply lock of workload {workload}"):
         blob = _LockBlob(service, workload)
-        _made(blob)
+        _made(blob, {})
         with suppress(ResourceExistsError, HttpResponseError):  # 409: no lease to break
             blob.lease("break")
 
@@ -315,7 +301,7 @@ def _taken(blob: _LockBlob, workload: str, lease_id: str, *, force: bool, likely
     # only if nobody touched the blob since (its ETag): one request fewer than writing the name after.
     made, named = False, ""
     if likely_missing and not force:
-        named, made = _made_naming_me(blob) or "", True
+        named, made = _made(blob, _holder()) or "", True
     while True:
         try:
             blob.lease("acquire", lease_id, seconds=LEASE_SECONDS, if_match=named or None)
@@ -323,7 +309,7 @@ def _taken(blob: _LockBlob, workload: str, lease_id: str, *, force: bool, likely
         except ResourceNotFoundError:
             if made:
                 raise
-            named, made = _made_naming_me(blob) or "", True
+            named, made = _made(blob, _holder()) or "", True
             continue
         except HttpResponseError as error:
             if status_of(error) == 412:  # touched since it was made: taken as any lock blob is
