@@ -224,11 +224,14 @@ def child(mode: str, home: Path, name: str, count: int) -> None:
 
     local = running_target(home)
     assert local is not None, "the local target is not running"
+    held = 0.0  # MiB the workload holds before the plan: a caller's tuple of tasks
     if mode in ("plan", "plan-factory", "plan-manifest"):
+        before = memory_mib("VmRSS")
         if mode == "plan-manifest":
             wl = batchrun.load(home / f"{name}.yaml")
         else:
             wl = workload(name, count, factory=mode == "plan-factory")
+        held = memory_mib("VmRSS") - before
         assert not batchrun.plan(wl, target=target_from_local(local)).has_changes
     else:  # the floor holds no workload: it only lists the job's tasks
         from azure.batch import BatchClient
@@ -239,8 +242,13 @@ def child(mode: str, home: Path, name: str, count: int) -> None:
         listed = client.list_tasks(f"{name}-job", select=select, max_results=1000)
         assert sum(1 for _ in listed) == count
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so a child would report its parent's peak.
+    print(held, memory_mib("VmHWM"))
+
+
+def memory_mib(field: str) -> float:
+    """A memory figure of this process from ``/proc/self/status`` (``VmRSS``, ``VmHWM``), in MiB."""
     status = Path("/proc/self/status").read_text(encoding="ascii")
-    print(int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024)
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith(f"{field}:"))) / 1024
 
 
 def peak_rss(home: Path, client: Any, target: Any, count: int, rounds: int) -> None:
@@ -249,11 +257,15 @@ def peak_rss(home: Path, client: Any, target: Any, count: int, rounds: int) -> N
     batchrun.apply(wl, target=target)
     (home / f"{wl.name}.yaml").write_text(manifest_text(wl), encoding="utf-8")
     peaks: dict[str, list[float]] = {"plan": [], "plan-factory": [], "plan-manifest": [], "list": []}
+    tuples: list[float] = []  # what the caller's tuple of tasks holds, before the plan
     for _ in range(rounds):
         for mode, into in peaks.items():
             command = [sys.executable, __file__, "--child", mode, str(home), wl.name, str(count)]
             done = subprocess.run(command, check=True, capture_output=True, text=True)
-            into.append(float(done.stdout.split()[-1]))
+            held, peak = map(float, done.stdout.split()[-2:])
+            into.append(peak)
+            if mode == "plan":
+                tuples.append(held)
     theirs = statistics.median(peaks["list"])
     built = {
         "plan-manifest": "loading the manifest (one foreach entry)",
@@ -262,11 +274,16 @@ def peak_rss(home: Path, client: Any, target: Any, count: int, rounds: int) -> N
     }
     for mode, how in built.items():
         ours = statistics.median(peaks[mode])
-        verdict = "OK" if ours / theirs <= 1.5 else "over the goal"
+        verdict = "goal <= 1.5x: " + ("OK" if ours / theirs <= 1.5 else "over the goal")
+        if mode == "plan":  # the tasks are the caller's own objects, made before batchrun is called
+            verdict = (
+                f"no goal of its own: the caller's tuple holds {statistics.median(tuples):.0f} MiB before "
+                "the plan; the goal is for the tasks batchrun makes, the two rows above"
+            )
         print(
             f"peak RSS, no-change plan of {count:,} tasks (a process {how} and planning): {ours:.0f} MiB "
             f"vs the bare SDK listing them: {theirs:.0f} MiB -> {ours / theirs:.2f}x "
-            f"(goal <= 1.5x: {verdict})"
+            f"({verdict})"
         )
     batchrun.destroy(wl, target=target, confirm_replace=True)
 
