@@ -34,6 +34,7 @@ _ERRORS: dict[int, type[HttpResponseError]] = {
     412: ResourceModifiedError,
 }
 _MESSAGE = re.compile(rb"<Message>([^<\r\n]*)")
+_META = "x-ms-meta-"  # a metadata item's header: the prefix, then its name
 LEASE_ACTIONS = ("acquire", "renew", "release", "break")
 
 
@@ -78,7 +79,7 @@ def send(
 
 
 def _meta(metadata: Mapping[str, str]) -> dict[str, str]:
-    return {f"x-ms-meta-{name}": value for name, value in metadata.items()}
+    return {f"{_META}{name}": value for name, value in metadata.items()}
 
 
 def create_empty_blob(
@@ -120,7 +121,7 @@ def lease(
 def blob_metadata(service: BlobServiceClient, container: str, name: str) -> dict[str, str]:
     """The blob's metadata (its properties read)."""
     headers = send(service, "HEAD", blob_url(service, container, name)).headers
-    return {key[10:]: value for key, value in headers.items() if key.lower().startswith("x-ms-meta-")}
+    return {key[len(_META) :]: value for key, value in headers.items() if key.lower().startswith(_META)}
 
 
 def set_blob_metadata(
