@@ -295,7 +295,10 @@ def test_the_first_apply_makes_the_lock_naming_itself_and_takes_it_unless_touche
     from azure.storage.blob import BlobServiceClient
 
     from batchrun.azure.lock import apply_lock, lock_blob_name
+    from batchrun.azure.storage import create_container
 
+    # Counted on a storage account that keeps state already, whichever test of this module runs first.
+    create_container(blob_service, "batchrun-state")
     sent: list[str] = []
     touch: list[str] = []
 
@@ -387,9 +390,9 @@ def test_a_lock_likely_missing_is_made_first_and_a_destroy_removes_its_lock(
     with no lease asked for on a blob that is not there. A blob there after all is taken as always. A lock
     held with ``remove_after`` (a destroy) leaves no blob."""
     from batchrun.azure.lock import apply_lock, lock_blob_name
+    from batchrun.azure.storage import create_container
 
-    with contextlib.suppress(ResourceExistsError):
-        blob_service.create_container("batchrun-state")
+    create_container(blob_service, "batchrun-state")
     sent: list[str] = []
     with _watched(local_target, sent) as service:
         lock = blob_service.get_blob_client("batchrun-state", lock_blob_name("likely-missing"))
@@ -416,11 +419,15 @@ def test_an_apply_sure_to_write_takes_its_lock_while_it_decides_and_a_blocked_on
 ) -> None:
     from batchrun.api import lock_ahead, open_session, plan_with
     from batchrun.azure.lock import lock_blob_name
+    from batchrun.azure.storage import create_container
     from batchrun.plan.decide_common import PlanOptions
 
     path = manifest(tmp_path, "lock-ahead", "standard_d2s_v3", "m.yaml")
     cleanup.append(path)
     workload = batchrun.load(path)
+    # A lock is taken beside the reads only on a storage account that keeps state already (else the plan
+    # waits until it is sure to write), whichever test of this module runs first.
+    create_container(blob_service, "batchrun-state")
     lock = blob_service.get_blob_client("batchrun-state", lock_blob_name("lock-ahead"))
     with open_session(target) as session, lock_ahead(session, workload) as ahead:
         plan_with(session, workload, PlanOptions(), ahead=ahead)
@@ -543,10 +550,17 @@ def test_a_renewal_that_fails_in_any_way_leaves_the_lock_held_and_raises_nothing
     renewals: list[str] = []
     lease = blob_requests.lease
 
-    def closed_client(*args: Any, **kwargs: Any) -> None:
-        if args[3] != "renew":
-            return lease(*args, **kwargs)
-        renewals.append(str(args[4]))
+    def closed_client(
+        service: BlobServiceClient,
+        container: str,
+        name: str,
+        action: str,
+        lease_id: str | None = None,
+        **options: Any,
+    ) -> None:
+        if action != "renew":
+            return lease(service, container, name, action, lease_id, **options)
+        renewals.append(str(lease_id))
         raise ValueError("HTTP transport has already been closed.")
 
     monkeypatch.setattr(blob_requests, "lease", closed_client)
